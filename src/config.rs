@@ -1,0 +1,240 @@
+//! Settings: defaults in code, an optional TOML file, then `DATABASE_URL` / `DEALSCORE_*`
+//! environment overrides (highest precedence).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Everything the service can be configured with. Every field has a default (see [`Default`]).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Database URL: `sqlite://path` (file and folder created if missing) or `postgres://…`.
+    /// Default `sqlite://data/dealscore.db`. Env: `DATABASE_URL`.
+    pub database_url: String,
+    /// Address the API listens on. Default `127.0.0.1:8080`. Env: `DEALSCORE_BIND`.
+    pub bind: String,
+    /// Largest accepted request body in bytes (larger → 413). Default 1 MiB.
+    /// Env: `DEALSCORE_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    /// Largest accepted CSV body on `POST /v1/imports`, in bytes. Default 256 MiB.
+    /// Env: `DEALSCORE_MAX_IMPORT_BYTES`.
+    pub max_import_bytes: usize,
+    /// Maximum database connections in the pool. Default 8 (SQLite) — PostgreSQL users may raise it.
+    /// Env: `DEALSCORE_DB_MAX_CONNECTIONS`.
+    pub db_max_connections: u32,
+    /// Minimum idle connections kept open. Default 1. Env: `DEALSCORE_DB_MIN_CONNECTIONS`.
+    pub db_min_connections: u32,
+    /// Seconds to wait for a free connection before failing. Default 10.
+    /// Env: `DEALSCORE_DB_ACQUIRE_TIMEOUT_SECS`.
+    pub db_acquire_timeout_secs: u64,
+    /// SQLite busy timeout in milliseconds. Default 5000. Env: `DEALSCORE_SQLITE_BUSY_TIMEOUT_MS`.
+    pub sqlite_busy_timeout_ms: u64,
+    /// HTTP worker threads (0 = one per core). Default 0. Env: `DEALSCORE_WORKERS`.
+    pub workers: usize,
+    /// Seconds given to in-flight requests on shutdown. Default 30. Env: `DEALSCORE_SHUTDOWN_TIMEOUT_SECS`.
+    pub shutdown_timeout_secs: u64,
+    /// Seconds a verified API key is remembered before it is looked up again (revocations take
+    /// effect within this delay). Default 5; 0 disables the cache. Env: `DEALSCORE_AUTH_CACHE_SECS`.
+    pub auth_cache_secs: u64,
+    /// Log format: `human` or `json`. Default `human`. Env: `DEALSCORE_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// Folder where model artifacts are written. Default `models`. Env: `DEALSCORE_MODELS_DIR`.
+    pub models_dir: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: "sqlite://data/dealscore.db".into(),
+            bind: "127.0.0.1:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            max_import_bytes: 256 * 1024 * 1024,
+            db_max_connections: 8,
+            db_min_connections: 1,
+            db_acquire_timeout_secs: 10,
+            sqlite_busy_timeout_ms: 5000,
+            workers: 0,
+            shutdown_timeout_secs: 30,
+            auth_cache_secs: 5,
+            log_format: LogFormat::Human,
+            models_dir: "models".into(),
+        }
+    }
+}
+
+/// A configuration problem, reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Settings`].
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// File path.
+        path: String,
+        /// Parser message (names the key and line).
+        message: String,
+    },
+    /// An environment variable holds a value of the wrong type.
+    #[error("environment variable {name}={value:?} is invalid: {message}")]
+    Env {
+        /// Variable name.
+        name: String,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        message: String,
+    },
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut settings = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Settings::default(),
+        };
+        settings.apply_env(|name| std::env::var(name).ok())?;
+        Ok(settings)
+    }
+
+    fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies overrides from `lookup` (the environment in production, a map in tests).
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.trim().parse::<T>().map_err(|e| ConfigError::Env {
+                name: name.into(),
+                value: value.clone(),
+                message: e.to_string(),
+            })
+        }
+        if let Some(v) = lookup("DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = lookup("DEALSCORE_BIND") {
+            self.bind = v;
+        }
+        if let Some(v) = lookup("DEALSCORE_MODELS_DIR") {
+            self.models_dir = v;
+        }
+        if let Some(v) = lookup("DEALSCORE_MAX_BODY_BYTES") {
+            self.max_body_bytes = parse("DEALSCORE_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_MAX_IMPORT_BYTES") {
+            self.max_import_bytes = parse("DEALSCORE_MAX_IMPORT_BYTES", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_DB_MAX_CONNECTIONS") {
+            self.db_max_connections = parse("DEALSCORE_DB_MAX_CONNECTIONS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_DB_MIN_CONNECTIONS") {
+            self.db_min_connections = parse("DEALSCORE_DB_MIN_CONNECTIONS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_DB_ACQUIRE_TIMEOUT_SECS") {
+            self.db_acquire_timeout_secs = parse("DEALSCORE_DB_ACQUIRE_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_SQLITE_BUSY_TIMEOUT_MS") {
+            self.sqlite_busy_timeout_ms = parse("DEALSCORE_SQLITE_BUSY_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_WORKERS") {
+            self.workers = parse("DEALSCORE_WORKERS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_SHUTDOWN_TIMEOUT_SECS") {
+            self.shutdown_timeout_secs = parse("DEALSCORE_SHUTDOWN_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_AUTH_CACHE_SECS") {
+            self.auth_cache_secs = parse("DEALSCORE_AUTH_CACHE_SECS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_LOG_FORMAT") {
+            self.log_format = match v.trim() {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "DEALSCORE_LOG_FORMAT".into(),
+                        value: v,
+                        message: "expected `human` or `json`".into(),
+                    })
+                }
+            };
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let s = Settings::default();
+        assert_eq!(s.database_url, "sqlite://data/dealscore.db");
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert_eq!(s.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dealscore.toml");
+        std::fs::write(&path, "bind = \"0.0.0.0:9000\"\nmax_body_bytes = 2048\n").unwrap();
+        let mut s = Settings::from_file(&path).unwrap();
+        assert_eq!(s.bind, "0.0.0.0:9000");
+        let env: HashMap<&str, &str> = [
+            ("DEALSCORE_MAX_BODY_BYTES", "4096"),
+            ("DATABASE_URL", "postgres://x/y"),
+        ]
+        .into();
+        s.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(s.max_body_bytes, 4096);
+        assert_eq!(s.database_url, "postgres://x/y");
+        assert_eq!(s.bind, "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn bad_file_and_bad_env_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "bnd = 1\n").unwrap();
+        let err = Settings::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("bnd"), "{err}");
+        let mut s = Settings::default();
+        let err = s
+            .apply_env(|k| (k == "DEALSCORE_WORKERS").then(|| "many".to_string()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DEALSCORE_WORKERS"), "{err}");
+    }
+}

@@ -1,0 +1,300 @@
+//! Activities (emails, calls, meetings…) attached to an opportunity, and the interaction measures
+//! derived from them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::time::parse_timestamp_with_format;
+use super::validation::ValidationErrors;
+
+/// What kind of touchpoint an activity was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivityKind {
+    /// An email.
+    Email,
+    /// A phone or video call.
+    Call,
+    /// A meeting.
+    Meeting,
+    /// A product demonstration.
+    Demo,
+    /// Anything else.
+    Other,
+}
+
+impl ActivityKind {
+    /// Lowercase name used in JSON, CSV and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityKind::Email => "email",
+            ActivityKind::Call => "call",
+            ActivityKind::Meeting => "meeting",
+            ActivityKind::Demo => "demo",
+            ActivityKind::Other => "other",
+        }
+    }
+
+    /// Parses a kind name (case-insensitive).
+    pub fn parse(text: &str) -> Option<ActivityKind> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "email" => Some(ActivityKind::Email),
+            "call" => Some(ActivityKind::Call),
+            "meeting" => Some(ActivityKind::Meeting),
+            "demo" => Some(ActivityKind::Demo),
+            "other" => Some(ActivityKind::Other),
+            _ => None,
+        }
+    }
+}
+
+/// Who started the activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivityDirection {
+    /// From the prospect to the rep.
+    Inbound,
+    /// From the rep to the prospect.
+    Outbound,
+}
+
+impl ActivityDirection {
+    /// Lowercase name used in JSON, CSV and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityDirection::Inbound => "inbound",
+            ActivityDirection::Outbound => "outbound",
+        }
+    }
+
+    /// Parses `inbound` or `outbound` (case-insensitive).
+    pub fn parse(text: &str) -> Option<ActivityDirection> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "inbound" => Some(ActivityDirection::Inbound),
+            "outbound" => Some(ActivityDirection::Outbound),
+            _ => None,
+        }
+    }
+}
+
+/// A validated activity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Activity {
+    /// The CRM's id for the activity, when it has one; used to ignore repeated deliveries.
+    pub id: Option<String>,
+    /// Touchpoint kind.
+    pub kind: ActivityKind,
+    /// Inbound or outbound.
+    pub direction: ActivityDirection,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Raw activity fields as received.
+pub type ActivityInput = serde_json::Map<String, Value>;
+
+impl Activity {
+    /// Parses and validates one activity; `prefix` is put before field names in errors
+    /// (e.g. `activities[2].`).
+    pub fn parse(
+        input: &ActivityInput,
+        prefix: &str,
+        date_format: Option<&str>,
+    ) -> Result<Activity, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        for key in input.keys() {
+            if !["id", "kind", "direction", "occurred_at"].contains(&key.as_str()) {
+                errors.push(format!("{prefix}{key}"), "unknown field");
+            }
+        }
+        let text = |field: &str, errors: &mut ValidationErrors| -> Option<String> {
+            match input.get(field) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) if s.trim().is_empty() => None,
+                Some(Value::String(s)) => Some(s.trim().to_owned()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                Some(_) => {
+                    errors.push(format!("{prefix}{field}"), "expected a string");
+                    None
+                }
+            }
+        };
+        let id = text("id", &mut errors);
+        if let Some(id) = &id {
+            if id.chars().count() > 200 || id.chars().any(char::is_control) {
+                errors.push(
+                    format!("{prefix}id"),
+                    "must be at most 200 characters without control characters",
+                );
+            }
+        }
+        let kind = match text("kind", &mut errors) {
+            Some(k) => ActivityKind::parse(&k).or_else(|| {
+                errors.push(
+                    format!("{prefix}kind"),
+                    format!("`{k}` is not one of email, call, meeting, demo, other"),
+                );
+                None
+            }),
+            None => {
+                errors.push(format!("{prefix}kind"), "is required");
+                None
+            }
+        };
+        let direction = match text("direction", &mut errors) {
+            Some(d) => ActivityDirection::parse(&d).or_else(|| {
+                errors.push(
+                    format!("{prefix}direction"),
+                    format!("`{d}` is not one of inbound, outbound"),
+                );
+                None
+            }),
+            None => {
+                errors.push(format!("{prefix}direction"), "is required");
+                None
+            }
+        };
+        let occurred_at = match text("occurred_at", &mut errors) {
+            Some(t) => match parse_timestamp_with_format(&t, date_format) {
+                Ok(t) => Some(t),
+                Err(message) => {
+                    errors.push(format!("{prefix}occurred_at"), message);
+                    None
+                }
+            },
+            None => {
+                errors.push(format!("{prefix}occurred_at"), "is required");
+                None
+            }
+        };
+        match (kind, direction, occurred_at) {
+            (Some(kind), Some(direction), Some(occurred_at)) if errors.is_empty() => Ok(Activity {
+                id,
+                kind,
+                direction,
+                occurred_at,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// Key that identifies the activity within its opportunity: its CRM id, or else its kind,
+    /// direction and time (so re-importing the same history adds nothing).
+    pub fn dedup_key(&self) -> String {
+        match &self.id {
+            Some(id) => format!("id:{id}"),
+            None => format!(
+                "{}:{}:{}",
+                self.kind.as_str(),
+                self.direction.as_str(),
+                self.occurred_at.timestamp_millis()
+            ),
+        }
+    }
+}
+
+/// Interaction measures derived from an opportunity's activities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DerivedInteractions {
+    /// Number of activities.
+    pub interaction_count: i64,
+    /// Mean hours from an unanswered inbound activity to the next outbound one; `None` when no
+    /// inbound activity has been answered yet.
+    pub response_hours: Option<f64>,
+    /// Time of the latest activity.
+    pub last_activity_at: Option<DateTime<Utc>>,
+}
+
+/// Derives interaction measures from activities (in any order).
+///
+/// Rule: every activity counts as one interaction. The response clock starts at the first
+/// inbound activity that is not yet answered (later inbound ones before the answer do not restart
+/// it) and stops at the next outbound activity; `response_hours` is the mean of those waits.
+/// An inbound activity still unanswered is not counted (its wait is not known yet).
+pub fn derive_interactions(activities: &[(ActivityDirection, DateTime<Utc>)]) -> DerivedInteractions {
+    let mut sorted: Vec<_> = activities.to_vec();
+    sorted.sort_by_key(|(_, t)| *t);
+    let mut waiting_since: Option<DateTime<Utc>> = None;
+    let mut total_hours = 0.0;
+    let mut answered = 0u32;
+    for (direction, at) in &sorted {
+        match direction {
+            ActivityDirection::Inbound => {
+                waiting_since.get_or_insert(*at);
+            }
+            ActivityDirection::Outbound => {
+                if let Some(start) = waiting_since.take() {
+                    total_hours += (*at - start).num_milliseconds() as f64 / 3_600_000.0;
+                    answered += 1;
+                }
+            }
+        }
+    }
+    DerivedInteractions {
+        interaction_count: sorted.len() as i64,
+        response_hours: (answered > 0).then(|| total_hours / f64::from(answered)),
+        last_activity_at: sorted.last().map(|(_, t)| *t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::parse_timestamp;
+    use ActivityDirection::{Inbound, Outbound};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        parse_timestamp(text).unwrap()
+    }
+
+    #[test]
+    fn response_time_runs_from_first_unanswered_inbound_to_next_outbound() {
+        let derived = derive_interactions(&[
+            (Outbound, at("2025-01-01T08:00:00Z")),
+            (Inbound, at("2025-01-01T10:00:00Z")),
+            (Inbound, at("2025-01-01T11:00:00Z")),
+            (Outbound, at("2025-01-01T14:00:00Z")),
+            (Inbound, at("2025-01-02T10:00:00Z")),
+            (Outbound, at("2025-01-02T12:00:00Z")),
+            (Inbound, at("2025-01-03T10:00:00Z")),
+        ]);
+        assert_eq!(derived.interaction_count, 7);
+        assert_eq!(derived.response_hours, Some(3.0));
+        assert_eq!(derived.last_activity_at, Some(at("2025-01-03T10:00:00Z")));
+    }
+
+    #[test]
+    fn no_answered_inbound_means_no_response_time() {
+        let derived = derive_interactions(&[(Outbound, at("2025-01-01")), (Inbound, at("2025-01-02"))]);
+        assert_eq!(derived.response_hours, None);
+        assert_eq!(derived.interaction_count, 2);
+    }
+
+    #[test]
+    fn order_of_input_does_not_matter() {
+        let derived = derive_interactions(&[
+            (Outbound, at("2025-01-01T12:00:00Z")),
+            (Inbound, at("2025-01-01T06:00:00Z")),
+        ]);
+        assert_eq!(derived.response_hours, Some(6.0));
+    }
+
+    #[test]
+    fn parse_reports_each_bad_field_with_prefix() {
+        let serde_json::Value::Object(map) = serde_json::json!({"kind": "fax", "direction": "sideways"})
+        else {
+            unreachable!()
+        };
+        let err = Activity::parse(&map, "activities[1].", None).unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "activities[1].kind",
+                "activities[1].direction",
+                "activities[1].occurred_at"
+            ]
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! Parsed, validated domain types ("parse, don't validate").
+//!
+//! Everything that enters dealscore — REST bodies, CSV rows, webhook events — is turned into these
+//! types at the edge; the rest of the code never sees unvalidated input.
+
+mod activity;
+mod opportunity;
+mod time;
+mod validation;
+
+pub use activity::{
+    derive_interactions, Activity, ActivityDirection, ActivityInput, ActivityKind, DerivedInteractions,
+};
+pub use opportunity::{
+    AttributeValue, ContactRole, ExternalId, Opportunity, OpportunityInput, ParseOptions, Status,
+    DEFAULT_CURRENCY, MAX_EXTERNAL_ID_LEN,
+};
+pub use time::{from_epoch_ms, parse_timestamp, parse_timestamp_with_format, to_epoch_ms};
+pub use validation::{FieldError, ValidationErrors};

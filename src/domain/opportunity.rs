@@ -1,0 +1,754 @@
+//! The opportunity (deal) as dealscore understands it, and its parser.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::time::parse_timestamp_with_format;
+use super::validation::ValidationErrors;
+
+/// Currency used when none is given.
+pub const DEFAULT_CURRENCY: &str = "EUR";
+/// Longest accepted `external_id`, in characters.
+pub const MAX_EXTERNAL_ID_LEN: usize = 200;
+/// Longest accepted free-text field (name, account, …), in characters.
+const MAX_TEXT_LEN: usize = 1000;
+/// Most custom attributes on one opportunity.
+const MAX_ATTRIBUTES: usize = 200;
+
+/// Outcome state of a deal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Still in the pipeline.
+    Open,
+    /// Signed.
+    Won,
+    /// Lost or abandoned.
+    Lost,
+}
+
+impl Status {
+    /// The lowercase name used in JSON, CSV and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Won => "won",
+            Status::Lost => "lost",
+        }
+    }
+
+    /// Parses `open`, `won` or `lost` (case-insensitive, surrounding spaces ignored).
+    pub fn parse(text: &str) -> Option<Status> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "open" => Some(Status::Open),
+            "won" => Some(Status::Won),
+            "lost" => Some(Status::Lost),
+            _ => None,
+        }
+    }
+
+    /// True for won and lost.
+    pub fn is_closed(self) -> bool {
+        !matches!(self, Status::Open)
+    }
+}
+
+/// A CRM identifier: 1–200 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ExternalId(String);
+
+impl ExternalId {
+    /// Validates an identifier.
+    pub fn parse(text: &str) -> Result<ExternalId, String> {
+        if text.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if text.chars().count() > MAX_EXTERNAL_ID_LEN {
+            return Err(format!("must be at most {MAX_EXTERNAL_ID_LEN} characters"));
+        }
+        if text.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(ExternalId(text.to_owned()))
+    }
+
+    /// The identifier text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ExternalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Role of the deal's main contact, normalised to lower snake case.
+///
+/// The well-known roles are listed in [`ContactRole::KNOWN`]; any other text is accepted and
+/// normalised the same way, so `"Decision Maker"` and `"decision-maker"` are the same role.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ContactRole(String);
+
+impl ContactRole {
+    /// Roles dealscore knows by name.
+    pub const KNOWN: [&'static str; 8] = [
+        "decision_maker",
+        "economic_buyer",
+        "champion",
+        "influencer",
+        "technical",
+        "end_user",
+        "procurement",
+        "other",
+    ];
+
+    /// Normalises free text; `None` when nothing but separators remains.
+    pub fn normalise(text: &str) -> Option<ContactRole> {
+        let mut out = String::with_capacity(text.len());
+        let mut pending_sep = false;
+        for ch in text.trim().chars() {
+            if ch.is_alphanumeric() {
+                if pending_sep && !out.is_empty() {
+                    out.push('_');
+                }
+                pending_sep = false;
+                out.extend(ch.to_lowercase());
+            } else {
+                pending_sep = true;
+            }
+        }
+        (!out.is_empty()).then_some(ContactRole(out))
+    }
+
+    /// The normalised role.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A custom CRM field value: text or number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AttributeValue {
+    /// A number (always finite).
+    Number(f64),
+    /// Free text.
+    Text(String),
+}
+
+impl AttributeValue {
+    /// The number, if this is one.
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            AttributeValue::Number(n) => Some(*n),
+            AttributeValue::Text(_) => None,
+        }
+    }
+
+    /// The value as text (numbers printed the shortest way).
+    pub fn to_text(&self) -> String {
+        match self {
+            AttributeValue::Number(n) => format_number(*n),
+            AttributeValue::Text(t) => t.clone(),
+        }
+    }
+}
+
+fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// A validated opportunity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Opportunity {
+    /// The CRM's identifier (unique). Empty only for stateless scoring requests.
+    pub external_id: String,
+    /// Deal name.
+    pub name: Option<String>,
+    /// Account (customer company).
+    pub account: Option<String>,
+    /// Account's sector.
+    pub sector: Option<String>,
+    /// Sales region.
+    pub region: Option<String>,
+    /// Owning rep.
+    pub owner: Option<String>,
+    /// Main contact's role.
+    pub contact_role: Option<ContactRole>,
+    /// Deal value (≥ 0).
+    pub amount: Option<f64>,
+    /// ISO 4217 code, upper case (default EUR).
+    pub currency: String,
+    /// CRM stage, free text.
+    pub stage: Option<String>,
+    /// open, won or lost.
+    pub status: Status,
+    /// When the deal was opened.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it was won or lost (absent for open deals).
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Number of interactions with the prospect (≥ 0).
+    pub interaction_count: Option<i64>,
+    /// Average hours the rep took to answer the prospect (≥ 0).
+    pub response_hours: Option<f64>,
+    /// Most recent activity.
+    pub last_activity_at: Option<DateTime<Utc>>,
+    /// Custom CRM fields.
+    pub attributes: BTreeMap<String, AttributeValue>,
+    /// Cycle length given explicitly (scoring requests only); otherwise derived from dates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cycle_days: Option<f64>,
+}
+
+/// Raw fields of an opportunity as received (a JSON object, or a CSV row turned into one).
+pub type OpportunityInput = Map<String, Value>;
+
+/// How strictly [`Opportunity::parse`] reads its input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParseOptions<'a> {
+    /// Extra timestamp format (chrono pattern) tried before RFC 3339 and `YYYY-MM-DD`.
+    pub date_format: Option<&'a str>,
+    /// Input came from text (CSV): numbers may be given as strings.
+    pub from_text: bool,
+    /// Stateless scoring: `external_id` optional, `status` defaults to open, `cycle_days` accepted.
+    pub for_scoring: bool,
+}
+
+const KNOWN_FIELDS: [&str; 19] = [
+    "external_id",
+    "name",
+    "account",
+    "sector",
+    "region",
+    "owner",
+    "contact_role",
+    "amount",
+    "currency",
+    "stage",
+    "status",
+    "created_at",
+    "closed_at",
+    "interaction_count",
+    "response_hours",
+    "last_activity_at",
+    "attributes",
+    "cycle_days",
+    "activities",
+];
+
+impl Opportunity {
+    /// Parses and validates raw fields, collecting every problem.
+    ///
+    /// `path_id` is the identifier from the URL when there is one; a body `external_id` must then
+    /// match it.
+    pub fn parse(
+        path_id: Option<&str>,
+        input: &OpportunityInput,
+        options: ParseOptions<'_>,
+    ) -> Result<Opportunity, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let mut reader = FieldReader {
+            input,
+            errors: &mut errors,
+            options,
+        };
+
+        for key in input.keys() {
+            if !KNOWN_FIELDS.contains(&key.as_str()) || (key == "cycle_days" && !options.for_scoring) {
+                reader.errors.push(key.clone(), "unknown field");
+            }
+        }
+
+        let body_id = reader.text("external_id", MAX_EXTERNAL_ID_LEN);
+        let external_id = match (path_id, body_id.as_deref()) {
+            (Some(p), Some(b)) if p != b => {
+                reader
+                    .errors
+                    .push("external_id", format!("`{b}` does not match the URL's `{p}`"));
+                String::new()
+            }
+            (Some(id), _) | (None, Some(id)) => match ExternalId::parse(&id) {
+                Ok(id) => id.0,
+                Err(message) => {
+                    reader.errors.push("external_id", message);
+                    String::new()
+                }
+            },
+            (None, None) => {
+                if !options.for_scoring {
+                    reader.errors.push("external_id", "is required");
+                }
+                String::new()
+            }
+        };
+
+        let name = reader.text("name", MAX_TEXT_LEN);
+        let account = reader.text("account", MAX_TEXT_LEN);
+        let sector = reader.text("sector", MAX_TEXT_LEN);
+        let region = reader.text("region", MAX_TEXT_LEN);
+        let owner = reader.text("owner", MAX_TEXT_LEN);
+        let stage = reader.text("stage", MAX_TEXT_LEN);
+        let contact_role = reader
+            .text("contact_role", MAX_TEXT_LEN)
+            .and_then(|t| ContactRole::normalise(&t));
+        let amount = reader.non_negative_number("amount");
+        let currency = match reader.text("currency", 3) {
+            Some(c) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => c.to_ascii_uppercase(),
+            Some(c) => {
+                reader.errors.push(
+                    "currency",
+                    format!("`{c}` is not an ISO 4217 code (three letters)"),
+                );
+                String::new()
+            }
+            None => DEFAULT_CURRENCY.to_owned(),
+        };
+        let status = match reader.text("status", 50) {
+            Some(s) => match Status::parse(&s) {
+                Some(status) => status,
+                None => {
+                    reader
+                        .errors
+                        .push("status", format!("`{s}` is not one of open, won, lost"));
+                    Status::Open
+                }
+            },
+            None => {
+                if !options.for_scoring {
+                    reader.errors.push("status", "is required (open, won or lost)");
+                }
+                Status::Open
+            }
+        };
+        let created_at = reader.timestamp("created_at");
+        let closed_at = reader.timestamp("closed_at");
+        let last_activity_at = reader.timestamp("last_activity_at");
+        let interaction_count = reader.count("interaction_count");
+        let response_hours = reader.non_negative_number("response_hours");
+        let cycle_days = if options.for_scoring {
+            reader.non_negative_number("cycle_days")
+        } else {
+            None
+        };
+        let attributes = reader.attributes();
+
+        let status_known = input.get("status").is_some_and(|v| !v.is_null());
+        if status_known || !options.for_scoring {
+            match (status, closed_at) {
+                (Status::Open, Some(_)) => errors.push("closed_at", "must be absent while the deal is open"),
+                (Status::Won | Status::Lost, None) if !errors.0.iter().any(|e| e.field == "closed_at") => {
+                    errors.push(
+                        "closed_at",
+                        format!("is required when status is {}", status.as_str()),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if let (Some(created), Some(closed)) = (created_at, closed_at) {
+            if closed < created {
+                errors.push("closed_at", "must not be before created_at");
+            }
+        }
+
+        errors.into_result(Opportunity {
+            external_id,
+            name,
+            account,
+            sector,
+            region,
+            owner,
+            contact_role,
+            amount,
+            currency,
+            stage,
+            status,
+            created_at,
+            closed_at,
+            interaction_count,
+            response_hours,
+            last_activity_at,
+            attributes,
+            cycle_days,
+        })
+    }
+
+    /// Deal age in days: `closed_at − created_at` for closed deals, `now − created_at` for open
+    /// ones, or the explicit `cycle_days` of a scoring request. `None` without the dates.
+    pub fn cycle_days(&self, now: DateTime<Utc>) -> Option<f64> {
+        if self.cycle_days.is_some() {
+            return self.cycle_days;
+        }
+        let created = self.created_at?;
+        let end = match self.status {
+            Status::Open => now,
+            Status::Won | Status::Lost => self.closed_at?,
+        };
+        Some(((end - created).num_milliseconds() as f64 / 86_400_000.0).max(0.0))
+    }
+}
+
+/// Reads typed fields out of a raw object, recording a field error for each bad one.
+struct FieldReader<'a, 'e> {
+    input: &'a OpportunityInput,
+    errors: &'e mut ValidationErrors,
+    options: ParseOptions<'a>,
+}
+
+impl FieldReader<'_, '_> {
+    fn present(&self, field: &str) -> Option<&Value> {
+        match self.input.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if self.options.from_text && s.trim().is_empty() => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    fn text(&mut self, field: &str, max_chars: usize) -> Option<String> {
+        match self.present(field)? {
+            Value::String(s) => {
+                let s = s.trim();
+                if s.is_empty() {
+                    return None;
+                }
+                if s.chars().count() > max_chars {
+                    self.errors
+                        .push(field, format!("must be at most {max_chars} characters"));
+                    return None;
+                }
+                Some(s.to_owned())
+            }
+            Value::Number(n) if self.options.from_text => Some(n.to_string()),
+            other => {
+                self.errors
+                    .push(field, format!("expected a string, got {}", json_type(other)));
+                None
+            }
+        }
+    }
+
+    fn number(&mut self, field: &str) -> Option<f64> {
+        let value = match self.present(field)? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) if self.options.from_text => s.trim().parse::<f64>().ok(),
+            other => {
+                self.errors
+                    .push(field, format!("expected a number, got {}", json_type(other)));
+                return None;
+            }
+        };
+        match value {
+            Some(v) if v.is_finite() => Some(v),
+            _ => {
+                self.errors.push(field, "expected a finite number");
+                None
+            }
+        }
+    }
+
+    fn non_negative_number(&mut self, field: &str) -> Option<f64> {
+        let v = self.number(field)?;
+        if v < 0.0 {
+            self.errors.push(field, "must be zero or more");
+            return None;
+        }
+        Some(v)
+    }
+
+    fn count(&mut self, field: &str) -> Option<i64> {
+        let v = self.non_negative_number(field)?;
+        if v.fract() != 0.0 || v > 1e12 {
+            self.errors.push(field, "expected a whole number");
+            return None;
+        }
+        Some(v as i64)
+    }
+
+    fn timestamp(&mut self, field: &str) -> Option<DateTime<Utc>> {
+        match self.present(field)? {
+            Value::String(s) => match parse_timestamp_with_format(s, self.options.date_format) {
+                Ok(t) => Some(t),
+                Err(message) => {
+                    self.errors.push(field, message);
+                    None
+                }
+            },
+            other => {
+                self.errors.push(
+                    field,
+                    format!(
+                        "expected an RFC 3339 timestamp or YYYY-MM-DD date, got {}",
+                        json_type(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn attributes(&mut self) -> BTreeMap<String, AttributeValue> {
+        let mut out = BTreeMap::new();
+        let Some(value) = self.input.get("attributes") else {
+            return out;
+        };
+        let object = match value {
+            Value::Null => return out,
+            Value::Object(o) => o,
+            other => {
+                self.errors.push(
+                    "attributes",
+                    format!("expected an object, got {}", json_type(other)),
+                );
+                return out;
+            }
+        };
+        if object.len() > MAX_ATTRIBUTES {
+            self.errors.push(
+                "attributes",
+                format!("at most {MAX_ATTRIBUTES} attributes are accepted"),
+            );
+            return out;
+        }
+        for (key, value) in object {
+            let field = format!("attributes.{key}");
+            if key.is_empty() || key.chars().count() > 100 || key.chars().any(char::is_control) {
+                self.errors.push(
+                    field,
+                    "attribute names must be 1–100 characters without control characters",
+                );
+                continue;
+            }
+            match value {
+                Value::Null => {}
+                Value::Number(n) => match n.as_f64() {
+                    Some(v) if v.is_finite() => {
+                        out.insert(key.clone(), AttributeValue::Number(v));
+                    }
+                    _ => self.errors.push(field, "expected a finite number"),
+                },
+                Value::String(s) => {
+                    let s = s.trim();
+                    if s.is_empty() {
+                        continue;
+                    }
+                    if s.chars().count() > MAX_TEXT_LEN {
+                        self.errors
+                            .push(field, format!("must be at most {MAX_TEXT_LEN} characters"));
+                        continue;
+                    }
+                    let parsed = if self.options.from_text {
+                        s.parse::<f64>().ok().filter(|v| v.is_finite())
+                    } else {
+                        None
+                    };
+                    let v = match parsed {
+                        Some(n) => AttributeValue::Number(n),
+                        None => AttributeValue::Text(s.to_owned()),
+                    };
+                    out.insert(key.clone(), v);
+                }
+                other => self.errors.push(
+                    field,
+                    format!("expected a string or a number, got {}", json_type(other)),
+                ),
+            }
+        }
+        out
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<Opportunity, ValidationErrors> {
+        let Value::Object(map) = value else {
+            panic!("object")
+        };
+        Opportunity::parse(None, &map, ParseOptions::default())
+    }
+
+    fn fields_of(result: Result<Opportunity, ValidationErrors>) -> Vec<String> {
+        result.unwrap_err().0.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn parses_a_complete_won_deal() {
+        let opp = parse(json!({
+            "external_id": "D-1", "name": "Renewal", "account": "Acme", "sector": "retail",
+            "region": "EMEA", "owner": "alice", "contact_role": "Decision Maker", "amount": 12500.5,
+            "currency": "usd", "stage": "Closed Won", "status": "Won",
+            "created_at": "2025-01-01", "closed_at": "2025-02-15T12:00:00Z",
+            "interaction_count": 7, "response_hours": 3.5,
+            "attributes": {"tier": "gold", "seats": 40}
+        }))
+        .unwrap();
+        assert_eq!(opp.status, Status::Won);
+        assert_eq!(opp.currency, "USD");
+        assert_eq!(opp.contact_role.as_ref().unwrap().as_str(), "decision_maker");
+        assert_eq!(opp.attributes["seats"], AttributeValue::Number(40.0));
+        let now = Utc::now();
+        assert!((opp.cycle_days(now).unwrap() - 45.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn table_of_bad_inputs_names_the_field() {
+        let long_id = "x".repeat(201);
+        let cases: Vec<(Value, &str)> = vec![
+            (json!({"external_id": "a", "status": "pending"}), "status"),
+            (
+                json!({"external_id": "a", "status": "open", "amount": -1}),
+                "amount",
+            ),
+            (
+                json!({"external_id": "a", "status": "open", "amount": "12"}),
+                "amount",
+            ),
+            (
+                json!({"external_id": "a", "status": "open", "interaction_count": -2}),
+                "interaction_count",
+            ),
+            (
+                json!({"external_id": "a", "status": "open", "interaction_count": 1.5}),
+                "interaction_count",
+            ),
+            (
+                json!({"external_id": "a", "status": "open", "response_hours": -0.5}),
+                "response_hours",
+            ),
+            (json!({"external_id": "a", "status": "won"}), "closed_at"),
+            (
+                json!({"external_id": "a", "status": "open", "closed_at": "2025-01-01"}),
+                "closed_at",
+            ),
+            (
+                json!({"external_id": "a", "status": "lost", "created_at": "2025-02-01", "closed_at": "2025-01-01"}),
+                "closed_at",
+            ),
+            (json!({"external_id": long_id, "status": "open"}), "external_id"),
+            (
+                json!({"external_id": "a\u{0007}b", "status": "open"}),
+                "external_id",
+            ),
+            (
+                json!({"external_id": "a", "status": "open", "currency": "EURO"}),
+                "currency",
+            ),
+            (
+                json!({"external_id": "a", "status": "open", "created_at": "soon"}),
+                "created_at",
+            ),
+            (
+                json!({"external_id": "a", "status": "open", "attributes": {"x": true}}),
+                "attributes.x",
+            ),
+            (
+                json!({"external_id": "a", "status": "open", "colour": "red"}),
+                "colour",
+            ),
+            (json!({"status": "open"}), "external_id"),
+        ];
+        for (input, field) in cases {
+            let fields = fields_of(parse(input.clone()));
+            assert!(fields.contains(&field.to_string()), "{input} -> {fields:?}");
+        }
+    }
+
+    #[test]
+    fn collects_every_problem_at_once() {
+        let fields = fields_of(parse(json!({"external_id": "", "status": "x", "amount": -3})));
+        assert_eq!(fields, vec!["external_id", "amount", "status"]);
+    }
+
+    #[test]
+    fn text_input_accepts_numbers_as_strings_and_empty_cells() {
+        let Value::Object(map) = json!({
+            "external_id": "7", "status": "open", "amount": "1200", "interaction_count": "3",
+            "response_hours": "", "attributes": {"seats": "40", "tier": "gold"}
+        }) else {
+            unreachable!()
+        };
+        let opp = Opportunity::parse(
+            None,
+            &map,
+            ParseOptions {
+                from_text: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(opp.amount, Some(1200.0));
+        assert_eq!(opp.interaction_count, Some(3));
+        assert_eq!(opp.response_hours, None);
+        assert_eq!(opp.attributes["seats"], AttributeValue::Number(40.0));
+        assert_eq!(opp.attributes["tier"], AttributeValue::Text("gold".into()));
+    }
+
+    #[test]
+    fn contact_roles_normalise_to_snake_case() {
+        for (raw, expected) in [
+            ("Decision Maker", "decision_maker"),
+            ("decision-maker", "decision_maker"),
+            ("  Economic   Buyer ", "economic_buyer"),
+            ("CTO / Tech", "cto_tech"),
+        ] {
+            assert_eq!(ContactRole::normalise(raw).unwrap().as_str(), expected);
+        }
+        assert!(ContactRole::normalise(" - ").is_none());
+    }
+
+    #[test]
+    fn path_id_must_match_body_id() {
+        let Value::Object(map) = json!({"external_id": "b", "status": "open"}) else {
+            unreachable!()
+        };
+        let err = Opportunity::parse(Some("a"), &map, ParseOptions::default()).unwrap_err();
+        assert_eq!(err.0[0].field, "external_id");
+        let Value::Object(map) = json!({"status": "open"}) else {
+            unreachable!()
+        };
+        assert_eq!(
+            Opportunity::parse(Some("a"), &map, ParseOptions::default())
+                .unwrap()
+                .external_id,
+            "a"
+        );
+    }
+
+    #[test]
+    fn scoring_requests_need_no_id_or_status_and_accept_cycle_days() {
+        let Value::Object(map) = json!({"cycle_days": 30, "sector": "retail"}) else {
+            unreachable!()
+        };
+        let opts = ParseOptions {
+            for_scoring: true,
+            ..Default::default()
+        };
+        let opp = Opportunity::parse(None, &map, opts).unwrap();
+        assert_eq!(opp.status, Status::Open);
+        assert_eq!(opp.cycle_days(Utc::now()), Some(30.0));
+    }
+}

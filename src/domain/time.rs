@@ -1,0 +1,84 @@
+//! Timestamp parsing and the epoch-millisecond representation used in storage.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+
+/// Parses an RFC 3339 timestamp or a plain `YYYY-MM-DD` date (midnight UTC).
+pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_timestamp_with_format(text, None)
+}
+
+/// Like [`parse_timestamp`], trying `format` (a chrono `strftime` pattern, date or date-time,
+/// read as UTC) first when given.
+pub fn parse_timestamp_with_format(text: &str, format: Option<&str>) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Some(format) = format {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(Utc.from_utc_datetime(&dt));
+        }
+        if let Ok(date) = NaiveDate::parse_from_str(text, format) {
+            return Ok(midnight(date));
+        }
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
+        return Ok(dt.with_timezone(&Utc));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(midnight(date));
+    }
+    Err(match format {
+        Some(f) => format!("`{text}` is not a timestamp (expected `{f}`, RFC 3339 or YYYY-MM-DD)"),
+        None => format!("`{text}` is not a timestamp (expected RFC 3339 or YYYY-MM-DD)"),
+    })
+}
+
+fn midnight(date: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&date.and_time(chrono::NaiveTime::MIN))
+}
+
+/// Milliseconds since the Unix epoch, the storage representation of every timestamp.
+pub fn to_epoch_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Inverse of [`to_epoch_ms`]; out-of-range values clamp to the epoch.
+pub fn from_epoch_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_rfc3339_plain_dates_and_custom_formats() {
+        let cases = [
+            ("2025-03-01T10:00:00Z", None, "2025-03-01T10:00:00+00:00"),
+            ("2025-03-01T12:00:00+02:00", None, "2025-03-01T10:00:00+00:00"),
+            ("2025-03-01", None, "2025-03-01T00:00:00+00:00"),
+            ("01/03/2025", Some("%d/%m/%Y"), "2025-03-01T00:00:00+00:00"),
+            (
+                "01/03/2025 08:30",
+                Some("%d/%m/%Y %H:%M"),
+                "2025-03-01T08:30:00+00:00",
+            ),
+            ("2025-03-01", Some("%d/%m/%Y"), "2025-03-01T00:00:00+00:00"),
+        ];
+        for (text, format, expected) in cases {
+            let parsed = parse_timestamp_with_format(text, format).unwrap();
+            assert_eq!(parsed.to_rfc3339(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for text in ["", "yesterday", "2025-13-01", "2025-02-30"] {
+            assert!(parse_timestamp(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn epoch_ms_round_trips() {
+        let t = parse_timestamp("2024-02-29T23:59:59.123Z").unwrap();
+        assert_eq!(from_epoch_ms(to_epoch_ms(t)), t);
+    }
+}

@@ -1,0 +1,4 @@
+//! dealscore — opportunity scoring for Sales Ops.
+pub mod config;
+pub mod domain;
+pub mod error;
