@@ -1,0 +1,38 @@
+//! The OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`), served from the binary.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{health, imports, opportunities};
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dealscore", description = "Opportunity scoring for Sales Ops. Every error is RFC 9457 problem+json."),
+    paths(
+        health::healthz, health::readyz, health::metrics,
+        opportunities::put, opportunities::get, opportunities::delete, opportunities::list,
+        opportunities::add_activities, opportunities::list_activities,
+        imports::create,
+    ),
+    components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "opportunities", description = "CRM opportunities and activities"),
+        (name = "imports", description = "CSV import"),
+        (name = "operations", description = "health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

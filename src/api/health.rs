@@ -1,0 +1,43 @@
+//! Liveness, readiness and metrics (public).
+
+use std::sync::Arc;
+
+use actix_web::{get, web, HttpResponse};
+
+use crate::store::Db;
+use crate::telemetry::Metrics;
+
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "ready"), (status = 503, description = "database unreachable")))]
+#[get("/readyz")]
+pub async fn readyz(db: web::Data<Db>) -> HttpResponse {
+    if db.ping().await {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("application/problem+json")
+            .json(serde_json::json!({
+                "type": format!("{}database-unavailable", crate::error::PROBLEM_BASE),
+                "title": "Service unavailable",
+                "status": 503,
+                "detail": "the database does not answer"
+            }))
+    }
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "metrics")))]
+#[get("/metrics")]
+pub async fn metrics(metrics: web::Data<Arc<Metrics>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics.render())
+}

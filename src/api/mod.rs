@@ -1,0 +1,71 @@
+//! HTTP resources: one file per resource, thin handlers over the library modules.
+
+pub mod docs;
+pub mod health;
+pub mod imports;
+pub mod opportunities;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+
+/// Registers every route under `cfg`.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+    cfg.app_data(json_config(max_body_bytes))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(
+            web::scope("/v1")
+                .service(opportunities::list)
+                .service(opportunities::put)
+                .service(opportunities::get)
+                .service(opportunities::delete)
+                .service(opportunities::add_activities)
+                .service(opportunities::list_activities)
+                .service(imports::create),
+        );
+}
+
+/// JSON bodies: size limit and problem+json errors.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default().limit(limit).error_handler(json_error)
+}
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    body_error(err).into()
+}
+
+/// Maps body read errors to problems (413 for size, 415 for media type, 400 otherwise).
+pub fn body_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge(format!("the body is larger than the {limit}-byte limit"))
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+            "send the body as JSON with `Content-Type: application/json`".into(),
+        ),
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::MalformedBody(format!("the body is not valid JSON: {e}"))
+        }
+        JsonPayloadError::Serialize(e) => ApiError::Internal(anyhow::Error::new(e)),
+        other => ApiError::MalformedBody(format!("cannot read the body: {other}")),
+    }
+}
+
+fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::BadQuery(format!("invalid path: {err}")).into()
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::BadQuery(format!("invalid query string: {err}")).into()
+}
+
+/// Problem for routes that do not exist.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
+}

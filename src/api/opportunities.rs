@@ -1,0 +1,391 @@
+//! `/v1/opportunities`: create or replace, read, list, delete, and attach activities.
+
+use std::collections::BTreeMap;
+
+use actix_web::{delete, get, post, put, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{AnalystAccess, RepAccess};
+use crate::domain::{
+    Activity, ActivityDirection, ActivityKind, AttributeValue, ExternalId, Opportunity, ParseOptions, Status,
+    ValidationErrors,
+};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::store::opportunities::{ListFilter, StoredOpportunity, UpsertOutcome};
+use crate::store::{activities, opportunities, Db};
+
+/// Most activities accepted in one request.
+const MAX_ACTIVITIES_PER_REQUEST: usize = 10_000;
+
+/// Opportunity fields (request body of `PUT`; documentation shape).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct OpportunityBody {
+    /// CRM id; optional in the body (the URL gives it), must match when present. 1–200 chars.
+    pub external_id: Option<String>,
+    /// Deal name.
+    pub name: Option<String>,
+    /// Account.
+    pub account: Option<String>,
+    /// Sector.
+    pub sector: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Owning rep.
+    pub owner: Option<String>,
+    /// decision_maker, economic_buyer, champion, influencer, technical, end_user, procurement,
+    /// other — or free text, normalised to lower snake case.
+    pub contact_role: Option<String>,
+    /// Deal value, ≥ 0.
+    pub amount: Option<f64>,
+    /// ISO 4217 code (default EUR).
+    pub currency: Option<String>,
+    /// CRM stage (free text).
+    pub stage: Option<String>,
+    /// open, won or lost.
+    pub status: Status,
+    /// RFC 3339 or YYYY-MM-DD.
+    pub created_at: Option<String>,
+    /// Required for won/lost, absent for open.
+    pub closed_at: Option<String>,
+    /// ≥ 0; derived from activities when there are any.
+    pub interaction_count: Option<i64>,
+    /// Average hours to answer the prospect, ≥ 0; derived from activities when possible.
+    pub response_hours: Option<f64>,
+    /// RFC 3339 or YYYY-MM-DD.
+    pub last_activity_at: Option<String>,
+    /// Custom CRM fields: strings or numbers.
+    pub attributes: Option<BTreeMap<String, AttributeValue>>,
+    /// Activities to attach at the same time.
+    pub activities: Option<Vec<ActivityBody>>,
+}
+
+/// One activity (documentation shape).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct ActivityBody {
+    /// The CRM's activity id (recommended: makes repeated deliveries harmless).
+    pub id: Option<String>,
+    /// email, call, meeting, demo or other.
+    pub kind: ActivityKind,
+    /// inbound (prospect → rep) or outbound.
+    pub direction: ActivityDirection,
+    /// RFC 3339 or YYYY-MM-DD.
+    pub occurred_at: String,
+}
+
+/// A stored opportunity as returned by the API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpportunityView {
+    /// The fields (effective interaction measures).
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub opportunity: OpportunityBody,
+    /// True when `interaction_count`/`response_hours` come from activities.
+    pub derived_from_activities: bool,
+    /// Last write (RFC 3339).
+    pub updated_at: String,
+}
+
+/// A page of opportunities.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpportunityPage {
+    /// The opportunities, oldest first.
+    #[schema(value_type = Vec<OpportunityView>)]
+    pub items: Vec<StoredOpportunity>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Query of `GET /v1/opportunities`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// open, won or lost.
+    pub status: Option<String>,
+    /// Owner (rep).
+    pub owner: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Sector.
+    pub sector: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    pub limit: Option<usize>,
+    /// Opaque cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+fn validate_path_id(id: &str) -> ApiResult<()> {
+    ExternalId::parse(id).map(|_| ()).map_err(|message| {
+        let mut errors = ValidationErrors::default();
+        errors.push("external_id", message);
+        ApiError::Validation(errors)
+    })
+}
+
+fn as_object(body: Value) -> ApiResult<serde_json::Map<String, Value>> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::MalformedBody("the body must be a JSON object".into())),
+    }
+}
+
+fn parse_activity_list(value: &Value, prefix: &str) -> Result<Vec<Activity>, ValidationErrors> {
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(_) => vec![value],
+        _ => {
+            let mut errors = ValidationErrors::default();
+            errors.push(
+                prefix.trim_end_matches('.'),
+                "expected an activity object or a list of them",
+            );
+            return Err(errors);
+        }
+    };
+    let mut errors = ValidationErrors::default();
+    if items.len() > MAX_ACTIVITIES_PER_REQUEST {
+        errors.push(
+            prefix.trim_end_matches('.'),
+            format!("at most {MAX_ACTIVITIES_PER_REQUEST} activities per request"),
+        );
+        return Err(errors);
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let item_prefix = if matches!(value, Value::Array(_)) {
+            format!("{}[{i}].", prefix.trim_end_matches('.'))
+        } else {
+            prefix.to_string()
+        };
+        match item {
+            Value::Object(map) => match Activity::parse(map, &item_prefix, None) {
+                Ok(a) => out.push(a),
+                Err(e) => errors.0.extend(e.0),
+            },
+            _ => errors.push(item_prefix.trim_end_matches('.'), "expected an object"),
+        }
+    }
+    errors.into_result(out)
+}
+
+/// Creates or replaces an opportunity (201 created, 200 replaced or unchanged).
+#[utoipa::path(put, path = "/v1/opportunities/{external_id}", tag = "opportunities",
+    params(("external_id" = String, Path, description = "CRM id")),
+    request_body = OpportunityBody,
+    responses(
+        (status = 201, description = "created", body = OpportunityView),
+        (status = 200, description = "replaced or unchanged", body = OpportunityView),
+        (status = 400, description = "malformed JSON", body = Problem),
+        (status = 422, description = "invalid fields", body = Problem),
+        (status = 413, description = "body too large", body = Problem)),
+    security(("api_key" = [])))]
+#[put("/opportunities/{external_id}")]
+pub async fn put(
+    _caller: AnalystAccess,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    let external_id = path.into_inner();
+    validate_path_id(&external_id)?;
+    let mut fields = as_object(body.into_inner())?;
+    let activity_value = fields.remove("activities");
+    let parsed = Opportunity::parse(Some(&external_id), &fields, ParseOptions::default());
+    let parsed_activities = activity_value
+        .as_ref()
+        .map(|v| parse_activity_list(v, "activities."))
+        .transpose();
+    let (opportunity, new_activities) = match (parsed, parsed_activities) {
+        (Ok(o), Ok(a)) => (o, a.unwrap_or_default()),
+        (o, a) => {
+            let mut errors = ValidationErrors::default();
+            if let Err(e) = o {
+                errors.0.extend(e.0);
+            }
+            if let Err(e) = a {
+                errors.0.extend(e.0);
+            }
+            return Err(errors.into());
+        }
+    };
+    let mut tx = db.pool.begin().await?;
+    let outcome = opportunities::upsert_batch_in(&mut tx, std::slice::from_ref(&opportunity))
+        .await?
+        .first()
+        .copied()
+        .unwrap_or(UpsertOutcome::Unchanged);
+    if !new_activities.is_empty() {
+        activities::add_in(&mut tx, &external_id, &new_activities)
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+    }
+    tx.commit().await?;
+    let stored = opportunities::get(&db, &external_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("opportunity vanished after upsert")))?;
+    Ok(match outcome {
+        UpsertOutcome::Inserted => HttpResponse::Created().json(stored),
+        _ => HttpResponse::Ok().json(stored),
+    })
+}
+
+/// Reads one opportunity.
+#[utoipa::path(get, path = "/v1/opportunities/{external_id}", tag = "opportunities",
+    params(("external_id" = String, Path, description = "CRM id")),
+    responses((status = 200, body = OpportunityView), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/opportunities/{external_id}")]
+pub async fn get(_caller: RepAccess, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let external_id = path.into_inner();
+    let stored = opportunities::get(&db, &external_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no opportunity `{external_id}`")))?;
+    Ok(HttpResponse::Ok().json(stored))
+}
+
+/// Deletes one opportunity and its activities (204; 404 when unknown).
+#[utoipa::path(delete, path = "/v1/opportunities/{external_id}", tag = "opportunities",
+    params(("external_id" = String, Path, description = "CRM id")),
+    responses((status = 204), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+#[delete("/opportunities/{external_id}")]
+pub async fn delete(
+    _caller: AnalystAccess,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let external_id = path.into_inner();
+    if opportunities::delete(&db, &external_id).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound(format!("no opportunity `{external_id}`")))
+    }
+}
+
+/// Lists opportunities with filters and stable cursor pagination (id order).
+#[utoipa::path(get, path = "/v1/opportunities", tag = "opportunities", params(ListQuery),
+    responses((status = 200, body = OpportunityPage), (status = 400, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/opportunities")]
+pub async fn list(
+    _caller: RepAccess,
+    db: web::Data<Db>,
+    query: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    let query = query.into_inner();
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            Status::parse(s)
+                .ok_or_else(|| ApiError::BadQuery(format!("status `{s}` is not one of open, won, lost")))?,
+        ),
+    };
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadQuery("limit must be between 1 and 1000".into()));
+    }
+    let after_id = match query.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(c) => decode_cursor(c)
+            .ok_or_else(|| ApiError::BadQuery("cursor is not a cursor from this API".into()))?,
+    };
+    let filter = ListFilter {
+        status,
+        owner: query.owner,
+        region: query.region,
+        sector: query.sector,
+    };
+    let (items, more) = opportunities::list(&db, &filter, after_id, limit).await?;
+    let next_cursor = if more {
+        items.last().map(|o| encode_cursor(o.id))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(OpportunityPage { items, next_cursor }))
+}
+
+fn encode_cursor(id: i64) -> String {
+    format!("o{id:x}")
+}
+
+fn decode_cursor(cursor: &str) -> Option<i64> {
+    i64::from_str_radix(cursor.strip_prefix('o')?, 16)
+        .ok()
+        .filter(|v| *v >= 0)
+}
+
+/// Result of attaching activities.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivitiesAdded {
+    /// Newly stored.
+    pub added: usize,
+    /// Already known, skipped.
+    pub duplicates: usize,
+    /// The opportunity after its measures were refreshed.
+    #[schema(value_type = OpportunityView)]
+    pub opportunity: StoredOpportunity,
+}
+
+/// Attaches one activity or a list; derived measures are refreshed.
+#[utoipa::path(post, path = "/v1/opportunities/{external_id}/activities", tag = "opportunities",
+    params(("external_id" = String, Path, description = "CRM id")),
+    request_body(content = Vec<ActivityBody>, description = "one activity object or a list"),
+    responses((status = 200, body = ActivitiesAdded), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+#[post("/opportunities/{external_id}/activities")]
+pub async fn add_activities(
+    _caller: AnalystAccess,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    let external_id = path.into_inner();
+    let parsed = parse_activity_list(&body, "")?;
+    let result = activities::add(&db, &external_id, &parsed)
+        .await
+        .map_err(|e| match e {
+            activities::AddActivitiesError::UnknownOpportunity(id) => {
+                ApiError::NotFound(format!("no opportunity `{id}`"))
+            }
+            activities::AddActivitiesError::Db(e) => e.into(),
+        })?;
+    let opportunity = opportunities::get(&db, &external_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no opportunity `{external_id}`")))?;
+    Ok(HttpResponse::Ok().json(ActivitiesAdded {
+        added: result.added,
+        duplicates: result.duplicates,
+        opportunity,
+    }))
+}
+
+/// Lists an opportunity's activities, oldest first.
+#[utoipa::path(get, path = "/v1/opportunities/{external_id}/activities", tag = "opportunities",
+    params(("external_id" = String, Path, description = "CRM id")),
+    responses((status = 200, body = Vec<ActivityBody>), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/opportunities/{external_id}/activities")]
+pub async fn list_activities(
+    _caller: RepAccess,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let external_id = path.into_inner();
+    if opportunities::get(&db, &external_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no opportunity `{external_id}`")));
+    }
+    Ok(HttpResponse::Ok().json(activities::list_for(&db, &external_id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        assert_eq!(decode_cursor(&encode_cursor(12345)), Some(12345));
+        assert_eq!(decode_cursor("12345"), None);
+        assert_eq!(decode_cursor("ozz"), None);
+    }
+}

@@ -1,0 +1,88 @@
+//! Builds the HTTP application: binds the listener (port 0 in tests), wires state and routes.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use tracing_actix_web::TracingLogger;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::KeyCache;
+use crate::config::Settings;
+use crate::store::{Db, PoolOptions};
+use crate::telemetry::{observe, Metrics};
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: Db,
+}
+
+impl Application {
+    /// Connects to the database (applying migrations), binds `settings.bind` and prepares the
+    /// server. Bind to port 0 to get a free port (see [`Application::port`]).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let db = Db::connect(&settings.database_url, &PoolOptions::from(&settings)).await?;
+        Self::build_with_db(settings, db).await
+    }
+
+    /// Like [`Application::build`] over an existing pool.
+    pub async fn build_with_db(settings: Settings, db: Db) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let metrics = Metrics::new()?;
+        let key_cache = web::Data::new(KeyCache::new(Duration::from_secs(settings.auth_cache_secs)));
+        let db_data = web::Data::new(db.clone());
+        let metrics_data = web::Data::new(metrics);
+        let settings = Arc::new(settings);
+        let settings_data = web::Data::from(settings.clone());
+        let max_body = settings.max_body_bytes;
+        let max_import = settings.max_import_bytes;
+        let openapi = crate::api::docs::ApiDoc::openapi();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(observe))
+                .wrap(TracingLogger::default())
+                .app_data(db_data.clone())
+                .app_data(metrics_data.clone())
+                .app_data(key_cache.clone())
+                .app_data(settings_data.clone())
+                .app_data(web::PayloadConfig::new(max_import))
+                .configure(|cfg| crate::api::configure(cfg, max_body))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .service(web::redirect("/docs", "/docs/"))
+                .default_service(web::to(crate::api::not_found))
+        })
+        .shutdown_timeout(settings.shutdown_timeout_secs)
+        .listen(listener)?;
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+            db,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database pool the server uses.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Serves until SIGTERM/SIGINT (in-flight requests finish within the shutdown timeout).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,204 @@
+//! API keys and roles.
+//!
+//! Keys are random 32-byte secrets printed once as `ds_<64 hex>`; only their SHA-256 is stored.
+//! Roles are ordered: `rep` < `analyst` < `admin`; a route names the lowest role it accepts.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::store::{api_keys, Db};
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads opportunities and scores.
+    Rep,
+    /// Rep, plus imports, training, models and insights.
+    Analyst,
+    /// Analyst, plus key management and webhook administration.
+    Admin,
+}
+
+impl Role {
+    /// Parses `rep`, `analyst` or `admin`.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "rep" => Some(Role::Rep),
+            "analyst" => Some(Role::Analyst),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Rep => "rep",
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A fresh random key (`ds_` + 64 hex characters).
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("ds_{}", hex::encode(bytes))
+}
+
+/// The stored form of a key.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Remembers verified keys for a short time so each request does not cost a database read.
+/// Revocations take effect within the TTL (`auth_cache_secs`).
+#[derive(Debug)]
+pub struct KeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Caller, Instant)>>,
+}
+
+impl KeyCache {
+    /// A cache keeping entries for `ttl` (zero disables it).
+    pub fn new(ttl: Duration) -> Self {
+        KeyCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, hash: &str) -> Option<Caller> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(caller, _)| caller.clone())
+    }
+
+    fn put(&self, hash: String, caller: Caller) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 10_000 {
+                entries.retain(|_, (_, at)| at.elapsed() < self.ttl);
+            }
+            entries.insert(hash, (caller, Instant::now()));
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Key name.
+    pub name: String,
+    /// Key role.
+    pub role: Role,
+}
+
+async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <api key>`".into()))?;
+    let key = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be `Bearer <api key>`".into())
+        })?;
+    let hash = hash_key(key);
+    let cache = req.app_data::<web::Data<KeyCache>>();
+    if let Some(caller) = cache.and_then(|c| c.get(&hash)) {
+        return Ok(caller);
+    }
+    let db = req
+        .app_data::<web::Data<Db>>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("database missing from app data")))?;
+    let (name, role) = api_keys::find_active(db, &hash)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
+    let role = Role::parse(&role)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("bad role {role} in api_keys")))?;
+    let caller = Caller { name, role };
+    if let Some(cache) = cache {
+        cache.put(hash, caller.clone());
+    }
+    Ok(caller)
+}
+
+macro_rules! role_extractor {
+    ($name:ident, $role:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone)]
+        pub struct $name(pub Caller);
+
+        impl FromRequest for $name {
+            type Error = ApiError;
+            type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                let req = req.clone();
+                Box::pin(async move {
+                    let caller = authenticate(&req).await?;
+                    if caller.role < $role {
+                        return Err(ApiError::Forbidden(format!(
+                            "this action needs the `{}` role; key `{}` has `{}`",
+                            $role.as_str(),
+                            caller.name,
+                            caller.role.as_str()
+                        )));
+                    }
+                    Ok($name(caller))
+                })
+            }
+        }
+    };
+}
+
+role_extractor!(RepAccess, Role::Rep, "A caller with at least the `rep` role.");
+role_extractor!(
+    AnalystAccess,
+    Role::Analyst,
+    "A caller with at least the `analyst` role."
+);
+role_extractor!(AdminAccess, Role::Admin, "A caller with the `admin` role.");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_and_hashes_stable() {
+        let a = generate_key();
+        let b = generate_key();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 67);
+        assert_eq!(hash_key(&a), hash_key(&a));
+        assert_ne!(hash_key(&a), a);
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Rep < Role::Analyst && Role::Analyst < Role::Admin);
+        assert_eq!(Role::parse("admin"), Some(Role::Admin));
+        assert_eq!(Role::parse("root"), None);
+    }
+}

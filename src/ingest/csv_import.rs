@@ -1,0 +1,642 @@
+//! Streaming CSV import of opportunities and activities.
+//!
+//! A parser thread reads the CSV, validates each row through the same domain parser as the REST
+//! API and hands batches of valid rows to the async writer over a bounded channel, so a file of any
+//! size imports in bounded memory and parsing overlaps with database writes. Each batch is one
+//! transaction; a bad row is rejected with its line number and never blocks the good ones, unless
+//! `strict` (or `max_errors`) is set — then the file is checked completely first and nothing is
+//! written when it fails.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::mapping::ImportMapping;
+use crate::domain::{Activity, Opportunity, ParseOptions};
+use crate::store::activities::{add_in, AddActivitiesError};
+use crate::store::opportunities::{upsert_batch_in, UpsertOutcome};
+use crate::store::Db;
+
+/// Most rejected rows listed one by one in a summary (all are counted).
+pub const MAX_LISTED_REJECTIONS: usize = 1000;
+
+/// How to run an import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Column mapping.
+    pub mapping: ImportMapping,
+    /// Check and count everything, write nothing.
+    pub dry_run: bool,
+    /// Any rejected row aborts the import before anything is written.
+    pub strict: bool,
+    /// More rejected rows than this aborts the import before anything is written.
+    pub max_errors: Option<usize>,
+    /// Rows per transaction (default 2000).
+    pub batch_size: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            mapping: ImportMapping::default(),
+            dry_run: false,
+            strict: false,
+            max_errors: None,
+            batch_size: 2000,
+        }
+    }
+}
+
+/// A row that was not imported.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct RejectedRow {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    /// The row's external id, when it could be read.
+    pub external_id: Option<String>,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct ImportSummary {
+    /// Data rows read.
+    pub rows: u64,
+    /// New records.
+    pub inserted: u64,
+    /// Existing records whose content changed.
+    pub updated: u64,
+    /// Existing records with identical content (not written).
+    pub unchanged: u64,
+    /// Rows rejected.
+    pub rejected: u64,
+    /// The first rejected rows (up to 1000), with line numbers and reasons.
+    pub rejected_rows: Vec<RejectedRow>,
+    /// True when nothing was written on purpose.
+    pub dry_run: bool,
+}
+
+/// Progress of an import.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportProgress {
+    /// Bytes of the file consumed so far.
+    pub bytes: u64,
+    /// Rows consumed so far.
+    pub rows: u64,
+}
+
+/// An import that could not run (as opposed to rows that were rejected).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file cannot be read or is not CSV.
+    #[error("cannot read the CSV: {0}")]
+    Read(String),
+    /// The header lacks a required column.
+    #[error("{0}")]
+    Header(String),
+    /// `--strict` or `--max-errors` refused the file; nothing was written.
+    #[error("{rejected} row(s) rejected ({limit}); nothing was written")]
+    TooManyRejected {
+        /// Rows rejected.
+        rejected: u64,
+        /// Which limit applied.
+        limit: String,
+        /// The summary of the check pass.
+        summary: Box<ImportSummary>,
+    },
+    /// The database failed; batches committed before the failure stay (re-running the import is
+    /// safe: it is idempotent).
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Where a CSV column goes.
+#[derive(Debug, Clone)]
+enum Target {
+    Field(&'static str),
+    Attribute(String),
+    Ignore,
+}
+
+/// Header analysis shared by both passes.
+struct RowReader {
+    targets: Vec<Target>,
+    mapping: ImportMapping,
+}
+
+impl RowReader {
+    fn new(headers: &csv::StringRecord, mapping: &ImportMapping) -> Result<RowReader, ImportError> {
+        let mut seen = HashSet::new();
+        let mut targets = Vec::with_capacity(headers.len());
+        for header in headers.iter() {
+            let header = header.trim();
+            if !seen.insert(header.to_owned()) {
+                return Err(ImportError::Header(format!(
+                    "the header repeats the column `{header}`"
+                )));
+            }
+            let target = if mapping.ignore.iter().any(|i| i == header) {
+                Target::Ignore
+            } else if let Some(field) = mapping.field_for_header(header) {
+                Target::Field(field)
+            } else if header.is_empty() {
+                Target::Ignore
+            } else {
+                Target::Attribute(header.to_owned())
+            };
+            targets.push(target);
+        }
+        let has = |field: &str| {
+            targets
+                .iter()
+                .any(|t| matches!(t, Target::Field(f) if *f == field))
+        };
+        if !has("external_id") && !mapping.ids.from_line {
+            return Err(ImportError::Header(
+                "the file has no `external_id` column: name it so, map one in [columns], or set [ids] from_line = true"
+                    .into(),
+            ));
+        }
+        if !has("status") && !mapping.defaults.contains_key("status") {
+            return Err(ImportError::Header(
+                "the file has no `status` column: name it so, map one in [columns], or set a [defaults] status".into(),
+            ));
+        }
+        for (field, header) in &mapping.columns {
+            if !headers.iter().any(|h| h.trim() == header) && !mapping.defaults.contains_key(field) {
+                return Err(ImportError::Header(format!(
+                    "[columns] maps `{field}` to `{header}`, but the file has no such column"
+                )));
+            }
+        }
+        Ok(RowReader {
+            targets,
+            mapping: mapping.clone(),
+        })
+    }
+
+    fn parse(&self, record: &csv::StringRecord, line: u64) -> Result<Opportunity, RejectedRow> {
+        let mut fields = Map::new();
+        let mut attributes = Map::new();
+        for (target, value) in self.targets.iter().zip(record.iter()) {
+            match target {
+                Target::Field("status") => {
+                    fields.insert(
+                        "status".into(),
+                        Value::String(self.mapping.map_status(value).to_owned()),
+                    );
+                }
+                Target::Field(field) => {
+                    fields.insert((*field).into(), Value::String(value.to_owned()));
+                }
+                Target::Attribute(name) => {
+                    attributes.insert(name.clone(), Value::String(value.to_owned()));
+                }
+                Target::Ignore => {}
+            }
+        }
+        for (field, default) in &self.mapping.defaults {
+            let empty = fields
+                .get(field)
+                .and_then(Value::as_str)
+                .is_none_or(|v| v.trim().is_empty());
+            if empty {
+                fields.insert(field.clone(), Value::String(default.clone()));
+            }
+        }
+        if self.mapping.ids.from_line {
+            fields.insert(
+                "external_id".into(),
+                Value::String(format!("{}{line}", self.mapping.ids.prefix)),
+            );
+        }
+        if !attributes.is_empty() {
+            fields.insert("attributes".into(), Value::Object(attributes));
+        }
+        let options = ParseOptions {
+            date_format: self.mapping.date_format.as_deref(),
+            from_text: true,
+            for_scoring: false,
+        };
+        Opportunity::parse(None, &fields, options).map_err(|errors| RejectedRow {
+            line,
+            external_id: fields
+                .get("external_id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            reason: errors.to_string(),
+        })
+    }
+}
+
+fn csv_reader<R: Read>(source: R, mapping: &ImportMapping) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .delimiter(mapping.delimiter_byte())
+        .flexible(false)
+        .trim(csv::Trim::None)
+        .from_reader(source)
+}
+
+fn record_line(record: &csv::StringRecord) -> u64 {
+    record.position().map(|p| p.line()).unwrap_or(0)
+}
+
+fn read_error(e: csv::Error) -> ImportError {
+    ImportError::Read(e.to_string())
+}
+
+/// A batch handed from the parser thread to the writer.
+struct Batch<T> {
+    rows: Vec<(u64, T)>,
+    rejected: Vec<RejectedRow>,
+    progress: ImportProgress,
+}
+
+fn record_rejection(summary: &mut ImportSummary, row: RejectedRow) {
+    summary.rejected += 1;
+    if summary.rejected_rows.len() < MAX_LISTED_REJECTIONS {
+        summary.rejected_rows.push(row);
+    }
+}
+
+/// Reads the whole file once and lists rejected rows, writing nothing.
+fn check_pass<R: Read>(source: R, options: &ImportOptions) -> Result<ImportSummary, ImportError> {
+    let mut reader = csv_reader(source, &options.mapping);
+    let headers = reader.headers().map_err(read_error)?.clone();
+    let rows = RowReader::new(&headers, &options.mapping)?;
+    let mut summary = ImportSummary::default();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {
+                summary.rows += 1;
+                if let Err(rejected) = rows.parse(&record, record_line(&record)) {
+                    record_rejection(&mut summary, rejected);
+                }
+            }
+            Ok(false) => break,
+            Err(e) => record_rejection(&mut summary, csv_row_error(&e)),
+        }
+    }
+    Ok(summary)
+}
+
+fn csv_row_error(e: &csv::Error) -> RejectedRow {
+    RejectedRow {
+        line: e.position().map(|p| p.line()).unwrap_or(0),
+        external_id: None,
+        reason: match e.kind() {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => {
+                format!("the row has {len} fields, the header has {expected_len}")
+            }
+            csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".into(),
+            _ => e.to_string(),
+        },
+    }
+}
+
+/// Parser thread body: streams batches of parsed rows with distinct ids.
+fn parse_pass<R: Read, K, T, M, P>(
+    source: R,
+    options: &ImportOptions,
+    make_reader: M,
+    parse: P,
+    key: fn(&T) -> Option<&str>,
+    tx: mpsc::Sender<Result<Batch<T>, ImportError>>,
+) where
+    M: FnOnce(&csv::StringRecord) -> Result<K, ImportError>,
+    P: Fn(&K, &csv::StringRecord, u64) -> Result<T, RejectedRow>,
+{
+    let mut reader = csv_reader(source, &options.mapping);
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            let _ = tx.blocking_send(Err(read_error(e)));
+            return;
+        }
+    };
+    let kind = match make_reader(&headers) {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+    };
+    let batch_size = options.batch_size.max(1);
+    let mut batch = Batch {
+        rows: Vec::with_capacity(batch_size),
+        rejected: Vec::new(),
+        progress: ImportProgress { bytes: 0, rows: 0 },
+    };
+    let mut ids: HashSet<String> = HashSet::new();
+    let mut record = csv::StringRecord::new();
+    let mut rows_read = 0u64;
+    loop {
+        let outcome = reader.read_record(&mut record);
+        let progress = ImportProgress {
+            bytes: reader.position().byte(),
+            rows: rows_read,
+        };
+        match outcome {
+            Ok(true) => {
+                rows_read += 1;
+                match parse(&kind, &record, record_line(&record)) {
+                    Ok(item) => {
+                        // Same id twice in one batch: flush first so the file applies in order.
+                        if let Some(id) = key(&item) {
+                            if !ids.insert(id.to_owned()) {
+                                let full = std::mem::replace(
+                                    &mut batch,
+                                    Batch {
+                                        rows: Vec::with_capacity(batch_size),
+                                        rejected: Vec::new(),
+                                        progress,
+                                    },
+                                );
+                                if tx.blocking_send(Ok(full)).is_err() {
+                                    return;
+                                }
+                                ids.clear();
+                                ids.insert(key(&item).unwrap_or_default().to_owned());
+                            }
+                        }
+                        batch.rows.push((record_line(&record), item));
+                    }
+                    Err(rejected) => batch.rejected.push(rejected),
+                }
+            }
+            Ok(false) => break,
+            Err(e) => batch.rejected.push(csv_row_error(&e)),
+        }
+        if batch.rows.len() >= batch_size {
+            batch.progress = ImportProgress {
+                bytes: reader.position().byte(),
+                rows: rows_read,
+            };
+            let full = std::mem::replace(
+                &mut batch,
+                Batch {
+                    rows: Vec::with_capacity(batch_size),
+                    rejected: Vec::new(),
+                    progress,
+                },
+            );
+            if tx.blocking_send(Ok(full)).is_err() {
+                return;
+            }
+            ids.clear();
+        }
+    }
+    batch.progress = ImportProgress {
+        bytes: reader.position().byte(),
+        rows: rows_read,
+    };
+    let _ = tx.blocking_send(Ok(batch));
+}
+
+fn opportunity_key(opp: &Opportunity) -> Option<&str> {
+    Some(opp.external_id.as_str())
+}
+
+/// Runs the check pass when limits demand it, and fails before writing if they are exceeded.
+fn enforce_limits<R: Read>(
+    open: &dyn Fn() -> std::io::Result<R>,
+    options: &ImportOptions,
+) -> Result<(), ImportError> {
+    if !options.strict && options.max_errors.is_none() {
+        return Ok(());
+    }
+    let source = open().map_err(|e| ImportError::Read(e.to_string()))?;
+    let summary = check_pass(source, options)?;
+    let limit = if options.strict {
+        Some(0)
+    } else {
+        options.max_errors
+    };
+    if let Some(limit) = limit {
+        if summary.rejected > limit as u64 {
+            return Err(ImportError::TooManyRejected {
+                rejected: summary.rejected,
+                limit: if options.strict {
+                    "--strict allows none".into()
+                } else {
+                    format!("--max-errors allows {limit}")
+                },
+                summary: Box::new(summary),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Imports opportunities from the CSV that `open` yields (called twice when a check pass is
+/// needed). `progress` is called after each batch.
+pub async fn import_opportunities<R, F>(
+    db: &Db,
+    open: F,
+    options: &ImportOptions,
+    progress: &(dyn Fn(ImportProgress) + Send + Sync),
+) -> Result<ImportSummary, ImportError>
+where
+    R: Read + Send + 'static,
+    F: Fn() -> std::io::Result<R> + Send + Sync + 'static,
+{
+    let open = std::sync::Arc::new(open);
+    {
+        let (open, options) = (open.clone(), options.clone());
+        tokio::task::spawn_blocking(move || enforce_limits(&*open, &options))
+            .await
+            .map_err(|e| ImportError::Read(format!("check pass failed: {e}")))??;
+    }
+    let source = open().map_err(|e| ImportError::Read(e.to_string()))?;
+    let (tx, mut rx) = mpsc::channel(2);
+    let parse_options = options.clone();
+    let parser = tokio::task::spawn_blocking(move || {
+        let mapping = parse_options.mapping.clone();
+        parse_pass(
+            source,
+            &parse_options,
+            |headers| RowReader::new(headers, &mapping),
+            |reader: &RowReader, record, line| reader.parse(record, line),
+            opportunity_key,
+            tx,
+        )
+    });
+    let mut summary = ImportSummary {
+        dry_run: options.dry_run,
+        ..Default::default()
+    };
+    while let Some(batch) = rx.recv().await {
+        let batch = batch?;
+        summary.rows += (batch.rows.len() + batch.rejected.len()) as u64;
+        for rejected in batch.rejected {
+            record_rejection(&mut summary, rejected);
+        }
+        if !batch.rows.is_empty() {
+            let opps: Vec<Opportunity> = batch.rows.into_iter().map(|(_, o)| o).collect();
+            let mut txn = db.pool.begin().await?;
+            let outcomes = upsert_batch_in(&mut txn, &opps).await?;
+            if options.dry_run {
+                txn.rollback().await?;
+            } else {
+                txn.commit().await?;
+            }
+            for outcome in outcomes {
+                match outcome {
+                    UpsertOutcome::Inserted => summary.inserted += 1,
+                    UpsertOutcome::Updated => summary.updated += 1,
+                    UpsertOutcome::Unchanged => summary.unchanged += 1,
+                }
+            }
+        }
+        progress(batch.progress);
+    }
+    parser
+        .await
+        .map_err(|e| ImportError::Read(format!("parser failed: {e}")))?;
+    summary.rejected_rows.sort_by_key(|r| r.line);
+    Ok(summary)
+}
+
+/// Column positions in an activities CSV (`opportunity_id,id,kind,direction,occurred_at`).
+struct ActivityColumns {
+    positions: BTreeMap<&'static str, usize>,
+}
+
+impl ActivityColumns {
+    fn new(headers: &csv::StringRecord) -> Result<ActivityColumns, ImportError> {
+        let mut positions = BTreeMap::new();
+        for name in ["opportunity_id", "id", "kind", "direction", "occurred_at"] {
+            if let Some(i) = headers.iter().position(|h| h.trim() == name) {
+                positions.insert(name, i);
+            }
+        }
+        for required in ["opportunity_id", "kind", "direction", "occurred_at"] {
+            if !positions.contains_key(required) {
+                return Err(ImportError::Header(format!(
+                    "the activities file has no `{required}` column (expected opportunity_id,id,kind,direction,occurred_at)"
+                )));
+            }
+        }
+        Ok(ActivityColumns { positions })
+    }
+
+    fn parse(
+        &self,
+        record: &csv::StringRecord,
+        line: u64,
+        date_format: Option<&str>,
+    ) -> Result<(String, Activity), RejectedRow> {
+        let cell = |name: &str| {
+            self.positions
+                .get(name)
+                .and_then(|&i| record.get(i))
+                .unwrap_or("")
+        };
+        let opportunity_id = cell("opportunity_id").trim().to_owned();
+        let mut fields = Map::new();
+        for name in ["id", "kind", "direction", "occurred_at"] {
+            if self.positions.contains_key(name) {
+                fields.insert(name.into(), Value::String(cell(name).to_owned()));
+            }
+        }
+        let reject = |reason: String| RejectedRow {
+            line,
+            external_id: (!opportunity_id.is_empty()).then(|| opportunity_id.clone()),
+            reason,
+        };
+        if opportunity_id.is_empty() {
+            return Err(reject("opportunity_id: is required".into()));
+        }
+        let activity = Activity::parse(&fields, "", date_format).map_err(|e| reject(e.to_string()))?;
+        Ok((opportunity_id, activity))
+    }
+}
+
+/// Imports activities (CSV `opportunity_id,id,kind,direction,occurred_at`) and refreshes the
+/// derived measures of the opportunities they belong to. Rows naming an unknown opportunity are
+/// rejected. Re-importing the same file adds nothing (`unchanged` counts the duplicates).
+pub async fn import_activities<R, F>(
+    db: &Db,
+    open: F,
+    options: &ImportOptions,
+    progress: &(dyn Fn(ImportProgress) + Send + Sync),
+) -> Result<ImportSummary, ImportError>
+where
+    R: Read + Send + 'static,
+    F: Fn() -> std::io::Result<R> + Send + Sync + 'static,
+{
+    let source = open().map_err(|e| ImportError::Read(e.to_string()))?;
+    let (tx, mut rx) = mpsc::channel(2);
+    let parse_options = options.clone();
+    let date_format = options.mapping.date_format.clone();
+    let parser = tokio::task::spawn_blocking(move || {
+        parse_pass(
+            source,
+            &parse_options,
+            ActivityColumns::new,
+            move |columns: &ActivityColumns, record, line| {
+                columns.parse(record, line, date_format.as_deref())
+            },
+            |_: &(String, Activity)| None,
+            tx,
+        )
+    });
+    let mut summary = ImportSummary {
+        dry_run: options.dry_run,
+        ..Default::default()
+    };
+    while let Some(batch) = rx.recv().await {
+        let batch = batch?;
+        summary.rows += (batch.rows.len() + batch.rejected.len()) as u64;
+        for rejected in batch.rejected {
+            record_rejection(&mut summary, rejected);
+        }
+        // Group by opportunity, keeping file order within each group.
+        let mut groups: BTreeMap<String, Vec<(u64, Activity)>> = BTreeMap::new();
+        for (line, (opportunity_id, activity)) in batch.rows {
+            groups.entry(opportunity_id).or_default().push((line, activity));
+        }
+        let mut txn = db.pool.begin().await?;
+        for (opportunity_id, rows) in groups {
+            let activities: Vec<Activity> = rows.iter().map(|(_, a)| a.clone()).collect();
+            match add_in(&mut txn, &opportunity_id, &activities).await {
+                Ok(added) => {
+                    summary.inserted += added.added as u64;
+                    summary.unchanged += added.duplicates as u64;
+                }
+                Err(AddActivitiesError::UnknownOpportunity(_)) => {
+                    for (line, _) in rows {
+                        record_rejection(
+                            &mut summary,
+                            RejectedRow {
+                                line,
+                                external_id: Some(opportunity_id.clone()),
+                                reason: format!("opportunity `{opportunity_id}` does not exist"),
+                            },
+                        );
+                    }
+                }
+                Err(AddActivitiesError::Db(e)) => return Err(e.into()),
+            }
+        }
+        if options.dry_run {
+            txn.rollback().await?;
+        } else {
+            txn.commit().await?;
+        }
+        progress(batch.progress);
+    }
+    parser
+        .await
+        .map_err(|e| ImportError::Read(format!("parser failed: {e}")))?;
+    summary.rejected_rows.sort_by_key(|r| r.line);
+    Ok(summary)
+}

@@ -1,0 +1,226 @@
+//! The TOML mapping that adapts a CRM's CSV export to dealscore's fields.
+//!
+//! ```toml
+//! delimiter = ";"                 # default ","
+//! date_format = "%d/%m/%Y"        # tried before RFC 3339 and YYYY-MM-DD
+//! ignore = ["Internal notes"]     # columns dropped (not kept as attributes)
+//!
+//! [columns]                       # dealscore field = "CSV header"
+//! external_id = "Opportunity ID"
+//! status = "Stage Outcome"
+//!
+//! [status_values]                 # "CSV value" = "open" | "won" | "lost"
+//! "Closed Won" = "won"
+//! Loss = "lost"
+//!
+//! [defaults]                      # used when a column is missing or a cell is empty
+//! currency = "USD"
+//!
+//! [ids]                           # for exports without an id column
+//! from_line = true                # external_id = prefix + line number
+//! prefix = "crm-"
+//! ```
+//! Every column that is neither mapped, a dealscore field name, nor ignored becomes a custom
+//! attribute (numbers stay numbers).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::domain::Status;
+
+/// Field names a CSV column can map to.
+pub const FIELDS: [&str; 16] = [
+    "external_id",
+    "name",
+    "account",
+    "sector",
+    "region",
+    "owner",
+    "contact_role",
+    "amount",
+    "currency",
+    "stage",
+    "status",
+    "created_at",
+    "closed_at",
+    "interaction_count",
+    "response_hours",
+    "last_activity_at",
+];
+
+/// A parsed, validated mapping.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImportMapping {
+    /// Single-byte field separator (default `,`).
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    /// Extra date format (chrono pattern).
+    #[serde(default)]
+    pub date_format: Option<String>,
+    /// Columns to drop.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// dealscore field → CSV header.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// CSV status value → dealscore status.
+    #[serde(default)]
+    pub status_values: BTreeMap<String, String>,
+    /// Values for missing columns or empty cells.
+    #[serde(default)]
+    pub defaults: BTreeMap<String, String>,
+    /// Generated identifiers.
+    #[serde(default)]
+    pub ids: IdGeneration,
+}
+
+/// How to make ids for exports without an id column.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdGeneration {
+    /// Use `prefix` + the row's line number as `external_id`.
+    #[serde(default)]
+    pub from_line: bool,
+    /// Prefix for generated ids.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// Every problem found in a mapping file.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid mapping: {}", .0.join("; "))]
+pub struct MappingError(pub Vec<String>);
+
+impl ImportMapping {
+    /// Parses and validates a TOML mapping, listing every problem.
+    pub fn from_toml(text: &str) -> Result<ImportMapping, MappingError> {
+        let mapping: ImportMapping = toml::from_str(text).map_err(|e| MappingError(vec![e.to_string()]))?;
+        mapping.validate()?;
+        Ok(mapping)
+    }
+
+    fn validate(&self) -> Result<(), MappingError> {
+        let mut problems = Vec::new();
+        if let Some(d) = &self.delimiter {
+            if d.len() != 1 {
+                problems.push(format!("delimiter must be a single byte, got {d:?}"));
+            }
+        }
+        for field in self.columns.keys() {
+            if !FIELDS.contains(&field.as_str()) {
+                problems.push(format!(
+                    "[columns] `{field}` is not a dealscore field ({})",
+                    FIELDS.join(", ")
+                ));
+            }
+        }
+        for field in self.defaults.keys() {
+            if !FIELDS.contains(&field.as_str()) || field == "external_id" {
+                problems.push(format!(
+                    "[defaults] `{field}` is not a field that can have a default"
+                ));
+            }
+        }
+        for (raw, status) in &self.status_values {
+            if Status::parse(status).is_none() {
+                problems.push(format!(
+                    "[status_values] `{raw}` maps to `{status}`, not one of open, won, lost"
+                ));
+            }
+        }
+        if self.ids.from_line && self.columns.contains_key("external_id") {
+            problems.push("[ids] from_line and [columns] external_id exclude each other".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(MappingError(problems))
+        }
+    }
+
+    /// The separator byte.
+    pub fn delimiter_byte(&self) -> u8 {
+        self.delimiter
+            .as_deref()
+            .and_then(|d| d.bytes().next())
+            .unwrap_or(b',')
+    }
+
+    /// The dealscore field a CSV header feeds, if any.
+    pub fn field_for_header(&self, header: &str) -> Option<&'static str> {
+        if let Some((field, _)) = self.columns.iter().find(|(_, h)| h.as_str() == header) {
+            return FIELDS.iter().copied().find(|f| f == field);
+        }
+        // A header named like a field feeds it unless that field is mapped from another column.
+        FIELDS
+            .iter()
+            .copied()
+            .find(|f| *f == header && !self.columns.contains_key(*f))
+    }
+
+    /// Maps a raw status value through `[status_values]` (exact, then case-insensitive).
+    pub fn map_status<'a>(&'a self, raw: &'a str) -> &'a str {
+        let raw_trimmed = raw.trim();
+        if let Some(v) = self.status_values.get(raw_trimmed) {
+            return v;
+        }
+        self.status_values
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(raw_trimmed))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_mapping() {
+        let m = ImportMapping::from_toml(
+            r#"
+            delimiter = ";"
+            date_format = "%d/%m/%Y"
+            ignore = ["Notes"]
+            [columns]
+            external_id = "Deal"
+            status = "Outcome"
+            [status_values]
+            "Closed Won" = "won"
+            Loss = "lost"
+            [defaults]
+            currency = "USD"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(m.delimiter_byte(), b';');
+        assert_eq!(m.field_for_header("Deal"), Some("external_id"));
+        assert_eq!(m.field_for_header("external_id"), None);
+        assert_eq!(m.field_for_header("amount"), Some("amount"));
+        assert_eq!(m.map_status("closed won"), "won");
+        assert_eq!(m.map_status("Open"), "Open");
+    }
+
+    #[test]
+    fn lists_every_problem() {
+        let err = ImportMapping::from_toml(
+            r#"
+            delimiter = ";;"
+            [columns]
+            colour = "C"
+            [status_values]
+            Won = "yes"
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn unknown_sections_are_refused() {
+        assert!(ImportMapping::from_toml("[colums]\nx = 1\n").is_err());
+    }
+}

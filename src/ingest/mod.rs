@@ -1,0 +1,7 @@
+//! Getting CRM data in: CSV import with a column mapping (CLI and HTTP share it).
+
+pub mod csv_import;
+pub mod mapping;
+
+pub use csv_import::{import_activities, import_opportunities, ImportOptions, ImportSummary, RejectedRow};
+pub use mapping::{ImportMapping, MappingError};

@@ -1,0 +1,141 @@
+//! The `activities` table, and the interaction measures derived from it.
+
+use sqlx::{Any, Row, Transaction};
+
+use super::sql::values_placeholders;
+use super::Db;
+use crate::domain::{derive_interactions, from_epoch_ms, to_epoch_ms, Activity, ActivityDirection};
+
+/// Result of attaching activities to one opportunity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AddedActivities {
+    /// Activities newly stored.
+    pub added: usize,
+    /// Activities already known (same CRM id, or same kind, direction and time) and skipped.
+    pub duplicates: usize,
+}
+
+/// Why activities could not be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum AddActivitiesError {
+    /// The opportunity does not exist.
+    #[error("opportunity `{0}` does not exist")]
+    UnknownOpportunity(String),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Attaches activities to an opportunity and refreshes its derived measures, in one transaction.
+pub async fn add(
+    db: &Db,
+    external_id: &str,
+    activities: &[Activity],
+) -> Result<AddedActivities, AddActivitiesError> {
+    let mut tx = db.pool.begin().await?;
+    let result = add_in(&mut tx, external_id, activities).await?;
+    tx.commit().await?;
+    Ok(result)
+}
+
+/// [`add`] inside a caller's transaction.
+pub async fn add_in(
+    tx: &mut Transaction<'_, Any>,
+    external_id: &str,
+    activities: &[Activity],
+) -> Result<AddedActivities, AddActivitiesError> {
+    let id = super::opportunities::id_of(tx, external_id)
+        .await?
+        .ok_or_else(|| AddActivitiesError::UnknownOpportunity(external_id.to_owned()))?;
+    let mut added = 0;
+    for chunk in activities.chunks(500) {
+        let sql = format!(
+            "INSERT INTO activities (opportunity_id, dedup_key, activity_id, kind, direction, occurred_at) \
+             VALUES {} ON CONFLICT (opportunity_id, dedup_key) DO NOTHING",
+            values_placeholders(chunk.len(), 6, 0)
+        );
+        let mut query = sqlx::query(&sql);
+        for a in chunk {
+            query = query
+                .bind(id)
+                .bind(a.dedup_key())
+                .bind(a.id.clone())
+                .bind(a.kind.as_str())
+                .bind(a.direction.as_str())
+                .bind(to_epoch_ms(a.occurred_at));
+        }
+        added += query.execute(&mut **tx).await?.rows_affected() as usize;
+    }
+    if added > 0 {
+        refresh_derived(tx, id).await?;
+    }
+    Ok(AddedActivities {
+        added,
+        duplicates: activities.len() - added,
+    })
+}
+
+/// Recomputes an opportunity's effective interaction measures from its activities (see
+/// [`derive_interactions`] for the rule). Measures the activities cannot give — no answered
+/// inbound activity yet — fall back to the values the client reported.
+pub async fn refresh_derived(tx: &mut Transaction<'_, Any>, opportunity_id: i64) -> Result<(), sqlx::Error> {
+    let rows = sqlx::query("SELECT direction, occurred_at FROM activities WHERE opportunity_id = $1")
+        .bind(opportunity_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let direction: String = row.try_get("direction")?;
+        let direction = ActivityDirection::parse(&direction).unwrap_or(ActivityDirection::Outbound);
+        events.push((direction, from_epoch_ms(row.try_get("occurred_at")?)));
+    }
+    if events.is_empty() {
+        sqlx::query(
+            "UPDATE opportunities SET interaction_count = reported_interaction_count, \
+             response_hours = reported_response_hours, last_activity_at = reported_last_activity_at, \
+             derived_from_activities = 0 WHERE id = $1",
+        )
+        .bind(opportunity_id)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(());
+    }
+    let derived = derive_interactions(&events);
+    sqlx::query(
+        "UPDATE opportunities SET interaction_count = $1, \
+         response_hours = COALESCE($2, reported_response_hours), \
+         last_activity_at = CASE WHEN reported_last_activity_at IS NULL OR reported_last_activity_at < $3 \
+             THEN $3 ELSE reported_last_activity_at END, \
+         derived_from_activities = 1 WHERE id = $4",
+    )
+    .bind(derived.interaction_count)
+    .bind(derived.response_hours)
+    .bind(derived.last_activity_at.map(to_epoch_ms))
+    .bind(opportunity_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Activities of an opportunity, oldest first.
+pub async fn list_for(db: &Db, external_id: &str) -> Result<Vec<Activity>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT a.activity_id, a.kind, a.direction, a.occurred_at FROM activities a \
+         JOIN opportunities o ON o.id = a.opportunity_id WHERE o.external_id = $1 ORDER BY a.occurred_at, a.id",
+    )
+    .bind(external_id.to_owned())
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: String = row.try_get("kind")?;
+        let direction: String = row.try_get("direction")?;
+        out.push(Activity {
+            id: row.try_get("activity_id")?,
+            kind: crate::domain::ActivityKind::parse(&kind).unwrap_or(crate::domain::ActivityKind::Other),
+            direction: ActivityDirection::parse(&direction).unwrap_or(ActivityDirection::Outbound),
+            occurred_at: from_epoch_ms(row.try_get("occurred_at")?),
+        });
+    }
+    Ok(out)
+}

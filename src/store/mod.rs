@@ -1,0 +1,215 @@
+//! All SQL lives here. One file per table; [`Db::connect`] picks SQLite or PostgreSQL from the
+//! URL scheme, once, and the rest of the code never asks which.
+//!
+//! SQL is written once for both backends with `$N` placeholders (SQLite accepts them too) and the
+//! types sqlx's `Any` driver can read on both (see `migrations/README.md`).
+
+pub mod activities;
+pub mod api_keys;
+pub mod opportunities;
+mod sql;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use crate::config::Settings;
+
+/// Which database engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// A connection pool plus the backend it talks to.
+#[derive(Debug, Clone)]
+pub struct Db {
+    /// The pool.
+    pub pool: AnyPool,
+    /// The backend.
+    pub backend: Backend,
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL is neither `sqlite:` nor `postgres:`/`postgresql:`.
+    #[error("unsupported DATABASE_URL `{0}`: use sqlite://path/to/file.db or postgres://user@host/db")]
+    UnsupportedScheme(String),
+    /// The SQLite folder could not be created.
+    #[error("cannot create the folder for the SQLite database {path}: {source}")]
+    CreateDir {
+        /// Folder path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Connecting failed.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Pool sizing and timeouts (from [`Settings`]).
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Maximum connections.
+    pub max_connections: u32,
+    /// Minimum idle connections.
+    pub min_connections: u32,
+    /// How long to wait for a connection.
+    pub acquire_timeout: Duration,
+    /// SQLite busy timeout.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl From<&Settings> for PoolOptions {
+    fn from(s: &Settings) -> Self {
+        PoolOptions {
+            max_connections: s.db_max_connections.max(1),
+            min_connections: s.db_min_connections.min(s.db_max_connections.max(1)),
+            acquire_timeout: Duration::from_secs(s.db_acquire_timeout_secs.max(1)),
+            sqlite_busy_timeout: Duration::from_millis(s.sqlite_busy_timeout_ms),
+        }
+    }
+}
+
+/// The backend a URL names, if supported.
+pub fn backend_of(url: &str) -> Option<Backend> {
+    if url.starts_with("sqlite:") {
+        Some(Backend::Sqlite)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Some(Backend::Postgres)
+    } else {
+        None
+    }
+}
+
+/// Creates the parent folder of a SQLite file and makes sure the URL creates the file if missing.
+fn prepare_sqlite_url(url: &str) -> Result<String, ConnectError> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path != ":memory:" && !path.is_empty() {
+        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| ConnectError::CreateDir {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    Ok(match query {
+        Some(q) if q.contains("mode=") => url.to_string(),
+        Some(q) => format!("sqlite://{path}?{q}&mode=rwc"),
+        None => format!("sqlite://{path}?mode=rwc"),
+    })
+}
+
+impl Db {
+    /// Opens a pool on `url` (SQLite file created if missing, in WAL mode with a busy timeout) and
+    /// applies pending migrations.
+    pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, ConnectError> {
+        let db = Self::connect_without_migrating(url, options).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Opens a pool without touching the schema.
+    pub async fn connect_without_migrating(url: &str, options: &PoolOptions) -> Result<Db, ConnectError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url).ok_or_else(|| ConnectError::UnsupportedScheme(redact(url)))?;
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite_url(url)?,
+            Backend::Postgres => url.to_string(),
+        };
+        let connect_options = AnyConnectOptions::from_str(&url).map_err(ConnectError::Connect)?;
+        let busy_ms = options.sqlite_busy_timeout.as_millis();
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .min_connections(options.min_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed during writes; the busy timeout makes concurrent
+                        // writers wait instead of failing; foreign keys enforce activity cascades.
+                        let pragmas = format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {busy_ms}; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+                        );
+                        conn.execute(pragmas.as_str()).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect_options)
+            .await
+            .map_err(ConnectError::Connect)?;
+        Ok(Db { pool, backend })
+    }
+
+    /// Applies the backend's pending migrations.
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        let result = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await,
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await,
+        };
+        result.map_err(ConnectError::Migrate)
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// Hides a password in a database URL before it is printed.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://bob:secret@db/x"), "postgres://bob:***@db/x");
+        assert_eq!(redact("postgres://bob@db/x"), "postgres://bob@db/x");
+        assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn sqlite_urls_create_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/x.db", dir.path().display());
+        let prepared = prepare_sqlite_url(&url).unwrap();
+        assert!(prepared.ends_with("?mode=rwc"));
+        assert!(dir.path().join("nested").is_dir());
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused() {
+        assert_eq!(backend_of("mysql://x"), None);
+        assert_eq!(backend_of("postgresql://x"), Some(Backend::Postgres));
+    }
+}

@@ -1,0 +1,360 @@
+//! The `opportunities` table.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::sql::{list_placeholders, values_placeholders};
+use super::Db;
+use crate::domain::{from_epoch_ms, to_epoch_ms, AttributeValue, ContactRole, Opportunity, Status};
+
+/// What an upsert did to one opportunity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpsertOutcome {
+    /// It did not exist.
+    Inserted,
+    /// It existed with different content.
+    Updated,
+    /// It existed with exactly this content; nothing was written.
+    Unchanged,
+}
+
+/// An opportunity as stored, with its effective interaction measures.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredOpportunity {
+    /// Internal row id (stable; used for pagination).
+    #[serde(skip)]
+    pub id: i64,
+    /// The opportunity; `interaction_count`, `response_hours` and `last_activity_at` are the
+    /// effective values (derived from activities when there are any).
+    #[serde(flatten)]
+    pub opportunity: Opportunity,
+    /// True when the interaction measures were derived from activities.
+    pub derived_from_activities: bool,
+    /// Last write time.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Filters for [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only this owner.
+    pub owner: Option<String>,
+    /// Only this region.
+    pub region: Option<String>,
+    /// Only this sector.
+    pub sector: Option<String>,
+}
+
+const COLUMNS: &str = "external_id, name, account, sector, region, owner, contact_role, amount, currency, \
+    stage, status, created_at, closed_at, reported_interaction_count, reported_response_hours, \
+    reported_last_activity_at, interaction_count, response_hours, last_activity_at, attributes, \
+    content_hash, updated_at";
+const COLUMN_COUNT: usize = 22;
+const SELECT_COLUMNS: &str = "id, external_id, name, account, sector, region, owner, contact_role, amount, \
+    currency, stage, status, created_at, closed_at, interaction_count, response_hours, last_activity_at, \
+    derived_from_activities, attributes, updated_at";
+/// Rows per multi-row statement: 22 columns × 400 rows stays under every backend's parameter limit.
+const ROWS_PER_STATEMENT: usize = 400;
+
+/// Hash of everything the client sent, to tell "unchanged" from "updated" without comparing
+/// columns one by one.
+pub fn content_hash(opp: &Opportunity) -> String {
+    let json = serde_json::to_vec(opp).unwrap_or_default();
+    hex::encode(&Sha256::digest(&json)[..16])
+}
+
+/// Inserts or replaces one opportunity.
+pub async fn upsert(db: &Db, opp: &Opportunity) -> Result<UpsertOutcome, sqlx::Error> {
+    let outcomes = upsert_batch(db, std::slice::from_ref(opp)).await?;
+    Ok(outcomes.first().copied().unwrap_or(UpsertOutcome::Unchanged))
+}
+
+/// Inserts or replaces a batch in one transaction. External ids must be distinct within the batch.
+pub async fn upsert_batch(db: &Db, opps: &[Opportunity]) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let outcomes = upsert_batch_in(&mut tx, opps).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// [`upsert_batch`] inside a caller's transaction (webhook events record their id alongside).
+pub async fn upsert_batch_in(
+    tx: &mut Transaction<'_, Any>,
+    opps: &[Opportunity],
+) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
+    let hashes: Vec<String> = opps.iter().map(content_hash).collect();
+    let existing = existing_hashes(tx, opps).await?;
+    let mut outcomes = Vec::with_capacity(opps.len());
+    let mut to_write: Vec<(&Opportunity, &str)> = Vec::new();
+    for (opp, hash) in opps.iter().zip(&hashes) {
+        let outcome = match existing.get(opp.external_id.as_str()) {
+            None => UpsertOutcome::Inserted,
+            Some(old) if old == hash => UpsertOutcome::Unchanged,
+            Some(_) => UpsertOutcome::Updated,
+        };
+        if outcome != UpsertOutcome::Unchanged {
+            to_write.push((opp, hash));
+        }
+        outcomes.push(outcome);
+    }
+    let now = to_epoch_ms(Utc::now());
+    for chunk in to_write.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO opportunities ({COLUMNS}) VALUES {} ON CONFLICT (external_id) DO UPDATE SET \
+             name = excluded.name, account = excluded.account, sector = excluded.sector, \
+             region = excluded.region, owner = excluded.owner, contact_role = excluded.contact_role, \
+             amount = excluded.amount, currency = excluded.currency, stage = excluded.stage, \
+             status = excluded.status, created_at = excluded.created_at, closed_at = excluded.closed_at, \
+             reported_interaction_count = excluded.reported_interaction_count, \
+             reported_response_hours = excluded.reported_response_hours, \
+             reported_last_activity_at = excluded.reported_last_activity_at, \
+             interaction_count = CASE WHEN opportunities.derived_from_activities = 1 \
+                 THEN opportunities.interaction_count ELSE excluded.interaction_count END, \
+             response_hours = CASE WHEN opportunities.derived_from_activities = 1 \
+                 THEN opportunities.response_hours ELSE excluded.response_hours END, \
+             last_activity_at = CASE WHEN opportunities.derived_from_activities = 1 \
+                 THEN opportunities.last_activity_at ELSE excluded.last_activity_at END, \
+             attributes = excluded.attributes, content_hash = excluded.content_hash, \
+             updated_at = excluded.updated_at",
+            values_placeholders(chunk.len(), COLUMN_COUNT, 0)
+        );
+        let mut query = sqlx::query(&sql);
+        for (opp, hash) in chunk {
+            let attributes = serde_json::to_string(&opp.attributes).unwrap_or_else(|_| "{}".into());
+            query = query
+                .bind(opp.external_id.clone())
+                .bind(opp.name.clone())
+                .bind(opp.account.clone())
+                .bind(opp.sector.clone())
+                .bind(opp.region.clone())
+                .bind(opp.owner.clone())
+                .bind(opp.contact_role.as_ref().map(|r| r.as_str().to_owned()))
+                .bind(opp.amount)
+                .bind(opp.currency.clone())
+                .bind(opp.stage.clone())
+                .bind(opp.status.as_str())
+                .bind(opp.created_at.map(to_epoch_ms))
+                .bind(opp.closed_at.map(to_epoch_ms))
+                .bind(opp.interaction_count)
+                .bind(opp.response_hours)
+                .bind(opp.last_activity_at.map(to_epoch_ms))
+                .bind(opp.interaction_count)
+                .bind(opp.response_hours)
+                .bind(opp.last_activity_at.map(to_epoch_ms))
+                .bind(attributes)
+                .bind(hash.to_string())
+                .bind(now);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    // Opportunities whose measures come from activities keep them, but a changed reported value
+    // may be the fallback for a measure the activities do not give (see activities.rs).
+    let derived_ids = derived_ids_among(tx, &to_write).await?;
+    for id in derived_ids {
+        super::activities::refresh_derived(tx, id).await?;
+    }
+    Ok(outcomes)
+}
+
+async fn existing_hashes(
+    tx: &mut Transaction<'_, Any>,
+    opps: &[Opportunity],
+) -> Result<HashMap<String, String>, sqlx::Error> {
+    let mut out = HashMap::with_capacity(opps.len());
+    for chunk in opps.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT external_id, content_hash FROM opportunities WHERE external_id IN ({})",
+            list_placeholders(chunk.len(), 0)
+        );
+        let mut query = sqlx::query(&sql);
+        for opp in chunk {
+            query = query.bind(opp.external_id.clone());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            out.insert(row.try_get("external_id")?, row.try_get("content_hash")?);
+        }
+    }
+    Ok(out)
+}
+
+async fn derived_ids_among(
+    tx: &mut Transaction<'_, Any>,
+    written: &[(&Opportunity, &str)],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut ids = Vec::new();
+    for chunk in written.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT id FROM opportunities WHERE derived_from_activities = 1 AND external_id IN ({})",
+            list_placeholders(chunk.len(), 0)
+        );
+        let mut query = sqlx::query(&sql);
+        for (opp, _) in chunk {
+            query = query.bind(opp.external_id.clone());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            ids.push(row.try_get("id")?);
+        }
+    }
+    Ok(ids)
+}
+
+/// Reads one opportunity by external id.
+pub async fn get(db: &Db, external_id: &str) -> Result<Option<StoredOpportunity>, sqlx::Error> {
+    let sql = format!("SELECT {SELECT_COLUMNS} FROM opportunities WHERE external_id = $1");
+    let row = sqlx::query(&sql)
+        .bind(external_id.to_owned())
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| from_row(&r)).transpose()
+}
+
+/// The internal id of an opportunity, if it exists.
+pub async fn id_of(tx: &mut Transaction<'_, Any>, external_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query("SELECT id FROM opportunities WHERE external_id = $1")
+        .bind(external_id.to_owned())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| r.try_get("id")).transpose()
+}
+
+/// Deletes one opportunity (and its activities). True when it existed.
+pub async fn delete(db: &Db, external_id: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    // Explicit delete of children: PostgreSQL cascades, SQLite only with foreign_keys on.
+    sqlx::query(
+        "DELETE FROM activities WHERE opportunity_id IN (SELECT id FROM opportunities WHERE external_id = $1)",
+    )
+    .bind(external_id.to_owned())
+    .execute(&mut *tx)
+    .await?;
+    let done = sqlx::query("DELETE FROM opportunities WHERE external_id = $1")
+        .bind(external_id.to_owned())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// One page of opportunities in id order, after the row `after_id` (exclusive).
+/// Returns the page and whether more rows follow.
+pub async fn list(
+    db: &Db,
+    filter: &ListFilter,
+    after_id: i64,
+    limit: usize,
+) -> Result<(Vec<StoredOpportunity>, bool), sqlx::Error> {
+    let mut clauses = vec!["id > $1".to_string()];
+    let mut binds: Vec<String> = Vec::new();
+    let mut add = |column: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            binds.push(v.to_owned());
+            clauses.push(format!("{column} = ${}", binds.len() + 1));
+        }
+    };
+    add("status", filter.status.map(Status::as_str));
+    add("owner", filter.owner.as_deref());
+    add("region", filter.region.as_deref());
+    add("sector", filter.sector.as_deref());
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM opportunities WHERE {} ORDER BY id LIMIT {}",
+        clauses.join(" AND "),
+        limit + 1
+    );
+    let mut query = sqlx::query(&sql).bind(after_id);
+    for b in binds {
+        query = query.bind(b);
+    }
+    let rows = query.fetch_all(&db.pool).await?;
+    let more = rows.len() > limit;
+    let page = rows
+        .iter()
+        .take(limit)
+        .map(from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((page, more))
+}
+
+/// Every won or lost deal, optionally restricted to a `closed_at` window, in
+/// (`closed_at`, `external_id`) order.
+pub async fn closed_deals(
+    db: &Db,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Vec<Opportunity>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM opportunities WHERE status IN ('won', 'lost') \
+         AND closed_at >= $1 AND closed_at <= $2 ORDER BY closed_at, external_id"
+    );
+    let mut rows = sqlx::query(&sql)
+        .bind(since.map(to_epoch_ms).unwrap_or(i64::MIN))
+        .bind(until.map(to_epoch_ms).unwrap_or(i64::MAX))
+        .fetch(&db.pool);
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        out.push(from_row(&row)?.opportunity);
+    }
+    Ok(out)
+}
+
+/// Counts of stored opportunities per status.
+pub async fn count_by_status(db: &Db) -> Result<BTreeMap<String, i64>, sqlx::Error> {
+    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM opportunities GROUP BY status")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get::<String, _>("status")?, r.try_get::<i64, _>("n")?)))
+        .collect()
+}
+
+fn from_row(row: &AnyRow) -> Result<StoredOpportunity, sqlx::Error> {
+    let decode = |column: &str, message: String| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: message.into(),
+    };
+    let status_text: String = row.try_get("status")?;
+    let status =
+        Status::parse(&status_text).ok_or_else(|| decode("status", format!("bad status {status_text}")))?;
+    let attributes_text: String = row.try_get("attributes")?;
+    let attributes: BTreeMap<String, AttributeValue> =
+        serde_json::from_str(&attributes_text).map_err(|e| decode("attributes", e.to_string()))?;
+    let time = |column: &str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        Ok(row.try_get::<Option<i64>, _>(column)?.map(from_epoch_ms))
+    };
+    let opportunity = Opportunity {
+        external_id: row.try_get("external_id")?,
+        name: row.try_get("name")?,
+        account: row.try_get("account")?,
+        sector: row.try_get("sector")?,
+        region: row.try_get("region")?,
+        owner: row.try_get("owner")?,
+        contact_role: row
+            .try_get::<Option<String>, _>("contact_role")?
+            .and_then(|r| ContactRole::normalise(&r)),
+        amount: row.try_get("amount")?,
+        currency: row.try_get("currency")?,
+        stage: row.try_get("stage")?,
+        status,
+        created_at: time("created_at")?,
+        closed_at: time("closed_at")?,
+        interaction_count: row.try_get("interaction_count")?,
+        response_hours: row.try_get("response_hours")?,
+        last_activity_at: time("last_activity_at")?,
+        attributes,
+        cycle_days: None,
+    };
+    Ok(StoredOpportunity {
+        id: row.try_get("id")?,
+        opportunity,
+        derived_from_activities: row.try_get::<i64, _>("derived_from_activities")? != 0,
+        updated_at: from_epoch_ms(row.try_get("updated_at")?),
+    })
+}
