@@ -1,0 +1,253 @@
+//! Test harness: a real server on port 0 over a fresh database — a temp-file SQLite by default,
+//! or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set (dropped after the test).
+
+use std::path::PathBuf;
+
+use dealscore::app::Application;
+use dealscore::auth::{generate_key, hash_key};
+use dealscore::config::Settings;
+use dealscore::store::{api_keys, Db, PoolOptions};
+use serde_json::Value;
+
+/// A fresh database; dropped (PostgreSQL) or deleted (SQLite) when the value is dropped.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_drop: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("dealscore_test_{}", &generate_key()[3..19]);
+                let admin = Db::connect_without_migrating(&admin_url, &pool_options()).await.expect("admin connect");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&admin.pool)
+                    .await
+                    .expect("create test database");
+                admin.pool.close().await;
+                let url = replace_db_name(&admin_url, &name);
+                TestDb {
+                    url,
+                    _dir: None,
+                    pg_drop: Some((admin_url, name)),
+                }
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    pg_drop: None,
+                }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg_drop.is_some()
+    }
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let cut = base.rfind('/').expect("database url has a path");
+    let mut out = format!("{}/{}", &base[..cut], name);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.pg_drop.take() {
+            // Async work in Drop: run it on a throwaway runtime in its own thread.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async {
+                    let admin = Db::connect_without_migrating(&admin_url, &pool_options()).await.ok()?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&admin.pool)
+                        .await
+                        .ok()?;
+                    Some(())
+                })
+            })
+            .join();
+        }
+    }
+}
+
+pub fn pool_options() -> PoolOptions {
+    PoolOptions::from(&Settings::default())
+}
+
+/// A running app with one key per role.
+pub struct TestApp {
+    pub address: String,
+    pub db: Db,
+    pub client: reqwest::Client,
+    pub admin_key: String,
+    pub analyst_key: String,
+    pub rep_key: String,
+    pub test_db: TestDb,
+}
+
+pub fn test_settings(url: &str) -> Settings {
+    Settings {
+        database_url: url.to_owned(),
+        bind: "127.0.0.1:0".into(),
+        auth_cache_secs: 0,
+        workers: 2,
+        shutdown_timeout_secs: 1,
+        ..Settings::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let test_db = TestDb::new().await;
+    let mut settings = test_settings(&test_db.url);
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.db().clone();
+    tokio::spawn(app.run_until_stopped());
+    let mut keys = Vec::new();
+    for role in ["admin", "analyst", "rep"] {
+        let key = generate_key();
+        api_keys::insert(&db, &format!("test-{role}"), role, &hash_key(&key)).await.expect("key");
+        keys.push(key);
+    }
+    TestApp {
+        address,
+        db,
+        client: reqwest::Client::new(),
+        admin_key: keys[0].clone(),
+        analyst_key: keys[1].clone(),
+        rep_key: keys[2].clone(),
+        test_db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn put_opportunity(&self, id: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url(&format!("/v1/opportunities/{id}")))
+            .bearer_auth(&self.analyst_key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_opportunity(&self, id: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/v1/opportunities/{id}")))
+            .bearer_auth(&self.rep_key)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str, key: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_csv(&self, query: &str, csv: String) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(&format!("/v1/imports{query}")))
+            .bearer_auth(&self.analyst_key)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Number of stored opportunities, straight from the database.
+    pub async fn count_opportunities(&self) -> i64 {
+        use sqlx::Row;
+        sqlx::query("SELECT COUNT(*) AS n FROM opportunities")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count")
+            .try_get("n")
+            .expect("n")
+    }
+}
+
+/// Asserts a problem+json body with `status` that names `field` in its errors (when given).
+pub async fn assert_problem(response: reqwest::Response, status: u16, field: Option<&str>) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("json problem");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].as_str().unwrap_or("").starts_with("https://dealscore.dev/problems/"));
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    if let Some(field) = field {
+        let fields: Vec<&str> = body["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["field"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(fields.contains(&field), "{field} not in {body}");
+    }
+    body
+}
+
+pub fn won_deal(id: &str) -> Value {
+    serde_json::json!({
+        "external_id": id, "name": "Deal", "account": "Acme", "sector": "retail", "region": "EMEA",
+        "owner": "alice", "contact_role": "champion", "amount": 1000.0, "status": "won",
+        "created_at": "2025-01-01", "closed_at": "2025-02-01", "interaction_count": 4, "response_hours": 5.0
+    })
+}
+
+pub fn open_deal(id: &str, owner: &str, region: &str) -> Value {
+    serde_json::json!({
+        "name": "Deal", "account": "Acme", "sector": "software", "region": region,
+        "owner": owner, "amount": 500.0, "status": "open", "created_at": "2025-03-01"
+    })
+    .as_object()
+    .map(|o| {
+        let mut o = o.clone();
+        o.insert("external_id".into(), Value::String(id.into()));
+        Value::Object(o)
+    })
+    .unwrap_or_default()
+}
+
+pub fn bin_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dealscore"))
+}

@@ -1,0 +1,9 @@
+//! Integration tests through the public interfaces (HTTP on a real server, the CLI binary).
+//! Every test runs on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set.
+
+mod auth;
+mod cli;
+mod health;
+mod helpers;
+mod imports;
+mod opportunities;
