@@ -127,7 +127,10 @@ pub async fn upsert_batch_in(
              updated_at = excluded.updated_at",
             values_placeholders(chunk.len(), COLUMN_COUNT, 0)
         );
-        let mut query = sqlx::query(&sql);
+        // Not a cached prepared statement: sqlx 0.8's Any driver sends a NULL f64 to PostgreSQL as a
+        // float4, so a statement first prepared with a NULL `amount` would then reject real values
+        // ("incorrect binary data format"). Preparing per execution keeps the types right.
+        let mut query = sqlx::query(&sql).persistent(false);
         for (opp, hash) in chunk {
             let attributes = serde_json::to_string(&opp.attributes).unwrap_or_else(|_| "{}".into());
             query = query

@@ -69,7 +69,15 @@ async fn roles_are_enforced_per_route() {
 #[tokio::test]
 async fn a_revoked_key_is_refused() {
     let app = spawn_app().await;
-    assert!(dealscore::store::api_keys::revoke(&app.db, "test-rep").await.unwrap());
-    let response = app.client.get(app.url("/v1/opportunities")).bearer_auth(&app.rep_key).send().await.unwrap();
+    assert!(dealscore::store::api_keys::revoke(&app.db, "test-rep")
+        .await
+        .unwrap());
+    let response = app
+        .client
+        .get(app.url("/v1/opportunities"))
+        .bearer_auth(&app.rep_key)
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, 401, None).await;
 }

@@ -42,7 +42,11 @@ async fn import_cli_with_mapping_is_idempotent_and_strict_writes_nothing() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("deals.csv");
-    std::fs::write(&csv, "Id|State|Since|Until\nA|W|2025-01-01|2025-02-01\nB|L|2025-01-01|2025-02-03\nC|?|2025-01-01|\n").unwrap();
+    std::fs::write(
+        &csv,
+        "Id|State|Since|Until\nA|W|2025-01-01|2025-02-01\nB|L|2025-01-01|2025-02-03\nC|?|2025-01-01|\n",
+    )
+    .unwrap();
     let mapping = dir.path().join("mapping.toml");
     std::fs::write(
         &mapping,
@@ -51,11 +55,17 @@ async fn import_cli_with_mapping_is_idempotent_and_strict_writes_nothing() {
     .unwrap();
     let (csv_s, mapping_s) = (csv.to_str().unwrap(), mapping.to_str().unwrap());
 
-    let out = dealscore(&db, &["import", "--file", csv_s, "--mapping", mapping_s, "--strict"]);
+    let out = dealscore(
+        &db,
+        &["import", "--file", csv_s, "--mapping", mapping_s, "--strict"],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 4"));
 
-    let out = dealscore(&db, &["import", "--file", csv_s, "--mapping", mapping_s, "--json"]);
+    let out = dealscore(
+        &db,
+        &["import", "--file", csv_s, "--mapping", mapping_s, "--json"],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["opportunities"]["inserted"], 2);
@@ -63,7 +73,10 @@ async fn import_cli_with_mapping_is_idempotent_and_strict_writes_nothing() {
 
     let out = dealscore(&db, &["import", "--file", csv_s, "--mapping", mapping_s]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("0 inserted, 0 updated, 2 unchanged, 1 rejected"), "{text}");
+    assert!(
+        text.contains("0 inserted, 0 updated, 2 unchanged, 1 rejected"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -77,10 +90,23 @@ async fn cli_errors_are_readable_and_non_zero() {
     std::fs::write(&mapping, "[columns]\ncolour = \"x\"\n").unwrap();
     let csv = dir.path().join("d.csv");
     std::fs::write(&csv, "external_id,status\na,open\n").unwrap();
-    let out = dealscore(&db, &["import", "--file", csv.to_str().unwrap(), "--mapping", mapping.to_str().unwrap()]);
+    let out = dealscore(
+        &db,
+        &[
+            "import",
+            "--file",
+            csv.to_str().unwrap(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+        ],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
-    let out = Command::new(bin_path()).args(["migrate"]).env("DATABASE_URL", "mysql://x").output().unwrap();
+    let out = Command::new(bin_path())
+        .args(["migrate"])
+        .env("DATABASE_URL", "mysql://x")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported DATABASE_URL"));
 }

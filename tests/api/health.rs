@@ -23,7 +23,15 @@ async fn metrics_count_requests_per_route_pattern_not_per_id() {
     for id in ["a", "b", "c"] {
         app.get_opportunity(id).await;
     }
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         text.contains(r#"route="/v1/opportunities/{external_id}",status="404"} 3"#),
         "{text}"
@@ -34,9 +42,21 @@ async fn metrics_count_requests_per_route_pattern_not_per_id() {
 #[tokio::test]
 async fn openapi_is_3_1_and_lists_the_routes() {
     let app = spawn_app().await;
-    let doc: serde_json::Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/v1/opportunities/{external_id}", "/v1/opportunities", "/v1/imports"] {
+    for path in [
+        "/v1/opportunities/{external_id}",
+        "/v1/opportunities",
+        "/v1/imports",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path}");
     }
 }

@@ -21,7 +21,9 @@ impl TestDb {
         match std::env::var("TEST_DATABASE_URL") {
             Ok(admin_url) if !admin_url.is_empty() => {
                 let name = format!("dealscore_test_{}", &generate_key()[3..19]);
-                let admin = Db::connect_without_migrating(&admin_url, &pool_options()).await.expect("admin connect");
+                let admin = Db::connect_without_migrating(&admin_url, &pool_options())
+                    .await
+                    .expect("admin connect");
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&admin.pool)
                     .await
@@ -45,10 +47,6 @@ impl TestDb {
             }
         }
     }
-
-    pub fn is_postgres(&self) -> bool {
-        self.pg_drop.is_some()
-    }
 }
 
 fn replace_db_name(url: &str, name: &str) -> String {
@@ -70,9 +68,14 @@ impl Drop for TestDb {
         if let Some((admin_url, name)) = self.pg_drop.take() {
             // Async work in Drop: run it on a throwaway runtime in its own thread.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 rt.block_on(async {
-                    let admin = Db::connect_without_migrating(&admin_url, &pool_options()).await.ok()?;
+                    let admin = Db::connect_without_migrating(&admin_url, &pool_options())
+                        .await
+                        .ok()?;
                     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .execute(&admin.pool)
                         .await
@@ -97,7 +100,8 @@ pub struct TestApp {
     pub admin_key: String,
     pub analyst_key: String,
     pub rep_key: String,
-    pub test_db: TestDb,
+    /// Kept so the database lives as long as the app (dropped after the test).
+    pub _test_db: TestDb,
 }
 
 pub fn test_settings(url: &str) -> Settings {
@@ -116,6 +120,10 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    // Logs stay quiet unless TEST_LOG is set.
+    if std::env::var_os("TEST_LOG").is_some() {
+        dealscore::telemetry::init_logging(dealscore::config::LogFormat::Human);
+    }
     let test_db = TestDb::new().await;
     let mut settings = test_settings(&test_db.url);
     adjust(&mut settings);
@@ -126,7 +134,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let mut keys = Vec::new();
     for role in ["admin", "analyst", "rep"] {
         let key = generate_key();
-        api_keys::insert(&db, &format!("test-{role}"), role, &hash_key(&key)).await.expect("key");
+        api_keys::insert(&db, &format!("test-{role}"), role, &hash_key(&key))
+            .await
+            .expect("key");
         keys.push(key);
     }
     TestApp {
@@ -136,7 +146,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         admin_key: keys[0].clone(),
         analyst_key: keys[1].clone(),
         rep_key: keys[2].clone(),
-        test_db,
+        _test_db: test_db,
     }
 }
 
@@ -214,7 +224,10 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, field: Opt
     assert_eq!(content_type, "application/problem+json");
     let body: Value = response.json().await.expect("json problem");
     assert_eq!(body["status"], status);
-    assert!(body["type"].as_str().unwrap_or("").starts_with("https://dealscore.dev/problems/"));
+    assert!(body["type"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("https://dealscore.dev/problems/"));
     assert!(body["title"].is_string() && body["detail"].is_string());
     if let Some(field) = field {
         let fields: Vec<&str> = body["errors"]

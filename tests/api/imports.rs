@@ -34,9 +34,17 @@ async fn import_reports_rejected_rows_with_line_numbers_and_keeps_the_rest() {
     assert_eq!(status, 200, "{summary}");
     assert_eq!(summary["inserted"], 2);
     assert_eq!(summary["rejected"], 3);
-    let lines: Vec<u64> = summary["rejected_rows"].as_array().unwrap().iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    let lines: Vec<u64> = summary["rejected_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(lines, vec![3, 5, 6]);
-    assert!(summary["rejected_rows"][0]["reason"].as_str().unwrap().contains("amount"));
+    assert!(summary["rejected_rows"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("amount"));
 
     // attributes keep numbers as numbers
     let got: Value = app.get_opportunity("D-000000").await.json().await.unwrap();
@@ -45,7 +53,14 @@ async fn import_reports_rejected_rows_with_line_numbers_and_keeps_the_rest() {
 
     // the same file again changes nothing
     let (_, again) = app.post_csv("", csv).await;
-    assert_eq!((again["inserted"].as_u64(), again["updated"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(0), Some(2)));
+    assert_eq!(
+        (
+            again["inserted"].as_u64(),
+            again["updated"].as_u64(),
+            again["unchanged"].as_u64()
+        ),
+        (Some(0), Some(0), Some(2))
+    );
 }
 
 #[tokio::test]
@@ -134,7 +149,10 @@ async fn missing_required_columns_and_wrong_media_types_are_refused() {
     let app = spawn_app().await;
     let (status, body) = app.post_csv("", "name,status\nx,open\n".into()).await;
     assert_eq!(status, 422);
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("external_id"));
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("external_id"));
     let response = app
         .client
         .post(app.url("/v1/imports"))
@@ -163,13 +181,21 @@ async fn activities_import_derives_measures_and_is_idempotent() {
     let (status, summary) = app.post_csv("?kind=activities", activities.into()).await;
     assert_eq!(status, 200);
     assert_eq!(summary["inserted"], 2);
-    let lines: Vec<u64> = summary["rejected_rows"].as_array().unwrap().iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    let lines: Vec<u64> = summary["rejected_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(lines, vec![4, 5]);
     let got: Value = app.get_opportunity("D-000002").await.json().await.unwrap();
     assert_eq!(got["interaction_count"], 2);
     assert_eq!(got["response_hours"], 2.0);
     let (_, again) = app.post_csv("?kind=activities", activities.into()).await;
-    assert_eq!((again["inserted"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(
+        (again["inserted"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(2))
+    );
 }
 
 #[tokio::test]

@@ -32,10 +32,22 @@ async fn delete_removes_and_then_404s() {
     let app = spawn_app().await;
     app.put_opportunity("D-1", &won_deal("D-1")).await;
     let url = app.url("/v1/opportunities/D-1");
-    let response = app.client.delete(&url).bearer_auth(&app.analyst_key).send().await.unwrap();
+    let response = app
+        .client
+        .delete(&url)
+        .bearer_auth(&app.analyst_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
     assert_problem(app.get_opportunity("D-1").await, 404, None).await;
-    let response = app.client.delete(&url).bearer_auth(&app.analyst_key).send().await.unwrap();
+    let response = app
+        .client
+        .delete(&url)
+        .bearer_auth(&app.analyst_key)
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, 404, None).await;
 }
 
@@ -46,11 +58,18 @@ async fn list_filters_and_paginates_with_a_stable_cursor() {
         let owner = if i % 2 == 0 { "alice" } else { "bob" };
         let region = if i % 3 == 0 { "EMEA" } else { "NA" };
         let id = format!("O-{i:02}");
-        assert_eq!(app.put_opportunity(&id, &open_deal(&id, owner, region)).await.status(), 201);
+        assert_eq!(
+            app.put_opportunity(&id, &open_deal(&id, owner, region))
+                .await
+                .status(),
+            201
+        );
     }
-    app.put_opportunity("W-1", &won_deal("W-1")).await;
+    assert_eq!(app.put_opportunity("W-1", &won_deal("W-1")).await.status(), 201);
 
-    let (status, body) = app.get_json("/v1/opportunities?status=open&owner=alice&limit=5", &app.rep_key).await;
+    let (status, body) = app
+        .get_json("/v1/opportunities?status=open&owner=alice&limit=5", &app.rep_key)
+        .await;
     assert_eq!(status, 200);
     let mut seen = Vec::new();
     let mut page = body;
@@ -60,25 +79,47 @@ async fn list_filters_and_paginates_with_a_stable_cursor() {
             assert_eq!(item["status"], "open");
             seen.push(item["external_id"].as_str().unwrap().to_owned());
         }
-        let Some(cursor) = page["next_cursor"].as_str() else { break };
+        let Some(cursor) = page["next_cursor"].as_str() else {
+            break;
+        };
         // a row inserted meanwhile does not disturb the walk
-        app.put_opportunity("late", &open_deal("late", "carol", "EMEA")).await;
+        app.put_opportunity("late", &open_deal("late", "carol", "EMEA"))
+            .await;
         let (_, next) = app
-            .get_json(&format!("/v1/opportunities?status=open&owner=alice&limit=5&cursor={cursor}"), &app.rep_key)
+            .get_json(
+                &format!("/v1/opportunities?status=open&owner=alice&limit=5&cursor={cursor}"),
+                &app.rep_key,
+            )
             .await;
         page = next;
     }
     let expected: Vec<String> = (0..25).step_by(2).map(|i| format!("O-{i:02}")).collect();
     assert_eq!(seen, expected);
 
-    let (_, body) = app.get_json("/v1/opportunities?region=EMEA&sector=software&limit=100", &app.rep_key).await;
-    let ids: Vec<&str> = body["items"].as_array().unwrap().iter().map(|i| i["external_id"].as_str().unwrap()).collect();
+    let (_, body) = app
+        .get_json(
+            "/v1/opportunities?region=EMEA&sector=software&limit=100",
+            &app.rep_key,
+        )
+        .await;
+    let ids: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["external_id"].as_str().unwrap())
+        .collect();
     assert!(ids.contains(&"O-00") && ids.contains(&"late") && !ids.contains(&"O-01"));
 
     let (_, body) = app.get_json("/v1/opportunities?status=won", &app.rep_key).await;
-    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(body["items"].as_array().unwrap().len(), 1, "{body}");
 
-    for bad in ["?status=pending", "?limit=0", "?limit=5000", "?cursor=garbage", "?limit=abc"] {
+    for bad in [
+        "?status=pending",
+        "?limit=0",
+        "?limit=5000",
+        "?cursor=garbage",
+        "?limit=abc",
+    ] {
         let response = app
             .client
             .get(app.url(&format!("/v1/opportunities{bad}")))
@@ -104,7 +145,14 @@ async fn activities_derive_interactions_and_response_time() {
         {"id": "a4", "kind": "meeting", "direction": "outbound", "occurred_at": "2025-03-03T10:00:00Z"}
     ]);
     let url = app.url("/v1/opportunities/A-1/activities");
-    let response = app.client.post(&url).bearer_auth(&app.analyst_key).json(&activities).send().await.unwrap();
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth(&app.analyst_key)
+        .json(&activities)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["added"], 4);
@@ -114,9 +162,19 @@ async fn activities_derive_interactions_and_response_time() {
     assert_eq!(body["opportunity"]["last_activity_at"], "2025-03-03T10:00:00Z");
 
     // redelivery adds nothing; a single object is accepted too
-    let response = app.client.post(&url).bearer_auth(&app.analyst_key).json(&activities[0]).send().await.unwrap();
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth(&app.analyst_key)
+        .json(&activities[0])
+        .send()
+        .await
+        .unwrap();
     let body: Value = response.json().await.unwrap();
-    assert_eq!((body["added"].as_u64(), body["duplicates"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (body["added"].as_u64(), body["duplicates"].as_u64()),
+        (Some(0), Some(1))
+    );
 
     // replacing the opportunity keeps the derived measures
     deal["interaction_count"] = json!(1);
@@ -124,7 +182,9 @@ async fn activities_derive_interactions_and_response_time() {
     let got: Value = app.get_opportunity("A-1").await.json().await.unwrap();
     assert_eq!(got["interaction_count"], 4);
 
-    let (status, listed) = app.get_json("/v1/opportunities/A-1/activities", &app.rep_key).await;
+    let (status, listed) = app
+        .get_json("/v1/opportunities/A-1/activities", &app.rep_key)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(listed.as_array().unwrap().len(), 4);
 
@@ -155,16 +215,61 @@ async fn bad_inputs_are_problems_and_write_nothing() {
     let cases: Vec<(&str, Value, u16, Option<&str>)> = vec![
         ("s1", json!({"status": "pending"}), 422, Some("status")),
         ("s2", json!({"status": "open", "amount": -5}), 422, Some("amount")),
-        ("s3", json!({"status": "open", "amount": "lots"}), 422, Some("amount")),
-        ("s4", json!({"status": "open", "amount": "NaN"}), 422, Some("amount")),
-        ("s5", json!({"status": "open", "interaction_count": -1}), 422, Some("interaction_count")),
-        ("s6", json!({"status": "open", "response_hours": -2.5}), 422, Some("response_hours")),
+        (
+            "s3",
+            json!({"status": "open", "amount": "lots"}),
+            422,
+            Some("amount"),
+        ),
+        (
+            "s4",
+            json!({"status": "open", "amount": "NaN"}),
+            422,
+            Some("amount"),
+        ),
+        (
+            "s5",
+            json!({"status": "open", "interaction_count": -1}),
+            422,
+            Some("interaction_count"),
+        ),
+        (
+            "s6",
+            json!({"status": "open", "response_hours": -2.5}),
+            422,
+            Some("response_hours"),
+        ),
         ("s7", json!({"status": "won"}), 422, Some("closed_at")),
-        ("s8", json!({"status": "open", "closed_at": "2025-01-01"}), 422, Some("closed_at")),
-        ("s9", json!({"status": "lost", "created_at": "2025-05-01", "closed_at": "2025-01-01"}), 422, Some("closed_at")),
-        ("s10", json!({"status": "open", "external_id": "other"}), 422, Some("external_id")),
-        ("s11", json!({"status": "open", "attributes": {"x": [1]}}), 422, Some("attributes.x")),
-        ("s12", json!({"status": "open", "created_at": "31/12/2025"}), 422, Some("created_at")),
+        (
+            "s8",
+            json!({"status": "open", "closed_at": "2025-01-01"}),
+            422,
+            Some("closed_at"),
+        ),
+        (
+            "s9",
+            json!({"status": "lost", "created_at": "2025-05-01", "closed_at": "2025-01-01"}),
+            422,
+            Some("closed_at"),
+        ),
+        (
+            "s10",
+            json!({"status": "open", "external_id": "other"}),
+            422,
+            Some("external_id"),
+        ),
+        (
+            "s11",
+            json!({"status": "open", "attributes": {"x": [1]}}),
+            422,
+            Some("attributes.x"),
+        ),
+        (
+            "s12",
+            json!({"status": "open", "created_at": "31/12/2025"}),
+            422,
+            Some("created_at"),
+        ),
         ("s13", json!(["not", "an", "object"]), 400, None),
     ];
     for (id, body, status, field) in cases {
@@ -176,7 +281,11 @@ async fn bad_inputs_are_problems_and_write_nothing() {
         let response = app.put_opportunity(id, &json!({"status": "open"})).await;
         assert_problem(response, 422, Some("external_id")).await;
     }
-    let raw_bodies = ["{not json", r#"{"status": "open", "amount": NaN}"#, r#"{"status": "open", "amount": 1e999}"#];
+    let raw_bodies = [
+        "{not json",
+        r#"{"status": "open", "amount": NaN}"#,
+        r#"{"status": "open", "amount": 1e999}"#,
+    ];
     for raw in raw_bodies {
         let response = app
             .client
