@@ -6,6 +6,7 @@
 
 pub mod activities;
 pub mod api_keys;
+pub mod models;
 pub mod opportunities;
 mod sql;
 
