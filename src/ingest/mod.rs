@@ -3,5 +3,7 @@
 pub mod csv_import;
 pub mod mapping;
 
-pub use csv_import::{import_activities, import_opportunities, ImportOptions, ImportSummary, RejectedRow};
+pub use csv_import::{
+    import_activities, import_opportunities, read_opportunities, ImportOptions, ImportSummary, RejectedRow,
+};
 pub use mapping::{ImportMapping, MappingError};

@@ -146,13 +146,15 @@ async fn activate_in(
         .bind(version.to_owned())
         .execute(&mut **tx)
         .await?;
-    sqlx::query("INSERT INTO model_activations (version, activated_at, activated_by, reason) VALUES ($1, $2, $3, $4)")
-        .bind(version.to_owned())
-        .bind(now)
-        .bind(who.to_owned())
-        .bind(reason.to_owned())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO model_activations (version, activated_at, activated_by, reason) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(version.to_owned())
+    .bind(now)
+    .bind(who.to_owned())
+    .bind(reason.to_owned())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -182,7 +184,10 @@ pub async fn active(db: &Db) -> Result<Option<(ModelVersionRecord, String)>, sql
 /// One version and its artifact JSON.
 pub async fn get(db: &Db, version: &str) -> Result<Option<(ModelVersionRecord, String)>, sqlx::Error> {
     let sql = format!("SELECT {RECORD_COLUMNS}, artifact FROM model_versions WHERE version = $1");
-    let row = sqlx::query(&sql).bind(version.to_owned()).fetch_optional(&db.pool).await?;
+    let row = sqlx::query(&sql)
+        .bind(version.to_owned())
+        .fetch_optional(&db.pool)
+        .await?;
     row.map(|r| Ok((record(&r)?, r.try_get("artifact")?))).transpose()
 }
 
