@@ -2,3 +2,6 @@
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod features;
+pub mod model;
+pub mod training;
