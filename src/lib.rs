@@ -1,7 +1,7 @@
 //! dealscore — opportunity scoring for Sales Ops.
 //!
 //! A library holding all logic, and thin binaries over it (`dealscore`, `dealscore-train`).
-//! Data flows one way: `api` → `ingest` / model modules → `store`.
+//! Data flows one way: `api` → `ingest` / `model` / `training` → `store`.
 
 pub mod api;
 pub mod app;
@@ -10,6 +10,9 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod features;
 pub mod ingest;
+pub mod model;
 pub mod store;
 pub mod telemetry;
+pub mod training;

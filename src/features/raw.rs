@@ -1,0 +1,117 @@
+//! Reading a feature's raw value out of an opportunity — the only place that knows which deal
+//! field feeds which feature.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+
+use super::spec::{CoreField, Source};
+use crate::domain::{AttributeValue, Opportunity};
+
+/// A numeric feature's raw value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NumericValue {
+    /// A finite number.
+    Present(f64),
+    /// The field is empty.
+    Missing,
+    /// The attribute holds text that is not a number (treated as missing, with this text kept
+    /// for the explanation).
+    NotANumber(String),
+}
+
+/// Reads a numeric feature. `now` only matters for `cycle_days` of open deals.
+pub fn numeric_value(source: &Source<'_>, opp: &Opportunity, now: DateTime<Utc>) -> NumericValue {
+    let value = match source {
+        Source::Core(CoreField::CycleDays) => opp.cycle_days(now),
+        Source::Core(CoreField::InteractionCount) => opp.interaction_count.map(|n| n as f64),
+        Source::Core(CoreField::ResponseHours) => opp.response_hours,
+        Source::Core(CoreField::Amount) => opp.amount,
+        // Categorical core fields never reach here (the spec validator enforces kinds); reading
+        // them as numbers would mean "missing".
+        Source::Core(_) => None,
+        Source::Attribute(name) => match opp.attributes.get(*name) {
+            None => None,
+            Some(AttributeValue::Number(n)) => Some(*n),
+            Some(AttributeValue::Text(t)) => match t.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() => Some(n),
+                _ => return NumericValue::NotANumber(t.clone()),
+            },
+        },
+    };
+    match value {
+        Some(v) if v.is_finite() => NumericValue::Present(v),
+        _ => NumericValue::Missing,
+    }
+}
+
+/// Reads a categorical feature's level text; `None` when the field is empty.
+pub fn category_value<'a>(source: &Source<'_>, opp: &'a Opportunity) -> Option<Cow<'a, str>> {
+    let borrowed = |v: &'a Option<String>| v.as_deref().map(Cow::Borrowed);
+    match source {
+        Source::Core(CoreField::Sector) => borrowed(&opp.sector),
+        Source::Core(CoreField::Region) => borrowed(&opp.region),
+        Source::Core(CoreField::Owner) => borrowed(&opp.owner),
+        Source::Core(CoreField::ContactRole) => opp.contact_role.as_ref().map(|r| Cow::Borrowed(r.as_str())),
+        Source::Core(_) => None,
+        Source::Attribute(name) => match opp.attributes.get(*name)? {
+            AttributeValue::Text(t) => Some(Cow::Borrowed(t.as_str())),
+            AttributeValue::Number(_) => opp.attributes.get(*name).map(|v| Cow::Owned(v.to_text())),
+        },
+    }
+}
+
+/// Formats a number compactly for display and column names: integers without decimals, others
+/// with up to 4 significant digits (`52`, `4.5`, `0.0123`, `12500`).
+pub fn format_number(x: f64) -> String {
+    if !x.is_finite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        return format!("{}", x as i64);
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    let decimals = (3 - magnitude).clamp(0, 12) as usize;
+    let text = format!("{x:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
+/// Rounds to 4 significant digits (used for bin edges, so their names are short and unique).
+pub fn round_significant(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    let factor = 10f64.powi(3 - magnitude);
+    (x * factor).round() / factor
+}
+
+/// Display text of a numeric value with the unit of its core field (`52 h`, `30 days`).
+pub fn display_numeric(source: &Source<'_>, x: f64) -> String {
+    let n = format_number(x);
+    match source {
+        Source::Core(CoreField::CycleDays) => format!("{n} days"),
+        Source::Core(CoreField::ResponseHours) => format!("{n} h"),
+        _ => n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_format_compactly() {
+        assert_eq!(format_number(52.0), "52");
+        assert_eq!(format_number(4.5), "4.5");
+        assert_eq!(format_number(8.4567), "8.457");
+        assert_eq!(format_number(0.012345), "0.01235");
+        assert_eq!(format_number(f64::INFINITY), "inf");
+        assert_eq!(round_significant(12345.6), 12350.0);
+        assert_eq!(round_significant(0.0123456), 0.01235);
+    }
+}

@@ -1,0 +1,108 @@
+//! Evaluation records stored in the artifact: holdout metrics, calibration, cross-validation and
+//! solver convergence. Training computes them; they are plain data here.
+
+use serde::{Deserialize, Serialize};
+
+/// Quality of probabilities on a set of deals (the holdout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Number of deals evaluated.
+    pub count: usize,
+    /// Share of won deals among them.
+    pub base_rate: f64,
+    /// Area under the ROC curve (0.5 = no ranking skill, 1 = perfect ranking).
+    pub roc_auc: f64,
+    /// Average precision (area under the precision–recall curve, step-wise).
+    pub pr_auc: f64,
+    /// Mean negative log-likelihood (lower is better; probabilities clipped to [1e-15, 1−1e-15]).
+    pub log_loss: f64,
+    /// Mean squared error of the probability (lower is better).
+    pub brier: f64,
+    /// Probability threshold maximising F1 (predict won when p ≥ threshold).
+    pub threshold: f64,
+    /// Accuracy at `threshold`.
+    pub accuracy: f64,
+    /// Precision at `threshold` (0 when nothing is predicted won).
+    pub precision: f64,
+    /// Recall at `threshold`.
+    pub recall: f64,
+    /// F1 at `threshold`.
+    pub f1: f64,
+    /// Confusion matrix at `threshold`.
+    pub confusion: ConfusionMatrix,
+    /// Win rate of the top 10 % of deals by score divided by the base rate.
+    pub top_decile_lift: f64,
+    /// Ten equal-width probability bins.
+    pub calibration: Vec<CalibrationBin>,
+}
+
+/// Counts at a threshold (positive = won).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfusionMatrix {
+    /// Predicted won, was won.
+    pub true_positive: usize,
+    /// Predicted won, was lost.
+    pub false_positive: usize,
+    /// Predicted lost, was lost.
+    pub true_negative: usize,
+    /// Predicted lost, was won.
+    pub false_negative: usize,
+}
+
+/// One calibration bin `[lower, upper)` (the last bin includes 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationBin {
+    /// Lower probability bound.
+    pub lower: f64,
+    /// Upper probability bound.
+    pub upper: f64,
+    /// Deals in the bin.
+    pub count: usize,
+    /// Mean predicted probability in the bin (`None` when empty).
+    pub mean_predicted: Option<f64>,
+    /// Observed win rate in the bin (`None` when empty).
+    pub observed_win_rate: Option<f64>,
+}
+
+/// Cross-validated ROC AUC for one alpha.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CvResult {
+    /// L2 strength (scikit-learn's C = 1/alpha).
+    pub alpha: f64,
+    /// Mean ROC AUC over the folds.
+    pub mean_auc: f64,
+    /// Standard deviation of the fold AUCs.
+    pub sd_auc: f64,
+    /// ROC AUC of each fold.
+    pub fold_aucs: Vec<f64>,
+}
+
+/// Alpha selection by stratified K-fold cross-validation on the training part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CvSummary {
+    /// Number of folds.
+    pub folds: usize,
+    /// One entry per alpha of the grid, in grid order.
+    pub results: Vec<CvResult>,
+    /// The alpha with the best mean AUC (ties go to the larger alpha, the simpler model).
+    pub chosen_alpha: f64,
+}
+
+/// How the solver ended for the shipped fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Convergence {
+    /// L-BFGS iteration cap used.
+    pub max_iterations: u64,
+    /// Gradient tolerance used (scaled with the row count).
+    pub gradient_tolerance: f64,
+    /// Euclidean norm of the loss gradient at the returned coefficients, recomputed by
+    /// dealscore (linfa-logistic 0.8.1 does not report iterations or status).
+    pub gradient_norm: f64,
+    /// True when `gradient_norm ≤ gradient_tolerance`; false means the iteration cap (or a
+    /// stalled line search) stopped the solver first.
+    pub converged: bool,
+    /// The alpha actually used (larger than the chosen one after a line-search retry).
+    pub alpha_used: f64,
+    /// What went wrong and was retried, if anything.
+    pub retries: Vec<String>,
+}

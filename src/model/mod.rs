@@ -1,0 +1,20 @@
+//! The model artifact (save, load, verify), prediction and explanation. No linfa here: scoring
+//! is a dot product and a sigmoid over the artifact's own data.
+//!
+//! - [`artifact`]: [`ModelArtifact`], checksum, atomic save, verified load.
+//! - [`predict`](mod@predict): [`predict()`], [`explain()`].
+//! - [`evaluation`]: metric records stored in the artifact.
+//! - [`factors`]: success factors and won/lost reference values.
+
+pub mod artifact;
+pub mod evaluation;
+pub mod factors;
+pub mod predict;
+
+pub use artifact::{ArtifactError, ColumnCoefficient, ModelArtifact, TrainingSummary, FORMAT_VERSION};
+pub use evaluation::{CalibrationBin, ConfusionMatrix, Convergence, CvResult, CvSummary, Metrics};
+pub use factors::{
+    CategoryStat, GroupReference, LevelEffect, NumericReference, Quartiles, SuccessFactor,
+    MIN_WON_FOR_GROUP_TARGET,
+};
+pub use predict::{explain, logit, predict, sigmoid, Explanation, FeatureContribution};

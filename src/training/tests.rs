@@ -1,0 +1,345 @@
+//! End-to-end training tests: synthetic deals with a known signal, and the real salvirt data.
+
+use chrono::{Duration, TimeZone, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::domain::{AttributeValue, ContactRole};
+use crate::model::{explain, predict, ArtifactError};
+
+const SECTORS: [&str; 4] = ["retail", "banking", "energy", "public"];
+const ROLES: [&str; 3] = ["decision_maker", "influencer", "end_user"];
+
+/// Synthetic closed deals: faster answers, more interactions and decision makers win more.
+/// `won_bias` shifts the intercept to make won the minority (negative) or majority (positive).
+fn synthetic(n: usize, seed: u64, won_bias: f64) -> Vec<Opportunity> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    (0..n)
+        .map(|i| {
+            let response: f64 = rng.gen_range(0.5..120.0);
+            let interactions: i64 = rng.gen_range(0..30);
+            let sector = SECTORS[rng.gen_range(0..SECTORS.len())];
+            let role = ROLES[rng.gen_range(0..ROLES.len())];
+            let cycle: f64 = rng.gen_range(5.0..200.0);
+            let z = won_bias - 0.03 * response
+                + 0.08 * interactions as f64
+                + if role == "decision_maker" { 1.0 } else { 0.0 }
+                + if sector == "retail" { 0.5 } else { 0.0 };
+            let won = rng.gen::<f64>() < 1.0 / (1.0 + (-z).exp());
+            let created = start + Duration::days(i as i64 % 600);
+            Opportunity {
+                external_id: format!("D-{i:05}"),
+                name: None,
+                account: None,
+                sector: Some(sector.to_owned()),
+                region: Some(if i % 2 == 0 { "north" } else { "south" }.to_owned()),
+                owner: None,
+                contact_role: ContactRole::normalise(role),
+                amount: if i % 10 == 0 {
+                    None
+                } else {
+                    Some(rng.gen_range(1_000.0..100_000.0))
+                },
+                currency: "EUR".into(),
+                stage: None,
+                status: if won { Status::Won } else { Status::Lost },
+                created_at: Some(created),
+                closed_at: Some(created + Duration::milliseconds((cycle * 86_400_000.0) as i64)),
+                interaction_count: Some(interactions),
+                response_hours: if i % 7 == 0 { None } else { Some(response) },
+                last_activity_at: None,
+                attributes: Default::default(),
+                cycle_days: None,
+            }
+        })
+        .collect()
+}
+
+fn options() -> TrainOptions {
+    TrainOptions {
+        now: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        ..TrainOptions::default()
+    }
+}
+
+fn train_quiet(
+    deals: &[Opportunity],
+    spec: &FeatureSpec,
+    opts: &TrainOptions,
+) -> Result<TrainedModel, TrainError> {
+    train(deals, spec, opts, &mut |_| {})
+}
+
+#[test]
+fn predict_reproduces_training_time_probabilities() {
+    let deals = synthetic(1500, 1, 0.0);
+    let opts = options();
+    let trained = train_quiet(&deals, &FeatureSpec::default_spec(), &opts).unwrap();
+    assert_eq!(trained.training_predictions.len(), deals.len());
+    for (deal, expected) in deals.iter().zip(&trained.training_predictions) {
+        assert_eq!(deal.external_id, expected.external_id);
+        let p = predict(&trained.artifact, deal, opts.now);
+        assert!(
+            (p - expected.probability).abs() < 1e-12,
+            "{p} vs {}",
+            expected.probability
+        );
+    }
+    assert!(
+        trained.artifact.holdout_metrics.roc_auc > 0.7,
+        "{:?}",
+        trained.artifact.holdout_metrics
+    );
+    assert!(trained.artifact.baseline_metrics.roc_auc == 0.5);
+    assert!(
+        trained.artifact.convergence.converged,
+        "{:?}",
+        trained.artifact.convergence
+    );
+    let report = render_report(&trained);
+    assert!(report.contains("Holdout metrics"), "{report}");
+    assert!(serde_json::to_string(&trained)
+        .unwrap()
+        .contains("\"holdout_metrics\""));
+}
+
+#[test]
+fn contributions_add_up_to_the_logit_difference() {
+    let deals = synthetic(800, 2, 0.0);
+    let opts = options();
+    let trained = train_quiet(&deals, &FeatureSpec::default_spec(), &opts).unwrap();
+    let mut open = deals[3].clone();
+    open.status = Status::Open;
+    open.closed_at = None;
+    open.response_hours = None;
+    open.sector = Some("mining".into()); // unseen level
+    for deal in deals.iter().take(50).chain(std::iter::once(&open)) {
+        let e = explain(&trained.artifact, deal, opts.now);
+        let sum: f64 = e.contributions.iter().map(|c| c.contribution).sum();
+        assert!((sum - (e.logit - e.baseline_logit)).abs() < 1e-9);
+        assert!((e.probability - predict(&trained.artifact, deal, opts.now)).abs() < 1e-15);
+    }
+    let e = explain(&trained.artifact, &open, opts.now);
+    assert!(
+        e.imputed.iter().any(|m| m.starts_with("response_hours")),
+        "{:?}",
+        e.imputed
+    );
+    let rh = e
+        .contributions
+        .iter()
+        .find(|c| c.feature == "response_hours")
+        .unwrap();
+    assert!(rh.value.starts_with("missing (imputed"), "{}", rh.value);
+    let sector = e.contributions.iter().find(|c| c.feature == "sector").unwrap();
+    assert_eq!(sector.value, "mining");
+}
+
+#[test]
+fn orientation_is_right_when_won_is_the_minority_and_the_majority() {
+    for bias in [-2.0, 2.0] {
+        let deals = synthetic(1200, 3, bias);
+        let won_share = deals.iter().filter(|d| d.status == Status::Won).count() as f64 / deals.len() as f64;
+        assert!(
+            if bias < 0.0 {
+                won_share < 0.4
+            } else {
+                won_share > 0.6
+            },
+            "{won_share}"
+        );
+        let trained = train_quiet(&deals, &FeatureSpec::default_spec(), &options()).unwrap();
+        // Mean predicted probability tracks the won share, and ranking is better than chance.
+        let mean_p = trained
+            .training_predictions
+            .iter()
+            .map(|p| p.probability)
+            .sum::<f64>()
+            / trained.training_predictions.len() as f64;
+        assert!(
+            (mean_p - won_share).abs() < 0.02,
+            "bias {bias}: {mean_p} vs {won_share}"
+        );
+        assert!(trained.artifact.holdout_metrics.roc_auc > 0.65, "bias {bias}");
+        // Decision makers raise the odds in both cases.
+        let role = trained
+            .artifact
+            .success_factors
+            .iter()
+            .find(|f| f.feature == "contact_role")
+            .unwrap();
+        let coef = |level: &str| role.levels.iter().find(|l| l.level == level).unwrap().coefficient;
+        assert!(coef("decision_maker") > coef("end_user"), "bias {bias}");
+    }
+}
+
+#[test]
+fn too_few_outcomes_is_a_clear_error() {
+    let deals = synthetic(60, 4, -2.0);
+    let err = train_quiet(&deals, &FeatureSpec::default_spec(), &options()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::TooFewOutcomes {
+                min_won: 40,
+                min_lost: 40,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("need at least 40 won and 40 lost"),
+        "{err}"
+    );
+}
+
+#[test]
+fn trains_on_only_categorical_only_numeric_and_mixed_specs() {
+    let deals = synthetic(600, 5, 0.0);
+    for text in [
+        "[[feature]]\nname = \"sector\"\n[[feature]]\nname = \"contact_role\"\nmin_count = 5\n",
+        "[[feature]]\nname = \"response_hours\"\n[[feature]]\nname = \"interaction_count\"\ntransform = \"linear\"\n\
+         [[feature]]\nname = \"amount\"\ntransform = \"log\"\n",
+        "[[feature]]\nname = \"response_hours\"\nbins = 4\n[[feature]]\nname = \"contact_role\"\n",
+    ] {
+        let spec = FeatureSpec::from_toml(text).unwrap();
+        let trained = train_quiet(&deals, &spec, &options()).unwrap();
+        assert!(trained.artifact.holdout_metrics.roc_auc > 0.55, "{text}");
+        for (deal, expected) in deals.iter().zip(&trained.training_predictions).take(100) {
+            assert!((predict(&trained.artifact, deal, options().now) - expected.probability).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn artifact_round_trips_and_refuses_any_changed_byte() {
+    let deals = synthetic(500, 6, 0.0);
+    let trained = train_quiet(&deals, &FeatureSpec::default_spec(), &options()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = trained.artifact.save_atomic(dir.path()).unwrap();
+    assert_eq!(
+        path.file_name().unwrap().to_str().unwrap(),
+        format!("{}.json", trained.artifact.version)
+    );
+    let loaded = ModelArtifact::load_verified(&path).unwrap();
+    // serde_json's default float parser may be 1 ulp off on some numbers, so compare what
+    // matters: identity, structure and predictions.
+    assert_eq!(loaded.version, trained.artifact.version);
+    assert_eq!(loaded.sha256, trained.artifact.sha256);
+    assert_eq!(
+        loaded.features.column_names(),
+        trained.artifact.features.column_names()
+    );
+    for deal in deals.iter().take(100) {
+        let (a, b) = (
+            predict(&loaded, deal, options().now),
+            predict(&trained.artifact, deal, options().now),
+        );
+        assert!((a - b).abs() < 1e-12);
+    }
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Change one digit of the intercept.
+    let at = text.find("\"intercept\": ").unwrap() + "\"intercept\": ".len() + 3;
+    let mut bytes = text.clone().into_bytes();
+    bytes[at] = if bytes[at] == b'1' { b'2' } else { b'1' };
+    let tampered = String::from_utf8(bytes).unwrap();
+    assert!(matches!(
+        ModelArtifact::from_json_verified(&tampered),
+        Err(ArtifactError::ChecksumMismatch { .. })
+    ));
+    let future = text.replacen("\"format_version\": 1", "\"format_version\": 99", 1);
+    assert!(matches!(
+        ModelArtifact::from_json_verified(&future),
+        Err(ArtifactError::UnsupportedFormat { found: 99 })
+    ));
+    assert!(trained.artifact.version.starts_with("m-20260101-000000-"));
+}
+
+#[test]
+fn time_split_holds_out_the_newest_deals() {
+    let deals = synthetic(500, 7, 0.0);
+    let trained = train_quiet(&deals, &FeatureSpec::default_spec(), &options()).unwrap();
+    let t = &trained.artifact.training;
+    assert_eq!(t.holdout_rows, 100);
+    let from = t.holdout_from.unwrap();
+    let newer = deals.iter().filter(|d| d.closed_at.unwrap() >= from).count();
+    assert_eq!(newer, 100);
+    // Same data, same options: same model.
+    let again = train_quiet(&deals, &FeatureSpec::default_spec(), &options()).unwrap();
+    assert_eq!(again.artifact.coefficients, trained.artifact.coefficients);
+}
+
+/// Reads the salvirt B2B data set (CC BY 4.0, Bohanec et al. 2017) into opportunities whose
+/// attributes are the 22 columns.
+fn salvirt() -> Vec<Opportunity> {
+    let path = std::path::Path::new("/work/shared/datasets/salvirt_b2b.csv");
+    let mut reader = csv::ReaderBuilder::new().delimiter(b';').from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let closed = Utc.with_ymd_and_hms(2017, 1, 1, 0, 0, 0).unwrap();
+    reader
+        .records()
+        .enumerate()
+        .map(|(i, record)| {
+            let record = record.unwrap();
+            let mut attributes = std::collections::BTreeMap::new();
+            let mut status = Status::Open;
+            for (name, value) in headers.iter().zip(record.iter()) {
+                if name == "Status" {
+                    status = Status::parse(value).unwrap();
+                } else {
+                    attributes.insert(name.to_owned(), AttributeValue::Text(value.to_owned()));
+                }
+            }
+            Opportunity {
+                external_id: format!("S-{i:03}"),
+                name: None,
+                account: None,
+                sector: None,
+                region: None,
+                owner: None,
+                contact_role: None,
+                amount: None,
+                currency: "EUR".into(),
+                stage: None,
+                status,
+                created_at: None,
+                closed_at: Some(closed),
+                interaction_count: None,
+                response_hours: None,
+                last_activity_at: None,
+                attributes,
+                cycle_days: None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn salvirt_cross_validated_auc_reaches_the_reference() {
+    let deals = salvirt();
+    assert_eq!(deals.len(), 448);
+    let spec = FeatureSpec::from_toml(include_str!("../../training/examples/salvirt-features.toml")).unwrap();
+    assert_eq!(spec.features.len(), 22);
+    let opts = TrainOptions {
+        split: SplitKind::Random,
+        ..options()
+    };
+    let trained = train_quiet(&deals, &spec, &opts).unwrap();
+    let best = trained
+        .artifact
+        .cv
+        .results
+        .iter()
+        .find(|r| r.alpha == trained.artifact.cv.chosen_alpha)
+        .unwrap();
+    println!("{}", render_report(&trained));
+    println!("salvirt CV AUC {:.4} (alpha {})", best.mean_auc, best.alpha);
+    assert!(best.mean_auc >= 0.81, "{:?}", trained.artifact.cv);
+    for (deal, expected) in deals.iter().zip(&trained.training_predictions) {
+        assert!((predict(&trained.artifact, deal, opts.now) - expected.probability).abs() < 1e-12);
+    }
+}
