@@ -1,0 +1,309 @@
+//! Scoring: probability → score, grade, trend, factor explanations, the next intervention and
+//! the Sales Ops focus. Pure functions over a model artifact; no I/O.
+//!
+//! The rules are documented in `docs/recommendations.md`.
+
+mod messages;
+mod recommend;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::Opportunity;
+use crate::model::{explain, ModelArtifact};
+pub use recommend::{Intervention, RankBy};
+
+/// Tunable scoring rules. Every field has a documented default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// Lowest score of grades A, B and C (below the last: D). Default `[60, 40, 20]`: with typical
+    /// B2B win rates of 20–45 %, A means "clearly above the usual odds".
+    pub grade_cuts: [u8; 3],
+    /// Score change (points) that counts as improving/declining. Default 5.
+    pub trend_threshold: u8,
+    /// Probability from which a deal is to be `secure`d. Default 0.6.
+    pub secure_probability: f64,
+    /// Probability from which a deal is a `prioritize` one. Default 0.4.
+    pub prioritize_probability: f64,
+    /// Available uplift (probability points, 0–1) that also makes a deal a `prioritize` one.
+    /// Default 0.10.
+    pub prioritize_uplift: f64,
+    /// Below this probability, with no lever lifting it above, a deal is `deprioritize`d.
+    /// Default 0.2.
+    pub deprioritize_probability: f64,
+    /// Won deals a sector needs before its own reference is used as a target. Default 20.
+    pub min_sector_won: usize,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        ScoringConfig {
+            grade_cuts: [60, 40, 20],
+            trend_threshold: 5,
+            secure_probability: 0.6,
+            prioritize_probability: 0.4,
+            prioritize_uplift: 0.10,
+            deprioritize_probability: 0.2,
+            min_sector_won: crate::model::factors::MIN_WON_FOR_GROUP_TARGET,
+        }
+    }
+}
+
+/// A–D.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub enum Grade {
+    /// Highest odds.
+    A,
+    /// Good odds.
+    B,
+    /// Below usual odds.
+    C,
+    /// Unlikely.
+    D,
+}
+
+impl Grade {
+    /// The letter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grade::A => "A",
+            Grade::B => "B",
+            Grade::C => "C",
+            Grade::D => "D",
+        }
+    }
+
+    /// Parses a letter (case-insensitive).
+    pub fn parse(text: &str) -> Option<Grade> {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "A" => Some(Grade::A),
+            "B" => Some(Grade::B),
+            "C" => Some(Grade::C),
+            "D" => Some(Grade::D),
+            _ => None,
+        }
+    }
+}
+
+/// Movement against the previous stored score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Trend {
+    /// Up by at least the threshold.
+    Improving,
+    /// Within the threshold.
+    Steady,
+    /// Down by at least the threshold.
+    Declining,
+    /// No previous score.
+    New,
+}
+
+/// The three Sales Ops intents, plus the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Focus {
+    /// High potential or a large available uplift: invest time now.
+    Prioritize,
+    /// Likely won: make the signature smooth.
+    Secure,
+    /// Likely lost and no lever lifts it: minimal effort.
+    Deprioritize,
+    /// Everything else: keep it warm.
+    Nurture,
+}
+
+impl Focus {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Focus::Prioritize => "prioritize",
+            Focus::Secure => "secure",
+            Focus::Deprioritize => "deprioritize",
+            Focus::Nurture => "nurture",
+        }
+    }
+}
+
+/// Whether a factor raises or lowers the score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Raises the win probability.
+    Raises,
+    /// Lowers it.
+    Lowers,
+}
+
+/// One explained factor.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Factor {
+    /// Feature name (`response_hours`, `attr.tier`, …).
+    pub feature: String,
+    /// The deal's value, as displayed.
+    pub value: String,
+    /// Log-odds against the model's baseline (an average training deal).
+    pub contribution: f64,
+    /// Raises or lowers.
+    pub direction: Direction,
+    /// Reference from won deals (e.g. "won median 6 h"), when the model has one.
+    pub reference: Option<String>,
+    /// Plain-language sentence.
+    pub message: String,
+}
+
+/// The score of one opportunity: one shape everywhere (API, CLI, webhook answers).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ScoreResult {
+    /// Model version that produced it.
+    pub model_version: String,
+    /// Win probability, 0–1.
+    pub probability: f64,
+    /// round(100 × probability).
+    pub score: u8,
+    /// A–D from the configured cut points.
+    pub grade: Grade,
+    /// Against the previous stored score.
+    pub trend: Trend,
+    /// Previous stored score, when there is one.
+    pub previous_score: Option<u8>,
+    /// probability × amount (absent without an amount).
+    pub expected_value: Option<f64>,
+    /// Up to 5 factors raising and 5 lowering the score, strongest first.
+    pub factors: Vec<Factor>,
+    /// The lever with the largest uplift, if any lever helps.
+    pub next_intervention: Option<Intervention>,
+    /// The other helpful levers, best first.
+    pub alternatives: Vec<Intervention>,
+    /// prioritize | secure | deprioritize | nurture.
+    pub focus: Focus,
+    /// Features that were missing and imputed, or categories unseen in training.
+    pub imputed: Vec<String>,
+}
+
+/// The grade of a score.
+pub fn grade(score: u8, cuts: [u8; 3]) -> Grade {
+    if score >= cuts[0] {
+        Grade::A
+    } else if score >= cuts[1] {
+        Grade::B
+    } else if score >= cuts[2] {
+        Grade::C
+    } else {
+        Grade::D
+    }
+}
+
+/// The trend from a previous score.
+pub fn trend(score: u8, previous: Option<u8>, threshold: u8) -> Trend {
+    match previous {
+        None => Trend::New,
+        Some(p) if i16::from(score) - i16::from(p) >= i16::from(threshold.max(1)) => Trend::Improving,
+        Some(p) if i16::from(p) - i16::from(score) >= i16::from(threshold.max(1)) => Trend::Declining,
+        Some(_) => Trend::Steady,
+    }
+}
+
+/// The focus rule (see docs/recommendations.md).
+pub fn focus(probability: f64, best: Option<&Intervention>, config: &ScoringConfig) -> Focus {
+    let best_after = best.map_or(probability, |b| b.probability_after);
+    let best_uplift = best.map_or(0.0, |b| b.uplift);
+    if probability >= config.secure_probability {
+        Focus::Secure
+    } else if probability >= config.prioritize_probability || best_uplift >= config.prioritize_uplift {
+        Focus::Prioritize
+    } else if probability < config.deprioritize_probability && best_after < config.deprioritize_probability {
+        Focus::Deprioritize
+    } else {
+        Focus::Nurture
+    }
+}
+
+/// Scores one opportunity with everything a rep needs.
+pub fn score(
+    artifact: &ModelArtifact,
+    config: &ScoringConfig,
+    opp: &Opportunity,
+    now: DateTime<Utc>,
+    previous_score: Option<u8>,
+    rank: RankBy,
+) -> ScoreResult {
+    let explanation = explain(artifact, opp, now);
+    let probability = explanation.probability;
+    let score = (probability * 100.0).round().clamp(0.0, 100.0) as u8;
+    let factors = messages::factors(artifact, opp, &explanation, config);
+    let mut levers = recommend::levers(artifact, opp, now, probability, config, rank);
+    let next_intervention = (!levers.is_empty()).then(|| levers.remove(0));
+    ScoreResult {
+        model_version: artifact.version.clone(),
+        probability,
+        score,
+        grade: grade(score, config.grade_cuts),
+        trend: trend(score, previous_score, config.trend_threshold),
+        previous_score,
+        expected_value: opp.amount.map(|a| a * probability),
+        focus: focus(probability, next_intervention.as_ref(), config),
+        factors,
+        next_intervention,
+        alternatives: levers,
+        imputed: explanation.imputed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grades_follow_the_cut_points() {
+        let cuts = [60, 40, 20];
+        for (score, expected) in [
+            (100, Grade::A),
+            (60, Grade::A),
+            (59, Grade::B),
+            (40, Grade::B),
+            (39, Grade::C),
+            (20, Grade::C),
+            (19, Grade::D),
+            (0, Grade::D),
+        ] {
+            assert_eq!(grade(score, cuts), expected, "{score}");
+        }
+    }
+
+    #[test]
+    fn trends_use_the_threshold() {
+        assert_eq!(trend(50, None, 5), Trend::New);
+        assert_eq!(trend(55, Some(50), 5), Trend::Improving);
+        assert_eq!(trend(54, Some(50), 5), Trend::Steady);
+        assert_eq!(trend(45, Some(50), 5), Trend::Declining);
+        assert_eq!(trend(46, Some(50), 5), Trend::Steady);
+    }
+
+    fn lever(after: f64, uplift: f64) -> Intervention {
+        Intervention {
+            feature: "response_hours".into(),
+            action: "Answer faster".into(),
+            message: String::new(),
+            current_value: None,
+            target_value: "6 h".into(),
+            probability_after: after,
+            uplift,
+            expected_value_uplift: None,
+        }
+    }
+
+    #[test]
+    fn focus_rule_table() {
+        let c = ScoringConfig::default();
+        assert_eq!(focus(0.7, None, &c), Focus::Secure);
+        assert_eq!(focus(0.45, None, &c), Focus::Prioritize);
+        assert_eq!(focus(0.25, Some(&lever(0.40, 0.15)), &c), Focus::Prioritize);
+        assert_eq!(focus(0.10, Some(&lever(0.15, 0.05)), &c), Focus::Deprioritize);
+        assert_eq!(focus(0.10, None, &c), Focus::Deprioritize);
+        assert_eq!(focus(0.15, Some(&lever(0.22, 0.07)), &c), Focus::Nurture);
+        assert_eq!(focus(0.30, None, &c), Focus::Nurture);
+    }
+}

@@ -1,0 +1,241 @@
+//! The next intervention, by counterfactual rescoring: move each actionable feature to the
+//! won-deal reference (within its bounds and direction), rescore, rank by uplift.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ScoringConfig;
+use crate::domain::{AttributeValue, ContactRole, Opportunity};
+use crate::features::encode::{display_feature_value, observe};
+use crate::features::spec::{CoreField, Direction, Source};
+use crate::features::{Encoder, FittedFeature};
+use crate::model::{predict, ModelArtifact};
+
+/// Smallest uplift (probability, 0–1) worth recommending.
+const MIN_UPLIFT: f64 = 0.001;
+
+/// How levers are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RankBy {
+    /// By uplift in win probability (default).
+    #[default]
+    Probability,
+    /// By uplift in expected value (uplift × amount).
+    Value,
+}
+
+/// One recommended change.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Intervention {
+    /// The actionable feature.
+    pub feature: String,
+    /// The spec's label for the lever, e.g. "Answer the prospect faster".
+    pub action: String,
+    /// Plain-language sentence with the before → after probability.
+    pub message: String,
+    /// The deal's current value, as displayed (absent when missing).
+    pub current_value: Option<String>,
+    /// The value to reach.
+    pub target_value: String,
+    /// Win probability once the target is reached (everything else unchanged).
+    pub probability_after: f64,
+    /// probability_after − probability.
+    pub uplift: f64,
+    /// uplift × amount, when the deal has an amount.
+    pub expected_value_uplift: Option<f64>,
+}
+
+/// Features that describe the deal rather than what a rep does: never recommended as changes,
+/// whatever a spec says.
+fn never_a_lever(source: Source<'_>) -> bool {
+    matches!(
+        source,
+        Source::Core(CoreField::CycleDays | CoreField::Sector | CoreField::Region | CoreField::Owner)
+    )
+}
+
+enum Target {
+    Number(f64),
+    Level(String),
+}
+
+fn with_value(opp: &Opportunity, source: Source<'_>, target: &Target) -> Opportunity {
+    let mut changed = opp.clone();
+    match (source, target) {
+        (Source::Core(CoreField::InteractionCount), Target::Number(x)) => {
+            changed.interaction_count = Some(*x as i64)
+        }
+        (Source::Core(CoreField::ResponseHours), Target::Number(x)) => changed.response_hours = Some(*x),
+        (Source::Core(CoreField::Amount), Target::Number(x)) => changed.amount = Some(*x),
+        (Source::Core(CoreField::ContactRole), Target::Level(l)) => {
+            changed.contact_role = ContactRole::normalise(l)
+        }
+        (Source::Attribute(name), Target::Number(x)) => {
+            changed
+                .attributes
+                .insert(name.to_owned(), AttributeValue::Number(*x));
+        }
+        (Source::Attribute(name), Target::Level(l)) => {
+            changed
+                .attributes
+                .insert(name.to_owned(), AttributeValue::Text(l.clone()));
+        }
+        _ => {}
+    }
+    changed
+}
+
+fn numeric_target(
+    artifact: &ModelArtifact,
+    index: usize,
+    feature: &FittedFeature,
+    opp: &Opportunity,
+    current: Option<f64>,
+    config: &ScoringConfig,
+) -> Option<f64> {
+    let actionable = feature.def.actionable.as_ref()?;
+    let reference = artifact.success_factors.get(index)?.numeric.as_ref()?;
+    let mut target = reference
+        .for_sector(opp.sector.as_deref(), config.min_sector_won)
+        .won
+        .as_ref()?
+        .median;
+    if let Some(min) = actionable.min {
+        target = target.max(min);
+    }
+    if let Some(max) = actionable.max {
+        target = target.min(max);
+    }
+    if matches!(feature.def.source(), Source::Core(CoreField::InteractionCount)) {
+        target = target.ceil();
+    }
+    let helps = match (actionable.direction, current) {
+        (_, None) => true,
+        (Direction::Increase, Some(c)) => target > c,
+        (Direction::Decrease, Some(c)) => target < c,
+        (Direction::Change, Some(c)) => target != c,
+    };
+    helps.then_some(target)
+}
+
+fn categorical_target(artifact: &ModelArtifact, index: usize, feature: &FittedFeature) -> Option<String> {
+    let actionable = feature.def.actionable.as_ref()?;
+    if let Some(target) = &actionable.target {
+        return Some(match feature.def.source() {
+            Source::Core(CoreField::ContactRole) => ContactRole::normalise(target)?.as_str().to_owned(),
+            _ => target.clone(),
+        });
+    }
+    // No target named: the level with the largest effect that is a real category.
+    let Encoder::Categorical(enc) = &feature.encoder else {
+        return None;
+    };
+    artifact
+        .success_factors
+        .get(index)?
+        .levels
+        .iter()
+        .filter(|l| enc.levels.contains(&l.level) && !l.level.starts_with('('))
+        .max_by(|a, b| a.coefficient.total_cmp(&b.coefficient))
+        .map(|l| l.level.clone())
+}
+
+fn percent(p: f64) -> String {
+    format!("{:.0} %", p * 100.0)
+}
+
+/// Every helpful lever for this deal, best first.
+pub fn levers(
+    artifact: &ModelArtifact,
+    opp: &Opportunity,
+    now: DateTime<Utc>,
+    probability: f64,
+    config: &ScoringConfig,
+    rank: RankBy,
+) -> Vec<Intervention> {
+    let mut out = Vec::new();
+    for (index, feature) in artifact.features.features.iter().enumerate() {
+        let Some(actionable) = feature.def.actionable.as_ref() else {
+            continue;
+        };
+        let source = feature.def.source();
+        if never_a_lever(source) {
+            continue;
+        }
+        let obs = observe(feature, opp, now);
+        let (target, current_text, target_text) = match &feature.encoder {
+            Encoder::Numeric(_) => {
+                let Some(t) = numeric_target(artifact, index, feature, opp, obs.raw, config) else {
+                    continue;
+                };
+                (
+                    Target::Number(t),
+                    obs.raw.map(|c| display_feature_value(feature, c)),
+                    display_feature_value(feature, t),
+                )
+            }
+            Encoder::Categorical(_) => {
+                let Some(t) = categorical_target(artifact, index, feature) else {
+                    continue;
+                };
+                if obs.category.as_deref() == Some(t.as_str()) {
+                    continue;
+                }
+                (
+                    Target::Level(t.clone()),
+                    obs.category.as_deref().map(str::to_owned),
+                    t,
+                )
+            }
+        };
+        let after = predict(artifact, &with_value(opp, source, &target), now);
+        let uplift = after - probability;
+        if uplift < MIN_UPLIFT {
+            continue;
+        }
+        let now_text = current_text.as_deref().unwrap_or("unknown");
+        let what = match source {
+            Source::Core(CoreField::ResponseHours) => {
+                format!("Answer the prospect within {target_text} (now {now_text})")
+            }
+            Source::Core(CoreField::InteractionCount) => {
+                format!("Bring the interactions to {target_text} (now {now_text})")
+            }
+            Source::Core(CoreField::ContactRole) => format!(
+                "Engage the {} (now: {})",
+                target_text.replace('_', " "),
+                now_text.replace('_', " ")
+            ),
+            _ => format!(
+                "{}: {} → {target_text} (now {now_text})",
+                actionable.label, feature.def.name
+            ),
+        };
+        out.push(Intervention {
+            feature: feature.def.name.clone(),
+            action: actionable.label.clone(),
+            message: format!(
+                "{what} — lifts the win probability from {} to {}",
+                percent(probability),
+                percent(after)
+            ),
+            current_value: current_text,
+            target_value: target_text,
+            probability_after: after,
+            uplift,
+            expected_value_uplift: opp.amount.map(|a| a * uplift),
+        });
+    }
+    match rank {
+        RankBy::Probability => out.sort_by(|a, b| b.uplift.total_cmp(&a.uplift)),
+        RankBy::Value => out.sort_by(|a, b| {
+            b.expected_value_uplift
+                .unwrap_or(0.0)
+                .total_cmp(&a.expected_value_uplift.unwrap_or(0.0))
+                .then(b.uplift.total_cmp(&a.uplift))
+        }),
+    }
+    out
+}

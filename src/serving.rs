@@ -1,0 +1,109 @@
+//! The active model in memory: loaded from the registry, verified, swapped atomically.
+//!
+//! Requests take an `Arc` snapshot, so a swap never disturbs a request in flight. A watcher polls
+//! the registry so every server sharing a database follows activations made on any of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+
+use crate::model::ModelArtifact;
+use crate::store::{models, Db};
+
+/// The model currently serving, if any.
+#[derive(Debug, Default)]
+pub struct ActiveModel {
+    current: ArcSwapOption<ModelArtifact>,
+}
+
+/// Why a model version could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The registry could not be read.
+    #[error("cannot read the model registry: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The stored artifact is corrupt or of an unknown format.
+    #[error("model {version} refused: {reason}")]
+    Refused {
+        /// Version id.
+        version: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ActiveModel {
+    /// An empty holder (no model: scoring answers 503).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A snapshot of the current model.
+    pub fn get(&self) -> Option<Arc<ModelArtifact>> {
+        self.current.load_full()
+    }
+
+    /// Replaces the serving model.
+    pub fn set(&self, artifact: ModelArtifact) {
+        self.current.store(Some(Arc::new(artifact)));
+    }
+
+    /// Loads the registry's active model if it differs from the one serving. A corrupt artifact
+    /// is refused (logged) and the previous model keeps serving. Returns the version now serving.
+    pub async fn refresh(&self, db: &Db) -> Result<Option<String>, LoadError> {
+        let serving = self.get().map(|m| m.version.clone());
+        let Some((record, json)) = models::active(db).await? else {
+            return Ok(serving);
+        };
+        if serving.as_deref() == Some(record.version.as_str()) {
+            return Ok(serving);
+        }
+        let version = record.version.clone();
+        // Parsing a large artifact is CPU work; keep it off the reactor.
+        let parsed = tokio::task::spawn_blocking(move || ModelArtifact::from_json_verified(&json))
+            .await
+            .map_err(|e| LoadError::Refused {
+                version: version.clone(),
+                reason: e.to_string(),
+            })?;
+        match parsed {
+            Ok(artifact) => {
+                tracing::info!(version = %artifact.version, "serving model");
+                self.set(artifact);
+                Ok(Some(record.version))
+            }
+            Err(e) => {
+                tracing::error!(version = %record.version, error = %e, "model artifact refused; previous model keeps serving");
+                Err(LoadError::Refused {
+                    version: record.version,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Polls the registry every `every` (activations made by other servers are picked up).
+    pub fn spawn_watcher(self: &Arc<Self>, db: Db, every: Duration) -> tokio::task::JoinHandle<()> {
+        let holder = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_error: Option<String> = None;
+            loop {
+                ticker.tick().await;
+                match holder.refresh(&db).await {
+                    Ok(_) => last_error = None,
+                    Err(e) => {
+                        // Log a persistent failure once, not every tick.
+                        let text = e.to_string();
+                        if last_error.as_deref() != Some(text.as_str()) {
+                            tracing::warn!(error = %text, "model refresh failed");
+                            last_error = Some(text);
+                        }
+                    }
+                }
+            }
+        })
+    }
+}

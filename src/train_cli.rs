@@ -1,0 +1,213 @@
+//! The `dealscore-train` command line: train on closed deals from the database or a CSV.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use indicatif::ProgressBar;
+
+use crate::config::{LogFormat, Settings};
+use crate::features::FeatureSpec;
+use crate::ingest::{read_opportunities, ImportMapping};
+use crate::train_job::{self, TrainJob};
+use crate::training::{render_report, SplitKind, TrainOptions, TrainProgress};
+
+/// Train a win-probability model on won and lost deals.
+#[derive(Debug, Parser)]
+#[command(name = "dealscore-train", version, about)]
+pub struct TrainArgs {
+    /// TOML configuration file (same as `dealscore --config`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only deals closed on or after this date (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only deals closed on or before this date.
+    #[arg(long, value_parser = parse_date)]
+    pub until: Option<DateTime<Utc>>,
+    /// Train from this CSV instead of the database (same format as `dealscore import`).
+    #[arg(long, value_name = "FILE")]
+    pub from_csv: Option<PathBuf>,
+    /// Column mapping for `--from-csv`.
+    #[arg(long, value_name = "FILE", requires = "from_csv")]
+    pub mapping: Option<PathBuf>,
+    /// Feature spec (default: training/features.toml, built in).
+    #[arg(long, value_name = "FILE")]
+    pub features: Option<PathBuf>,
+    /// Holdout: the newest closed deals (time) or a stratified random sample.
+    #[arg(long, value_enum, default_value = "time")]
+    pub split: SplitArg,
+    /// Share of closed deals held out.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Seed for the random split and the folds.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Cross-validation folds for choosing the L2 strength.
+    #[arg(long, default_value_t = 5)]
+    pub cv: usize,
+    /// Fewest won deals accepted.
+    #[arg(long, default_value_t = 40)]
+    pub min_won: usize,
+    /// Fewest lost deals accepted.
+    #[arg(long, default_value_t = 40)]
+    pub min_lost: usize,
+    /// Make the new model active even if another one is.
+    #[arg(long)]
+    pub activate: bool,
+    /// Do not register the model in the database (artifact file only).
+    #[arg(long)]
+    pub no_register: bool,
+    /// Folder for the artifact.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON document instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--split`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SplitArg {
+    /// Newest closed deals as holdout.
+    Time,
+    /// Stratified random holdout.
+    Random,
+}
+
+fn parse_date(text: &str) -> Result<DateTime<Utc>, String> {
+    crate::domain::parse_timestamp(text)
+}
+
+/// Runs the training command.
+pub async fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args.config.as_deref())?;
+    crate::telemetry::init_logging(LogFormat::Human);
+    let spec = match &args.features {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            FeatureSpec::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("feature spec {}: {e}", path.display()))?
+        }
+        None => FeatureSpec::default_spec(),
+    };
+    let options = TrainOptions {
+        split: match args.split {
+            SplitArg::Time => SplitKind::Time,
+            SplitArg::Random => SplitKind::Random,
+        },
+        test_fraction: args.test_fraction,
+        seed: args.seed,
+        cv_folds: args.cv,
+        min_won: args.min_won,
+        min_lost: args.min_lost,
+        window_since: args.since,
+        window_until: args.until,
+        ..TrainOptions::default()
+    };
+    let db = if args.no_register && args.from_csv.is_some() {
+        None
+    } else {
+        Some(crate::cli::open_db(&settings).await?)
+    };
+    let deals = match &args.from_csv {
+        Some(path) => {
+            let mapping = match &args.mapping {
+                Some(m) => {
+                    let text =
+                        std::fs::read_to_string(m).with_context(|| format!("cannot read {}", m.display()))?;
+                    ImportMapping::from_toml(&text).with_context(|| format!("mapping {}", m.display()))?
+                }
+                None => ImportMapping::default(),
+            };
+            let file =
+                std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let (deals, summary) = read_opportunities(std::io::BufReader::new(file), &mapping)
+                .with_context(|| format!("{}", path.display()))?;
+            if summary.rejected > 0 {
+                eprintln!(
+                    "warning: {} row(s) of {} were rejected and not used (first: line {}: {})",
+                    summary.rejected,
+                    path.display(),
+                    summary.rejected_rows.first().map_or(0, |r| r.line),
+                    summary.rejected_rows.first().map_or("", |r| r.reason.as_str())
+                );
+            }
+            deals
+                .into_iter()
+                .filter(|d| {
+                    let closed = d.closed_at;
+                    args.since.is_none_or(|s| closed.is_some_and(|c| c >= s))
+                        && args.until.is_none_or(|u| closed.is_some_and(|c| c <= u))
+                })
+                .collect()
+        }
+        None => {
+            let db = db
+                .as_ref()
+                .context("the database is needed to train without --from-csv")?;
+            crate::store::opportunities::closed_deals(db, args.since, args.until).await?
+        }
+    };
+    let bar = if std::io::stderr().is_terminal() && !args.json {
+        let bar = ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_message(format!("{} deals loaded", deals.len()));
+    let progress_bar = bar.clone();
+    let job = TrainJob {
+        spec,
+        options,
+        out_dir: args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&settings.models_dir)),
+        activate: args.activate,
+        who: "dealscore-train".into(),
+    };
+    let outcome = train_job::run(job, deals, db.as_ref(), move |p| {
+        progress_bar.set_message(describe(&p));
+    })
+    .await;
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print!("{}", render_report(&outcome.trained));
+        println!("\nArtifact: {}", outcome.artifact_path.display());
+        match outcome.status {
+            Some(status) => println!("Registered as {}", status.as_str()),
+            None => println!("Not registered (--no-register)"),
+        }
+    }
+    Ok(())
+}
+
+fn describe(p: &TrainProgress) -> String {
+    match p {
+        TrainProgress::Prepared {
+            won,
+            lost,
+            train_rows,
+            holdout_rows,
+        } => {
+            format!("{won} won / {lost} lost; {train_rows} training rows, {holdout_rows} holdout")
+        }
+        TrainProgress::CrossValidation {
+            done, total, alpha, ..
+        } => {
+            format!("cross-validation {done}/{total} (alpha {alpha})")
+        }
+        TrainProgress::HoldoutFit { alpha } => format!("holdout fit (alpha {alpha})"),
+        TrainProgress::FinalFit { rows } => format!("final fit on {rows} deals"),
+        TrainProgress::Finished { version } => format!("done: {version}"),
+    }
+}
