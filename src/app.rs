@@ -11,7 +11,9 @@ use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::api::jobs::Jobs;
 use crate::auth::KeyCache;
+use crate::serving::ActiveModel;
 use crate::config::Settings;
 use crate::store::{Db, PoolOptions};
 use crate::telemetry::{observe, Metrics};
@@ -21,6 +23,17 @@ pub struct Application {
     port: u16,
     server: Server,
     db: Db,
+    model: Arc<ActiveModel>,
+    _watcher: AbortOnDrop,
+}
+
+/// Stops a background task when the application is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Application {
@@ -37,6 +50,16 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let metrics = Metrics::new()?;
+        let model = Arc::new(ActiveModel::new());
+        if let Err(e) = model.refresh(&db).await {
+            tracing::error!(error = %e, "no model loaded at startup; scoring answers 503 until one is activated");
+        }
+        if model.get().is_none() {
+            tracing::warn!("no active model: train one with `dealscore-train`; scoring answers 503 meanwhile");
+        }
+        let watcher = model.spawn_watcher(db.clone(), Duration::from_secs(settings.model_refresh_secs.max(1)));
+        let model_data = web::Data::from(model.clone());
+        let jobs = web::Data::new(Jobs::default());
         let key_cache = web::Data::new(KeyCache::new(Duration::from_secs(settings.auth_cache_secs)));
         let db_data = web::Data::new(db.clone());
         let metrics_data = web::Data::new(metrics);
@@ -44,6 +67,7 @@ impl Application {
         let settings_data = web::Data::from(settings.clone());
         let max_body = settings.max_body_bytes;
         let max_import = settings.max_import_bytes;
+        let max_batch = settings.max_batch_body_bytes;
         let openapi = crate::api::docs::ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -53,8 +77,10 @@ impl Application {
                 .app_data(metrics_data.clone())
                 .app_data(key_cache.clone())
                 .app_data(settings_data.clone())
+                .app_data(model_data.clone())
+                .app_data(jobs.clone())
                 .app_data(web::PayloadConfig::new(max_import))
-                .configure(|cfg| crate::api::configure(cfg, max_body))
+                .configure(|cfg| crate::api::configure(cfg, max_body, max_batch))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
                 .service(web::redirect("/docs", "/docs/"))
                 .default_service(web::to(crate::api::not_found))
@@ -68,6 +94,8 @@ impl Application {
             port,
             server: server.run(),
             db,
+            model,
+            _watcher: AbortOnDrop(watcher),
         })
     }
 
@@ -79,6 +107,11 @@ impl Application {
     /// The database pool the server uses.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The model holder the server scores with.
+    pub fn model(&self) -> &Arc<ActiveModel> {
+        &self.model
     }
 
     /// Serves until SIGTERM/SIGINT (in-flight requests finish within the shutdown timeout).

@@ -41,6 +41,14 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Folder where model artifacts are written. Default `models`. Env: `DEALSCORE_MODELS_DIR`.
     pub models_dir: String,
+    /// Largest body of `POST /v1/score` (batches of up to 10,000 deals). Default 16 MiB.
+    /// Env: `DEALSCORE_MAX_BATCH_BODY_BYTES`.
+    pub max_batch_body_bytes: usize,
+    /// Seconds between checks of the registry for a newly activated model (replicas follow each
+    /// other's activations within this delay). Default 2. Env: `DEALSCORE_MODEL_REFRESH_SECS`.
+    pub model_refresh_secs: u64,
+    /// Grade cut points, trend threshold and focus thresholds (`[scoring]` table in the TOML file).
+    pub scoring: crate::scoring::ScoringConfig,
 }
 
 /// Log output format.
@@ -70,6 +78,9 @@ impl Default for Settings {
             auth_cache_secs: 5,
             log_format: LogFormat::Human,
             models_dir: "models".into(),
+            max_batch_body_bytes: 16 * 1024 * 1024,
+            model_refresh_secs: 2,
+            scoring: crate::scoring::ScoringConfig::default(),
         }
     }
 }
@@ -174,6 +185,12 @@ impl Settings {
         }
         if let Some(v) = lookup("DEALSCORE_AUTH_CACHE_SECS") {
             self.auth_cache_secs = parse("DEALSCORE_AUTH_CACHE_SECS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_MAX_BATCH_BODY_BYTES") {
+            self.max_batch_body_bytes = parse("DEALSCORE_MAX_BATCH_BODY_BYTES", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_MODEL_REFRESH_SECS") {
+            self.model_refresh_secs = parse("DEALSCORE_MODEL_REFRESH_SECS", v)?;
         }
         if let Some(v) = lookup("DEALSCORE_LOG_FORMAT") {
             self.log_format = match v.trim() {

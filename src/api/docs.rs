@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, imports, opportunities};
+use super::{health, imports, jobs, opportunities, scores};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -14,12 +14,14 @@ use super::{health, imports, opportunities};
         opportunities::put, opportunities::get, opportunities::delete, opportunities::list,
         opportunities::add_activities, opportunities::list_activities,
         imports::create,
+        scores::score_stateless, scores::score_stored, scores::rescore, scores::priority, jobs::get,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary)),
     modifiers(&BearerAuth),
     tags(
         (name = "opportunities", description = "CRM opportunities and activities"),
         (name = "imports", description = "CSV import"),
+        (name = "scoring", description = "scores, explanations, next interventions, priority list"),
         (name = "operations", description = "health, readiness, metrics"),
     )
 )]

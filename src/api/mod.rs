@@ -3,7 +3,9 @@
 pub mod docs;
 pub mod health;
 pub mod imports;
+pub mod jobs;
 pub mod opportunities;
+pub mod scores;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -11,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::error::ApiError;
 
 /// Registers every route under `cfg`.
-pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, max_batch_body_bytes: usize) {
     cfg.app_data(json_config(max_body_bytes))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
@@ -20,6 +22,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .service(health::metrics)
         .service(
             web::scope("/v1")
+                // Scoring accepts batches of up to 10,000 deals: a larger body limit there only.
+                .service(
+                    web::scope("/score")
+                        .app_data(json_config(max_batch_body_bytes))
+                        .service(scores::score_stateless),
+                )
+                // Literal paths before `/opportunities/{external_id}` so they are not taken as ids.
+                .service(scores::priority)
+                .service(scores::rescore)
+                .service(scores::score_stored)
+                .service(jobs::get)
                 .service(opportunities::list)
                 .service(opportunities::put)
                 .service(opportunities::get)

@@ -8,6 +8,7 @@ pub mod activities;
 pub mod api_keys;
 pub mod models;
 pub mod opportunities;
+pub mod scores;
 mod sql;
 
 use std::path::Path;

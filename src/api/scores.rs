@@ -1,0 +1,464 @@
+//! Scoring endpoints: stateless scoring, stored scoring with history, rescoring, priority list.
+
+use std::sync::Arc;
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::jobs::Jobs;
+use crate::auth::{AnalystAccess, RepAccess};
+use crate::config::Settings;
+use crate::domain::{FieldError, Opportunity, ParseOptions, Status, ValidationErrors};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::model::ModelArtifact;
+use crate::scoring::{score, Focus, Grade, RankBy, ScoreResult};
+use crate::serving::ActiveModel;
+use crate::store::opportunities::{self, ListFilter};
+use crate::store::scores::{self, NewScore, StoredScore};
+use crate::store::Db;
+
+/// Most opportunities in one `POST /v1/score`.
+pub const MAX_BATCH: usize = 10_000;
+/// Batches above this size are scored on a blocking thread.
+const INLINE_BATCH: usize = 64;
+
+/// The model, or the 503 that says how to get one.
+pub fn active_model(holder: &ActiveModel) -> ApiResult<Arc<ModelArtifact>> {
+    holder.get().ok_or_else(|| ApiError::Unavailable {
+        code: "no-active-model",
+        detail: "no model is active yet: train one with `dealscore-train` (or `dealscore demo`), \
+                 or activate a version with POST /v1/models/{version}/activate"
+            .into(),
+    })
+}
+
+/// Query of the scoring endpoints.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ScoreQuery {
+    /// Rank levers by `probability` uplift (default) or expected `value` uplift.
+    pub rank: Option<RankBy>,
+}
+
+/// One item of a batch answer: a result or the item's errors.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItem {
+    /// Position in the request.
+    pub index: usize,
+    /// The score (absent when the item was invalid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<ScoreResult>,
+    /// Field errors of an invalid item.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Answer to a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAnswer {
+    /// Model version.
+    pub model_version: String,
+    /// Items scored.
+    pub scored: usize,
+    /// Items refused.
+    pub invalid: usize,
+    /// One entry per item, in request order.
+    pub results: Vec<BatchItem>,
+}
+
+fn parse_for_scoring(value: &Value, prefix: &str) -> Result<Opportunity, ValidationErrors> {
+    let options = ParseOptions {
+        for_scoring: true,
+        ..ParseOptions::default()
+    };
+    match value {
+        Value::Object(map) => Opportunity::parse(None, map, options).map_err(|mut e| {
+            for err in &mut e.0 {
+                err.field = format!("{prefix}{}", err.field);
+            }
+            e
+        }),
+        _ => {
+            let mut e = ValidationErrors::default();
+            e.push(prefix.trim_end_matches('.'), "expected an opportunity object");
+            Err(e)
+        }
+    }
+}
+
+/// Scores one opportunity, or `{"opportunities": [...]}` (up to 10,000). Nothing is stored.
+#[utoipa::path(post, path = "/v1/score", tag = "scoring", params(ScoreQuery),
+    request_body(content = crate::api::opportunities::OpportunityBody,
+        description = "one opportunity (status defaults to open; `created_at` or `cycle_days`), or {\"opportunities\": [...]}"),
+    responses(
+        (status = 200, description = "a ScoreResult, or a BatchAnswer for a batch", body = ScoreResult),
+        (status = 422, body = Problem), (status = 503, description = "no active model", body = Problem)),
+    security(("api_key" = [])))]
+#[post("")]
+pub async fn score_stateless(
+    _caller: RepAccess,
+    holder: web::Data<ActiveModel>,
+    settings: web::Data<Settings>,
+    query: web::Query<ScoreQuery>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    let rank = query.rank.unwrap_or_default();
+    let body = body.into_inner();
+    let batch = match &body {
+        Value::Object(map) if map.contains_key("opportunities") => Some(map.get("opportunities").cloned()),
+        _ => None,
+    };
+    let model = active_model(&holder)?;
+    let config = settings.scoring.clone();
+    let Some(batch) = batch else {
+        let opp = parse_for_scoring(&body, "")?;
+        let result = score(&model, &config, &opp, Utc::now(), None, rank);
+        return Ok(HttpResponse::Ok().json(result));
+    };
+    let items = match batch {
+        Some(Value::Array(items)) => items,
+        _ => {
+            let mut e = ValidationErrors::default();
+            e.push("opportunities", "expected a list of opportunities");
+            return Err(e.into());
+        }
+    };
+    if items.len() > MAX_BATCH {
+        let mut e = ValidationErrors::default();
+        e.push("opportunities", format!("at most {MAX_BATCH} opportunities per request, got {}", items.len()));
+        return Err(e.into());
+    }
+    let work = move || {
+        let now = Utc::now();
+        let results: Vec<BatchItem> = items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| match parse_for_scoring(item, &format!("opportunities[{index}].")) {
+                Ok(opp) => BatchItem {
+                    index,
+                    result: Some(score(&model, &config, &opp, now, None, rank)),
+                    errors: Vec::new(),
+                },
+                Err(e) => BatchItem {
+                    index,
+                    result: None,
+                    errors: e.0,
+                },
+            })
+            .collect();
+        let invalid = results.iter().filter(|r| r.result.is_none()).count();
+        BatchAnswer {
+            model_version: model.version.clone(),
+            scored: results.len() - invalid,
+            invalid,
+            results,
+        }
+    };
+    let answer = if work_size_small(&body) {
+        work()
+    } else {
+        web::block(work)
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring thread failed: {e}")))?
+    };
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+fn work_size_small(body: &Value) -> bool {
+    body.get("opportunities")
+        .and_then(Value::as_array)
+        .is_none_or(|a| a.len() <= INLINE_BATCH)
+}
+
+/// A stored score with the full result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredScoreAnswer {
+    /// The opportunity scored.
+    pub external_id: String,
+    /// The result.
+    #[serde(flatten)]
+    pub result: ScoreResult,
+    /// Recent score history, newest first (this score included).
+    pub history: Vec<StoredScore>,
+}
+
+fn stored(result: &ScoreResult, opportunity_id: i64) -> NewScore {
+    NewScore {
+        opportunity_id,
+        score: StoredScore {
+            model_version: result.model_version.clone(),
+            probability: result.probability,
+            score: i64::from(result.score),
+            grade: result.grade.as_str().to_owned(),
+            expected_value: result.expected_value,
+            focus: result.focus.as_str().to_owned(),
+            scored_at: Utc::now(),
+        },
+    }
+}
+
+/// Scores a stored opportunity with the active model and records the score in its history.
+#[utoipa::path(get, path = "/v1/opportunities/{external_id}/score", tag = "scoring",
+    params(("external_id" = String, Path, description = "CRM id"), ScoreQuery),
+    responses((status = 200, body = StoredScoreAnswer), (status = 404, body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/opportunities/{external_id}/score")]
+pub async fn score_stored(
+    _caller: RepAccess,
+    db: web::Data<Db>,
+    holder: web::Data<ActiveModel>,
+    settings: web::Data<Settings>,
+    path: web::Path<String>,
+    query: web::Query<ScoreQuery>,
+) -> ApiResult<HttpResponse> {
+    let external_id = path.into_inner();
+    let model = active_model(&holder)?;
+    let stored_opp = opportunities::get(&db, &external_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no opportunity `{external_id}`")))?;
+    let previous = scores::latest(&db, stored_opp.id).await?;
+    let previous_score = previous.map(|p| p.score.clamp(0, 100) as u8);
+    let result = score(
+        &model,
+        &settings.scoring,
+        &stored_opp.opportunity,
+        Utc::now(),
+        previous_score,
+        query.rank.unwrap_or_default(),
+    );
+    scores::insert_batch(&db, &[stored(&result, stored_opp.id)]).await?;
+    let history = scores::history(&db, stored_opp.id, 20).await?;
+    Ok(HttpResponse::Ok().json(StoredScoreAnswer {
+        external_id,
+        result,
+        history,
+    }))
+}
+
+/// Answer of `POST /v1/opportunities/rescore`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RescoreStarted {
+    /// Job id.
+    pub job_id: String,
+    /// Where to follow progress.
+    pub status_url: String,
+}
+
+/// Rescores every open opportunity in the background (batches, off the request threads).
+#[utoipa::path(post, path = "/v1/opportunities/rescore", tag = "scoring",
+    responses((status = 202, body = RescoreStarted), (status = 409, body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])))]
+#[post("/opportunities/rescore")]
+pub async fn rescore(
+    _caller: AnalystAccess,
+    db: web::Data<Db>,
+    holder: web::Data<ActiveModel>,
+    settings: web::Data<Settings>,
+    jobs: web::Data<Jobs>,
+) -> ApiResult<HttpResponse> {
+    let model = active_model(&holder)?;
+    if let Some(id) = jobs.running("rescore") {
+        return Err(ApiError::Conflict(format!("rescoring job {id} is already running")));
+    }
+    let total = opportunities::count_by_status(&db).await?.get("open").copied().unwrap_or(0) as u64;
+    let id = jobs.start("rescore", Some(total));
+    let (db, jobs_ref, config, job_id) = (db.get_ref().clone(), jobs.clone(), settings.scoring.clone(), id.clone());
+    tokio::spawn(async move {
+        let result = rescore_all(&db, model, config, |done| jobs_ref.progress(&job_id, done)).await;
+        jobs_ref.finish(&job_id, result.err().map(|e| e.to_string()));
+    });
+    Ok(HttpResponse::Accepted().json(RescoreStarted {
+        status_url: format!("/v1/jobs/{id}"),
+        job_id: id,
+    }))
+}
+
+/// Scores every open opportunity and records the scores, page by page. Returns the count.
+pub async fn rescore_all(
+    db: &Db,
+    model: Arc<ModelArtifact>,
+    config: crate::scoring::ScoringConfig,
+    progress: impl Fn(u64),
+) -> anyhow::Result<u64> {
+    let filter = ListFilter {
+        status: Some(Status::Open),
+        ..ListFilter::default()
+    };
+    let mut after = 0;
+    let mut done = 0u64;
+    loop {
+        let (page, more) = opportunities::list(db, &filter, after, 5000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let ids: Vec<i64> = page.iter().map(|o| o.id).collect();
+        let previous = scores::latest_for(db, &ids).await?;
+        let (model, config) = (model.clone(), config.clone());
+        let new_scores = tokio::task::spawn_blocking(move || {
+            let now = Utc::now();
+            page.iter()
+                .map(|o| {
+                    let prev = previous.get(&o.id).map(|s| (*s).clamp(0, 100) as u8);
+                    let result = score(&model, &config, &o.opportunity, now, prev, RankBy::Probability);
+                    stored(&result, o.id)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        scores::insert_batch(db, &new_scores).await?;
+        done += new_scores.len() as u64;
+        progress(done);
+        if !more {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Query of the priority list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PriorityQuery {
+    /// Only this owner.
+    pub owner: Option<String>,
+    /// Only this region.
+    pub region: Option<String>,
+    /// Only this sector.
+    pub sector: Option<String>,
+    /// Only this grade (A–D).
+    pub grade: Option<String>,
+    /// Only this focus.
+    pub focus: Option<String>,
+    /// `value` (expected value, default), `score`, or `uplift` (available uplift).
+    pub sort: Option<String>,
+    /// 1–500 (default 50).
+    pub limit: Option<usize>,
+}
+
+/// One row of the priority list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PriorityItem {
+    /// CRM id.
+    pub external_id: String,
+    /// Deal name.
+    pub name: Option<String>,
+    /// Account.
+    pub account: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// Amount.
+    pub amount: Option<f64>,
+    /// Currency.
+    pub currency: String,
+    /// Score 0–100.
+    pub score: u8,
+    /// Grade.
+    pub grade: Grade,
+    /// Trend against the last stored score.
+    pub trend: crate::scoring::Trend,
+    /// Focus.
+    pub focus: Focus,
+    /// probability × amount.
+    pub expected_value: Option<f64>,
+    /// The next intervention.
+    pub next_intervention: Option<crate::scoring::Intervention>,
+}
+
+/// Open deals ranked by priority, each with score, grade, focus and next intervention.
+#[utoipa::path(get, path = "/v1/opportunities/priority", tag = "scoring", params(PriorityQuery),
+    responses((status = 200, body = Vec<PriorityItem>), (status = 400, body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/opportunities/priority")]
+pub async fn priority(
+    _caller: RepAccess,
+    db: web::Data<Db>,
+    holder: web::Data<ActiveModel>,
+    settings: web::Data<Settings>,
+    query: web::Query<PriorityQuery>,
+) -> ApiResult<HttpResponse> {
+    let query = query.into_inner();
+    let model = active_model(&holder)?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadQuery("limit must be between 1 and 500".into()));
+    }
+    let grade = match query.grade.as_deref() {
+        None | Some("") => None,
+        Some(g) => Some(Grade::parse(g).ok_or_else(|| ApiError::BadQuery(format!("grade `{g}` is not one of A, B, C, D")))?),
+    };
+    let focus = match query.focus.as_deref() {
+        None | Some("") => None,
+        Some(f) => Some(
+            [Focus::Prioritize, Focus::Secure, Focus::Deprioritize, Focus::Nurture]
+                .into_iter()
+                .find(|x| x.as_str() == f)
+                .ok_or_else(|| ApiError::BadQuery(format!("focus `{f}` is not one of prioritize, secure, deprioritize, nurture")))?,
+        ),
+    };
+    let sort = query.sort.clone().unwrap_or_else(|| "value".into());
+    if !["value", "score", "uplift"].contains(&sort.as_str()) {
+        return Err(ApiError::BadQuery(format!("sort `{sort}` is not one of value, score, uplift")));
+    }
+    let filter = ListFilter {
+        status: Some(Status::Open),
+        owner: query.owner,
+        region: query.region,
+        sector: query.sector,
+    };
+    let mut items: Vec<PriorityItem> = Vec::new();
+    let mut after = 0;
+    loop {
+        let (page, more) = opportunities::list(&db, &filter, after, 5000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let ids: Vec<i64> = page.iter().map(|o| o.id).collect();
+        let previous = scores::latest_for(&db, &ids).await?;
+        let (model, config) = (model.clone(), settings.scoring.clone());
+        let scored = web::block(move || {
+            let now = Utc::now();
+            page.into_iter()
+                .map(|o| {
+                    let prev = previous.get(&o.id).map(|s| (*s).clamp(0, 100) as u8);
+                    let r = score(&model, &config, &o.opportunity, now, prev, RankBy::Value);
+                    let opp = o.opportunity;
+                    PriorityItem {
+                        external_id: opp.external_id,
+                        name: opp.name,
+                        account: opp.account,
+                        owner: opp.owner,
+                        amount: opp.amount,
+                        currency: opp.currency,
+                        score: r.score,
+                        grade: r.grade,
+                        trend: r.trend,
+                        focus: r.focus,
+                        expected_value: r.expected_value,
+                        next_intervention: r.next_intervention,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring thread failed: {e}")))?;
+        items.extend(
+            scored
+                .into_iter()
+                .filter(|i| grade.is_none_or(|g| i.grade == g) && focus.is_none_or(|f| i.focus == f)),
+        );
+        if !more {
+            break;
+        }
+    }
+    let key = |i: &PriorityItem| -> f64 {
+        match sort.as_str() {
+            "score" => f64::from(i.score),
+            "uplift" => i.next_intervention.as_ref().map_or(0.0, |n| n.uplift),
+            _ => i.expected_value.unwrap_or(0.0),
+        }
+    };
+    items.sort_by(|a, b| key(b).total_cmp(&key(a)).then_with(|| a.external_id.cmp(&b.external_id)));
+    items.truncate(limit);
+    Ok(HttpResponse::Ok().json(items))
+}

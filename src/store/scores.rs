@@ -1,0 +1,126 @@
+//! The `scores` table: the score history of stored opportunities.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Any, Row, Transaction};
+
+use super::sql::values_placeholders;
+use super::Db;
+use crate::domain::{from_epoch_ms, to_epoch_ms};
+
+/// One stored score.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct StoredScore {
+    /// Model version.
+    pub model_version: String,
+    /// Win probability.
+    pub probability: f64,
+    /// 0–100.
+    pub score: i64,
+    /// A–D.
+    pub grade: String,
+    /// probability × amount.
+    pub expected_value: Option<f64>,
+    /// Focus.
+    pub focus: String,
+    /// When.
+    pub scored_at: DateTime<Utc>,
+}
+
+/// A score to record for an opportunity (by internal id).
+#[derive(Debug, Clone)]
+pub struct NewScore {
+    /// Internal opportunity id.
+    pub opportunity_id: i64,
+    /// What to store.
+    pub score: StoredScore,
+}
+
+/// The latest stored score of an opportunity.
+pub async fn latest(db: &Db, opportunity_id: i64) -> Result<Option<StoredScore>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT model_version, probability, score, grade, expected_value, focus, scored_at FROM scores \
+         WHERE opportunity_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(opportunity_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| from_row(&r)).transpose()
+}
+
+/// An opportunity's score history, newest first.
+pub async fn history(db: &Db, opportunity_id: i64, limit: i64) -> Result<Vec<StoredScore>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT model_version, probability, score, grade, expected_value, focus, scored_at FROM scores \
+         WHERE opportunity_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(opportunity_id)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<StoredScore, sqlx::Error> {
+    Ok(StoredScore {
+        model_version: r.try_get("model_version")?,
+        probability: r.try_get("probability")?,
+        score: r.try_get("score")?,
+        grade: r.try_get("grade")?,
+        expected_value: r.try_get("expected_value")?,
+        focus: r.try_get("focus")?,
+        scored_at: from_epoch_ms(r.try_get("scored_at")?),
+    })
+}
+
+/// Records scores in one transaction.
+pub async fn insert_batch(db: &Db, scores: &[NewScore]) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    insert_batch_in(&mut tx, scores).await?;
+    tx.commit().await
+}
+
+/// [`insert_batch`] inside a caller's transaction.
+pub async fn insert_batch_in(tx: &mut Transaction<'_, Any>, scores: &[NewScore]) -> Result<(), sqlx::Error> {
+    for chunk in scores.chunks(1000) {
+        let sql = format!(
+            "INSERT INTO scores (opportunity_id, model_version, probability, score, grade, expected_value, focus, \
+             scored_at) VALUES {}",
+            values_placeholders(chunk.len(), 8, 0)
+        );
+        // Per-execution statement: expected_value may be NULL (see opportunities.rs).
+        let mut query = sqlx::query(&sql).persistent(false);
+        for s in chunk {
+            query = query
+                .bind(s.opportunity_id)
+                .bind(s.score.model_version.clone())
+                .bind(s.score.probability)
+                .bind(s.score.score)
+                .bind(s.score.grade.clone())
+                .bind(s.score.expected_value)
+                .bind(s.score.focus.clone())
+                .bind(to_epoch_ms(s.score.scored_at));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Latest score of each of the given opportunities (by internal id).
+pub async fn latest_for(db: &Db, ids: &[i64]) -> Result<std::collections::HashMap<i64, i64>, sqlx::Error> {
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT s.opportunity_id, s.score FROM scores s JOIN (SELECT opportunity_id, MAX(id) AS id FROM scores \
+             WHERE opportunity_id IN ({}) GROUP BY opportunity_id) last ON last.id = s.id",
+            super::sql::list_placeholders(chunk.len(), 0)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&db.pool).await? {
+            out.insert(row.try_get("opportunity_id")?, row.try_get("score")?);
+        }
+    }
+    Ok(out)
+}
