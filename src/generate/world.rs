@@ -281,7 +281,7 @@ impl World {
         attributes.insert("lead_source".to_owned(), AttributeValue::Text(lead_source.to_owned()));
         attributes.insert("competitors".to_owned(), AttributeValue::Number(competitors as f64));
         let mut opportunity = Opportunity {
-            external_id: external_id.clone(),
+            external_id,
             name: Some(format!("{} - {product}", account.name)),
             account: Some(account.name.clone()),
             sector: Some(sector.to_owned()),
