@@ -7,24 +7,24 @@ use chrono::{DateTime, Utc};
 use crate::domain::Opportunity;
 
 /// Constant term; chosen so roughly 40 % of generated closed deals are won.
-pub const INTERCEPT: f64 = -0.35;
+pub const INTERCEPT: f64 = -0.8;
 
 /// Cycle length (days) at which the cycle term is zero, its maximum.
 pub const CYCLE_OPTIMUM_DAYS: f64 = 45.0;
 /// Curvature of the inverted U in log-days: term = −k·ln(days / optimum)².
-pub const CYCLE_CURVATURE: f64 = 0.8;
+pub const CYCLE_CURVATURE: f64 = 1.1;
 
 /// Height of the saturating gain from interactions.
-pub const INTERACTION_GAIN: f64 = 1.8;
+pub const INTERACTION_GAIN: f64 = 2.4;
 /// Interactions after which ~63 % of the gain is reached.
 pub const INTERACTION_SCALE: f64 = 5.0;
 /// Interaction count past which every further interaction hurts (the optimum).
 pub const OPTIMAL_INTERACTIONS: i64 = 18;
 /// Logit lost per interaction beyond [`OPTIMAL_INTERACTIONS`].
-pub const INTERACTION_DECLINE: f64 = 0.1;
+pub const INTERACTION_DECLINE: f64 = 0.12;
 
 /// Weight of the response-time penalty −w·ln(1 + h / scale).
-pub const RESPONSE_WEIGHT: f64 = 0.7;
+pub const RESPONSE_WEIGHT: f64 = 0.9;
 /// Hours that set the scale of the response-time penalty.
 pub const RESPONSE_SCALE_HOURS: f64 = 4.0;
 /// Response time assumed when a deal has none (no inbound message was ever answered): an
@@ -46,26 +46,26 @@ pub const TARGET_CONTACT_ROLE: &str = "decision_maker";
 
 /// Sector offsets (unknown or missing sector: 0).
 pub const SECTOR_EFFECTS: [(&str, f64); 8] = [
-    ("software", 0.3),
+    ("software", 0.4),
     ("manufacturing", 0.0),
-    ("retail", -0.2),
+    ("retail", -0.3),
     ("finance", 0.1),
-    ("healthcare", -0.1),
-    ("public_sector", -0.5),
+    ("healthcare", -0.2),
+    ("public_sector", -0.6),
     ("energy", 0.0),
     ("logistics", 0.2),
 ];
 
 /// Contact-role offsets (unknown or missing role: 0).
 pub const ROLE_EFFECTS: [(&str, f64); 8] = [
-    ("decision_maker", 1.0),
-    ("economic_buyer", 0.8),
-    ("champion", 0.4),
+    ("decision_maker", 1.4),
+    ("economic_buyer", 1.1),
+    ("champion", 0.6),
     ("influencer", 0.0),
-    ("technical", -0.1),
-    ("end_user", -0.7),
-    ("procurement", -0.3),
-    ("other", -0.8),
+    ("technical", -0.2),
+    ("end_user", -1.0),
+    ("procurement", -0.4),
+    ("other", -1.1),
 ];
 
 /// `lead_source` attribute offsets (unknown or missing: 0).
@@ -182,7 +182,8 @@ pub fn true_strongest_lever(opp: &Opportunity, now: DateTime<Utc>) -> (&'static 
         ),
         (
             "contact_role",
-            role_effect(Some(TARGET_CONTACT_ROLE)) - role_effect(opp.contact_role.as_ref().map(|r| r.as_str())),
+            role_effect(Some(TARGET_CONTACT_ROLE))
+                - role_effect(opp.contact_role.as_ref().map(|r| r.as_str())),
         ),
     ];
     let mut best = ("response_hours", f64::NEG_INFINITY);
@@ -217,6 +218,9 @@ mod tests {
     fn response_time_only_hurts() {
         assert_eq!(response_effect(Some(0.0)), 0.0);
         assert!(response_effect(Some(48.0)) < response_effect(Some(4.0)));
-        assert_eq!(response_effect(None), response_effect(Some(MISSING_RESPONSE_HOURS)));
+        assert_eq!(
+            response_effect(None),
+            response_effect(Some(MISSING_RESPONSE_HOURS))
+        );
     }
 }

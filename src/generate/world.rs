@@ -234,8 +234,8 @@ impl World {
         let external_id = format!("D-{deal_no:07}");
 
         // u² skews towards low indices, so some accounts are big repeat customers.
-        let account = &self.accounts[((unit(&mut rng).powi(2) * self.accounts.len() as f64) as usize)
-            .min(self.accounts.len() - 1)];
+        let account = &self.accounts
+            [((unit(&mut rng).powi(2) * self.accounts.len() as f64) as usize).min(self.accounts.len() - 1)];
         let home_reps = &self.reps_by_region[account.region];
         let rep_index = if unit(&mut rng) < 0.85 && !home_reps.is_empty() {
             home_reps[(unit(&mut rng) * home_reps.len() as f64) as usize % home_reps.len()]
@@ -245,7 +245,10 @@ impl World {
         let rep = &self.reps[rep_index];
         let role = ContactRole::KNOWN[pick(&mut rng, ROLE_WEIGHTS)];
         let (sector, _, median_amount) = SECTORS[account.sector];
-        let amount = ((median_amount * (AMOUNT_SIGMA * normal(&mut rng)).exp()) / 10.0).round().max(50.0) * 10.0;
+        let amount = ((median_amount * (AMOUNT_SIGMA * normal(&mut rng)).exp()) / 10.0)
+            .round()
+            .max(50.0)
+            * 10.0;
         let (region, _, foreign) = REGIONS[account.region];
         let currency = match foreign {
             Some((code, share)) if unit(&mut rng) < share => code,
@@ -278,8 +281,14 @@ impl World {
         let derived = derive_interactions(&pairs);
 
         let mut attributes = BTreeMap::new();
-        attributes.insert("lead_source".to_owned(), AttributeValue::Text(lead_source.to_owned()));
-        attributes.insert("competitors".to_owned(), AttributeValue::Number(competitors as f64));
+        attributes.insert(
+            "lead_source".to_owned(),
+            AttributeValue::Text(lead_source.to_owned()),
+        );
+        attributes.insert(
+            "competitors".to_owned(),
+            AttributeValue::Number(competitors as f64),
+        );
         let mut opportunity = Opportunity {
             external_id,
             name: Some(format!("{} - {product}", account.name)),
@@ -368,7 +377,11 @@ impl World {
                 let wait_hours = response_hours * (0.6 * normal(rng)).exp();
                 let wait_s = ((wait_hours * 3600.0) as i64).max(60);
                 events.push((ActivityDirection::Inbound, inbound_kind, at));
-                events.push((ActivityDirection::Outbound, reply_kind(rng), (at + wait_s).min(end_s)));
+                events.push((
+                    ActivityDirection::Outbound,
+                    reply_kind(rng),
+                    (at + wait_s).min(end_s),
+                ));
                 remaining -= 2;
             } else {
                 events.push((ActivityDirection::Outbound, touch_kind(rng), at));
@@ -389,11 +402,19 @@ const CYCLE_SIGMA: f64 = 0.75;
 const INBOUND_PAIR_SHARE: f64 = 0.45;
 
 fn reply_kind(rng: &mut ChaCha8Rng) -> ActivityKind {
-    [ActivityKind::Email, ActivityKind::Call, ActivityKind::Meeting, ActivityKind::Demo]
-        [pick(rng, [0.55, 0.30, 0.10, 0.05])]
+    [
+        ActivityKind::Email,
+        ActivityKind::Call,
+        ActivityKind::Meeting,
+        ActivityKind::Demo,
+    ][pick(rng, [0.55, 0.30, 0.10, 0.05])]
 }
 
 fn touch_kind(rng: &mut ChaCha8Rng) -> ActivityKind {
-    [ActivityKind::Email, ActivityKind::Call, ActivityKind::Meeting, ActivityKind::Demo]
-        [pick(rng, [0.45, 0.25, 0.18, 0.12])]
+    [
+        ActivityKind::Email,
+        ActivityKind::Call,
+        ActivityKind::Meeting,
+        ActivityKind::Demo,
+    ][pick(rng, [0.45, 0.25, 0.18, 0.12])]
 }
