@@ -37,8 +37,11 @@ pub(crate) const SECTORS: [(&str, f64, f64); 8] = [
 /// Log-scale spread of amounts around the sector median.
 const AMOUNT_SIGMA: f64 = 0.9;
 
-/// Regions with their share of accounts, the non-EUR currency used there and how often.
-const REGIONS: [(&str, f64, Option<(&str, f64)>); 6] = [
+/// A non-EUR currency used in a region and the share of the region's deals in it.
+type ForeignCurrency = Option<(&'static str, f64)>;
+
+/// Regions with their share of accounts and their non-EUR currency, if any.
+const REGIONS: [(&str, f64, ForeignCurrency); 6] = [
     ("EMEA-North", 0.18, Some(("GBP", 0.15))),
     ("EMEA-South", 0.16, None),
     ("DACH", 0.26, None),
