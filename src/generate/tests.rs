@@ -256,3 +256,13 @@ fn generate_strongest_lever_is_the_biggest_move() {
     }
     assert_eq!(seen.len(), 3, "every lever wins for some deals: {seen:?}");
 }
+
+/// Throughput check, run by hand: `cargo test --release --lib generate_speed -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing only"]
+fn generate_speed() {
+    let cfg = config(200_000, 4);
+    let started = std::time::Instant::now();
+    let summary = generate_to_csv(&cfg, std::io::sink(), None::<std::io::Sink>, |_| {}).unwrap();
+    eprintln!("{} deals in {:?}", summary.deals, started.elapsed());
+}
