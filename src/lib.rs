@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod features;
+pub mod generate;
 pub mod ingest;
 pub mod model;
 pub mod scoring;

@@ -1,0 +1,264 @@
+//! Synthetic CRM history: deals with a known ("true") win model, for demos, load tests and for
+//! checking that training and recommendations recover what was put in.
+//!
+//! Generation is deterministic: deal *i* depends only on `(seed, end, deals, open_fraction, i)`,
+//! so [`generate`] and the streaming [`generate_to_csv`] produce the same rows byte for byte.
+//! The model and every distribution are documented in `docs/generator.md`.
+
+mod model;
+mod world;
+
+use std::io::Write;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::domain::{Activity, Opportunity};
+
+pub use model::{
+    amount_effect, attribute_effect, cycle_effect, interaction_effect, response_effect, role_effect,
+    sector_effect, sigmoid, true_logit, true_strongest_lever, true_win_probability, AMOUNT_REFERENCE,
+    AMOUNT_WEIGHT, COMPETITOR_WEIGHT, CYCLE_CURVATURE, CYCLE_OPTIMUM_DAYS, INTERACTION_DECLINE,
+    INTERACTION_GAIN, INTERACTION_SCALE, INTERCEPT, LEAD_SOURCE_EFFECTS, MISSING_RESPONSE_HOURS,
+    OPTIMAL_INTERACTIONS, RESPONSE_SCALE_HOURS, RESPONSE_WEIGHT, ROLE_EFFECTS, SECTOR_EFFECTS,
+    TARGET_CONTACT_ROLE, TARGET_RESPONSE_HOURS,
+};
+use world::World;
+
+/// Custom attribute columns written after the standard ones, in this order.
+pub const ATTRIBUTE_COLUMNS: [&str; 2] = ["lead_source", "competitors"];
+
+/// Standard opportunity CSV columns, in order.
+pub const OPPORTUNITY_COLUMNS: [&str; 16] = [
+    "external_id",
+    "name",
+    "account",
+    "sector",
+    "region",
+    "owner",
+    "contact_role",
+    "amount",
+    "currency",
+    "stage",
+    "status",
+    "created_at",
+    "closed_at",
+    "interaction_count",
+    "response_hours",
+    "last_activity_at",
+];
+
+/// Activity CSV columns, in order.
+pub const ACTIVITY_COLUMNS: [&str; 5] = ["opportunity_id", "id", "kind", "direction", "occurred_at"];
+
+/// How often [`generate_to_csv`] reports progress, in deals.
+const PROGRESS_EVERY: usize = 10_000;
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratorConfig {
+    /// Number of deals (open and closed).
+    pub deals: usize,
+    /// Random seed; the same seed (with the same other fields) gives the same history.
+    pub seed: u64,
+    /// Share of deals that are still open (0–1); default 0.2.
+    pub open_fraction: f64,
+    /// Reference "now": closed deals close before it, the history spans the two years before it.
+    pub end: DateTime<Utc>,
+    /// Whether [`generate`] returns activity records (the row measures are the same either way).
+    pub with_activities: bool,
+}
+
+impl Default for GeneratorConfig {
+    /// 10,000 deals, seed 42, 20 % open, ending 2026-01-01T00:00:00Z, with activities. The end is
+    /// fixed rather than "now" so the default output never changes.
+    fn default() -> Self {
+        GeneratorConfig {
+            deals: 10_000,
+            seed: 42,
+            open_fraction: 0.2,
+            end: DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default(),
+            with_activities: true,
+        }
+    }
+}
+
+/// A generated history held in memory.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SyntheticHistory {
+    /// The deals, in external-id order.
+    pub opportunities: Vec<Opportunity>,
+    /// Activities as `(opportunity external_id, activity)`, grouped by deal and in time order
+    /// within a deal; empty unless `with_activities`.
+    pub activities: Vec<(String, Activity)>,
+}
+
+/// Counts reported by [`generate_to_csv`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GenerateSummary {
+    /// Deals written.
+    pub deals: usize,
+    /// Open deals among them.
+    pub open: usize,
+    /// Won deals among them.
+    pub won: usize,
+    /// Lost deals among them.
+    pub lost: usize,
+    /// Activity rows written (0 without an activity output).
+    pub activities: usize,
+}
+
+impl GenerateSummary {
+    fn count(&mut self, opp: &Opportunity) {
+        self.deals += 1;
+        match opp.status {
+            crate::domain::Status::Open => self.open += 1,
+            crate::domain::Status::Won => self.won += 1,
+            crate::domain::Status::Lost => self.lost += 1,
+        }
+    }
+}
+
+/// Generates a whole history in memory. Deterministic for `(seed, end, deals, open_fraction)`.
+pub fn generate(config: &GeneratorConfig) -> SyntheticHistory {
+    let world = World::new(config);
+    let mut history = SyntheticHistory {
+        opportunities: Vec::with_capacity(config.deals),
+        activities: Vec::new(),
+    };
+    for index in 0..config.deals {
+        let deal = world.deal(index, config.with_activities);
+        history.activities.extend(
+            deal.activities
+                .into_iter()
+                .map(|a| (deal.opportunity.external_id.clone(), a)),
+        );
+        history.opportunities.push(deal.opportunity);
+    }
+    history
+}
+
+/// Generates deal by deal straight into CSV, holding only one deal in memory at a time.
+///
+/// Activities are generated and written when `activities_out` is given (whatever
+/// `config.with_activities` says). `progress` is called with the number of deals done every
+/// 10,000 deals and once at the end. Produces exactly the bytes that [`write_opportunities_csv`]
+/// and [`write_activities_csv`] write for [`generate`]'s result.
+pub fn generate_to_csv<W: Write, A: Write>(
+    config: &GeneratorConfig,
+    opportunities_out: W,
+    activities_out: Option<A>,
+    mut progress: impl FnMut(usize),
+) -> csv::Result<GenerateSummary> {
+    let world = World::new(config);
+    let mut opp_writer = csv::Writer::from_writer(opportunities_out);
+    write_opportunity_header(&mut opp_writer)?;
+    let mut act_writer = activities_out.map(csv::Writer::from_writer);
+    if let Some(w) = act_writer.as_mut() {
+        w.write_record(ACTIVITY_COLUMNS)?;
+    }
+    let mut summary = GenerateSummary::default();
+    for index in 0..config.deals {
+        let deal = world.deal(index, act_writer.is_some());
+        write_opportunity_row(&mut opp_writer, &deal.opportunity)?;
+        if let Some(w) = act_writer.as_mut() {
+            for activity in &deal.activities {
+                write_activity_row(w, &deal.opportunity.external_id, activity)?;
+            }
+            summary.activities += deal.activities.len();
+        }
+        summary.count(&deal.opportunity);
+        if summary.deals % PROGRESS_EVERY == 0 {
+            progress(summary.deals);
+        }
+    }
+    opp_writer.flush()?;
+    if let Some(w) = act_writer.as_mut() {
+        w.flush()?;
+    }
+    progress(summary.deals);
+    Ok(summary)
+}
+
+/// Writes opportunities as CSV: the standard columns, then [`ATTRIBUTE_COLUMNS`]. Attributes
+/// outside that list are not written (the generator produces none).
+pub fn write_opportunities_csv<W: Write>(opps: &[Opportunity], out: W) -> csv::Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    write_opportunity_header(&mut writer)?;
+    for opp in opps {
+        write_opportunity_row(&mut writer, opp)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// Writes `(opportunity external_id, activity)` pairs as CSV with [`ACTIVITY_COLUMNS`].
+pub fn write_activities_csv<W: Write>(acts: &[(String, Activity)], out: W) -> csv::Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(ACTIVITY_COLUMNS)?;
+    for (opportunity_id, activity) in acts {
+        write_activity_row(&mut writer, opportunity_id, activity)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// RFC 3339 in UTC with a `Z` and whole seconds, e.g. `2025-03-01T10:00:00Z`.
+fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn write_opportunity_header<W: Write>(writer: &mut csv::Writer<W>) -> csv::Result<()> {
+    writer.write_record(OPPORTUNITY_COLUMNS.iter().chain(ATTRIBUTE_COLUMNS.iter()))
+}
+
+fn write_opportunity_row<W: Write>(writer: &mut csv::Writer<W>, opp: &Opportunity) -> csv::Result<()> {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let time = |v: Option<DateTime<Utc>>| v.map(format_time).unwrap_or_default();
+    // f64's Display is the shortest text that parses back to the same value, so rows round-trip.
+    let number = |v: Option<f64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let mut row = vec![
+        opp.external_id.clone(),
+        text(&opp.name),
+        text(&opp.account),
+        text(&opp.sector),
+        text(&opp.region),
+        text(&opp.owner),
+        opp.contact_role
+            .as_ref()
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default(),
+        number(opp.amount),
+        opp.currency.clone(),
+        text(&opp.stage),
+        opp.status.as_str().to_owned(),
+        time(opp.created_at),
+        time(opp.closed_at),
+        opp.interaction_count.map(|n| n.to_string()).unwrap_or_default(),
+        number(opp.response_hours),
+        time(opp.last_activity_at),
+    ];
+    row.extend(
+        ATTRIBUTE_COLUMNS
+            .iter()
+            .map(|c| opp.attributes.get(*c).map(|v| v.to_text()).unwrap_or_default()),
+    );
+    writer.write_record(&row)
+}
+
+fn write_activity_row<W: Write>(
+    writer: &mut csv::Writer<W>,
+    opportunity_id: &str,
+    activity: &Activity,
+) -> csv::Result<()> {
+    let occurred_at = format_time(activity.occurred_at);
+    writer.write_record([
+        opportunity_id,
+        activity.id.as_deref().unwrap_or_default(),
+        activity.kind.as_str(),
+        activity.direction.as_str(),
+        occurred_at.as_str(),
+    ])
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,423 @@
+//! The synthetic sales organisation (regions, sectors, reps, accounts) and the per-deal draw.
+//!
+//! Every deal gets its own random stream derived from `(seed, deal index)`, so deal *i* is the
+//! same whether deals are collected in memory or streamed to CSV, and generation needs no state
+//! that grows with the number of deals.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::model::{sigmoid, true_logit};
+use super::GeneratorConfig;
+use crate::domain::{
+    derive_interactions, Activity, ActivityDirection, ActivityKind, AttributeValue, ContactRole, Opportunity,
+    Status,
+};
+
+const DAY: i64 = 86_400;
+/// How far back closed deals' creation dates reach.
+const HISTORY_DAYS: i64 = 730;
+/// How far back open deals' creation dates reach (an older open deal would be stale in a CRM).
+const OPEN_WINDOW_DAYS: i64 = 150;
+
+/// Sectors with their share of accounts and median deal amount.
+pub(crate) const SECTORS: [(&str, f64, f64); 8] = [
+    ("software", 0.20, 30_000.0),
+    ("manufacturing", 0.16, 55_000.0),
+    ("retail", 0.14, 18_000.0),
+    ("finance", 0.12, 45_000.0),
+    ("healthcare", 0.10, 35_000.0),
+    ("public_sector", 0.08, 60_000.0),
+    ("energy", 0.08, 50_000.0),
+    ("logistics", 0.12, 22_000.0),
+];
+/// Log-scale spread of amounts around the sector median.
+const AMOUNT_SIGMA: f64 = 0.9;
+
+/// A non-EUR currency used in a region and the share of the region's deals in it.
+type ForeignCurrency = Option<(&'static str, f64)>;
+
+/// Regions with their share of accounts and their non-EUR currency, if any.
+const REGIONS: [(&str, f64, ForeignCurrency); 6] = [
+    ("EMEA-North", 0.18, Some(("GBP", 0.15))),
+    ("EMEA-South", 0.16, None),
+    ("DACH", 0.26, None),
+    ("NA-East", 0.14, Some(("USD", 0.25))),
+    ("NA-West", 0.10, Some(("USD", 0.25))),
+    ("APAC", 0.16, None),
+];
+
+/// Share of each known contact role (same order as [`ContactRole::KNOWN`]).
+const ROLE_WEIGHTS: [f64; 8] = [0.15, 0.10, 0.15, 0.15, 0.15, 0.15, 0.08, 0.07];
+
+/// `lead_source` values and their shares.
+const LEAD_SOURCES: [(&str, f64); 5] = [
+    ("referral", 0.15),
+    ("partner", 0.10),
+    ("inbound", 0.30),
+    ("event", 0.15),
+    ("outbound", 0.30),
+];
+/// Shares of 0, 1, 2, 3 and 4 competitors.
+const COMPETITOR_WEIGHTS: [f64; 5] = [0.25, 0.35, 0.25, 0.10, 0.05];
+
+const REP_NAMES: [&str; 30] = [
+    "anna", "ben", "chiara", "david", "elena", "felix", "greta", "hugo", "ines", "jonas", "karin", "luca",
+    "maria", "niko", "olga", "pablo", "quinn", "rosa", "stefan", "tara", "ulla", "victor", "wen", "xavier",
+    "yara", "zoe", "amir", "birgit", "carlos", "dana",
+];
+const ACCOUNT_STEMS: [&str; 40] = [
+    "Nord", "Alpen", "Blue", "Silver", "Oak", "River", "Stone", "Bright", "Iron", "Green", "Sun", "Star",
+    "Cedar", "Falcon", "Harbor", "Summit", "Pioneer", "Atlas", "Vector", "Orbit", "Lumen", "Delta", "Nova",
+    "Polar", "Crest", "Maple", "Granite", "Coral", "Swift", "Aurora", "Meridian", "Pinnacle", "Vertex",
+    "Horizon", "Beacon", "Sierra", "Tundra", "Zenith", "Apex", "Cobalt",
+];
+const ACCOUNT_TAILS: [&str; 30] = [
+    "wind", "tech", "works", "field", "line", "point", "gate", "bridge", "core", "logic", "wave", "path",
+    "forge", "labs", "systems", "data", "trade", "mark", "port", "cloud", "med", "power", "foods", "motion",
+    "soft", "metrics", "capital", "care", "grid", "freight",
+];
+const LEGAL_FORMS: [&str; 6] = ["GmbH", "Ltd", "Inc", "SA", "AG", "BV"];
+const PRODUCTS: [&str; 8] = [
+    "Platform licence",
+    "Renewal",
+    "Expansion",
+    "Pilot",
+    "Support contract",
+    "Integration project",
+    "Analytics add-on",
+    "Upgrade",
+];
+
+struct Rep {
+    name: String,
+    /// Median hours this rep takes to answer; reps differ a lot, which is what makes response
+    /// time vary between deals.
+    response_median_hours: f64,
+    /// Multiplier on how many touchpoints this rep's deals get.
+    activity_level: f64,
+}
+
+struct Account {
+    name: String,
+    sector: usize,
+    region: usize,
+}
+
+/// One generated deal: the opportunity and its activities in time order.
+pub(crate) struct Deal {
+    pub opportunity: Opportunity,
+    pub activities: Vec<Activity>,
+}
+
+/// The fixed population deals are drawn from, plus the per-deal random streams.
+pub(crate) struct World {
+    reps: Vec<Rep>,
+    reps_by_region: Vec<Vec<usize>>,
+    accounts: Vec<Account>,
+    deal_rng: ChaCha8Rng,
+    end: DateTime<Utc>,
+    end_s: i64,
+    open_fraction: f64,
+}
+
+/// Uniform draw in `[0, 1)`.
+fn unit(rng: &mut ChaCha8Rng) -> f64 {
+    rng.gen::<f64>()
+}
+
+/// Standard normal draw (Box–Muller); avoids a dependency on rand_distr.
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1 = 1.0 - unit(rng); // (0, 1], so ln is finite
+    let u2 = unit(rng);
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Poisson draw: Knuth's method for small means, a rounded normal for large ones.
+fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> i64 {
+    if mean < 30.0 {
+        let limit = (-mean).exp();
+        let mut k = 0;
+        let mut p = unit(rng);
+        while p > limit {
+            k += 1;
+            p *= unit(rng);
+        }
+        k
+    } else {
+        (mean + mean.sqrt() * normal(rng)).round().max(0.0) as i64
+    }
+}
+
+/// Index drawn with the given (not necessarily normalised) weights.
+fn pick(rng: &mut ChaCha8Rng, weights: impl IntoIterator<Item = f64> + Clone) -> usize {
+    let total: f64 = weights.clone().into_iter().sum();
+    let mut target = unit(rng) * total;
+    let mut last = 0;
+    for (i, w) in weights.into_iter().enumerate() {
+        if target < w {
+            return i;
+        }
+        target -= w;
+        last = i;
+    }
+    last
+}
+
+fn timestamp(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+impl World {
+    /// Builds the reps and accounts for `config` (depends on seed and deal count only).
+    pub(crate) fn new(config: &GeneratorConfig) -> World {
+        // Separate stream families for the population and the deals so adding a rep attribute
+        // does not reshuffle every deal.
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        rng.set_stream(u64::MAX);
+        let mut reps = Vec::with_capacity(REP_NAMES.len());
+        let mut reps_by_region = vec![Vec::new(); REGIONS.len()];
+        for (i, first) in REP_NAMES.iter().enumerate() {
+            // Round-robin keeps every region staffed (5 reps each).
+            let region = i % REGIONS.len();
+            reps_by_region[region].push(i);
+            reps.push(Rep {
+                name: format!("{first}.{}", (b'a' + (i * 7 % 26) as u8) as char),
+                response_median_hours: 7.0 * (0.8 * normal(&mut rng)).exp(),
+                activity_level: 0.7 + 0.6 * unit(&mut rng),
+            });
+        }
+        let account_count = (config.deals / 4).clamp(20, 4000);
+        let accounts = (0..account_count)
+            .map(|i| {
+                let stem = ACCOUNT_STEMS[i % ACCOUNT_STEMS.len()];
+                let tail = ACCOUNT_TAILS[(i / ACCOUNT_STEMS.len()) % ACCOUNT_TAILS.len()];
+                let legal = LEGAL_FORMS[(i / 7) % LEGAL_FORMS.len()];
+                let round = i / (ACCOUNT_STEMS.len() * ACCOUNT_TAILS.len());
+                // Stem × tail gives 1,200 distinct names; beyond that a number keeps them unique.
+                let name = if round == 0 {
+                    format!("{stem}{tail} {legal}")
+                } else {
+                    format!("{stem}{tail} {} {legal}", round + 1)
+                };
+                Account {
+                    name,
+                    sector: pick(&mut rng, SECTORS.iter().map(|s| s.1)),
+                    region: pick(&mut rng, REGIONS.iter().map(|r| r.1)),
+                }
+            })
+            .collect();
+        World {
+            reps,
+            reps_by_region,
+            accounts,
+            deal_rng: ChaCha8Rng::seed_from_u64(config.seed),
+            end: config.end,
+            end_s: config.end.timestamp(),
+            open_fraction: config.open_fraction.clamp(0.0, 1.0),
+        }
+    }
+
+    /// Whether deal `index` is open: exactly `open_fraction` of any prefix of deals, spread evenly.
+    fn is_open(&self, index: usize) -> bool {
+        let f = self.open_fraction;
+        ((index as f64 + 1.0) * f).floor() > (index as f64 * f).floor()
+    }
+
+    /// Generates deal `index` (0-based); `with_activities` only controls whether the activity
+    /// records are returned — the measures are derived from them either way.
+    pub(crate) fn deal(&self, index: usize, with_activities: bool) -> Deal {
+        let mut rng = self.deal_rng.clone();
+        rng.set_stream(index as u64);
+        let open = self.is_open(index);
+        let deal_no = index + 1;
+        let external_id = format!("D-{deal_no:07}");
+
+        // u² skews towards low indices, so some accounts are big repeat customers.
+        let account = &self.accounts
+            [((unit(&mut rng).powi(2) * self.accounts.len() as f64) as usize).min(self.accounts.len() - 1)];
+        let home_reps = &self.reps_by_region[account.region];
+        let rep_index = if unit(&mut rng) < 0.85 && !home_reps.is_empty() {
+            home_reps[(unit(&mut rng) * home_reps.len() as f64) as usize % home_reps.len()]
+        } else {
+            (unit(&mut rng) * self.reps.len() as f64) as usize % self.reps.len()
+        };
+        let rep = &self.reps[rep_index];
+        let role = ContactRole::KNOWN[pick(&mut rng, ROLE_WEIGHTS)];
+        let (sector, _, median_amount) = SECTORS[account.sector];
+        let amount = ((median_amount * (AMOUNT_SIGMA * normal(&mut rng)).exp()) / 10.0)
+            .round()
+            .max(50.0)
+            * 10.0;
+        let (region, _, foreign) = REGIONS[account.region];
+        let currency = match foreign {
+            Some((code, share)) if unit(&mut rng) < share => code,
+            _ => "EUR",
+        };
+        let lead_source = LEAD_SOURCES[pick(&mut rng, LEAD_SOURCES.iter().map(|l| l.1))].0;
+        let competitors = pick(&mut rng, COMPETITOR_WEIGHTS);
+        let product = PRODUCTS[(unit(&mut rng) * PRODUCTS.len() as f64) as usize % PRODUCTS.len()];
+
+        // Dates in whole seconds so the CSV round trip is exact.
+        let (created_s, window_end_s) = if open {
+            let age = 3600 + (unit(&mut rng) * (OPEN_WINDOW_DAYS * DAY - 3600) as f64) as i64;
+            (self.end_s - age, self.end_s)
+        } else {
+            let cycle_days = (CYCLE_MEDIAN_DAYS * (CYCLE_SIGMA * normal(&mut rng)).exp()).clamp(1.0, 600.0);
+            let cycle_s = (cycle_days * DAY as f64) as i64;
+            let earliest = self.end_s - HISTORY_DAYS * DAY;
+            let latest = self.end_s - cycle_s;
+            let created = earliest + (unit(&mut rng) * (latest - earliest) as f64) as i64;
+            (created, created + cycle_s)
+        };
+
+        let window_s = window_end_s - created_s;
+        let window_days = window_s as f64 / DAY as f64;
+        let mean_touches = rep.activity_level * (2.0 + 6.0 * (1.0 + window_days / 10.0).ln());
+        let touches = poisson(&mut rng, mean_touches);
+        let deal_response_hours = rep.response_median_hours * (0.5 * normal(&mut rng)).exp();
+        let events = self.timeline(&mut rng, touches, created_s, window_end_s, deal_response_hours);
+        let pairs: Vec<_> = events.iter().map(|(d, _, t)| (*d, timestamp(*t))).collect();
+        let derived = derive_interactions(&pairs);
+
+        let mut attributes = BTreeMap::new();
+        attributes.insert(
+            "lead_source".to_owned(),
+            AttributeValue::Text(lead_source.to_owned()),
+        );
+        attributes.insert(
+            "competitors".to_owned(),
+            AttributeValue::Number(competitors as f64),
+        );
+        let mut opportunity = Opportunity {
+            external_id,
+            name: Some(format!("{} - {product}", account.name)),
+            account: Some(account.name.clone()),
+            sector: Some(sector.to_owned()),
+            region: Some(region.to_owned()),
+            owner: Some(rep.name.clone()),
+            contact_role: ContactRole::normalise(role),
+            amount: Some(amount),
+            currency: currency.to_owned(),
+            stage: None,
+            status: if open { Status::Open } else { Status::Lost },
+            created_at: Some(timestamp(created_s)),
+            closed_at: (!open).then(|| timestamp(window_end_s)),
+            interaction_count: Some(derived.interaction_count),
+            response_hours: derived.response_hours,
+            last_activity_at: derived.last_activity_at,
+            attributes,
+            cycle_days: None,
+        };
+        if open {
+            // Older open deals have usually progressed further.
+            let progress = window_days / OPEN_WINDOW_DAYS as f64 + 0.3 * normal(&mut rng);
+            opportunity.stage = Some(
+                if progress < 0.25 {
+                    "qualification"
+                } else if progress < 0.6 {
+                    "proposal"
+                } else {
+                    "negotiation"
+                }
+                .to_owned(),
+            );
+        } else {
+            // The outcome comes from the finished row itself, so true_logit on the row is
+            // exactly the probability the outcome was drawn with.
+            let won = unit(&mut rng) < sigmoid(true_logit(&opportunity, self.end));
+            opportunity.status = if won { Status::Won } else { Status::Lost };
+            opportunity.stage = Some(if won { "closed_won" } else { "closed_lost" }.to_owned());
+        }
+
+        let activities = if with_activities {
+            events
+                .iter()
+                .enumerate()
+                .map(|(k, (direction, kind, t))| Activity {
+                    id: Some(format!("A-{deal_no:07}-{:03}", k + 1)),
+                    kind: *kind,
+                    direction: *direction,
+                    occurred_at: timestamp(*t),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Deal {
+            opportunity,
+            activities,
+        }
+    }
+
+    /// Lays out `touches` activities between `start_s` and `end_s` (inclusive), sorted by time.
+    ///
+    /// Touches come as conversation units: an inbound message answered after a wait around
+    /// `response_hours`, or a single outbound touch. The measures are later derived from the
+    /// result, so overlapping units are fine — they just shape the derived response time.
+    fn timeline(
+        &self,
+        rng: &mut ChaCha8Rng,
+        touches: i64,
+        start_s: i64,
+        end_s: i64,
+        response_hours: f64,
+    ) -> Vec<(ActivityDirection, ActivityKind, i64)> {
+        let mut events = Vec::with_capacity(touches.max(0) as usize);
+        let span = (end_s - start_s).max(0) as f64;
+        let mut remaining = touches;
+        while remaining > 0 {
+            let at = start_s + (unit(rng) * span) as i64;
+            if remaining >= 2 && unit(rng) < INBOUND_PAIR_SHARE {
+                let inbound_kind = if unit(rng) < 0.7 {
+                    ActivityKind::Email
+                } else {
+                    ActivityKind::Call
+                };
+                let wait_hours = response_hours * (0.6 * normal(rng)).exp();
+                let wait_s = ((wait_hours * 3600.0) as i64).max(60);
+                events.push((ActivityDirection::Inbound, inbound_kind, at));
+                events.push((
+                    ActivityDirection::Outbound,
+                    reply_kind(rng),
+                    (at + wait_s).min(end_s),
+                ));
+                remaining -= 2;
+            } else {
+                events.push((ActivityDirection::Outbound, touch_kind(rng), at));
+                remaining -= 1;
+            }
+        }
+        // Stable sort keeps an inbound message before its same-second answer.
+        events.sort_by_key(|e| e.2);
+        events
+    }
+}
+
+/// Median closed-deal cycle in days; matches the model's optimum so most deals are near it.
+const CYCLE_MEDIAN_DAYS: f64 = 45.0;
+/// Log-scale spread of cycle lengths.
+const CYCLE_SIGMA: f64 = 0.75;
+/// Chance a unit is an inbound message plus its answer rather than a lone outbound touch.
+const INBOUND_PAIR_SHARE: f64 = 0.45;
+
+fn reply_kind(rng: &mut ChaCha8Rng) -> ActivityKind {
+    [
+        ActivityKind::Email,
+        ActivityKind::Call,
+        ActivityKind::Meeting,
+        ActivityKind::Demo,
+    ][pick(rng, [0.55, 0.30, 0.10, 0.05])]
+}
+
+fn touch_kind(rng: &mut ChaCha8Rng) -> ActivityKind {
+    [
+        ActivityKind::Email,
+        ActivityKind::Call,
+        ActivityKind::Meeting,
+        ActivityKind::Demo,
+    ][pick(rng, [0.45, 0.25, 0.18, 0.12])]
+}
