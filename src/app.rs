@@ -13,8 +13,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::jobs::Jobs;
 use crate::auth::KeyCache;
-use crate::serving::ActiveModel;
 use crate::config::Settings;
+use crate::serving::ActiveModel;
 use crate::store::{Db, PoolOptions};
 use crate::telemetry::{observe, Metrics};
 
@@ -55,9 +55,14 @@ impl Application {
             tracing::error!(error = %e, "no model loaded at startup; scoring answers 503 until one is activated");
         }
         if model.get().is_none() {
-            tracing::warn!("no active model: train one with `dealscore-train`; scoring answers 503 meanwhile");
+            tracing::warn!(
+                "no active model: train one with `dealscore-train`; scoring answers 503 meanwhile"
+            );
         }
-        let watcher = model.spawn_watcher(db.clone(), Duration::from_secs(settings.model_refresh_secs.max(1)));
+        let watcher = model.spawn_watcher(
+            db.clone(),
+            Duration::from_secs(settings.model_refresh_secs.max(1)),
+        );
         let model_data = web::Data::from(model.clone());
         let jobs = web::Data::new(Jobs::default());
         let key_cache = web::Data::new(KeyCache::new(Duration::from_secs(settings.auth_cache_secs)));

@@ -42,6 +42,11 @@ pub enum Command {
     Migrate,
     /// Import opportunities (and activities) from CSV.
     Import(ImportArgs),
+    /// Write a synthetic CRM history (CSV) whose outcomes follow known success factors.
+    Generate(GenerateArgs),
+    /// Fresh demo: generated history imported into a new SQLite database, a trained model, an
+    /// admin key printed with curl examples, then the API.
+    Demo(DemoArgs),
     /// Manage API keys.
     Keys {
         /// Key action.
@@ -74,6 +79,46 @@ pub struct ImportArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `dealscore generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Number of deals.
+    #[arg(long)]
+    pub deals: usize,
+    /// Random seed (same seed and end date ⇒ same bytes).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Share of deals still open.
+    #[arg(long, default_value_t = 0.2)]
+    pub open_fraction: f64,
+    /// Reference "now" of the history (RFC 3339 or YYYY-MM-DD); default: today, midnight UTC.
+    #[arg(long, value_parser = crate::domain::parse_timestamp)]
+    pub end_date: Option<chrono::DateTime<chrono::Utc>>,
+    /// Opportunities CSV to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Activities CSV to write.
+    #[arg(long, value_name = "FILE")]
+    pub activities_out: Option<PathBuf>,
+}
+
+/// Arguments of `dealscore demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Folder of the demo database and files (recreated).
+    #[arg(long, default_value = "data/demo")]
+    pub dir: PathBuf,
+    /// Deals to generate.
+    #[arg(long, default_value_t = 20_000)]
+    pub deals: usize,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Prepare everything, print the key, and exit without serving.
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 /// `dealscore keys …`
@@ -130,6 +175,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import(args) => import(&settings, args).await,
+        Command::Generate(args) => generate(args),
+        Command::Demo(args) => demo(settings, args).await,
         Command::Keys { action } => keys(&settings, action).await,
     }
 }
@@ -312,4 +359,172 @@ async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn today_midnight() -> chrono::DateTime<chrono::Utc> {
+    let today = chrono::Utc::now().date_naive();
+    today.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&args.open_fraction) {
+        anyhow::bail!(
+            "--open-fraction must be between 0 and 1, got {}",
+            args.open_fraction
+        );
+    }
+    if args.deals == 0 {
+        anyhow::bail!("--deals must be at least 1");
+    }
+    let config = crate::generate::GeneratorConfig {
+        deals: args.deals,
+        seed: args.seed,
+        open_fraction: args.open_fraction,
+        end: args.end_date.unwrap_or_else(today_midnight),
+        with_activities: args.activities_out.is_some(),
+    };
+    let summary = write_history(&config, &args.out, args.activities_out.as_deref())?;
+    eprintln!(
+        "wrote {} deals ({} open, {} won, {} lost) to {}{}",
+        summary.deals,
+        summary.open,
+        summary.won,
+        summary.lost,
+        args.out.display(),
+        args.activities_out
+            .as_ref()
+            .map(|p| format!(" and {} activities to {}", summary.activities, p.display()))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Writes a generated history to files, through temporary names so a failure leaves nothing half
+/// written.
+fn write_history(
+    config: &crate::generate::GeneratorConfig,
+    out: &std::path::Path,
+    activities_out: Option<&std::path::Path>,
+) -> anyhow::Result<crate::generate::GenerateSummary> {
+    use std::io::BufWriter;
+    let temp = |p: &std::path::Path| p.with_extension("csv.partial");
+    let create = |p: &std::path::Path| -> anyhow::Result<BufWriter<std::fs::File>> {
+        if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let file = std::fs::File::create(temp(p)).with_context(|| format!("cannot write {}", p.display()))?;
+        Ok(BufWriter::with_capacity(1 << 20, file))
+    };
+    let opps = create(out)?;
+    let acts = activities_out.map(create).transpose()?;
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(config.deals as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    let summary = crate::generate::generate_to_csv(config, opps, acts, |done| bar.set_position(done as u64))
+        .context("cannot write the generated history")?;
+    bar.finish_and_clear();
+    std::fs::rename(temp(out), out).with_context(|| format!("cannot write {}", out.display()))?;
+    if let Some(p) = activities_out {
+        std::fs::rename(temp(p), p).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(summary)
+}
+
+async fn demo(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
+    let dir = args.dir.clone();
+    for name in ["dealscore.db", "dealscore.db-wal", "dealscore.db-shm"] {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::remove_file(&path).with_context(|| format!("cannot reset {}", path.display()))?;
+        }
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    settings.database_url = format!("sqlite://{}", dir.join("dealscore.db").display());
+    settings.bind = args.bind.clone();
+    settings.models_dir = dir.join("models").display().to_string();
+    let db = open_db(&settings).await?;
+
+    eprintln!("1/4 generating {} deals…", args.deals);
+    let config = crate::generate::GeneratorConfig {
+        deals: args.deals,
+        end: today_midnight(),
+        with_activities: true,
+        ..crate::generate::GeneratorConfig::default()
+    };
+    let (deals_csv, activities_csv) = (dir.join("deals.csv"), dir.join("activities.csv"));
+    write_history(&config, &deals_csv, Some(&activities_csv))?;
+
+    eprintln!("2/4 importing…");
+    let options = ImportOptions::default();
+    let summary = import_opportunities(&db, open_file(deals_csv.clone()), &options, &|_| {}).await?;
+    eprint!("{}", render_summary("   opportunities", &summary));
+    let summary = import_activities(&db, open_file(activities_csv.clone()), &options, &|_| {}).await?;
+    eprint!("{}", render_summary("   activities", &summary));
+
+    eprintln!("3/4 training…");
+    let deals = crate::store::opportunities::closed_deals(&db, None, None).await?;
+    let job = crate::train_job::TrainJob {
+        spec: crate::features::FeatureSpec::default_spec(),
+        options: crate::training::TrainOptions::default(),
+        out_dir: PathBuf::from(&settings.models_dir),
+        activate: true,
+        who: "dealscore demo".into(),
+    };
+    let outcome = crate::train_job::run(job, deals, Some(&db), |_| {}).await?;
+    let artifact = &outcome.trained.artifact;
+    eprintln!(
+        "   model {}: holdout ROC AUC {:.3} (prior-only baseline {:.3}), {} closed deals",
+        artifact.version,
+        artifact.holdout_metrics.roc_auc,
+        artifact.baseline_metrics.roc_auc,
+        artifact.training.final_rows
+    );
+
+    eprintln!("4/4 creating an admin key…");
+    let key = generate_key();
+    api_keys::insert(
+        &db,
+        &format!("demo-admin-{}", &key[3..9]),
+        "admin",
+        &hash_key(&key),
+    )
+    .await?;
+    let open_example = sqlx::query_scalar::<_, String>(
+        "SELECT external_id FROM opportunities WHERE status = 'open' ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(&db.pool)
+    .await?
+    .unwrap_or_else(|| "D-0000001".into());
+    let owner_example = sqlx::query_scalar::<_, String>(
+        "SELECT owner FROM opportunities WHERE status = 'open' AND owner IS NOT NULL ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(&db.pool)
+    .await?
+    .unwrap_or_default();
+    let base = format!("http://{}", args.bind);
+    println!(
+        r#"
+dealscore demo ready — database {db}
+
+Admin key (store it; it is not shown again):
+  export KEY={key}
+
+Try:
+  curl -s {base}/healthz
+  curl -s -H "Authorization: Bearer $KEY" "{base}/v1/opportunities?status=open&limit=3"
+  curl -s -H "Authorization: Bearer $KEY" "{base}/v1/opportunities/{open_example}/score"
+  curl -s -H "Authorization: Bearer $KEY" "{base}/v1/opportunities/priority?owner={owner_example}&limit=5"
+  curl -s -H "Authorization: Bearer $KEY" -H 'content-type: application/json' {base}/v1/score \
+       -d '{{"sector":"software","contact_role":"end_user","amount":40000,"cycle_days":30,"interaction_count":3,"response_hours":40}}'
+  open {base}/docs for the interactive API documentation
+"#,
+        db = settings.database_url,
+    );
+    db.pool.close().await;
+    if args.no_serve {
+        return Ok(());
+    }
+    serve(settings).await
 }

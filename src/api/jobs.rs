@@ -85,7 +85,11 @@ impl Jobs {
     pub fn finish(&self, id: &str, error: Option<String>) {
         if let Ok(mut jobs) = self.jobs.lock() {
             if let Some(job) = jobs.get_mut(id) {
-                job.state = if error.is_some() { JobState::Failed } else { JobState::Succeeded };
+                job.state = if error.is_some() {
+                    JobState::Failed
+                } else {
+                    JobState::Succeeded
+                };
                 job.error = error;
                 job.finished_at = Some(Utc::now());
             }
@@ -112,8 +116,14 @@ impl Jobs {
     responses((status = 200, body = JobStatus), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 #[get("/jobs/{id}")]
-pub async fn get(_caller: AnalystAccess, jobs: web::Data<Jobs>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get(
+    _caller: AnalystAccess,
+    jobs: web::Data<Jobs>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let status = jobs.get(&id).ok_or_else(|| ApiError::NotFound(format!("no job `{id}` on this server")))?;
+    let status = jobs
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no job `{id}` on this server")))?;
     Ok(HttpResponse::Ok().json(status))
 }

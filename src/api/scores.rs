@@ -128,7 +128,13 @@ pub async fn score_stateless(
     };
     if items.len() > MAX_BATCH {
         let mut e = ValidationErrors::default();
-        e.push("opportunities", format!("at most {MAX_BATCH} opportunities per request, got {}", items.len()));
+        e.push(
+            "opportunities",
+            format!(
+                "at most {MAX_BATCH} opportunities per request, got {}",
+                items.len()
+            ),
+        );
         return Err(e.into());
     }
     let work = move || {
@@ -136,18 +142,20 @@ pub async fn score_stateless(
         let results: Vec<BatchItem> = items
             .iter()
             .enumerate()
-            .map(|(index, item)| match parse_for_scoring(item, &format!("opportunities[{index}].")) {
-                Ok(opp) => BatchItem {
-                    index,
-                    result: Some(score(&model, &config, &opp, now, None, rank)),
-                    errors: Vec::new(),
+            .map(
+                |(index, item)| match parse_for_scoring(item, &format!("opportunities[{index}].")) {
+                    Ok(opp) => BatchItem {
+                        index,
+                        result: Some(score(&model, &config, &opp, now, None, rank)),
+                        errors: Vec::new(),
+                    },
+                    Err(e) => BatchItem {
+                        index,
+                        result: None,
+                        errors: e.0,
+                    },
                 },
-                Err(e) => BatchItem {
-                    index,
-                    result: None,
-                    errors: e.0,
-                },
-            })
+            )
             .collect();
         let invalid = results.iter().filter(|r| r.result.is_none()).count();
         BatchAnswer {
@@ -261,11 +269,22 @@ pub async fn rescore(
 ) -> ApiResult<HttpResponse> {
     let model = active_model(&holder)?;
     if let Some(id) = jobs.running("rescore") {
-        return Err(ApiError::Conflict(format!("rescoring job {id} is already running")));
+        return Err(ApiError::Conflict(format!(
+            "rescoring job {id} is already running"
+        )));
     }
-    let total = opportunities::count_by_status(&db).await?.get("open").copied().unwrap_or(0) as u64;
+    let total = opportunities::count_by_status(&db)
+        .await?
+        .get("open")
+        .copied()
+        .unwrap_or(0) as u64;
     let id = jobs.start("rescore", Some(total));
-    let (db, jobs_ref, config, job_id) = (db.get_ref().clone(), jobs.clone(), settings.scoring.clone(), id.clone());
+    let (db, jobs_ref, config, job_id) = (
+        db.get_ref().clone(),
+        jobs.clone(),
+        settings.scoring.clone(),
+        id.clone(),
+    );
     tokio::spawn(async move {
         let result = rescore_all(&db, model, config, |done| jobs_ref.progress(&job_id, done)).await;
         jobs_ref.finish(&job_id, result.err().map(|e| e.to_string()));
@@ -386,20 +405,34 @@ pub async fn priority(
     }
     let grade = match query.grade.as_deref() {
         None | Some("") => None,
-        Some(g) => Some(Grade::parse(g).ok_or_else(|| ApiError::BadQuery(format!("grade `{g}` is not one of A, B, C, D")))?),
+        Some(g) => Some(
+            Grade::parse(g)
+                .ok_or_else(|| ApiError::BadQuery(format!("grade `{g}` is not one of A, B, C, D")))?,
+        ),
     };
     let focus = match query.focus.as_deref() {
         None | Some("") => None,
         Some(f) => Some(
-            [Focus::Prioritize, Focus::Secure, Focus::Deprioritize, Focus::Nurture]
-                .into_iter()
-                .find(|x| x.as_str() == f)
-                .ok_or_else(|| ApiError::BadQuery(format!("focus `{f}` is not one of prioritize, secure, deprioritize, nurture")))?,
+            [
+                Focus::Prioritize,
+                Focus::Secure,
+                Focus::Deprioritize,
+                Focus::Nurture,
+            ]
+            .into_iter()
+            .find(|x| x.as_str() == f)
+            .ok_or_else(|| {
+                ApiError::BadQuery(format!(
+                    "focus `{f}` is not one of prioritize, secure, deprioritize, nurture"
+                ))
+            })?,
         ),
     };
     let sort = query.sort.clone().unwrap_or_else(|| "value".into());
     if !["value", "score", "uplift"].contains(&sort.as_str()) {
-        return Err(ApiError::BadQuery(format!("sort `{sort}` is not one of value, score, uplift")));
+        return Err(ApiError::BadQuery(format!(
+            "sort `{sort}` is not one of value, score, uplift"
+        )));
     }
     let filter = ListFilter {
         status: Some(Status::Open),
@@ -458,7 +491,11 @@ pub async fn priority(
             _ => i.expected_value.unwrap_or(0.0),
         }
     };
-    items.sort_by(|a, b| key(b).total_cmp(&key(a)).then_with(|| a.external_id.cmp(&b.external_id)));
+    items.sort_by(|a, b| {
+        key(b)
+            .total_cmp(&key(a))
+            .then_with(|| a.external_id.cmp(&b.external_id))
+    });
     items.truncate(limit);
     Ok(HttpResponse::Ok().json(items))
 }

@@ -236,6 +236,8 @@ pub fn score(
     let factors = messages::factors(artifact, opp, &explanation, config);
     let mut levers = recommend::levers(artifact, opp, now, probability, config, rank);
     let next_intervention = (!levers.is_empty()).then(|| levers.remove(0));
+    let mut imputed = explanation.imputed;
+    imputed.extend(unseen_categories(artifact, opp, now));
     ScoreResult {
         model_version: artifact.version.clone(),
         probability,
@@ -248,8 +250,28 @@ pub fn score(
         factors,
         next_intervention,
         alternatives: levers,
-        imputed: explanation.imputed,
+        imputed,
     }
+}
+
+/// Categories the model never saw in training (scored as the `(other)` level).
+fn unseen_categories(artifact: &ModelArtifact, opp: &Opportunity, now: DateTime<Utc>) -> Vec<String> {
+    let mut out = Vec::new();
+    for feature in &artifact.features.features {
+        if let crate::features::Encoder::Categorical(enc) = &feature.encoder {
+            let obs = crate::features::observe(feature, opp, now);
+            if let Some(level) = obs.category.as_deref() {
+                if !enc.counts.contains_key(level) {
+                    out.push(format!(
+                        "{}: `{level}` was not seen in training; scored as {}",
+                        feature.def.name,
+                        crate::features::fitted::OTHER_LEVEL
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

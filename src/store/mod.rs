@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::config::Settings;
 
@@ -134,7 +134,12 @@ impl Db {
             Backend::Sqlite => prepare_sqlite_url(url)?,
             Backend::Postgres => url.to_string(),
         };
-        let connect_options = AnyConnectOptions::from_str(&url).map_err(ConnectError::Connect)?;
+        // sqlx logs every statement slower than 1 s with its full text at WARN; batched inserts
+        // carry thousands of placeholders, so that drowns the log. Latency is in /metrics instead.
+        let connect_options = AnyConnectOptions::from_str(&url)
+            .map_err(ConnectError::Connect)?
+            .log_statements(log::LevelFilter::Trace)
+            .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(10));
         let busy_ms = options.sqlite_busy_timeout.as_millis();
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)

@@ -95,6 +95,8 @@ pub fn pool_options() -> PoolOptions {
 /// A running app with one key per role.
 pub struct TestApp {
     pub address: String,
+    /// URL of the app's database (for the CLI binaries).
+    pub db_url: String,
     pub db: Db,
     pub client: reqwest::Client,
     pub admin_key: String,
@@ -109,6 +111,7 @@ pub fn test_settings(url: &str) -> Settings {
         database_url: url.to_owned(),
         bind: "127.0.0.1:0".into(),
         auth_cache_secs: 0,
+        model_refresh_secs: 1,
         workers: 2,
         shutdown_timeout_secs: 1,
         ..Settings::default()
@@ -140,6 +143,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         keys.push(key);
     }
     TestApp {
+        db_url: test_db.url.clone(),
         address,
         db,
         client: reqwest::Client::new(),
@@ -263,4 +267,60 @@ pub fn open_deal(id: &str, owner: &str, region: &str) -> Value {
 
 pub fn bin_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dealscore"))
+}
+
+/// Imports a generated history (`deals` deals, fixed seed and end date) through `POST /v1/imports`.
+pub async fn import_generated(app: &TestApp, deals: usize, seed: u64) {
+    let config = dealscore::generate::GeneratorConfig {
+        deals,
+        seed,
+        with_activities: false,
+        ..dealscore::generate::GeneratorConfig::default()
+    };
+    let history = dealscore::generate::generate(&config);
+    let mut csv = Vec::new();
+    dealscore::generate::write_opportunities_csv(&history.opportunities, &mut csv).expect("csv");
+    let (status, summary) = app.post_csv("", String::from_utf8(csv).expect("utf8")).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["inserted"].as_u64(), Some(deals as u64), "{summary}");
+}
+
+/// Runs `dealscore-train` on the app's database; returns the parsed `--json` report.
+pub fn train_cli(app: &TestApp, extra: &[&str]) -> Value {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dealscore-train"))
+        .args(["--json", "--out", out_dir.path().to_str().expect("path")])
+        .args(extra)
+        .env("DATABASE_URL", &app.db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run dealscore-train");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("json report")
+}
+
+/// Waits until the server serves `version` (the registry is polled every second in tests).
+pub async fn wait_for_model(app: &TestApp, version: &str) {
+    for _ in 0..100 {
+        let response = app
+            .client
+            .post(app.url("/v1/score"))
+            .bearer_auth(&app.rep_key)
+            .json(&serde_json::json!({"cycle_days": 30}))
+            .send()
+            .await
+            .expect("request");
+        if response.status() == 200 {
+            let body: Value = response.json().await.expect("json");
+            if body["model_version"] == version {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("model {version} never served");
 }

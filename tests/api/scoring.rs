@@ -1,0 +1,277 @@
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, import_generated, spawn_app, train_cli, wait_for_model, TestApp};
+
+async fn trained_app() -> (TestApp, String) {
+    let app = spawn_app().await;
+    import_generated(&app, 3000, 7).await;
+    let report = train_cli(&app, &["--cv", "3"]);
+    let version = report["artifact"]["version"]
+        .as_str()
+        .expect("version")
+        .to_owned();
+    assert_eq!(report["status"], "active");
+    wait_for_model(&app, &version).await;
+    (app, version)
+}
+
+#[tokio::test]
+async fn without_a_model_scoring_is_503_and_the_rest_works() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/v1/score"))
+        .bearer_auth(&app.rep_key)
+        .json(&json!({"cycle_days": 10}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(response, 503, None).await;
+    assert!(body["detail"].as_str().unwrap().contains("dealscore-train"));
+    let (status, _) = app.get_json("/v1/opportunities", &app.rep_key).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn stateless_scoring_returns_the_documented_shape() {
+    let (app, version) = trained_app().await;
+    let deal = json!({"sector": "software", "contact_role": "end_user", "amount": 40000, "cycle_days": 30,
+                      "interaction_count": 3, "response_hours": 40, "region": "Atlantis"});
+    let response = app
+        .client
+        .post(app.url("/v1/score"))
+        .bearer_auth(&app.rep_key)
+        .json(&deal)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let r: Value = response.json().await.unwrap();
+    assert_eq!(r["model_version"], version.as_str());
+    let p = r["probability"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    assert_eq!(r["score"].as_u64().unwrap(), (p * 100.0).round() as u64);
+    let grade = r["grade"].as_str().unwrap();
+    let expected_grade = match r["score"].as_u64().unwrap() {
+        60.. => "A",
+        40..=59 => "B",
+        20..=39 => "C",
+        _ => "D",
+    };
+    assert_eq!(grade, expected_grade);
+    assert_eq!(r["trend"], "new");
+    assert!((r["expected_value"].as_f64().unwrap() - 40000.0 * p).abs() < 1e-6);
+    let factors = r["factors"].as_array().unwrap();
+    assert!(!factors.is_empty() && factors.len() <= 10);
+    assert!(factors
+        .iter()
+        .all(|f| f["message"].as_str().is_some_and(|m| !m.is_empty())));
+    // slow answers and an end user: the model must offer a lever, never a non-actionable one
+    let next = &r["next_intervention"];
+    assert!(
+        ["response_hours", "interaction_count", "contact_role"].contains(&next["feature"].as_str().unwrap()),
+        "{next}"
+    );
+    assert!(next["probability_after"].as_f64().unwrap() > p);
+    for alt in r["alternatives"].as_array().unwrap() {
+        assert!(!["sector", "region", "cycle_days"].contains(&alt["feature"].as_str().unwrap()));
+    }
+    assert!(["prioritize", "secure", "deprioritize", "nurture"].contains(&r["focus"].as_str().unwrap()));
+    // an unseen region is reported
+    assert!(
+        r["imputed"]
+            .to_string()
+            .contains("`Atlantis` was not seen in training"),
+        "{}",
+        r["imputed"]
+    );
+}
+
+#[tokio::test]
+async fn batches_score_valid_items_and_report_invalid_ones_by_index() {
+    let (app, _) = trained_app().await;
+    let batch = json!({"opportunities": [
+        {"cycle_days": 20, "sector": "finance"},
+        {"cycle_days": -3},
+        {"response_hours": "NaN"},
+        {"status": "open", "closed_at": "2025-01-01"},
+        {"interaction_count": 4}
+    ]});
+    let response = app
+        .client
+        .post(app.url("/v1/score"))
+        .bearer_auth(&app.rep_key)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["scored"].as_u64(), body["invalid"].as_u64()),
+        (Some(2), Some(3))
+    );
+    let results = body["results"].as_array().unwrap();
+    assert!(results[0]["result"]["score"].is_u64());
+    assert_eq!(results[1]["errors"][0]["field"], "opportunities[1].cycle_days");
+    assert_eq!(
+        results[2]["errors"][0]["field"],
+        "opportunities[2].response_hours"
+    );
+    assert_eq!(results[3]["errors"][0]["field"], "opportunities[3].closed_at");
+
+    let too_many = json!({"opportunities": vec![json!({"cycle_days": 1}); 10_001]});
+    let response = app
+        .client
+        .post(app.url("/v1/score"))
+        .bearer_auth(&app.rep_key)
+        .json(&too_many)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 422, Some("opportunities")).await;
+    let response = app
+        .client
+        .post(app.url("/v1/score"))
+        .bearer_auth(&app.rep_key)
+        .json(&json!({"interaction_count": -1}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 422, Some("interaction_count")).await;
+}
+
+#[tokio::test]
+async fn stored_scores_build_a_history_with_trend_and_rescoring_covers_every_open_deal() {
+    let (app, _) = trained_app().await;
+    let (_, page) = app
+        .get_json("/v1/opportunities?status=open&limit=1", &app.rep_key)
+        .await;
+    let id = page["items"][0]["external_id"].as_str().unwrap().to_owned();
+    let (status, first) = app
+        .get_json(&format!("/v1/opportunities/{id}/score"), &app.rep_key)
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["trend"], "new");
+    let (_, second) = app
+        .get_json(&format!("/v1/opportunities/{id}/score"), &app.rep_key)
+        .await;
+    assert_eq!(second["trend"], "steady");
+    assert_eq!(second["previous_score"], first["score"]);
+    assert_eq!(second["history"].as_array().unwrap().len(), 2);
+    let (status, _) = app
+        .get_json("/v1/opportunities/unknown/score", &app.rep_key)
+        .await;
+    assert_eq!(status, 404);
+
+    // rep cannot rescore; analyst can, and the job finishes with every open deal scored
+    let response = app
+        .client
+        .post(app.url("/v1/opportunities/rescore"))
+        .bearer_auth(&app.rep_key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 403, None).await;
+    let response = app
+        .client
+        .post(app.url("/v1/opportunities/rescore"))
+        .bearer_auth(&app.analyst_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let started: Value = response.json().await.unwrap();
+    let url = started["status_url"].as_str().unwrap().to_owned();
+    let mut job = Value::Null;
+    for _ in 0..200 {
+        let (_, j) = app.get_json(&url, &app.analyst_key).await;
+        job = j;
+        if job["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["done"], 600);
+    assert_eq!(job["total"], 600);
+}
+
+#[tokio::test]
+async fn the_priority_list_ranks_open_deals_and_filters() {
+    let (app, _) = trained_app().await;
+    let (status, items) = app
+        .get_json("/v1/opportunities/priority?limit=20", &app.rep_key)
+        .await;
+    assert_eq!(status, 200, "{items}");
+    let items = items.as_array().unwrap().clone();
+    assert_eq!(items.len(), 20);
+    let values: Vec<f64> = items
+        .iter()
+        .map(|i| i["expected_value"].as_f64().unwrap_or(0.0))
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
+    let owner = items[0]["owner"].as_str().unwrap().to_owned();
+    let (_, mine) = app
+        .get_json(
+            &format!("/v1/opportunities/priority?owner={owner}&sort=score"),
+            &app.rep_key,
+        )
+        .await;
+    let mine = mine.as_array().unwrap();
+    assert!(mine.iter().all(|i| i["owner"] == owner.as_str()));
+    let scores: Vec<u64> = mine.iter().map(|i| i["score"].as_u64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+    let (_, graded) = app
+        .get_json("/v1/opportunities/priority?grade=D&limit=500", &app.rep_key)
+        .await;
+    assert!(graded.as_array().unwrap().iter().all(|i| i["grade"] == "D"));
+    let (status, _) = app
+        .get_json("/v1/opportunities/priority?grade=E", &app.rep_key)
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn activating_another_model_swaps_it_under_load_without_failed_requests() {
+    let (app, first) = trained_app().await;
+    let client = app.client.clone();
+    let url = app.url("/v1/score");
+    let key = app.rep_key.clone();
+    let load = tokio::spawn(async move {
+        let mut failures = 0;
+        let mut versions = std::collections::BTreeSet::new();
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(8) {
+            let mut tasks = Vec::new();
+            for _ in 0..8 {
+                let (client, url, key) = (client.clone(), url.clone(), key.clone());
+                tasks.push(tokio::spawn(async move {
+                    client
+                        .post(url)
+                        .bearer_auth(key)
+                        .json(&json!({"cycle_days": 40, "interaction_count": 5}))
+                        .send()
+                        .await
+                }));
+            }
+            for t in tasks {
+                match t.await {
+                    Ok(Ok(r)) if r.status() == 200 => {
+                        let body: Value = r.json().await.unwrap_or(Value::Null);
+                        versions.insert(body["model_version"].as_str().unwrap_or("").to_owned());
+                    }
+                    _ => failures += 1,
+                }
+            }
+        }
+        (failures, versions)
+    });
+    let report = train_cli(&app, &["--cv", "3", "--activate", "--seed", "9"]);
+    let second = report["artifact"]["version"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    wait_for_model(&app, &second).await;
+    let (failures, versions) = load.await.unwrap();
+    assert_eq!(failures, 0);
+    assert!(versions.contains(&second), "{versions:?}");
+}
