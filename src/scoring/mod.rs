@@ -5,6 +5,8 @@
 
 mod messages;
 mod recommend;
+#[cfg(test)]
+mod lever_tests;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

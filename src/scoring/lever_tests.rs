@@ -1,0 +1,62 @@
+//! Checks of the scoring rules against a model trained on generated data with known effects.
+
+use super::*;
+use crate::domain::Status;
+use crate::features::FeatureSpec;
+use crate::generate::{generate, true_strongest_lever, GeneratorConfig};
+use crate::training::{train, TrainOptions};
+
+fn trained() -> (ModelArtifact, Vec<Opportunity>, DateTime<Utc>) {
+    let config = GeneratorConfig {
+        deals: 12_000,
+        seed: 3,
+        with_activities: false,
+        ..GeneratorConfig::default()
+    };
+    let history = generate(&config);
+    let options = TrainOptions {
+        now: config.end,
+        cv_folds: 3,
+        ..TrainOptions::default()
+    };
+    let trained = train(&history.opportunities, &FeatureSpec::default_spec(), &options, &mut |_| {}).unwrap();
+    let open = history
+        .opportunities
+        .into_iter()
+        .filter(|o| o.status == Status::Open)
+        .collect();
+    (trained.artifact, open, config.end)
+}
+
+#[test]
+fn recommendations_recover_the_generators_strongest_lever_and_contributions_add_up() {
+    let (artifact, open, now) = trained();
+    let config = ScoringConfig::default();
+    let (mut agree, mut compared) = (0usize, 0usize);
+    for opp in &open {
+        let result = score(&artifact, &config, opp, now, None, RankBy::Probability);
+        // Exact additivity of the explanation.
+        let e = explain(&artifact, opp, now);
+        let sum: f64 = e.contributions.iter().map(|c| c.contribution).sum();
+        assert!((sum - (e.logit - e.baseline_logit)).abs() < 1e-9);
+        // Every lever helps and only actionable features are proposed.
+        for lever in result.next_intervention.iter().chain(&result.alternatives) {
+            assert!(lever.uplift > 0.0);
+            assert!(["response_hours", "interaction_count", "contact_role"].contains(&lever.feature.as_str()));
+        }
+        let (true_lever, true_uplift) = true_strongest_lever(opp, now);
+        if let Some(next) = &result.next_intervention {
+            // Only deals where the truth has a clear best lever are a fair comparison.
+            if true_uplift > 0.02 {
+                compared += 1;
+                if next.feature == true_lever {
+                    agree += 1;
+                }
+            }
+        }
+    }
+    let rate = agree as f64 / compared as f64;
+    eprintln!("recommended lever = generator's strongest lever for {agree}/{compared} open deals ({rate:.3})");
+    assert!(compared > 500);
+    assert!(rate >= 0.6, "agreement {rate}");
+}
