@@ -19,7 +19,13 @@ fn trained() -> (ModelArtifact, Vec<Opportunity>, DateTime<Utc>) {
         cv_folds: 3,
         ..TrainOptions::default()
     };
-    let trained = train(&history.opportunities, &FeatureSpec::default_spec(), &options, &mut |_| {}).unwrap();
+    let trained = train(
+        &history.opportunities,
+        &FeatureSpec::default_spec(),
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
     let open = history
         .opportunities
         .into_iter()
@@ -56,7 +62,9 @@ fn recommendations_recover_the_generators_strongest_lever_and_contributions_add_
         }
     }
     let rate = agree as f64 / compared as f64;
-    eprintln!("recommended lever = generator's strongest lever for {agree}/{compared} open deals ({rate:.3})");
+    eprintln!(
+        "recommended lever = generator's strongest lever for {agree}/{compared} open deals ({rate:.3})"
+    );
     assert!(compared > 500);
     assert!(rate >= 0.6, "agreement {rate}");
 }

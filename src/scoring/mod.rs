@@ -3,10 +3,10 @@
 //!
 //! The rules are documented in `docs/recommendations.md`.
 
-mod messages;
-mod recommend;
 #[cfg(test)]
 mod lever_tests;
+mod messages;
+mod recommend;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

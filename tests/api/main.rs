@@ -8,3 +8,4 @@ mod helpers;
 mod imports;
 mod opportunities;
 mod scoring;
+mod training;
