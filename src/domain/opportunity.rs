@@ -278,7 +278,7 @@ impl Opportunity {
                     .push("external_id", format!("`{b}` does not match the URL's `{p}`"));
                 String::new()
             }
-            (Some(id), _) | (None, Some(id)) => match ExternalId::parse(&id) {
+            (Some(id), _) | (None, Some(id)) => match ExternalId::parse(id) {
                 Ok(id) => id.0,
                 Err(message) => {
                     reader.errors.push("external_id", message);
