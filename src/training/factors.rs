@@ -170,7 +170,7 @@ fn category_stats(levels: &[String], won: &[bool]) -> Vec<CategoryStat> {
         })
         .collect();
     // Most common first; the BTreeMap order breaks ties alphabetically (stable sort).
-    stats.sort_by(|a, b| b.count.cmp(&a.count));
+    stats.sort_by_key(|s| std::cmp::Reverse(s.count));
     stats
 }
 

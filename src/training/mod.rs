@@ -25,12 +25,7 @@ use crate::model::{
 };
 pub use report::render_report;
 
-use fit::{design_matrix, fit_logistic, LinearFit};
-
-/// Rows above which a fit first runs on a subsample and warm-starts the full fit from it.
-const SUBSAMPLE_WARM_START_ROWS: usize = 100_000;
-/// Rows in that subsample.
-const SUBSAMPLE_ROWS: usize = 50_000;
+use fit::{design_matrix, fit_large, fit_logistic, LinearFit};
 
 /// How the holdout is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -412,6 +407,31 @@ pub fn train(
     })
 }
 
+/// Cross-validates every alpha of `options.alphas` on **all** closed deals (stratified K-fold,
+/// encoders refit inside each fold), without a holdout. Useful to compare with published
+/// cross-validation figures; [`train`] itself cross-validates on its training part only.
+pub fn cross_validate_all(
+    deals: &[Opportunity],
+    spec: &FeatureSpec,
+    options: &TrainOptions,
+    progress: &mut dyn FnMut(TrainProgress),
+) -> Result<CvSummary, TrainError> {
+    options.validate()?;
+    let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
+    let won: Vec<bool> = closed.iter().map(|d| d.status == Status::Won).collect();
+    let n_won = won.iter().filter(|w| **w).count();
+    let n_lost = won.len() - n_won;
+    if n_won < options.min_won.max(options.cv_folds) || n_lost < options.min_lost.max(options.cv_folds) {
+        return Err(TrainError::TooFewOutcomes {
+            won: n_won,
+            lost: n_lost,
+            min_won: options.min_won,
+            min_lost: options.min_lost,
+        });
+    }
+    cross_validate(spec, &closed, &won, options, progress)
+}
+
 /// Stratified K-fold CV of every alpha on the training part. Encoders are refit inside each
 /// fold on that fold's training rows, so validation rows never shape bins or vocabularies.
 fn cross_validate(
@@ -426,7 +446,7 @@ fn cross_validate(
     // Strongest penalty first: each fit warm-starts the next, weaker one.
     let mut order: Vec<usize> = (0..options.alphas.len()).collect();
     order.sort_by(|&a, &b| options.alphas[b].total_cmp(&options.alphas[a]));
-    let mut fold_aucs = vec![vec![0.0; k]; options.alphas.len()];
+    let mut fold_aucs = vec![Vec::with_capacity(k); options.alphas.len()];
     let total = k * options.alphas.len();
     let mut done = 0;
     for fold in 0..k {
@@ -447,7 +467,8 @@ fn cross_validate(
                 None => fit_large(&x_fit, &fit_won, alpha, options.max_iterations)?,
             };
             let auc = metrics::roc_auc(&fit.probabilities(&x_val), &val_won);
-            fold_aucs[a][fold] = auc;
+            // Folds run in order, so each alpha's list is indexed by fold.
+            fold_aucs[a].push(auc);
             done += 1;
             progress(TrainProgress::CrossValidation {
                 done,
@@ -486,41 +507,4 @@ fn cross_validate(
         results,
         chosen_alpha,
     })
-}
-
-/// Fits, warm-starting large problems from a fit on an evenly spaced subsample (with alpha
-/// scaled to the subsample, so the per-row penalty is the same): the full fit then needs far
-/// fewer passes over the data.
-fn fit_large(
-    x: &ndarray::Array2<f64>,
-    won: &[bool],
-    alpha: f64,
-    max_iterations: u64,
-) -> Result<LinearFit, TrainError> {
-    let n = won.len();
-    if n <= SUBSAMPLE_WARM_START_ROWS {
-        return fit_logistic(x, won, alpha, None, max_iterations);
-    }
-    let step = n.div_ceil(SUBSAMPLE_ROWS);
-    let rows: Vec<usize> = (0..n).step_by(step).collect();
-    let sub_won: Vec<bool> = rows.iter().map(|&i| won[i]).collect();
-    let warm = if sub_won.iter().any(|w| *w) && sub_won.iter().any(|w| !*w) {
-        let mut sub = ndarray::Array2::<f64>::zeros(ndarray::ShapeBuilder::f((rows.len(), x.ncols())));
-        for (c, column) in x.columns().into_iter().enumerate() {
-            for (r, &i) in rows.iter().enumerate() {
-                sub[[r, c]] = column[i];
-            }
-        }
-        fit_logistic(
-            &sub,
-            &sub_won,
-            alpha * rows.len() as f64 / n as f64,
-            None,
-            max_iterations,
-        )
-        .ok()
-    } else {
-        None
-    };
-    fit_logistic(x, won, alpha, warm.as_ref(), max_iterations)
 }

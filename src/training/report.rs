@@ -5,6 +5,9 @@ use std::fmt::Write;
 use super::TrainedModel;
 use crate::model::Metrics;
 
+/// A metric's label and accessor.
+type MetricRow = (&'static str, fn(&Metrics) -> f64);
+
 /// Renders a plain-text report: data, alpha selection, holdout vs baseline, calibration,
 /// success factors, convergence and warnings.
 pub fn render_report(trained: &TrainedModel) -> String {
@@ -63,7 +66,7 @@ pub fn render_report(trained: &TrainedModel) -> String {
         out,
         "\nHoldout metrics            model   baseline (training base rate)"
     );
-    let rows: [(&str, fn(&Metrics) -> f64); 9] = [
+    let rows: [MetricRow; 9] = [
         ("ROC AUC", |m| m.roc_auc),
         ("PR AUC (avg precision)", |m| m.pr_auc),
         ("log loss", |m| m.log_loss),
