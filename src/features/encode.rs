@@ -75,7 +75,11 @@ pub fn observe<'a>(feature: &FittedFeature, opp: &'a Opportunity, now: DateTime<
                     (0, (t - mean) / sd)
                 }
             };
-            let indicator = (raw.is_none() && enc.missing_indicator).then(|| feature.columns.len() - 1);
+            let indicator = if raw.is_none() && enc.missing_indicator {
+                feature.columns.len().checked_sub(1)
+            } else {
+                None
+            };
             Observation {
                 code: FeatureCode {
                     column: Some(column),
