@@ -10,7 +10,7 @@ use super::fitted::{
     signed_log, Encoder, FittedFeature, FittedFeatures, NumericEncoder, NumericScale, MISSING_LEVEL,
     OTHER_LEVEL,
 };
-use super::raw::{category_value, display_numeric, format_number, numeric_value, NumericValue};
+use super::raw::{category_value, display_numeric, numeric_value, NumericValue};
 use super::spec::Transform;
 use crate::domain::Opportunity;
 
@@ -75,7 +75,11 @@ pub fn observe<'a>(feature: &FittedFeature, opp: &'a Opportunity, now: DateTime<
                     (0, (t - mean) / sd)
                 }
             };
-            let indicator = (raw.is_none() && enc.missing_indicator).then(|| feature.columns.len() - 1);
+            let indicator = if raw.is_none() && enc.missing_indicator {
+                feature.columns.len().checked_sub(1)
+            } else {
+                None
+            };
             Observation {
                 code: FeatureCode {
                     column: Some(column),
@@ -209,14 +213,6 @@ pub fn write_code(row: &mut [f64], offset: usize, code: FeatureCode) {
         if let Some(slot) = row.get_mut(offset + c) {
             *slot = 1.0;
         }
-    }
-}
-
-/// A display label for a numeric value on its feature's scale (`6 h`), for reports.
-pub fn display_feature_value(feature: &FittedFeature, x: f64) -> String {
-    match feature.encoder {
-        Encoder::Numeric(_) => display_numeric(&feature.def.source(), x),
-        Encoder::Categorical(_) => format_number(x),
     }
 }
 

@@ -101,6 +101,22 @@ pub struct CategoricalEncoder {
     pub counts: BTreeMap<String, usize>,
 }
 
+impl Encoder {
+    /// Number of design columns this encoder produces.
+    pub fn column_count(&self) -> usize {
+        match self {
+            Encoder::Numeric(e) => {
+                let values = match &e.scale {
+                    NumericScale::Bins { edges } => edges.len() + 1,
+                    NumericScale::Standardised { .. } => 1,
+                };
+                values + usize::from(e.missing_indicator)
+            }
+            Encoder::Categorical(e) => e.levels.len() + usize::from(e.other),
+        }
+    }
+}
+
 impl NumericEncoder {
     /// Bin index of a value (0-based), for the binned scale.
     pub fn bin_of(edges: &[f64], x: f64) -> usize {

@@ -233,6 +233,14 @@ impl ModelArtifact {
                     f.def.name, f.offset
                 ));
             }
+            if f.encoder.column_count() != f.columns.len() {
+                return fail(format!(
+                    "feature `{}` has {} columns but its encoder produces {}",
+                    f.def.name,
+                    f.columns.len(),
+                    f.encoder.column_count()
+                ));
+            }
             for (i, column) in f.columns.iter().enumerate() {
                 let c = &self.coefficients[f.offset + i];
                 if &c.column != column || c.feature != f.def.name {

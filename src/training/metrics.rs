@@ -185,7 +185,8 @@ pub fn calibration_table(probs: &[f64], won: &[bool], bins: usize) -> Vec<Calibr
 }
 
 /// Win rate among the top 10 % (rounded up) of deals by score, divided by the overall win rate.
-/// 0 without won deals.
+/// Deals tied at the cut-off count with their group's average win rate, so a constant score
+/// has lift 1. 0 without won deals.
 pub fn top_decile_lift(probs: &[f64], won: &[bool]) -> f64 {
     let n = probs.len();
     let total_pos = won.iter().filter(|w| **w).count();
@@ -194,8 +195,19 @@ pub fn top_decile_lift(probs: &[f64], won: &[bool]) -> f64 {
     }
     let k = n.div_ceil(10);
     let order = by_score_desc(probs);
-    let top_won = order[..k].iter().filter(|&&i| won[i]).count();
-    (top_won as f64 / k as f64) / (total_pos as f64 / n as f64)
+    let cut = probs[order[k - 1]];
+    let (mut above, mut above_won, mut tied, mut tied_won) = (0usize, 0usize, 0usize, 0usize);
+    for (p, w) in probs.iter().zip(won) {
+        if *p > cut {
+            above += 1;
+            above_won += usize::from(*w);
+        } else if *p == cut {
+            tied += 1;
+            tied_won += usize::from(*w);
+        }
+    }
+    let from_ties = (k - above) as f64 * tied_won as f64 / tied.max(1) as f64;
+    ((above_won as f64 + from_ties) / k as f64) / (total_pos as f64 / n as f64)
 }
 
 /// Every holdout metric for one set of probabilities.
@@ -301,5 +313,6 @@ mod tests {
         assert_eq!(m.roc_auc, 0.5);
         assert!((m.pr_auc - 0.5).abs() < 1e-12);
         assert!((m.brier - 0.25).abs() < 1e-12);
+        assert!((m.top_decile_lift - 1.0).abs() < 1e-12);
     }
 }

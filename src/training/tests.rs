@@ -121,6 +121,14 @@ fn contributions_add_up_to_the_logit_difference() {
         assert!((sum - (e.logit - e.baseline_logit)).abs() < 1e-9);
         assert!((e.probability - predict(&trained.artifact, deal, opts.now)).abs() < 1e-15);
     }
+    let e = explain(&trained.artifact, &deals[1], opts.now);
+    let rh = e
+        .contributions
+        .iter()
+        .find(|c| c.feature == "response_hours")
+        .unwrap();
+    assert!(rh.value.ends_with(" h") && rh.raw.is_some(), "{rh:?}");
+    assert!(rh.level.starts_with('['), "{rh:?}");
     let e = explain(&trained.artifact, &open, opts.now);
     assert!(
         e.imputed.iter().any(|m| m.starts_with("response_hours")),
