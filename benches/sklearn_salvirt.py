@@ -5,6 +5,7 @@ encoded columns (all 448 rows), plus each C = 1/alpha of dealscore's default alp
 Run: python3 benches/sklearn_salvirt.py
 """
 import csv
+import os
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -12,7 +13,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-with open("/work/shared/datasets/salvirt_b2b.csv", newline="") as f:
+with open(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets", "salvirt_b2b.csv"), newline="") as f:
     rows = list(csv.reader(f, delimiter=";"))
 header, data = rows[0], rows[1:]
 status = header.index("Status")

@@ -146,7 +146,12 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         db_url: test_db.url.clone(),
         address,
         db,
-        client: reqwest::Client::new(),
+        // Idle connections are dropped before the server's 5 s keep-alive closes them, so a reused
+        // connection is never one the server is closing (a client-side race, not a server error).
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(1))
+            .build()
+            .expect("http client"),
         admin_key: keys[0].clone(),
         analyst_key: keys[1].clone(),
         rep_key: keys[2].clone(),
@@ -305,7 +310,7 @@ pub fn train_cli(app: &TestApp, extra: &[&str]) -> Value {
 
 /// Waits until the server serves `version` (the registry is polled every second in tests).
 pub async fn wait_for_model(app: &TestApp, version: &str) {
-    for _ in 0..100 {
+    for _ in 0..600 {
         let response = app
             .client
             .post(app.url("/v1/score"))
