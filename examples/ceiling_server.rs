@@ -14,6 +14,11 @@ async fn constant(_body: web::Json<serde_json::Value>) -> HttpResponse {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    let bind = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18090".into());
-    HttpServer::new(|| App::new().service(constant)).bind(bind)?.run().await
+    let bind = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18090".into());
+    HttpServer::new(|| App::new().service(constant))
+        .bind(bind)?
+        .run()
+        .await
 }

@@ -2,7 +2,7 @@
 
 use super::{Direction, Factor, ScoringConfig};
 use crate::domain::Opportunity;
-use crate::features::encode::display_feature_value;
+use crate::features::raw::display_numeric;
 use crate::features::spec::{CoreField, Source};
 use crate::features::{Encoder, FittedFeature};
 use crate::model::{Explanation, ModelArtifact};
@@ -46,11 +46,11 @@ fn numeric_message(
         .and_then(|f| f.numeric.as_ref())
         .map(|n| n.for_sector(opp.sector.as_deref(), config.min_sector_won));
     let median = reference.and_then(|r| r.won.as_ref()).map(|q| q.median);
-    let reference_text = median.map(|m| format!("won median {}", display_feature_value(feature, m)));
+    let reference_text = median.map(|m| format!("won median {}", display_numeric(&feature.def.source(), m)));
     let (Some(x), Some(group), Some(m)) = (raw, reference, median) else {
         return (format!("{name}: {value}"), reference_text);
     };
-    let median_text = display_feature_value(feature, m);
+    let median_text = display_numeric(&feature.def.source(), m);
     let is_time = matches!(feature.def.source(), Source::Core(CoreField::ResponseHours));
     let message = match group.fraction_won_at_or_below(x) {
         Some(f) if x > m => {

@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 
 use super::ScoringConfig;
 use crate::domain::{AttributeValue, ContactRole, Opportunity};
-use crate::features::encode::{display_feature_value, observe};
+use crate::features::encode::observe;
+use crate::features::raw::display_numeric;
 use crate::features::spec::{CoreField, Direction, Source};
 use crate::features::{Encoder, FittedFeature};
 use crate::model::{predict, ModelArtifact};
@@ -172,8 +173,8 @@ pub fn levers(
                 };
                 (
                     Target::Number(t),
-                    obs.raw.map(|c| display_feature_value(feature, c)),
-                    display_feature_value(feature, t),
+                    obs.raw.map(|c| display_numeric(&feature.def.source(), c)),
+                    display_numeric(&feature.def.source(), t),
                 )
             }
             Encoder::Categorical(_) => {
