@@ -13,14 +13,17 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::KeyCache;
 use crate::config::Settings;
+use crate::ingest::webhook::Sources;
 use crate::store::{Db, PoolOptions};
 use crate::telemetry::{observe, Metrics};
+use crate::writeback::{spawn_worker, RetryPolicy};
 
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
     server: Server,
     db: Db,
+    outbox_worker: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -36,7 +39,19 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        // A bad webhook source (no secret, unreadable mapping) stops startup with its name.
+        let sources = Arc::new(Sources::from_settings(&settings)?);
         let metrics = Metrics::new()?;
+        let outbox_worker = spawn_worker(
+            db.clone(),
+            sources.clone(),
+            metrics.clone(),
+            RetryPolicy {
+                max_attempts: settings.outbox_max_attempts,
+                base_delay: Duration::from_millis(settings.outbox_base_delay_ms),
+            },
+        );
+        let sources_data = web::Data::from(sources);
         let key_cache = web::Data::new(KeyCache::new(Duration::from_secs(settings.auth_cache_secs)));
         let db_data = web::Data::new(db.clone());
         let metrics_data = web::Data::new(metrics);
@@ -53,6 +68,7 @@ impl Application {
                 .app_data(metrics_data.clone())
                 .app_data(key_cache.clone())
                 .app_data(settings_data.clone())
+                .app_data(sources_data.clone())
                 .app_data(web::PayloadConfig::new(max_import))
                 .configure(|cfg| crate::api::configure(cfg, max_body))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
@@ -68,6 +84,7 @@ impl Application {
             port,
             server: server.run(),
             db,
+            outbox_worker,
         })
     }
 
@@ -82,7 +99,10 @@ impl Application {
     }
 
     /// Serves until SIGTERM/SIGINT (in-flight requests finish within the shutdown timeout).
+    /// The write-back worker stops with the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.outbox_worker.abort();
+        result
     }
 }

@@ -13,3 +13,4 @@ pub mod error;
 pub mod ingest;
 pub mod store;
 pub mod telemetry;
+pub mod writeback;

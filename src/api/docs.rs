@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, imports, opportunities};
+use super::{health, imports, opportunities, webhooks};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -14,12 +14,14 @@ use super::{health, imports, opportunities};
         opportunities::put, opportunities::get, opportunities::delete, opportunities::list,
         opportunities::add_activities, opportunities::list_activities,
         imports::create,
+        webhooks::receive, webhooks::list_events, webhooks::list_outbox, webhooks::retry,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary)),
     modifiers(&BearerAuth),
     tags(
         (name = "opportunities", description = "CRM opportunities and activities"),
         (name = "imports", description = "CSV import"),
+        (name = "webhooks", description = "signed CRM events in, score write-backs out (docs/webhooks.md)"),
         (name = "operations", description = "health, readiness, metrics"),
     )
 )]

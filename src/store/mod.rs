@@ -7,7 +7,9 @@
 pub mod activities;
 pub mod api_keys;
 pub mod opportunities;
+pub mod outbox;
 mod sql;
+pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
