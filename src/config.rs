@@ -244,7 +244,10 @@ impl Settings {
 
     /// One webhook source from `DEALSCORE_WEBHOOK_SOURCE` / `_SECRET` / `_CALLBACK_URL`, for setups
     /// without a config file. It replaces a file source of the same name.
-    fn apply_env_webhook_source(&mut self, lookup: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    fn apply_env_webhook_source(
+        &mut self,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         let name = match lookup("DEALSCORE_WEBHOOK_SOURCE") {
             Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
             _ => return Ok(()),
@@ -327,7 +330,10 @@ mod tests {
         s.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(s.webhook_sources.len(), 2);
         assert_eq!(s.webhook_sources[1].secrets, ["s1", "s2"]);
-        assert_eq!(s.webhook_sources[1].callback_url.as_deref(), Some("http://crm.local/score"));
+        assert_eq!(
+            s.webhook_sources[1].callback_url.as_deref(),
+            Some("http://crm.local/score")
+        );
         let err = Settings::default()
             .apply_env(|k| (k == "DEALSCORE_WEBHOOK_SOURCE").then(|| "x".to_string()))
             .unwrap_err()

@@ -56,7 +56,10 @@ impl Metrics {
             &["method", "route"],
         )?;
         let webhook_events = IntCounterVec::new(
-            Opts::new("webhook_events_total", "Webhook events by source and outcome status"),
+            Opts::new(
+                "webhook_events_total",
+                "Webhook events by source and outcome status",
+            ),
             &["source", "status"],
         )?;
         let outbox_deliveries = IntCounterVec::new(

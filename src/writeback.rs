@@ -44,11 +44,7 @@ pub async fn enqueue_score_change(
 }
 
 /// True when a move from `old` to `new` (scores 0–100, grades A–D) is worth writing back.
-pub fn is_worth_writing_back(
-    old: Option<(f64, &str)>,
-    new: (f64, &str),
-    min_points: f64,
-) -> bool {
+pub fn is_worth_writing_back(old: Option<(f64, &str)>, new: (f64, &str), min_points: f64) -> bool {
     match old {
         None => true,
         Some((old_score, old_grade)) => old_grade != new.1 || (new.0 - old_score).abs() >= min_points,
@@ -117,7 +113,8 @@ pub async fn run_once(
 ) -> Result<usize, sqlx::Error> {
     let now = Utc::now();
     let due = outbox::due(db, now, BATCH).await?;
-    let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::seconds(60));
+    let lease_until =
+        now + chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::seconds(60));
     let mut claimed = Vec::with_capacity(due.len());
     for entry in due {
         if outbox::claim(db, entry.id, entry.next_attempt_at, lease_until).await? {

@@ -144,7 +144,9 @@ pub async fn receive(
             }
             return Ok(HttpResponse::Ok().json(answer(&db, outcome, with_score).await));
         }
-        return Err(ApiError::Internal(anyhow::anyhow!("a single-event delivery produced no outcome")));
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "a single-event delivery produced no outcome"
+        )));
     }
     let mut summary = BatchSummary::default();
     let mut events = Vec::with_capacity(outcomes.len());
@@ -270,6 +272,8 @@ pub async fn retry(
         RetryResult::NotFound => Err(ApiError::NotFound(format!(
             "no write-back {id} for source `{name}`"
         ))),
-        RetryResult::AlreadyDelivered => Err(ApiError::Conflict(format!("write-back {id} was already delivered"))),
+        RetryResult::AlreadyDelivered => Err(ApiError::Conflict(format!(
+            "write-back {id} was already delivered"
+        ))),
     }
 }

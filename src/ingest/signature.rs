@@ -64,10 +64,9 @@ pub fn verify(
     let mut timestamp: Option<i64> = None;
     let mut signatures: Vec<Vec<u8>> = Vec::new();
     for part in header.split(',') {
-        let (key, value) = part
-            .trim()
-            .split_once('=')
-            .ok_or(SignatureError::Malformed("expected comma-separated key=value pairs"))?;
+        let (key, value) = part.trim().split_once('=').ok_or(SignatureError::Malformed(
+            "expected comma-separated key=value pairs",
+        ))?;
         match key.trim() {
             "t" => {
                 let t = value
@@ -78,9 +77,8 @@ pub fn verify(
                     return Err(SignatureError::Malformed("t given twice"));
                 }
             }
-            "v1" => signatures.push(
-                hex::decode(value.trim()).map_err(|_| SignatureError::Malformed("v1 must be hex"))?,
-            ),
+            "v1" => signatures
+                .push(hex::decode(value.trim()).map_err(|_| SignatureError::Malformed("v1 must be hex"))?),
             // Other schemes (v0, future versions) are skipped, as senders may add them.
             _ => {}
         }
@@ -121,8 +119,15 @@ mod tests {
     fn accepts_a_good_signature_and_any_rotated_secret() {
         let body = br#"{"id":"e1"}"#;
         let header = header_value("new", NOW, body);
-        assert_eq!(verify(Some(&header), body, &secrets(&["old", "new"]), NOW, 300), Ok(()));
-        let two = format!("t={NOW},v1={},v1={}", sign("x", NOW, body), sign("old", NOW, body));
+        assert_eq!(
+            verify(Some(&header), body, &secrets(&["old", "new"]), NOW, 300),
+            Ok(())
+        );
+        let two = format!(
+            "t={NOW},v1={},v1={}",
+            sign("x", NOW, body),
+            sign("old", NOW, body)
+        );
         assert_eq!(verify(Some(&two), body, &secrets(&["old"]), NOW, 300), Ok(()));
     }
 
@@ -133,17 +138,49 @@ mod tests {
         let good = header_value("k", NOW, body);
         let cases: Vec<(Option<String>, &[u8], SignatureError)> = vec![
             (None, body, SignatureError::Missing),
-            (Some("garbage".into()), body, SignatureError::Malformed("expected comma-separated key=value pairs")),
-            (Some(format!("t={NOW}")), body, SignatureError::Malformed("no v1= signature")),
-            (Some("v1=00".into()), body, SignatureError::Malformed("no t= timestamp")),
-            (Some(format!("t={NOW},v1=zz")), body, SignatureError::Malformed("v1 must be hex")),
-            (Some(header_value("other", NOW, body)), body, SignatureError::Mismatch),
-            (Some(header_value("k", NOW - 301, body)), body, SignatureError::Stale(300)),
-            (Some(header_value("k", NOW + 301, body)), body, SignatureError::Future(300)),
+            (
+                Some("garbage".into()),
+                body,
+                SignatureError::Malformed("expected comma-separated key=value pairs"),
+            ),
+            (
+                Some(format!("t={NOW}")),
+                body,
+                SignatureError::Malformed("no v1= signature"),
+            ),
+            (
+                Some("v1=00".into()),
+                body,
+                SignatureError::Malformed("no t= timestamp"),
+            ),
+            (
+                Some(format!("t={NOW},v1=zz")),
+                body,
+                SignatureError::Malformed("v1 must be hex"),
+            ),
+            (
+                Some(header_value("other", NOW, body)),
+                body,
+                SignatureError::Mismatch,
+            ),
+            (
+                Some(header_value("k", NOW - 301, body)),
+                body,
+                SignatureError::Stale(300),
+            ),
+            (
+                Some(header_value("k", NOW + 301, body)),
+                body,
+                SignatureError::Future(300),
+            ),
             (Some(good), br#"{"id":"e2"}"#, SignatureError::Mismatch),
         ];
         for (header, body, expected) in cases {
-            assert_eq!(verify(header.as_deref(), body, &s, NOW, 300), Err(expected), "{header:?}");
+            assert_eq!(
+                verify(header.as_deref(), body, &s, NOW, 300),
+                Err(expected),
+                "{header:?}"
+            );
         }
     }
 }

@@ -76,7 +76,9 @@ impl Sources {
         for s in &settings.webhook_sources {
             let name_ok = !s.name.is_empty()
                 && s.name.len() <= 64
-                && s.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                && s.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !name_ok || by_name.contains_key(&s.name) {
                 return Err(SourceConfigError::BadName(s.name.clone()));
             }
@@ -218,7 +220,9 @@ pub fn parse_delivery(body: &[u8]) -> Result<Delivery, DeliveryError> {
     };
     if object.contains_key("events") && !object.contains_key("type") {
         let Some(Value::Array(events)) = object.remove("events") else {
-            return Err(DeliveryError::Malformed("`events` must be a list of event objects".into()));
+            return Err(DeliveryError::Malformed(
+                "`events` must be a list of event objects".into(),
+            ));
         };
         if events.len() > MAX_EVENTS_PER_DELIVERY {
             return Err(DeliveryError::TooManyEvents(events.len()));
@@ -351,7 +355,9 @@ fn prepare(value: &Value, source: &Source) -> Result<Prepared, Box<Refused>> {
         _ => None,
     };
     match (id, type_name.clone(), occurred_at, external_id.clone(), action) {
-        (Some(id), Some(type_name), Some(occurred_at), Some(external_id), Some(action)) if errors.is_empty() => {
+        (Some(id), Some(type_name), Some(occurred_at), Some(external_id), Some(action))
+            if errors.is_empty() =>
+        {
             Ok(Prepared {
                 id,
                 type_name,
@@ -666,13 +672,20 @@ async fn apply_one(
             Ok(word) => Ok(word),
             Err(errors) => Err(errors),
         },
-        Action::Delete(id) => Ok(if delete_in(tx, id).await? { "deleted" } else { "not_found" }),
+        Action::Delete(id) => Ok(if delete_in(tx, id).await? {
+            "deleted"
+        } else {
+            "not_found"
+        }),
         Action::Activity(id, activity) => match add_in(tx, id, std::slice::from_ref(activity)).await {
             Ok(added) if added.added > 0 => Ok("added"),
             Ok(_) => Ok("already_known"),
             Err(AddActivitiesError::UnknownOpportunity(_)) => {
                 let mut errors = ValidationErrors::default();
-                errors.push("data.opportunity_id", format!("opportunity `{id}` does not exist"));
+                errors.push(
+                    "data.opportunity_id",
+                    format!("opportunity `{id}` does not exist"),
+                );
                 Err(errors)
             }
             Err(AddActivitiesError::Db(e)) => return Err(e),
@@ -687,8 +700,16 @@ async fn apply_one(
         }
         Err(errors) => {
             let reason = errors.to_string();
-            let mut outcome =
-                finish(tx, row_id, event, EventStatus::Rejected, None, Some(&reason), false).await?;
+            let mut outcome = finish(
+                tx,
+                row_id,
+                event,
+                EventStatus::Rejected,
+                None,
+                Some(&reason),
+                false,
+            )
+            .await?;
             if let Value::Object(map) = &mut outcome.body {
                 map.insert(
                     "errors".into(),
@@ -848,8 +869,14 @@ mod tests {
         assert!(!parse_delivery(br#"{"id":"e"}"#).unwrap().batch);
         assert_eq!(parse_delivery(br#"{"events":[{},{}]}"#).unwrap().events.len(), 2);
         assert!(matches!(parse_delivery(b"{"), Err(DeliveryError::Malformed(_))));
-        assert!(matches!(parse_delivery(br#"{"events": 3}"#), Err(DeliveryError::Malformed(_))));
+        assert!(matches!(
+            parse_delivery(br#"{"events": 3}"#),
+            Err(DeliveryError::Malformed(_))
+        ));
         let many = format!("{{\"events\":[{}]}}", vec!["{}"; 1001].join(","));
-        assert!(matches!(parse_delivery(many.as_bytes()), Err(DeliveryError::TooManyEvents(1001))));
+        assert!(matches!(
+            parse_delivery(many.as_bytes()),
+            Err(DeliveryError::TooManyEvents(1001))
+        ));
     }
 }

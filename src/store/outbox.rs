@@ -65,7 +65,10 @@ pub async fn due(db: &Db, now: DateTime<Utc>, limit: usize) -> Result<Vec<Outbox
         "SELECT {COLUMNS} FROM webhook_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
          ORDER BY next_attempt_at, id LIMIT {limit}"
     );
-    let rows = sqlx::query(&sql).bind(to_epoch_ms(now)).fetch_all(&db.pool).await?;
+    let rows = sqlx::query(&sql)
+        .bind(to_epoch_ms(now))
+        .fetch_all(&db.pool)
+        .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -135,8 +138,13 @@ pub async fn list(
                 .await?
         }
         None => {
-            let sql = format!("SELECT {COLUMNS} FROM webhook_outbox WHERE source = $1 ORDER BY id DESC LIMIT {limit}");
-            sqlx::query(&sql).bind(source.to_owned()).fetch_all(&db.pool).await?
+            let sql = format!(
+                "SELECT {COLUMNS} FROM webhook_outbox WHERE source = $1 ORDER BY id DESC LIMIT {limit}"
+            );
+            sqlx::query(&sql)
+                .bind(source.to_owned())
+                .fetch_all(&db.pool)
+                .await?
         }
     };
     rows.iter().map(from_row).collect()

@@ -120,7 +120,10 @@ pub async fn original_outcome_in(
         .bind(event_id.to_owned())
         .fetch_optional(&mut **tx)
         .await?;
-    Ok(row.map(|r| r.try_get::<Option<String>, _>("outcome")).transpose()?.flatten())
+    Ok(row
+        .map(|r| r.try_get::<Option<String>, _>("outcome"))
+        .transpose()?
+        .flatten())
 }
 
 /// Writes a record that reserves no event id (rejections, duplicate deliveries).
@@ -214,9 +217,13 @@ pub async fn list(
                 .await?
         }
         None => {
-            let sql =
-                format!("SELECT {columns} FROM webhook_events WHERE source = $1 ORDER BY id DESC LIMIT {limit}");
-            sqlx::query(&sql).bind(source.to_owned()).fetch_all(&db.pool).await?
+            let sql = format!(
+                "SELECT {columns} FROM webhook_events WHERE source = $1 ORDER BY id DESC LIMIT {limit}"
+            );
+            sqlx::query(&sql)
+                .bind(source.to_owned())
+                .fetch_all(&db.pool)
+                .await?
         }
     };
     rows.iter().map(event_from_row).collect()

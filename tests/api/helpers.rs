@@ -296,6 +296,7 @@ impl TestApp {
 
     /// POSTs `body` signed with `secret`.
     pub async fn post_signed(&self, path: &str, secret: &str, body: &str) -> reqwest::Response {
-        self.post_webhook(path, body, Some(signature_now(secret, body))).await
+        self.post_webhook(path, body, Some(signature_now(secret, body)))
+            .await
     }
 }

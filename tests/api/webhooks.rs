@@ -25,7 +25,9 @@ fn upsert(id: &str, opp: &str, at: &str, amount: f64) -> Value {
 }
 
 async fn stored_amount(app: &TestApp, id: &str) -> Value {
-    let (_, body) = app.get_json(&format!("/v1/opportunities/{id}"), &app.rep_key).await;
+    let (_, body) = app
+        .get_json(&format!("/v1/opportunities/{id}"), &app.rep_key)
+        .await;
     body["amount"].clone()
 }
 
@@ -49,10 +51,26 @@ async fn every_bad_signature_is_refused_with_401_and_only_a_rejection_record() {
         ("missing header", None, body.clone()),
         ("malformed header", Some("sha256=abc".into()), body.clone()),
         ("non-hex v1", Some(format!("t={now},v1=xyz")), body.clone()),
-        ("wrong secret", Some(signature::header_value("nope", now, body.as_bytes())), body.clone()),
-        ("stale", Some(signature::header_value(SECRET, now - 301, body.as_bytes())), body.clone()),
-        ("future", Some(signature::header_value(SECRET, now + 301, body.as_bytes())), body.clone()),
-        ("body altered by one byte", Some(signature::header_value(SECRET, now, body.as_bytes())), altered),
+        (
+            "wrong secret",
+            Some(signature::header_value("nope", now, body.as_bytes())),
+            body.clone(),
+        ),
+        (
+            "stale",
+            Some(signature::header_value(SECRET, now - 301, body.as_bytes())),
+            body.clone(),
+        ),
+        (
+            "future",
+            Some(signature::header_value(SECRET, now + 301, body.as_bytes())),
+            body.clone(),
+        ),
+        (
+            "body altered by one byte",
+            Some(signature::header_value(SECRET, now, body.as_bytes())),
+            altered,
+        ),
     ];
     for (case, header, sent) in &cases {
         let response = app.post_webhook("crm", sent, header.clone()).await;
@@ -62,7 +80,9 @@ async fn every_bad_signature_is_refused_with_401_and_only_a_rejection_record() {
     assert_eq!(app.count_opportunities().await, 0);
     let rejected = events(&app, "?status=rejected").await;
     assert_eq!(rejected.len(), cases.len());
-    assert!(rejected.iter().all(|e| e["event_id"].is_null() && e["reason"].is_string()));
+    assert!(rejected
+        .iter()
+        .all(|e| e["event_id"].is_null() && e["reason"].is_string()));
 
     // The rotated (second) secret is accepted, and so is a header carrying several v1 values.
     let response = app.post_signed("crm", "whsec_second", &body).await;
@@ -75,6 +95,46 @@ async fn every_bad_signature_is_refused_with_401_and_only_a_rejection_record() {
     let response = app.post_webhook("crm", &body, Some(two)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.count_opportunities().await, 1);
+}
+
+#[tokio::test]
+async fn a_source_mapping_renames_fields_and_a_bad_one_stops_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("hubspot.toml");
+    std::fs::write(
+        &mapping,
+        "ignore = [\"hs_internal\"]\n[columns]\nexternal_id = \"dealId\"\nstatus = \"dealstage\"\n\
+         [status_values]\nclosedwon = \"won\"\nappointmentscheduled = \"open\"\n[defaults]\ncurrency = \"USD\"\n",
+    )
+    .unwrap();
+    let path = mapping.display().to_string();
+    let app = spawn_app_with(|s| {
+        let mut source = webhook_source("crm", &[SECRET]);
+        source.mapping = Some(path);
+        s.webhook_sources = vec![source];
+    })
+    .await;
+    let event = json!({"id": "h1", "type": "opportunity.upserted", "occurred_at": "2025-03-01T10:00:00Z",
+                       "data": {"dealId": "HS-1", "dealstage": "appointmentscheduled", "hs_internal": 1,
+                                "amount": 10}});
+    let response = app.post_signed("crm", SECRET, &event.to_string()).await;
+    assert_eq!(response.status(), 200);
+    let (_, stored) = app.get_json("/v1/opportunities/HS-1", &app.rep_key).await;
+    assert_eq!(stored["status"], "open");
+    assert_eq!(stored["currency"], "USD");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[columns]\ncolour = \"c\"\n").unwrap();
+    let test_db = TestDb::new().await;
+    let mut settings = crate::helpers::test_settings(&test_db.url);
+    let mut source = webhook_source("crm", &[SECRET]);
+    source.mapping = Some(bad.display().to_string());
+    settings.webhook_sources = vec![source];
+    let err = dealscore::app::Application::build(settings)
+        .await
+        .err()
+        .expect("startup error");
+    assert!(err.to_string().contains("bad.toml"), "{err}");
 }
 
 #[tokio::test]
@@ -114,7 +174,10 @@ async fn a_duplicate_delivery_answers_the_original_outcome_and_changes_nothing()
     // ?score=false leaves the score out.
     let response = app.post_signed("crm?score=false", SECRET, &body).await;
     let body: Value = response.json().await.unwrap();
-    assert!(body.get("score").is_none() && body.get("scoring").is_none(), "{body}");
+    assert!(
+        body.get("score").is_none() && body.get("scoring").is_none(),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -171,7 +234,10 @@ async fn a_batch_applies_the_valid_events_in_order_and_lists_every_outcome() {
         .iter()
         .map(|e| e["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["applied", "rejected", "applied", "rejected", "applied", "applied"]);
+    assert_eq!(
+        statuses,
+        ["applied", "rejected", "applied", "rejected", "applied", "applied"]
+    );
     assert_eq!(body["events"][5]["duplicate"], true);
     assert_eq!(body["events"][1]["errors"][0]["field"], "data.amount");
     assert_eq!(body["events"][3]["errors"][0]["field"], "type");
@@ -187,18 +253,32 @@ async fn a_batch_applies_the_valid_events_in_order_and_lists_every_outcome() {
 
     // A batch without rejections answers 200.
     let ok = json!({"events": [upsert("c1", "D-3", "2025-03-01T10:00:00Z", 1.0)]});
-    assert_eq!(app.post_signed("crm", SECRET, &ok.to_string()).await.status(), 200);
+    assert_eq!(
+        app.post_signed("crm", SECRET, &ok.to_string()).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn bad_bodies_get_400_422_and_413() {
     let app = crm_app().await;
     assert_problem(app.post_signed("crm", SECRET, "{not json").await, 400, None).await;
-    let unknown = json!({"id": "x1", "type": "deal.exploded", "occurred_at": "2025-03-01T10:00:00Z", "data": {}});
-    assert_problem(app.post_signed("crm", SECRET, &unknown.to_string()).await, 422, Some("type")).await;
+    let unknown =
+        json!({"id": "x1", "type": "deal.exploded", "occurred_at": "2025-03-01T10:00:00Z", "data": {}});
+    assert_problem(
+        app.post_signed("crm", SECRET, &unknown.to_string()).await,
+        422,
+        Some("type"),
+    )
+    .await;
     let invalid = json!({"id": "x2", "type": "opportunity.upserted", "occurred_at": "2025-03-01T10:00:00Z",
                          "data": {"external_id": "D-1", "status": "maybe"}});
-    assert_problem(app.post_signed("crm", SECRET, &invalid.to_string()).await, 422, Some("data.status")).await;
+    assert_problem(
+        app.post_signed("crm", SECRET, &invalid.to_string()).await,
+        422,
+        Some("data.status"),
+    )
+    .await;
     let rejected = events(&app, "?status=rejected").await;
     assert_eq!(rejected.len(), 2);
     assert!(rejected[0]["reason"].as_str().unwrap().contains("data.status"));
@@ -226,7 +306,12 @@ async fn bad_bodies_get_400_422_and_413() {
 async fn admins_list_events_and_others_may_not() {
     let app = crm_app().await;
     for i in 0..3 {
-        let body = upsert(&format!("e{i}"), "D-1", &format!("2025-03-0{}T10:00:00Z", i + 1), 1.0);
+        let body = upsert(
+            &format!("e{i}"),
+            "D-1",
+            &format!("2025-03-0{}T10:00:00Z", i + 1),
+            i as f64,
+        );
         app.post_signed("crm", SECRET, &body.to_string()).await;
     }
     app.post_webhook("crm", "{}", None).await;
@@ -238,11 +323,21 @@ async fn admins_list_events_and_others_may_not() {
     assert_eq!(events(&app, "?status=applied").await.len(), 3);
     let (status, _) = app.get_json("/v1/webhooks/crm/events", &app.analyst_key).await;
     assert_eq!(status, 403);
-    let (status, _) = app.get_json("/v1/webhooks/crm/events?status=odd", &app.admin_key).await;
+    let (status, _) = app
+        .get_json("/v1/webhooks/crm/events?status=odd", &app.admin_key)
+        .await;
     assert_eq!(status, 400);
     let (status, _) = app.get_json("/v1/webhooks/other/events", &app.admin_key).await;
     assert_eq!(status, 404);
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains(r#"dealscore_webhook_events_total{source="crm",status="applied"} 3"#),
         "{metrics}"
@@ -263,9 +358,18 @@ async fn callback_server(statuses: Vec<u16>) -> (String, Arc<AtomicUsize>, Arc<M
                 let (c, v, statuses) = (c.clone(), v.clone(), statuses.clone());
                 async move {
                     let n = c.fetch_add(1, Ordering::SeqCst);
-                    let header = req.headers().get("Dealscore-Signature").and_then(|h| h.to_str().ok());
-                    let ok = signature::verify(header, &body, &[SECRET.to_string()], chrono::Utc::now().timestamp(), 300)
-                        .is_ok();
+                    let header = req
+                        .headers()
+                        .get("Dealscore-Signature")
+                        .and_then(|h| h.to_str().ok());
+                    let ok = signature::verify(
+                        header,
+                        &body,
+                        &[SECRET.to_string()],
+                        chrono::Utc::now().timestamp(),
+                        300,
+                    )
+                    .is_ok();
                     v.lock().unwrap().push(ok);
                     let status = statuses[n.min(statuses.len() - 1)];
                     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
@@ -306,7 +410,10 @@ async fn enqueue(app: &TestApp) -> i64 {
 async fn wait_for_outbox(app: &TestApp, status: &str) -> Vec<Value> {
     for _ in 0..200 {
         let (_, body) = app
-            .get_json(&format!("/v1/webhooks/crm/outbox?status={status}"), &app.admin_key)
+            .get_json(
+                &format!("/v1/webhooks/crm/outbox?status={status}"),
+                &app.admin_key,
+            )
             .await;
         if body.as_array().is_some_and(|a| !a.is_empty()) {
             return body.as_array().cloned().unwrap_or_default();
@@ -359,7 +466,15 @@ async fn the_outbox_dead_letters_after_the_last_attempt_and_an_admin_can_retry()
         .await
         .unwrap();
     assert_problem(missing, 404, None).await;
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains(r#"dealscore_webhook_outbox_deliveries_total{result="dead",source="crm"}"#));
 }
 
@@ -368,14 +483,28 @@ struct Server {
     address: String,
 }
 
+impl Drop for Server {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
 async fn start_binary(db_url: &str, config: &std::path::Path) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new(bin_path())
-        .args(["--config", config.to_str().unwrap(), "serve", "--bind", &format!("127.0.0.1:{port}")])
+    let mut child = std::process::Command::new(bin_path())
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("DATABASE_URL", db_url)
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::null())
@@ -390,6 +519,8 @@ async fn start_binary(db_url: &str, config: &std::path::Path) -> Server {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    child.kill().ok();
+    child.wait().ok();
     panic!("dealscore did not start");
 }
 
@@ -475,16 +606,31 @@ async fn acknowledged_events_survive_a_sigkill_exactly_once() {
         .await;
         assert_eq!(applied, 1, "{id} acknowledged but not recorded once");
         let effect = if event["type"] == "opportunity.upserted" {
-            count("SELECT COUNT(*) FROM opportunities WHERE external_id = $1", event["data"]["external_id"].as_str().unwrap().to_owned()).await
+            count(
+                "SELECT COUNT(*) FROM opportunities WHERE external_id = $1",
+                event["data"]["external_id"].as_str().unwrap().to_owned(),
+            )
+            .await
         } else {
-            count("SELECT COUNT(*) FROM activities WHERE activity_id = $1", id.clone()).await
+            count(
+                "SELECT COUNT(*) FROM activities WHERE activity_id = $1",
+                id.clone(),
+            )
+            .await
         };
         assert_eq!(effect, 1, "{id} acknowledged but its effect is missing");
     }
     // Nothing half-applied: every effect in the database has its event record and vice versa.
     let orphans = |sql: &'static str| {
         let db = db.clone();
-        async move { sqlx::query(sql).fetch_one(&db.pool).await.unwrap().try_get::<i64, _>(0).unwrap() }
+        async move {
+            sqlx::query(sql)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap()
+                .try_get::<i64, _>(0)
+                .unwrap()
+        }
     };
     assert_eq!(
         orphans(
@@ -525,8 +671,10 @@ async fn acknowledged_events_survive_a_sigkill_exactly_once() {
         let outcome: Value = response.json().await.unwrap();
         assert_eq!(outcome["duplicate"], true, "{outcome}");
     }
-    assert_eq!(orphans("SELECT COUNT(*) FROM opportunities").await, opportunities_before);
-    server.child.kill().ok();
-    server.child.wait().ok();
+    assert_eq!(
+        orphans("SELECT COUNT(*) FROM opportunities").await,
+        opportunities_before
+    );
+    drop(server);
     db.pool.close().await;
 }
