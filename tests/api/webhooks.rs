@@ -584,7 +584,7 @@ async fn acknowledged_events_survive_a_sigkill_exactly_once() {
     }
     let acked = acked.lock().unwrap().clone();
 
-    let mut server = start_binary(&test_db.url, &config).await;
+    let server = start_binary(&test_db.url, &config).await;
     let db = Db::connect(&test_db.url, &pool_options()).await.unwrap();
     let count = |sql: &'static str, bind: String| {
         let db = db.clone();
