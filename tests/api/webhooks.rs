@@ -181,6 +181,22 @@ async fn a_duplicate_delivery_answers_the_original_outcome_and_changes_nothing()
 }
 
 #[tokio::test]
+async fn concurrent_deliveries_of_one_event_apply_it_once() {
+    let app = crm_app().await;
+    let body = upsert("e1", "D-1", "2025-03-01T10:00:00Z", 10.0).to_string();
+    let sends = (0..8).map(|_| app.post_signed("crm", SECRET, &body));
+    let mut duplicates = 0;
+    for response in futures_util::future::join_all(sends).await {
+        assert_eq!(response.status(), 200);
+        let outcome: Value = response.json().await.unwrap();
+        assert_eq!(outcome["status"], "applied");
+        duplicates += usize::from(outcome["duplicate"] == true);
+    }
+    assert_eq!(duplicates, 7);
+    assert_eq!(events(&app, "?status=applied").await.len(), 1);
+}
+
+#[tokio::test]
 async fn an_older_event_is_recorded_and_ignored_even_after_a_delete() {
     let app = crm_app().await;
     let newer = upsert("e2", "D-1", "2025-03-01T12:00:00Z", 200.0).to_string();
