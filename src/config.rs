@@ -59,8 +59,8 @@ pub struct Settings {
     pub outbox_base_delay_ms: u64,
 }
 
-/// One CRM connection that may send webhooks.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// One CRM connection that may send webhooks. Its `Debug` output hides the secrets.
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSource {
     /// Name used in the URL (`/v1/webhooks/{name}`): letters, digits, `-` and `_`.
@@ -74,6 +74,17 @@ pub struct WebhookSource {
     /// URL that receives score write-backs; none means no write-back.
     #[serde(default)]
     pub callback_url: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSource")
+            .field("name", &self.name)
+            .field("secrets", &format_args!("[{} hidden]", self.secrets.len()))
+            .field("mapping", &self.mapping)
+            .field("callback_url", &self.callback_url)
+            .finish()
+    }
 }
 
 /// Log output format.

@@ -27,8 +27,8 @@ const MAX_EVENT_ID_LEN: usize = 200;
 /// How often a delivery is retried after a transient database conflict (deadlock, busy).
 const TRANSIENT_RETRIES: usize = 3;
 
-/// One configured CRM connection, ready to use.
-#[derive(Debug, Clone)]
+/// One configured CRM connection, ready to use. Its `Debug` output hides the secrets.
+#[derive(Clone)]
 pub struct Source {
     /// Name used in the URL.
     pub name: String,
@@ -38,6 +38,16 @@ pub struct Source {
     pub mapping: ImportMapping,
     /// Where score write-backs go.
     pub callback_url: Option<String>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("name", &self.name)
+            .field("secrets", &format_args!("[{} hidden]", self.secrets.len()))
+            .field("callback_url", &self.callback_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// All configured sources plus the signature tolerance.
@@ -486,19 +496,13 @@ pub fn apply_mapping(data: Map<String, Value>, mapping: &ImportMapping) -> Map<S
             Some(_) => false,
         };
         if missing {
+            // Defaults are text in the mapping file; numeric fields need JSON numbers here.
             let numeric = ["amount", "interaction_count", "response_hours"].contains(&field.as_str());
-            let value = match default.trim().parse::<f64>() {
-                Ok(n) if numeric => serde_json::Number::from_f64(n)
-                    .map(|n| {
-                        if field == "interaction_count" && n.as_f64().is_some_and(|f| f.fract() == 0.0) {
-                            Value::from(n.as_f64().unwrap_or(0.0) as i64)
-                        } else {
-                            Value::Number(n)
-                        }
-                    })
-                    .unwrap_or_else(|| Value::String(default.clone())),
-                _ => Value::String(default.clone()),
-            };
+            let value = numeric
+                .then(|| default.trim().parse::<f64>().ok())
+                .flatten()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(|| Value::String(default.clone()), Value::Number);
             out.insert(field.clone(), value);
         }
     }
