@@ -14,9 +14,11 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::api::jobs::Jobs;
 use crate::auth::KeyCache;
 use crate::config::Settings;
+use crate::ingest::webhook::Sources;
 use crate::serving::ActiveModel;
 use crate::store::{Db, PoolOptions};
 use crate::telemetry::{observe, Metrics};
+use crate::writeback::{spawn_worker, RetryPolicy};
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -25,6 +27,7 @@ pub struct Application {
     db: Db,
     model: Arc<ActiveModel>,
     _watcher: AbortOnDrop,
+    outbox_worker: tokio::task::JoinHandle<()>,
 }
 
 /// Stops a background task when the application is dropped.
@@ -49,6 +52,8 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        // A bad webhook source (no secret, unreadable mapping) stops startup with its name.
+        let sources = Arc::new(Sources::from_settings(&settings)?);
         let metrics = Metrics::new()?;
         let model = Arc::new(ActiveModel::new());
         if let Err(e) = model.refresh(&db).await {
@@ -65,6 +70,16 @@ impl Application {
         );
         let model_data = web::Data::from(model.clone());
         let jobs = web::Data::new(Jobs::default());
+        let outbox_worker = spawn_worker(
+            db.clone(),
+            sources.clone(),
+            metrics.clone(),
+            RetryPolicy {
+                max_attempts: settings.outbox_max_attempts,
+                base_delay: Duration::from_millis(settings.outbox_base_delay_ms),
+            },
+        );
+        let sources_data = web::Data::from(sources);
         let key_cache = web::Data::new(KeyCache::new(Duration::from_secs(settings.auth_cache_secs)));
         let db_data = web::Data::new(db.clone());
         let metrics_data = web::Data::new(metrics);
@@ -84,6 +99,7 @@ impl Application {
                 .app_data(settings_data.clone())
                 .app_data(model_data.clone())
                 .app_data(jobs.clone())
+                .app_data(sources_data.clone())
                 .app_data(web::PayloadConfig::new(max_import))
                 .configure(|cfg| crate::api::configure(cfg, max_body, max_batch))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
@@ -101,6 +117,7 @@ impl Application {
             db,
             model,
             _watcher: AbortOnDrop(watcher),
+            outbox_worker,
         })
     }
 
@@ -120,7 +137,10 @@ impl Application {
     }
 
     /// Serves until SIGTERM/SIGINT (in-flight requests finish within the shutdown timeout).
+    /// The write-back worker stops with the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.outbox_worker.abort();
+        result
     }
 }

@@ -49,6 +49,50 @@ pub struct Settings {
     pub model_refresh_secs: u64,
     /// Grade cut points, trend threshold and focus thresholds (`[scoring]` table in the TOML file).
     pub scoring: crate::scoring::ScoringConfig,
+    /// CRM connections allowed to post to `POST /v1/webhooks/{name}`. Default none. TOML
+    /// `[[webhook_sources]]`; one more can come from `DEALSCORE_WEBHOOK_SOURCE` +
+    /// `DEALSCORE_WEBHOOK_SECRET` (+ `DEALSCORE_WEBHOOK_CALLBACK_URL`).
+    pub webhook_sources: Vec<WebhookSource>,
+    /// Largest accepted gap, in seconds, between a signature's timestamp and now (past or future).
+    /// Default 300. Env: `DEALSCORE_WEBHOOK_TOLERANCE_SECS`.
+    pub webhook_tolerance_secs: u64,
+    /// Smallest score move (points on 0–100) written back to the CRM when the grade stays the
+    /// same. Default 5. Env: `DEALSCORE_WRITEBACK_MIN_POINTS`.
+    pub writeback_min_points: f64,
+    /// Delivery attempts of one write-back before it is dead-lettered. Default 8.
+    /// Env: `DEALSCORE_OUTBOX_MAX_ATTEMPTS`.
+    pub outbox_max_attempts: u32,
+    /// First retry delay of a failed write-back in milliseconds; doubles each attempt (with
+    /// jitter). Default 1000. Env: `DEALSCORE_OUTBOX_BASE_DELAY_MS`.
+    pub outbox_base_delay_ms: u64,
+}
+
+/// One CRM connection that may send webhooks. Its `Debug` output hides the secrets.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSource {
+    /// Name used in the URL (`/v1/webhooks/{name}`): letters, digits, `-` and `_`.
+    pub name: String,
+    /// Shared HMAC secrets; a signature made with any of them is accepted (several during a
+    /// rotation). At least one. Write-backs are signed with the first.
+    pub secrets: Vec<String>,
+    /// Path of an import mapping TOML (same format as the CSV import) applied to event `data`.
+    #[serde(default)]
+    pub mapping: Option<String>,
+    /// URL that receives score write-backs; none means no write-back.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSource")
+            .field("name", &self.name)
+            .field("secrets", &format_args!("[{} hidden]", self.secrets.len()))
+            .field("mapping", &self.mapping)
+            .field("callback_url", &self.callback_url)
+            .finish()
+    }
 }
 
 /// Log output format.
@@ -81,6 +125,11 @@ impl Default for Settings {
             max_batch_body_bytes: 16 * 1024 * 1024,
             model_refresh_secs: 2,
             scoring: crate::scoring::ScoringConfig::default(),
+            webhook_sources: Vec::new(),
+            webhook_tolerance_secs: 300,
+            writeback_min_points: 5.0,
+            outbox_max_attempts: 8,
+            outbox_base_delay_ms: 1000,
         }
     }
 }
@@ -192,6 +241,19 @@ impl Settings {
         if let Some(v) = lookup("DEALSCORE_MODEL_REFRESH_SECS") {
             self.model_refresh_secs = parse("DEALSCORE_MODEL_REFRESH_SECS", v)?;
         }
+        if let Some(v) = lookup("DEALSCORE_WEBHOOK_TOLERANCE_SECS") {
+            self.webhook_tolerance_secs = parse("DEALSCORE_WEBHOOK_TOLERANCE_SECS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_WRITEBACK_MIN_POINTS") {
+            self.writeback_min_points = parse("DEALSCORE_WRITEBACK_MIN_POINTS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_OUTBOX_MAX_ATTEMPTS") {
+            self.outbox_max_attempts = parse("DEALSCORE_OUTBOX_MAX_ATTEMPTS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_OUTBOX_BASE_DELAY_MS") {
+            self.outbox_base_delay_ms = parse("DEALSCORE_OUTBOX_BASE_DELAY_MS", v)?;
+        }
+        self.apply_env_webhook_source(&lookup)?;
         if let Some(v) = lookup("DEALSCORE_LOG_FORMAT") {
             self.log_format = match v.trim() {
                 "human" => LogFormat::Human,
@@ -205,6 +267,41 @@ impl Settings {
                 }
             };
         }
+        Ok(())
+    }
+
+    /// One webhook source from `DEALSCORE_WEBHOOK_SOURCE` / `_SECRET` / `_CALLBACK_URL`, for setups
+    /// without a config file. It replaces a file source of the same name.
+    fn apply_env_webhook_source(
+        &mut self,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let name = match lookup("DEALSCORE_WEBHOOK_SOURCE") {
+            Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
+            _ => return Ok(()),
+        };
+        let secrets: Vec<String> = lookup("DEALSCORE_WEBHOOK_SECRET")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if secrets.is_empty() {
+            return Err(ConfigError::Env {
+                name: "DEALSCORE_WEBHOOK_SECRET".into(),
+                value: String::new(),
+                message: format!("DEALSCORE_WEBHOOK_SOURCE={name} needs at least one secret (s1,s2,…)"),
+            });
+        }
+        let callback_url = lookup("DEALSCORE_WEBHOOK_CALLBACK_URL").filter(|u| !u.trim().is_empty());
+        self.webhook_sources.retain(|s| s.name != name);
+        self.webhook_sources.push(WebhookSource {
+            name,
+            secrets,
+            mapping: None,
+            callback_url,
+        });
         Ok(())
     }
 }
@@ -238,6 +335,38 @@ mod tests {
         assert_eq!(s.max_body_bytes, 4096);
         assert_eq!(s.database_url, "postgres://x/y");
         assert_eq!(s.bind, "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn webhook_sources_come_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dealscore.toml");
+        std::fs::write(
+            &path,
+            "webhook_tolerance_secs = 60\n[[webhook_sources]]\nname = \"crm\"\nsecrets = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        let mut s = Settings::from_file(&path).unwrap();
+        assert_eq!(s.webhook_tolerance_secs, 60);
+        assert_eq!(s.webhook_sources[0].secrets, ["a", "b"]);
+        let env: HashMap<&str, &str> = [
+            ("DEALSCORE_WEBHOOK_SOURCE", "hubspot"),
+            ("DEALSCORE_WEBHOOK_SECRET", "s1, s2"),
+            ("DEALSCORE_WEBHOOK_CALLBACK_URL", "http://crm.local/score"),
+        ]
+        .into();
+        s.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(s.webhook_sources.len(), 2);
+        assert_eq!(s.webhook_sources[1].secrets, ["s1", "s2"]);
+        assert_eq!(
+            s.webhook_sources[1].callback_url.as_deref(),
+            Some("http://crm.local/score")
+        );
+        let err = Settings::default()
+            .apply_env(|k| (k == "DEALSCORE_WEBHOOK_SOURCE").then(|| "x".to_string()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DEALSCORE_WEBHOOK_SECRET"), "{err}");
     }
 
     #[test]

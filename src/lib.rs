@@ -21,3 +21,4 @@ pub mod telemetry;
 pub mod train_cli;
 pub mod train_job;
 pub mod training;
+pub mod writeback;

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    webhook_events: IntCounterVec,
+    outbox_deliveries: IntCounterVec,
 }
 
 impl Metrics {
@@ -53,13 +55,44 @@ impl Metrics {
             ]),
             &["method", "route"],
         )?;
+        let webhook_events = IntCounterVec::new(
+            Opts::new(
+                "webhook_events_total",
+                "Webhook events by source and outcome status",
+            ),
+            &["source", "status"],
+        )?;
+        let outbox_deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_outbox_deliveries_total",
+                "Score write-back attempts by source and result (delivered, retry, dead)",
+            ),
+            &["source", "result"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(webhook_events.clone()))?;
+        registry.register(Box::new(outbox_deliveries.clone()))?;
         Ok(Arc::new(Metrics {
             registry,
             requests,
             latency,
+            webhook_events,
+            outbox_deliveries,
         }))
+    }
+
+    /// Counts one webhook event of `source` with outcome `status` (applied, duplicate, ignored,
+    /// rejected) in `dealscore_webhook_events_total`. Only configured sources are counted, so the
+    /// label set stays small.
+    pub fn webhook_event(&self, source: &str, status: &str) {
+        self.webhook_events.with_label_values(&[source, status]).inc();
+    }
+
+    /// Counts one write-back attempt in `dealscore_webhook_outbox_deliveries_total`; `result` is
+    /// delivered, retry or dead.
+    pub fn outbox_delivery(&self, source: &str, result: &str) {
+        self.outbox_deliveries.with_label_values(&[source, result]).inc();
     }
 
     /// Text exposition of every metric.

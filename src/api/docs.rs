@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, imports, jobs, opportunities, scores};
+use super::{health, imports, jobs, opportunities, scores, webhooks};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -15,6 +15,7 @@ use super::{health, imports, jobs, opportunities, scores};
         opportunities::add_activities, opportunities::list_activities,
         imports::create,
         scores::score_stateless, scores::score_stored, scores::rescore, scores::priority, jobs::get,
+        webhooks::receive, webhooks::list_events, webhooks::list_outbox, webhooks::retry,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary)),
     modifiers(&BearerAuth),
@@ -22,6 +23,7 @@ use super::{health, imports, jobs, opportunities, scores};
         (name = "opportunities", description = "CRM opportunities and activities"),
         (name = "imports", description = "CSV import"),
         (name = "scoring", description = "scores, explanations, next interventions, priority list"),
+        (name = "webhooks", description = "signed CRM events in, score write-backs out (docs/webhooks.md)"),
         (name = "operations", description = "health, readiness, metrics"),
     )
 )]

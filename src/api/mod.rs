@@ -6,6 +6,7 @@ pub mod imports;
 pub mod jobs;
 pub mod opportunities;
 pub mod scores;
+pub mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -39,7 +40,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, max_batch_
                 .service(opportunities::delete)
                 .service(opportunities::add_activities)
                 .service(opportunities::list_activities)
-                .service(imports::create),
+                .service(imports::create)
+                // No API key here: the signature is the authentication.
+                .service(webhooks::receive)
+                .service(webhooks::list_events)
+                .service(webhooks::list_outbox)
+                .service(webhooks::retry),
         );
 }
 

@@ -8,8 +8,10 @@ pub mod activities;
 pub mod api_keys;
 pub mod models;
 pub mod opportunities;
+pub mod outbox;
 pub mod scores;
 mod sql;
+pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;

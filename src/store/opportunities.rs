@@ -232,19 +232,38 @@ pub async fn id_of(tx: &mut Transaction<'_, Any>, external_id: &str) -> Result<O
 /// Deletes one opportunity (and its activities). True when it existed.
 pub async fn delete(db: &Db, external_id: &str) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
+    let existed = delete_in(&mut tx, external_id).await?;
+    tx.commit().await?;
+    Ok(existed)
+}
+
+/// [`delete`] inside a caller's transaction (webhook events record their id alongside).
+pub async fn delete_in(tx: &mut Transaction<'_, Any>, external_id: &str) -> Result<bool, sqlx::Error> {
     // Explicit delete of children: PostgreSQL cascades, SQLite only with foreign_keys on.
     sqlx::query(
         "DELETE FROM activities WHERE opportunity_id IN (SELECT id FROM opportunities WHERE external_id = $1)",
     )
     .bind(external_id.to_owned())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     let done = sqlx::query("DELETE FROM opportunities WHERE external_id = $1")
         .bind(external_id.to_owned())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    tx.commit().await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Reads one opportunity inside a caller's transaction.
+pub async fn get_in(
+    tx: &mut Transaction<'_, Any>,
+    external_id: &str,
+) -> Result<Option<StoredOpportunity>, sqlx::Error> {
+    let sql = format!("SELECT {SELECT_COLUMNS} FROM opportunities WHERE external_id = $1");
+    let row = sqlx::query(&sql)
+        .bind(external_id.to_owned())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| from_row(&r)).transpose()
 }
 
 /// One page of opportunities in id order, after the row `after_id` (exclusive).

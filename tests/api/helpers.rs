@@ -329,3 +329,39 @@ pub async fn wait_for_model(app: &TestApp, version: &str) {
     }
     panic!("model {version} never served");
 }
+
+/// A webhook source named `name` accepting `secrets`.
+pub fn webhook_source(name: &str, secrets: &[&str]) -> dealscore::config::WebhookSource {
+    dealscore::config::WebhookSource {
+        name: name.to_owned(),
+        secrets: secrets.iter().map(|s| s.to_string()).collect(),
+        mapping: None,
+        callback_url: None,
+    }
+}
+
+/// `Dealscore-Signature` value for `body` signed now with `secret`.
+pub fn signature_now(secret: &str, body: &str) -> String {
+    dealscore::ingest::signature::header_value(secret, chrono::Utc::now().timestamp(), body.as_bytes())
+}
+
+impl TestApp {
+    /// POSTs `body` to `/v1/webhooks/{source}{query}` with the given signature header (if any).
+    pub async fn post_webhook(&self, path: &str, body: &str, signature: Option<String>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/v1/webhooks/{path}")))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(signature) = signature {
+            request = request.header("Dealscore-Signature", signature);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// POSTs `body` signed with `secret`.
+    pub async fn post_signed(&self, path: &str, secret: &str, body: &str) -> reqwest::Response {
+        self.post_webhook(path, body, Some(signature_now(secret, body)))
+            .await
+    }
+}

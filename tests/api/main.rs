@@ -9,3 +9,4 @@ mod imports;
 mod opportunities;
 mod scoring;
 mod training;
+mod webhooks;

@@ -1,0 +1,279 @@
+//! `/v1/webhooks/{source}`: signed CRM events in (authenticated by signature, not API key), and
+//! admin views of received events and of the score write-back outbox.
+
+use std::sync::Arc;
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::AdminAccess;
+use crate::config::Settings;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::ingest::signature;
+use crate::ingest::webhook::{
+    self, parse_delivery, score_after_event, DeliveryError, EventOutcome, EventStatus, Source, Sources,
+};
+use crate::store::outbox::{self, OutboxEntry, RetryResult};
+use crate::store::webhooks::{self as event_store, EventRecord, StoredEvent};
+use crate::store::Db;
+use crate::telemetry::Metrics;
+
+/// Query of `POST /v1/webhooks/{source}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReceiveQuery {
+    /// `false` leaves the score out of the answer (default true).
+    pub score: Option<bool>,
+}
+
+/// Answer to a batch delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchOutcome {
+    /// One outcome per event, in order: `{id, type, status, external_id?, result?, reason?,
+    /// errors?, duplicate?, score?, scoring?, scoring_reason?}`.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Value>,
+    /// Counts per status (a duplicate counts as duplicate).
+    pub summary: BatchSummary,
+}
+
+/// Counts of a batch's outcomes.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct BatchSummary {
+    /// Applied now.
+    pub applied: usize,
+    /// Already received before.
+    pub duplicate: usize,
+    /// Older than the last applied event on their opportunity.
+    pub ignored: usize,
+    /// Invalid.
+    pub rejected: usize,
+}
+
+fn source_or_404<'a>(sources: &'a Sources, name: &str) -> ApiResult<&'a Source> {
+    sources
+        .get(name)
+        .ok_or_else(|| ApiError::NotFound(format!("no webhook source `{name}` is configured")))
+}
+
+async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> ApiResult<web::BytesMut> {
+    let too_large = || ApiError::PayloadTooLarge(format!("the body is larger than the {limit}-byte limit"));
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::MalformedBody(format!("cannot read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Receives one signed event or a batch (`{"events": [...]}`, up to 1,000, applied in order).
+/// 2xx only after the commit. A single event answers 200 with its outcome (422 when invalid); a
+/// batch answers 200 when no event was rejected, 207 when some were, listing every outcome.
+#[utoipa::path(post, path = "/v1/webhooks/{source}", tag = "webhooks",
+    params(("source" = String, Path, description = "configured source name"), ReceiveQuery,
+        ("Dealscore-Signature" = String, Header,
+            description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>")),
+    request_body(content = Object, description = "an event {id, type, occurred_at, data} or {events: [...]}"),
+    responses(
+        (status = 200, description = "event outcome (or batch without rejections)", body = Object),
+        (status = 207, description = "batch with at least one rejected event", body = BatchOutcome),
+        (status = 400, description = "malformed JSON", body = Problem),
+        (status = 401, description = "missing, malformed, wrong or stale signature", body = Problem),
+        (status = 404, description = "unknown source", body = Problem),
+        (status = 413, description = "body over the limit or more than 1,000 events", body = Problem),
+        (status = 422, description = "invalid event (single event)", body = Problem)))]
+#[post("/webhooks/{source}")]
+#[expect(clippy::too_many_arguments, reason = "actix extractors")]
+pub async fn receive(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ReceiveQuery>,
+    payload: web::Payload,
+    db: web::Data<Db>,
+    sources: web::Data<Sources>,
+    metrics: web::Data<Arc<Metrics>>,
+    settings: web::Data<Settings>,
+) -> ApiResult<HttpResponse> {
+    let name = path.into_inner();
+    let source = source_or_404(&sources, &name)?;
+    let body = read_body(&req, payload, settings.max_body_bytes).await?;
+    let header = req
+        .headers()
+        .get(signature::HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let now = chrono::Utc::now().timestamp();
+    // The signature is checked on the raw bytes before anything reads them as JSON.
+    if let Err(e) = signature::verify(header, &body, &source.secrets, now, sources.tolerance_secs) {
+        let reason = e.to_string();
+        let record = EventRecord {
+            source: &source.name,
+            status: EventStatus::Rejected.as_str(),
+            reason: Some(&reason),
+            ..EventRecord::default()
+        };
+        event_store::record(&db, &record).await?;
+        metrics.webhook_event(&source.name, EventStatus::Rejected.as_str());
+        return Err(ApiError::Unauthorized(reason));
+    }
+    let delivery = parse_delivery(&body).map_err(delivery_error)?;
+    let outcomes = webhook::process(&db, source, &delivery.events)
+        .await
+        .map_err(delivery_error)?;
+    for outcome in &outcomes {
+        metrics.webhook_event(&source.name, outcome.status.as_str());
+    }
+    let with_score = query.score.unwrap_or(true);
+    if !delivery.batch {
+        if let Some(outcome) = outcomes.into_iter().next() {
+            if outcome.status == EventStatus::Rejected {
+                return Err(ApiError::Validation(outcome.errors));
+            }
+            return Ok(HttpResponse::Ok().json(answer(&db, outcome, with_score).await));
+        }
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "a single-event delivery produced no outcome"
+        )));
+    }
+    let mut summary = BatchSummary::default();
+    let mut events = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        match outcome.status {
+            EventStatus::Applied => summary.applied += 1,
+            EventStatus::Duplicate => summary.duplicate += 1,
+            EventStatus::Ignored => summary.ignored += 1,
+            EventStatus::Rejected => summary.rejected += 1,
+        }
+        events.push(answer(&db, outcome, with_score).await);
+    }
+    let mut response = if summary.rejected > 0 {
+        HttpResponse::build(actix_web::http::StatusCode::MULTI_STATUS)
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response.json(BatchOutcome { events, summary }))
+}
+
+/// An event's answer: its outcome plus, for opportunity events, the fresh score.
+async fn answer(db: &Db, outcome: EventOutcome, with_score: bool) -> Value {
+    let mut body = outcome.body;
+    if let (true, Some(id), Value::Object(map)) = (with_score, &outcome.score_for, &mut body) {
+        if let Ok(Value::Object(score)) = serde_json::to_value(score_after_event(db, id).await) {
+            map.extend(score);
+        }
+    }
+    body
+}
+
+fn delivery_error(e: DeliveryError) -> ApiError {
+    match e {
+        DeliveryError::Malformed(m) => ApiError::MalformedBody(m),
+        DeliveryError::TooManyEvents(_) => ApiError::PayloadTooLarge(e.to_string()),
+        DeliveryError::Db(e) => ApiError::from(e),
+    }
+}
+
+/// Query of the admin listings.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Most rows, 1–1000 (default 100).
+    pub limit: Option<usize>,
+}
+
+fn checked(query: &ListQuery, allowed: &[&str]) -> ApiResult<(Option<String>, usize)> {
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) if allowed.contains(&s) => Some(s.to_owned()),
+        Some(s) => {
+            return Err(ApiError::BadQuery(format!(
+                "status `{s}` is not one of {}",
+                allowed.join(", ")
+            )))
+        }
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadQuery("limit must be between 1 and 1000".into()));
+    }
+    Ok((status, limit))
+}
+
+/// Recent events of a source, newest first, with reasons (admin).
+#[utoipa::path(get, path = "/v1/webhooks/{source}/events", tag = "webhooks",
+    params(("source" = String, Path, description = "source name"), ListQuery),
+    responses((status = 200, body = Vec<StoredEvent>), (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/webhooks/{source}/events")]
+pub async fn list_events(
+    _caller: AdminAccess,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+    db: web::Data<Db>,
+    sources: web::Data<Sources>,
+) -> ApiResult<HttpResponse> {
+    let source = source_or_404(&sources, &path)?;
+    let (status, limit) = checked(&query, &["applied", "duplicate", "ignored", "rejected"])?;
+    let events = event_store::list(&db, &source.name, status.as_deref(), limit).await?;
+    Ok(HttpResponse::Ok().json(events))
+}
+
+/// Score write-backs of a source, newest first (admin).
+#[utoipa::path(get, path = "/v1/webhooks/{source}/outbox", tag = "webhooks",
+    params(("source" = String, Path, description = "source name"), ListQuery),
+    responses((status = 200, body = Vec<OutboxEntry>), (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/webhooks/{source}/outbox")]
+pub async fn list_outbox(
+    _caller: AdminAccess,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+    db: web::Data<Db>,
+    sources: web::Data<Sources>,
+) -> ApiResult<HttpResponse> {
+    let source = source_or_404(&sources, &path)?;
+    let (status, limit) = checked(&query, &["pending", "delivered", "dead"])?;
+    let entries = outbox::list(&db, &source.name, status.as_deref(), limit).await?;
+    Ok(HttpResponse::Ok().json(entries))
+}
+
+/// Makes a dead or pending write-back due now, with a fresh attempt budget (admin).
+#[utoipa::path(post, path = "/v1/webhooks/{source}/outbox/{id}/retry", tag = "webhooks",
+    params(("source" = String, Path, description = "source name"), ("id" = i64, Path, description = "outbox id")),
+    responses((status = 200, body = OutboxEntry), (status = 404, body = Problem),
+        (status = 409, description = "already delivered", body = Problem)),
+    security(("api_key" = [])))]
+#[post("/webhooks/{source}/outbox/{id}/retry")]
+pub async fn retry(
+    _caller: AdminAccess,
+    path: web::Path<(String, i64)>,
+    db: web::Data<Db>,
+    sources: web::Data<Sources>,
+) -> ApiResult<HttpResponse> {
+    let (name, id) = path.into_inner();
+    let source = source_or_404(&sources, &name)?;
+    match outbox::retry_now(&db, &source.name, id).await? {
+        RetryResult::Scheduled(entry) => Ok(HttpResponse::Ok().json(entry)),
+        RetryResult::NotFound => Err(ApiError::NotFound(format!(
+            "no write-back {id} for source `{name}`"
+        ))),
+        RetryResult::AlreadyDelivered => Err(ApiError::Conflict(format!(
+            "write-back {id} was already delivered"
+        ))),
+    }
+}

@@ -1,0 +1,245 @@
+//! The `webhook_events` and `webhook_event_clock` tables: what each CRM delivery did, and the last
+//! applied event time per opportunity.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::Db;
+use crate::domain::{from_epoch_ms, to_epoch_ms};
+
+/// One row to write to `webhook_events`.
+#[derive(Debug, Clone, Default)]
+pub struct EventRecord<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// The id the sender gave, when it could be read.
+    pub sent_id: Option<&'a str>,
+    /// Event type as sent.
+    pub event_type: Option<&'a str>,
+    /// The opportunity the event is about.
+    pub external_id: Option<&'a str>,
+    /// When the event happened in the CRM.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// applied, duplicate, ignored or rejected.
+    pub status: &'a str,
+    /// Why (rejected, ignored, duplicate).
+    pub reason: Option<&'a str>,
+    /// Outcome JSON answered to the sender.
+    pub outcome: Option<&'a str>,
+}
+
+/// A stored event as listed to admins.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StoredEvent {
+    /// Row id (recent rows have larger ids).
+    pub row: i64,
+    /// The sender's event id, when it could be read.
+    pub event_id: Option<String>,
+    /// Event type as sent.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// The opportunity concerned.
+    pub external_id: Option<String>,
+    /// When the event happened in the CRM.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// When dealscore received it.
+    pub received_at: DateTime<Utc>,
+    /// applied, duplicate, ignored or rejected.
+    pub status: String,
+    /// Why (rejections, ignored and duplicate events).
+    pub reason: Option<String>,
+    /// The outcome answered to the sender.
+    #[schema(value_type = Object)]
+    pub outcome: Option<serde_json::Value>,
+}
+
+/// Reserves `event_id` for `source` inside the caller's transaction, as the first write of the
+/// event's effect. `None` when the id is already recorded (a duplicate delivery). On PostgreSQL a
+/// concurrent transaction holding the same id makes this wait for it, so the loser sees it as a
+/// duplicate instead of failing.
+pub async fn claim_in(
+    tx: &mut Transaction<'_, Any>,
+    record: &EventRecord<'_>,
+    event_id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO webhook_events (source, event_id, sent_id, event_type, external_id, occurred_at, \
+         received_at, status, reason, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+    )
+    .bind(record.source.to_owned())
+    .bind(event_id.to_owned())
+    .bind(record.sent_id.map(str::to_owned))
+    .bind(record.event_type.map(str::to_owned))
+    .bind(record.external_id.map(str::to_owned))
+    .bind(record.occurred_at.map(to_epoch_ms))
+    .bind(to_epoch_ms(Utc::now()))
+    .bind(record.status.to_owned())
+    .bind(record.reason.map(str::to_owned))
+    .bind(record.outcome.map(str::to_owned))
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| r.try_get("id")).transpose()
+}
+
+/// Sets the final status, reason and outcome of a claimed event. `keep_id` false releases the
+/// event id (rejections), so a corrected redelivery with the same id is processed normally.
+pub async fn finish_in(
+    tx: &mut Transaction<'_, Any>,
+    row_id: i64,
+    status: &str,
+    reason: Option<&str>,
+    outcome: &str,
+    keep_id: bool,
+) -> Result<(), sqlx::Error> {
+    let sql = if keep_id {
+        "UPDATE webhook_events SET status = $1, reason = $2, outcome = $3 WHERE id = $4"
+    } else {
+        "UPDATE webhook_events SET status = $1, reason = $2, outcome = $3, event_id = NULL WHERE id = $4"
+    };
+    sqlx::query(sql)
+        .bind(status.to_owned())
+        .bind(reason.map(str::to_owned))
+        .bind(outcome.to_owned())
+        .bind(row_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The outcome first answered for `event_id` (JSON text).
+pub async fn original_outcome_in(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    event_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT outcome FROM webhook_events WHERE source = $1 AND event_id = $2")
+        .bind(source.to_owned())
+        .bind(event_id.to_owned())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<Option<String>, _>("outcome"))
+        .transpose()?
+        .flatten())
+}
+
+/// Writes a record that reserves no event id (rejections, duplicate deliveries).
+pub async fn record_in(tx: &mut Transaction<'_, Any>, record: &EventRecord<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO webhook_events (source, event_id, sent_id, event_type, external_id, occurred_at, \
+         received_at, status, reason, outcome) VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(record.source.to_owned())
+    .bind(record.sent_id.map(str::to_owned))
+    .bind(record.event_type.map(str::to_owned))
+    .bind(record.external_id.map(str::to_owned))
+    .bind(record.occurred_at.map(to_epoch_ms))
+    .bind(to_epoch_ms(Utc::now()))
+    .bind(record.status.to_owned())
+    .bind(record.reason.map(str::to_owned))
+    .bind(record.outcome.map(str::to_owned))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// [`record_in`] in its own transaction.
+pub async fn record(db: &Db, record: &EventRecord<'_>) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    record_in(&mut tx, record).await?;
+    tx.commit().await
+}
+
+/// Locks the opportunity's event clock row for the rest of the transaction and returns the time
+/// of the last applied event (the far past when there is none). Locking before deciding makes
+/// concurrent events on one opportunity wait for each other on PostgreSQL, so they are ordered by
+/// the database, not by luck (SQLite already serialises writers).
+pub async fn lock_clock_in(
+    tx: &mut Transaction<'_, Any>,
+    external_id: &str,
+) -> Result<DateTime<Utc>, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO webhook_event_clock (external_id, occurred_at) VALUES ($1, $2) \
+         ON CONFLICT (external_id) DO UPDATE SET occurred_at = webhook_event_clock.occurred_at \
+         RETURNING occurred_at",
+    )
+    .bind(external_id.to_owned())
+    .bind(NO_EVENT_YET)
+    .fetch_one(&mut **tx)
+    .await?;
+    let last: i64 = row.try_get("occurred_at")?;
+    Ok(if last == NO_EVENT_YET {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        from_epoch_ms(last)
+    })
+}
+
+/// Clock value meaning "no event applied yet".
+const NO_EVENT_YET: i64 = i64::MIN;
+
+/// Records `occurred_at` as the last applied event time of the opportunity (after
+/// [`lock_clock_in`]).
+pub async fn set_clock_in(
+    tx: &mut Transaction<'_, Any>,
+    external_id: &str,
+    occurred_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE webhook_event_clock SET occurred_at = $1 WHERE external_id = $2")
+        .bind(to_epoch_ms(occurred_at))
+        .bind(external_id.to_owned())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The most recent events of a source, newest first, optionally with one status.
+pub async fn list(
+    db: &Db,
+    source: &str,
+    status: Option<&str>,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let columns = "id, sent_id, event_type, external_id, occurred_at, received_at, status, reason, outcome";
+    let rows = match status {
+        Some(status) => {
+            let sql = format!(
+                "SELECT {columns} FROM webhook_events WHERE source = $1 AND status = $2 \
+                 ORDER BY id DESC LIMIT {limit}"
+            );
+            sqlx::query(&sql)
+                .bind(source.to_owned())
+                .bind(status.to_owned())
+                .fetch_all(&db.pool)
+                .await?
+        }
+        None => {
+            let sql = format!(
+                "SELECT {columns} FROM webhook_events WHERE source = $1 ORDER BY id DESC LIMIT {limit}"
+            );
+            sqlx::query(&sql)
+                .bind(source.to_owned())
+                .fetch_all(&db.pool)
+                .await?
+        }
+    };
+    rows.iter().map(event_from_row).collect()
+}
+
+fn event_from_row(row: &AnyRow) -> Result<StoredEvent, sqlx::Error> {
+    let outcome: Option<String> = row.try_get("outcome")?;
+    Ok(StoredEvent {
+        row: row.try_get("id")?,
+        event_id: row.try_get("sent_id")?,
+        event_type: row.try_get("event_type")?,
+        external_id: row.try_get("external_id")?,
+        occurred_at: row.try_get::<Option<i64>, _>("occurred_at")?.map(from_epoch_ms),
+        received_at: from_epoch_ms(row.try_get("received_at")?),
+        status: row.try_get("status")?,
+        reason: row.try_get("reason")?,
+        outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
+    })
+}
