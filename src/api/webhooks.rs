@@ -107,8 +107,14 @@ pub async fn receive(
     sources: web::Data<Sources>,
     metrics: web::Data<Arc<Metrics>>,
     settings: web::Data<Settings>,
+    model: web::Data<crate::serving::ActiveModel>,
 ) -> ApiResult<HttpResponse> {
     let name = path.into_inner();
+    let scoring = webhook::EventScoring {
+        model: &model,
+        config: &settings.scoring,
+        writeback_min_points: settings.writeback_min_points,
+    };
     let source = source_or_404(&sources, &name)?;
     let body = read_body(&req, payload, settings.max_body_bytes).await?;
     let header = req
@@ -142,7 +148,7 @@ pub async fn receive(
             if outcome.status == EventStatus::Rejected {
                 return Err(ApiError::Validation(outcome.errors));
             }
-            return Ok(HttpResponse::Ok().json(answer(&db, outcome, with_score).await));
+            return Ok(HttpResponse::Ok().json(answer(&db, source, &scoring, outcome, with_score).await));
         }
         return Err(ApiError::Internal(anyhow::anyhow!(
             "a single-event delivery produced no outcome"
@@ -157,7 +163,7 @@ pub async fn receive(
             EventStatus::Ignored => summary.ignored += 1,
             EventStatus::Rejected => summary.rejected += 1,
         }
-        events.push(answer(&db, outcome, with_score).await);
+        events.push(answer(&db, source, &scoring, outcome, with_score).await);
     }
     let mut response = if summary.rejected > 0 {
         HttpResponse::build(actix_web::http::StatusCode::MULTI_STATUS)
@@ -168,10 +174,18 @@ pub async fn receive(
 }
 
 /// An event's answer: its outcome plus, for opportunity events, the fresh score.
-async fn answer(db: &Db, outcome: EventOutcome, with_score: bool) -> Value {
+async fn answer(
+    db: &Db,
+    source: &Source,
+    scoring: &webhook::EventScoring<'_>,
+    outcome: EventOutcome,
+    with_score: bool,
+) -> Value {
     let mut body = outcome.body;
     if let (true, Some(id), Value::Object(map)) = (with_score, &outcome.score_for, &mut body) {
-        if let Ok(Value::Object(score)) = serde_json::to_value(score_after_event(db, id).await) {
+        if let Ok(Value::Object(score)) =
+            serde_json::to_value(score_after_event(db, source, scoring, id).await)
+        {
             map.extend(score);
         }
     }

@@ -810,15 +810,101 @@ pub struct ScoreAnswer {
     pub scoring_reason: Option<String>,
 }
 
-/// The score answered after an event on `external_id` was stored. This is the one place to plug
-/// the scorer in; until a model is active, the event is safe and the answer says scoring is
+/// What the synchronous scoring after an event needs.
+pub struct EventScoring<'a> {
+    /// The serving model holder.
+    pub model: &'a crate::serving::ActiveModel,
+    /// Grade cuts and thresholds.
+    pub config: &'a crate::scoring::ScoringConfig,
+    /// Score move (points) that triggers a write-back even without a grade change.
+    pub writeback_min_points: f64,
+}
+
+/// The score answered after an event on `external_id` was stored: scored with the active model,
+/// recorded in the score history and — when the source has a callback URL and the grade changed
+/// or the score moved by at least `writeback_min_points` — queued for write-back, all in one
+/// transaction. Without an active model the event is safe and the answer says scoring is
 /// unavailable.
-pub async fn score_after_event(_db: &Db, _external_id: &str) -> ScoreAnswer {
-    ScoreAnswer {
+pub async fn score_after_event(
+    db: &Db,
+    source: &Source,
+    scoring: &EventScoring<'_>,
+    external_id: &str,
+) -> ScoreAnswer {
+    let unavailable = |reason: String| ScoreAnswer {
         score: None,
         scoring: "unavailable",
-        scoring_reason: Some("no active model: the event is stored and will be scored once one is".into()),
+        scoring_reason: Some(reason),
+    };
+    let Some(model) = scoring.model.get() else {
+        return unavailable("no active model: the event is stored and will be scored once one is".into());
+    };
+    match score_and_record(db, source, scoring, &model, external_id).await {
+        Ok(Some(result)) => ScoreAnswer {
+            score: serde_json::to_value(&result).ok(),
+            scoring: "ok",
+            scoring_reason: None,
+        },
+        Ok(None) => unavailable("the opportunity no longer exists".into()),
+        Err(e) => {
+            // The event itself is committed; only the score failed, so the answer stays 2xx.
+            tracing::error!(error = %e, external_id, "scoring after a webhook event failed");
+            unavailable("scoring failed after the event was stored; see the server log".into())
+        }
     }
+}
+
+async fn score_and_record(
+    db: &Db,
+    source: &Source,
+    scoring: &EventScoring<'_>,
+    model: &crate::model::ModelArtifact,
+    external_id: &str,
+) -> Result<Option<crate::scoring::ScoreResult>, sqlx::Error> {
+    use crate::store::scores::{self, NewScore, StoredScore};
+    let Some(stored) = crate::store::opportunities::get(db, external_id).await? else {
+        return Ok(None);
+    };
+    let previous = scores::latest(db, stored.id).await?;
+    let previous_score = previous.as_ref().map(|p| p.score.clamp(0, 100) as u8);
+    let result = crate::scoring::score(
+        model,
+        scoring.config,
+        &stored.opportunity,
+        chrono::Utc::now(),
+        previous_score,
+        crate::scoring::RankBy::Probability,
+    );
+    let mut tx = db.pool.begin().await?;
+    let new = NewScore {
+        opportunity_id: stored.id,
+        score: StoredScore {
+            model_version: result.model_version.clone(),
+            probability: result.probability,
+            score: i64::from(result.score),
+            grade: result.grade.as_str().to_owned(),
+            expected_value: result.expected_value,
+            focus: result.focus.as_str().to_owned(),
+            scored_at: chrono::Utc::now(),
+        },
+    };
+    scores::insert_batch_in(&mut tx, std::slice::from_ref(&new)).await?;
+    let old = previous.as_ref().map(|p| (p.score as f64, p.grade.as_str()));
+    let worth = crate::writeback::is_worth_writing_back(
+        old,
+        (f64::from(result.score), result.grade.as_str()),
+        scoring.writeback_min_points,
+    );
+    if source.callback_url.is_some() && worth {
+        let payload = serde_json::json!({
+            "external_id": external_id,
+            "previous_score": previous_score,
+            "result": &result,
+        });
+        crate::writeback::enqueue_score_change(&mut tx, &source.name, external_id, payload).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(result))
 }
 
 #[cfg(test)]

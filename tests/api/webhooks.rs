@@ -694,3 +694,51 @@ async fn acknowledged_events_survive_a_sigkill_exactly_once() {
     drop(server);
     db.pool.close().await;
 }
+
+#[tokio::test]
+async fn with_a_model_an_event_answers_its_fresh_score_and_queues_a_write_back() {
+    let (url, calls, verified) = callback_server(vec![200]).await;
+    let app = app_with_callback(&url, 8).await;
+    crate::helpers::import_generated(&app, 3000, 7).await;
+    let report = crate::helpers::train_cli(&app, &["--cv", "3"]);
+    let version = report["artifact"]["version"].as_str().unwrap().to_owned();
+    crate::helpers::wait_for_model(&app, &version).await;
+
+    let body =
+        json!({"id": "evt-score-1", "type": "opportunity.upserted", "occurred_at": "2026-11-01T10:00:00Z",
+        "data": {"external_id": "W-1", "status": "open", "sector": "software", "amount": 25000,
+                 "created_at": "2026-10-01", "contact_role": "end_user", "response_hours": 30}})
+        .to_string();
+    let response = app.post_signed("crm", SECRET, &body).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["scoring"], "ok", "{answer}");
+    assert_eq!(answer["score"]["model_version"], version.as_str());
+    assert!(answer["score"]["grade"].is_string() && answer["score"]["next_intervention"].is_object());
+
+    // the first score is always worth writing back; it reaches the CRM signed
+    let delivered = wait_for_outbox(&app, "delivered").await;
+    assert_eq!(delivered[0]["payload"]["external_id"], "W-1");
+    assert_eq!(
+        delivered[0]["payload"]["result"]["score"],
+        answer["score"]["score"]
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(verified.lock().unwrap().iter().all(|ok| *ok));
+
+    // the score is in the history; ?score=false leaves it out of the answer
+    let (_, stored) = app.get_json("/v1/opportunities/W-1/score", &app.rep_key).await;
+    assert_eq!(stored["history"].as_array().unwrap().len(), 2);
+    let body =
+        json!({"id": "evt-score-2", "type": "opportunity.upserted", "occurred_at": "2026-11-02T10:00:00Z",
+        "data": {"external_id": "W-1", "status": "open", "sector": "software", "amount": 25000,
+                 "created_at": "2026-10-01", "contact_role": "end_user", "response_hours": 30}})
+        .to_string();
+    let answer: Value = app
+        .post_signed("crm?score=false", SECRET, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(answer.get("score").is_none(), "{answer}");
+}
