@@ -2,7 +2,7 @@
 
 use sqlx::{Any, Row, Transaction};
 
-use super::sql::values_placeholders;
+use super::sql::{values_placeholders, Style};
 use super::Db;
 use crate::domain::{derive_interactions, from_epoch_ms, to_epoch_ms, Activity, ActivityDirection};
 
@@ -52,7 +52,7 @@ pub async fn add_in(
         let sql = format!(
             "INSERT INTO activities (opportunity_id, dedup_key, activity_id, kind, direction, occurred_at) \
              VALUES {} ON CONFLICT (opportunity_id, dedup_key) DO NOTHING",
-            values_placeholders(chunk.len(), 6, 0)
+            values_placeholders(Style::of(tx), chunk.len(), 6)
         );
         let mut query = sqlx::query(&sql);
         for a in chunk {

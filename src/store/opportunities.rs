@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::sql::{list_placeholders, values_placeholders};
+use super::sql::{list_placeholders, values_placeholders, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms, AttributeValue, ContactRole, Opportunity, Status};
 
@@ -125,7 +125,7 @@ pub async fn upsert_batch_in(
                  THEN opportunities.last_activity_at ELSE excluded.last_activity_at END, \
              attributes = excluded.attributes, content_hash = excluded.content_hash, \
              updated_at = excluded.updated_at",
-            values_placeholders(chunk.len(), COLUMN_COUNT, 0)
+            values_placeholders(Style::of(tx), chunk.len(), COLUMN_COUNT)
         );
         // Not a cached prepared statement: sqlx 0.8's Any driver sends a NULL f64 to PostgreSQL as a
         // float4, so a statement first prepared with a NULL `amount` would then reject real values
@@ -176,9 +176,11 @@ async fn existing_hashes(
     for chunk in opps.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "SELECT external_id, content_hash FROM opportunities WHERE external_id IN ({})",
-            list_placeholders(chunk.len(), 0)
+            list_placeholders(Style::of(tx), chunk.len())
         );
-        let mut query = sqlx::query(&sql);
+        // Planned per execution: a cached PostgreSQL plan made while the table was still empty
+        // keeps scanning it sequentially as it grows (1 s per lookup at 280k rows).
+        let mut query = sqlx::query(&sql).persistent(false);
         for opp in chunk {
             query = query.bind(opp.external_id.clone());
         }
@@ -197,9 +199,10 @@ async fn derived_ids_among(
     for chunk in written.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "SELECT id FROM opportunities WHERE derived_from_activities = 1 AND external_id IN ({})",
-            list_placeholders(chunk.len(), 0)
+            list_placeholders(Style::of(tx), chunk.len())
         );
-        let mut query = sqlx::query(&sql);
+        // Planned per execution, as in `existing_hashes`.
+        let mut query = sqlx::query(&sql).persistent(false);
         for (opp, _) in chunk {
             query = query.bind(opp.external_id.clone());
         }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Any, Row, Transaction};
 
-use super::sql::values_placeholders;
+use super::sql::{values_placeholders, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
 
@@ -85,7 +85,7 @@ pub async fn insert_batch_in(tx: &mut Transaction<'_, Any>, scores: &[NewScore])
         let sql = format!(
             "INSERT INTO scores (opportunity_id, model_version, probability, score, grade, expected_value, focus, \
              scored_at) VALUES {}",
-            values_placeholders(chunk.len(), 8, 0)
+            values_placeholders(Style::of(tx), chunk.len(), 8)
         );
         // Per-execution statement: expected_value may be NULL (see opportunities.rs).
         let mut query = sqlx::query(&sql).persistent(false);
@@ -112,7 +112,7 @@ pub async fn latest_for(db: &Db, ids: &[i64]) -> Result<std::collections::HashMa
         let sql = format!(
             "SELECT s.opportunity_id, s.score FROM scores s JOIN (SELECT opportunity_id, MAX(id) AS id FROM scores \
              WHERE opportunity_id IN ({}) GROUP BY opportunity_id) last ON last.id = s.id",
-            super::sql::list_placeholders(chunk.len(), 0)
+            super::sql::list_placeholders(Style::for_backend(db.backend), chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for id in chunk {
