@@ -209,7 +209,7 @@ pub async fn put(
             return Err(errors.into());
         }
     };
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let outcome = opportunities::upsert_batch_in(&mut tx, std::slice::from_ref(&opportunity))
         .await?
         .first()

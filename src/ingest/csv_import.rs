@@ -485,7 +485,7 @@ where
         }
         if !batch.rows.is_empty() {
             let opps: Vec<Opportunity> = batch.rows.into_iter().map(|(_, o)| o).collect();
-            let mut txn = db.pool.begin().await?;
+            let mut txn = db.begin_write().await?;
             let outcomes = upsert_batch_in(&mut txn, &opps).await?;
             if options.dry_run {
                 txn.rollback().await?;
@@ -608,7 +608,7 @@ where
         for (line, (opportunity_id, activity)) in batch.rows {
             groups.entry(opportunity_id).or_default().push((line, activity));
         }
-        let mut txn = db.pool.begin().await?;
+        let mut txn = db.begin_write().await?;
         for (opportunity_id, rows) in groups {
             let activities: Vec<Activity> = rows.iter().map(|(_, a)| a.clone()).collect();
             match add_in(&mut txn, &opportunity_id, &activities).await {

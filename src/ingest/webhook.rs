@@ -580,7 +580,7 @@ async fn apply_all(
     source: &Source,
     prepared: &[Result<Prepared, Box<Refused>>],
 ) -> Result<Vec<EventOutcome>, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let mut outcomes = Vec::with_capacity(prepared.len());
     for event in prepared {
         let outcome = match event {
@@ -875,7 +875,7 @@ async fn score_and_record(
         previous_score,
         crate::scoring::RankBy::Probability,
     );
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let new = NewScore {
         opportunity_id: stored.id,
         score: StoredScore {

@@ -32,7 +32,7 @@ pub async fn add(
     external_id: &str,
     activities: &[Activity],
 ) -> Result<AddedActivities, AddActivitiesError> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let result = add_in(&mut tx, external_id, activities).await?;
     tx.commit().await?;
     Ok(result)

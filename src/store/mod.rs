@@ -176,6 +176,19 @@ impl Db {
         result.map_err(ConnectError::Migrate)
     }
 
+    /// Starts a transaction that will write.
+    ///
+    /// On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`): a deferred transaction that
+    /// reads first and writes later fails with `SQLITE_BUSY_SNAPSHOT` when another writer committed
+    /// in between, and the busy timeout cannot help there. Waiting for the lock at `BEGIN` lets the
+    /// busy timeout serialise concurrent writers instead.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()

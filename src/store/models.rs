@@ -100,7 +100,7 @@ pub async fn register(
     who: &str,
     reason: &str,
 ) -> Result<ModelStatus, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO model_versions (version, status, created_at, sha256, artifact, train_rows, holdout_auc) \
          VALUES ($1, 'candidate', $2, $3, $4, $5, $6)",
@@ -160,7 +160,7 @@ async fn activate_in(
 
 /// Makes `version` the active model (the previous one is retired). False when it does not exist.
 pub async fn activate(db: &Db, version: &str, who: &str, reason: &str) -> Result<bool, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let exists = sqlx::query("SELECT 1 FROM model_versions WHERE version = $1")
         .bind(version.to_owned())
         .fetch_optional(&mut *tx)

@@ -80,7 +80,7 @@ pub async fn upsert(db: &Db, opp: &Opportunity) -> Result<UpsertOutcome, sqlx::E
 
 /// Inserts or replaces a batch in one transaction. External ids must be distinct within the batch.
 pub async fn upsert_batch(db: &Db, opps: &[Opportunity]) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let outcomes = upsert_batch_in(&mut tx, opps).await?;
     tx.commit().await?;
     Ok(outcomes)
@@ -234,7 +234,7 @@ pub async fn id_of(tx: &mut Transaction<'_, Any>, external_id: &str) -> Result<O
 
 /// Deletes one opportunity (and its activities). True when it existed.
 pub async fn delete(db: &Db, external_id: &str) -> Result<bool, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let existed = delete_in(&mut tx, external_id).await?;
     tx.commit().await?;
     Ok(existed)

@@ -74,7 +74,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<StoredScore, sqlx::Error> {
 
 /// Records scores in one transaction.
 pub async fn insert_batch(db: &Db, scores: &[NewScore]) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     insert_batch_in(&mut tx, scores).await?;
     tx.commit().await
 }

@@ -148,7 +148,7 @@ pub async fn record_in(tx: &mut Transaction<'_, Any>, record: &EventRecord<'_>) 
 
 /// [`record_in`] in its own transaction.
 pub async fn record(db: &Db, record: &EventRecord<'_>) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     record_in(&mut tx, record).await?;
     tx.commit().await
 }

@@ -312,3 +312,31 @@ async fn bad_inputs_are_problems_and_write_nothing() {
     assert_problem(response, 415, None).await;
     assert_eq!(app.count_opportunities().await, 0);
 }
+
+#[tokio::test]
+async fn concurrent_writers_never_get_a_500() {
+    let app = spawn_app().await;
+    let mut tasks = Vec::new();
+    for i in 0..96 {
+        let (client, url, key) = (
+            app.client.clone(),
+            app.url(&format!("/v1/opportunities/c-{}", i % 24)),
+            app.analyst_key.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"status": "open", "amount": i, "created_at": "2025-01-01"});
+            client
+                .put(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    for task in tasks {
+        let status = task.await.unwrap().unwrap();
+        assert!(status == 200 || status == 201, "status {status}");
+    }
+    assert_eq!(app.count_opportunities().await, 24);
+}
