@@ -275,3 +275,46 @@ async fn activating_another_model_swaps_it_under_load_without_failed_requests() 
     assert_eq!(failures, 0);
     assert!(versions.contains(&second), "{versions:?}");
 }
+
+#[tokio::test]
+async fn a_model_that_fails_its_checksum_is_refused_and_the_previous_one_keeps_serving() {
+    let (app, first) = trained_app().await;
+    let (_, artifact) = dealscore::store::models::active(&app.db).await.unwrap().unwrap();
+    // Valid JSON, but the version id was edited after sealing: the checksum no longer matches.
+    let tampered = artifact.replacen(
+        &format!("\"version\": \"{first}\""),
+        "\"version\": \"m-tampered\"",
+        1,
+    );
+    assert_ne!(tampered, artifact);
+    assert!(matches!(
+        dealscore::model::ModelArtifact::from_json_verified(&tampered),
+        Err(dealscore::model::ArtifactError::ChecksumMismatch { .. })
+    ));
+    let new = dealscore::store::models::NewModelVersion {
+        version: "m-tampered",
+        created_at: chrono::Utc::now(),
+        sha256: "0",
+        artifact_json: &tampered,
+        train_rows: 1,
+        holdout_auc: None,
+    };
+    dealscore::store::models::register(&app.db, &new, true, "test", "tampered")
+        .await
+        .unwrap();
+    // Several refresh periods later the original model still answers, and never an error.
+    for _ in 0..30 {
+        let response = app
+            .client
+            .post(app.url("/v1/score"))
+            .bearer_auth(&app.rep_key)
+            .json(&json!({"cycle_days": 30}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["model_version"], first.as_str());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
