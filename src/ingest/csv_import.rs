@@ -645,6 +645,39 @@ where
     Ok(summary)
 }
 
+/// Streams a CSV row by row: `visit` gets the header, each raw record and its parse result
+/// (same format and mapping as [`import_opportunities`]). Used by batch scoring, which writes each
+/// input row back with its result.
+pub fn for_each_row<R: Read>(
+    source: R,
+    mapping: &ImportMapping,
+    mut visit: impl FnMut(
+        &csv::StringRecord,
+        &csv::StringRecord,
+        Result<Opportunity, RejectedRow>,
+    ) -> std::io::Result<()>,
+) -> Result<(), ImportError> {
+    let mut reader = csv_reader(source, mapping);
+    let headers = reader.headers().map_err(read_error)?.clone();
+    let rows = RowReader::new(&headers, mapping)?;
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {
+                let parsed = rows.parse(&record, record_line(&record));
+                visit(&headers, &record, parsed).map_err(|e| ImportError::Read(e.to_string()))?;
+            }
+            Ok(false) => break,
+            Err(e) => {
+                let empty = csv::StringRecord::new();
+                visit(&headers, &empty, Err(csv_row_error(&e)))
+                    .map_err(|e| ImportError::Read(e.to_string()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads every valid opportunity of a CSV into memory (for training straight from a file), with
 /// the rows that were rejected. Same format and mapping as [`import_opportunities`].
 pub fn read_opportunities<R: Read>(

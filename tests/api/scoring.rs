@@ -318,3 +318,57 @@ async fn a_model_that_fails_its_checksum_is_refused_and_the_previous_one_keeps_s
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_score_command_writes_every_row_back_with_its_result() {
+    let (app, version) = trained_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("open.csv");
+    std::fs::write(
+        &input,
+        "external_id,status,sector,amount,created_at,response_hours,tier\n\
+         A,open,software,1000,2026-10-01,30,gold\n\
+         B,open,retail,-5,2026-10-01,2,silver\n\
+         C,open,finance,,2026-11-01,,\n",
+    )
+    .unwrap();
+    let output = dir.path().join("scored.csv");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(crate::helpers::bin_path())
+            .args([
+                "score",
+                "--file",
+                input.to_str().unwrap(),
+                "--out",
+                output.to_str().unwrap(),
+            ])
+            .args(extra)
+            .env("DATABASE_URL", &app.db_url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut reader = csv::Reader::from_path(&output).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[0], "external_id");
+    assert!(headers.iter().any(|h| h == "tier") && headers.iter().any(|h| h == "grade"));
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    assert_eq!(&rows[0][col("model_version")], version.as_str());
+    assert!(["A", "B", "C", "D"].contains(&&rows[0][col("grade")]));
+    assert!(rows[1][col("error")].contains("amount"));
+    assert!(rows[2][col("score")].parse::<u8>().is_ok());
+
+    // with an artifact file instead of the registry
+    let (_, json) = dealscore::store::models::active(&app.db).await.unwrap().unwrap();
+    let model = dir.path().join("model.json");
+    std::fs::write(&model, json).unwrap();
+    let out = run(&["--model", model.to_str().unwrap()]);
+    assert!(out.status.success());
+    std::fs::write(&model, "{}").unwrap();
+    let out = run(&["--model", model.to_str().unwrap()]);
+    assert!(!out.status.success());
+}
