@@ -261,6 +261,20 @@ struct Batch<T> {
     progress: ImportProgress,
 }
 
+impl<T> Batch<T> {
+    /// Hands over the rows gathered so far and starts an empty batch.
+    fn take(&mut self, capacity: usize, progress: ImportProgress) -> Batch<T> {
+        std::mem::replace(
+            self,
+            Batch {
+                rows: Vec::with_capacity(capacity),
+                rejected: Vec::new(),
+                progress,
+            },
+        )
+    }
+}
+
 fn record_rejection(summary: &mut ImportSummary, row: RejectedRow) {
     summary.rejected += 1;
     if summary.rejected_rows.len() < MAX_LISTED_REJECTIONS {
@@ -356,19 +370,12 @@ fn parse_pass<R: Read, K, T, M, P>(
                         // Same id twice in one batch: flush first so the file applies in order.
                         if let Some(id) = key(&item) {
                             if !ids.insert(id.to_owned()) {
-                                let full = std::mem::replace(
-                                    &mut batch,
-                                    Batch {
-                                        rows: Vec::with_capacity(batch_size),
-                                        rejected: Vec::new(),
-                                        progress,
-                                    },
-                                );
+                                let full = batch.take(batch_size, progress);
                                 if tx.blocking_send(Ok(full)).is_err() {
                                     return;
                                 }
                                 ids.clear();
-                                ids.insert(key(&item).unwrap_or_default().to_owned());
+                                ids.insert(id.to_owned());
                             }
                         }
                         batch.rows.push((record_line(&record), item));
@@ -384,14 +391,7 @@ fn parse_pass<R: Read, K, T, M, P>(
                 bytes: reader.position().byte(),
                 rows: rows_read,
             };
-            let full = std::mem::replace(
-                &mut batch,
-                Batch {
-                    rows: Vec::with_capacity(batch_size),
-                    rejected: Vec::new(),
-                    progress,
-                },
-            );
+            let full = batch.take(batch_size, progress);
             if tx.blocking_send(Ok(full)).is_err() {
                 return;
             }
