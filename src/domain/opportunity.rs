@@ -225,7 +225,9 @@ pub struct ParseOptions<'a> {
     pub for_scoring: bool,
 }
 
-const KNOWN_FIELDS: [&str; 19] = [
+/// The record fields of an opportunity, in their documented order: the JSON field names and the
+/// default CSV headers (attributes aside).
+pub const RECORD_FIELDS: [&str; 16] = [
     "external_id",
     "name",
     "account",
@@ -242,10 +244,10 @@ const KNOWN_FIELDS: [&str; 19] = [
     "interaction_count",
     "response_hours",
     "last_activity_at",
-    "attributes",
-    "cycle_days",
-    "activities",
 ];
+
+/// Body fields accepted besides the record fields.
+const EXTRA_FIELDS: [&str; 3] = ["attributes", "cycle_days", "activities"];
 
 impl Opportunity {
     /// Parses and validates raw fields, collecting every problem.
@@ -265,7 +267,9 @@ impl Opportunity {
         };
 
         for key in input.keys() {
-            if !KNOWN_FIELDS.contains(&key.as_str()) || (key == "cycle_days" && !options.for_scoring) {
+            if !(RECORD_FIELDS.contains(&key.as_str()) || EXTRA_FIELDS.contains(&key.as_str()))
+                || (key == "cycle_days" && !options.for_scoring)
+            {
                 reader.errors.push(key.clone(), "unknown field");
             }
         }

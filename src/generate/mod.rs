@@ -28,24 +28,7 @@ use world::World;
 pub const ATTRIBUTE_COLUMNS: [&str; 2] = ["lead_source", "competitors"];
 
 /// Standard opportunity CSV columns, in order.
-pub const OPPORTUNITY_COLUMNS: [&str; 16] = [
-    "external_id",
-    "name",
-    "account",
-    "sector",
-    "region",
-    "owner",
-    "contact_role",
-    "amount",
-    "currency",
-    "stage",
-    "status",
-    "created_at",
-    "closed_at",
-    "interaction_count",
-    "response_hours",
-    "last_activity_at",
-];
+pub const OPPORTUNITY_COLUMNS: [&str; 16] = crate::domain::RECORD_FIELDS;
 
 /// Activity CSV columns, in order.
 pub const ACTIVITY_COLUMNS: [&str; 5] = ["opportunity_id", "id", "kind", "direction", "occurred_at"];

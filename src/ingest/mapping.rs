@@ -30,24 +30,7 @@ use serde::Deserialize;
 use crate::domain::Status;
 
 /// Field names a CSV column can map to.
-pub const FIELDS: [&str; 16] = [
-    "external_id",
-    "name",
-    "account",
-    "sector",
-    "region",
-    "owner",
-    "contact_role",
-    "amount",
-    "currency",
-    "stage",
-    "status",
-    "created_at",
-    "closed_at",
-    "interaction_count",
-    "response_hours",
-    "last_activity_at",
-];
+pub const FIELDS: [&str; 16] = crate::domain::RECORD_FIELDS;
 
 /// A parsed, validated mapping.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
