@@ -275,6 +275,16 @@ impl<T> Batch<T> {
     }
 }
 
+impl ImportSummary {
+    /// Counts a batch's rows and records its rejected ones (the valid rows stay in the batch).
+    fn absorb_rejections<T>(&mut self, batch: &mut Batch<T>) {
+        self.rows += (batch.rows.len() + batch.rejected.len()) as u64;
+        for rejected in std::mem::take(&mut batch.rejected) {
+            record_rejection(self, rejected);
+        }
+    }
+}
+
 fn record_rejection(summary: &mut ImportSummary, row: RejectedRow) {
     summary.rejected += 1;
     if summary.rejected_rows.len() < MAX_LISTED_REJECTIONS {
@@ -478,11 +488,8 @@ where
         ..Default::default()
     };
     while let Some(batch) = rx.recv().await {
-        let batch = batch?;
-        summary.rows += (batch.rows.len() + batch.rejected.len()) as u64;
-        for rejected in batch.rejected {
-            record_rejection(&mut summary, rejected);
-        }
+        let mut batch = batch?;
+        summary.absorb_rejections(&mut batch);
         if !batch.rows.is_empty() {
             let opps: Vec<Opportunity> = batch.rows.into_iter().map(|(_, o)| o).collect();
             let mut txn = db.begin_write().await?;
@@ -598,11 +605,8 @@ where
         ..Default::default()
     };
     while let Some(batch) = rx.recv().await {
-        let batch = batch?;
-        summary.rows += (batch.rows.len() + batch.rejected.len()) as u64;
-        for rejected in batch.rejected {
-            record_rejection(&mut summary, rejected);
-        }
+        let mut batch = batch?;
+        summary.absorb_rejections(&mut batch);
         // Group by opportunity, keeping file order within each group.
         let mut groups: BTreeMap<String, Vec<(u64, Activity)>> = BTreeMap::new();
         for (line, (opportunity_id, activity)) in batch.rows {

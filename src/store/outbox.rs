@@ -125,28 +125,7 @@ pub async fn list(
     status: Option<&str>,
     limit: usize,
 ) -> Result<Vec<OutboxEntry>, sqlx::Error> {
-    let rows = match status {
-        Some(status) => {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM webhook_outbox WHERE source = $1 AND status = $2 \
-                 ORDER BY id DESC LIMIT {limit}"
-            );
-            sqlx::query(&sql)
-                .bind(source.to_owned())
-                .bind(status.to_owned())
-                .fetch_all(&db.pool)
-                .await?
-        }
-        None => {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM webhook_outbox WHERE source = $1 ORDER BY id DESC LIMIT {limit}"
-            );
-            sqlx::query(&sql)
-                .bind(source.to_owned())
-                .fetch_all(&db.pool)
-                .await?
-        }
-    };
+    let rows = super::sql::recent_for_source(db, "webhook_outbox", COLUMNS, source, status, limit).await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -77,6 +77,27 @@ pub(crate) fn list_placeholders(style: Style, n: usize) -> String {
     out
 }
 
+/// The newest rows of a per-source log table (`webhook_events`, `webhook_outbox`), optionally with
+/// one status. `table` and `columns` are constants of the calling module, never user input.
+pub(crate) async fn recent_for_source(
+    db: &super::Db,
+    table: &str,
+    columns: &str,
+    source: &str,
+    status: Option<&str>,
+    limit: usize,
+) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    let status_clause = if status.is_some() { " AND status = $2" } else { "" };
+    let sql = format!(
+        "SELECT {columns} FROM {table} WHERE source = $1{status_clause} ORDER BY id DESC LIMIT {limit}"
+    );
+    let mut query = sqlx::query(&sql).bind(source.to_owned());
+    if let Some(status) = status {
+        query = query.bind(status.to_owned());
+    }
+    query.fetch_all(&db.pool).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -204,28 +204,7 @@ pub async fn list(
     limit: usize,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let columns = "id, sent_id, event_type, external_id, occurred_at, received_at, status, reason, outcome";
-    let rows = match status {
-        Some(status) => {
-            let sql = format!(
-                "SELECT {columns} FROM webhook_events WHERE source = $1 AND status = $2 \
-                 ORDER BY id DESC LIMIT {limit}"
-            );
-            sqlx::query(&sql)
-                .bind(source.to_owned())
-                .bind(status.to_owned())
-                .fetch_all(&db.pool)
-                .await?
-        }
-        None => {
-            let sql = format!(
-                "SELECT {columns} FROM webhook_events WHERE source = $1 ORDER BY id DESC LIMIT {limit}"
-            );
-            sqlx::query(&sql)
-                .bind(source.to_owned())
-                .fetch_all(&db.pool)
-                .await?
-        }
-    };
+    let rows = super::sql::recent_for_source(db, "webhook_events", columns, source, status, limit).await?;
     rows.iter().map(event_from_row).collect()
 }
 
