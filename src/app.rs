@@ -16,6 +16,7 @@ use crate::auth::KeyCache;
 use crate::config::Settings;
 use crate::ingest::webhook::Sources;
 use crate::serving::ActiveModel;
+use crate::store::group_commit::GroupCommit;
 use crate::store::{Db, PoolOptions};
 use crate::telemetry::{observe, Metrics};
 use crate::writeback::{spawn_worker, RetryPolicy};
@@ -82,6 +83,7 @@ impl Application {
         let sources_data = web::Data::from(sources);
         let key_cache = web::Data::new(KeyCache::new(Duration::from_secs(settings.auth_cache_secs)));
         let db_data = web::Data::new(db.clone());
+        let writer = web::Data::new(GroupCommit::spawn(db.clone()));
         let metrics_data = web::Data::new(metrics);
         let settings = Arc::new(settings);
         let settings_data = web::Data::from(settings.clone());
@@ -94,6 +96,7 @@ impl Application {
                 .wrap(from_fn(observe))
                 .wrap(TracingLogger::default())
                 .app_data(db_data.clone())
+                .app_data(writer.clone())
                 .app_data(metrics_data.clone())
                 .app_data(key_cache.clone())
                 .app_data(settings_data.clone())

@@ -5,6 +5,7 @@
 //! failures add an `errors` list of `{field, message}`. Internal failures become a 500 whose body
 //! says nothing internal while the log keeps the whole cause chain.
 
+use crate::store::group_commit::GroupCommitError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -72,6 +73,23 @@ impl From<sqlx::Error> for ApiError {
             };
         }
         ApiError::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl From<GroupCommitError<ApiError>> for ApiError {
+    fn from(e: GroupCommitError<ApiError>) -> Self {
+        match e {
+            GroupCommitError::Work(e) => e,
+            GroupCommitError::Db(e) if matches!(*e, sqlx::Error::PoolTimedOut) => ApiError::Unavailable {
+                code: "database-busy",
+                detail: "the database did not answer in time; retry shortly".into(),
+            },
+            GroupCommitError::Db(e) => ApiError::Internal(anyhow::anyhow!("{e}")),
+            GroupCommitError::Stopped => ApiError::Unavailable {
+                code: "shutting-down",
+                detail: "the server is shutting down; retry shortly".into(),
+            },
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use crate::domain::{
 };
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::store::opportunities::{ListFilter, StoredOpportunity, UpsertOutcome};
+use crate::store::group_commit::{GroupCommit, TxWork};
 use crate::store::{activities, opportunities, Db};
 
 /// Most activities accepted in one request.
@@ -184,6 +185,7 @@ fn parse_activity_list(value: &Value, prefix: &str) -> Result<Vec<Activity>, Val
 pub async fn put(
     _caller: AnalystAccess,
     db: web::Data<Db>,
+    writer: web::Data<GroupCommit>,
     path: web::Path<String>,
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
@@ -209,18 +211,23 @@ pub async fn put(
             return Err(errors.into());
         }
     };
-    let mut tx = db.begin_write().await?;
-    let outcome = opportunities::upsert_batch_in(&mut tx, std::slice::from_ref(&opportunity))
-        .await?
-        .first()
-        .copied()
-        .unwrap_or(UpsertOutcome::Unchanged);
-    if !new_activities.is_empty() {
-        activities::add_in(&mut tx, &external_id, &new_activities)
-            .await
-            .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    }
-    tx.commit().await?;
+    // Shared with concurrent writes: one commit (one fsync) for every PUT queued meanwhile.
+    let work: TxWork<UpsertOutcome, ApiError> = Box::new(move |tx| {
+        Box::pin(async move {
+            let outcome = opportunities::upsert_batch_in(tx, std::slice::from_ref(&opportunity))
+                .await?
+                .first()
+                .copied()
+                .unwrap_or(UpsertOutcome::Unchanged);
+            if !new_activities.is_empty() {
+                activities::add_in(tx, &opportunity.external_id, &new_activities)
+                    .await
+                    .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+            }
+            Ok(outcome)
+        })
+    });
+    let outcome = writer.run(work).await?;
     let stored = opportunities::get(&db, &external_id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("opportunity vanished after upsert")))?;

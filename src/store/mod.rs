@@ -6,6 +6,7 @@
 
 pub mod activities;
 pub mod api_keys;
+pub mod group_commit;
 pub mod models;
 pub mod opportunities;
 pub mod outbox;

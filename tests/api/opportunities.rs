@@ -340,3 +340,47 @@ async fn concurrent_writers_never_get_a_500() {
     }
     assert_eq!(app.count_opportunities().await, 24);
 }
+
+/// Concurrent PUTs share group commits: every one is acknowledged with the right status and
+/// every acknowledged write is there afterwards, including several writes to one id in a batch.
+#[tokio::test]
+async fn concurrent_puts_are_all_committed() {
+    let app = spawn_app().await;
+    let mut requests = Vec::new();
+    for i in 0..40 {
+        let id = format!("C-{i:02}");
+        let mut body = won_deal(&id);
+        if i % 4 == 0 {
+            body["activities"] = json!([
+                {"id": "e1", "kind": "email", "direction": "inbound", "occurred_at": "2025-01-10T09:00:00Z"},
+                {"id": "c1", "kind": "call", "direction": "outbound", "occurred_at": "2025-01-10T12:00:00Z"}
+            ]);
+        }
+        requests.push((id, body));
+    }
+    for n in 0..8 {
+        let mut body = won_deal("SAME");
+        body["amount"] = json!(1000.0 + f64::from(n));
+        requests.push(("SAME".to_string(), body));
+    }
+    let responses =
+        futures_util::future::join_all(requests.iter().map(|(id, body)| app.put_opportunity(id, body))).await;
+    let mut created_same = 0;
+    for ((id, _), response) in requests.iter().zip(responses) {
+        let status = response.status().as_u16();
+        if id == "SAME" {
+            assert!(status == 200 || status == 201, "{id}: {status}");
+            created_same += usize::from(status == 201);
+        } else {
+            assert_eq!(status, 201, "{id}");
+        }
+    }
+    assert_eq!(created_same, 1, "exactly one of the writes to one id creates it");
+    assert_eq!(app.count_opportunities().await, 41);
+    let with_activities: Value = app.get_opportunity("C-00").await.json().await.unwrap();
+    assert_eq!(with_activities["interaction_count"], 2, "{with_activities}");
+    assert_eq!(with_activities["response_hours"], 3.0, "{with_activities}");
+    let same: Value = app.get_opportunity("SAME").await.json().await.unwrap();
+    let amount = same["amount"].as_f64().unwrap();
+    assert!((1000.0..1008.0).contains(&amount), "{same}");
+}

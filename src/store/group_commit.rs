@@ -1,0 +1,226 @@
+//! Group commit: concurrent small writes share one transaction, so they share one commit.
+//!
+//! Every commit on SQLite with `synchronous = FULL` costs an fsync, and SQLite has one writer at a
+//! time: with one transaction per request, 32 concurrent `PUT`s queue behind 32 fsyncs and behind
+//! the busy handler's sleeps. Here a single writer task takes every write queued at that moment,
+//! runs each in its own savepoint inside one transaction and commits once. A write that fails
+//! rolls back its savepoint only; its caller gets its error and the others still commit. Callers
+//! get their answer only after the commit, so an acknowledged write is durable.
+//!
+//! The writer never waits to fill a batch: a lone write is committed at once, and batching only
+//! happens when writes arrive while a commit is in progress — latency stays that of one commit
+//! under light load and throughput grows with load.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use sqlx::{Any, Connection, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Db;
+
+/// Most writes committed together (bounds one transaction's size and its latency).
+const MAX_BATCH: usize = 128;
+/// Writes waiting for the writer before callers are made to wait for room.
+const QUEUE_CAPACITY: usize = 4096;
+
+/// Work run inside the shared transaction (in its own savepoint).
+pub type TxWork<T, E> =
+    Box<dyn for<'a, 'b> FnOnce(&'a mut Transaction<'b, Any>) -> BoxFuture<'a, Result<T, E>> + Send>;
+
+/// Why a grouped write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupCommitError<E> {
+    /// The work itself failed; its savepoint was rolled back.
+    #[error(transparent)]
+    Work(E),
+    /// The database refused the transaction or its commit; nothing of the batch was written.
+    #[error("the write could not be committed: {0}")]
+    Db(Arc<sqlx::Error>),
+    /// The writer has stopped (the server is shutting down).
+    #[error("the database writer has stopped")]
+    Stopped,
+}
+
+/// Hands the caller its result once the batch's fate is known (`None` = committed).
+type Settle = Box<dyn FnOnce(Option<Arc<sqlx::Error>>) + Send>;
+/// A queued write, type-erased: runs in the batch's transaction (or learns that the transaction
+/// could not begin) and returns how to settle its caller.
+type Job = Box<
+    dyn for<'a, 'b> FnOnce(Result<&'a mut Transaction<'b, Any>, Arc<sqlx::Error>>) -> BoxFuture<'a, Settle>
+        + Send,
+>;
+
+/// Handle to the writer task; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct GroupCommit {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    /// Starts the writer task on `db` (needs a Tokio runtime).
+    pub fn spawn(db: Db) -> GroupCommit {
+        let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(writer(db, queue));
+        GroupCommit { jobs }
+    }
+
+    /// Runs `work` in the next group transaction and returns its result after the commit.
+    pub async fn run<T, E>(&self, work: TxWork<T, E>) -> Result<T, GroupCommitError<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, GroupCommitError<E>>>();
+        let job: Job = Box::new(move |tx| {
+            Box::pin(async move {
+                let outcome = match tx {
+                    Ok(tx) => run_in_savepoint(tx, work).await,
+                    Err(e) => Err(GroupCommitError::Db(e)),
+                };
+                let settle: Settle = Box::new(move |commit_error| {
+                    let result = match (outcome, commit_error) {
+                        (Err(e), _) => Err(e),
+                        (Ok(_), Some(db_error)) => Err(GroupCommitError::Db(db_error)),
+                        (Ok(value), None) => Ok(value),
+                    };
+                    // The caller may have gone away (client disconnected): nothing to tell.
+                    let _ = reply.send(result);
+                });
+                settle
+            })
+        });
+        self.jobs.send(job).await.map_err(|_| GroupCommitError::Stopped)?;
+        answer.await.map_err(|_| GroupCommitError::Stopped)?
+    }
+}
+
+/// Runs one write in a savepoint: released on success, rolled back on failure.
+async fn run_in_savepoint<T, E>(
+    tx: &mut Transaction<'_, Any>,
+    work: TxWork<T, E>,
+) -> Result<T, GroupCommitError<E>> {
+    let mut savepoint = Connection::begin(&mut **tx).await.map_err(|e| GroupCommitError::Db(Arc::new(e)))?;
+    match work(&mut savepoint).await {
+        Ok(value) => {
+            savepoint
+                .commit()
+                .await
+                .map_err(|e| GroupCommitError::Db(Arc::new(e)))?;
+            Ok(value)
+        }
+        Err(e) => {
+            // A failed rollback leaves the savepoint open; the outer commit then fails and every
+            // write of the batch reports it, which is the safe outcome.
+            let _ = savepoint.rollback().await;
+            Err(GroupCommitError::Work(e))
+        }
+    }
+}
+
+/// The writer loop: one batch per iteration, until every handle is dropped.
+async fn writer(db: Db, mut queue: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let settles = commit_batch(&db, batch.drain(..)).await;
+        for (settle, error) in settles {
+            settle(error);
+        }
+    }
+}
+
+/// Runs the jobs in one transaction; returns each job's settle with the batch's commit error.
+async fn commit_batch(
+    db: &Db,
+    jobs: impl Iterator<Item = Job>,
+) -> Vec<(Settle, Option<Arc<sqlx::Error>>)> {
+    let mut tx = match db.begin_write().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let error = Arc::new(e);
+            tracing::warn!(error = %error, "group commit: cannot begin a transaction");
+            let mut settles = Vec::new();
+            for job in jobs {
+                settles.push((job(Err(Arc::clone(&error))).await, None));
+            }
+            return settles;
+        }
+    };
+    let mut settles = Vec::new();
+    for job in jobs {
+        settles.push(job(Ok(&mut tx)).await);
+    }
+    let error = tx.commit().await.err().map(Arc::new);
+    if let Some(e) = &error {
+        tracing::warn!(error = %e, writes = settles.len(), "group commit failed");
+    }
+    settles.into_iter().map(|s| (s, error.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PoolOptions;
+
+
+    async fn scratch_db(dir: &tempfile::TempDir) -> Db {
+        let url = format!("sqlite://{}/g.db", dir.path().display());
+        let db = Db::connect(&url, &PoolOptions::from(&crate::config::Settings::default())).await.unwrap();
+        sqlx::query("CREATE TABLE scratch (x BIGINT NOT NULL)")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        db
+    }
+
+    fn insert(x: i64, fail_after: bool) -> TxWork<i64, String> {
+        Box::new(move |tx| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO scratch (x) VALUES (?)")
+                    .bind(x)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if fail_after {
+                    return Err(format!("job {x} fails after writing"));
+                }
+                Ok(x)
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_rolls_back_alone_and_the_others_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = scratch_db(&dir).await;
+        let writer = GroupCommit::spawn(db.clone());
+        // Submitted together so most of them share batches.
+        let handles: Vec<_> = (0..200i64)
+            .map(|x| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.run(insert(x, x % 3 == 0)).await })
+            })
+            .collect();
+        let mut committed = Vec::new();
+        for (x, handle) in handles.into_iter().enumerate() {
+            match handle.await.unwrap() {
+                Ok(value) => {
+                    assert_ne!(value % 3, 0);
+                    committed.push(value);
+                }
+                Err(GroupCommitError::Work(message)) => {
+                    assert_eq!(x % 3, 0, "{message}");
+                }
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        let mut stored: Vec<i64> = sqlx::query_scalar("SELECT x FROM scratch ORDER BY x")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        stored.sort_unstable();
+        committed.sort_unstable();
+        assert_eq!(stored, committed);
+        assert_eq!(stored.len(), 133);
+    }
+}
