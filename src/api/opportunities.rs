@@ -13,8 +13,8 @@ use crate::domain::{
     ValidationErrors,
 };
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::store::opportunities::{ListFilter, StoredOpportunity, UpsertOutcome};
 use crate::store::group_commit::{GroupCommit, TxWork};
+use crate::store::opportunities::{ListFilter, StoredOpportunity, UpsertOutcome};
 use crate::store::{activities, opportunities, Db};
 
 /// Most activities accepted in one request.

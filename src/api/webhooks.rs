@@ -12,10 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::AdminAccess;
 use crate::config::Settings;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::ingest::event_scoring::EventScoring;
 use crate::ingest::signature;
 use crate::ingest::webhook::{
-    self, parse_delivery, score_after_event, DeliveryError, EventOutcome, EventStatus, Source, Sources,
+    self, parse_delivery, DeliveryError, EventOutcome, EventStatus, Source, Sources,
 };
+use crate::store::group_commit::GroupCommit;
 use crate::store::outbox::{self, OutboxEntry, RetryResult};
 use crate::store::webhooks::{self as event_store, EventRecord, StoredEvent};
 use crate::store::Db;
@@ -104,17 +106,13 @@ pub async fn receive(
     query: web::Query<ReceiveQuery>,
     payload: web::Payload,
     db: web::Data<Db>,
+    writer: web::Data<GroupCommit>,
     sources: web::Data<Sources>,
     metrics: web::Data<Arc<Metrics>>,
     settings: web::Data<Settings>,
     model: web::Data<crate::serving::ActiveModel>,
 ) -> ApiResult<HttpResponse> {
     let name = path.into_inner();
-    let scoring = webhook::EventScoring {
-        model: &model,
-        config: &settings.scoring,
-        writeback_min_points: settings.writeback_min_points,
-    };
     let source = source_or_404(&sources, &name)?;
     let body = read_body(&req, payload, settings.max_body_bytes).await?;
     let header = req
@@ -136,19 +134,23 @@ pub async fn receive(
         return Err(ApiError::Unauthorized(reason));
     }
     let delivery = parse_delivery(&body).map_err(delivery_error)?;
-    let outcomes = webhook::process(&db, source, &delivery.events)
+    let scoring = query.score.unwrap_or(true).then(|| EventScoring {
+        model: model.get(),
+        config: settings.scoring.clone(),
+        writeback_min_points: settings.writeback_min_points,
+    });
+    let outcomes = webhook::process(&writer, source, &delivery.events, scoring.as_ref())
         .await
         .map_err(delivery_error)?;
     for outcome in &outcomes {
         metrics.webhook_event(&source.name, outcome.status.as_str());
     }
-    let with_score = query.score.unwrap_or(true);
     if !delivery.batch {
         if let Some(outcome) = outcomes.into_iter().next() {
             if outcome.status == EventStatus::Rejected {
                 return Err(ApiError::Validation(outcome.errors));
             }
-            return Ok(HttpResponse::Ok().json(answer(&db, source, &scoring, outcome, with_score).await));
+            return Ok(HttpResponse::Ok().json(answer(outcome)));
         }
         return Err(ApiError::Internal(anyhow::anyhow!(
             "a single-event delivery produced no outcome"
@@ -163,7 +165,7 @@ pub async fn receive(
             EventStatus::Ignored => summary.ignored += 1,
             EventStatus::Rejected => summary.rejected += 1,
         }
-        events.push(answer(&db, source, &scoring, outcome, with_score).await);
+        events.push(answer(outcome));
     }
     let mut response = if summary.rejected > 0 {
         HttpResponse::build(actix_web::http::StatusCode::MULTI_STATUS)
@@ -174,18 +176,10 @@ pub async fn receive(
 }
 
 /// An event's answer: its outcome plus, for opportunity events, the fresh score.
-async fn answer(
-    db: &Db,
-    source: &Source,
-    scoring: &webhook::EventScoring<'_>,
-    outcome: EventOutcome,
-    with_score: bool,
-) -> Value {
+fn answer(outcome: EventOutcome) -> Value {
     let mut body = outcome.body;
-    if let (true, Some(id), Value::Object(map)) = (with_score, &outcome.score_for, &mut body) {
-        if let Ok(Value::Object(score)) =
-            serde_json::to_value(score_after_event(db, source, scoring, id).await)
-        {
+    if let (Some(score), Value::Object(map)) = (outcome.score, &mut body) {
+        if let Ok(Value::Object(score)) = serde_json::to_value(score) {
             map.extend(score);
         }
     }
@@ -196,7 +190,7 @@ fn delivery_error(e: DeliveryError) -> ApiError {
     match e {
         DeliveryError::Malformed(m) => ApiError::MalformedBody(m),
         DeliveryError::TooManyEvents(_) => ApiError::PayloadTooLarge(e.to_string()),
-        DeliveryError::Db(e) => ApiError::from(e),
+        DeliveryError::Write(e) => ApiError::from(e.map_work(ApiError::from)),
     }
 }
 

@@ -2,6 +2,7 @@
 //! webhooks (reusing the same mapping).
 
 pub mod csv_import;
+pub mod event_scoring;
 pub mod mapping;
 pub mod signature;
 pub mod webhook;

@@ -4,21 +4,25 @@
 //! Every event of a delivery is processed in order inside ONE transaction, and its id is recorded
 //! in that transaction with its effect, so an acknowledged event is applied exactly once: a
 //! redelivery finds the id and answers the original outcome, a crash before the commit leaves
-//! nothing behind.
+//! nothing behind. The fresh scores of the applied opportunities are recorded in that same
+//! transaction, which is run by the group commit (`store::group_commit`): concurrent deliveries
+//! share one commit, and each answer is sent only after it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::event_scoring::{score_in, EventScoring, ScoreAnswer};
 use super::mapping::ImportMapping;
 use crate::config::Settings;
 use crate::domain::{Activity, Opportunity, ParseOptions, Status, ValidationErrors};
 use crate::store::activities::{add_in, AddActivitiesError};
+use crate::store::group_commit::{GroupCommit, GroupCommitError, TxWork};
 use crate::store::opportunities::{delete_in, get_in, upsert_batch_in, UpsertOutcome};
 use crate::store::webhooks::{self, EventRecord};
-use crate::store::Db;
 
 /// Most events in one `{"events": [...]}` delivery.
 pub const MAX_EVENTS_PER_DELIVERY: usize = 1000;
@@ -192,6 +196,8 @@ pub struct EventOutcome {
     /// The opportunity whose score the answer should carry (opportunity events that were not
     /// rejected and did not delete it).
     pub score_for: Option<String>,
+    /// The fresh score of `score_for`, when the delivery asked for scores.
+    pub score: Option<ScoreAnswer>,
     /// Field errors of a rejected event.
     pub errors: ValidationErrors,
 }
@@ -207,7 +213,7 @@ pub enum DeliveryError {
     TooManyEvents(usize),
     /// The database failed; nothing was committed.
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Write(#[from] GroupCommitError<sqlx::Error>),
 }
 
 /// A parsed delivery: one event, or a batch.
@@ -541,6 +547,7 @@ fn refused_outcome(refused: &Refused) -> EventOutcome {
         status: EventStatus::Rejected,
         body,
         score_for: None,
+        score: None,
         errors: refused.errors.clone(),
     }
 }
@@ -549,11 +556,20 @@ fn refused_outcome(refused: &Refused) -> EventOutcome {
 /// returning: every outcome handed back is durable. Transient database conflicts (a PostgreSQL
 /// deadlock between two batches, SQLite busy) retry the whole delivery, which is safe because
 /// nothing of a failed attempt was committed.
-pub async fn process(db: &Db, source: &Source, events: &[Value]) -> Result<Vec<EventOutcome>, DeliveryError> {
-    let prepared: Vec<Result<Prepared, Box<Refused>>> = events.iter().map(|e| prepare(e, source)).collect();
+pub async fn process(
+    writer: &GroupCommit,
+    source: &Source,
+    events: &[Value],
+    scoring: Option<&EventScoring>,
+) -> Result<Vec<EventOutcome>, DeliveryError> {
+    let prepared: Arc<Vec<Result<Prepared, Box<Refused>>>> =
+        Arc::new(events.iter().map(|e| prepare(e, source)).collect());
+    let source = Arc::new(source.clone());
+    let scoring = scoring.cloned().map(Arc::new);
     let mut attempt = 0;
     loop {
-        match apply_all(db, source, &prepared).await {
+        let work = delivery_work(Arc::clone(&prepared), Arc::clone(&source), scoring.clone());
+        match writer.run(work).await {
             Err(e) if attempt < TRANSIENT_RETRIES && is_transient(&e) => {
                 attempt += 1;
                 tracing::warn!(error = %e, attempt, "webhook delivery hit a transient conflict; retrying");
@@ -565,8 +581,35 @@ pub async fn process(db: &Db, source: &Source, events: &[Value]) -> Result<Vec<E
     }
 }
 
-fn is_transient(e: &sqlx::Error) -> bool {
-    match e {
+/// One delivery as a unit of the group commit: every event applied in order, then each applied
+/// opportunity scored (when asked), all in the same transaction.
+fn delivery_work(
+    prepared: Arc<Vec<Result<Prepared, Box<Refused>>>>,
+    source: Arc<Source>,
+    scoring: Option<Arc<EventScoring>>,
+) -> TxWork<Vec<EventOutcome>, sqlx::Error> {
+    Box::new(move |tx| {
+        Box::pin(async move {
+            let mut outcomes = apply_all_in(tx, &source, &prepared).await?;
+            if let Some(scoring) = scoring.as_deref() {
+                for outcome in &mut outcomes {
+                    if let Some(id) = &outcome.score_for {
+                        outcome.score = Some(score_in(tx, &source, scoring, id).await);
+                    }
+                }
+            }
+            Ok(outcomes)
+        })
+    })
+}
+
+fn is_transient(e: &GroupCommitError<sqlx::Error>) -> bool {
+    let error = match e {
+        GroupCommitError::Work(e) => e,
+        GroupCommitError::Db(e) => e.as_ref(),
+        GroupCommitError::Stopped => return false,
+    };
+    match error {
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
             Some("40P01" | "40001" | "5" | "517" | "261" | "6")
@@ -575,12 +618,11 @@ fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
-async fn apply_all(
-    db: &Db,
+async fn apply_all_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     source: &Source,
     prepared: &[Result<Prepared, Box<Refused>>],
 ) -> Result<Vec<EventOutcome>, sqlx::Error> {
-    let mut tx = db.begin_write().await?;
     let mut outcomes = Vec::with_capacity(prepared.len());
     for event in prepared {
         let outcome = match event {
@@ -598,14 +640,13 @@ async fn apply_all(
                     reason: Some(&reason),
                     outcome: Some(&body),
                 };
-                webhooks::record_in(&mut tx, &record).await?;
+                webhooks::record_in(tx, &record).await?;
                 outcome
             }
-            Ok(event) => apply_one(&mut tx, source, event).await?,
+            Ok(event) => apply_one(tx, source, event).await?,
         };
         outcomes.push(outcome);
     }
-    tx.commit().await?;
     Ok(outcomes)
 }
 
@@ -652,6 +693,7 @@ async fn apply_one(
             status: EventStatus::Duplicate,
             body,
             score_for,
+            score: None,
             errors: ValidationErrors::default(),
         });
     };
@@ -793,118 +835,9 @@ async fn finish(
         status,
         body,
         score_for,
+        score: None,
         errors: ValidationErrors::default(),
     })
-}
-
-/// The score part of an opportunity event's answer.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ScoreAnswer {
-    /// The fresh score result (same shape as the scoring API), or null when scoring is unavailable.
-    #[schema(value_type = Object)]
-    pub score: Option<Value>,
-    /// `ok` or `unavailable`.
-    pub scoring: &'static str,
-    /// Why scoring is unavailable.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scoring_reason: Option<String>,
-}
-
-/// What the synchronous scoring after an event needs.
-pub struct EventScoring<'a> {
-    /// The serving model holder.
-    pub model: &'a crate::serving::ActiveModel,
-    /// Grade cuts and thresholds.
-    pub config: &'a crate::scoring::ScoringConfig,
-    /// Score move (points) that triggers a write-back even without a grade change.
-    pub writeback_min_points: f64,
-}
-
-/// The score answered after an event on `external_id` was stored: scored with the active model,
-/// recorded in the score history and — when the source has a callback URL and the grade changed
-/// or the score moved by at least `writeback_min_points` — queued for write-back, all in one
-/// transaction. Without an active model the event is safe and the answer says scoring is
-/// unavailable.
-pub async fn score_after_event(
-    db: &Db,
-    source: &Source,
-    scoring: &EventScoring<'_>,
-    external_id: &str,
-) -> ScoreAnswer {
-    let unavailable = |reason: String| ScoreAnswer {
-        score: None,
-        scoring: "unavailable",
-        scoring_reason: Some(reason),
-    };
-    let Some(model) = scoring.model.get() else {
-        return unavailable("no active model: the event is stored and will be scored once one is".into());
-    };
-    match score_and_record(db, source, scoring, &model, external_id).await {
-        Ok(Some(result)) => ScoreAnswer {
-            score: serde_json::to_value(&result).ok(),
-            scoring: "ok",
-            scoring_reason: None,
-        },
-        Ok(None) => unavailable("the opportunity no longer exists".into()),
-        Err(e) => {
-            // The event itself is committed; only the score failed, so the answer stays 2xx.
-            tracing::error!(error = %e, external_id, "scoring after a webhook event failed");
-            unavailable("scoring failed after the event was stored; see the server log".into())
-        }
-    }
-}
-
-async fn score_and_record(
-    db: &Db,
-    source: &Source,
-    scoring: &EventScoring<'_>,
-    model: &crate::model::ModelArtifact,
-    external_id: &str,
-) -> Result<Option<crate::scoring::ScoreResult>, sqlx::Error> {
-    use crate::store::scores::{self, NewScore, StoredScore};
-    let Some(stored) = crate::store::opportunities::get(db, external_id).await? else {
-        return Ok(None);
-    };
-    let previous = scores::latest(db, stored.id).await?;
-    let previous_score = previous.as_ref().map(|p| p.score.clamp(0, 100) as u8);
-    let result = crate::scoring::score(
-        model,
-        scoring.config,
-        &stored.opportunity,
-        chrono::Utc::now(),
-        previous_score,
-        crate::scoring::RankBy::Probability,
-    );
-    let mut tx = db.begin_write().await?;
-    let new = NewScore {
-        opportunity_id: stored.id,
-        score: StoredScore {
-            model_version: result.model_version.clone(),
-            probability: result.probability,
-            score: i64::from(result.score),
-            grade: result.grade.as_str().to_owned(),
-            expected_value: result.expected_value,
-            focus: result.focus.as_str().to_owned(),
-            scored_at: chrono::Utc::now(),
-        },
-    };
-    scores::insert_batch_in(&mut tx, std::slice::from_ref(&new)).await?;
-    let old = previous.as_ref().map(|p| (p.score as f64, p.grade.as_str()));
-    let worth = crate::writeback::is_worth_writing_back(
-        old,
-        (f64::from(result.score), result.grade.as_str()),
-        scoring.writeback_min_points,
-    );
-    if source.callback_url.is_some() && worth {
-        let payload = serde_json::json!({
-            "external_id": external_id,
-            "previous_score": previous_score,
-            "result": &result,
-        });
-        crate::writeback::enqueue_score_change(&mut tx, &source.name, external_id, payload).await?;
-    }
-    tx.commit().await?;
-    Ok(Some(result))
 }
 
 #[cfg(test)]

@@ -42,6 +42,17 @@ pub enum GroupCommitError<E> {
     Stopped,
 }
 
+impl<E> GroupCommitError<E> {
+    /// Converts the work's error, keeping the other cases.
+    pub fn map_work<F>(self, f: impl FnOnce(E) -> F) -> GroupCommitError<F> {
+        match self {
+            GroupCommitError::Work(e) => GroupCommitError::Work(f(e)),
+            GroupCommitError::Db(e) => GroupCommitError::Db(e),
+            GroupCommitError::Stopped => GroupCommitError::Stopped,
+        }
+    }
+}
+
 /// Hands the caller its result once the batch's fate is known (`None` = committed).
 type Settle = Box<dyn FnOnce(Option<Arc<sqlx::Error>>) + Send>;
 /// A queued write, type-erased: runs in the batch's transaction (or learns that the transaction
@@ -100,7 +111,9 @@ async fn run_in_savepoint<T, E>(
     tx: &mut Transaction<'_, Any>,
     work: TxWork<T, E>,
 ) -> Result<T, GroupCommitError<E>> {
-    let mut savepoint = Connection::begin(&mut **tx).await.map_err(|e| GroupCommitError::Db(Arc::new(e)))?;
+    let mut savepoint = Connection::begin(&mut **tx)
+        .await
+        .map_err(|e| GroupCommitError::Db(Arc::new(e)))?;
     match work(&mut savepoint).await {
         Ok(value) => {
             savepoint
@@ -130,10 +143,7 @@ async fn writer(db: Db, mut queue: mpsc::Receiver<Job>) {
 }
 
 /// Runs the jobs in one transaction; returns each job's settle with the batch's commit error.
-async fn commit_batch(
-    db: &Db,
-    jobs: impl Iterator<Item = Job>,
-) -> Vec<(Settle, Option<Arc<sqlx::Error>>)> {
+async fn commit_batch(db: &Db, jobs: impl Iterator<Item = Job>) -> Vec<(Settle, Option<Arc<sqlx::Error>>)> {
     let mut tx = match db.begin_write().await {
         Ok(tx) => tx,
         Err(e) => {
@@ -162,10 +172,11 @@ mod tests {
     use super::*;
     use crate::store::PoolOptions;
 
-
     async fn scratch_db(dir: &tempfile::TempDir) -> Db {
         let url = format!("sqlite://{}/g.db", dir.path().display());
-        let db = Db::connect(&url, &PoolOptions::from(&crate::config::Settings::default())).await.unwrap();
+        let db = Db::connect(&url, &PoolOptions::from(&crate::config::Settings::default()))
+            .await
+            .unwrap();
         sqlx::query("CREATE TABLE scratch (x BIGINT NOT NULL)")
             .execute(&db.pool)
             .await
