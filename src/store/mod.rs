@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod models;
 pub mod opportunities;
 pub mod outbox;
+pub mod retention;
 pub mod scores;
 mod sql;
 pub mod webhooks;
