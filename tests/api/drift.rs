@@ -293,7 +293,10 @@ async fn drift_over_a_large_pipeline() {
     )
     .await;
     let report = train_cli(&app, &["--cv", "3"]);
-    let version = report["artifact"]["version"].as_str().expect("version").to_owned();
+    let version = report["artifact"]["version"]
+        .as_str()
+        .expect("version")
+        .to_owned();
     wait_for_model(&app, &version).await;
     let pipeline = history(&GeneratorConfig {
         deals: open,
@@ -308,7 +311,10 @@ async fn drift_over_a_large_pipeline() {
             .await
             .expect("upsert");
     }
-    eprintln!("loaded {open} open deals in {:.1} s", loading.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded {open} open deals in {:.1} s",
+        loading.elapsed().as_secs_f64()
+    );
     for run in 1..=3 {
         let started = std::time::Instant::now();
         let report = drift(&app).await;
