@@ -28,6 +28,8 @@ pub struct Application {
     db: Db,
     model: Arc<ActiveModel>,
     _watcher: AbortOnDrop,
+    /// Drift gauges and retention timers (absent when turned off).
+    _timers: Vec<AbortOnDrop>,
     outbox_worker: tokio::task::JoinHandle<()>,
 }
 
@@ -69,6 +71,24 @@ impl Application {
             db.clone(),
             Duration::from_secs(settings.model_refresh_secs.max(1)),
         );
+        let drift_gauges = crate::drift::DriftGauges::register(&metrics.registry)?;
+        let mut timers = Vec::new();
+        if settings.drift_refresh_secs > 0 {
+            timers.push(AbortOnDrop(drift_gauges.spawn_refresher(
+                db.clone(),
+                model.clone(),
+                Duration::from_secs(settings.drift_refresh_secs),
+            )));
+        }
+        if settings.retention_interval_hours > 0 {
+            timers.push(AbortOnDrop(crate::retention::spawn_timer(
+                db.clone(),
+                crate::retention::RetentionPolicy::from_settings(&settings),
+                settings.models_dir.clone().into(),
+                Duration::from_secs(settings.retention_interval_hours * 3600),
+            )));
+        }
+        let drift_data = web::Data::new(drift_gauges);
         let model_data = web::Data::from(model.clone());
         let jobs = web::Data::new(Jobs::default());
         let outbox_worker = spawn_worker(
@@ -101,6 +121,7 @@ impl Application {
                 .app_data(key_cache.clone())
                 .app_data(settings_data.clone())
                 .app_data(model_data.clone())
+                .app_data(drift_data.clone())
                 .app_data(jobs.clone())
                 .app_data(sources_data.clone())
                 .app_data(web::PayloadConfig::new(max_import))
@@ -120,6 +141,7 @@ impl Application {
             db,
             model,
             _watcher: AbortOnDrop(watcher),
+            _timers: timers,
             outbox_worker,
         })
     }

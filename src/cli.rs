@@ -50,6 +50,9 @@ pub enum Command {
     /// Score the opportunities of a CSV with the active model (or `--model FILE`): every input
     /// row is written back with result columns.
     Score(ScoreArgs),
+    /// Prune old model versions (registry rows and artifact files) and old score history by the
+    /// retention policy; the active model, the newest versions and each deal's latest score stay.
+    Prune(PruneArgs),
     /// Manage API keys.
     Keys {
         /// Key action.
@@ -105,6 +108,13 @@ pub struct GenerateArgs {
     /// Activities CSV to write.
     #[arg(long, value_name = "FILE")]
     pub activities_out: Option<PathBuf>,
+    /// Distribution shift, repeatable: `amount=3` multiplies amounts, `response_hours=4` answer
+    /// delays (docs/generator.md). For drift checks against a model trained without it.
+    #[arg(long, value_name = "NAME=FACTOR")]
+    pub shift: Vec<String>,
+    /// Prefix of the external ids (default `D-`), to import a second population beside the first.
+    #[arg(long, default_value = "D-")]
+    pub id_prefix: String,
 }
 
 /// Arguments of `dealscore score`.
@@ -122,6 +132,23 @@ pub struct ScoreArgs {
     /// Score with this artifact instead of the database's active model.
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
+}
+
+/// Arguments of `dealscore prune`.
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Print what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Newest model versions to keep (overrides DEALSCORE_RETENTION_KEEP_VERSIONS).
+    #[arg(long, value_name = "N")]
+    pub keep_versions: Option<usize>,
+    /// Days of score history to keep (overrides DEALSCORE_RETENTION_SCORE_DAYS).
+    #[arg(long, value_name = "DAYS")]
+    pub score_days: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `dealscore demo`.
@@ -198,6 +225,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate(args),
         Command::Demo(args) => demo(settings, args).await,
         Command::Score(args) => score_file(&settings, args).await,
+        Command::Prune(args) => prune(&settings, args).await,
         Command::Keys { action } => keys(&settings, action).await,
     }
 }
@@ -341,6 +369,32 @@ pub fn render_summary(kind: &str, s: &ImportSummary) -> String {
     out
 }
 
+async fn prune(settings: &Settings, args: PruneArgs) -> anyhow::Result<()> {
+    let mut policy = crate::retention::RetentionPolicy::from_settings(settings);
+    if let Some(n) = args.keep_versions {
+        policy.keep_versions = n;
+    }
+    if let Some(days) = args.score_days {
+        policy.score_days = days;
+    }
+    let db = open_db(settings).await?;
+    let report = crate::retention::run(
+        &db,
+        &policy,
+        std::path::Path::new(&settings.models_dir),
+        args.dry_run,
+        chrono::Utc::now(),
+    )
+    .await
+    .context("pruning failed; nothing was removed from the database")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", crate::retention::render(&report));
+    }
+    Ok(())
+}
+
 async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
     let db = open_db(settings).await?;
     match action {
@@ -397,12 +451,20 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     if args.deals == 0 {
         anyhow::bail!("--deals must be at least 1");
     }
+    let mut shift = crate::generate::Shift::default();
+    for spec in &args.shift {
+        shift
+            .apply_spec(spec)
+            .map_err(|e| anyhow::anyhow!("--shift {e}"))?;
+    }
     let config = crate::generate::GeneratorConfig {
         deals: args.deals,
         seed: args.seed,
         open_fraction: args.open_fraction,
         end: args.end_date.unwrap_or_else(today_midnight),
         with_activities: args.activities_out.is_some(),
+        shift,
+        id_prefix: args.id_prefix.clone(),
     };
     let summary = write_history(&config, &args.out, args.activities_out.as_deref())?;
     eprintln!(

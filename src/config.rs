@@ -65,6 +65,19 @@ pub struct Settings {
     /// First retry delay of a failed write-back in milliseconds; doubles each attempt (with
     /// jitter). Default 1000. Env: `DEALSCORE_OUTBOX_BASE_DELAY_MS`.
     pub outbox_base_delay_ms: u64,
+    /// Seconds between drift checks of the active model in the server (the
+    /// `dealscore_feature_psi` gauges); 0 turns the timer off (the drift endpoint still
+    /// refreshes them). Default 900. Env: `DEALSCORE_DRIFT_REFRESH_SECS`.
+    pub drift_refresh_secs: u64,
+    /// Retention: the newest N model versions are never pruned (nor the active one). Default 10.
+    /// Env: `DEALSCORE_RETENTION_KEEP_VERSIONS`.
+    pub retention_keep_versions: usize,
+    /// Retention: days of score history kept; older rows are pruned except each opportunity's
+    /// latest score. Default 365. Env: `DEALSCORE_RETENTION_SCORE_DAYS`.
+    pub retention_score_days: u32,
+    /// Hours between retention runs in the server; 0 = off (run `dealscore prune` instead), 24 =
+    /// daily. Default 0. Env: `DEALSCORE_RETENTION_INTERVAL_HOURS`.
+    pub retention_interval_hours: u64,
 }
 
 /// One CRM connection that may send webhooks. Its `Debug` output hides the secrets.
@@ -130,6 +143,10 @@ impl Default for Settings {
             writeback_min_points: 5.0,
             outbox_max_attempts: 8,
             outbox_base_delay_ms: 1000,
+            drift_refresh_secs: 900,
+            retention_keep_versions: 10,
+            retention_score_days: 365,
+            retention_interval_hours: 0,
         }
     }
 }
@@ -253,6 +270,18 @@ impl Settings {
         if let Some(v) = lookup("DEALSCORE_OUTBOX_BASE_DELAY_MS") {
             self.outbox_base_delay_ms = parse("DEALSCORE_OUTBOX_BASE_DELAY_MS", v)?;
         }
+        if let Some(v) = lookup("DEALSCORE_DRIFT_REFRESH_SECS") {
+            self.drift_refresh_secs = parse("DEALSCORE_DRIFT_REFRESH_SECS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_RETENTION_KEEP_VERSIONS") {
+            self.retention_keep_versions = parse("DEALSCORE_RETENTION_KEEP_VERSIONS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_RETENTION_SCORE_DAYS") {
+            self.retention_score_days = parse("DEALSCORE_RETENTION_SCORE_DAYS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_RETENTION_INTERVAL_HOURS") {
+            self.retention_interval_hours = parse("DEALSCORE_RETENTION_INTERVAL_HOURS", v)?;
+        }
         self.apply_env_webhook_source(&lookup)?;
         if let Some(v) = lookup("DEALSCORE_LOG_FORMAT") {
             self.log_format = match v.trim() {
@@ -367,6 +396,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("DEALSCORE_WEBHOOK_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn drift_and_retention_settings_have_defaults_and_env_overrides() {
+        let s = Settings::default();
+        assert_eq!(
+            (
+                s.drift_refresh_secs,
+                s.retention_keep_versions,
+                s.retention_score_days,
+                s.retention_interval_hours
+            ),
+            (900, 10, 365, 0)
+        );
+        let env: HashMap<&str, &str> = [
+            ("DEALSCORE_DRIFT_REFRESH_SECS", "0"),
+            ("DEALSCORE_RETENTION_KEEP_VERSIONS", "3"),
+            ("DEALSCORE_RETENTION_SCORE_DAYS", "90"),
+            ("DEALSCORE_RETENTION_INTERVAL_HOURS", "24"),
+        ]
+        .into();
+        let mut s = Settings::default();
+        s.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(
+            (
+                s.drift_refresh_secs,
+                s.retention_keep_versions,
+                s.retention_score_days,
+                s.retention_interval_hours
+            ),
+            (0, 3, 90, 24)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, imports, jobs, opportunities, scores, webhooks};
+use super::{drift, health, imports, jobs, opportunities, scores, webhooks};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -16,6 +16,7 @@ use super::{health, imports, jobs, opportunities, scores, webhooks};
         imports::create,
         scores::score_stateless, scores::score_stored, scores::rescore, scores::priority, jobs::get,
         webhooks::receive, webhooks::list_events, webhooks::list_outbox, webhooks::retry,
+        drift::get,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary)),
     modifiers(&BearerAuth),
@@ -25,6 +26,7 @@ use super::{health, imports, jobs, opportunities, scores, webhooks};
         (name = "scoring", description = "scores, explanations, next interventions, priority list"),
         (name = "webhooks", description = "signed CRM events in, score write-backs out (docs/webhooks.md)"),
         (name = "operations", description = "health, readiness, metrics"),
+        (name = "models", description = "model versions, activation, drift (docs/drift.md)"),
     )
 )]
 pub struct ApiDoc;

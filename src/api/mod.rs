@@ -1,6 +1,7 @@
 //! HTTP resources: one file per resource, thin handlers over the library modules.
 
 pub mod docs;
+pub mod drift;
 pub mod health;
 pub mod imports;
 pub mod jobs;
@@ -45,7 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, max_batch_
                 .service(webhooks::receive)
                 .service(webhooks::list_events)
                 .service(webhooks::list_outbox)
-                .service(webhooks::retry),
+                .service(webhooks::retry)
+                .service(drift::get),
         );
 }
 

@@ -49,10 +49,59 @@ pub struct GeneratorConfig {
     pub end: DateTime<Utc>,
     /// Whether [`generate`] returns activity records (the row measures are the same either way).
     pub with_activities: bool,
+    /// Distribution shift applied to every deal (default: none), to simulate a pipeline that no
+    /// longer looks like the history a model learned from.
+    pub shift: Shift,
+    /// Prefix of the external ids (default `D-`), so a second generated population can be
+    /// imported next to the first without overwriting it.
+    pub id_prefix: String,
+}
+
+/// A documented distribution shift (`docs/generator.md`). Factors of 1 change nothing, byte
+/// for byte.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shift {
+    /// Multiplies every deal amount (before rounding to 10). Default 1.
+    pub amount_factor: f64,
+    /// Multiplies every deal's typical answer delay, hence its `response_hours`. Default 1.
+    pub response_factor: f64,
+}
+
+impl Default for Shift {
+    fn default() -> Self {
+        Shift {
+            amount_factor: 1.0,
+            response_factor: 1.0,
+        }
+    }
+}
+
+impl Shift {
+    /// Parses `name=factor` (`amount=3`, `response_hours=4`) into this shift; factors must be
+    /// finite and positive.
+    pub fn apply_spec(&mut self, spec: &str) -> Result<(), String> {
+        let (name, factor) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("`{spec}` is not NAME=FACTOR (e.g. amount=3)"))?;
+        let factor: f64 = factor
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{factor}` in `{spec}` is not a number"))?;
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(format!("the factor in `{spec}` must be a positive number"));
+        }
+        match name.trim() {
+            "amount" => self.amount_factor = factor,
+            "response_hours" => self.response_factor = factor,
+            other => return Err(format!("cannot shift `{other}`: use amount or response_hours")),
+        }
+        Ok(())
+    }
 }
 
 impl Default for GeneratorConfig {
-    /// 10,000 deals, seed 42, 20 % open, ending 2026-01-01T00:00:00Z, with activities. The end is
+    /// 10,000 deals, seed 42, 20 % open, ending 2026-01-01T00:00:00Z, with activities, no shift,
+    /// ids `D-0000001…`. The end is
     /// fixed rather than "now" so the default output never changes.
     fn default() -> Self {
         GeneratorConfig {
@@ -61,6 +110,8 @@ impl Default for GeneratorConfig {
             open_fraction: 0.2,
             end: DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default(),
             with_activities: true,
+            shift: Shift::default(),
+            id_prefix: "D-".to_owned(),
         }
     }
 }

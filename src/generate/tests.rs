@@ -266,3 +266,44 @@ fn generate_speed() {
     let summary = generate_to_csv(&cfg, std::io::sink(), None::<std::io::Sink>, |_| {}).unwrap();
     eprintln!("{} deals in {:?}", summary.deals, started.elapsed());
 }
+
+#[test]
+fn a_shift_moves_only_the_shifted_measures_and_the_prefix_only_the_ids() {
+    let base = GeneratorConfig {
+        with_activities: false,
+        ..config(600, 5)
+    };
+    let plain = generate(&base);
+    let neutral = generate(&GeneratorConfig {
+        shift: Shift::default(),
+        ..base.clone()
+    });
+    assert_eq!(plain, neutral, "factors of 1 must change nothing");
+    let mut shift = Shift::default();
+    shift.apply_spec("amount=3").unwrap();
+    shift.apply_spec("response_hours=4").unwrap();
+    let shifted = generate(&GeneratorConfig {
+        shift,
+        id_prefix: "S-".into(),
+        ..base.clone()
+    });
+    let median = |h: &SyntheticHistory, f: fn(&Opportunity) -> Option<f64>| {
+        let mut v: Vec<f64> = h.opportunities.iter().filter_map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let amount_ratio = median(&shifted, |o| o.amount) / median(&plain, |o| o.amount);
+    assert!((2.7..3.3).contains(&amount_ratio), "amount ratio {amount_ratio}");
+    let response_ratio = median(&shifted, |o| o.response_hours) / median(&plain, |o| o.response_hours);
+    assert!(response_ratio > 2.5, "response ratio {response_ratio}");
+    for (a, b) in plain.opportunities.iter().zip(&shifted.opportunities) {
+        assert_eq!(b.external_id, a.external_id.replacen("D-", "S-", 1));
+        assert_eq!(
+            (&a.sector, &a.contact_role, &a.region),
+            (&b.sector, &b.contact_role, &b.region)
+        );
+    }
+    assert!(Shift::default().apply_spec("colour=2").is_err());
+    assert!(Shift::default().apply_spec("amount=-1").is_err());
+    assert!(Shift::default().apply_spec("amount").is_err());
+}

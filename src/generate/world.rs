@@ -122,6 +122,8 @@ pub(crate) struct World {
     end: DateTime<Utc>,
     end_s: i64,
     open_fraction: f64,
+    shift: super::Shift,
+    id_prefix: String,
 }
 
 /// Uniform draw in `[0, 1)`.
@@ -218,6 +220,8 @@ impl World {
             end: config.end,
             end_s: config.end.timestamp(),
             open_fraction: config.open_fraction.clamp(0.0, 1.0),
+            shift: config.shift,
+            id_prefix: config.id_prefix.clone(),
         }
     }
 
@@ -234,7 +238,7 @@ impl World {
         rng.set_stream(index as u64);
         let open = self.is_open(index);
         let deal_no = index + 1;
-        let external_id = format!("D-{deal_no:07}");
+        let external_id = format!("{}{deal_no:07}", self.id_prefix);
 
         // u² skews towards low indices, so some accounts are big repeat customers.
         let account = &self.accounts
@@ -248,7 +252,8 @@ impl World {
         let rep = &self.reps[rep_index];
         let role = ContactRole::KNOWN[pick(&mut rng, ROLE_WEIGHTS)];
         let (sector, _, median_amount) = SECTORS[account.sector];
-        let amount = ((median_amount * (AMOUNT_SIGMA * normal(&mut rng)).exp()) / 10.0)
+        let amount = ((median_amount * (AMOUNT_SIGMA * normal(&mut rng)).exp() * self.shift.amount_factor)
+            / 10.0)
             .round()
             .max(50.0)
             * 10.0;
@@ -278,7 +283,8 @@ impl World {
         let window_days = window_s as f64 / DAY as f64;
         let mean_touches = rep.activity_level * (2.0 + 6.0 * (1.0 + window_days / 10.0).ln());
         let touches = poisson(&mut rng, mean_touches);
-        let deal_response_hours = rep.response_median_hours * (0.5 * normal(&mut rng)).exp();
+        let deal_response_hours =
+            rep.response_median_hours * (0.5 * normal(&mut rng)).exp() * self.shift.response_factor;
         let events = self.timeline(&mut rng, touches, created_s, window_end_s, deal_response_hours);
         let pairs: Vec<_> = events.iter().map(|(d, _, t)| (*d, timestamp(*t))).collect();
         let derived = derive_interactions(&pairs);

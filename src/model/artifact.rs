@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::evaluation::{Convergence, CvSummary, Metrics};
 use super::factors::SuccessFactor;
 use crate::features::FittedFeatures;
+use crate::training::profile::TrainingProfile;
 
 /// The artifact format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -47,6 +48,10 @@ pub struct ModelArtifact {
     pub success_factors: Vec<SuccessFactor>,
     /// How the solver ended for the shipped fit.
     pub convergence: Convergence,
+    /// Per-feature training distributions for drift checks (`docs/drift.md`). Absent in
+    /// artifacts trained before profiles existed; such models still load and score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<TrainingProfile>,
     /// Hex SHA-256 of the artifact's canonical JSON with this field empty (see models/README.md).
     #[serde(default)]
     pub sha256: String,

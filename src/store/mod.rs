@@ -10,6 +10,7 @@ pub mod group_commit;
 pub mod models;
 pub mod opportunities;
 pub mod outbox;
+pub mod retention;
 pub mod scores;
 mod sql;
 pub mod webhooks;

@@ -6,6 +6,7 @@
 pub mod factors;
 pub mod fit;
 pub mod metrics;
+pub mod profile;
 pub mod report;
 pub mod split;
 
@@ -314,6 +315,7 @@ pub fn train(
     let final_fit = fit_large(&x_all, &won, alpha, options.max_iterations)?;
     let probabilities = final_fit.probabilities(&x_all);
     let success_factors = factors::success_factors(&features, &x_all, &final_fit.weights, &closed, &won, now);
+    let profile = profile::TrainingProfile::compute(&features, &closed, now);
     drop(x_all);
 
     for (name, c) in [
@@ -384,6 +386,7 @@ pub fn train(
         baseline_metrics,
         success_factors,
         convergence: final_fit.convergence.clone(),
+        profile: Some(profile),
         sha256: String::new(),
     };
     artifact.seal();

@@ -3,10 +3,12 @@
 
 mod auth;
 mod cli;
+mod drift;
 mod health;
 mod helpers;
 mod imports;
 mod opportunities;
+mod retention;
 mod scoring;
 mod training;
 mod webhooks;
