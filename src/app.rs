@@ -15,6 +15,9 @@ use crate::api::jobs::Jobs;
 use crate::auth::KeyCache;
 use crate::config::Settings;
 use crate::ingest::webhook::Sources;
+use crate::lifecycle::gate::GatePolicy;
+use crate::lifecycle::runner::Trainer;
+use crate::lifecycle::schedule::{self, Schedule};
 use crate::serving::ActiveModel;
 use crate::store::{Db, PoolOptions};
 use crate::telemetry::{observe, Metrics};
@@ -27,6 +30,7 @@ pub struct Application {
     db: Db,
     model: Arc<ActiveModel>,
     _watcher: AbortOnDrop,
+    _scheduler: AbortOnDrop,
     outbox_worker: tokio::task::JoinHandle<()>,
 }
 
@@ -68,6 +72,18 @@ impl Application {
             db.clone(),
             Duration::from_secs(settings.model_refresh_secs.max(1)),
         );
+        // Training runs: fail those interrupted by a crash, then the recovery sweep and the
+        // retraining schedule run in the background (docs/operations.md).
+        let retrain = Schedule::from_settings(&settings).map_err(|e| anyhow::anyhow!(e))?;
+        let trainer = Arc::new(Trainer::new(
+            db.clone(),
+            model.clone(),
+            std::path::PathBuf::from(&settings.models_dir),
+            GatePolicy::from_settings(&settings),
+        ));
+        trainer.recover().await?;
+        let scheduler = schedule::spawn(trainer.clone(), retrain);
+        let trainer_data = web::Data::from(trainer);
         let model_data = web::Data::from(model.clone());
         let jobs = web::Data::new(Jobs::default());
         let outbox_worker = spawn_worker(
@@ -99,6 +115,7 @@ impl Application {
                 .app_data(settings_data.clone())
                 .app_data(model_data.clone())
                 .app_data(jobs.clone())
+                .app_data(trainer_data.clone())
                 .app_data(sources_data.clone())
                 .app_data(web::PayloadConfig::new(max_import))
                 .configure(|cfg| crate::api::configure(cfg, max_body, max_batch))
@@ -117,6 +134,7 @@ impl Application {
             db,
             model,
             _watcher: AbortOnDrop(watcher),
+            _scheduler: AbortOnDrop(scheduler),
             outbox_worker,
         })
     }

@@ -11,6 +11,7 @@ pub mod opportunities;
 pub mod outbox;
 pub mod scores;
 mod sql;
+pub mod training_runs;
 pub mod webhooks;
 
 use std::path::Path;
