@@ -166,3 +166,63 @@ pub fn decide(
         decided_at: now,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::FeatureSpec;
+    use crate::lifecycle::holdout::holdout_deals;
+    use crate::training::{train, TrainOptions};
+
+    fn trained(deals: &[Opportunity], spec: &FeatureSpec) -> ModelArtifact {
+        let options = TrainOptions {
+            cv_folds: 2,
+            alphas: vec![1.0],
+            ..TrainOptions::default()
+        };
+        train(deals, spec, &options, &mut |_| {}).unwrap().artifact
+    }
+
+    #[test]
+    fn every_outcome_of_the_gate() {
+        let history = crate::generate::generate(&crate::generate::GeneratorConfig {
+            deals: 2000,
+            seed: 3,
+            with_activities: false,
+            ..crate::generate::GeneratorConfig::default()
+        });
+        let deals = history.opportunities;
+        let strong = trained(&deals, &FeatureSpec::default_spec());
+        let weak_spec =
+            FeatureSpec::from_toml("[[feature]]\nname = \"region\"\nkind = \"categorical\"\n").unwrap();
+        let weak = trained(&deals, &weak_spec);
+        let holdout = holdout_deals(&deals, &weak.training).unwrap();
+        let policy = GatePolicy::default();
+        let now = strong.created_at;
+
+        let first = decide(&policy, &weak, &holdout, None, false, now);
+        assert_eq!(first.outcome, GateOutcome::FirstModel);
+        let held = decide(&policy, &weak, &holdout, Some(&strong), false, now);
+        assert_eq!(held.outcome, GateOutcome::Held, "{held:?}");
+        assert!(held.active_auc.unwrap() > held.candidate_auc + policy.auc_tolerance);
+        assert_eq!(held.holdout_rows, holdout.len());
+        let forced = decide(&policy, &weak, &holdout, Some(&strong), true, now);
+        assert_eq!(forced.outcome, GateOutcome::Forced);
+        assert_eq!(forced.active_auc, held.active_auc);
+        // The same strong model, 91 days later: too old, replaced whatever the figures.
+        let later = now + chrono::Duration::days(91);
+        let stale = decide(&policy, &weak, &holdout, Some(&strong), false, later);
+        assert_eq!(stale.outcome, GateOutcome::Activated, "{stale:?}");
+        assert!(stale.reason.contains("days old"), "{}", stale.reason);
+        // A tolerance as wide as the gap lets the weak model through.
+        let gap = held.active_auc.unwrap() - held.candidate_auc;
+        let lenient = GatePolicy {
+            auc_tolerance: gap + 0.001,
+            ..policy
+        };
+        assert_eq!(
+            decide(&lenient, &weak, &holdout, Some(&strong), false, now).outcome,
+            GateOutcome::Activated
+        );
+    }
+}

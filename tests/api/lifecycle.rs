@@ -6,12 +6,14 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_problem, import_generated, spawn_app, spawn_app_with, test_settings, wait_for_model, TestApp,
+    assert_problem, import_generated, spawn_app_with, test_settings, wait_for_model, TestApp,
 };
 
 /// A server over a fresh database whose model artifacts go to a temporary folder (kept alive by
 /// the returned guard) instead of the repository's `models/`.
-async fn lifecycle_app_with(adjust: impl FnOnce(&mut dealscore::config::Settings)) -> (TestApp, tempfile::TempDir) {
+async fn lifecycle_app_with(
+    adjust: impl FnOnce(&mut dealscore::config::Settings),
+) -> (TestApp, tempfile::TempDir) {
     let models = tempfile::tempdir().expect("tempdir");
     let dir = models.path().display().to_string();
     let app = spawn_app_with(move |s| {
@@ -556,7 +558,11 @@ async fn two_servers_on_one_database_follow_an_activation_within_five_seconds_wi
     for server in [&one, &two] {
         let started = Instant::now();
         while score_on(server.address.clone(), app.rep_key.clone()).await != Some(json!(second_version)) {
-            assert!(started.elapsed() < Duration::from_secs(10), "{} never served {second_version}", server.address);
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{} never served {second_version}",
+                server.address
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
