@@ -367,6 +367,23 @@ async fn an_invalid_request_is_refused_with_every_problem_and_starts_nothing() {
     assert_problem(response, 400, None).await;
     let (_, runs) = app.get_json("/v1/training-runs", &app.analyst_key).await;
     assert_eq!(runs, json!([]));
+    // The lifecycle routes are in the OpenAPI document.
+    let (_, openapi) = app.get_json("/openapi.json", &app.analyst_key).await;
+    for path in [
+        "/v1/models/train",
+        "/v1/training-runs",
+        "/v1/training-runs/{id}",
+        "/v1/models",
+        "/v1/models/active",
+        "/v1/models/compare",
+        "/v1/models/{version}",
+        "/v1/models/{version}/activate",
+    ] {
+        assert!(
+            openapi["paths"][path].is_object(),
+            "{path} missing from /openapi.json"
+        );
+    }
 }
 
 #[tokio::test]
