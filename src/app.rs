@@ -15,6 +15,9 @@ use crate::api::jobs::Jobs;
 use crate::auth::KeyCache;
 use crate::config::Settings;
 use crate::ingest::webhook::Sources;
+use crate::lifecycle::gate::GatePolicy;
+use crate::lifecycle::runner::Trainer;
+use crate::lifecycle::schedule::{self, Schedule};
 use crate::serving::ActiveModel;
 use crate::store::group_commit::GroupCommit;
 use crate::store::{Db, PoolOptions};
@@ -30,6 +33,7 @@ pub struct Application {
     _watcher: AbortOnDrop,
     /// Drift gauges and retention timers (absent when turned off).
     _timers: Vec<AbortOnDrop>,
+    _scheduler: AbortOnDrop,
     outbox_worker: tokio::task::JoinHandle<()>,
 }
 
@@ -89,6 +93,18 @@ impl Application {
             )));
         }
         let drift_data = web::Data::new(drift_gauges);
+        // Training runs: fail those interrupted by a crash, then the recovery sweep and the
+        // retraining schedule run in the background (docs/operations.md).
+        let retrain = Schedule::from_settings(&settings).map_err(|e| anyhow::anyhow!(e))?;
+        let trainer = Arc::new(Trainer::new(
+            db.clone(),
+            model.clone(),
+            std::path::PathBuf::from(&settings.models_dir),
+            GatePolicy::from_settings(&settings),
+        ));
+        trainer.recover().await?;
+        let scheduler = schedule::spawn(trainer.clone(), retrain);
+        let trainer_data = web::Data::from(trainer);
         let model_data = web::Data::from(model.clone());
         let jobs = web::Data::new(Jobs::default());
         let outbox_worker = spawn_worker(
@@ -123,6 +139,7 @@ impl Application {
                 .app_data(model_data.clone())
                 .app_data(drift_data.clone())
                 .app_data(jobs.clone())
+                .app_data(trainer_data.clone())
                 .app_data(sources_data.clone())
                 .app_data(web::PayloadConfig::new(max_import))
                 .configure(|cfg| crate::api::configure(cfg, max_body, max_batch))
@@ -142,6 +159,7 @@ impl Application {
             model,
             _watcher: AbortOnDrop(watcher),
             _timers: timers,
+            _scheduler: AbortOnDrop(scheduler),
             outbox_worker,
         })
     }

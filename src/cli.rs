@@ -37,6 +37,10 @@ pub enum Command {
         /// Listen address (overrides DEALSCORE_BIND).
         #[arg(long)]
         bind: Option<String>,
+        /// Retrain on a schedule, e.g. `7d`, `12h` (overrides DEALSCORE_RETRAIN_EVERY; off by
+        /// default). With several servers on one database only one runs it.
+        #[arg(long, value_name = "DURATION", value_parser = parse_retrain_every)]
+        retrain_every: Option<String>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -189,6 +193,10 @@ pub enum KeysAction {
     },
 }
 
+fn parse_retrain_every(text: &str) -> Result<String, String> {
+    crate::lifecycle::schedule::parse_duration(text).map(|_| text.trim().to_owned())
+}
+
 /// Loads settings with the CLI's overrides.
 pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     let mut settings = Settings::load(cli.config.as_deref())?;
@@ -210,9 +218,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut settings = settings(&cli)?;
     crate::telemetry::init_logging(settings.log_format);
     match cli.command {
-        Command::Serve { bind } => {
+        Command::Serve { bind, retrain_every } => {
             if let Some(bind) = bind {
                 settings.bind = bind;
+            }
+            if let Some(every) = retrain_every {
+                settings.retrain_every = every;
             }
             serve(settings).await
         }
@@ -553,6 +564,7 @@ async fn demo(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         options: crate::training::TrainOptions::default(),
         out_dir: PathBuf::from(&settings.models_dir),
         activate: true,
+        gate: crate::lifecycle::gate::GatePolicy::from_settings(&settings),
         who: "dealscore demo".into(),
     };
     let outcome = crate::train_job::run(job, deals, Some(&db), |_| {}).await?;

@@ -78,6 +78,18 @@ pub struct Settings {
     /// Hours between retention runs in the server; 0 = off (run `dealscore prune` instead), 24 =
     /// daily. Default 0. Env: `DEALSCORE_RETENTION_INTERVAL_HOURS`.
     pub retention_interval_hours: u64,
+    /// Promotion gate: how much lower than the active model's holdout ROC AUC a new model's may
+    /// be and still be activated. Default 0.01. Env: `DEALSCORE_GATE_AUC_TOLERANCE`.
+    pub gate_auc_tolerance: f64,
+    /// Promotion gate: an active model older than this many days is replaced by any new model.
+    /// Default 90. Env: `DEALSCORE_GATE_MAX_AGE_DAYS`.
+    pub gate_max_age_days: f64,
+    /// Scheduled retraining period (`7d`, `12h`, `30m`, `90s`; empty = off). Default off.
+    /// Env: `DEALSCORE_RETRAIN_EVERY`; `serve --retrain-every` overrides.
+    pub retrain_every: String,
+    /// Retrain once this many deals have closed since the active model was trained (0 = off).
+    /// Default 0. Env: `DEALSCORE_RETRAIN_AFTER_CLOSED`.
+    pub retrain_after_closed: u64,
 }
 
 /// One CRM connection that may send webhooks. Its `Debug` output hides the secrets.
@@ -147,6 +159,10 @@ impl Default for Settings {
             retention_keep_versions: 10,
             retention_score_days: 365,
             retention_interval_hours: 0,
+            gate_auc_tolerance: 0.01,
+            gate_max_age_days: 90.0,
+            retrain_every: String::new(),
+            retrain_after_closed: 0,
         }
     }
 }
@@ -281,6 +297,18 @@ impl Settings {
         }
         if let Some(v) = lookup("DEALSCORE_RETENTION_INTERVAL_HOURS") {
             self.retention_interval_hours = parse("DEALSCORE_RETENTION_INTERVAL_HOURS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_GATE_AUC_TOLERANCE") {
+            self.gate_auc_tolerance = parse("DEALSCORE_GATE_AUC_TOLERANCE", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_GATE_MAX_AGE_DAYS") {
+            self.gate_max_age_days = parse("DEALSCORE_GATE_MAX_AGE_DAYS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_RETRAIN_EVERY") {
+            self.retrain_every = v.trim().to_owned();
+        }
+        if let Some(v) = lookup("DEALSCORE_RETRAIN_AFTER_CLOSED") {
+            self.retrain_after_closed = parse("DEALSCORE_RETRAIN_AFTER_CLOSED", v)?;
         }
         self.apply_env_webhook_source(&lookup)?;
         if let Some(v) = lookup("DEALSCORE_LOG_FORMAT") {

@@ -55,7 +55,8 @@ pub struct TrainArgs {
     /// Fewest lost deals accepted.
     #[arg(long, default_value_t = 40)]
     pub min_lost: usize,
-    /// Make the new model active even if another one is.
+    /// Make the new model active whatever the promotion gate says (recorded as forced). Without
+    /// it the model becomes active only if it passes the gate (docs/operations.md).
     #[arg(long)]
     pub activate: bool,
     /// Do not register the model in the database (artifact file only).
@@ -170,6 +171,7 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| PathBuf::from(&settings.models_dir)),
         activate: args.activate,
+        gate: crate::lifecycle::gate::GatePolicy::from_settings(&settings),
         who: "dealscore-train".into(),
     };
     let outcome = train_job::run(job, deals, db.as_ref(), move |p| {
@@ -184,7 +186,12 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<()> {
         print!("{}", render_report(&outcome.trained));
         println!("\nArtifact: {}", outcome.artifact_path.display());
         match outcome.status {
-            Some(status) => println!("Registered as {}", status.as_str()),
+            Some(status) => {
+                println!("Registered as {}", status.as_str());
+                if let Some(gate) = &outcome.gate {
+                    println!("Promotion gate: {:?} — {}", gate.outcome, gate.reason);
+                }
+            }
             None => println!("Not registered (--no-register)"),
         }
     }

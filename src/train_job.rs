@@ -1,5 +1,6 @@
 //! The training job shared by `dealscore-train` and the server: train, save the artifact
-//! atomically, register it. Nothing is written when training fails.
+//! atomically, pass it through the promotion gate, register it. Nothing is written when training
+//! fails.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,10 @@ use serde::Serialize;
 
 use crate::domain::Opportunity;
 use crate::features::FeatureSpec;
+use crate::lifecycle::background::run_low_priority;
+use crate::lifecycle::gate::{self, GateDecision, GatePolicy};
+use crate::lifecycle::holdout::holdout_deals;
+use crate::model::ModelArtifact;
 use crate::store::models::{self, ModelStatus, NewModelVersion};
 use crate::store::Db;
 use crate::training::{train, TrainError, TrainOptions, TrainProgress, TrainedModel};
@@ -21,6 +26,8 @@ pub struct TrainJobOutcome {
     pub artifact_path: PathBuf,
     /// Registry status (absent when not registered).
     pub status: Option<ModelStatus>,
+    /// The promotion gate's decision (absent when not registered).
+    pub gate: Option<GateDecision>,
 }
 
 /// Why a job failed.
@@ -46,14 +53,17 @@ pub struct TrainJob {
     pub options: TrainOptions,
     /// Folder for the artifact file.
     pub out_dir: PathBuf,
-    /// Activate the new model even when another one is active.
+    /// Activate the new model whatever the gate says (recorded as forced).
     pub activate: bool,
+    /// The promotion gate applied when registering.
+    pub gate: GatePolicy,
     /// Who asked (recorded with an activation).
     pub who: String,
 }
 
-/// Runs training on `deals` (CPU work on a blocking thread), writes `out_dir/<version>.json`,
-/// and registers it in `db` when given (activated when `activate`, or when it is the first).
+/// Runs training on `deals` (CPU work on a low-priority thread), writes `out_dir/<version>.json`,
+/// and registers it in `db` when given: activated when it is the first model, when it passes the
+/// promotion gate against the active model, or when `activate` forces it.
 pub async fn run(
     job: TrainJob,
     deals: Vec<Opportunity>,
@@ -65,14 +75,19 @@ pub async fn run(
         options,
         out_dir,
         activate,
+        gate: policy,
         who,
     } = job;
     let out_dir: &Path = &out_dir;
     let who: &str = &who;
     let mut progress = progress;
-    let trained = tokio::task::spawn_blocking(move || train(&deals, &spec, &options, &mut progress))
-        .await
-        .map_err(|e| TrainJobError::Write(format!("training thread failed: {e}")))??;
+    let (trained, deals) = run_low_priority("dealscore-train", move || {
+        let trained = train(&deals, &spec, &options, &mut progress);
+        (trained, deals)
+    })
+    .await
+    .map_err(TrainJobError::Write)?;
+    let trained = trained?;
     let artifact = &trained.artifact;
     // The checksum covers the pretty form, so the registry stores exactly what the file holds.
     let json = artifact
@@ -83,8 +98,25 @@ pub async fn run(
     let artifact_path = artifact
         .save_atomic(out_dir)
         .map_err(|e| TrainJobError::Write(format!("{}: {e}", out_dir.display())))?;
-    let status = match db {
+    let (status, gate) = match db {
         Some(db) => {
+            let active = active_artifact(db).await?;
+            let candidate = artifact.clone();
+            let decision = run_low_priority("dealscore-gate", move || {
+                let holdout = holdout_deals(&deals, &candidate.training).unwrap_or_default();
+                gate::decide(
+                    &policy,
+                    &candidate,
+                    &holdout,
+                    active.as_ref(),
+                    activate,
+                    chrono::Utc::now(),
+                )
+            })
+            .await
+            .map_err(TrainJobError::Write)?;
+            let gate_json =
+                serde_json::to_string(&decision).map_err(|e| TrainJobError::Write(e.to_string()))?;
             let new = NewModelVersion {
                 version: &artifact.version,
                 created_at: artifact.created_at,
@@ -93,14 +125,43 @@ pub async fn run(
                 train_rows: artifact.training.final_rows as i64,
                 holdout_auc: Some(artifact.holdout_metrics.roc_auc).filter(|v| v.is_finite()),
             };
-            let reason = if activate { "--activate" } else { "trained" };
-            Some(models::register(db, &new, activate, who, reason).await?)
+            let status = models::register_with_gate(
+                db,
+                &new,
+                decision.outcome.activates(),
+                who,
+                decision.outcome.reason(),
+                Some(&gate_json),
+            )
+            .await?;
+            (Some(status), Some(decision))
         }
-        None => None,
+        None => (None, None),
     };
     Ok(TrainJobOutcome {
         trained,
         artifact_path,
         status,
+        gate,
     })
+}
+
+/// The registry's active model, if it loads. One whose artifact fails verification cannot be
+/// measured, so the gate treats the candidate as if no model were active (logged).
+async fn active_artifact(db: &Db) -> Result<Option<ModelArtifact>, sqlx::Error> {
+    let Some((record, json)) = models::active(db).await? else {
+        return Ok(None);
+    };
+    let parsed = run_low_priority("dealscore-load", move || ModelArtifact::from_json_verified(&json)).await;
+    match parsed {
+        Ok(Ok(artifact)) => Ok(Some(artifact)),
+        Ok(Err(e)) => {
+            tracing::warn!(version = %record.version, error = %e, "active model refused; the gate ignores it");
+            Ok(None)
+        }
+        Err(e) => {
+            tracing::warn!(version = %record.version, error = %e, "active model could not be loaded; the gate ignores it");
+            Ok(None)
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{drift, health, imports, jobs, opportunities, scores, webhooks};
+use super::{drift, health, imports, jobs, models, opportunities, scores, training_runs, webhooks};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -17,6 +17,8 @@ use super::{drift, health, imports, jobs, opportunities, scores, webhooks};
         scores::score_stateless, scores::score_stored, scores::rescore, scores::priority, jobs::get,
         webhooks::receive, webhooks::list_events, webhooks::list_outbox, webhooks::retry,
         drift::get,
+        training_runs::start, training_runs::get, training_runs::list,
+        models::list, models::get, models::active, models::activate, models::compare,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary)),
     modifiers(&BearerAuth),
@@ -26,7 +28,7 @@ use super::{drift, health, imports, jobs, opportunities, scores, webhooks};
         (name = "scoring", description = "scores, explanations, next interventions, priority list"),
         (name = "webhooks", description = "signed CRM events in, score write-backs out (docs/webhooks.md)"),
         (name = "operations", description = "health, readiness, metrics"),
-        (name = "models", description = "model versions, activation, drift (docs/drift.md)"),
+        (name = "models", description = "training runs, model versions, promotion gate, activation and rollback (docs/operations.md), drift (docs/drift.md)"),
     )
 )]
 pub struct ApiDoc;

@@ -5,8 +5,10 @@ pub mod drift;
 pub mod health;
 pub mod imports;
 pub mod jobs;
+pub mod models;
 pub mod opportunities;
 pub mod scores;
+pub mod training_runs;
 pub mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -35,6 +37,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, max_batch_
                 .service(scores::rescore)
                 .service(scores::score_stored)
                 .service(jobs::get)
+                // Model lifecycle: literal paths before `/models/{version}`.
+                .service(training_runs::start)
+                .service(training_runs::list)
+                .service(training_runs::get)
+                .service(models::list)
+                .service(models::active)
+                .service(models::compare)
+                .service(models::get)
+                .service(models::activate)
                 .service(opportunities::list)
                 .service(opportunities::put)
                 .service(opportunities::get)

@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod retention;
 pub mod scores;
 mod sql;
+pub mod training_runs;
 pub mod webhooks;
 
 use std::path::Path;

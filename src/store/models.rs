@@ -56,6 +56,24 @@ pub struct ModelVersionRecord {
     pub activated_at: Option<DateTime<Utc>>,
     /// Who activated it last.
     pub activated_by: Option<String>,
+    /// The promotion gate's decision and figures when it was registered (absent for versions
+    /// registered before the gate existed).
+    #[schema(value_type = Option<Object>)]
+    pub gate: Option<serde_json::Value>,
+}
+
+/// One activation: which version, when, by whom and why (`first model`, `gate`, `force`,
+/// `rollback`, …).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ActivationRecord {
+    /// Version activated.
+    pub version: String,
+    /// When.
+    pub activated_at: DateTime<Utc>,
+    /// Who (key name, `dealscore-train`, `schedule`).
+    pub activated_by: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// What to register.
@@ -76,7 +94,7 @@ pub struct NewModelVersion<'a> {
 }
 
 const RECORD_COLUMNS: &str =
-    "version, status, created_at, sha256, train_rows, holdout_auc, activated_at, activated_by";
+    "version, status, created_at, sha256, train_rows, holdout_auc, activated_at, activated_by, gate";
 
 fn record(row: &sqlx::any::AnyRow) -> Result<ModelVersionRecord, sqlx::Error> {
     Ok(ModelVersionRecord {
@@ -88,6 +106,9 @@ fn record(row: &sqlx::any::AnyRow) -> Result<ModelVersionRecord, sqlx::Error> {
         holdout_auc: row.try_get("holdout_auc")?,
         activated_at: row.try_get::<Option<i64>, _>("activated_at")?.map(from_epoch_ms),
         activated_by: row.try_get("activated_by")?,
+        gate: row
+            .try_get::<Option<String>, _>("gate")?
+            .and_then(|text| serde_json::from_str(&text).ok()),
     })
 }
 
@@ -100,10 +121,23 @@ pub async fn register(
     who: &str,
     reason: &str,
 ) -> Result<ModelStatus, sqlx::Error> {
+    register_with_gate(db, new, activate, who, reason, None).await
+}
+
+/// [`register`] that also records the promotion gate's decision (`gate`, JSON) on the version,
+/// in the same transaction.
+pub async fn register_with_gate(
+    db: &Db,
+    new: &NewModelVersion<'_>,
+    activate: bool,
+    who: &str,
+    reason: &str,
+    gate: Option<&str>,
+) -> Result<ModelStatus, sqlx::Error> {
     let mut tx = db.begin_write().await?;
     sqlx::query(
-        "INSERT INTO model_versions (version, status, created_at, sha256, artifact, train_rows, holdout_auc) \
-         VALUES ($1, 'candidate', $2, $3, $4, $5, $6)",
+        "INSERT INTO model_versions (version, status, created_at, sha256, artifact, train_rows, holdout_auc, gate) \
+         VALUES ($1, 'candidate', $2, $3, $4, $5, $6, $7)",
     )
     .persistent(false)
     .bind(new.version.to_owned())
@@ -112,6 +146,7 @@ pub async fn register(
     .bind(new.artifact_json.to_owned())
     .bind(new.train_rows)
     .bind(new.holdout_auc)
+    .bind(gate.map(str::to_owned))
     .execute(&mut *tx)
     .await?;
     let has_active = sqlx::query("SELECT 1 FROM model_versions WHERE status = 'active'")
@@ -196,4 +231,47 @@ pub async fn list(db: &Db) -> Result<Vec<ModelVersionRecord>, sqlx::Error> {
     let sql = format!("SELECT {RECORD_COLUMNS} FROM model_versions ORDER BY created_at DESC, version DESC");
     let rows = sqlx::query(&sql).fetch_all(&db.pool).await?;
     rows.iter().map(record).collect()
+}
+
+/// Every activation, newest first (at most `limit`); only `version`'s when given.
+pub async fn activations(
+    db: &Db,
+    version: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ActivationRecord>, sqlx::Error> {
+    let filter = if version.is_some() {
+        "WHERE version = $1"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT version, activated_at, activated_by, reason FROM model_activations {filter} \
+         ORDER BY id DESC LIMIT {limit}"
+    );
+    let mut query = sqlx::query(&sql);
+    if let Some(version) = version {
+        query = query.bind(version.to_owned());
+    }
+    let rows = query.fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ActivationRecord {
+                version: r.try_get("version")?,
+                activated_at: from_epoch_ms(r.try_get("activated_at")?),
+                activated_by: r.try_get("activated_by")?,
+                reason: r.try_get("reason")?,
+            })
+        })
+        .collect()
+}
+
+/// Every version with its artifact JSON, newest first.
+pub async fn list_with_artifacts(db: &Db) -> Result<Vec<(ModelVersionRecord, String)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS}, artifact FROM model_versions ORDER BY created_at DESC, version DESC"
+    );
+    let rows = sqlx::query(&sql).fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|r| Ok((record(r)?, r.try_get("artifact")?)))
+        .collect()
 }

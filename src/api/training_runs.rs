@@ -1,0 +1,88 @@
+//! Training runs over HTTP: `POST /v1/models/train`, `GET /v1/training-runs[/{id}]`.
+//! The runs live in the database, so every server sees them (docs/operations.md).
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::AnalystAccess;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::lifecycle::runner::{TrainRequest, Trainer};
+use crate::store::training_runs::{self, CreateError, RunRecord};
+use crate::store::Db;
+
+/// Starts a training run (202 with the run; 409 when one is already queued or running on any
+/// server; 422 listing every problem of the spec, window and options). An empty body trains with
+/// the defaults of `dealscore-train`.
+#[utoipa::path(post, path = "/v1/models/train", tag = "models",
+    request_body(content = Option<TrainRequest>, content_type = "application/json"),
+    responses((status = 202, body = RunRecord), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+#[post("/models/train")]
+pub async fn start(
+    caller: AnalystAccess,
+    trainer: web::Data<Trainer>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let request: TrainRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TrainRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::MalformedBody(format!("the body is not a valid training request: {e}")))?
+    };
+    let plan = request.plan()?;
+    let trainer = trainer.into_inner();
+    match trainer.submit(plan, "api", &caller.0.name).await {
+        Ok(run) => Ok(HttpResponse::Accepted()
+            .insert_header(("Location", format!("/v1/training-runs/{}", run.id)))
+            .json(run)),
+        Err(CreateError::Busy(id)) => Err(ApiError::Conflict(format!(
+            "training run {id} is already in progress; one run at a time (GET /v1/training-runs/{id})"
+        ))),
+        Err(CreateError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// One run: queued, running (with progress), succeeded (with version and gate decision) or
+/// failed (with the reason).
+#[utoipa::path(get, path = "/v1/training-runs/{id}", tag = "models",
+    params(("id" = String, Path, description = "run id")),
+    responses((status = 200, body = RunRecord), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/training-runs/{id}")]
+pub async fn get(
+    _caller: AnalystAccess,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let run = training_runs::get(&db, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no training run `{id}`")))?;
+    Ok(HttpResponse::Ok().json(run))
+}
+
+/// `GET /v1/training-runs` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Most runs returned, newest first (1–500, default 50).
+    pub limit: Option<usize>,
+}
+
+/// The newest runs first.
+#[utoipa::path(get, path = "/v1/training-runs", tag = "models", params(ListQuery),
+    responses((status = 200, body = [RunRecord]), (status = 400, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/training-runs")]
+pub async fn list(
+    _caller: AnalystAccess,
+    db: web::Data<Db>,
+    query: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadQuery("limit must be between 1 and 500".into()));
+    }
+    Ok(HttpResponse::Ok().json(training_runs::list(&db, limit).await?))
+}

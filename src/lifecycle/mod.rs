@@ -1,0 +1,9 @@
+//! Model lifecycle: training runs over HTTP, the promotion gate, comparing versions, scheduled
+//! retraining. Operations guide: docs/operations.md.
+
+pub mod background;
+pub mod compare;
+pub mod gate;
+pub mod holdout;
+pub mod runner;
+pub mod schedule;

@@ -1,0 +1,410 @@
+//! Training runs: validated requests, persisted runs, execution off the request threads with
+//! progress and heartbeats in the database, crash recovery.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::gate::GatePolicy;
+use crate::domain::ValidationErrors;
+use crate::features::FeatureSpec;
+use crate::serving::ActiveModel;
+use crate::store::training_runs::{self, CreateError, NewRun, RunProgress, RunRecord};
+use crate::store::{opportunities, Db};
+use crate::train_job::{self, TrainJob};
+use crate::training::{SplitKind, TrainOptions, TrainProgress};
+
+/// How often a running run records a sign of life.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// A run whose heartbeat is older than this is taken as interrupted (its server died). Several
+/// heartbeats long, so a busy but live server is never mistaken for a dead one.
+pub const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// Body of `POST /v1/models/train`: the same choices as `dealscore-train`. Every field optional.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRequest {
+    /// Feature spec: TOML or JSON text, or a JSON object (`{"feature": [...]}`). Default: the
+    /// built-in spec (training/features.toml).
+    #[schema(value_type = Option<Object>)]
+    pub spec: Option<serde_json::Value>,
+    /// Only deals closed on or after this time (RFC 3339 or YYYY-MM-DD).
+    pub since: Option<String>,
+    /// Only deals closed on or before this time.
+    pub until: Option<String>,
+    /// Training options.
+    #[serde(default)]
+    pub options: TrainRequestOptions,
+    /// Activate the new model whatever the promotion gate says (recorded as forced).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Training options of a request (defaults as in `dealscore-train`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRequestOptions {
+    /// `time` (default) or `random`.
+    pub split: Option<String>,
+    /// Share of closed deals held out (default 0.2).
+    pub test_fraction: Option<f64>,
+    /// Seed (default 42).
+    pub seed: Option<u64>,
+    /// Cross-validation folds (default 5).
+    pub cv: Option<usize>,
+    /// Fewest won deals accepted (default 40).
+    pub min_won: Option<usize>,
+    /// Fewest lost deals accepted (default 40).
+    pub min_lost: Option<usize>,
+}
+
+/// A validated request, ready to run.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// Feature spec.
+    pub spec: FeatureSpec,
+    /// Options (`now` is set when the run starts).
+    pub options: TrainOptions,
+    /// Forced activation.
+    pub force: bool,
+    /// The request as recorded on the run.
+    pub recorded: serde_json::Value,
+}
+
+fn parse_spec(value: &serde_json::Value) -> Result<FeatureSpec, Vec<crate::domain::FieldError>> {
+    let result = match value {
+        serde_json::Value::String(text) if text.trim_start().starts_with('{') => FeatureSpec::from_json(text),
+        serde_json::Value::String(text) => FeatureSpec::from_toml(text),
+        serde_json::Value::Object(_) => FeatureSpec::from_json(&value.to_string()),
+        _ => {
+            return Err(vec![crate::domain::FieldError::new(
+                "spec",
+                "must be TOML or JSON text, or a JSON object",
+            )])
+        }
+    };
+    result.map_err(|e| {
+        e.0.into_iter()
+            .map(|f| crate::domain::FieldError::new(format!("spec.{}", f.field), f.message))
+            .collect()
+    })
+}
+
+impl TrainRequest {
+    /// Checks everything and reports every problem at once (field names as in the body).
+    pub fn plan(&self) -> Result<RunPlan, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let spec = match &self.spec {
+            None => Some(FeatureSpec::default_spec()),
+            Some(value) => match parse_spec(value) {
+                Ok(spec) => Some(spec),
+                Err(problems) => {
+                    errors.0.extend(problems);
+                    None
+                }
+            },
+        };
+        let mut date = |field: &str, text: &Option<String>| -> Option<DateTime<Utc>> {
+            let text = text.as_deref()?;
+            match crate::domain::parse_timestamp(text) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    errors.push(field, e);
+                    None
+                }
+            }
+        };
+        let since = date("since", &self.since);
+        let until = date("until", &self.until);
+        if let (Some(s), Some(u)) = (since, until) {
+            if s > u {
+                errors.push("until", "must not be before `since`");
+            }
+        }
+        let o = &self.options;
+        let defaults = TrainOptions::default();
+        let split = match o.split.as_deref() {
+            None | Some("time") => SplitKind::Time,
+            Some("random") => SplitKind::Random,
+            Some(other) => {
+                errors.push(
+                    "options.split",
+                    format!("must be `time` or `random`, got `{other}`"),
+                );
+                SplitKind::Time
+            }
+        };
+        let test_fraction = o.test_fraction.unwrap_or(defaults.test_fraction);
+        if !(test_fraction > 0.0 && test_fraction < 1.0) {
+            errors.push("options.test_fraction", "must be between 0 and 1 (exclusive)");
+        }
+        let cv = o.cv.unwrap_or(defaults.cv_folds);
+        if !(2..=20).contains(&cv) {
+            errors.push("options.cv", "must be between 2 and 20");
+        }
+        let min_won = o.min_won.unwrap_or(defaults.min_won);
+        let min_lost = o.min_lost.unwrap_or(defaults.min_lost);
+        for (field, value) in [("options.min_won", min_won), ("options.min_lost", min_lost)] {
+            if value < 2 {
+                errors.push(field, "must be at least 2");
+            }
+        }
+        let options = TrainOptions {
+            split,
+            test_fraction,
+            seed: o.seed.unwrap_or(defaults.seed),
+            cv_folds: cv,
+            min_won,
+            min_lost,
+            window_since: since,
+            window_until: until,
+            ..defaults
+        };
+        let spec = errors.into_result(spec)?;
+        let spec = spec.unwrap_or_else(FeatureSpec::default_spec);
+        let recorded = serde_json::json!({
+            "spec": spec.to_toml().ok(),
+            "since": since,
+            "until": until,
+            "options": {
+                "split": match split { SplitKind::Time => "time", SplitKind::Random => "random" },
+                "test_fraction": test_fraction,
+                "seed": options.seed,
+                "cv": cv,
+                "min_won": min_won,
+                "min_lost": min_lost,
+            },
+            "force": self.force,
+        });
+        Ok(RunPlan {
+            spec,
+            options,
+            force: self.force,
+            recorded,
+        })
+    }
+}
+
+/// Starts and runs training runs for one server.
+#[derive(Debug)]
+pub struct Trainer {
+    db: Db,
+    model: Arc<ActiveModel>,
+    models_dir: PathBuf,
+    gate: GatePolicy,
+    /// This server process, recorded as the owner of the runs it executes.
+    instance: String,
+    /// The runtime runs execute on (not an HTTP worker's): loading deals and writing progress
+    /// never occupy a request thread.
+    runtime: tokio::runtime::Handle,
+}
+
+impl Trainer {
+    /// A trainer that executes runs on the current Tokio runtime.
+    pub fn new(db: Db, model: Arc<ActiveModel>, models_dir: PathBuf, gate: GatePolicy) -> Trainer {
+        Trainer {
+            db,
+            model,
+            models_dir,
+            gate,
+            instance: format!("srv-{}", &crate::auth::generate_key()[3..15]),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// This server's instance id (run owner, lease holder).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Records a queued run and starts it in the background. [`CreateError::Busy`] when another
+    /// run is queued or running on any server.
+    pub async fn submit(
+        self: &Arc<Self>,
+        plan: RunPlan,
+        trigger: &str,
+        who: &str,
+    ) -> Result<RunRecord, CreateError> {
+        let id = format!("run-{}", &crate::auth::generate_key()[3..19]);
+        let request = plan.recorded.to_string();
+        let record = training_runs::create(
+            &self.db,
+            &NewRun {
+                id: &id,
+                trigger,
+                requested_by: who,
+                request: &request,
+                owner: &self.instance,
+            },
+        )
+        .await?;
+        let trainer = Arc::clone(self);
+        let who = who.to_owned();
+        self.runtime
+            .spawn(async move { trainer.execute(id, plan, who).await });
+        Ok(record)
+    }
+
+    /// Marks failed the runs whose server stopped heartbeating ([`STALE_AFTER`]).
+    pub async fn recover(&self) -> Result<Vec<String>, sqlx::Error> {
+        let stale_before = Utc::now() - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default();
+        let ids = training_runs::fail_stale(&self.db, stale_before).await?;
+        for id in &ids {
+            tracing::warn!(run = %id, "training run marked failed: interrupted");
+        }
+        Ok(ids)
+    }
+
+    async fn execute(&self, id: String, plan: RunPlan, who: String) {
+        let outcome = self.train(&id, plan, &who).await;
+        let finished = match &outcome {
+            Ok((version, gate)) => training_runs::finish(&self.db, &id, Ok((version, gate))).await,
+            Err(reason) => training_runs::finish(&self.db, &id, Err(reason)).await,
+        };
+        match (&outcome, finished) {
+            (_, Err(e)) => tracing::error!(run = %id, error = %e, "cannot record the end of a training run"),
+            (Ok((version, _)), Ok(())) => tracing::info!(run = %id, %version, "training run succeeded"),
+            (Err(reason), Ok(())) => tracing::warn!(run = %id, %reason, "training run failed"),
+        }
+        // Serve an activated model here at once; other servers follow within their refresh period.
+        if let Err(e) = self.model.refresh(&self.db).await {
+            tracing::warn!(error = %e, "model refresh after training failed");
+        }
+    }
+
+    /// Runs the training; `Ok((version, gate JSON))` or the failure reason.
+    async fn train(&self, id: &str, plan: RunPlan, who: &str) -> Result<(String, String), String> {
+        training_runs::start(&self.db, id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let RunPlan {
+            spec,
+            mut options,
+            force,
+            ..
+        } = plan;
+        options.now = Utc::now();
+        let deals = opportunities::closed_deals(&self.db, options.window_since, options.window_until)
+            .await
+            .map_err(|e| format!("cannot load the closed deals: {e}"))?;
+        let cv_total = (options.cv_folds * options.alphas.len()) as i64;
+        let total = cv_total + 3;
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let job = TrainJob {
+            spec,
+            options,
+            out_dir: self.models_dir.clone(),
+            activate: force,
+            gate: self.gate,
+            who: who.to_owned(),
+        };
+        let db = self.db.clone();
+        let training = train_job::run(job, deals, Some(&db), move |p| {
+            // The receiver lives until the job ends; a send can only fail after that.
+            let _ = sender.send(p);
+        });
+        tokio::pin!(training);
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        let result = loop {
+            tokio::select! {
+                result = &mut training => break result,
+                Some(event) = receiver.recv() => {
+                    let progress = progress_of(&event, cv_total, total);
+                    if let Err(e) = training_runs::progress(&self.db, id, &progress).await {
+                        tracing::warn!(run = %id, error = %e, "cannot record training progress");
+                    }
+                }
+                _ = beat.tick() => {
+                    if let Err(e) = training_runs::heartbeat(&self.db, id).await {
+                        tracing::warn!(run = %id, error = %e, "cannot record a training heartbeat");
+                    }
+                }
+            }
+        };
+        let outcome = result.map_err(|e| e.to_string())?;
+        let gate = outcome
+            .gate
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| "null".to_owned());
+        let done = RunProgress {
+            phase: "done".into(),
+            done: total,
+            total,
+        };
+        if let Err(e) = training_runs::progress(&self.db, id, &done).await {
+            tracing::warn!(run = %id, error = %e, "cannot record training progress");
+        }
+        Ok((outcome.trained.artifact.version.clone(), gate))
+    }
+}
+
+/// Maps a training event to the run's phase and steps.
+fn progress_of(event: &TrainProgress, cv_total: i64, total: i64) -> RunProgress {
+    let (phase, done) = match event {
+        TrainProgress::Prepared { .. } => ("cross_validation", 0),
+        TrainProgress::CrossValidation { done, .. } => ("cross_validation", *done as i64),
+        TrainProgress::HoldoutFit { .. } => ("holdout_fit", cv_total),
+        TrainProgress::FinalFit { .. } => ("final_fit", cv_total + 1),
+        TrainProgress::Finished { .. } => ("gate", cv_total + 2),
+    };
+    RunProgress {
+        phase: phase.to_owned(),
+        done,
+        total,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_reports_every_problem_at_once() {
+        let request: TrainRequest = serde_json::from_value(serde_json::json!({
+            "spec": "[[feature]]\nname = \"colour\"\n",
+            "since": "yesterday-ish",
+            "options": {"split": "sideways", "test_fraction": 1.5, "cv": 1, "min_won": 0}
+        }))
+        .unwrap();
+        let errors = request.plan().unwrap_err();
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        for field in [
+            "since",
+            "options.split",
+            "options.test_fraction",
+            "options.cv",
+            "options.min_won",
+        ] {
+            assert!(fields.contains(&field), "{field} missing in {fields:?}");
+        }
+        assert!(fields.iter().any(|f| f.starts_with("spec")), "{fields:?}");
+    }
+
+    #[test]
+    fn an_empty_request_uses_the_documented_defaults() {
+        let plan = TrainRequest::default().plan().unwrap();
+        assert_eq!(plan.spec, FeatureSpec::default_spec());
+        assert_eq!(plan.options.cv_folds, 5);
+        assert_eq!(plan.options.test_fraction, 0.2);
+        assert!(!plan.force);
+    }
+
+    #[test]
+    fn progress_counts_every_step() {
+        let p = progress_of(&TrainProgress::HoldoutFit { alpha: 1.0 }, 25, 28);
+        assert_eq!((p.phase.as_str(), p.done, p.total), ("holdout_fit", 25, 28));
+    }
+}
