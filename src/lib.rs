@@ -13,6 +13,7 @@ pub mod error;
 pub mod features;
 pub mod generate;
 pub mod ingest;
+pub mod insights;
 pub mod model;
 pub mod scoring;
 pub mod serving;

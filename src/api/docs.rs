@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, imports, jobs, opportunities, scores, webhooks};
+use super::{health, imports, insights, jobs, opportunities, scores, webhooks};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -16,6 +16,8 @@ use super::{health, imports, jobs, opportunities, scores, webhooks};
         imports::create,
         scores::score_stateless, scores::score_stored, scores::rescore, scores::priority, jobs::get,
         webhooks::receive, webhooks::list_events, webhooks::list_outbox, webhooks::retry,
+        insights::get_pipeline, insights::get_success_factors, insights::get_at_risk, insights::get_resources,
+        insights::get_accounts, insights::get_objectives, insights::put_objectives,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary)),
     modifiers(&BearerAuth),
@@ -24,6 +26,7 @@ use super::{health, imports, jobs, opportunities, scores, webhooks};
         (name = "imports", description = "CSV import"),
         (name = "scoring", description = "scores, explanations, next interventions, priority list"),
         (name = "webhooks", description = "signed CRM events in, score write-backs out (docs/webhooks.md)"),
+        (name = "insights", description = "Sales Ops KPIs and objectives, JSON or CSV (docs/insights.md)"),
         (name = "operations", description = "health, readiness, metrics"),
     )
 )]

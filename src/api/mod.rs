@@ -3,6 +3,7 @@
 pub mod docs;
 pub mod health;
 pub mod imports;
+pub mod insights;
 pub mod jobs;
 pub mod opportunities;
 pub mod scores;
@@ -41,6 +42,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, max_batch_
                 .service(opportunities::add_activities)
                 .service(opportunities::list_activities)
                 .service(imports::create)
+                .service(insights::get_pipeline)
+                .service(insights::get_success_factors)
+                .service(insights::get_at_risk)
+                .service(insights::get_resources)
+                .service(insights::get_accounts)
+                .service(insights::get_objectives)
+                .service(insights::put_objectives)
                 // No API key here: the signature is the authentication.
                 .service(webhooks::receive)
                 .service(webhooks::list_events)

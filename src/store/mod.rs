@@ -7,6 +7,7 @@
 pub mod activities;
 pub mod api_keys;
 pub mod models;
+pub mod insights;
 pub mod opportunities;
 pub mod outbox;
 pub mod scores;

@@ -6,6 +6,7 @@ mod cli;
 mod health;
 mod helpers;
 mod imports;
+mod insights;
 mod opportunities;
 mod scoring;
 mod training;
