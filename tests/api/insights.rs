@@ -555,3 +555,57 @@ async fn bad_queries_are_problems_naming_the_field_and_roles_are_enforced() {
     let empty_db = app.get_json("/v1/insights/pipeline", &app.analyst_key).await;
     assert_eq!(empty_db.0, 200, "an empty database answers zeros: {}", empty_db.1);
 }
+
+#[tokio::test]
+async fn with_an_active_model_at_risk_deals_carry_an_intervention_and_success_factors_the_model_effects() {
+    let app = spawn_app().await;
+    load_generated(&app, 3_000, 13).await;
+    let report = crate::helpers::train_cli(&app, &["--cv", "3"]);
+    let version = report["artifact"]["version"].as_str().expect("version").to_owned();
+    crate::helpers::wait_for_model(&app, &version).await;
+    let (status, at_risk) = app.get_json("/v1/insights/at-risk?as_of=2026-01-01&limit=10", &app.rep_key).await;
+    assert_eq!(status, 200, "{at_risk}");
+    assert_eq!(at_risk["model_version"], version.as_str());
+    let deals = at_risk["deals"].as_array().expect("deals");
+    assert!(!deals.is_empty());
+    assert!(
+        deals.iter().any(|d| d["recommended_intervention"]["action"].is_string()),
+        "{at_risk}"
+    );
+    let factors = get(&app, "/v1/insights/success-factors").await;
+    assert_eq!(factors["model"]["version"], version.as_str());
+    let model_factors = factors["model"]["factors"].as_array().expect("factors");
+    assert!(model_factors.iter().any(|f| f["feature"] == "response_hours"), "{factors}");
+    let importances: Vec<f64> = model_factors.iter().filter_map(|f| f["importance"].as_f64()).collect();
+    assert!(importances.windows(2).all(|w| w[0] >= w[1]), "by decreasing importance");
+}
+
+#[tokio::test]
+async fn the_change_stamp_moves_with_every_write_and_keeps_its_value_when_compacted() {
+    use dealscore::store::insights::change_stamp;
+    let app = spawn_app().await;
+    let start = change_stamp(&app.db).await.expect("stamp");
+    put_all(&app, &[deal("a", "North", "open", Some(1.0), "EUR", None)]).await;
+    let after_put = change_stamp(&app.db).await.expect("stamp");
+    assert!(after_put > start);
+    sqlx::query("DELETE FROM opportunities WHERE external_id = 'a'").execute(&app.db.pool).await.expect("delete");
+    let after_delete = change_stamp(&app.db).await.expect("stamp");
+    assert!(after_delete > after_put);
+    if app.db.backend == dealscore::store::Backend::Postgres {
+        // Many writing statements leave many change rows; reading folds them into one row of the
+        // same total, so the stamp does not move and later writes still move it.
+        for i in 0..1_100 {
+            sqlx::query("INSERT INTO insights_changes (weight) VALUES (1)").execute(&app.db.pool).await.expect("change row");
+            if i == 0 {
+                assert_eq!(change_stamp(&app.db).await.expect("stamp"), after_delete + 1);
+            }
+        }
+        let before_compaction = change_stamp(&app.db).await.expect("stamp");
+        assert_eq!(before_compaction, after_delete + 1_100);
+        let rows: i64 = sqlx::Row::try_get(&sqlx::query("SELECT COUNT(*) AS n FROM insights_changes").fetch_one(&app.db.pool).await.expect("n"), "n").expect("n");
+        assert_eq!(rows, 1, "compacted");
+        assert_eq!(change_stamp(&app.db).await.expect("stamp"), before_compaction);
+        put_all(&app, &[deal("b", "North", "open", Some(1.0), "EUR", None)]).await;
+        assert!(change_stamp(&app.db).await.expect("stamp") > before_compaction);
+    }
+}
