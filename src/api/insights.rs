@@ -61,7 +61,10 @@ fn respond<T: Serialize>(csv: bool, report: &T, table: impl FnOnce(&T) -> Table)
 }
 
 /// Runs an insight on a blocking thread: the passes over a large snapshot are CPU work.
-async fn compute<T: Send + 'static>(snapshot: Arc<Snapshot>, work: impl FnOnce(&Snapshot) -> T + Send + 'static) -> ApiResult<T> {
+async fn compute<T: Send + 'static>(
+    snapshot: Arc<Snapshot>,
+    work: impl FnOnce(&Snapshot) -> T + Send + 'static,
+) -> ApiResult<T> {
     web::block(move || work(&snapshot))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("insights thread failed: {e}")))
@@ -263,8 +266,9 @@ pub async fn get_at_risk(
             records
                 .iter()
                 .map(|r| {
-                    r.as_ref()
-                        .and_then(|r| score(&model, &config, &r.opportunity, at, None, RankBy::Value).next_intervention)
+                    r.as_ref().and_then(|r| {
+                        score(&model, &config, &r.opportunity, at, None, RankBy::Value).next_intervention
+                    })
                 })
                 .collect::<Vec<_>>()
         })
@@ -374,7 +378,11 @@ pub struct ObjectivesStored {
     responses((status = 200, body = ObjectivesStored), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 #[put("/objectives")]
-pub async fn put_objectives(_caller: AnalystAccess, db: web::Data<Db>, body: web::Json<Value>) -> ApiResult<HttpResponse> {
+pub async fn put_objectives(
+    _caller: AnalystAccess,
+    db: web::Data<Db>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
     let parsed = objectives::parse_objectives(&body)?;
     store::upsert_objectives(&db, &parsed).await?;
     Ok(HttpResponse::Ok().json(ObjectivesStored { stored: parsed.len() }))
@@ -409,13 +417,19 @@ pub async fn get_objectives(
     let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
     let parsed = q.period.as_deref().and_then(period::parse_period);
     if parsed.is_none() {
-        errors.push("period", "required: a year (2026), a quarter (2026-Q1) or a month (2026-03)");
+        errors.push(
+            "period",
+            "required: a year (2026), a quarter (2026-Q1) or a month (2026-03)",
+        );
     }
     let Some((label, window)) = parsed.filter(|_| errors.is_empty()) else {
         return Err(errors.into());
     };
     let targets = store::objectives_of_period(&db, &label).await?;
     let snapshot = cache.snapshot(&db).await?;
-    let report = compute(snapshot, move |s| objectives::attainment(s, &label, window, targets)).await?;
+    let report = compute(snapshot, move |s| {
+        objectives::attainment(s, &label, window, targets)
+    })
+    .await?;
     respond(csv, &report, objectives::table)
 }

@@ -101,7 +101,11 @@ pub fn accounts(snapshot: &Snapshot, limit: usize) -> AccountsReport {
         })
         .collect();
     let accounts = rows.len() as u64;
-    rows.sort_by(|a, b| b.won_deals.cmp(&a.won_deals).then_with(|| a.account.cmp(&b.account)));
+    rows.sort_by(|a, b| {
+        b.won_deals
+            .cmp(&a.won_deals)
+            .then_with(|| a.account.cmp(&b.account))
+    });
     rows.truncate(limit);
     AccountsReport {
         accounts,
@@ -112,12 +116,26 @@ pub fn accounts(snapshot: &Snapshot, limit: usize) -> AccountsReport {
 
 /// CSV: one row per account; money per currency.
 pub fn table(report: &AccountsReport) -> Table {
-    let mut currencies: Vec<String> = report.rows.iter().flat_map(|r| r.won_revenue.keys().cloned()).collect();
+    let mut currencies: Vec<String> = report
+        .rows
+        .iter()
+        .flat_map(|r| r.won_revenue.keys().cloned())
+        .collect();
     currencies.sort();
     currencies.dedup();
-    let mut columns: Vec<String> = ["account", "deals", "open_deals", "won_deals", "lost_deals", "win_rate", "first_deal_at", "last_deal_at", "repeat_customer"]
-        .map(String::from)
-        .to_vec();
+    let mut columns: Vec<String> = [
+        "account",
+        "deals",
+        "open_deals",
+        "won_deals",
+        "lost_deals",
+        "win_rate",
+        "first_deal_at",
+        "last_deal_at",
+        "repeat_customer",
+    ]
+    .map(String::from)
+    .to_vec();
     for c in &currencies {
         columns.extend([format!("won_revenue_{c}"), format!("avg_won_deal_value_{c}")]);
     }

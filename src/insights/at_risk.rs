@@ -168,7 +168,11 @@ pub fn at_risk(snapshot: &Snapshot, filter: &DealFilter, as_of: i64, limit: usiz
     let name = |id: Option<NameId>| id.map(|i| snapshot.names.name(i).to_owned());
     let mut open = 0u64;
     let mut risky: Vec<(&Deal, Vec<Signal>, Option<f64>)> = Vec::new();
-    for d in snapshot.deals.iter().filter(|d| d.status == Status::Open && filter.matches(d)) {
+    for d in snapshot
+        .deals
+        .iter()
+        .filter(|d| d.status == Status::Open && filter.matches(d))
+    {
         open += 1;
         let found = signals(snapshot, &refs, d, as_of);
         if !found.is_empty() {
@@ -210,13 +214,30 @@ pub fn at_risk(snapshot: &Snapshot, filter: &DealFilter, as_of: i64, limit: usiz
 /// CSV: one row per deal; signals as `measure value > reference (group)` joined by `; `.
 pub fn table(report: &AtRiskReport) -> Table {
     let mut t = Table::new([
-        "external_id", "owner", "region", "sector", "account", "amount", "currency", "probability", "value_at_stake", "signals", "intervention_action", "intervention_target", "intervention_uplift",
+        "external_id",
+        "owner",
+        "region",
+        "sector",
+        "account",
+        "amount",
+        "currency",
+        "probability",
+        "value_at_stake",
+        "signals",
+        "intervention_action",
+        "intervention_target",
+        "intervention_uplift",
     ]);
     for d in &report.deals {
         let signals: Vec<String> = d
             .signals
             .iter()
-            .map(|s| format!("{} {:.1} > {:.1} ({})", s.measure, s.value, s.reference, s.reference_group))
+            .map(|s| {
+                format!(
+                    "{} {:.1} > {:.1} ({})",
+                    s.measure, s.value, s.reference, s.reference_group
+                )
+            })
             .collect();
         let i = d.recommended_intervention.as_ref();
         t.push(vec![

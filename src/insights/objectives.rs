@@ -23,7 +23,10 @@ pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors
         return Err(errors);
     };
     if items.is_empty() || items.len() > MAX_OBJECTIVES {
-        errors.push("objectives", format!("send between 1 and {MAX_OBJECTIVES} objectives"));
+        errors.push(
+            "objectives",
+            format!("send between 1 and {MAX_OBJECTIVES} objectives"),
+        );
         return Err(errors);
     }
     let mut out = Vec::with_capacity(items.len());
@@ -40,14 +43,20 @@ pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors
         let name = match text("name") {
             Some(n) if !n.is_empty() && n.len() <= 200 => n.to_owned(),
             _ => {
-                errors.push(field("name"), "the rep or region name is required (at most 200 characters)");
+                errors.push(
+                    field("name"),
+                    "the rep or region name is required (at most 200 characters)",
+                );
                 String::new()
             }
         };
         let period = match text("period").and_then(parse_period) {
             Some((label, _)) => label,
             None => {
-                errors.push(field("period"), "must be a year (2026), a quarter (2026-Q1) or a month (2026-03)");
+                errors.push(
+                    field("period"),
+                    "must be a year (2026), a quarter (2026-Q1) or a month (2026-03)",
+                );
                 String::new()
             }
         };
@@ -59,9 +68,14 @@ pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors
             }
         };
         let currency = match (metric.as_str(), text("currency")) {
-            ("won_revenue", Some(c)) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => Some(c.to_ascii_uppercase()),
+            ("won_revenue", Some(c)) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => {
+                Some(c.to_ascii_uppercase())
+            }
             ("won_revenue", _) => {
-                errors.push(field("currency"), "a won_revenue target needs its currency (ISO code, e.g. EUR)");
+                errors.push(
+                    field("currency"),
+                    "a won_revenue target needs its currency (ISO code, e.g. EUR)",
+                );
                 None
             }
             (_, Some(_)) => {
@@ -87,8 +101,14 @@ pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors
         });
     }
     for (i, o) in out.iter().enumerate() {
-        if out[..i].iter().any(|p| (&p.scope, &p.name, &p.period, &p.metric, &p.currency) == (&o.scope, &o.name, &o.period, &o.metric, &o.currency)) {
-            errors.push(format!("objectives[{i}]"), "repeats an earlier objective (same scope, name, period, metric and currency)");
+        if out[..i].iter().any(|p| {
+            (&p.scope, &p.name, &p.period, &p.metric, &p.currency)
+                == (&o.scope, &o.name, &o.period, &o.metric, &o.currency)
+        }) {
+            errors.push(
+                format!("objectives[{i}]"),
+                "repeats an earlier objective (same scope, name, period, metric and currency)",
+            );
         }
     }
     errors.into_result(out)
@@ -131,12 +151,20 @@ pub struct ObjectivesReport {
 fn in_scope(snapshot: &Snapshot, o: &Objective, d: &Deal) -> bool {
     let value = if o.scope == "owner" { d.owner } else { d.region };
     let name_ok = value.is_some_and(|v| snapshot.names.name(v) == o.name);
-    let currency_ok = o.currency.as_deref().is_none_or(|c| snapshot.names.name(d.currency) == c);
+    let currency_ok = o
+        .currency
+        .as_deref()
+        .is_none_or(|c| snapshot.names.name(d.currency) == c);
     name_ok && currency_ok
 }
 
 /// Attainment of each objective over the snapshot.
-pub fn attainment(snapshot: &Snapshot, period: &str, window: Window, objectives: Vec<Objective>) -> ObjectivesReport {
+pub fn attainment(
+    snapshot: &Snapshot,
+    period: &str,
+    window: Window,
+    objectives: Vec<Objective>,
+) -> ObjectivesReport {
     let rows = objectives
         .into_iter()
         .map(|o| {
@@ -176,7 +204,18 @@ pub fn attainment(snapshot: &Snapshot, period: &str, window: Window, objectives:
 /// CSV: one row per objective.
 pub fn table(report: &ObjectivesReport) -> Table {
     let mut t = Table::new([
-        "scope", "name", "period", "metric", "currency", "target", "actual", "attainment", "gap", "forecast", "forecast_to_target", "unscored_open_deals",
+        "scope",
+        "name",
+        "period",
+        "metric",
+        "currency",
+        "target",
+        "actual",
+        "attainment",
+        "gap",
+        "forecast",
+        "forecast_to_target",
+        "unscored_open_deals",
     ]);
     for a in &report.objectives {
         let o = &a.objective;

@@ -68,7 +68,8 @@ fn parse_bound(text: &str, inclusive_day: bool) -> Result<i64, String> {
     let text = text.trim();
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let date = if inclusive_day {
-            date.succ_opt().ok_or_else(|| format!("`{text}` is out of range"))?
+            date.succ_opt()
+                .ok_or_else(|| format!("`{text}` is out of range"))?
         } else {
             date
         };
@@ -85,7 +86,11 @@ fn midnight(date: NaiveDate) -> DateTime<Utc> {
 
 /// The reporting window from optional `from` and `to` texts: `to` defaults to the end of today,
 /// `from` to [`DEFAULT_DAYS`] before `to`. Errors name the field.
-pub fn window(from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) -> Result<Window, (&'static str, String)> {
+pub fn window(
+    from: Option<&str>,
+    to: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Window, (&'static str, String)> {
     let end = match to {
         Some(t) => parse_to(t).map_err(|e| ("to", e))?,
         None => to_epoch_ms(midnight(now.date_naive().succ_opt().unwrap_or(now.date_naive()))),
@@ -152,7 +157,11 @@ fn month_start(month_index: i64) -> i64 {
 /// canonical label and window.
 pub fn parse_period(text: &str) -> Option<(String, Window)> {
     let text = text.trim();
-    let year_of = |s: &str| s.parse::<i64>().ok().filter(|y| (1970..=9999).contains(y) && s.len() == 4);
+    let year_of = |s: &str| {
+        s.parse::<i64>()
+            .ok()
+            .filter(|y| (1970..=9999).contains(y) && s.len() == 4)
+    };
     if let Some(year) = year_of(text) {
         return Some((
             format!("{year}"),
@@ -169,7 +178,10 @@ pub fn parse_period(text: &str) -> Option<(String, Window)> {
         let bucket = year * 4 + q - 1;
         return Some((Calendar::Quarter.label(bucket), Calendar::Quarter.window(bucket)));
     }
-    let month: i64 = rest.parse().ok().filter(|m| (1..=12).contains(m) && rest.len() == 2)?;
+    let month: i64 = rest
+        .parse()
+        .ok()
+        .filter(|m| (1..=12).contains(m) && rest.len() == 2)?;
     let bucket = year * 12 + month - 1;
     Some((Calendar::Month.label(bucket), Calendar::Month.window(bucket)))
 }
@@ -194,13 +206,18 @@ mod tests {
         let w = window(Some("2026-01-01"), Some("2026-01-31"), Utc::now()).unwrap();
         assert_eq!(w.start, ms("2026-01-01T00:00:00Z"));
         assert_eq!(w.end, ms("2026-02-01T00:00:00Z"));
-        assert_eq!(w.previous().start, ms("2025-12-02T00:00:00Z"));
+        assert_eq!(w.previous().start, ms("2025-12-01T00:00:00Z"));
     }
 
     #[test]
     fn bad_windows_name_their_field() {
         assert_eq!(window(Some("nope"), None, Utc::now()).unwrap_err().0, "from");
-        assert_eq!(window(Some("2026-02-01"), Some("2026-01-01"), Utc::now()).unwrap_err().0, "from");
+        assert_eq!(
+            window(Some("2026-02-01"), Some("2026-01-01"), Utc::now())
+                .unwrap_err()
+                .0,
+            "from"
+        );
         assert_eq!(window(None, Some("2026-13-01"), Utc::now()).unwrap_err().0, "to");
     }
 
@@ -221,7 +238,10 @@ mod tests {
     fn objective_periods_parse() {
         let (label, w) = parse_period("2026-q4").unwrap();
         assert_eq!(label, "2026-Q4");
-        assert_eq!((w.start, w.end), (ms("2026-10-01T00:00:00Z"), ms("2027-01-01T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (ms("2026-10-01T00:00:00Z"), ms("2027-01-01T00:00:00Z"))
+        );
         assert_eq!(parse_period("2026-02").unwrap().1.end, ms("2026-03-01T00:00:00Z"));
         assert_eq!(parse_period("2026").unwrap().1.end, ms("2027-01-01T00:00:00Z"));
         for bad in ["2026-13", "2026-Q5", "26", "2026-1", "x", ""] {

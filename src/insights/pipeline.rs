@@ -238,7 +238,11 @@ fn group(snapshot: &Snapshot, key: String, window: Window, current: &Acc, previo
 }
 
 /// Accumulates the deals closed within `window` and those open at its end.
-fn accumulate_window<'a>(deals: impl Iterator<Item = &'a Deal>, window: Window, key: impl Fn(&Deal) -> Option<NameId>) -> HashMap<Option<NameId>, Acc> {
+fn accumulate_window<'a>(
+    deals: impl Iterator<Item = &'a Deal>,
+    window: Window,
+    key: impl Fn(&Deal) -> Option<NameId>,
+) -> HashMap<Option<NameId>, Acc> {
     let mut groups: HashMap<Option<NameId>, Acc> = HashMap::new();
     for d in deals {
         let closed = d.closed_within(window.start, window.end);
@@ -257,7 +261,12 @@ fn accumulate_window<'a>(deals: impl Iterator<Item = &'a Deal>, window: Window, 
 }
 
 /// Computes the pipeline report.
-pub fn pipeline(snapshot: &Snapshot, window: Window, group_by: GroupBy, filter: &DealFilter) -> PipelineReport {
+pub fn pipeline(
+    snapshot: &Snapshot,
+    window: Window,
+    group_by: GroupBy,
+    filter: &DealFilter,
+) -> PipelineReport {
     let matching = || snapshot.deals.iter().filter(|d| filter.matches(d));
     let previous_window = window.previous();
     let mut totals_now = accumulate_window(matching(), window, |_| None);
@@ -313,7 +322,12 @@ pub fn pipeline(snapshot: &Snapshot, window: Window, group_by: GroupBy, filter: 
 
 /// One pass: each closed deal lands in the bucket of its `closed_at`; each deal is open at the
 /// end of every bucket from the one it was created in to the one before it closed.
-fn by_calendar<'a>(snapshot: &Snapshot, deals: impl Iterator<Item = &'a Deal>, window: Window, calendar: Calendar) -> Vec<PipelineGroup> {
+fn by_calendar<'a>(
+    snapshot: &Snapshot,
+    deals: impl Iterator<Item = &'a Deal>,
+    window: Window,
+    calendar: Calendar,
+) -> Vec<PipelineGroup> {
     let first = calendar.bucket(window.start);
     let last = calendar.bucket(window.end - 1);
     // One bucket before the first, as the first one's "previous".
@@ -343,7 +357,13 @@ fn by_calendar<'a>(snapshot: &Snapshot, deals: impl Iterator<Item = &'a Deal>, w
     (first..=last)
         .map(|b| {
             let i = (b - base) as usize;
-            group(snapshot, calendar.label(b), calendar.window(b), &accs[i], &accs[i - 1])
+            group(
+                snapshot,
+                calendar.label(b),
+                calendar.window(b),
+                &accs[i],
+                &accs[i - 1],
+            )
         })
         .collect()
 }
@@ -362,7 +382,17 @@ pub fn table(report: &PipelineReport) -> Table {
     currencies.sort();
     currencies.dedup();
     let mut columns: Vec<String> = vec!["group_by".into(), "key".into(), "from".into(), "to".into()];
-    let counts = ["open_deals", "won_deals", "lost_deals", "win_rate", "loss_rate", "avg_won_cycle_days", "distinct_accounts", "won_deals_without_amount", "open_deals_without_amount"];
+    let counts = [
+        "open_deals",
+        "won_deals",
+        "lost_deals",
+        "win_rate",
+        "loss_rate",
+        "avg_won_cycle_days",
+        "distinct_accounts",
+        "won_deals_without_amount",
+        "open_deals_without_amount",
+    ];
     for side in ["", "previous_"] {
         columns.extend(counts.iter().map(|c| format!("{side}{c}")));
         for c in &currencies {
@@ -373,7 +403,12 @@ pub fn table(report: &PipelineReport) -> Table {
     }
     let mut t = Table::new(columns);
     for g in all {
-        let mut row = vec![report.group_by.clone(), g.key.clone(), g.from.clone(), g.to.clone()];
+        let mut row = vec![
+            report.group_by.clone(),
+            g.key.clone(),
+            g.from.clone(),
+            g.to.clone(),
+        ];
         for f in [&g.current, &g.previous] {
             row.extend([
                 cell(f.open_deals),

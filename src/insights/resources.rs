@@ -98,7 +98,11 @@ impl Acc {
     }
 }
 
-fn accumulate(snapshot: &Snapshot, window: Window, key: impl Fn(&Deal) -> Option<NameId>) -> HashMap<Option<NameId>, Acc> {
+fn accumulate(
+    snapshot: &Snapshot,
+    window: Window,
+    key: impl Fn(&Deal) -> Option<NameId>,
+) -> HashMap<Option<NameId>, Acc> {
     let periods: Vec<Window> = (0..TREND_PERIODS).rev().map(|k| window.shifted_back(k)).collect();
     let earliest = periods[0].start;
     let mut groups: HashMap<Option<NameId>, Acc> = HashMap::new();
@@ -172,7 +176,10 @@ fn rows(snapshot: &Snapshot, window: Window, groups: HashMap<Option<NameId>, Acc
             }
         })
         .collect();
-    out.sort_by(|a, b| (a.name == super::snapshot::NONE_LABEL, &a.name).cmp(&(b.name == super::snapshot::NONE_LABEL, &b.name)));
+    out.sort_by(|a, b| {
+        (a.name == super::snapshot::NONE_LABEL, &a.name)
+            .cmp(&(b.name == super::snapshot::NONE_LABEL, &b.name))
+    });
     out
 }
 
@@ -200,18 +207,42 @@ pub fn resources(snapshot: &Snapshot, window: Window) -> ResourcesReport {
 
 /// CSV: one row per region then per rep; money per currency; the trend as won-deal counts.
 pub fn table(report: &ResourcesReport) -> Table {
-    let all = report.regions.iter().map(|r| ("region", r)).chain(report.reps.iter().map(|r| ("rep", r)));
+    let all = report
+        .regions
+        .iter()
+        .map(|r| ("region", r))
+        .chain(report.reps.iter().map(|r| ("rep", r)));
     let mut currencies: Vec<String> = all
         .clone()
-        .flat_map(|(_, r)| r.open_value.keys().chain(r.won_revenue.keys()).chain(r.forecast.keys()).cloned())
+        .flat_map(|(_, r)| {
+            r.open_value
+                .keys()
+                .chain(r.won_revenue.keys())
+                .chain(r.forecast.keys())
+                .cloned()
+        })
         .collect();
     currencies.sort();
     currencies.dedup();
-    let mut columns: Vec<String> = ["kind", "name", "open_deals", "won_deals", "lost_deals", "win_rate", "scored_open_deals", "unscored_open_deals", "overloaded"]
-        .map(String::from)
-        .to_vec();
+    let mut columns: Vec<String> = [
+        "kind",
+        "name",
+        "open_deals",
+        "won_deals",
+        "lost_deals",
+        "win_rate",
+        "scored_open_deals",
+        "unscored_open_deals",
+        "overloaded",
+    ]
+    .map(String::from)
+    .to_vec();
     for c in &currencies {
-        columns.extend([format!("open_value_{c}"), format!("won_revenue_{c}"), format!("forecast_{c}")]);
+        columns.extend([
+            format!("open_value_{c}"),
+            format!("won_revenue_{c}"),
+            format!("forecast_{c}"),
+        ]);
     }
     columns.extend((1..=TREND_PERIODS).map(|k| format!("trend_won_deals_{k}")));
     columns.extend((1..=TREND_PERIODS).map(|k| format!("trend_win_rate_{k}")));
@@ -229,7 +260,11 @@ pub fn table(report: &ResourcesReport) -> Table {
             opt(r.overloaded),
         ];
         for c in &currencies {
-            row.extend([opt(r.open_value.get(c)), opt(r.won_revenue.get(c)), opt(r.forecast.get(c))]);
+            row.extend([
+                opt(r.open_value.get(c)),
+                opt(r.won_revenue.get(c)),
+                opt(r.forecast.get(c)),
+            ]);
         }
         row.extend(r.trend.iter().map(|p| cell(p.won_deals)));
         row.extend(r.trend.iter().map(|p| opt(p.win_rate)));

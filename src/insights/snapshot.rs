@@ -129,7 +129,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds a snapshot from rows (the loader, and unit tests).
-    pub fn from_rows(stamp: i64, rows: impl IntoIterator<Item = DealRow>, probabilities: &HashMap<i64, f64>) -> Self {
+    pub fn from_rows(
+        stamp: i64,
+        rows: impl IntoIterator<Item = DealRow>,
+        probabilities: &HashMap<i64, f64>,
+    ) -> Self {
         let mut snapshot = Snapshot {
             stamp,
             ..Snapshot::default()

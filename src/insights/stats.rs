@@ -148,7 +148,10 @@ mod tests {
         m.add(Some(10.0));
         m.add(None);
         m.add(Some(20.0));
-        assert_eq!((m.sum, m.with_amount, m.without_amount, m.mean()), (30.0, 2, 1, Some(15.0)));
+        assert_eq!(
+            (m.sum, m.with_amount, m.without_amount, m.mean()),
+            (30.0, 2, 1, Some(15.0))
+        );
         assert_eq!(MoneyAcc::default().mean(), None);
         assert_eq!(ratio(1, 0), None);
     }

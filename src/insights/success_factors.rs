@@ -117,7 +117,11 @@ pub fn compare<'a>(deals: impl Iterator<Item = &'a Deal> + Clone, name: &str) ->
     }
 }
 
-fn win_rates<'a>(snapshot: &Snapshot, deals: impl Iterator<Item = &'a Deal>, key: impl Fn(&Deal) -> Option<NameId>) -> Vec<LevelWinRate> {
+fn win_rates<'a>(
+    snapshot: &Snapshot,
+    deals: impl Iterator<Item = &'a Deal>,
+    key: impl Fn(&Deal) -> Option<NameId>,
+) -> Vec<LevelWinRate> {
     let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for d in deals {
         let entry = counts.entry(snapshot.label(key(d))).or_default();
@@ -157,7 +161,11 @@ pub fn model_side(model: &ModelArtifact) -> ModelSide {
                 .collect(),
         })
         .collect();
-    factors.sort_by(|a, b| b.importance.total_cmp(&a.importance).then_with(|| a.feature.cmp(&b.feature)));
+    factors.sort_by(|a, b| {
+        b.importance
+            .total_cmp(&a.importance)
+            .then_with(|| a.feature.cmp(&b.feature))
+    });
     ModelSide {
         version: model.version.clone(),
         factors,
@@ -165,7 +173,11 @@ pub fn model_side(model: &ModelArtifact) -> ModelSide {
 }
 
 /// Computes the report over closed deals passing `filter`.
-pub fn success_factors(snapshot: &Snapshot, filter: &DealFilter, model: Option<&ModelArtifact>) -> SuccessFactorsReport {
+pub fn success_factors(
+    snapshot: &Snapshot,
+    filter: &DealFilter,
+    model: Option<&ModelArtifact>,
+) -> SuccessFactorsReport {
     let closed = snapshot
         .deals
         .iter()
@@ -186,7 +198,21 @@ pub fn success_factors(snapshot: &Snapshot, filter: &DealFilter, model: Option<&
 /// CSV: one row per measure × outcome, per sector / role win rate, and per model level.
 pub fn table(report: &SuccessFactorsReport) -> Table {
     let mut t = Table::new([
-        "section", "name", "level", "outcome", "count", "mean", "p25", "median", "p75", "won", "lost", "win_rate", "importance", "coefficient", "odds_ratio",
+        "section",
+        "name",
+        "level",
+        "outcome",
+        "count",
+        "mean",
+        "p25",
+        "median",
+        "p75",
+        "won",
+        "lost",
+        "win_rate",
+        "importance",
+        "coefficient",
+        "odds_ratio",
     ]);
     let blank = String::new;
     for m in &report.measures {
@@ -210,11 +236,21 @@ pub fn table(report: &SuccessFactorsReport) -> Table {
             ]);
         }
     }
-    for (section, rates) in [("sector", &report.by_sector), ("contact_role", &report.by_contact_role)] {
+    for (section, rates) in [
+        ("sector", &report.by_sector),
+        ("contact_role", &report.by_contact_role),
+    ] {
         for r in rates {
             let mut row = vec![section.to_owned(), section.to_owned(), r.level.clone()];
             row.extend(std::iter::repeat_with(blank).take(6));
-            row.extend([cell(r.won), cell(r.lost), opt(r.win_rate), blank(), blank(), blank()]);
+            row.extend([
+                cell(r.won),
+                cell(r.lost),
+                opt(r.win_rate),
+                blank(),
+                blank(),
+                blank(),
+            ]);
             t.push(row);
         }
     }

@@ -6,8 +6,8 @@
 
 pub mod activities;
 pub mod api_keys;
-pub mod models;
 pub mod insights;
+pub mod models;
 pub mod opportunities;
 pub mod outbox;
 pub mod scores;
