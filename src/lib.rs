@@ -14,6 +14,7 @@ pub mod error;
 pub mod features;
 pub mod generate;
 pub mod ingest;
+pub mod insights;
 pub mod lifecycle;
 pub mod model;
 pub mod retention;

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{drift, health, imports, jobs, models, opportunities, scores, training_runs, webhooks};
+use super::{drift, health, imports, insights, jobs, models, opportunities, scores, training_runs, webhooks};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -19,6 +19,8 @@ use super::{drift, health, imports, jobs, models, opportunities, scores, trainin
         drift::get,
         training_runs::start, training_runs::get, training_runs::list,
         models::list, models::get, models::active, models::activate, models::compare,
+        insights::get_pipeline, insights::get_success_factors, insights::get_at_risk, insights::get_resources,
+        insights::get_accounts, insights::get_objectives, insights::put_objectives,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary)),
     modifiers(&BearerAuth),
@@ -27,6 +29,7 @@ use super::{drift, health, imports, jobs, models, opportunities, scores, trainin
         (name = "imports", description = "CSV import"),
         (name = "scoring", description = "scores, explanations, next interventions, priority list"),
         (name = "webhooks", description = "signed CRM events in, score write-backs out (docs/webhooks.md)"),
+        (name = "insights", description = "Sales Ops KPIs and objectives, JSON or CSV (docs/insights.md)"),
         (name = "operations", description = "health, readiness, metrics"),
         (name = "models", description = "training runs, model versions, promotion gate, activation and rollback (docs/operations.md), drift (docs/drift.md)"),
     )

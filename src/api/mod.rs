@@ -4,6 +4,7 @@ pub mod docs;
 pub mod drift;
 pub mod health;
 pub mod imports;
+pub mod insights;
 pub mod jobs;
 pub mod models;
 pub mod opportunities;
@@ -53,6 +54,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, max_batch_
                 .service(opportunities::add_activities)
                 .service(opportunities::list_activities)
                 .service(imports::create)
+                .service(insights::get_pipeline)
+                .service(insights::get_success_factors)
+                .service(insights::get_at_risk)
+                .service(insights::get_resources)
+                .service(insights::get_accounts)
+                .service(insights::get_objectives)
+                .service(insights::put_objectives)
                 // No API key here: the signature is the authentication.
                 .service(webhooks::receive)
                 .service(webhooks::list_events)

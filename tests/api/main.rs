@@ -7,6 +7,7 @@ mod drift;
 mod health;
 mod helpers;
 mod imports;
+mod insights;
 mod lifecycle;
 mod opportunities;
 mod retention;

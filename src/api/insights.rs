@@ -1,0 +1,435 @@
+//! Sales Ops insights (`/v1/insights/*`) and objectives (`PUT /v1/objectives`). Each insight
+//! answers JSON, or CSV with `?format=csv` or `Accept: text/csv`. See docs/insights.md.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{get, put, web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::IntoParams;
+
+use crate::auth::{AnalystAccess, RepAccess};
+use crate::config::Settings;
+use crate::domain::{to_epoch_ms, ValidationErrors};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::insights::filter::{DealFilter, FilterNames};
+use crate::insights::pipeline::GroupBy;
+use crate::insights::table::Table;
+use crate::insights::{accounts, at_risk, objectives, period, pipeline, resources, success_factors};
+use crate::insights::{InsightsCache, Snapshot};
+use crate::scoring::{score, RankBy};
+use crate::serving::ActiveModel;
+use crate::store::insights as store;
+use crate::store::{opportunities, Db};
+
+/// Default and maximum rows of the at-risk list.
+const AT_RISK_DEFAULT: usize = 50;
+const AT_RISK_MAX: usize = 500;
+/// Default and maximum rows of the accounts list.
+const ACCOUNTS_DEFAULT: usize = 1_000;
+const ACCOUNTS_MAX: usize = 100_000;
+
+/// True when the client asked for CSV (`format=csv`, or `Accept: text/csv` without `format`).
+fn wants_csv(req: &HttpRequest, format: Option<&str>, errors: &mut ValidationErrors) -> bool {
+    match format.map(str::trim) {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(_) => {
+            errors.push("format", "must be `json` or `csv`");
+            false
+        }
+        None => req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/csv")),
+    }
+}
+
+fn respond<T: Serialize>(csv: bool, report: &T, table: impl FnOnce(&T) -> Table) -> ApiResult<HttpResponse> {
+    if !csv {
+        return Ok(HttpResponse::Ok().json(report));
+    }
+    let text = table(report)
+        .to_csv()
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .body(text))
+}
+
+/// Runs an insight on a blocking thread: the passes over a large snapshot are CPU work.
+async fn compute<T: Send + 'static>(
+    snapshot: Arc<Snapshot>,
+    work: impl FnOnce(&Snapshot) -> T + Send + 'static,
+) -> ApiResult<T> {
+    web::block(move || work(&snapshot))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("insights thread failed: {e}")))
+}
+
+fn window_of(from: Option<&str>, to: Option<&str>, errors: &mut ValidationErrors) -> Option<period::Window> {
+    match period::window(from, to, Utc::now()) {
+        Ok(w) => Some(w),
+        Err((field, message)) => {
+            errors.push(field, message);
+            None
+        }
+    }
+}
+
+fn limit_of(value: Option<usize>, default: usize, max: usize, errors: &mut ValidationErrors) -> usize {
+    let limit = value.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        errors.push("limit", format!("must be between 1 and {max}"));
+    }
+    limit
+}
+
+/// Query of the pipeline insight.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineQuery {
+    /// Window start: a date (YYYY-MM-DD) or RFC 3339 time; default 90 days before `to`.
+    pub from: Option<String>,
+    /// Window end: a date (inclusive) or RFC 3339 time (exclusive); default end of today (UTC).
+    pub to: Option<String>,
+    /// `month` (default), `quarter`, `region`, `owner` or `sector`.
+    pub group_by: Option<String>,
+    /// Only this region.
+    pub region: Option<String>,
+    /// Only this owner.
+    pub owner: Option<String>,
+    /// Only this sector.
+    pub sector: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// Pipeline KPIs per group, against the previous period of equal length.
+#[utoipa::path(get, path = "/v1/insights/pipeline", tag = "insights", params(PipelineQuery),
+    responses((status = 200, description = "JSON, or CSV with format=csv", body = pipeline::PipelineReport),
+        (status = 422, body = Problem), (status = 403, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/insights/pipeline")]
+pub async fn get_pipeline(
+    _caller: AnalystAccess,
+    req: HttpRequest,
+    db: web::Data<Db>,
+    cache: web::Data<InsightsCache>,
+    query: web::Query<PipelineQuery>,
+) -> ApiResult<HttpResponse> {
+    let q = query.into_inner();
+    let mut errors = ValidationErrors::default();
+    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
+    let window = window_of(q.from.as_deref(), q.to.as_deref(), &mut errors);
+    let group_by = GroupBy::parse(q.group_by.as_deref().unwrap_or("month"));
+    if group_by.is_none() {
+        errors.push("group_by", "must be one of month, quarter, region, owner, sector");
+    }
+    let (Some(window), Some(group_by)) = (window, group_by) else {
+        return Err(errors.into());
+    };
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let snapshot = cache.snapshot(&db).await?;
+    let report = compute(snapshot, move |s| {
+        let names = FilterNames {
+            region: q.region.as_deref(),
+            owner: q.owner.as_deref(),
+            sector: q.sector.as_deref(),
+            contact_role: None,
+        };
+        pipeline::pipeline(s, window, group_by, &DealFilter::new(s, &names))
+    })
+    .await?;
+    respond(csv, &report, pipeline::table)
+}
+
+/// Query of the success-factors insight.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SuccessFactorsQuery {
+    /// Only this sector.
+    pub sector: Option<String>,
+    /// Only this contact role.
+    pub contact_role: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// Won vs lost reference measures from the data, beside the active model's factor effects.
+#[utoipa::path(get, path = "/v1/insights/success-factors", tag = "insights", params(SuccessFactorsQuery),
+    responses((status = 200, description = "JSON, or CSV with format=csv", body = success_factors::SuccessFactorsReport),
+        (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/insights/success-factors")]
+pub async fn get_success_factors(
+    _caller: AnalystAccess,
+    req: HttpRequest,
+    db: web::Data<Db>,
+    cache: web::Data<InsightsCache>,
+    holder: web::Data<ActiveModel>,
+    query: web::Query<SuccessFactorsQuery>,
+) -> ApiResult<HttpResponse> {
+    let q = query.into_inner();
+    let mut errors = ValidationErrors::default();
+    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let model = holder.get();
+    let snapshot = cache.snapshot(&db).await?;
+    let report = compute(snapshot, move |s| {
+        let names = FilterNames {
+            sector: q.sector.as_deref(),
+            contact_role: q.contact_role.as_deref(),
+            ..FilterNames::default()
+        };
+        success_factors::success_factors(s, &DealFilter::new(s, &names), model.as_deref())
+    })
+    .await?;
+    respond(csv, &report, success_factors::table)
+}
+
+/// Query of the at-risk insight.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AtRiskQuery {
+    /// Only this owner.
+    pub owner: Option<String>,
+    /// 1–500 (default 50).
+    pub limit: Option<usize>,
+    /// Instant ages and silences are measured at (date or RFC 3339); default now.
+    pub as_of: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// Open deals outside the won-deal reference, ranked by value at stake, with the model's
+/// recommended intervention.
+#[utoipa::path(get, path = "/v1/insights/at-risk", tag = "insights", params(AtRiskQuery),
+    responses((status = 200, description = "JSON, or CSV with format=csv", body = at_risk::AtRiskReport),
+        (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/insights/at-risk")]
+pub async fn get_at_risk(
+    _caller: RepAccess,
+    req: HttpRequest,
+    db: web::Data<Db>,
+    cache: web::Data<InsightsCache>,
+    holder: web::Data<ActiveModel>,
+    settings: web::Data<Settings>,
+    query: web::Query<AtRiskQuery>,
+) -> ApiResult<HttpResponse> {
+    let q = query.into_inner();
+    let mut errors = ValidationErrors::default();
+    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
+    let limit = limit_of(q.limit, AT_RISK_DEFAULT, AT_RISK_MAX, &mut errors);
+    let as_of = match q.as_of.as_deref().map(period::parse_from) {
+        None => to_epoch_ms(Utc::now()),
+        Some(Ok(t)) => t,
+        Some(Err(message)) => {
+            errors.push("as_of", message);
+            0
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let snapshot = cache.snapshot(&db).await?;
+    let owner = q.owner.clone();
+    let mut report = compute(snapshot, move |s| {
+        let names = FilterNames {
+            owner: owner.as_deref(),
+            ..FilterNames::default()
+        };
+        at_risk::at_risk(s, &DealFilter::new(s, &names), as_of, limit)
+    })
+    .await?;
+    if let Some(model) = holder.get() {
+        // The full records (attributes included) for the few deals listed, scored as of `as_of`.
+        let mut records = Vec::with_capacity(report.deals.len());
+        for d in &report.deals {
+            records.push(opportunities::get(&db, &d.external_id).await?);
+        }
+        let config = settings.scoring.clone();
+        let at = crate::domain::from_epoch_ms(as_of);
+        let model_version = model.version.clone();
+        let interventions = web::block(move || {
+            records
+                .iter()
+                .map(|r| {
+                    r.as_ref().and_then(|r| {
+                        score(&model, &config, &r.opportunity, at, None, RankBy::Value).next_intervention
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring thread failed: {e}")))?;
+        for (d, i) in report.deals.iter_mut().zip(interventions) {
+            d.recommended_intervention = i;
+        }
+        report.model_version = Some(model_version);
+    }
+    respond(csv, &report, at_risk::table)
+}
+
+/// Query of the resources insight.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesQuery {
+    /// Window start (date or RFC 3339); default 90 days before `to`.
+    pub from: Option<String>,
+    /// Window end (date inclusive, or RFC 3339 exclusive); default end of today (UTC).
+    pub to: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// Per region and per rep: open deals, won revenue, win rate, trend, forecast, workload flags.
+#[utoipa::path(get, path = "/v1/insights/resources", tag = "insights", params(ResourcesQuery),
+    responses((status = 200, description = "JSON, or CSV with format=csv", body = resources::ResourcesReport),
+        (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/insights/resources")]
+pub async fn get_resources(
+    _caller: AnalystAccess,
+    req: HttpRequest,
+    db: web::Data<Db>,
+    cache: web::Data<InsightsCache>,
+    query: web::Query<ResourcesQuery>,
+) -> ApiResult<HttpResponse> {
+    let q = query.into_inner();
+    let mut errors = ValidationErrors::default();
+    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
+    let window = window_of(q.from.as_deref(), q.to.as_deref(), &mut errors);
+    let Some(window) = window.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    let snapshot = cache.snapshot(&db).await?;
+    let report = compute(snapshot, move |s| resources::resources(s, window)).await?;
+    respond(csv, &report, resources::table)
+}
+
+/// Query of the accounts insight.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsQuery {
+    /// Most rows, 1–100000 (default 1000); totals cover every account.
+    pub limit: Option<usize>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// Per account: deals, won revenue, average won deal value, win rate, first/last deal, repeat flag.
+#[utoipa::path(get, path = "/v1/insights/accounts", tag = "insights", params(AccountsQuery),
+    responses((status = 200, description = "JSON, or CSV with format=csv", body = accounts::AccountsReport),
+        (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/insights/accounts")]
+pub async fn get_accounts(
+    _caller: AnalystAccess,
+    req: HttpRequest,
+    db: web::Data<Db>,
+    cache: web::Data<InsightsCache>,
+    query: web::Query<AccountsQuery>,
+) -> ApiResult<HttpResponse> {
+    let q = query.into_inner();
+    let mut errors = ValidationErrors::default();
+    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
+    let limit = limit_of(q.limit, ACCOUNTS_DEFAULT, ACCOUNTS_MAX, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let snapshot = cache.snapshot(&db).await?;
+    let report = compute(snapshot, move |s| accounts::accounts(s, limit)).await?;
+    respond(csv, &report, accounts::table)
+}
+
+/// Body of `PUT /v1/objectives` (for the API description; parsing is field by field).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ObjectivesBody {
+    /// 1 to 1000 objectives.
+    pub objectives: Vec<store::Objective>,
+}
+
+/// Answer of `PUT /v1/objectives`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ObjectivesStored {
+    /// Objectives inserted or replaced.
+    pub stored: usize,
+}
+
+/// Sets targets (won revenue in a currency, or won deal count) per rep or region and period.
+/// An objective with the same scope, name, period, metric and currency is replaced. All or
+/// nothing: one invalid item refuses the whole request.
+#[utoipa::path(put, path = "/v1/objectives", tag = "insights",
+    request_body = ObjectivesBody,
+    responses((status = 200, body = ObjectivesStored), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+#[put("/objectives")]
+pub async fn put_objectives(
+    _caller: AnalystAccess,
+    db: web::Data<Db>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    let parsed = objectives::parse_objectives(&body)?;
+    store::upsert_objectives(&db, &parsed).await?;
+    Ok(HttpResponse::Ok().json(ObjectivesStored { stored: parsed.len() }))
+}
+
+/// Query of the objectives insight.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectivesQuery {
+    /// `2026`, `2026-Q1` or `2026-03` (required).
+    pub period: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// Attainment, gap and forecast-to-target of each objective of a period.
+#[utoipa::path(get, path = "/v1/insights/objectives", tag = "insights", params(ObjectivesQuery),
+    responses((status = 200, description = "JSON, or CSV with format=csv", body = objectives::ObjectivesReport),
+        (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+#[get("/insights/objectives")]
+pub async fn get_objectives(
+    _caller: AnalystAccess,
+    req: HttpRequest,
+    db: web::Data<Db>,
+    cache: web::Data<InsightsCache>,
+    query: web::Query<ObjectivesQuery>,
+) -> ApiResult<HttpResponse> {
+    let q = query.into_inner();
+    let mut errors = ValidationErrors::default();
+    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
+    let parsed = q.period.as_deref().and_then(period::parse_period);
+    if parsed.is_none() {
+        errors.push(
+            "period",
+            "required: a year (2026), a quarter (2026-Q1) or a month (2026-03)",
+        );
+    }
+    let Some((label, window)) = parsed.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    let targets = store::objectives_of_period(&db, &label).await?;
+    let snapshot = cache.snapshot(&db).await?;
+    let report = compute(snapshot, move |s| {
+        objectives::attainment(s, &label, window, targets)
+    })
+    .await?;
+    respond(csv, &report, objectives::table)
+}

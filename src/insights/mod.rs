@@ -1,0 +1,21 @@
+//! Sales Ops insights: pipeline KPIs, success factors, at-risk deals, resources, accounts and
+//! objectives — the dashboards as data (`docs/insights.md`).
+//!
+//! Every insight is a pure function over a [`snapshot::Snapshot`] of the opportunities, kept by
+//! [`snapshot::InsightsCache`] and reloaded only when the data changed, and each renders as JSON
+//! and as a flat [`table::Table`] for CSV. Money is never summed across currencies: every amount
+//! figure is a map from currency to value.
+
+pub mod accounts;
+pub mod at_risk;
+pub mod filter;
+pub mod objectives;
+pub mod period;
+pub mod pipeline;
+pub mod resources;
+pub mod snapshot;
+pub mod stats;
+pub mod success_factors;
+pub mod table;
+
+pub use snapshot::{InsightsCache, Snapshot};

@@ -1,0 +1,204 @@
+//! Reads behind the insights: the change stamp, the compact deal rows the snapshot is built from,
+//! latest score probabilities, and the `objectives` table.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use futures_util::TryStreamExt;
+use sqlx::Row;
+
+use super::sql::{values_placeholders, Style};
+use super::Db;
+use crate::domain::{to_epoch_ms, Status};
+
+/// Rows of `insights_changes` above which the stamp read compacts them into one (PostgreSQL
+/// appends one row per writing statement; SQLite always has one).
+const COMPACT_ABOVE_ROWS: i64 = 1_000;
+
+/// The change stamp: grows with every committed write to `opportunities` or `scores` (triggers
+/// of migration 0004), never shrinks. Equal stamps mean equal data.
+pub async fn change_stamp(db: &Db) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(weight), 0) AS BIGINT) AS stamp, COUNT(*) AS n, \
+         CAST(COALESCE(MAX(id), 0) AS BIGINT) AS last FROM insights_changes",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    let stamp: i64 = row.try_get("stamp")?;
+    let rows: i64 = row.try_get("n")?;
+    let last: i64 = row.try_get("last")?;
+    if rows > COMPACT_ABOVE_ROWS {
+        compact_changes(db, last).await?;
+    }
+    Ok(stamp)
+}
+
+/// Replaces the change rows up to `last` by one row of the same total weight, so the stamp keeps
+/// its value. Concurrent compactions each move exactly the rows they deleted (`RETURNING`).
+async fn compact_changes(db: &Db, last: i64) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "WITH gone AS (DELETE FROM insights_changes WHERE id <= $1 RETURNING weight) \
+         INSERT INTO insights_changes (weight) SELECT COALESCE(SUM(weight), 0) FROM gone",
+    )
+    .bind(last)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// One opportunity as the insights need it: categories as text, times in epoch ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DealRow {
+    /// Internal id.
+    pub id: i64,
+    /// CRM id.
+    pub external_id: String,
+    /// Account.
+    pub account: Option<String>,
+    /// Sector.
+    pub sector: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Owner (rep).
+    pub owner: Option<String>,
+    /// Contact role.
+    pub contact_role: Option<String>,
+    /// Amount.
+    pub amount: Option<f64>,
+    /// Currency.
+    pub currency: String,
+    /// Status.
+    pub status: Status,
+    /// Creation (epoch ms).
+    pub created_at: Option<i64>,
+    /// Close (epoch ms).
+    pub closed_at: Option<i64>,
+    /// Effective interaction count.
+    pub interaction_count: Option<i64>,
+    /// Effective response time (hours).
+    pub response_hours: Option<f64>,
+    /// Last activity (epoch ms).
+    pub last_activity_at: Option<i64>,
+}
+
+/// Streams every opportunity to `each`, in id order. Only the columns the insights read.
+pub async fn for_each_deal(db: &Db, mut each: impl FnMut(DealRow)) -> Result<(), sqlx::Error> {
+    let mut rows = sqlx::query(
+        "SELECT id, external_id, account, sector, region, owner, contact_role, amount, currency, status, \
+         created_at, closed_at, interaction_count, response_hours, last_activity_at FROM opportunities ORDER BY id",
+    )
+    .fetch(&db.pool);
+    while let Some(row) = rows.try_next().await? {
+        let status_text: String = row.try_get("status")?;
+        let status = Status::parse(&status_text).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "status".into(),
+            source: format!("bad status {status_text}").into(),
+        })?;
+        each(DealRow {
+            id: row.try_get("id")?,
+            external_id: row.try_get("external_id")?,
+            account: row.try_get("account")?,
+            sector: row.try_get("sector")?,
+            region: row.try_get("region")?,
+            owner: row.try_get("owner")?,
+            contact_role: row.try_get("contact_role")?,
+            amount: row.try_get("amount")?,
+            currency: row.try_get("currency")?,
+            status,
+            created_at: row.try_get("created_at")?,
+            closed_at: row.try_get("closed_at")?,
+            interaction_count: row.try_get("interaction_count")?,
+            response_hours: row.try_get("response_hours")?,
+            last_activity_at: row.try_get("last_activity_at")?,
+        });
+    }
+    Ok(())
+}
+
+/// The probability of the latest stored score of every scored open opportunity, by internal id.
+pub async fn latest_open_probabilities(db: &Db) -> Result<HashMap<i64, f64>, sqlx::Error> {
+    let mut rows = sqlx::query(
+        "SELECT s.opportunity_id, s.probability FROM scores s \
+         JOIN (SELECT opportunity_id, MAX(id) AS id FROM scores GROUP BY opportunity_id) latest ON latest.id = s.id \
+         JOIN opportunities o ON o.id = s.opportunity_id WHERE o.status = 'open'",
+    )
+    .fetch(&db.pool);
+    let mut out = HashMap::new();
+    while let Some(row) = rows.try_next().await? {
+        out.insert(row.try_get("opportunity_id")?, row.try_get("probability")?);
+    }
+    Ok(out)
+}
+
+/// A sales target.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Objective {
+    /// `owner` or `region`.
+    pub scope: String,
+    /// The rep or region name.
+    pub name: String,
+    /// `2026`, `2026-Q1` or `2026-03`.
+    pub period: String,
+    /// `won_revenue` or `won_deals`.
+    pub metric: String,
+    /// Currency of a `won_revenue` target; absent for `won_deals`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The target.
+    pub target: f64,
+}
+
+const OBJECTIVE_COLUMNS: usize = 7;
+
+/// Inserts or replaces objectives (same scope, name, period, metric and currency) in one
+/// transaction: all or nothing.
+pub async fn upsert_objectives(db: &Db, objectives: &[Objective]) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let now = to_epoch_ms(Utc::now());
+    for chunk in objectives.chunks(500) {
+        let sql = format!(
+            "INSERT INTO objectives (scope, scope_value, period, metric, currency, target, updated_at) VALUES {} \
+             ON CONFLICT (scope, scope_value, period, metric, currency) DO UPDATE SET \
+             target = excluded.target, updated_at = excluded.updated_at",
+            values_placeholders(Style::of(&tx), chunk.len(), OBJECTIVE_COLUMNS)
+        );
+        let mut query = sqlx::query(&sql).persistent(false);
+        for o in chunk {
+            query = query
+                .bind(o.scope.clone())
+                .bind(o.name.clone())
+                .bind(o.period.clone())
+                .bind(o.metric.clone())
+                .bind(o.currency.clone().unwrap_or_default())
+                .bind(o.target)
+                .bind(now);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// The objectives of one period, in (scope, name, metric, currency) order.
+pub async fn objectives_of_period(db: &Db, period: &str) -> Result<Vec<Objective>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT scope, scope_value, period, metric, currency, target FROM objectives WHERE period = $1 \
+         ORDER BY scope, scope_value, metric, currency",
+    )
+    .bind(period.to_owned())
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let currency: String = r.try_get("currency")?;
+            Ok(Objective {
+                scope: r.try_get("scope")?,
+                name: r.try_get("scope_value")?,
+                period: r.try_get("period")?,
+                metric: r.try_get("metric")?,
+                currency: (!currency.is_empty()).then_some(currency),
+                target: r.try_get("target")?,
+            })
+        })
+        .collect()
+}
