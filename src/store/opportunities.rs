@@ -107,6 +107,15 @@ pub async fn upsert_batch_in(
         outcomes.push(outcome);
     }
     let now = to_epoch_ms(Utc::now());
+    let style = Style::of(tx);
+    // On PostgreSQL concurrent transactions can both miss a row in the lookup above and both
+    // "insert" it; the statement itself says which row it really inserted (`xmax = 0`), so the
+    // outcome follows the database. SQLite serialises writers, so the lookup is exact there.
+    let returning = match style {
+        Style::Dollar => " RETURNING external_id, (xmax = 0) AS inserted",
+        Style::Question => "",
+    };
+    let mut conflicted: std::collections::HashSet<String> = std::collections::HashSet::new();
     for chunk in to_write.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO opportunities ({COLUMNS}) VALUES {} ON CONFLICT (external_id) DO UPDATE SET \
@@ -124,8 +133,8 @@ pub async fn upsert_batch_in(
              last_activity_at = CASE WHEN opportunities.derived_from_activities = 1 \
                  THEN opportunities.last_activity_at ELSE excluded.last_activity_at END, \
              attributes = excluded.attributes, content_hash = excluded.content_hash, \
-             updated_at = excluded.updated_at",
-            values_placeholders(Style::of(tx), chunk.len(), COLUMN_COUNT)
+             updated_at = excluded.updated_at{returning}",
+            values_placeholders(style, chunk.len(), COLUMN_COUNT)
         );
         // Not a cached prepared statement: sqlx 0.8's Any driver sends a NULL f64 to PostgreSQL as a
         // float4, so a statement first prepared with a NULL `amount` would then reject real values
@@ -157,7 +166,22 @@ pub async fn upsert_batch_in(
                 .bind(hash.to_string())
                 .bind(now);
         }
-        query.execute(&mut **tx).await?;
+        if returning.is_empty() {
+            query.execute(&mut **tx).await?;
+        } else {
+            for row in query.fetch_all(&mut **tx).await? {
+                if !row.try_get::<bool, _>("inserted")? {
+                    conflicted.insert(row.try_get("external_id")?);
+                }
+            }
+        }
+    }
+    if !conflicted.is_empty() {
+        for (opp, outcome) in opps.iter().zip(outcomes.iter_mut()) {
+            if *outcome == UpsertOutcome::Inserted && conflicted.contains(&opp.external_id) {
+                *outcome = UpsertOutcome::Updated;
+            }
+        }
     }
     // Opportunities whose measures come from activities keep them, but a changed reported value
     // may be the fallback for a measure the activities do not give (see activities.rs).
