@@ -129,6 +129,33 @@ pub fn signed_log(x: f64) -> f64 {
     x.signum() * x.abs().ln_1p()
 }
 
+/// Inner edges at the `1/k … (k-1)/k` quantiles of sorted values, rounded to 4 significant
+/// digits, deduplicated, and above the minimum (an edge at the minimum would leave a bin empty).
+/// Shared by the model's bins and the drift profile, so both cut the data the same way.
+pub fn quantile_edges(sorted: &[f64], k: usize) -> Vec<f64> {
+    let mut edges: Vec<f64> = (1..k)
+        .filter_map(|i| quantile_sorted(sorted, i as f64 / k as f64))
+        .map(round_significant)
+        .collect();
+    edges.dedup();
+    if let Some(min) = sorted.first() {
+        edges.retain(|e| e > min);
+    }
+    edges
+}
+
+/// The interval of bin `i` over `edges`, e.g. `[-inf,10)`, `[10,20)`, `[20,inf)`.
+pub fn bin_interval(edges: &[f64], i: usize) -> String {
+    let lo = match i.checked_sub(1).and_then(|j| edges.get(j)) {
+        Some(e) => format_number(*e),
+        None => "-inf".to_owned(),
+    };
+    let hi = edges
+        .get(i)
+        .map_or_else(|| "inf".to_owned(), |e| format_number(*e));
+    format!("[{lo},{hi})")
+}
+
 /// Linear-interpolated quantile of sorted values (`q` in 0..=1); `None` when empty.
 pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
     let last = sorted.len().checked_sub(1)?;
@@ -195,27 +222,9 @@ fn fit_numeric(def: &FeatureDef, rows: &[&Opportunity], now: DateTime<Utc>) -> (
     let (scale, mut columns) = match def.transform() {
         Transform::Bins => {
             let k = def.bins();
-            let mut edges: Vec<f64> = (1..k)
-                .filter_map(|i| quantile_sorted(&values, i as f64 / k as f64))
-                .map(round_significant)
-                .collect();
-            edges.dedup();
-            // An edge at or below the minimum would leave the first bin empty.
-            if let Some(min) = values.first() {
-                edges.retain(|e| e > min);
-            }
+            let edges = quantile_edges(&values, k);
             let columns = (0..=edges.len())
-                .map(|i| {
-                    let lo = if i == 0 {
-                        "-inf".to_owned()
-                    } else {
-                        format_number(edges[i - 1])
-                    };
-                    let hi = edges
-                        .get(i)
-                        .map_or_else(|| "inf".to_owned(), |e| format_number(*e));
-                    format!("{name}[{lo},{hi})")
-                })
+                .map(|i| format!("{name}{}", bin_interval(&edges, i)))
                 .collect();
             (NumericScale::Bins { edges }, columns)
         }

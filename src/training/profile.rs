@@ -12,8 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Opportunity;
-use crate::features::fitted::quantile_sorted;
-use crate::features::raw::{format_number, round_significant};
+use crate::features::fitted::{bin_interval, quantile_edges};
 use crate::features::{observe, Encoder, FittedFeature, FittedFeatures, MISSING_LEVEL, OTHER_LEVEL};
 
 /// Quantile bins per numeric feature (deciles), before equal edges are merged.
@@ -157,35 +156,9 @@ fn bins_for(feature: &FittedFeature, rows: &[&Opportunity], now: DateTime<Utc>) 
     }
 }
 
-/// Inner edges at the `1/k … (k-1)/k` quantiles of sorted values, rounded to 4 significant
-/// digits, deduplicated, and above the minimum (an edge at the minimum would leave a bin empty).
-pub fn quantile_edges(sorted: &[f64], k: usize) -> Vec<f64> {
-    let mut edges: Vec<f64> = (1..k)
-        .filter_map(|i| quantile_sorted(sorted, i as f64 / k as f64))
-        .map(round_significant)
-        .collect();
-    edges.dedup();
-    if let Some(min) = sorted.first() {
-        edges.retain(|e| e > min);
-    }
-    edges
-}
-
 fn labels(bins: &ProfileBins) -> Vec<String> {
     let mut out: Vec<String> = match bins {
-        ProfileBins::Numeric { edges } => (0..=edges.len())
-            .map(|i| {
-                let lo = if i == 0 {
-                    "-inf".to_owned()
-                } else {
-                    format_number(edges[i - 1])
-                };
-                let hi = edges
-                    .get(i)
-                    .map_or_else(|| "inf".to_owned(), |e| format_number(*e));
-                format!("[{lo},{hi})")
-            })
-            .collect(),
+        ProfileBins::Numeric { edges } => (0..=edges.len()).map(|i| bin_interval(edges, i)).collect(),
         ProfileBins::Categorical { levels } => {
             let mut out = levels.clone();
             out.push(OTHER_LEVEL.to_owned());
