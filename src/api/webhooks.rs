@@ -55,7 +55,7 @@ pub struct BatchSummary {
     pub rejected: usize,
 }
 
-fn source_or_404<'a>(sources: &'a Sources, name: &str) -> ApiResult<&'a Source> {
+fn source_or_404<'a>(sources: &'a Sources, name: &str) -> ApiResult<&'a Arc<Source>> {
     sources
         .get(name)
         .ok_or_else(|| ApiError::NotFound(format!("no webhook source `{name}` is configured")))

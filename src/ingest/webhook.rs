@@ -57,7 +57,8 @@ impl std::fmt::Debug for Source {
 /// All configured sources plus the signature tolerance.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
-    by_name: HashMap<String, Source>,
+    // Shared, so a delivery's unit of work can own its source without copying the mapping.
+    by_name: HashMap<String, Arc<Source>>,
     /// Allowed clock gap for signatures, in seconds.
     pub tolerance_secs: u64,
 }
@@ -113,12 +114,12 @@ impl Sources {
             };
             by_name.insert(
                 s.name.clone(),
-                Source {
+                Arc::new(Source {
                     name: s.name.clone(),
                     secrets: s.secrets.clone(),
                     mapping,
                     callback_url: s.callback_url.clone(),
-                },
+                }),
             );
         }
         Ok(Sources {
@@ -128,7 +129,7 @@ impl Sources {
     }
 
     /// The source named `name`, if configured.
-    pub fn get(&self, name: &str) -> Option<&Source> {
+    pub fn get(&self, name: &str) -> Option<&Arc<Source>> {
         self.by_name.get(name)
     }
 }
@@ -558,17 +559,16 @@ fn refused_outcome(refused: &Refused) -> EventOutcome {
 /// nothing of a failed attempt was committed.
 pub async fn process(
     writer: &GroupCommit,
-    source: &Source,
+    source: &Arc<Source>,
     events: &[Value],
     scoring: Option<&EventScoring>,
 ) -> Result<Vec<EventOutcome>, DeliveryError> {
     let prepared: Arc<Vec<Result<Prepared, Box<Refused>>>> =
         Arc::new(events.iter().map(|e| prepare(e, source)).collect());
-    let source = Arc::new(source.clone());
     let scoring = scoring.cloned().map(Arc::new);
     let mut attempt = 0;
     loop {
-        let work = delivery_work(Arc::clone(&prepared), Arc::clone(&source), scoring.clone());
+        let work = delivery_work(Arc::clone(&prepared), Arc::clone(source), scoring.clone());
         match writer.run(work).await {
             Err(e) if attempt < TRANSIENT_RETRIES && is_transient(&e) => {
                 attempt += 1;

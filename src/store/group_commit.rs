@@ -131,40 +131,36 @@ impl GroupCommit {
 
 /// Runs one write in its own transaction.
 async fn run_alone<T, E>(db: &Db, work: TxWork<T, E>) -> Result<T, GroupCommitError<E>> {
-    let db_error = |e| GroupCommitError::Db(Arc::new(e));
-    let mut tx = db.begin_write().await.map_err(db_error)?;
-    match work(&mut tx).await {
-        Ok(value) => {
-            tx.commit().await.map_err(db_error)?;
-            Ok(value)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(GroupCommitError::Work(e))
-        }
-    }
+    let tx = db
+        .begin_write()
+        .await
+        .map_err(|e| GroupCommitError::Db(Arc::new(e)))?;
+    run_in(tx, work).await
 }
 
-/// Runs one write in a savepoint: released on success, rolled back on failure.
+/// Runs one write in a savepoint of the shared transaction.
 async fn run_in_savepoint<T, E>(
     tx: &mut Transaction<'_, Any>,
     work: TxWork<T, E>,
 ) -> Result<T, GroupCommitError<E>> {
-    let mut savepoint = Connection::begin(&mut **tx)
+    let savepoint = Connection::begin(&mut **tx)
         .await
         .map_err(|e| GroupCommitError::Db(Arc::new(e)))?;
-    match work(&mut savepoint).await {
+    run_in(savepoint, work).await
+}
+
+/// Runs `work` in a begun transaction or savepoint: committed (released) on success, rolled back
+/// on failure.
+async fn run_in<T, E>(mut tx: Transaction<'_, Any>, work: TxWork<T, E>) -> Result<T, GroupCommitError<E>> {
+    match work(&mut tx).await {
         Ok(value) => {
-            savepoint
-                .commit()
-                .await
-                .map_err(|e| GroupCommitError::Db(Arc::new(e)))?;
+            tx.commit().await.map_err(|e| GroupCommitError::Db(Arc::new(e)))?;
             Ok(value)
         }
         Err(e) => {
-            // A failed rollback leaves the savepoint open; the outer commit then fails and every
+            // A failed savepoint rollback leaves it open; the outer commit then fails and every
             // write of the batch reports it, which is the safe outcome.
-            let _ = savepoint.rollback().await;
+            let _ = tx.rollback().await;
             Err(GroupCommitError::Work(e))
         }
     }
