@@ -13,6 +13,7 @@ pub mod drift;
 pub mod error;
 pub mod features;
 pub mod generate;
+pub mod i18n;
 pub mod ingest;
 pub mod insights;
 pub mod lifecycle;
