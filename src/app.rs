@@ -145,6 +145,9 @@ impl Application {
                 .app_data(sources_data.clone())
                 .app_data(web::PayloadConfig::new(max_import))
                 .configure(|cfg| crate::api::configure(cfg, max_body, max_batch))
+                // The web UI's forms are small: the JSON body limit applies to them too.
+                .app_data(web::FormConfig::default().limit(max_body))
+                .configure(crate::web::configure)
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
                 .service(web::redirect("/docs", "/docs/"))
                 .default_service(web::to(crate::api::not_found))

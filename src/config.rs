@@ -37,6 +37,13 @@ pub struct Settings {
     /// Seconds a verified API key is remembered before it is looked up again (revocations take
     /// effect within this delay). Default 5; 0 disables the cache. Env: `DEALSCORE_AUTH_CACHE_SECS`.
     pub auth_cache_secs: u64,
+    /// Minutes a web UI sign-in lasts. Default 480 (a working day). Env:
+    /// `DEALSCORE_SESSION_MINUTES`.
+    pub session_minutes: u64,
+    /// Mark the web UI's cookies `Secure` (browsers then send them over HTTPS only). Set it when
+    /// a TLS proxy fronts the service; requests that arrive over TLS get `Secure` cookies anyway.
+    /// Default false. Env: `DEALSCORE_SECURE_COOKIES`.
+    pub secure_cookies: bool,
     /// Log format: `human` or `json`. Default `human`. Env: `DEALSCORE_LOG_FORMAT`.
     pub log_format: LogFormat,
     /// Folder where model artifacts are written. Default `models`. Env: `DEALSCORE_MODELS_DIR`.
@@ -145,6 +152,8 @@ impl Default for Settings {
             workers: 0,
             shutdown_timeout_secs: 30,
             auth_cache_secs: 5,
+            session_minutes: 480,
+            secure_cookies: false,
             log_format: LogFormat::Human,
             models_dir: "models".into(),
             max_batch_body_bytes: 16 * 1024 * 1024,
@@ -267,6 +276,12 @@ impl Settings {
         }
         if let Some(v) = lookup("DEALSCORE_AUTH_CACHE_SECS") {
             self.auth_cache_secs = parse("DEALSCORE_AUTH_CACHE_SECS", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_SESSION_MINUTES") {
+            self.session_minutes = parse("DEALSCORE_SESSION_MINUTES", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_SECURE_COOKIES") {
+            self.secure_cookies = parse("DEALSCORE_SECURE_COOKIES", v)?;
         }
         if let Some(v) = lookup("DEALSCORE_MAX_BATCH_BODY_BYTES") {
             self.max_batch_body_bytes = parse("DEALSCORE_MAX_BATCH_BODY_BYTES", v)?;

@@ -52,7 +52,8 @@ struct ArtifactHead {
     holdout_metrics: Metrics,
 }
 
-fn headline(json: &str) -> Option<Headline> {
+/// The headline of a stored artifact's JSON (`None` when it cannot be read).
+pub fn headline(json: &str) -> Option<Headline> {
     let head: ArtifactHead = serde_json::from_str(json).ok()?;
     let (t, m) = (head.training, head.holdout_metrics);
     Some(Headline {
@@ -118,7 +119,8 @@ pub struct VersionReport {
     pub convergence: crate::model::Convergence,
 }
 
-async fn load_verified(db: &Db, version: &str) -> ApiResult<(ModelVersionRecord, ModelArtifact)> {
+/// A stored version and its artifact, integrity-checked (404 unknown, 422 refused).
+pub async fn load_verified(db: &Db, version: &str) -> ApiResult<(ModelVersionRecord, ModelArtifact)> {
     let (record, json) = models::get(db, version)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no model version `{version}`")))?;
@@ -200,22 +202,53 @@ pub async fn activate(
     serving: web::Data<ActiveModel>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let version = path.into_inner();
-    let (record, artifact) = load_verified(&db, &version).await?;
-    let reason = match record.status {
-        models::ModelStatus::Retired => "rollback",
-        _ => "activated",
-    };
-    models::activate(&db, &version, &caller.0.name, reason).await?;
-    // This server serves it now; the others pick it up from the registry.
-    serving.set(artifact);
-    let (record, _) = models::get(&db, &version)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no model version `{version}`")))?;
+    let record = activate_version(&db, &serving, &path.into_inner(), &caller.0.name).await?;
     Ok(HttpResponse::Ok().json(record))
 }
 
 /// `GET /v1/models/compare` query.
+/// Activates `version` for every server (a retired version is recorded as a rollback) and
+/// serves it here at once; the others follow from the registry.
+pub async fn activate_version(
+    db: &Db,
+    serving: &ActiveModel,
+    version: &str,
+    who: &str,
+) -> ApiResult<ModelVersionRecord> {
+    let (record, artifact) = load_verified(db, version).await?;
+    let reason = match record.status {
+        models::ModelStatus::Retired => "rollback",
+        _ => "activated",
+    };
+    models::activate(db, version, who, reason).await?;
+    serving.set(artifact);
+    let (record, _) = models::get(db, version)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no model version `{version}`")))?;
+    Ok(record)
+}
+
+/// Compares versions `a` and `b` on the newer one's holdout, rebuilt from the stored deals.
+pub async fn compare_versions(db: &Db, a: &str, b: &str) -> ApiResult<Comparison> {
+    let (_, a) = load_verified(db, a).await?;
+    let (_, b) = load_verified(db, b).await?;
+    let newer = if (b.created_at, &b.version) >= (a.created_at, &a.version) {
+        &b
+    } else {
+        &a
+    };
+    let (since, until) = window_of(newer);
+    let deals = opportunities::closed_deals(db, since, until).await?;
+    let result = web::block(move || compare_models(&a, &b, &deals))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+    result.map_err(|e| {
+        let mut errors = ValidationErrors::default();
+        errors.push("b", e.to_string());
+        ApiError::Validation(errors)
+    })
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct CompareQuery {
@@ -236,24 +269,6 @@ pub async fn compare(
     db: web::Data<Db>,
     query: web::Query<CompareQuery>,
 ) -> ApiResult<HttpResponse> {
-    let (_, a) = load_verified(&db, &query.a).await?;
-    let (_, b) = load_verified(&db, &query.b).await?;
-    let newer = if (b.created_at, &b.version) >= (a.created_at, &a.version) {
-        &b
-    } else {
-        &a
-    };
-    let (since, until) = window_of(newer);
-    let deals = opportunities::closed_deals(&db, since, until).await?;
-    let result = web::block(move || compare_models(&a, &b, &deals))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    match result {
-        Ok(comparison) => Ok(HttpResponse::Ok().json(comparison)),
-        Err(e) => {
-            let mut errors = ValidationErrors::default();
-            errors.push("b", e.to_string());
-            Err(ApiError::Validation(errors))
-        }
-    }
+    let comparison = compare_versions(&db, &query.a, &query.b).await?;
+    Ok(HttpResponse::Ok().json(comparison))
 }

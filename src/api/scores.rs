@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::domain::{FieldError, Opportunity, ParseOptions, Status, ValidationErrors};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::model::ModelArtifact;
+use crate::ranking::SortKey;
 use crate::scoring::{score, Focus, Grade, RankBy, ScoreResult};
 use crate::serving::ActiveModel;
 use crate::store::opportunities::{self, ListFilter};
@@ -356,34 +357,7 @@ pub struct PriorityQuery {
     pub limit: Option<usize>,
 }
 
-/// One row of the priority list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PriorityItem {
-    /// CRM id.
-    pub external_id: String,
-    /// Deal name.
-    pub name: Option<String>,
-    /// Account.
-    pub account: Option<String>,
-    /// Owner.
-    pub owner: Option<String>,
-    /// Amount.
-    pub amount: Option<f64>,
-    /// Currency.
-    pub currency: String,
-    /// Score 0–100.
-    pub score: u8,
-    /// Grade.
-    pub grade: Grade,
-    /// Trend against the last stored score.
-    pub trend: crate::scoring::Trend,
-    /// Focus.
-    pub focus: Focus,
-    /// probability × amount.
-    pub expected_value: Option<f64>,
-    /// The next intervention.
-    pub next_intervention: Option<crate::scoring::Intervention>,
-}
+pub use crate::ranking::PriorityItem;
 
 /// Open deals ranked by priority, each with score, grade, focus and next intervention.
 #[utoipa::path(get, path = "/v1/opportunities/priority", tag = "scoring", params(PriorityQuery),
@@ -428,74 +402,23 @@ pub async fn priority(
             })?,
         ),
     };
-    let sort = query.sort.clone().unwrap_or_else(|| "value".into());
-    if !["value", "score", "uplift"].contains(&sort.as_str()) {
-        return Err(ApiError::BadQuery(format!(
-            "sort `{sort}` is not one of value, score, uplift"
-        )));
-    }
-    let filter = ListFilter {
-        status: Some(Status::Open),
-        owner: query.owner,
-        region: query.region,
-        sector: query.sector,
+    let sort = match query.sort.as_deref() {
+        None => SortKey::Value,
+        Some(text) => SortKey::parse(text)
+            .ok_or_else(|| ApiError::BadQuery(format!("sort `{text}` is not one of value, score, uplift")))?,
     };
-    let mut items: Vec<PriorityItem> = Vec::new();
-    let mut after = 0;
-    loop {
-        let (page, more) = opportunities::list(&db, &filter, after, 5000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        let ids: Vec<i64> = page.iter().map(|o| o.id).collect();
-        let previous = scores::latest_for(&db, &ids).await?;
-        let (model, config) = (model.clone(), settings.scoring.clone());
-        let scored = web::block(move || {
-            let now = Utc::now();
-            page.into_iter()
-                .map(|o| {
-                    let prev = previous.get(&o.id).map(|s| (*s).clamp(0, 100) as u8);
-                    let r = score(&model, &config, &o.opportunity, now, prev, RankBy::Value);
-                    let opp = o.opportunity;
-                    PriorityItem {
-                        external_id: opp.external_id,
-                        name: opp.name,
-                        account: opp.account,
-                        owner: opp.owner,
-                        amount: opp.amount,
-                        currency: opp.currency,
-                        score: r.score,
-                        grade: r.grade,
-                        trend: r.trend,
-                        focus: r.focus,
-                        expected_value: r.expected_value,
-                        next_intervention: r.next_intervention,
-                    }
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring thread failed: {e}")))?;
-        items.extend(
-            scored
-                .into_iter()
-                .filter(|i| grade.is_none_or(|g| i.grade == g) && focus.is_none_or(|f| i.focus == f)),
-        );
-        if !more {
-            break;
-        }
-    }
-    let key = |i: &PriorityItem| -> f64 {
-        match sort.as_str() {
-            "score" => f64::from(i.score),
-            "uplift" => i.next_intervention.as_ref().map_or(0.0, |n| n.uplift),
-            _ => i.expected_value.unwrap_or(0.0),
-        }
+    let request = crate::ranking::PriorityQuery {
+        filter: ListFilter {
+            owner: query.owner,
+            region: query.region,
+            sector: query.sector,
+            ..ListFilter::default()
+        },
+        grade,
+        focus,
+        sort,
     };
-    items.sort_by(|a, b| {
-        key(b)
-            .total_cmp(&key(a))
-            .then_with(|| a.external_id.cmp(&b.external_id))
-    });
+    let mut items = crate::ranking::ranked(&db, model, &settings.scoring, &request).await?;
     items.truncate(limit);
     Ok(HttpResponse::Ok().json(items))
 }

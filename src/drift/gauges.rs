@@ -17,6 +17,8 @@ use crate::store::Db;
 pub struct DriftGauges {
     psi: GaugeVec,
     rows: IntGaugeVec,
+    /// The last report, for pages that must not wait for a measurement (the web UI).
+    last: Arc<std::sync::Mutex<Option<Arc<DriftReport>>>>,
 }
 
 impl DriftGauges {
@@ -36,12 +38,19 @@ impl DriftGauges {
         )?;
         registry.register(Box::new(psi.clone()))?;
         registry.register(Box::new(rows.clone()))?;
-        Ok(DriftGauges { psi, rows })
+        Ok(DriftGauges {
+            psi,
+            rows,
+            last: Arc::default(),
+        })
     }
 
     /// Replaces every series with the report's values. Features of an empty population have no
     /// PSI, so they have no series (rather than a misleading 0).
     pub fn update(&self, report: &DriftReport) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(Arc::new(report.clone()));
+        }
         self.psi.reset();
         self.rows.reset();
         for population in &report.populations {
@@ -59,8 +68,16 @@ impl DriftGauges {
 
     /// Removes every series (no model, or a model without a profile).
     pub fn clear(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = None;
+        }
         self.psi.reset();
         self.rows.reset();
+    }
+
+    /// The report of the last check, if any since the server started (and not cleared).
+    pub fn last(&self) -> Option<Arc<DriftReport>> {
+        self.last.lock().ok().and_then(|last| last.clone())
     }
 
     /// Measures drift for the serving model and updates the gauges. `Ok(None)` when no model is

@@ -34,6 +34,19 @@ pub struct Metrics {
     pub top_decile_lift: f64,
     /// Ten equal-width probability bins.
     pub calibration: Vec<CalibrationBin>,
+    /// The ROC curve as (false positive rate, true positive rate) points from (0, 0) to (1, 1),
+    /// at most 101 of them. Empty in artifacts written before it was added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roc_curve: Vec<RocPoint>,
+}
+
+/// One point of a ROC curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RocPoint {
+    /// False positive rate: lost deals scored at or above the threshold / all lost deals.
+    pub fpr: f64,
+    /// True positive rate: won deals scored at or above the threshold / all won deals.
+    pub tpr: f64,
 }
 
 /// Counts at a threshold (positive = won).

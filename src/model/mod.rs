@@ -12,7 +12,7 @@ pub mod factors;
 pub mod predict;
 
 pub use artifact::{ArtifactError, ColumnCoefficient, ModelArtifact, TrainingSummary, FORMAT_VERSION};
-pub use evaluation::{CalibrationBin, ConfusionMatrix, Convergence, CvResult, CvSummary, Metrics};
+pub use evaluation::{CalibrationBin, ConfusionMatrix, Convergence, CvResult, CvSummary, Metrics, RocPoint};
 pub use factors::{
     CategoryStat, GroupReference, LevelEffect, NumericReference, Quartiles, SuccessFactor,
     MIN_WON_FOR_GROUP_TARGET,

@@ -15,6 +15,7 @@ pub mod retention;
 pub mod scores;
 mod sql;
 pub mod training_runs;
+pub mod web_sessions;
 pub mod webhooks;
 
 use std::path::Path;

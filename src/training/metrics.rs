@@ -1,7 +1,7 @@
 //! Classification metrics for win probabilities (won = positive). Small, self-contained
 //! functions, each tested against hand-computed values; linfa lacks most of them.
 
-use crate::model::{CalibrationBin, ConfusionMatrix, Metrics};
+use crate::model::{CalibrationBin, ConfusionMatrix, Metrics, RocPoint};
 
 /// Probabilities are clipped to [EPS, 1 − EPS] in the log loss, as scikit-learn does.
 const LOG_LOSS_EPS: f64 = 1e-15;
@@ -210,6 +210,44 @@ pub fn top_decile_lift(probs: &[f64], won: &[bool]) -> f64 {
     ((above_won as f64 + from_ties) / k as f64) / (total_pos as f64 / n as f64)
 }
 
+/// Most points kept on a ROC curve (enough for a chart, small in the artifact).
+const ROC_POINTS: usize = 101;
+
+/// The ROC curve: one point per distinct score threshold (ties move together), thinned to at
+/// most [`ROC_POINTS`] evenly spaced points, always from (0, 0) to (1, 1). Empty when either
+/// class is absent.
+pub fn roc_curve(scores: &[f64], won: &[bool]) -> Vec<RocPoint> {
+    let n_pos = won.iter().filter(|w| **w).count();
+    let n_neg = won.len() - n_pos;
+    if n_pos == 0 || n_neg == 0 {
+        return Vec::new();
+    }
+    let order = by_score_desc(scores);
+    let mut points = vec![RocPoint { fpr: 0.0, tpr: 0.0 }];
+    let (mut tp, mut fp) = (0usize, 0usize);
+    for (k, &row) in order.iter().enumerate() {
+        if won[row] {
+            tp += 1;
+        } else {
+            fp += 1;
+        }
+        let last_of_tie = order.get(k + 1).is_none_or(|&next| scores[next] != scores[row]);
+        if last_of_tie {
+            points.push(RocPoint {
+                fpr: fp as f64 / n_neg as f64,
+                tpr: tp as f64 / n_pos as f64,
+            });
+        }
+    }
+    if points.len() <= ROC_POINTS {
+        return points;
+    }
+    let last = points.len() - 1;
+    (0..ROC_POINTS)
+        .map(|i| points[i * last / (ROC_POINTS - 1)])
+        .collect()
+}
+
 /// Every holdout metric for one set of probabilities.
 pub fn evaluate(probs: &[f64], won: &[bool]) -> Metrics {
     let n = probs.len();
@@ -233,6 +271,7 @@ pub fn evaluate(probs: &[f64], won: &[bool]) -> Metrics {
         confusion,
         top_decile_lift: top_decile_lift(probs, won),
         calibration: calibration_table(probs, won, 10),
+        roc_curve: roc_curve(probs, won),
     }
 }
 
@@ -243,6 +282,28 @@ mod tests {
     // Hand example: scores with outcomes (won = true).
     const P: [f64; 6] = [0.9, 0.8, 0.7, 0.6, 0.4, 0.2];
     const Y: [bool; 6] = [true, false, true, true, false, false];
+
+    #[test]
+    fn roc_curve_walks_from_origin_to_corner_and_matches_the_auc() {
+        let curve = roc_curve(&P, &Y);
+        assert_eq!(curve.first(), Some(&RocPoint { fpr: 0.0, tpr: 0.0 }));
+        assert_eq!(curve.last(), Some(&RocPoint { fpr: 1.0, tpr: 1.0 }));
+        assert_eq!(curve.len(), 7);
+        // Trapezoids under the curve give back the rank-sum AUC.
+        let area: f64 = curve
+            .windows(2)
+            .map(|w| (w[1].fpr - w[0].fpr) * (w[1].tpr + w[0].tpr) / 2.0)
+            .sum();
+        assert!((area - roc_auc(&P, &Y)).abs() < 1e-12);
+        // Ties move together: one step, not two.
+        assert_eq!(roc_curve(&[0.5, 0.5], &[true, false]).len(), 2);
+        assert!(roc_curve(&[0.1, 0.2], &[true, true]).is_empty());
+        let many: Vec<f64> = (0..5000).map(|i| f64::from(i) / 5000.0).collect();
+        let won: Vec<bool> = (0..5000).map(|i| i % 3 == 0).collect();
+        let thinned = roc_curve(&many, &won);
+        assert_eq!(thinned.len(), ROC_POINTS);
+        assert_eq!(thinned.last(), Some(&RocPoint { fpr: 1.0, tpr: 1.0 }));
+    }
 
     #[test]
     fn roc_auc_counts_correctly_ordered_pairs() {

@@ -1,0 +1,241 @@
+//! The deal page: score and grade, score history, factors, the next intervention, the deal's
+//! measures beside the won-deal references, recent activities.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use chrono::Utc;
+
+use crate::api::scores::active_model;
+use crate::config::Settings;
+use crate::features::spec::{CoreField, Source};
+use crate::features::{observe, Encoder};
+use crate::i18n::{format, Lang};
+use crate::model::ModelArtifact;
+use crate::scoring::{score, Direction, RankBy, ScoringConfig};
+use crate::serving::ActiveModel;
+use crate::store::{activities, opportunities, scores, Db};
+use crate::web::charts::{self, Diverging, Series};
+use crate::web::error::{OrPage, PageError, PageErrorKind};
+use crate::web::session::Viewer;
+use crate::web::text::Text;
+use crate::web::{render, view, Nav, Ui};
+
+/// Most stored scores drawn in the history chart.
+const HISTORY: i64 = 30;
+/// Most activities listed.
+const ACTIVITIES: usize = 10;
+
+/// A factor line.
+pub struct FactorRow {
+    raises: bool,
+    message: String,
+}
+
+/// An intervention as shown.
+pub struct InterventionView {
+    message: String,
+    before: String,
+    after: String,
+    uplift: String,
+}
+
+/// One measure of the deal beside the references.
+pub struct MeasureRow {
+    label: &'static str,
+    deal: String,
+    won: String,
+    lost: String,
+}
+
+/// One recent activity.
+pub struct ActivityRow {
+    when: String,
+    kind: String,
+    direction: String,
+}
+
+#[derive(Template)]
+#[template(path = "web/deal.html")]
+struct DealPage {
+    ui: Ui,
+    name: String,
+    account: String,
+    owner: String,
+    stage: String,
+    amount: String,
+    score: u8,
+    grade: &'static str,
+    grade_class: &'static str,
+    probability: String,
+    trend_arrow: &'static str,
+    trend: &'static str,
+    focus: &'static str,
+    history_chart: String,
+    factors_chart: String,
+    factors: Vec<FactorRow>,
+    next: Option<InterventionView>,
+    alternatives: Vec<InterventionView>,
+    measures: Vec<MeasureRow>,
+    activities: Vec<ActivityRow>,
+    model_version: String,
+}
+
+fn measure_label(source: &Source<'_>) -> Option<&'static str> {
+    match source {
+        Source::Core(CoreField::CycleDays) => Some("measure.cycle_days"),
+        Source::Core(CoreField::InteractionCount) => Some("measure.interactions"),
+        Source::Core(CoreField::ResponseHours) => Some("measure.response_hours"),
+        _ => None,
+    }
+}
+
+/// The deal's cycle, interactions and response time beside the won and lost medians of its
+/// sector (or of all deals when the sector has too few won deals), as the model saw them.
+fn measures(
+    artifact: &ModelArtifact,
+    opp: &crate::domain::Opportunity,
+    config: &ScoringConfig,
+    lang: Lang,
+) -> Vec<MeasureRow> {
+    let t = Text(lang);
+    let now = Utc::now();
+    let show = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format::number(v, 1, lang));
+    artifact
+        .features
+        .features
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f.encoder, Encoder::Numeric(_)))
+        .filter_map(|(i, f)| {
+            let label = measure_label(&f.def.source())?;
+            let reference = artifact
+                .success_factors
+                .get(i)?
+                .numeric
+                .as_ref()?
+                .for_sector(opp.sector.as_deref(), config.min_sector_won);
+            Some(MeasureRow {
+                label: t.get(label),
+                deal: show(observe(f, opp, now).raw),
+                won: show(reference.won.as_ref().map(|q| q.median)),
+                lost: show(reference.lost.as_ref().map(|q| q.median)),
+            })
+        })
+        .collect()
+}
+
+/// `GET /deals/{external_id}`.
+pub async fn show(
+    req: HttpRequest,
+    viewer: Viewer,
+    db: web::Data<Db>,
+    holder: web::Data<ActiveModel>,
+    settings: web::Data<Settings>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let lang = viewer.lang;
+    let t = Text(lang);
+    let external_id = path.into_inner();
+    let stored = opportunities::get(&db, &external_id)
+        .await
+        .or_page(lang)?
+        .ok_or_else(|| {
+            PageError::new(
+                lang,
+                PageErrorKind::NotFound(format!("{} `{external_id}`", t.get("deal.none"))),
+            )
+        })?;
+    let model = active_model(&holder).or_page(lang)?;
+    let mut history = scores::history(&db, stored.id, HISTORY).await.or_page(lang)?;
+    history.reverse();
+    let previous = history.last().map(|s| s.score.clamp(0, 100) as u8);
+    let config = settings.scoring.clone();
+    let opp = stored.opportunity;
+    let result = score(&model, &config, &opp, Utc::now(), previous, RankBy::Probability);
+    let mut recent = activities::list_for(&db, &external_id).await.or_page(lang)?;
+    recent.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at));
+    recent.truncate(ACTIVITIES);
+
+    let mut labels: Vec<String> = history
+        .iter()
+        .map(|s| format::timestamp_date(s.scored_at, lang))
+        .collect();
+    let mut values: Vec<f64> = history.iter().map(|s| s.score as f64).collect();
+    labels.push(t.get("deal.now").to_string());
+    values.push(f64::from(result.score));
+    let history_chart = charts::line(
+        t.get("deal.history"),
+        &labels,
+        &Series {
+            label: t.get("deal.score").into(),
+            class: "s-score",
+            values,
+        },
+        100.0,
+        &|v| format::number(v, 0, lang),
+    );
+    let bars: Vec<Diverging> = result
+        .factors
+        .iter()
+        .map(|f| Diverging {
+            label: format!("{} = {}", f.feature.replace('_', " "), f.value),
+            value: f.contribution,
+            value_text: format!(
+                "{}{}",
+                if f.contribution >= 0.0 { "+" } else { "" },
+                format::number(f.contribution, 2, lang)
+            ),
+        })
+        .collect();
+    let factors_chart = charts::diverging(
+        t.get("deal.factors"),
+        &bars,
+        t.get("deal.raises"),
+        t.get("deal.lowers"),
+    );
+    let intervention = |i: &crate::scoring::Intervention| InterventionView {
+        message: i.message.clone(),
+        before: view::probability(result.probability, lang),
+        after: view::probability(i.probability_after, lang),
+        uplift: view::points(Some(i.uplift), lang),
+    };
+    let (trend_arrow, trend_key) = view::trend(result.trend);
+    let page = DealPage {
+        ui: Ui::new(&viewer, &req, Nav::Deals),
+        name: opp.name.clone().unwrap_or_else(|| opp.external_id.clone()),
+        account: opp.account.clone().unwrap_or_default(),
+        owner: opp.owner.clone().unwrap_or_default(),
+        stage: opp.stage.clone().unwrap_or_default(),
+        amount: view::money(opp.amount, &opp.currency, lang),
+        score: result.score,
+        grade: result.grade.as_str(),
+        grade_class: view::grade_class(result.grade),
+        probability: view::probability(result.probability, lang),
+        trend_arrow,
+        trend: t.get(trend_key),
+        focus: t.get(view::focus_key(result.focus)),
+        history_chart,
+        factors_chart,
+        factors: result
+            .factors
+            .iter()
+            .map(|f| FactorRow {
+                raises: f.direction == Direction::Raises,
+                message: f.message.clone(),
+            })
+            .collect(),
+        next: result.next_intervention.as_ref().map(intervention),
+        alternatives: result.alternatives.iter().map(intervention).collect(),
+        measures: measures(&model, &opp, &config, lang),
+        activities: recent
+            .iter()
+            .map(|a| ActivityRow {
+                when: format::timestamp(a.occurred_at, lang),
+                kind: t.get(&format!("activity.{}", a.kind.as_str())).to_string(),
+                direction: t.get(&format!("activity.{}", a.direction.as_str())).to_string(),
+            })
+            .collect(),
+        model_version: result.model_version.clone(),
+    };
+    render(&req, lang, &page)
+}

@@ -1,0 +1,251 @@
+//! "My deals": open deals in priority order, filtered and paginated.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::non_empty;
+use crate::api::scores::active_model;
+use crate::config::Settings;
+use crate::ranking::{self, PriorityQuery, SortKey};
+use crate::scoring::{Focus, Grade};
+use crate::serving::ActiveModel;
+use crate::store::opportunities::{self, ListFilter};
+use crate::store::Db;
+use crate::web::error::{OrPage, PageError, PageErrorKind};
+use crate::web::session::Viewer;
+use crate::web::{render, url_encode, view, Nav, Ui};
+
+/// Rows per page.
+pub const PAGE_SIZE: usize = 25;
+
+/// Filters of the list (every field optional; empty means "any").
+#[derive(Debug, Default, Deserialize)]
+pub struct DealsQuery {
+    owner: Option<String>,
+    region: Option<String>,
+    sector: Option<String>,
+    grade: Option<String>,
+    focus: Option<String>,
+    sort: Option<String>,
+    page: Option<usize>,
+    #[serde(rename = "lang")]
+    _lang: Option<String>,
+}
+
+/// One row as shown.
+pub struct Row {
+    href: String,
+    name: String,
+    account: String,
+    owner: String,
+    amount: String,
+    score: u8,
+    grade: &'static str,
+    grade_class: &'static str,
+    trend_arrow: &'static str,
+    trend: &'static str,
+    focus: &'static str,
+    next: String,
+}
+
+/// A filter's `<select>`: name, label key, options `(value, label, selected)`.
+pub struct Select {
+    name: &'static str,
+    label: &'static str,
+    options: Vec<(String, String, bool)>,
+}
+
+#[derive(Template)]
+#[template(path = "web/deals.html")]
+struct DealsPage {
+    ui: Ui,
+    selects: Vec<Select>,
+    rows: Vec<Row>,
+    total: usize,
+    page: usize,
+    pages: usize,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+const FOCUSES: [Focus; 4] = [
+    Focus::Prioritize,
+    Focus::Secure,
+    Focus::Nurture,
+    Focus::Deprioritize,
+];
+
+fn select(
+    name: &'static str,
+    label: &'static str,
+    any: &str,
+    values: Vec<(String, String)>,
+    chosen: Option<&str>,
+) -> Select {
+    let mut options = vec![(String::new(), any.to_string(), chosen.is_none())];
+    options.extend(values.into_iter().map(|(value, text)| {
+        let selected = chosen == Some(value.as_str());
+        (value, text, selected)
+    }));
+    Select { name, label, options }
+}
+
+/// `GET /deals`.
+pub async fn list(
+    req: HttpRequest,
+    viewer: Viewer,
+    db: web::Data<Db>,
+    holder: web::Data<ActiveModel>,
+    settings: web::Data<Settings>,
+    query: web::Query<DealsQuery>,
+) -> Result<HttpResponse, PageError> {
+    let lang = viewer.lang;
+    let t = crate::web::text::Text(lang);
+    let q = query.into_inner();
+    let bad = |message: String| PageError::new(lang, PageErrorKind::BadInput(message));
+    let grade = match non_empty(q.grade.clone()) {
+        None => None,
+        Some(g) => Some(Grade::parse(&g).ok_or_else(|| bad(format!("grade `{g}`: A, B, C or D")))?),
+    };
+    let focus = match non_empty(q.focus.clone()) {
+        None => None,
+        Some(f) => Some(FOCUSES.into_iter().find(|x| x.as_str() == f).ok_or_else(|| {
+            bad(format!(
+                "focus `{f}`: prioritize, secure, nurture or deprioritize"
+            ))
+        })?),
+    };
+    let sort = match non_empty(q.sort.clone()) {
+        None => SortKey::Value,
+        Some(s) => SortKey::parse(&s).ok_or_else(|| bad(format!("sort `{s}`: value, score or uplift")))?,
+    };
+    let (owner, region, sector) = (non_empty(q.owner), non_empty(q.region), non_empty(q.sector));
+    let model = active_model(&holder).or_page(lang)?;
+    let request = PriorityQuery {
+        filter: ListFilter {
+            owner: owner.clone(),
+            region: region.clone(),
+            sector: sector.clone(),
+            ..ListFilter::default()
+        },
+        grade,
+        focus,
+        sort,
+    };
+    let items = ranking::ranked(&db, model, &settings.scoring, &request)
+        .await
+        .or_page(lang)?;
+    let [owners, regions, sectors] = opportunities::open_facets(&db).await.or_page(lang)?;
+    let total = items.len();
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let rows = items
+        .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .map(|i| {
+            let (trend_arrow, trend_key) = view::trend(i.trend);
+            Row {
+                href: format!("/deals/{}", url_encode(&i.external_id)),
+                name: i.name.clone().unwrap_or_else(|| i.external_id.clone()),
+                account: i.account.unwrap_or_default(),
+                owner: i.owner.unwrap_or_default(),
+                amount: view::money(i.amount, &i.currency, lang),
+                score: i.score,
+                grade: i.grade.as_str(),
+                grade_class: view::grade_class(i.grade),
+                trend_arrow,
+                trend: t.get(trend_key),
+                focus: t.get(view::focus_key(i.focus)),
+                next: i.next_intervention.map(|n| n.message).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let plain = |v: Vec<String>| v.into_iter().map(|x| (x.clone(), x)).collect::<Vec<_>>();
+    let selects = vec![
+        select(
+            "owner",
+            "deals.owner",
+            t.get("filter.any"),
+            plain(owners),
+            owner.as_deref(),
+        ),
+        select(
+            "region",
+            "deals.region",
+            t.get("filter.any"),
+            plain(regions),
+            region.as_deref(),
+        ),
+        select(
+            "sector",
+            "deals.sector",
+            t.get("filter.any"),
+            plain(sectors),
+            sector.as_deref(),
+        ),
+        select(
+            "grade",
+            "deals.grade",
+            t.get("filter.any"),
+            ["A", "B", "C", "D"]
+                .iter()
+                .map(|g| (g.to_string(), g.to_string()))
+                .collect(),
+            grade.map(|g| g.as_str()),
+        ),
+        select(
+            "focus",
+            "deals.focus",
+            t.get("filter.any"),
+            FOCUSES
+                .iter()
+                .map(|f| (f.as_str().to_string(), t.get(view::focus_key(*f)).to_string()))
+                .collect(),
+            focus.map(|f| f.as_str()),
+        ),
+        select(
+            "sort",
+            "deals.sort",
+            t.get("deals.sort_value"),
+            vec![
+                ("score".into(), t.get("deals.sort_score").into()),
+                ("uplift".into(), t.get("deals.sort_uplift").into()),
+            ],
+            (sort != SortKey::Value).then_some(sort.as_str()),
+        ),
+    ];
+    let mut kept: Vec<String> = Vec::new();
+    for (name, value) in [
+        ("owner", owner),
+        ("region", region),
+        ("sector", sector),
+        ("grade", grade.map(|g| g.as_str().to_string())),
+        ("focus", focus.map(|f| f.as_str().to_string())),
+        (
+            "sort",
+            (sort != SortKey::Value).then(|| sort.as_str().to_string()),
+        ),
+    ] {
+        if let Some(v) = value {
+            kept.push(format!("{name}={}", url_encode(&v)));
+        }
+    }
+    let link = |p: usize| {
+        let mut parts = kept.clone();
+        parts.push(format!("page={p}"));
+        format!("/deals?{}", parts.join("&"))
+    };
+    let page_view = DealsPage {
+        ui: Ui::new(&viewer, &req, Nav::Deals),
+        selects,
+        rows,
+        total,
+        page,
+        pages,
+        prev: (page > 1).then(|| link(page - 1)),
+        next: (page < pages).then(|| link(page + 1)),
+    };
+    render(&req, lang, &page_view)
+}

@@ -1,0 +1,315 @@
+//! Pipeline dashboard (analyst): KPI tiles against the previous period, the monthly trend
+//! (won, lost, open; win rate), breakdowns by region, sector and rep, CSV of each table.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use chrono::{Duration, Utc};
+use serde::Deserialize;
+
+use super::non_empty;
+use crate::auth::Role;
+use crate::i18n::{format, Lang};
+use crate::insights::filter::{DealFilter, FilterNames};
+use crate::insights::period::{self, Window};
+use crate::insights::pipeline::{self, GroupBy, PipelineGroup, PipelineReport};
+use crate::insights::{InsightsCache, Snapshot};
+use crate::store::{opportunities, Db};
+use crate::web::charts::{self, Series};
+use crate::web::error::{OrPage, PageError, PageErrorKind};
+use crate::web::session::Viewer;
+use crate::web::text::Text;
+use crate::web::{render, url_encode, view, Nav, Ui};
+
+/// Default window of the dashboard: the last twelve months, enough for a trend.
+const DEFAULT_DAYS: i64 = 365;
+
+/// Period and filters.
+#[derive(Debug, Default, Deserialize, Clone)]
+pub struct PipelineQuery {
+    from: Option<String>,
+    to: Option<String>,
+    region: Option<String>,
+    owner: Option<String>,
+    sector: Option<String>,
+    /// CSV only: `month` (default), `region`, `sector` or `owner`.
+    table: Option<String>,
+    #[serde(rename = "lang")]
+    _lang: Option<String>,
+}
+
+struct Parsed {
+    window: Window,
+    from: String,
+    to: String,
+    region: Option<String>,
+    owner: Option<String>,
+    sector: Option<String>,
+}
+
+fn parse(q: PipelineQuery, lang: Lang) -> Result<Parsed, PageError> {
+    let today = Utc::now().date_naive();
+    let from = non_empty(q.from).unwrap_or_else(|| (today - Duration::days(DEFAULT_DAYS)).to_string());
+    let to = non_empty(q.to).unwrap_or_else(|| today.to_string());
+    let window = period::window(Some(&from), Some(&to), Utc::now()).map_err(|(field, message)| {
+        PageError::new(lang, PageErrorKind::BadInput(format!("{field}: {message}")))
+    })?;
+    Ok(Parsed {
+        window,
+        from,
+        to,
+        region: non_empty(q.region),
+        owner: non_empty(q.owner),
+        sector: non_empty(q.sector),
+    })
+}
+
+fn report(snapshot: &Snapshot, p: &Parsed, group_by: GroupBy) -> PipelineReport {
+    let names = FilterNames {
+        region: p.region.as_deref(),
+        owner: p.owner.as_deref(),
+        sector: p.sector.as_deref(),
+        contact_role: None,
+    };
+    pipeline::pipeline(snapshot, p.window, group_by, &DealFilter::new(snapshot, &names))
+}
+
+async fn snapshot(db: &Db, cache: &InsightsCache, lang: Lang) -> Result<Arc<Snapshot>, PageError> {
+    cache.snapshot(db).await.or_page(lang)
+}
+
+/// One KPI tile.
+pub struct Tile {
+    label: &'static str,
+    value: String,
+    change: String,
+    direction: &'static str,
+}
+
+/// A breakdown table.
+pub struct Breakdown {
+    title: &'static str,
+    csv: String,
+    rows: Vec<BreakdownRow>,
+}
+
+/// One group of a breakdown.
+pub struct BreakdownRow {
+    key: String,
+    won: u64,
+    lost: u64,
+    open: u64,
+    win_rate: String,
+    revenue: String,
+}
+
+#[derive(Template)]
+#[template(path = "web/pipeline.html")]
+struct PipelinePage {
+    ui: Ui,
+    from: String,
+    to: String,
+    selects: Vec<(&'static str, &'static str, Vec<(String, bool)>)>,
+    tiles: Vec<Tile>,
+    trend_chart: String,
+    breakdowns: Vec<Breakdown>,
+    csv_month: String,
+}
+
+fn money_map(values: &BTreeMap<String, f64>, lang: Lang) -> String {
+    if values.is_empty() {
+        return format::money_whole(0.0, "EUR", lang);
+    }
+    values
+        .iter()
+        .map(|(currency, v)| format::money_whole(*v, currency, lang))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+fn money_change(values: &BTreeMap<String, f64>, lang: Lang) -> (String, &'static str) {
+    let text = values
+        .iter()
+        .map(|(currency, v)| {
+            let sign = if *v > 0.0 { "+" } else { "" };
+            format!("{sign}{}", format::money_whole(*v, currency, lang))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
+    (text, view::direction(values.values().next().copied()))
+}
+
+fn tiles(total: &PipelineGroup, lang: Lang) -> Vec<Tile> {
+    let t = Text(lang);
+    let (won_change, won_dir) = money_change(&total.delta.won_revenue, lang);
+    let (open_change, open_dir) = money_change(&total.delta.open_pipeline_value, lang);
+    vec![
+        Tile {
+            label: t.get("kpi.won_revenue"),
+            value: money_map(&total.current.won_revenue, lang),
+            change: won_change,
+            direction: won_dir,
+        },
+        Tile {
+            label: t.get("kpi.open_pipeline"),
+            value: money_map(&total.current.open_pipeline_value, lang),
+            change: open_change,
+            direction: open_dir,
+        },
+        Tile {
+            label: t.get("kpi.win_rate"),
+            value: view::rate(total.current.win_rate, lang),
+            change: view::points(total.delta.win_rate, lang),
+            direction: view::direction(total.delta.win_rate),
+        },
+        Tile {
+            label: t.get("kpi.won_deals"),
+            value: format::number(total.current.won_deals as f64, 0, lang),
+            change: view::signed(total.delta.won_deals as f64, lang),
+            direction: view::direction(Some(total.delta.won_deals as f64)),
+        },
+    ]
+}
+
+fn rows(report: &PipelineReport, lang: Lang) -> Vec<BreakdownRow> {
+    report
+        .groups
+        .iter()
+        .map(|g| BreakdownRow {
+            key: g.key.clone(),
+            won: g.current.won_deals,
+            lost: g.current.lost_deals,
+            open: g.current.open_deals,
+            win_rate: view::rate(g.current.win_rate, lang),
+            revenue: money_map(&g.current.won_revenue, lang),
+        })
+        .collect()
+}
+
+fn query_of(p: &Parsed) -> Vec<String> {
+    let mut kept = vec![
+        format!("from={}", url_encode(&p.from)),
+        format!("to={}", url_encode(&p.to)),
+    ];
+    for (name, value) in [("region", &p.region), ("owner", &p.owner), ("sector", &p.sector)] {
+        if let Some(v) = value {
+            kept.push(format!("{name}={}", url_encode(v)));
+        }
+    }
+    kept
+}
+
+/// `GET /pipeline`.
+pub async fn show(
+    req: HttpRequest,
+    viewer: Viewer,
+    db: web::Data<Db>,
+    cache: web::Data<InsightsCache>,
+    query: web::Query<PipelineQuery>,
+) -> Result<HttpResponse, PageError> {
+    viewer.require(Role::Analyst)?;
+    let lang = viewer.lang;
+    let t = Text(lang);
+    let p = parse(query.into_inner(), lang)?;
+    let snapshot = snapshot(&db, &cache, lang).await?;
+    let [owners, regions, sectors] = opportunities::open_facets(&db).await.or_page(lang)?;
+    let p = Arc::new(p);
+    let p2 = p.clone();
+    let reports = web::block(move || {
+        [GroupBy::Month, GroupBy::Region, GroupBy::Sector, GroupBy::Owner].map(|g| report(&snapshot, &p2, g))
+    })
+    .await
+    .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+    let [monthly, by_region, by_sector, by_owner] = reports;
+    let months: Vec<String> = monthly.groups.iter().map(|g| g.key.clone()).collect();
+    let series = |label: &str, class: &'static str, get: fn(&PipelineGroup) -> f64| Series {
+        label: label.to_string(),
+        class,
+        values: monthly.groups.iter().map(get).collect(),
+    };
+    let trend_chart = charts::bars_and_rates(
+        t.get("pipeline.trend"),
+        &months,
+        &[
+            series(t.get("kpi.won_deals"), "s-won", |g| g.current.won_deals as f64),
+            series(t.get("kpi.lost_deals"), "s-lost", |g| g.current.lost_deals as f64),
+            series(t.get("kpi.open_deals"), "s-open", |g| g.current.open_deals as f64),
+        ],
+        &[series(t.get("kpi.win_rate"), "s-rate", |g| {
+            g.current.win_rate.unwrap_or(f64::NAN)
+        })],
+        &|v| format::number(v, 0, lang),
+        &|v| format::percent(v, 0, lang),
+    );
+    let base = query_of(&p).join("&");
+    let breakdown = |title: &'static str, table: &str, report: &PipelineReport| Breakdown {
+        title: t.get(title),
+        csv: format!("/pipeline.csv?{base}&table={table}"),
+        rows: rows(report, lang),
+    };
+    let chosen = |values: Vec<String>, current: &Option<String>| {
+        values
+            .into_iter()
+            .map(|v| {
+                let selected = current.as_deref() == Some(v.as_str());
+                (v, selected)
+            })
+            .collect::<Vec<_>>()
+    };
+    let page = PipelinePage {
+        ui: Ui::new(&viewer, &req, Nav::Pipeline),
+        from: p.from.clone(),
+        to: p.to.clone(),
+        selects: vec![
+            ("region", "deals.region", chosen(regions, &p.region)),
+            ("sector", "deals.sector", chosen(sectors, &p.sector)),
+            ("owner", "deals.owner", chosen(owners, &p.owner)),
+        ],
+        tiles: tiles(&monthly.total, lang),
+        trend_chart,
+        breakdowns: vec![
+            breakdown("pipeline.by_region", "region", &by_region),
+            breakdown("pipeline.by_sector", "sector", &by_sector),
+            breakdown("pipeline.by_owner", "owner", &by_owner),
+        ],
+        csv_month: format!("/pipeline.csv?{base}&table=month"),
+    };
+    render(&req, lang, &page)
+}
+
+/// `GET /pipeline.csv`: one table of the dashboard (same period and filters) as CSV.
+pub async fn csv(
+    viewer: Viewer,
+    db: web::Data<Db>,
+    cache: web::Data<InsightsCache>,
+    query: web::Query<PipelineQuery>,
+) -> Result<HttpResponse, PageError> {
+    viewer.require(Role::Analyst)?;
+    let lang = viewer.lang;
+    let q = query.into_inner();
+    let table = non_empty(q.table.clone()).unwrap_or_else(|| "month".into());
+    let group_by = GroupBy::parse(&table)
+        .filter(|g| *g != GroupBy::Quarter)
+        .ok_or_else(|| {
+            PageError::new(
+                lang,
+                PageErrorKind::BadInput(format!("table `{table}`: month, region, sector or owner")),
+            )
+        })?;
+    let p = parse(q, lang)?;
+    let snapshot = snapshot(&db, &cache, lang).await?;
+    let text = web::block(move || pipeline::table(&report(&snapshot, &p, group_by)).to_csv())
+        .await
+        .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?
+        .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"pipeline-{table}.csv\""),
+        ))
+        .body(text))
+}

@@ -1,0 +1,444 @@
+//! The web UI's words in English and French.
+//!
+//! One table, one row per key: `(key, English, French)`. Templates call `t.get("key")`; a unit
+//! test reads every template and page source and fails on a key missing here, so a typo cannot
+//! ship as a raw key on screen.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::i18n::Lang;
+
+/// Text in one language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Text(pub Lang);
+
+impl Text {
+    /// The text of `key`; the key itself (and a log line) when it is missing.
+    pub fn get(&self, key: &str) -> &'static str {
+        match table().get(key) {
+            Some((en, fr)) => match self.0 {
+                Lang::En => en,
+                Lang::Fr => fr,
+            },
+            None => {
+                tracing::warn!(key, "missing UI text");
+                // Leaked once per distinct missing key; the catalogue test keeps this empty.
+                Box::leak(key.to_string().into_boxed_str())
+            }
+        }
+    }
+
+    /// The language code (`en`, `fr`) for `<html lang>`.
+    pub fn code(&self) -> &'static str {
+        self.0.code()
+    }
+}
+
+fn table() -> &'static HashMap<&'static str, (&'static str, &'static str)> {
+    static TABLE: OnceLock<HashMap<&'static str, (&'static str, &'static str)>> = OnceLock::new();
+    TABLE.get_or_init(|| CATALOGUE.iter().map(|(k, en, fr)| (*k, (*en, *fr))).collect())
+}
+
+/// Every UI text: key, English, French.
+const CATALOGUE: &[(&str, &str, &str)] = &[
+    // Navigation and session
+    ("nav.skip", "Skip to content", "Aller au contenu"),
+    ("nav.label", "Main", "Principale"),
+    ("nav.deals", "My deals", "Mes affaires"),
+    ("nav.pipeline", "Pipeline", "Pipeline"),
+    ("nav.process", "Sales process", "Processus de vente"),
+    ("nav.resources", "Resources", "Ressources"),
+    ("nav.models", "Models", "Modèles"),
+    ("nav.language", "Language", "Langue"),
+    ("nav.sign_out", "Sign out", "Se déconnecter"),
+    ("login.title", "Sign in", "Connexion"),
+    (
+        "login.intro",
+        "Sign in with your dealscore API key.",
+        "Connectez-vous avec votre clé d'API dealscore.",
+    ),
+    ("login.key", "API key", "Clé d'API"),
+    ("login.submit", "Sign in", "Se connecter"),
+    (
+        "login.unknown",
+        "This key is unknown or revoked.",
+        "Cette clé est inconnue ou révoquée.",
+    ),
+    (
+        "login.missing",
+        "Enter your API key.",
+        "Saisissez votre clé d'API.",
+    ),
+    (
+        "login.expired",
+        "The form expired; please sign in again.",
+        "Le formulaire a expiré ; reconnectez-vous.",
+    ),
+    // Errors
+    ("error.back", "Back to my deals", "Retour à mes affaires"),
+    (
+        "error.forbidden",
+        "Not available for your role",
+        "Non disponible pour votre rôle",
+    ),
+    (
+        "error.forbidden_detail",
+        "This page needs the analyst role.",
+        "Cette page demande le rôle analyste.",
+    ),
+    ("error.csrf", "Form expired", "Formulaire expiré"),
+    (
+        "error.csrf_detail",
+        "Reload the page and try again.",
+        "Rechargez la page et réessayez.",
+    ),
+    ("error.not_found", "Not found", "Introuvable"),
+    ("error.bad_input", "Invalid request", "Requête invalide"),
+    ("error.unavailable", "Not available yet", "Pas encore disponible"),
+    (
+        "error.internal",
+        "Something went wrong",
+        "Une erreur est survenue",
+    ),
+    (
+        "error.internal_detail",
+        "The error was logged; try again in a moment.",
+        "L'erreur a été journalisée ; réessayez dans un instant.",
+    ),
+    // Filters, pager, CSV
+    ("filter.any", "Any", "Tous"),
+    ("filter.apply", "Apply", "Appliquer"),
+    ("filter.reset", "Reset", "Réinitialiser"),
+    ("filter.from", "From", "Du"),
+    ("filter.to", "To", "Au"),
+    ("pager.label", "Pages", "Pages"),
+    ("pager.prev", "Previous", "Précédente"),
+    ("pager.next", "Next", "Suivante"),
+    ("pager.page", "Page", "Page"),
+    ("csv.download", "Download CSV", "Télécharger en CSV"),
+    // Deals list
+    ("deals.title", "My deals", "Mes affaires"),
+    ("deals.filters", "Filters", "Filtres"),
+    (
+        "deals.caption",
+        "Open deals by priority",
+        "Affaires ouvertes par priorité",
+    ),
+    ("deals.count", "Open deals:", "Affaires ouvertes :"),
+    (
+        "deals.empty",
+        "No open deal matches these filters.",
+        "Aucune affaire ouverte ne correspond à ces filtres.",
+    ),
+    ("deals.owner", "Rep", "Commercial"),
+    ("deals.region", "Region", "Région"),
+    ("deals.sector", "Sector", "Secteur"),
+    ("deals.grade", "Grade", "Note"),
+    ("deals.focus", "Focus", "Priorité"),
+    ("deals.sort", "Sort by", "Trier par"),
+    ("deals.sort_value", "Expected value", "Valeur attendue"),
+    ("deals.sort_score", "Score", "Score"),
+    ("deals.sort_uplift", "Available uplift", "Gain possible"),
+    ("deals.name", "Deal", "Affaire"),
+    ("deals.account", "Account", "Compte"),
+    ("deals.amount", "Amount", "Montant"),
+    ("deals.score", "Score", "Score"),
+    ("deals.trend", "Trend", "Tendance"),
+    ("deals.next", "Next intervention", "Prochaine action"),
+    ("trend.improving", "improving", "en hausse"),
+    ("trend.steady", "steady", "stable"),
+    ("trend.declining", "declining", "en baisse"),
+    ("trend.new", "new", "nouveau"),
+    ("focus.prioritize", "Prioritize", "Prioriser"),
+    ("focus.secure", "Secure", "Sécuriser"),
+    ("focus.nurture", "Nurture", "Entretenir"),
+    ("focus.deprioritize", "Deprioritize", "Déprioriser"),
+    // Deal page
+    ("deal.none", "No deal", "Aucune affaire"),
+    ("deal.score", "Score", "Score"),
+    ("deal.probability", "Win probability", "Probabilité de gain"),
+    ("deal.now", "now", "maintenant"),
+    ("deal.history", "Score history", "Historique du score"),
+    (
+        "deal.factors",
+        "What drives this score",
+        "Ce qui explique ce score",
+    ),
+    ("deal.raises", "raises", "augmente"),
+    ("deal.lowers", "lowers", "diminue"),
+    ("deal.next", "Next intervention", "Prochaine action recommandée"),
+    (
+        "deal.no_lever",
+        "No intervention would lift this deal's odds noticeably.",
+        "Aucune action n'améliorerait nettement les chances de cette affaire.",
+    ),
+    ("deal.alternatives", "Alternatives", "Autres actions"),
+    (
+        "deal.measures",
+        "This deal against won deals",
+        "Cette affaire face aux affaires gagnées",
+    ),
+    ("deal.measure", "Measure", "Mesure"),
+    ("deal.this_deal", "This deal", "Cette affaire"),
+    ("deal.won_median", "Won (median)", "Gagnées (médiane)"),
+    ("deal.lost_median", "Lost (median)", "Perdues (médiane)"),
+    ("deal.activities", "Recent activities", "Activités récentes"),
+    (
+        "deal.no_activities",
+        "No activity recorded.",
+        "Aucune activité enregistrée.",
+    ),
+    ("deal.model", "Scored by model", "Noté par le modèle"),
+    (
+        "measure.cycle_days",
+        "Deal age (days)",
+        "Âge de l'affaire (jours)",
+    ),
+    ("measure.interactions", "Interactions", "Interactions"),
+    (
+        "measure.response_hours",
+        "Response time (hours)",
+        "Délai de réponse (heures)",
+    ),
+    ("activity.email", "Email", "E-mail"),
+    ("activity.call", "Call", "Appel"),
+    ("activity.meeting", "Meeting", "Réunion"),
+    ("activity.demo", "Demo", "Démo"),
+    ("activity.other", "Other", "Autre"),
+    ("activity.inbound", "inbound", "entrant"),
+    ("activity.outbound", "outbound", "sortant"),
+    // Pipeline
+    ("pipeline.title", "Pipeline", "Pipeline"),
+    ("pipeline.kpis", "Key figures", "Indicateurs clés"),
+    (
+        "pipeline.vs_previous",
+        "vs previous period",
+        "vs période précédente",
+    ),
+    ("pipeline.trend", "Monthly trend", "Tendance mensuelle"),
+    ("pipeline.by_region", "By region", "Par région"),
+    ("pipeline.by_sector", "By sector", "Par secteur"),
+    ("pipeline.by_owner", "By rep", "Par commercial"),
+    ("pipeline.group", "Group", "Groupe"),
+    ("kpi.won_revenue", "Won revenue", "Chiffre d'affaires gagné"),
+    ("kpi.open_pipeline", "Open pipeline", "Pipeline ouvert"),
+    ("kpi.win_rate", "Win rate", "Taux de gain"),
+    ("kpi.won_deals", "Won", "Gagnées"),
+    ("kpi.lost_deals", "Lost", "Perdues"),
+    ("kpi.open_deals", "Open", "Ouvertes"),
+    // Sales process
+    ("process.title", "Sales process", "Processus de vente"),
+    (
+        "process.intro",
+        "What separates won deals from lost ones, from the closed deals in the database.",
+        "Ce qui distingue les affaires gagnées des perdues, d'après les affaires clôturées en base.",
+    ),
+    ("process.compare_by", "Compare by", "Comparer par"),
+    ("process.contact_role", "Contact role", "Rôle du contact"),
+    ("process.closed", "Closed deals", "Affaires clôturées"),
+    ("process.at_risk", "Deals at risk", "Affaires à risque"),
+    (
+        "process.at_risk_of",
+        "open deals are outside the won-deal reference.",
+        "affaires ouvertes sortent de la référence des affaires gagnées.",
+    ),
+    ("process.value_at_stake", "Value at stake", "Valeur en jeu"),
+    ("process.signals", "Signals", "Signaux"),
+    ("risk.response_hours", "Response time (h)", "Délai de réponse (h)"),
+    (
+        "risk.silence",
+        "Days without interaction",
+        "Jours sans interaction",
+    ),
+    ("risk.age", "Age (days)", "Âge (jours)"),
+    // Resources
+    ("resources.title", "Resources", "Ressources"),
+    ("resources.window", "Period:", "Période :"),
+    ("resources.regions", "Regions", "Régions"),
+    ("resources.reps", "Reps", "Commerciaux"),
+    (
+        "resources.reps_chart",
+        "Open and won deals per rep, with win rate",
+        "Affaires ouvertes et gagnées par commercial, avec taux de gain",
+    ),
+    ("resources.name", "Name", "Nom"),
+    ("resources.forecast", "Forecast", "Prévision"),
+    ("resources.overloaded", "overloaded", "surchargé"),
+    (
+        "resources.overloaded_help",
+        "Open deals well above the median rep",
+        "Affaires ouvertes bien au-dessus du commercial médian",
+    ),
+    ("resources.objectives", "Objectives", "Objectifs"),
+    (
+        "resources.no_objectives",
+        "No objective set for this quarter (PUT /v1/objectives).",
+        "Aucun objectif pour ce trimestre (PUT /v1/objectives).",
+    ),
+    ("resources.scope", "Scope", "Périmètre"),
+    ("resources.metric", "Metric", "Indicateur"),
+    ("resources.target", "Target", "Cible"),
+    ("resources.actual", "Actual", "Réalisé"),
+    ("resources.attainment", "Attainment", "Atteinte"),
+    // Models
+    ("models.title", "Models", "Modèles"),
+    ("models.versions", "Versions", "Versions"),
+    ("models.version", "Version", "Version"),
+    ("models.status", "Status", "Statut"),
+    ("models.created", "Created", "Créé le"),
+    ("models.train_rows", "Training rows", "Lignes d'entraînement"),
+    ("models.action", "Action", "Action"),
+    ("models.compare", "Compare two versions", "Comparer deux versions"),
+    ("models.compare_button", "Compare", "Comparer"),
+    (
+        "models.train",
+        "Train a new version",
+        "Entraîner une nouvelle version",
+    ),
+    (
+        "models.force",
+        "Activate even if the gate refuses",
+        "Activer même si le contrôle refuse",
+    ),
+    ("models.start", "Start training", "Lancer l'entraînement"),
+    ("models.run", "Training run", "Entraînement"),
+    ("models.drift", "Drift", "Dérive"),
+    ("models.drift_at", "Last check:", "Dernier contrôle :"),
+    (
+        "models.no_drift",
+        "No drift check yet since the server started (GET /v1/drift measures now).",
+        "Aucun contrôle de dérive depuis le démarrage (GET /v1/drift le mesure).",
+    ),
+    ("models.population", "Population", "Population"),
+    ("models.feature", "Feature", "Variable"),
+    ("models.level", "Level", "Niveau"),
+    ("model.candidate", "candidate", "candidat"),
+    ("model.active", "active", "actif"),
+    ("model.retired", "retired", "retiré"),
+    ("model.activate", "Activate", "Activer"),
+    (
+        "model.rollback",
+        "Roll back to this version",
+        "Revenir à cette version",
+    ),
+    (
+        "model.activated",
+        "The version is now active.",
+        "La version est maintenant active.",
+    ),
+    ("model.holdout", "Holdout", "Jeu de test"),
+    ("model.holdout_rows", "Holdout rows", "Lignes de test"),
+    ("model.baseline", "Baseline", "Référence"),
+    (
+        "model.metrics",
+        "Metrics on unseen deals",
+        "Mesures sur des affaires jamais vues",
+    ),
+    ("model.metric", "Metric", "Mesure"),
+    (
+        "model.calibration",
+        "Calibration (reliability)",
+        "Calibration (fiabilité)",
+    ),
+    (
+        "model.predicted",
+        "Predicted win probability",
+        "Probabilité de gain prédite",
+    ),
+    ("model.observed", "Observed win rate", "Taux de gain observé"),
+    ("model.roc", "ROC curve", "Courbe ROC"),
+    ("model.fpr", "False positive rate", "Taux de faux positifs"),
+    ("model.tpr", "True positive rate", "Taux de vrais positifs"),
+    (
+        "model.no_roc",
+        "This version was trained before ROC curves were recorded.",
+        "Cette version a été entraînée avant l'enregistrement des courbes ROC.",
+    ),
+    ("model.effects", "Factor effects", "Effets des facteurs"),
+    (
+        "model.effects_help",
+        "Log-odds effect of each bin or category; ×n is the odds ratio.",
+        "Effet en log-cote de chaque tranche ou catégorie ; ×n est le rapport de cotes.",
+    ),
+    ("model.activations", "Activations", "Activations"),
+    (
+        "model.pick_two",
+        "Pick two versions to compare.",
+        "Choisissez deux versions à comparer.",
+    ),
+    (
+        "compare.holdout_of",
+        "Both scored on the holdout of",
+        "Les deux évaluées sur le jeu de test de",
+    ),
+    ("run.queued", "queued", "en attente"),
+    ("run.running", "running", "en cours"),
+    ("run.succeeded", "succeeded", "réussi"),
+    ("run.failed", "failed", "échoué"),
+    ("run.none", "No training run", "Aucun entraînement"),
+    ("run.progress", "Progress", "Progression"),
+    (
+        "run.reload",
+        "Reload the page to follow the progress.",
+        "Rechargez la page pour suivre la progression.",
+    ),
+    ("drift.ok", "ok", "ok"),
+    ("drift.watch", "watch", "à surveiller"),
+    ("drift.alert", "alert", "alerte"),
+    ("drift.none", "no data", "pas de données"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `t.get("…")` key written in a template or a page.
+    fn keys_used() -> Vec<String> {
+        let mut sources = Vec::new();
+        let root = env!("CARGO_MANIFEST_DIR");
+        for dir in ["templates/web", "src/web", "src/web/pages"] {
+            let Ok(entries) = std::fs::read_dir(format!("{root}/{dir}")) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.path().is_file() {
+                    sources.push(std::fs::read_to_string(entry.path()).unwrap_or_default());
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        for text in sources {
+            for piece in text.split("get(\"").skip(1) {
+                if let Some(key) = piece.split('"').next() {
+                    if key.contains('.') && !key.contains(' ') {
+                        keys.push(key.to_string());
+                    }
+                }
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn every_key_used_exists_in_both_languages() {
+        let used = keys_used();
+        assert!(used.len() > 50, "the scan found the templates");
+        let missing: Vec<&String> = used
+            .iter()
+            .filter(|k| !table().contains_key(k.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "missing UI texts: {missing:?}");
+        for (key, en, fr) in CATALOGUE {
+            assert!(!en.is_empty() && !fr.is_empty(), "{key}");
+        }
+        assert_eq!(table().len(), CATALOGUE.len(), "a key is listed twice");
+    }
+
+    #[test]
+    fn french_and_english_differ_where_they_should() {
+        assert_eq!(Text(Lang::En).get("nav.deals"), "My deals");
+        assert_eq!(Text(Lang::Fr).get("nav.deals"), "Mes affaires");
+        assert_eq!(Text(Lang::Fr).get("kpi.win_rate"), "Taux de gain");
+    }
+}
