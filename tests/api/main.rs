@@ -13,4 +13,5 @@ mod opportunities;
 mod retention;
 mod scoring;
 mod training;
+mod web;
 mod webhooks;

@@ -1,0 +1,368 @@
+//! The web UI over real HTTP: sign-in, sessions and CSRF, roles, pages, languages, activation.
+//! Cookies are handled by hand so each assertion sees exactly what the server set.
+
+use std::collections::BTreeMap;
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+
+use crate::helpers::{import_generated, spawn_app, train_cli, wait_for_model, TestApp};
+
+/// A cookie jar over a client that does not follow redirects.
+pub struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+    /// Raw `Set-Cookie` headers of the last response.
+    pub last_set_cookie: Vec<String>,
+}
+
+/// The value of `<input name="csrf" value="…">` in a page.
+pub fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("csrf field") + "name=\"csrf\" value=\"".len();
+    html[start..].split('"').next().expect("csrf value").to_string()
+}
+
+impl Browser {
+    pub fn new(app: &TestApp) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .expect("client"),
+            base: app.address.clone(),
+            cookies: BTreeMap::new(),
+            last_set_cookie: Vec::new(),
+        }
+    }
+
+    fn remember(&mut self, response: &reqwest::Response) {
+        self.last_set_cookie = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        for header in &self.last_set_cookie {
+            let pair = header.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() || header.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_string(), value.to_string());
+                }
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// GET: status, `Location` (if any), body.
+    pub async fn get(&mut self, path: &str) -> (u16, Option<String>, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .await
+            .expect("request");
+        self.finish(response).await
+    }
+
+    /// POST a form.
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, Option<String>, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .expect("request");
+        self.finish(response).await
+    }
+
+    async fn finish(&mut self, response: reqwest::Response) -> (u16, Option<String>, String) {
+        self.remember(&response);
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, location, response.text().await.expect("body"))
+    }
+
+    /// Signs in with `key`; panics unless the server redirects to `/deals`.
+    pub async fn sign_in(&mut self, key: &str) {
+        let (status, _, form) = self.get("/login").await;
+        assert_eq!(status, 200);
+        let csrf = csrf_of(&form);
+        let (status, location, body) = self
+            .post("/login", &[("api_key", key), ("csrf", &csrf), ("next", "/deals")])
+            .await;
+        assert_eq!((status, location.as_deref()), (303, Some("/deals")), "{body}");
+    }
+
+    pub fn has_cookie(&self, name: &str) -> bool {
+        self.cookies.contains_key(name)
+    }
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_strict_http_only_session_and_sign_out_ends_it() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new(&app);
+    // No session: every page sends to the sign-in page, remembering where to come back.
+    let (status, location, _) = browser.get("/deals?grade=A").await;
+    assert_eq!(status, 303);
+    assert_eq!(location.as_deref(), Some("/login?next=%2Fdeals%3Fgrade%3DA"));
+
+    let (_, _, form) = browser.get("/login").await;
+    let csrf = csrf_of(&form);
+    // A wrong key is refused on the page, with no session.
+    let (status, _, body) = browser
+        .post("/login", &[("api_key", "ds_nope"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 401);
+    assert!(body.contains("unknown or revoked"), "{body}");
+    assert!(!browser.has_cookie("dealscore_session"));
+    // A form without the token it was served with is refused too, even with a good key.
+    let (status, _, body) = browser
+        .post("/login", &[("api_key", &app.rep_key), ("csrf", "forged")])
+        .await;
+    assert_eq!(status, 401);
+    assert!(body.contains("expired"), "{body}");
+    assert!(!browser.has_cookie("dealscore_session"));
+
+    browser.sign_in(&app.rep_key).await;
+    let session = browser
+        .last_set_cookie
+        .iter()
+        .find(|c| c.starts_with("dealscore_session="))
+        .expect("session cookie")
+        .clone();
+    assert!(session.contains("HttpOnly"), "{session}");
+    assert!(session.contains("SameSite=Strict"), "{session}");
+    assert!(session.contains("Path=/"), "{session}");
+    assert!(
+        !session.contains("Secure"),
+        "plain HTTP without secure_cookies: {session}"
+    );
+
+    let (status, _, deals) = browser.get("/deals").await;
+    assert_eq!(status, 503, "no model yet: a clear page, not a crash");
+    assert!(deals.contains("no model is active"), "{deals}");
+
+    // Sign-out needs the session's CSRF token.
+    let (status, _, _) = browser.post("/logout", &[("csrf", "forged")]).await;
+    assert_eq!(status, 403);
+    let (status, _, missing) = browser.get("/deals/none").await;
+    assert_eq!(status, 404, "{missing}");
+    assert!(
+        missing.contains("Not found") && missing.contains("none"),
+        "{missing}"
+    );
+}
+
+/// A server with 800 generated deals and a trained model.
+async fn trained_app() -> TestApp {
+    let app = spawn_app().await;
+    import_generated(&app, 800, 11).await;
+    let report = train_cli(&app, &["--cv", "3"]);
+    let version = report["artifact"]["version"]
+        .as_str()
+        .expect("version")
+        .to_string();
+    wait_for_model(&app, &version).await;
+    app
+}
+
+#[tokio::test]
+async fn reps_see_their_deals_ranked_and_a_deal_explained_but_not_the_analyst_pages() {
+    let app = trained_app().await;
+    let mut rep = Browser::new(&app);
+    rep.sign_in(&app.rep_key).await;
+    let (status, _, page) = rep.get("/deals").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<h1>My deals</h1>"));
+    assert!(page.contains("class=\"grade grade-"), "grade badges");
+    assert!(
+        !page.contains("href=\"/models\""),
+        "a rep's navigation has no models entry"
+    );
+    let first = page
+        .split("href=\"/deals/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a deal link")
+        .to_string();
+
+    // Filters narrow the list: grade D only shows D badges.
+    let (status, _, filtered) = rep.get("/deals?grade=D&sort=score").await;
+    assert_eq!(status, 200);
+    assert!(!filtered.contains("grade grade-a") && !filtered.contains("grade grade-b"));
+    let (status, _, bad) = rep.get("/deals?grade=Z").await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("grade `Z`"), "{bad}");
+
+    let (status, _, deal) = rep.get(&format!("/deals/{first}")).await;
+    assert_eq!(status, 200, "{deal}");
+    assert!(
+        deal.contains("id=\"factors\"") && deal.contains("<svg class=\"chart\""),
+        "factors chart"
+    );
+    assert!(deal.contains("rect class=\"raises\"") || deal.contains("rect class=\"lowers\""));
+    assert!(deal.contains("Next intervention"));
+    assert!(deal.contains("Won (median)"));
+
+    for page in ["/models", "/pipeline", "/process", "/resources", "/pipeline.csv"] {
+        let (status, _, body) = rep.get(page).await;
+        assert_eq!(status, 403, "{page}");
+        if page != "/pipeline.csv" {
+            assert!(body.contains("Not available for your role"), "{body}");
+        }
+    }
+
+    // French: chosen with ?lang=fr, remembered by a cookie, amounts written the French way.
+    let (status, _, fr) = rep.get("/deals?lang=fr").await;
+    assert_eq!(status, 200);
+    assert!(
+        fr.contains("<html lang=\"fr\">") && fr.contains("Mes affaires"),
+        "{fr}"
+    );
+    assert!(rep.has_cookie("dealscore_lang"));
+    let (_, _, again) = rep.get(&format!("/deals/{first}")).await;
+    assert!(
+        again.contains("Prochaine action recommandée"),
+        "the language sticks"
+    );
+    assert!(
+        again.contains("\u{a0}€"),
+        "French amounts end with a non-breaking space and €"
+    );
+}
+
+#[tokio::test]
+async fn analysts_read_the_dashboards_and_activate_an_older_model() {
+    let app = trained_app().await;
+    let older = {
+        let (_, active) = app.get_json("/v1/models/active", &app.analyst_key).await;
+        active["version"].as_str().expect("version").to_string()
+    };
+    let newer = train_cli(&app, &["--cv", "3", "--activate"])["artifact"]["version"]
+        .as_str()
+        .expect("version")
+        .to_string();
+    wait_for_model(&app, &newer).await;
+
+    let mut analyst = Browser::new(&app);
+    analyst.sign_in(&app.analyst_key).await;
+    for page in [
+        "/pipeline",
+        "/process",
+        "/process?by=contact_role",
+        "/resources",
+        "/models",
+    ] {
+        let (status, _, body) = analyst.get(page).await;
+        assert_eq!(status, 200, "{page}: {body}");
+        assert!(
+            body.contains("<svg class=\"chart\"") || page == "/models",
+            "{page} has a chart"
+        );
+    }
+    let (status, _, pipeline) = analyst.get("/pipeline?lang=fr").await;
+    assert_eq!(status, 200);
+    assert!(pipeline.contains("Taux de gain") && pipeline.contains("affaires gagné"));
+    let (status, _, bad) = analyst.get("/pipeline?from=2026-13-01").await;
+    assert_eq!(status, 400, "{bad}");
+
+    let (status, _, csv) = analyst.get("/pipeline.csv?table=region").await;
+    assert_eq!(status, 200);
+    assert!(csv.lines().count() > 2 && csv.starts_with("group"), "{csv}");
+
+    let (status, _, model) = analyst.get(&format!("/models/{older}")).await;
+    assert_eq!(status, 200);
+    assert!(model.contains("Courbe ROC") || model.contains("ROC curve"));
+    let (status, _, compare) = analyst.get(&format!("/models/compare?a={older}&b={newer}")).await;
+    assert_eq!(status, 200, "{compare}");
+    assert!(compare.contains("roc_auc"));
+
+    // Activation is a form with the session's token; without it nothing changes.
+    let (_, _, list) = analyst.get("/models").await;
+    let csrf = csrf_of(&list);
+    let (status, _, _) = analyst
+        .post(&format!("/models/{older}/activate"), &[("csrf", "forged")])
+        .await;
+    assert_eq!(status, 403);
+    let (_, active) = app.get_json("/v1/models/active", &app.analyst_key).await;
+    assert_eq!(active["version"], newer.as_str());
+    let (status, location, _) = analyst
+        .post(&format!("/models/{older}/activate"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/models?notice=activated"))
+    );
+    let (_, active) = app.get_json("/v1/models/active", &app.analyst_key).await;
+    assert_eq!(active["version"], older.as_str());
+    let (_, _, list) = analyst.get("/models?notice=activated").await;
+    let row = list
+        .split(&format!("data-version=\"{older}\""))
+        .nth(1)
+        .and_then(|s| s.split("</tr>").next())
+        .expect("row of the older version");
+    assert!(row.contains("badge active"), "{row}");
+}
+
+#[tokio::test]
+async fn revoking_the_key_or_signing_out_ends_the_session() {
+    let app = spawn_app().await;
+    let mut analyst = Browser::new(&app);
+    analyst.sign_in(&app.analyst_key).await;
+    let (status, _, page) = analyst.get("/models").await;
+    assert_eq!(status, 200);
+    let csrf = csrf_of(&page);
+    let (status, location, _) = analyst.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/login")));
+    let (status, _, _) = analyst.get("/models").await;
+    assert_eq!(status, 303, "signed out");
+
+    let mut rep = Browser::new(&app);
+    rep.sign_in(&app.rep_key).await;
+    assert!(dealscore::store::api_keys::revoke(&app.db, "test-rep")
+        .await
+        .expect("revoke"));
+    let (status, location, _) = rep.get("/deals").await;
+    assert_eq!(status, 303);
+    assert!(location.expect("location").starts_with("/login"));
+}
+
+#[tokio::test]
+async fn sessions_expire() {
+    use dealscore::store::web_sessions;
+    let app = spawn_app().await;
+    let key_hash = dealscore::auth::hash_key(&app.rep_key);
+    web_sessions::insert(&app.db, "token-hash", &key_hash, "csrf", 1_000, 2_000)
+        .await
+        .expect("insert");
+    let live = web_sessions::find_live(&app.db, "token-hash", 1_500)
+        .await
+        .expect("find");
+    assert_eq!(live.map(|s| s.key_name), Some("test-rep".to_string()));
+    assert!(web_sessions::find_live(&app.db, "token-hash", 2_000)
+        .await
+        .expect("find")
+        .is_none());
+    assert_eq!(
+        web_sessions::delete_expired(&app.db, 2_000).await.expect("sweep"),
+        1
+    );
+}
