@@ -172,7 +172,7 @@ async fn sign_in_sets_a_strict_http_only_session_and_sign_out_ends_it() {
 }
 
 /// A server with 800 generated deals and a trained model.
-async fn trained_app() -> TestApp {
+pub async fn trained_app() -> TestApp {
     let app = spawn_app().await;
     import_generated(&app, 800, 11).await;
     let report = train_cli(&app, &["--cv", "3"]);
