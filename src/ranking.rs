@@ -1,10 +1,15 @@
 //! Open deals ranked by priority: the rep's work list, shared by `GET /v1/opportunities/priority`
 //! and the web UI's "My deals" page.
 //!
-//! Every matching open deal is scored now (the stored score only gives the trend), then
-//! filtered by grade and focus and sorted by the chosen key.
+//! Every open deal is scored (the stored score only gives the trend) into one list that a
+//! [`PriorityCache`] keeps while nothing changes: the database's change stamp (bumped by every
+//! write to opportunities and scores), the serving model version and at most
+//! [`MAX_AGE`] of wall-clock time, since scores depend on deal age. Requests then filter and
+//! sort that list in memory, so a page of a rep's deals costs microseconds instead of a scoring
+//! pass over every open deal.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::Serialize;
@@ -15,7 +20,10 @@ use crate::error::ApiError;
 use crate::model::ModelArtifact;
 use crate::scoring::{score, Focus, Grade, Intervention, RankBy, ScoringConfig, Trend};
 use crate::store::opportunities::{self, ListFilter};
-use crate::store::{scores, Db};
+use crate::store::{insights as changes, scores, Db};
+
+/// Longest time a scored list is reused without any write (deal ages move by the hour).
+pub const MAX_AGE: Duration = Duration::from_secs(60);
 
 /// What the list is sorted by, highest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +82,10 @@ pub struct PriorityItem {
     pub account: Option<String>,
     /// Owner.
     pub owner: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Sector.
+    pub sector: Option<String>,
     /// Amount.
     pub amount: Option<f64>,
     /// Currency.
@@ -92,16 +104,15 @@ pub struct PriorityItem {
     pub next_intervention: Option<Intervention>,
 }
 
-/// Every open deal matching `query`, scored and sorted (ties by external id).
-pub async fn ranked(
+/// Every open deal, scored now, in id order.
+async fn score_all(
     db: &Db,
     model: Arc<ModelArtifact>,
     config: &ScoringConfig,
-    query: &PriorityQuery,
 ) -> Result<Vec<PriorityItem>, ApiError> {
     let filter = ListFilter {
         status: Some(Status::Open),
-        ..query.filter.clone()
+        ..ListFilter::default()
     };
     let mut items: Vec<PriorityItem> = Vec::new();
     let mut after = 0;
@@ -124,6 +135,8 @@ pub async fn ranked(
                         name: opp.name,
                         account: opp.account,
                         owner: opp.owner,
+                        region: opp.region,
+                        sector: opp.sector,
                         amount: opp.amount,
                         currency: opp.currency,
                         score: r.score,
@@ -138,14 +151,97 @@ pub async fn ranked(
         })
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring thread failed: {e}")))?;
-        items.extend(scored.into_iter().filter(|i| {
-            query.grade.is_none_or(|g| i.grade == g) && query.focus.is_none_or(|f| i.focus == f)
-        }));
+        items.extend(scored);
         if !more {
             break;
         }
     }
-    let key = |i: &PriorityItem| -> f64 {
+    Ok(items)
+}
+
+/// Every open deal scored, as of one database state and one model.
+#[derive(Debug)]
+pub struct ScoredOpenDeals {
+    stamp: i64,
+    model_version: String,
+    at: Instant,
+    /// The deals, in id order.
+    pub items: Vec<PriorityItem>,
+}
+
+impl ScoredOpenDeals {
+    /// Owners, regions and sectors present among the open deals, each sorted and distinct.
+    pub fn facets(&self) -> [Vec<String>; 3] {
+        let collect = |get: fn(&PriorityItem) -> Option<&String>| {
+            let set: std::collections::BTreeSet<&String> = self.items.iter().filter_map(get).collect();
+            set.into_iter().cloned().collect::<Vec<_>>()
+        };
+        [
+            collect(|i| i.owner.as_ref()),
+            collect(|i| i.region.as_ref()),
+            collect(|i| i.sector.as_ref()),
+        ]
+    }
+}
+
+/// Keeps the last scored list (see the module documentation for when it is rebuilt).
+#[derive(Debug, Default)]
+pub struct PriorityCache {
+    current: tokio::sync::Mutex<Option<Arc<ScoredOpenDeals>>>,
+}
+
+impl PriorityCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The scored open deals for `model`, rebuilt when stale. Concurrent callers wait for one
+    /// rebuild rather than each scoring everything.
+    pub async fn scored(
+        &self,
+        db: &Db,
+        model: Arc<ModelArtifact>,
+        config: &ScoringConfig,
+    ) -> Result<Arc<ScoredOpenDeals>, ApiError> {
+        let stamp = changes::change_stamp(db).await?;
+        let mut current = self.current.lock().await;
+        if let Some(hit) = current
+            .as_ref()
+            .filter(|c| c.stamp == stamp && c.model_version == model.version && c.at.elapsed() < MAX_AGE)
+        {
+            return Ok(hit.clone());
+        }
+        *current = None;
+        let model_version = model.version.clone();
+        let items = score_all(db, model, config).await?;
+        let fresh = Arc::new(ScoredOpenDeals {
+            stamp,
+            model_version,
+            at: Instant::now(),
+            items,
+        });
+        *current = Some(fresh.clone());
+        Ok(fresh)
+    }
+}
+
+/// The deals of `scored` matching `query`, sorted (ties by external id).
+pub fn ranked<'a>(scored: &'a ScoredOpenDeals, query: &PriorityQuery) -> Vec<&'a PriorityItem> {
+    let f = &query.filter;
+    let same = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+    let mut items: Vec<&PriorityItem> = scored
+        .items
+        .iter()
+        .filter(|i| {
+            same(&f.owner, &i.owner)
+                && same(&f.region, &i.region)
+                && same(&f.sector, &i.sector)
+                && query.grade.is_none_or(|g| i.grade == g)
+                && query.focus.is_none_or(|x| i.focus == x)
+        })
+        .collect();
+    let key = |i: &&PriorityItem| -> f64 {
         match query.sort {
             SortKey::Score => f64::from(i.score),
             SortKey::Uplift => i.next_intervention.as_ref().map_or(0.0, |n| n.uplift),
@@ -157,5 +253,5 @@ pub async fn ranked(
             .total_cmp(&key(a))
             .then_with(|| a.external_id.cmp(&b.external_id))
     });
-    Ok(items)
+    items
 }

@@ -369,6 +369,7 @@ pub async fn priority(
     db: web::Data<Db>,
     holder: web::Data<ActiveModel>,
     settings: web::Data<Settings>,
+    cache: web::Data<crate::ranking::PriorityCache>,
     query: web::Query<PriorityQuery>,
 ) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
@@ -418,7 +419,10 @@ pub async fn priority(
         focus,
         sort,
     };
-    let mut items = crate::ranking::ranked(&db, model, &settings.scoring, &request).await?;
-    items.truncate(limit);
+    let scored = cache.scored(&db, model, &settings.scoring).await?;
+    let items: Vec<&PriorityItem> = crate::ranking::ranked(&scored, &request)
+        .into_iter()
+        .take(limit)
+        .collect();
     Ok(HttpResponse::Ok().json(items))
 }

@@ -286,15 +286,20 @@ pub fn diverging(label: &str, rows: &[Diverging], raises: &str, lowers: &str) ->
     out
 }
 
+/// A named curve on the unit square.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    /// Legend text.
+    pub name: String,
+    /// CSS class that colours it.
+    pub class: &'static str,
+    /// `(x, y)` points in 0–1.
+    pub points: Vec<(f64, f64)>,
+}
+
 /// Points on the unit square with the diagonal drawn for reference: the ROC curve (false vs
 /// true positive rate) and the reliability diagram (predicted vs observed win rate).
-pub fn unit_square(
-    label: &str,
-    x_title: &str,
-    y_title: &str,
-    series: &[(String, &'static str, Vec<(f64, f64)>)],
-    markers: bool,
-) -> String {
+pub fn unit_square(label: &str, x_title: &str, y_title: &str, series: &[Curve], markers: bool) -> String {
     let size = 300.0;
     let (left, top, plot) = (48.0, 12.0, 230.0);
     let mut out = String::new();
@@ -323,7 +328,7 @@ pub fn unit_square(
         px(1.0),
         py(1.0)
     );
-    for (name, class, points) in series {
+    for Curve { name, class, points } in series {
         let path: Vec<String> = points
             .iter()
             .filter(|(x, y)| x.is_finite() && y.is_finite())
@@ -356,7 +361,7 @@ pub fn unit_square(
         escape(y_title)
     );
     let mut y = top + plot + 50.0;
-    for (name, class, _) in series {
+    for Curve { name, class, .. } in series {
         let _ = write!(
             out,
             r#"<rect class="{class}" x="{left}" y="{:.1}" width="10" height="10"/><text class="legend" x="{:.1}" y="{y:.1}">{}</text>"#,
@@ -460,11 +465,11 @@ mod tests {
             "roc",
             "fpr",
             "tpr",
-            &[(
-                "model".into(),
-                "s-score",
-                vec![(0.0, 0.0), (0.2, 0.7), (1.0, 1.0)],
-            )],
+            &[Curve {
+                name: "model".into(),
+                class: "s-score",
+                points: vec![(0.0, 0.0), (0.2, 0.7), (1.0, 1.0)],
+            }],
             false,
         );
         well_formed(&roc);

@@ -176,14 +176,11 @@ async fn a_rep_and_an_analyst_work_through_the_ui_in_a_real_browser() {
         .find(Locator::Css("#factors svg.chart"))
         .await
         .expect("factors chart");
-    assert!(
-        factors
-            .find_all(Locator::Css("rect.raises, rect.lowers"))
-            .await
-            .expect("bars")
-            .len()
-            >= 1
-    );
+    assert!(!factors
+        .find_all(Locator::Css("rect.raises, rect.lowers"))
+        .await
+        .expect("bars")
+        .is_empty());
     let next = rep
         .find(Locator::Css("#next-h + p"))
         .await

@@ -153,7 +153,7 @@ pub async fn show(
     let opp = stored.opportunity;
     let result = score(&model, &config, &opp, Utc::now(), previous, RankBy::Probability);
     let mut recent = activities::list_for(&db, &external_id).await.or_page(lang)?;
-    recent.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at));
+    recent.sort_by_key(|a| std::cmp::Reverse(a.occurred_at));
     recent.truncate(ACTIVITIES);
 
     let mut labels: Vec<String> = history

@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::ranking::{self, PriorityQuery, SortKey};
 use crate::scoring::{Focus, Grade};
 use crate::serving::ActiveModel;
-use crate::store::opportunities::{self, ListFilter};
+use crate::store::opportunities::ListFilter;
 use crate::store::Db;
 use crate::web::error::{OrPage, PageError, PageErrorKind};
 use crate::web::session::Viewer;
@@ -98,6 +98,7 @@ pub async fn list(
     db: web::Data<Db>,
     holder: web::Data<ActiveModel>,
     settings: web::Data<Settings>,
+    cache: web::Data<ranking::PriorityCache>,
     query: web::Query<DealsQuery>,
 ) -> Result<HttpResponse, PageError> {
     let lang = viewer.lang;
@@ -133,10 +134,9 @@ pub async fn list(
         focus,
         sort,
     };
-    let items = ranking::ranked(&db, model, &settings.scoring, &request)
-        .await
-        .or_page(lang)?;
-    let [owners, regions, sectors] = opportunities::open_facets(&db).await.or_page(lang)?;
+    let scored = cache.scored(&db, model, &settings.scoring).await.or_page(lang)?;
+    let items = ranking::ranked(&scored, &request);
+    let [owners, regions, sectors] = scored.facets();
     let total = items.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
@@ -149,8 +149,8 @@ pub async fn list(
             Row {
                 href: format!("/deals/{}", url_encode(&i.external_id)),
                 name: i.name.clone().unwrap_or_else(|| i.external_id.clone()),
-                account: i.account.unwrap_or_default(),
-                owner: i.owner.unwrap_or_default(),
+                account: i.account.clone().unwrap_or_default(),
+                owner: i.owner.clone().unwrap_or_default(),
                 amount: view::money(i.amount, &i.currency, lang),
                 score: i.score,
                 grade: i.grade.as_str(),
@@ -158,7 +158,11 @@ pub async fn list(
                 trend_arrow,
                 trend: t.get(trend_key),
                 focus: t.get(view::focus_key(i.focus)),
-                next: i.next_intervention.map(|n| n.message).unwrap_or_default(),
+                next: i
+                    .next_intervention
+                    .as_ref()
+                    .map(|n| n.message.clone())
+                    .unwrap_or_default(),
             }
         })
         .collect();

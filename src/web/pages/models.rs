@@ -19,7 +19,7 @@ use crate::serving::ActiveModel;
 use crate::store::models::{self, ModelStatus};
 use crate::store::training_runs::{self, CreateError, RunState};
 use crate::store::Db;
-use crate::web::charts::{self, Diverging};
+use crate::web::charts::{self, Curve, Diverging};
 use crate::web::error::{OrPage, PageError, PageErrorKind};
 use crate::web::session::Viewer;
 use crate::web::text::Text;
@@ -257,7 +257,11 @@ pub async fn show(
         t.get("model.calibration"),
         t.get("model.predicted"),
         t.get("model.observed"),
-        &[(t.get("model.holdout").to_string(), "s-score", calibration)],
+        &[Curve {
+            name: t.get("model.holdout").to_string(),
+            class: "s-score",
+            points: calibration,
+        }],
         true,
     );
     let roc_chart = (!h.roc_curve.is_empty()).then(|| {
@@ -265,11 +269,11 @@ pub async fn show(
             t.get("model.roc"),
             t.get("model.fpr"),
             t.get("model.tpr"),
-            &[(
-                t.get("model.holdout").to_string(),
-                "s-score",
-                h.roc_curve.iter().map(|p| (p.fpr, p.tpr)).collect(),
-            )],
+            &[Curve {
+                name: t.get("model.holdout").to_string(),
+                class: "s-score",
+                points: h.roc_curve.iter().map(|p| (p.fpr, p.tpr)).collect(),
+            }],
             false,
         )
     });

@@ -106,13 +106,20 @@ pub struct BreakdownRow {
     revenue: String,
 }
 
+/// A filter's choices: `(value, selected)`.
+pub struct FilterSelect {
+    name: &'static str,
+    label: &'static str,
+    options: Vec<(String, bool)>,
+}
+
 #[derive(Template)]
 #[template(path = "web/pipeline.html")]
 struct PipelinePage {
     ui: Ui,
     from: String,
     to: String,
-    selects: Vec<(&'static str, &'static str, Vec<(String, bool)>)>,
+    selects: Vec<FilterSelect>,
     tiles: Vec<Tile>,
     trend_chart: String,
     breakdowns: Vec<Breakdown>,
@@ -264,9 +271,21 @@ pub async fn show(
         from: p.from.clone(),
         to: p.to.clone(),
         selects: vec![
-            ("region", "deals.region", chosen(regions, &p.region)),
-            ("sector", "deals.sector", chosen(sectors, &p.sector)),
-            ("owner", "deals.owner", chosen(owners, &p.owner)),
+            FilterSelect {
+                name: "region",
+                label: "deals.region",
+                options: chosen(regions, &p.region),
+            },
+            FilterSelect {
+                name: "sector",
+                label: "deals.sector",
+                options: chosen(sectors, &p.sector),
+            },
+            FilterSelect {
+                name: "owner",
+                label: "deals.owner",
+                options: chosen(owners, &p.owner),
+            },
         ],
         tiles: tiles(&monthly.total, lang),
         trend_chart,
