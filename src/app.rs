@@ -109,6 +109,7 @@ impl Application {
         let jobs = web::Data::new(Jobs::default());
         let insights_cache = web::Data::new(crate::insights::InsightsCache::new());
         let priority_cache = web::Data::new(crate::ranking::PriorityCache::new());
+        let page_memos = web::Data::new(crate::web::memo::PageMemos::default());
         let outbox_worker = spawn_worker(
             db.clone(),
             sources.clone(),
@@ -144,6 +145,7 @@ impl Application {
                 .app_data(trainer_data.clone())
                 .app_data(insights_cache.clone())
                 .app_data(priority_cache.clone())
+                .app_data(page_memos.clone())
                 .app_data(sources_data.clone())
                 .app_data(web::PayloadConfig::new(max_import))
                 .configure(|cfg| crate::api::configure(cfg, max_body, max_batch))

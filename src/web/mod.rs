@@ -7,6 +7,7 @@
 
 pub mod charts;
 pub mod error;
+pub mod memo;
 pub mod pages;
 pub mod session;
 pub mod text;

@@ -20,6 +20,7 @@ use crate::insights::{InsightsCache, Snapshot};
 use crate::store::{opportunities, Db};
 use crate::web::charts::{self, Series};
 use crate::web::error::{OrPage, PageError, PageErrorKind};
+use crate::web::memo::PageMemos;
 use crate::web::session::Viewer;
 use crate::web::text::Text;
 use crate::web::{render, url_encode, view, Nav, Ui};
@@ -215,6 +216,7 @@ pub async fn show(
     viewer: Viewer,
     db: web::Data<Db>,
     cache: web::Data<InsightsCache>,
+    memos: web::Data<PageMemos>,
     query: web::Query<PipelineQuery>,
 ) -> Result<HttpResponse, PageError> {
     viewer.require(Role::Analyst)?;
@@ -224,13 +226,23 @@ pub async fn show(
     let snapshot = snapshot(&db, &cache, lang).await?;
     let [owners, regions, sectors] = opportunities::open_facets(&db).await.or_page(lang)?;
     let p = Arc::new(p);
-    let p2 = p.clone();
-    let reports = web::block(move || {
-        [GroupBy::Month, GroupBy::Region, GroupBy::Sector, GroupBy::Owner].map(|g| report(&snapshot, &p2, g))
-    })
-    .await
-    .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
-    let [monthly, by_region, by_sector, by_owner] = reports;
+    let key = query_of(&p).join("&");
+    let reports = match memos.pipeline.get(&key, snapshot.stamp) {
+        Some(hit) => hit,
+        None => {
+            let (p2, stamp) = (p.clone(), snapshot.stamp);
+            let fresh = web::block(move || {
+                [GroupBy::Month, GroupBy::Region, GroupBy::Sector, GroupBy::Owner]
+                    .map(|g| report(&snapshot, &p2, g))
+            })
+            .await
+            .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+            let fresh = Arc::new(fresh);
+            memos.pipeline.put(key, stamp, fresh.clone());
+            fresh
+        }
+    };
+    let [monthly, by_region, by_sector, by_owner] = &*reports;
     let months: Vec<String> = monthly.groups.iter().map(|g| g.key.clone()).collect();
     let series = |label: &str, class: &'static str, get: fn(&PipelineGroup) -> f64| Series {
         label: label.to_string(),
@@ -290,9 +302,9 @@ pub async fn show(
         tiles: tiles(&monthly.total, lang),
         trend_chart,
         breakdowns: vec![
-            breakdown("pipeline.by_region", "region", &by_region),
-            breakdown("pipeline.by_sector", "sector", &by_sector),
-            breakdown("pipeline.by_owner", "owner", &by_owner),
+            breakdown("pipeline.by_region", "region", by_region),
+            breakdown("pipeline.by_sector", "sector", by_sector),
+            breakdown("pipeline.by_owner", "owner", by_owner),
         ],
         csv_month: format!("/pipeline.csv?{base}&table=month"),
     };

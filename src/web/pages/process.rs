@@ -2,6 +2,7 @@
 //! charts, win rates per level, and the at-risk list.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -20,6 +21,7 @@ use crate::insights::{at_risk, InsightsCache};
 use crate::store::Db;
 use crate::web::charts::{self, Series};
 use crate::web::error::{OrPage, PageError, PageErrorKind};
+use crate::web::memo::PageMemos;
 use crate::web::session::Viewer;
 use crate::web::text::Text;
 use crate::web::{render, url_encode, view, Nav, Ui};
@@ -41,7 +43,8 @@ pub struct ProcessQuery {
 }
 
 /// Won/lost medians of every measure for one level.
-struct LevelMeasures {
+#[derive(Debug)]
+pub struct LevelMeasures {
     level: String,
     closed: u64,
     won: u64,
@@ -151,6 +154,7 @@ pub async fn show(
     viewer: Viewer,
     db: web::Data<Db>,
     cache: web::Data<InsightsCache>,
+    memos: web::Data<PageMemos>,
     query: web::Query<ProcessQuery>,
 ) -> Result<HttpResponse, PageError> {
     viewer.require(Role::Analyst)?;
@@ -170,16 +174,28 @@ pub async fn show(
     let owner = non_empty(q.owner);
     let snapshot = cache.snapshot(&db).await.or_page(lang)?;
     let now = to_epoch_ms(Utc::now());
-    let (levels, risk) = web::block(move || {
-        let names = FilterNames {
-            owner: owner.as_deref(),
-            ..FilterNames::default()
-        };
-        let risk = at_risk::at_risk(&snapshot, &DealFilter::new(&snapshot, &names), now, AT_RISK_ROWS);
-        (by_level(&snapshot, by_role), risk)
-    })
-    .await
-    .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+    let key = format!("{by_role}|{}", owner.as_deref().unwrap_or(""));
+    let stamp = snapshot.stamp;
+    let computed = match memos.process.get(&key, stamp) {
+        Some(hit) => hit,
+        None => {
+            let fresh = web::block(move || {
+                let names = FilterNames {
+                    owner: owner.as_deref(),
+                    ..FilterNames::default()
+                };
+                let risk =
+                    at_risk::at_risk(&snapshot, &DealFilter::new(&snapshot, &names), now, AT_RISK_ROWS);
+                (by_level(&snapshot, by_role), risk)
+            })
+            .await
+            .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+            let fresh = Arc::new(fresh);
+            memos.process.put(key, stamp, fresh.clone());
+            fresh
+        }
+    };
+    let (levels, risk) = (&computed.0, &computed.1);
     let x: Vec<String> = levels.iter().map(|l| l.level.replace('_', " ")).collect();
     let charts = MEASURE_KEYS
         .iter()

@@ -2,6 +2,7 @@
 //! objectives of the current quarter, workload flags.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -14,6 +15,7 @@ use crate::insights::{objectives, period, InsightsCache};
 use crate::store::{insights as store, Db};
 use crate::web::charts::{self, Series};
 use crate::web::error::{OrPage, PageError, PageErrorKind};
+use crate::web::memo::PageMemos;
 use crate::web::session::Viewer;
 use crate::web::text::Text;
 use crate::web::{render, view, Nav, Ui};
@@ -95,6 +97,7 @@ pub async fn show(
     viewer: Viewer,
     db: web::Data<Db>,
     cache: web::Data<InsightsCache>,
+    memos: web::Data<PageMemos>,
 ) -> Result<HttpResponse, PageError> {
     viewer.require(Role::Analyst)?;
     let lang = viewer.lang;
@@ -111,14 +114,19 @@ pub async fn show(
     })?;
     let targets = store::objectives_of_period(&db, &label).await.or_page(lang)?;
     let snapshot = cache.snapshot(&db).await.or_page(lang)?;
+    let key = format!("{}-{}", window.start, window.end);
+    let cached = memos.resources.get(&key, snapshot.stamp);
+    let stamp = snapshot.stamp;
     let (report, attainment) = web::block(move || {
+        let report = cached.unwrap_or_else(|| Arc::new(resources::resources(&snapshot, window)));
         (
-            resources::resources(&snapshot, window),
+            report,
             objectives::attainment(&snapshot, &label, quarter_window, targets),
         )
     })
     .await
     .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+    memos.resources.put(key, stamp, report.clone());
     let names: Vec<String> = report.reps.iter().map(|r| r.name.clone()).collect();
     let reps_chart = charts::bars_and_rates(
         t.get("resources.reps_chart"),
