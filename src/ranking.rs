@@ -167,21 +167,20 @@ pub struct ScoredOpenDeals {
     at: Instant,
     /// The deals, in id order.
     pub items: Vec<PriorityItem>,
+    /// Owners, regions and sectors present among them, each sorted and distinct.
+    pub facets: [Vec<String>; 3],
 }
 
-impl ScoredOpenDeals {
-    /// Owners, regions and sectors present among the open deals, each sorted and distinct.
-    pub fn facets(&self) -> [Vec<String>; 3] {
-        let collect = |get: fn(&PriorityItem) -> Option<&String>| {
-            let set: std::collections::BTreeSet<&String> = self.items.iter().filter_map(get).collect();
-            set.into_iter().cloned().collect::<Vec<_>>()
-        };
-        [
-            collect(|i| i.owner.as_ref()),
-            collect(|i| i.region.as_ref()),
-            collect(|i| i.sector.as_ref()),
-        ]
-    }
+fn facets(items: &[PriorityItem]) -> [Vec<String>; 3] {
+    let collect = |get: fn(&PriorityItem) -> Option<&String>| {
+        let set: std::collections::BTreeSet<&String> = items.iter().filter_map(get).collect();
+        set.into_iter().cloned().collect::<Vec<_>>()
+    };
+    [
+        collect(|i| i.owner.as_ref()),
+        collect(|i| i.region.as_ref()),
+        collect(|i| i.sector.as_ref()),
+    ]
 }
 
 /// Keeps the last scored list (see the module documentation for when it is rebuilt).
@@ -219,6 +218,7 @@ impl PriorityCache {
             stamp,
             model_version,
             at: Instant::now(),
+            facets: facets(&items),
             items,
         });
         *current = Some(fresh.clone());
@@ -254,4 +254,80 @@ pub fn ranked<'a>(scored: &'a ScoredOpenDeals, query: &PriorityQuery) -> Vec<&'a
             .then_with(|| a.external_id.cmp(&b.external_id))
     });
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, owner: &str, score: u8, value: f64, focus: Focus) -> PriorityItem {
+        PriorityItem {
+            external_id: id.into(),
+            name: None,
+            account: None,
+            owner: Some(owner.into()),
+            region: Some("EMEA".into()),
+            sector: None,
+            amount: Some(value * 2.0),
+            currency: "EUR".into(),
+            score,
+            grade: crate::scoring::grade(score, [60, 40, 20]),
+            trend: Trend::New,
+            focus,
+            expected_value: Some(value),
+            next_intervention: None,
+        }
+    }
+
+    fn scored(items: Vec<PriorityItem>) -> ScoredOpenDeals {
+        ScoredOpenDeals {
+            stamp: 1,
+            model_version: "m".into(),
+            at: Instant::now(),
+            facets: facets(&items),
+            items,
+        }
+    }
+
+    #[test]
+    fn filters_then_sorts_highest_first_with_ties_by_id() {
+        let deals = scored(vec![
+            item("c", "ana", 70, 100.0, Focus::Secure),
+            item("a", "bob", 30, 500.0, Focus::Nurture),
+            item("b", "ana", 45, 100.0, Focus::Prioritize),
+        ]);
+        let ids = |q: &PriorityQuery| {
+            ranked(&deals, q)
+                .iter()
+                .map(|i| i.external_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(&PriorityQuery::default()),
+            ["a", "b", "c"],
+            "by value, ties by id"
+        );
+        let by_score = PriorityQuery {
+            sort: SortKey::Score,
+            ..PriorityQuery::default()
+        };
+        assert_eq!(ids(&by_score), ["c", "b", "a"]);
+        let ana = PriorityQuery {
+            filter: ListFilter {
+                owner: Some("ana".into()),
+                ..ListFilter::default()
+            },
+            grade: Some(Grade::B),
+            ..PriorityQuery::default()
+        };
+        assert_eq!(ids(&ana), ["b"]);
+        let secure = PriorityQuery {
+            focus: Some(Focus::Secure),
+            ..PriorityQuery::default()
+        };
+        assert_eq!(ids(&secure), ["c"]);
+        assert_eq!(deals.facets[0], ["ana", "bob"]);
+        assert_eq!(deals.facets[1], ["EMEA"]);
+        assert!(deals.facets[2].is_empty());
+    }
 }

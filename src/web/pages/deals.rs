@@ -136,7 +136,7 @@ pub async fn list(
     };
     let scored = cache.scored(&db, model, &settings.scoring).await.or_page(lang)?;
     let items = ranking::ranked(&scored, &request);
-    let [owners, regions, sectors] = scored.facets();
+    let [owners, regions, sectors] = scored.facets.clone();
     let total = items.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
