@@ -132,6 +132,8 @@ impl Application {
         let openapi = crate::api::docs::ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             App::new()
+                // Innermost: problems are re-worded before metrics and logs see the response.
+                .wrap(from_fn(crate::error::localize_problems))
                 .wrap(from_fn(observe))
                 .wrap(TracingLogger::default())
                 .app_data(db_data.clone())

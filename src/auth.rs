@@ -13,7 +13,7 @@ use futures_util::future::LocalBoxFuture;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, KnownDetail};
 use crate::store::{api_keys, Db};
 
 /// What a key may do.
@@ -116,14 +116,12 @@ async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <api key>`".into()))?;
+        .ok_or_else(|| ApiError::Unauthorized(KnownDetail::MissingCredentials.into()))?;
     let key = header
         .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be `Bearer <api key>`".into())
-        })?;
+        .ok_or_else(|| ApiError::Unauthorized(KnownDetail::NotBearer.into()))?;
     let hash = hash_key(key);
     let cache = req.app_data::<web::Data<KeyCache>>();
     if let Some(caller) = cache.and_then(|c| c.get(&hash)) {
@@ -134,7 +132,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("database missing from app data")))?;
     let (name, role) = api_keys::find_active(db, &hash)
         .await?
-        .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
+        .ok_or_else(|| ApiError::Unauthorized(KnownDetail::UnknownKey.into()))?;
     let role = Role::parse(&role)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("bad role {role} in api_keys")))?;
     let caller = Caller { name, role };
@@ -159,12 +157,14 @@ macro_rules! role_extractor {
                 Box::pin(async move {
                     let caller = authenticate(&req).await?;
                     if caller.role < $role {
-                        return Err(ApiError::Forbidden(format!(
-                            "this action needs the `{}` role; key `{}` has `{}`",
-                            $role.as_str(),
-                            caller.name,
-                            caller.role.as_str()
-                        )));
+                        return Err(ApiError::Forbidden(
+                            KnownDetail::RoleTooLow {
+                                needed: $role.as_str(),
+                                key: caller.name,
+                                has: caller.role.as_str(),
+                            }
+                            .into(),
+                        ));
                     }
                     Ok($name(caller))
                 })

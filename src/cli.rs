@@ -691,6 +691,7 @@ async fn score_file(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> 
                         now,
                         None,
                         crate::scoring::RankBy::Probability,
+                        crate::i18n::Lang::En,
                     );
                     row.extend([
                         format!("{:.6}", r.probability),

@@ -4,16 +4,167 @@
 //! `https://dealscore.dev/problems/`), a `title`, the HTTP `status` and a `detail`; validation
 //! failures add an `errors` list of `{field, message}`. Internal failures become a 500 whose body
 //! says nothing internal while the log keeps the whole cause chain.
+//!
+//! Problems are written in the request's language ([`Lang::of_request`]): `error_response` has no
+//! request, so it renders English and the [`localize_problems`] middleware re-renders the body of
+//! a problem in the request's language from the same error. `type` and field names never change.
 
-use crate::store::group_commit::GroupCommitError;
-use actix_web::http::{header, StatusCode};
+use std::fmt;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::domain::{FieldError, ValidationErrors};
+use crate::i18n::format::{self, NBSP, NNBSP};
+use crate::i18n::Lang;
+use crate::store::group_commit::GroupCommitError;
 
 /// Prefix of every problem `type`.
 pub const PROBLEM_BASE: &str = "https://dealscore.dev/problems/";
+
+/// A problem's `detail`: one of the fixed messages, written in any supported language, or free
+/// text a lower layer built (answered as is, in English).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    /// A fixed message.
+    Known(KnownDetail),
+    /// Free text.
+    Text(String),
+}
+
+/// The fixed problem details, with their parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KnownDetail {
+    /// No `Authorization` header.
+    MissingCredentials,
+    /// An `Authorization` header that is not `Bearer <key>`.
+    NotBearer,
+    /// A key that does not exist or was revoked.
+    UnknownKey,
+    /// A valid key whose role is below the action's.
+    RoleTooLow {
+        /// Role the action needs.
+        needed: &'static str,
+        /// Key name.
+        key: String,
+        /// The key's role.
+        has: &'static str,
+    },
+    /// Scoring before any model was activated.
+    NoActiveModel,
+    /// The connection pool timed out.
+    DatabaseBusy,
+    /// The writer stopped because the server is shutting down.
+    ShuttingDown,
+    /// A body over the byte limit.
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A JSON endpoint got another media type.
+    NotJson,
+}
+
+impl KnownDetail {
+    /// The message in `lang`.
+    pub fn text(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (KnownDetail::MissingCredentials, Lang::En) => "send `Authorization: Bearer <api key>`".into(),
+            (KnownDetail::MissingCredentials, Lang::Fr) => {
+                "envoyez `Authorization: Bearer <clé d'API>`".into()
+            }
+            (KnownDetail::NotBearer, Lang::En) => {
+                "the Authorization header must be `Bearer <api key>`".into()
+            }
+            (KnownDetail::NotBearer, Lang::Fr) => {
+                "l'en-tête Authorization doit être de la forme `Bearer <clé d'API>`".into()
+            }
+            (KnownDetail::UnknownKey, Lang::En) => "unknown or revoked API key".into(),
+            (KnownDetail::UnknownKey, Lang::Fr) => "clé d'API inconnue ou révoquée".into(),
+            (KnownDetail::RoleTooLow { needed, key, has }, Lang::En) => {
+                format!("this action needs the `{needed}` role; key `{key}` has `{has}`")
+            }
+            (KnownDetail::RoleTooLow { needed, key, has }, Lang::Fr) => {
+                format!("cette action demande le rôle `{needed}`{NNBSP}; la clé `{key}` a le rôle `{has}`")
+            }
+            (KnownDetail::NoActiveModel, Lang::En) => {
+                "no model is active yet: train one with `dealscore-train` (or `dealscore demo`), \
+                 or activate a version with POST /v1/models/{version}/activate"
+                    .into()
+            }
+            (KnownDetail::NoActiveModel, Lang::Fr) => format!(
+                "aucun modèle n'est encore actif{NBSP}: entraînez-en un avec `dealscore-train` (ou \
+                 `dealscore demo`), ou activez une version avec POST /v1/models/{{version}}/activate"
+            ),
+            (KnownDetail::DatabaseBusy, Lang::En) => {
+                "the database did not answer in time; retry shortly".into()
+            }
+            (KnownDetail::DatabaseBusy, Lang::Fr) => {
+                format!("la base de données n'a pas répondu à temps{NNBSP}; réessayez dans un instant")
+            }
+            (KnownDetail::ShuttingDown, Lang::En) => "the server is shutting down; retry shortly".into(),
+            (KnownDetail::ShuttingDown, Lang::Fr) => {
+                format!("le serveur est en cours d'arrêt{NNBSP}; réessayez dans un instant")
+            }
+            (KnownDetail::BodyTooLarge { limit }, Lang::En) => {
+                format!("the body is larger than the {limit}-byte limit")
+            }
+            (KnownDetail::BodyTooLarge { limit }, Lang::Fr) => format!(
+                "le corps de la requête dépasse la limite de {}{NBSP}octets",
+                format::number(*limit as f64, 0, Lang::Fr)
+            ),
+            (KnownDetail::NotJson, Lang::En) => {
+                "send the body as JSON with `Content-Type: application/json`".into()
+            }
+            (KnownDetail::NotJson, Lang::Fr) => {
+                "envoyez le corps en JSON avec `Content-Type: application/json`".into()
+            }
+        }
+    }
+}
+
+impl Detail {
+    /// The detail in `lang` (free text stays as written).
+    pub fn text(&self, lang: Lang) -> String {
+        match self {
+            Detail::Known(known) => known.text(lang),
+            Detail::Text(text) => text.clone(),
+        }
+    }
+}
+
+/// English, as logged and as `to_string()` gives it.
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Detail::Known(known) => f.write_str(&known.text(Lang::En)),
+            Detail::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl From<KnownDetail> for Detail {
+    fn from(known: KnownDetail) -> Self {
+        Detail::Known(known)
+    }
+}
+
+impl From<String> for Detail {
+    fn from(text: String) -> Self {
+        Detail::Text(text)
+    }
+}
+
+impl From<&str> for Detail {
+    fn from(text: &str) -> Self {
+        Detail::Text(text.to_owned())
+    }
+}
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -29,29 +180,37 @@ pub enum ApiError {
     Validation(ValidationErrors),
     /// No or unknown credentials (401).
     #[error("{0}")]
-    Unauthorized(String),
+    Unauthorized(Detail),
     /// Credentials valid but the role is too low (403).
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Detail),
     /// The resource does not exist (404).
     #[error("{0}")]
     NotFound(String),
+    /// No route matches the request (404, `type` not-found like [`ApiError::NotFound`]).
+    #[error("no route for {method} {path}")]
+    NoRoute {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
     /// The request conflicts with current state (409).
     #[error("{0}")]
     Conflict(String),
     /// The body is larger than allowed (413).
     #[error("{0}")]
-    PayloadTooLarge(String),
+    PayloadTooLarge(Detail),
     /// The body has a media type we do not read (415).
     #[error("{0}")]
-    UnsupportedMediaType(String),
+    UnsupportedMediaType(Detail),
     /// A dependency (model, database) is not available right now (503).
     #[error("{detail}")]
     Unavailable {
         /// Stable problem code.
         code: &'static str,
         /// What to do about it.
-        detail: String,
+        detail: Detail,
     },
     /// Anything unexpected (500); the cause is logged, never shown.
     #[error(transparent)]
@@ -69,7 +228,7 @@ impl From<sqlx::Error> for ApiError {
         if matches!(e, sqlx::Error::PoolTimedOut) {
             return ApiError::Unavailable {
                 code: "database-busy",
-                detail: "the database did not answer in time; retry shortly".into(),
+                detail: KnownDetail::DatabaseBusy.into(),
             };
         }
         ApiError::Internal(anyhow::Error::new(e))
@@ -82,12 +241,12 @@ impl From<GroupCommitError<ApiError>> for ApiError {
             GroupCommitError::Work(e) => e,
             GroupCommitError::Db(e) if matches!(*e, sqlx::Error::PoolTimedOut) => ApiError::Unavailable {
                 code: "database-busy",
-                detail: "the database did not answer in time; retry shortly".into(),
+                detail: KnownDetail::DatabaseBusy.into(),
             },
             GroupCommitError::Db(e) => ApiError::Internal(anyhow::anyhow!("{e}")),
             GroupCommitError::Stopped => ApiError::Unavailable {
                 code: "shutting-down",
-                detail: "the server is shutting down; retry shortly".into(),
+                detail: KnownDetail::ShuttingDown.into(),
             },
         }
     }
@@ -111,41 +270,88 @@ pub struct Problem {
 }
 
 impl ApiError {
-    fn code_and_title(&self) -> (&'static str, &'static str) {
+    fn code(&self) -> &'static str {
         match self {
-            ApiError::MalformedBody(_) => ("malformed-body", "Malformed request body"),
-            ApiError::BadQuery(_) => ("invalid-query", "Invalid query parameter"),
-            ApiError::Validation(_) => ("validation", "Invalid input"),
-            ApiError::Unauthorized(_) => ("unauthorized", "Authentication required"),
-            ApiError::Forbidden(_) => ("forbidden", "Insufficient role"),
-            ApiError::NotFound(_) => ("not-found", "Not found"),
-            ApiError::Conflict(_) => ("conflict", "Conflict"),
-            ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
-            ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
-            ApiError::Unavailable { code, .. } => (code, "Service unavailable"),
-            ApiError::Internal(_) => ("internal", "Internal error"),
+            ApiError::MalformedBody(_) => "malformed-body",
+            ApiError::BadQuery(_) => "invalid-query",
+            ApiError::Validation(_) => "validation",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) | ApiError::NoRoute { .. } => "not-found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload-too-large",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::Unavailable { code, .. } => code,
+            ApiError::Internal(_) => "internal",
         }
     }
 
-    /// The problem body this error renders to.
-    pub fn problem(&self) -> Problem {
-        let (code, title) = self.code_and_title();
-        let detail = match self {
-            ApiError::Internal(_) => {
-                "an unexpected error occurred; the request id in the X-Request-Id header \
-                                      identifies it in the server log"
-                    .to_string()
+    fn title(&self, lang: Lang) -> &'static str {
+        let (en, fr) = match self {
+            ApiError::MalformedBody(_) => ("Malformed request body", "Corps de requête mal formé"),
+            ApiError::BadQuery(_) => ("Invalid query parameter", "Paramètre de requête invalide"),
+            ApiError::Validation(_) => ("Invalid input", "Données invalides"),
+            ApiError::Unauthorized(_) => ("Authentication required", "Authentification requise"),
+            ApiError::Forbidden(_) => ("Insufficient role", "Rôle insuffisant"),
+            ApiError::NotFound(_) | ApiError::NoRoute { .. } => ("Not found", "Introuvable"),
+            ApiError::Conflict(_) => ("Conflict", "Conflit"),
+            ApiError::PayloadTooLarge(_) => ("Payload too large", "Corps de requête trop volumineux"),
+            ApiError::UnsupportedMediaType(_) => {
+                ("Unsupported media type", "Type de média non pris en charge")
             }
-            ApiError::Validation(errors) => format!("{} field(s) are invalid", errors.0.len()),
-            other => other.to_string(),
+            ApiError::Unavailable { .. } => ("Service unavailable", "Service indisponible"),
+            ApiError::Internal(_) => ("Internal error", "Erreur interne"),
         };
+        match lang {
+            Lang::En => en,
+            Lang::Fr => fr,
+        }
+    }
+
+    fn detail(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (ApiError::Internal(_), Lang::En) => "an unexpected error occurred; the request id in the \
+                                                  X-Request-Id header identifies it in the server log"
+                .to_string(),
+            (ApiError::Internal(_), Lang::Fr) => format!(
+                "une erreur inattendue s'est produite{NNBSP}; l'identifiant de requête de l'en-tête \
+                 X-Request-Id permet de la retrouver dans le journal du serveur"
+            ),
+            (ApiError::Validation(errors), Lang::En) => format!("{} field(s) are invalid", errors.0.len()),
+            (ApiError::Validation(errors), Lang::Fr) => match errors.0.len() {
+                1 => "1 champ est invalide".to_string(),
+                n => format!("{n} champs sont invalides"),
+            },
+            (ApiError::NoRoute { method, path }, Lang::Fr) => format!("aucune route pour {method} {path}"),
+            (
+                ApiError::Unauthorized(detail)
+                | ApiError::Forbidden(detail)
+                | ApiError::PayloadTooLarge(detail)
+                | ApiError::UnsupportedMediaType(detail)
+                | ApiError::Unavailable { detail, .. },
+                lang,
+            ) => detail.text(lang),
+            // Free text built from the failing input stays English.
+            (other, _) => other.to_string(),
+        }
+    }
+
+    /// The problem body this error renders to, in English.
+    pub fn problem(&self) -> Problem {
+        self.problem_in(Lang::En)
+    }
+
+    /// The problem body this error renders to, in `lang`: `title`, `detail` and the field
+    /// messages that have a translation; `type`, `status` and field names are the same in every
+    /// language.
+    pub fn problem_in(&self, lang: Lang) -> Problem {
         Problem {
-            kind: format!("{PROBLEM_BASE}{code}"),
-            title: title.into(),
+            kind: format!("{PROBLEM_BASE}{}", self.code()),
+            title: self.title(lang).into(),
             status: self.status_code().as_u16(),
-            detail,
+            detail: self.detail(lang),
             errors: match self {
-                ApiError::Validation(errors) => errors.0.clone(),
+                ApiError::Validation(errors) => errors.in_lang(lang).0,
                 _ => Vec::new(),
             },
         }
@@ -159,7 +365,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -184,6 +390,43 @@ impl ResponseError for ApiError {
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The problem+json media type.
+const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Middleware that writes problems in the request's language: every problem+json answer gets a
+/// `Content-Language`, and when the language is not English its body is rendered again from the
+/// [`ApiError`] the response carries. Status, headers and the error itself are kept, so logging
+/// and metrics see the same response either way.
+pub async fn localize_problems(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let lang = Lang::of_request(req.request());
+    let mut response = next.call(req).await?.map_into_boxed_body();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if !is_problem {
+        return Ok(response);
+    }
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(lang.code()));
+    if lang == Lang::En {
+        return Ok(response);
+    }
+    let localized = response
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+        .and_then(|e| serde_json::to_vec(&e.problem_in(lang)).ok());
+    Ok(match localized {
+        Some(body) => response.map_body(|_, _| BoxBody::new(body)),
+        None => response,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +441,69 @@ mod tests {
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(!text.contains("hunter2"));
         assert!(text.contains("https://dealscore.dev/problems/internal"));
+    }
+
+    #[test]
+    fn french_problems_translate_title_and_fixed_details_but_not_the_type() {
+        let err = ApiError::Unauthorized(KnownDetail::UnknownKey.into());
+        let (en, fr) = (err.problem_in(Lang::En), err.problem_in(Lang::Fr));
+        assert_eq!(en.kind, fr.kind);
+        assert_eq!(en.title, "Authentication required");
+        assert_eq!(en.detail, "unknown or revoked API key");
+        assert_eq!(fr.title, "Authentification requise");
+        assert_eq!(fr.detail, "clé d'API inconnue ou révoquée");
+        let too_large = ApiError::PayloadTooLarge(KnownDetail::BodyTooLarge { limit: 1_048_576 }.into());
+        assert_eq!(
+            too_large.problem_in(Lang::Fr).detail,
+            "le corps de la requête dépasse la limite de 1\u{202F}048\u{202F}576\u{A0}octets"
+        );
+        assert_eq!(
+            too_large.problem().detail,
+            "the body is larger than the 1048576-byte limit"
+        );
+        let mut errors = ValidationErrors::default();
+        errors.push_known("amount", crate::domain::FieldMessage::Negative);
+        let fr = ApiError::from(errors).problem_in(Lang::Fr);
+        assert_eq!(fr.detail, "1 champ est invalide");
+        assert_eq!(fr.errors[0].field, "amount");
+        assert_eq!(fr.errors[0].message, "doit être positif ou nul");
+        // Free text from a lower layer is answered as written.
+        let conflict = ApiError::Conflict("job 3 is running".into()).problem_in(Lang::Fr);
+        assert_eq!(
+            (conflict.title.as_str(), conflict.detail.as_str()),
+            ("Conflit", "job 3 is running")
+        );
+    }
+
+    #[actix_web::test]
+    async fn the_middleware_rewords_problems_for_french_requests_only() {
+        use actix_web::{test, web, App};
+        let app = test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(localize_problems))
+                .route(
+                    "/",
+                    web::get().to(|| async {
+                        Err::<HttpResponse, _>(ApiError::Unauthorized(KnownDetail::NotBearer.into()))
+                    }),
+                ),
+        )
+        .await;
+        let req = test::TestRequest::get()
+            .uri("/?lang=fr")
+            .insert_header(("Accept-Language", "en"))
+            .to_request();
+        let response = test::call_service(&app, req).await;
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers().get("content-language").unwrap(), "fr");
+        assert_eq!(response.headers().get("www-authenticate").unwrap(), "Bearer");
+        let body: serde_json::Value = test::read_body_json(response).await;
+        assert_eq!(body["title"], "Authentification requise");
+        assert_eq!(body["type"], "https://dealscore.dev/problems/unauthorized");
+        let response = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(response.headers().get("content-language").unwrap(), "en");
+        let body: serde_json::Value = test::read_body_json(response).await;
+        assert_eq!(body["title"], "Authentication required");
     }
 
     #[actix_web::test]

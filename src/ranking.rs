@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 
 use crate::domain::Status;
 use crate::error::ApiError;
+use crate::i18n::Lang;
 use crate::model::ModelArtifact;
 use crate::scoring::{score, Focus, Grade, Intervention, RankBy, ScoringConfig, Trend};
 use crate::store::opportunities::{self, ListFilter};
@@ -109,6 +110,7 @@ async fn score_all(
     db: &Db,
     model: Arc<ModelArtifact>,
     config: &ScoringConfig,
+    lang: Lang,
 ) -> Result<Vec<PriorityItem>, ApiError> {
     let filter = ListFilter {
         status: Some(Status::Open),
@@ -128,7 +130,7 @@ async fn score_all(
             page.into_iter()
                 .map(|o| {
                     let prev = previous.get(&o.id).map(|s| (*s).clamp(0, 100) as u8);
-                    let r = score(&model, &config, &o.opportunity, now, prev, RankBy::Value);
+                    let r = score(&model, &config, &o.opportunity, now, prev, RankBy::Value, lang);
                     let opp = o.opportunity;
                     PriorityItem {
                         external_id: opp.external_id,
@@ -183,10 +185,12 @@ fn facets(items: &[PriorityItem]) -> [Vec<String>; 3] {
     ]
 }
 
-/// Keeps the last scored list (see the module documentation for when it is rebuilt).
+/// Keeps the last scored list per language, since interventions are sentences (see the module
+/// documentation for when a list is rebuilt).
 #[derive(Debug, Default)]
 pub struct PriorityCache {
-    current: tokio::sync::Mutex<Option<Arc<ScoredOpenDeals>>>,
+    english: tokio::sync::Mutex<Option<Arc<ScoredOpenDeals>>>,
+    french: tokio::sync::Mutex<Option<Arc<ScoredOpenDeals>>>,
 }
 
 impl PriorityCache {
@@ -202,9 +206,14 @@ impl PriorityCache {
         db: &Db,
         model: Arc<ModelArtifact>,
         config: &ScoringConfig,
+        lang: Lang,
     ) -> Result<Arc<ScoredOpenDeals>, ApiError> {
         let stamp = changes::change_stamp(db).await?;
-        let mut current = self.current.lock().await;
+        let slot = match lang {
+            Lang::En => &self.english,
+            Lang::Fr => &self.french,
+        };
+        let mut current = slot.lock().await;
         if let Some(hit) = current
             .as_ref()
             .filter(|c| c.stamp == stamp && c.model_version == model.version && c.at.elapsed() < MAX_AGE)
@@ -213,7 +222,7 @@ impl PriorityCache {
         }
         *current = None;
         let model_version = model.version.clone();
-        let items = score_all(db, model, config).await?;
+        let items = score_all(db, model, config, lang).await?;
         let fresh = Arc::new(ScoredOpenDeals {
             stamp,
             model_version,

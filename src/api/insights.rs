@@ -14,6 +14,7 @@ use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
 use crate::domain::{to_epoch_ms, ValidationErrors};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::i18n::Lang;
 use crate::insights::filter::{DealFilter, FilterNames};
 use crate::insights::pipeline::GroupBy;
 use crate::insights::table::Table;
@@ -253,6 +254,7 @@ pub async fn get_at_risk(
         at_risk::at_risk(s, &DealFilter::new(s, &names), as_of, limit)
     })
     .await?;
+    let lang = Lang::of_request(&req);
     if let Some(model) = holder.get() {
         // The full records (attributes included) for the few deals listed, scored as of `as_of`.
         let mut records = Vec::with_capacity(report.deals.len());
@@ -267,7 +269,8 @@ pub async fn get_at_risk(
                 .iter()
                 .map(|r| {
                     r.as_ref().and_then(|r| {
-                        score(&model, &config, &r.opportunity, at, None, RankBy::Value).next_intervention
+                        score(&model, &config, &r.opportunity, at, None, RankBy::Value, lang)
+                            .next_intervention
                     })
                 })
                 .collect::<Vec<_>>()
@@ -279,7 +282,13 @@ pub async fn get_at_risk(
         }
         report.model_version = Some(model_version);
     }
-    respond(csv, &report, at_risk::table)
+    // The recommended interventions are sentences in `lang`.
+    let mut response = respond(csv, &report, at_risk::table)?;
+    response.headers_mut().insert(
+        header::CONTENT_LANGUAGE,
+        header::HeaderValue::from_static(lang.code()),
+    );
+    Ok(response)
 }
 
 /// Query of the resources insight.

@@ -15,7 +15,7 @@ pub mod webhooks;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, KnownDetail};
 
 /// Registers every route under `cfg`.
 pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, max_batch_body_bytes: usize) {
@@ -83,11 +83,9 @@ fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
 pub fn body_error(err: JsonPayloadError) -> ApiError {
     match err {
         JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            ApiError::PayloadTooLarge(format!("the body is larger than the {limit}-byte limit"))
+            ApiError::PayloadTooLarge(KnownDetail::BodyTooLarge { limit }.into())
         }
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
-            "send the body as JSON with `Content-Type: application/json`".into(),
-        ),
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(KnownDetail::NotJson.into()),
         JsonPayloadError::Deserialize(e) => {
             ApiError::MalformedBody(format!("the body is not valid JSON: {e}"))
         }
@@ -104,8 +102,11 @@ fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::BadQuery(format!("invalid query string: {err}")).into()
 }
 
-/// Problem for routes that do not exist.
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    use actix_web::ResponseError;
-    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
+/// Problem for routes that do not exist (an error, not a rendered response, so middleware such
+/// as [`crate::error::localize_problems`] can read it).
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NoRoute {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
 }

@@ -119,7 +119,7 @@ pub struct ListQuery {
 fn validate_path_id(id: &str) -> ApiResult<()> {
     ExternalId::parse(id).map(|_| ()).map_err(|message| {
         let mut errors = ValidationErrors::default();
-        errors.push("external_id", message);
+        errors.push_known("external_id", message);
         ApiError::Validation(errors)
     })
 }

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::http::header::CONTENT_LANGUAGE;
+use actix_web::{get, post, web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,8 +12,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::jobs::Jobs;
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
-use crate::domain::{FieldError, Opportunity, ParseOptions, Status, ValidationErrors};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::domain::{FieldError, FieldMessage, Opportunity, ParseOptions, Status, ValidationErrors};
+use crate::error::{ApiError, ApiResult, Detail, KnownDetail, Problem};
+use crate::i18n::Lang;
 use crate::model::ModelArtifact;
 use crate::ranking::SortKey;
 use crate::scoring::{score, Focus, Grade, RankBy, ScoreResult};
@@ -30,10 +32,15 @@ const INLINE_BATCH: usize = 64;
 pub fn active_model(holder: &ActiveModel) -> ApiResult<Arc<ModelArtifact>> {
     holder.get().ok_or_else(|| ApiError::Unavailable {
         code: "no-active-model",
-        detail: "no model is active yet: train one with `dealscore-train` (or `dealscore demo`), \
-                 or activate a version with POST /v1/models/{version}/activate"
-            .into(),
+        detail: Detail::Known(KnownDetail::NoActiveModel),
     })
+}
+
+/// A 200 answer whose sentences are written in `lang`, saying so in `Content-Language`.
+pub fn ok_in(lang: Lang) -> HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response.insert_header((CONTENT_LANGUAGE, lang.code()));
+    response
 }
 
 /// Query of the scoring endpoints.
@@ -84,7 +91,7 @@ fn parse_for_scoring(value: &Value, prefix: &str) -> Result<Opportunity, Validat
         }),
         _ => {
             let mut e = ValidationErrors::default();
-            e.push(prefix.trim_end_matches('.'), "expected an opportunity object");
+            e.push_known(prefix.trim_end_matches('.'), FieldMessage::ExpectedOpportunity);
             Err(e)
         }
     }
@@ -100,6 +107,7 @@ fn parse_for_scoring(value: &Value, prefix: &str) -> Result<Opportunity, Validat
     security(("api_key" = [])))]
 #[post("")]
 pub async fn score_stateless(
+    req: HttpRequest,
     _caller: RepAccess,
     holder: web::Data<ActiveModel>,
     settings: web::Data<Settings>,
@@ -107,6 +115,7 @@ pub async fn score_stateless(
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     let rank = query.rank.unwrap_or_default();
+    let lang = Lang::of_request(&req);
     let body = body.into_inner();
     let batch = match &body {
         Value::Object(map) if map.contains_key("opportunities") => Some(map.get("opportunities").cloned()),
@@ -116,25 +125,25 @@ pub async fn score_stateless(
     let config = settings.scoring.clone();
     let Some(batch) = batch else {
         let opp = parse_for_scoring(&body, "")?;
-        let result = score(&model, &config, &opp, Utc::now(), None, rank);
-        return Ok(HttpResponse::Ok().json(result));
+        let result = score(&model, &config, &opp, Utc::now(), None, rank, lang);
+        return Ok(ok_in(lang).json(result));
     };
     let items = match batch {
         Some(Value::Array(items)) => items,
         _ => {
             let mut e = ValidationErrors::default();
-            e.push("opportunities", "expected a list of opportunities");
+            e.push_known("opportunities", FieldMessage::ExpectedOpportunityList);
             return Err(e.into());
         }
     };
     if items.len() > MAX_BATCH {
         let mut e = ValidationErrors::default();
-        e.push(
+        e.push_known(
             "opportunities",
-            format!(
-                "at most {MAX_BATCH} opportunities per request, got {}",
-                items.len()
-            ),
+            FieldMessage::TooManyOpportunities {
+                max: MAX_BATCH,
+                got: items.len(),
+            },
         );
         return Err(e.into());
     }
@@ -147,13 +156,13 @@ pub async fn score_stateless(
                 |(index, item)| match parse_for_scoring(item, &format!("opportunities[{index}].")) {
                     Ok(opp) => BatchItem {
                         index,
-                        result: Some(score(&model, &config, &opp, now, None, rank)),
+                        result: Some(score(&model, &config, &opp, now, None, rank, lang)),
                         errors: Vec::new(),
                     },
                     Err(e) => BatchItem {
                         index,
                         result: None,
-                        errors: e.0,
+                        errors: e.in_lang(lang).0,
                     },
                 },
             )
@@ -173,7 +182,7 @@ pub async fn score_stateless(
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring thread failed: {e}")))?
     };
-    Ok(HttpResponse::Ok().json(answer))
+    Ok(ok_in(lang).json(answer))
 }
 
 fn work_size_small(body: &Value) -> bool {
@@ -216,6 +225,7 @@ fn stored(result: &ScoreResult, opportunity_id: i64) -> NewScore {
     security(("api_key" = [])))]
 #[get("/opportunities/{external_id}/score")]
 pub async fn score_stored(
+    req: HttpRequest,
     _caller: RepAccess,
     db: web::Data<Db>,
     holder: web::Data<ActiveModel>,
@@ -224,6 +234,7 @@ pub async fn score_stored(
     query: web::Query<ScoreQuery>,
 ) -> ApiResult<HttpResponse> {
     let external_id = path.into_inner();
+    let lang = Lang::of_request(&req);
     let model = active_model(&holder)?;
     let stored_opp = opportunities::get(&db, &external_id)
         .await?
@@ -237,10 +248,11 @@ pub async fn score_stored(
         Utc::now(),
         previous_score,
         query.rank.unwrap_or_default(),
+        lang,
     );
     scores::insert_batch(&db, &[stored(&result, stored_opp.id)]).await?;
     let history = scores::history(&db, stored_opp.id, 20).await?;
-    Ok(HttpResponse::Ok().json(StoredScoreAnswer {
+    Ok(ok_in(lang).json(StoredScoreAnswer {
         external_id,
         result,
         history,
@@ -321,7 +333,16 @@ pub async fn rescore_all(
             page.iter()
                 .map(|o| {
                     let prev = previous.get(&o.id).map(|s| (*s).clamp(0, 100) as u8);
-                    let result = score(&model, &config, &o.opportunity, now, prev, RankBy::Probability);
+                    // Only numbers are stored: the language of the unused sentences is moot.
+                    let result = score(
+                        &model,
+                        &config,
+                        &o.opportunity,
+                        now,
+                        prev,
+                        RankBy::Probability,
+                        Lang::En,
+                    );
                     stored(&result, o.id)
                 })
                 .collect::<Vec<_>>()
@@ -365,6 +386,7 @@ pub use crate::ranking::PriorityItem;
     security(("api_key" = [])))]
 #[get("/opportunities/priority")]
 pub async fn priority(
+    req: HttpRequest,
     _caller: RepAccess,
     db: web::Data<Db>,
     holder: web::Data<ActiveModel>,
@@ -373,6 +395,7 @@ pub async fn priority(
     query: web::Query<PriorityQuery>,
 ) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let lang = Lang::of_request(&req);
     let model = active_model(&holder)?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -419,10 +442,10 @@ pub async fn priority(
         focus,
         sort,
     };
-    let scored = cache.scored(&db, model, &settings.scoring).await?;
+    let scored = cache.scored(&db, model, &settings.scoring, lang).await?;
     let items: Vec<&PriorityItem> = crate::ranking::ranked(&scored, &request)
         .into_iter()
         .take(limit)
         .collect();
-    Ok(HttpResponse::Ok().json(items))
+    Ok(ok_in(lang).json(items))
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header::CONTENT_LANGUAGE;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AdminAccess;
 use crate::config::Settings;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, KnownDetail, Problem};
+use crate::i18n::Lang;
 use crate::ingest::event_scoring::EventScoring;
 use crate::ingest::signature;
 use crate::ingest::webhook::{
@@ -62,7 +64,7 @@ fn source_or_404<'a>(sources: &'a Sources, name: &str) -> ApiResult<&'a Arc<Sour
 }
 
 async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> ApiResult<web::BytesMut> {
-    let too_large = || ApiError::PayloadTooLarge(format!("the body is larger than the {limit}-byte limit"));
+    let too_large = || ApiError::PayloadTooLarge(KnownDetail::BodyTooLarge { limit }.into());
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -131,13 +133,15 @@ pub async fn receive(
         };
         event_store::record(&db, &record).await?;
         metrics.webhook_event(&source.name, EventStatus::Rejected.as_str());
-        return Err(ApiError::Unauthorized(reason));
+        return Err(ApiError::Unauthorized(reason.into()));
     }
     let delivery = parse_delivery(&body).map_err(delivery_error)?;
+    let lang = Lang::of_request(&req);
     let scoring = query.score.unwrap_or(true).then(|| EventScoring {
         model: model.get(),
         config: settings.scoring.clone(),
         writeback_min_points: settings.writeback_min_points,
+        lang,
     });
     let outcomes = webhook::process(&writer, source, &delivery.events, scoring.as_ref())
         .await
@@ -150,7 +154,9 @@ pub async fn receive(
             if outcome.status == EventStatus::Rejected {
                 return Err(ApiError::Validation(outcome.errors));
             }
-            return Ok(HttpResponse::Ok().json(answer(outcome)));
+            return Ok(HttpResponse::Ok()
+                .insert_header((CONTENT_LANGUAGE, lang.code()))
+                .json(answer(outcome)));
         }
         return Err(ApiError::Internal(anyhow::anyhow!(
             "a single-event delivery produced no outcome"
@@ -172,7 +178,9 @@ pub async fn receive(
     } else {
         HttpResponse::Ok()
     };
-    Ok(response.json(BatchOutcome { events, summary }))
+    Ok(response
+        .insert_header((CONTENT_LANGUAGE, lang.code()))
+        .json(BatchOutcome { events, summary }))
 }
 
 /// An event's answer: its outcome plus, for opportunity events, the fresh score.
@@ -189,7 +197,7 @@ fn answer(outcome: EventOutcome) -> Value {
 fn delivery_error(e: DeliveryError) -> ApiError {
     match e {
         DeliveryError::Malformed(m) => ApiError::MalformedBody(m),
-        DeliveryError::TooManyEvents(_) => ApiError::PayloadTooLarge(e.to_string()),
+        DeliveryError::TooManyEvents(_) => ApiError::PayloadTooLarge(e.to_string().into()),
         DeliveryError::Write(e) => ApiError::from(e.map_work(ApiError::from)),
     }
 }

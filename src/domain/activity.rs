@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::time::parse_timestamp_with_format;
-use super::validation::ValidationErrors;
+use super::time::{bad_timestamp, parse_timestamp_with_format};
+use super::validation::{FieldMessage, ValidationErrors};
 
 /// What kind of touchpoint an activity was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -105,7 +105,7 @@ impl Activity {
         let mut errors = ValidationErrors::default();
         for key in input.keys() {
             if !["id", "kind", "direction", "occurred_at"].contains(&key.as_str()) {
-                errors.push(format!("{prefix}{key}"), "unknown field");
+                errors.push_known(format!("{prefix}{key}"), FieldMessage::UnknownField);
             }
         }
         let text = |field: &str, errors: &mut ValidationErrors| -> Option<String> {
@@ -115,7 +115,10 @@ impl Activity {
                 Some(Value::String(s)) => Some(s.trim().to_owned()),
                 Some(Value::Number(n)) => Some(n.to_string()),
                 Some(_) => {
-                    errors.push(format!("{prefix}{field}"), "expected a string");
+                    errors.push_known(
+                        format!("{prefix}{field}"),
+                        FieldMessage::ExpectedString { got: None },
+                    );
                     None
                 }
             }
@@ -123,48 +126,42 @@ impl Activity {
         let id = text("id", &mut errors);
         if let Some(id) = &id {
             if id.chars().count() > 200 || id.chars().any(char::is_control) {
-                errors.push(
-                    format!("{prefix}id"),
-                    "must be at most 200 characters without control characters",
-                );
+                errors.push_known(format!("{prefix}id"), FieldMessage::TooLongOrControl { max: 200 });
             }
         }
         let kind = match text("kind", &mut errors) {
             Some(k) => ActivityKind::parse(&k).or_else(|| {
-                errors.push(
-                    format!("{prefix}kind"),
-                    format!("`{k}` is not one of email, call, meeting, demo, other"),
-                );
+                errors.push_known(format!("{prefix}kind"), FieldMessage::BadActivityKind { kind: k });
                 None
             }),
             None => {
-                errors.push(format!("{prefix}kind"), "is required");
+                errors.push_known(format!("{prefix}kind"), FieldMessage::Required);
                 None
             }
         };
         let direction = match text("direction", &mut errors) {
             Some(d) => ActivityDirection::parse(&d).or_else(|| {
-                errors.push(
+                errors.push_known(
                     format!("{prefix}direction"),
-                    format!("`{d}` is not one of inbound, outbound"),
+                    FieldMessage::BadDirection { direction: d },
                 );
                 None
             }),
             None => {
-                errors.push(format!("{prefix}direction"), "is required");
+                errors.push_known(format!("{prefix}direction"), FieldMessage::Required);
                 None
             }
         };
         let occurred_at = match text("occurred_at", &mut errors) {
             Some(t) => match parse_timestamp_with_format(&t, date_format) {
                 Ok(t) => Some(t),
-                Err(message) => {
-                    errors.push(format!("{prefix}occurred_at"), message);
+                Err(_) => {
+                    errors.push_known(format!("{prefix}occurred_at"), bad_timestamp(&t, date_format));
                     None
                 }
             },
             None => {
-                errors.push(format!("{prefix}occurred_at"), "is required");
+                errors.push_known(format!("{prefix}occurred_at"), FieldMessage::Required);
                 None
             }
         };

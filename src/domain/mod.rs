@@ -16,4 +16,4 @@ pub use opportunity::{
     DEFAULT_CURRENCY, MAX_EXTERNAL_ID_LEN, RECORD_FIELDS,
 };
 pub use time::{from_epoch_ms, parse_timestamp, parse_timestamp_with_format, to_epoch_ms};
-pub use validation::{FieldError, ValidationErrors};
+pub use validation::{FieldError, FieldMessage, JsonKind, ValidationErrors};

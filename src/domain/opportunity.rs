@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::time::parse_timestamp_with_format;
-use super::validation::ValidationErrors;
+use super::time::{bad_timestamp, parse_timestamp_with_format};
+use super::validation::{FieldMessage, JsonKind, ValidationErrors};
 
 /// Currency used when none is given.
 pub const DEFAULT_CURRENCY: &str = "EUR";
@@ -63,15 +63,17 @@ pub struct ExternalId(String);
 
 impl ExternalId {
     /// Validates an identifier.
-    pub fn parse(text: &str) -> Result<ExternalId, String> {
+    pub fn parse(text: &str) -> Result<ExternalId, FieldMessage> {
         if text.is_empty() {
-            return Err("must not be empty".into());
+            return Err(FieldMessage::Empty);
         }
         if text.chars().count() > MAX_EXTERNAL_ID_LEN {
-            return Err(format!("must be at most {MAX_EXTERNAL_ID_LEN} characters"));
+            return Err(FieldMessage::TooLong {
+                max: MAX_EXTERNAL_ID_LEN,
+            });
         }
         if text.chars().any(char::is_control) {
-            return Err("must not contain control characters".into());
+            return Err(FieldMessage::ControlCharacters);
         }
         Ok(ExternalId(text.to_owned()))
     }
@@ -270,28 +272,32 @@ impl Opportunity {
             if !(RECORD_FIELDS.contains(&key.as_str()) || EXTRA_FIELDS.contains(&key.as_str()))
                 || (key == "cycle_days" && !options.for_scoring)
             {
-                reader.errors.push(key.clone(), "unknown field");
+                reader.errors.push_known(key.clone(), FieldMessage::UnknownField);
             }
         }
 
         let body_id = reader.text("external_id", MAX_EXTERNAL_ID_LEN);
         let external_id = match (path_id, body_id.as_deref()) {
             (Some(p), Some(b)) if p != b => {
-                reader
-                    .errors
-                    .push("external_id", format!("`{b}` does not match the URL's `{p}`"));
+                reader.errors.push_known(
+                    "external_id",
+                    FieldMessage::IdMismatch {
+                        body: b.to_owned(),
+                        path: p.to_owned(),
+                    },
+                );
                 String::new()
             }
             (Some(id), _) | (None, Some(id)) => match ExternalId::parse(id) {
                 Ok(id) => id.0,
                 Err(message) => {
-                    reader.errors.push("external_id", message);
+                    reader.errors.push_known("external_id", message);
                     String::new()
                 }
             },
             (None, None) => {
                 if !options.for_scoring {
-                    reader.errors.push("external_id", "is required");
+                    reader.errors.push_known("external_id", FieldMessage::Required);
                 }
                 String::new()
             }
@@ -310,10 +316,9 @@ impl Opportunity {
         let currency = match reader.text("currency", 3) {
             Some(c) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => c.to_ascii_uppercase(),
             Some(c) => {
-                reader.errors.push(
-                    "currency",
-                    format!("`{c}` is not an ISO 4217 code (three letters)"),
-                );
+                reader
+                    .errors
+                    .push_known("currency", FieldMessage::BadCurrency { code: c });
                 String::new()
             }
             None => DEFAULT_CURRENCY.to_owned(),
@@ -324,13 +329,13 @@ impl Opportunity {
                 None => {
                     reader
                         .errors
-                        .push("status", format!("`{s}` is not one of open, won, lost"));
+                        .push_known("status", FieldMessage::BadStatus { status: s });
                     Status::Open
                 }
             },
             None => {
                 if !options.for_scoring {
-                    reader.errors.push("status", "is required (open, won or lost)");
+                    reader.errors.push_known("status", FieldMessage::StatusRequired);
                 }
                 Status::Open
             }
@@ -350,11 +355,13 @@ impl Opportunity {
         let status_known = input.get("status").is_some_and(|v| !v.is_null());
         if status_known || !options.for_scoring {
             match (status, closed_at) {
-                (Status::Open, Some(_)) => errors.push("closed_at", "must be absent while the deal is open"),
+                (Status::Open, Some(_)) => errors.push_known("closed_at", FieldMessage::ClosedWhileOpen),
                 (Status::Won | Status::Lost, None) if !errors.0.iter().any(|e| e.field == "closed_at") => {
-                    errors.push(
+                    errors.push_known(
                         "closed_at",
-                        format!("is required when status is {}", status.as_str()),
+                        FieldMessage::ClosedRequired {
+                            status: status.as_str(),
+                        },
                     );
                 }
                 _ => {}
@@ -362,7 +369,7 @@ impl Opportunity {
         }
         if let (Some(created), Some(closed)) = (created_at, closed_at) {
             if closed < created {
-                errors.push("closed_at", "must not be before created_at");
+                errors.push_known("closed_at", FieldMessage::ClosedBeforeCreated);
             }
         }
 
@@ -428,15 +435,16 @@ impl FieldReader<'_, '_> {
                 }
                 if s.chars().count() > max_chars {
                     self.errors
-                        .push(field, format!("must be at most {max_chars} characters"));
+                        .push_known(field, FieldMessage::TooLong { max: max_chars });
                     return None;
                 }
                 Some(s.to_owned())
             }
             Value::Number(n) if self.options.from_text => Some(n.to_string()),
             other => {
+                let got = Some(JsonKind::of(other));
                 self.errors
-                    .push(field, format!("expected a string, got {}", json_type(other)));
+                    .push_known(field, FieldMessage::ExpectedString { got });
                 None
             }
         }
@@ -447,15 +455,16 @@ impl FieldReader<'_, '_> {
             Value::Number(n) => n.as_f64(),
             Value::String(s) if self.options.from_text => s.trim().parse::<f64>().ok(),
             other => {
+                let got = JsonKind::of(other);
                 self.errors
-                    .push(field, format!("expected a number, got {}", json_type(other)));
+                    .push_known(field, FieldMessage::ExpectedNumber { got });
                 return None;
             }
         };
         match value {
             Some(v) if v.is_finite() => Some(v),
             _ => {
-                self.errors.push(field, "expected a finite number");
+                self.errors.push_known(field, FieldMessage::ExpectedFiniteNumber);
                 None
             }
         }
@@ -464,7 +473,7 @@ impl FieldReader<'_, '_> {
     fn non_negative_number(&mut self, field: &str) -> Option<f64> {
         let v = self.number(field)?;
         if v < 0.0 {
-            self.errors.push(field, "must be zero or more");
+            self.errors.push_known(field, FieldMessage::Negative);
             return None;
         }
         Some(v)
@@ -473,7 +482,7 @@ impl FieldReader<'_, '_> {
     fn count(&mut self, field: &str) -> Option<i64> {
         let v = self.non_negative_number(field)?;
         if v.fract() != 0.0 || v > 1e12 {
-            self.errors.push(field, "expected a whole number");
+            self.errors.push_known(field, FieldMessage::ExpectedWholeNumber);
             return None;
         }
         Some(v as i64)
@@ -483,19 +492,16 @@ impl FieldReader<'_, '_> {
         match self.present(field)? {
             Value::String(s) => match parse_timestamp_with_format(s, self.options.date_format) {
                 Ok(t) => Some(t),
-                Err(message) => {
-                    self.errors.push(field, message);
+                Err(_) => {
+                    let message = bad_timestamp(s, self.options.date_format);
+                    self.errors.push_known(field, message);
                     None
                 }
             },
             other => {
-                self.errors.push(
-                    field,
-                    format!(
-                        "expected an RFC 3339 timestamp or YYYY-MM-DD date, got {}",
-                        json_type(other)
-                    ),
-                );
+                let got = JsonKind::of(other);
+                self.errors
+                    .push_known(field, FieldMessage::ExpectedTimestamp { got });
                 None
             }
         }
@@ -510,27 +516,23 @@ impl FieldReader<'_, '_> {
             Value::Null => return out,
             Value::Object(o) => o,
             other => {
-                self.errors.push(
-                    "attributes",
-                    format!("expected an object, got {}", json_type(other)),
-                );
+                let got = JsonKind::of(other);
+                self.errors
+                    .push_known("attributes", FieldMessage::ExpectedObject { got });
                 return out;
             }
         };
         if object.len() > MAX_ATTRIBUTES {
-            self.errors.push(
+            self.errors.push_known(
                 "attributes",
-                format!("at most {MAX_ATTRIBUTES} attributes are accepted"),
+                FieldMessage::TooManyAttributes { max: MAX_ATTRIBUTES },
             );
             return out;
         }
         for (key, value) in object {
             let field = format!("attributes.{key}");
             if key.is_empty() || key.chars().count() > 100 || key.chars().any(char::is_control) {
-                self.errors.push(
-                    field,
-                    "attribute names must be 1–100 characters without control characters",
-                );
+                self.errors.push_known(field, FieldMessage::BadAttributeName);
                 continue;
             }
             match value {
@@ -539,7 +541,7 @@ impl FieldReader<'_, '_> {
                     Some(v) if v.is_finite() => {
                         out.insert(key.clone(), AttributeValue::Number(v));
                     }
-                    _ => self.errors.push(field, "expected a finite number"),
+                    _ => self.errors.push_known(field, FieldMessage::ExpectedFiniteNumber),
                 },
                 Value::String(s) => {
                     let s = s.trim();
@@ -548,7 +550,7 @@ impl FieldReader<'_, '_> {
                     }
                     if s.chars().count() > MAX_TEXT_LEN {
                         self.errors
-                            .push(field, format!("must be at most {MAX_TEXT_LEN} characters"));
+                            .push_known(field, FieldMessage::TooLong { max: MAX_TEXT_LEN });
                         continue;
                     }
                     let parsed = if self.options.from_text {
@@ -562,24 +564,14 @@ impl FieldReader<'_, '_> {
                     };
                     out.insert(key.clone(), v);
                 }
-                other => self.errors.push(
-                    field,
-                    format!("expected a string or a number, got {}", json_type(other)),
-                ),
+                other => {
+                    let got = JsonKind::of(other);
+                    self.errors
+                        .push_known(field, FieldMessage::ExpectedStringOrNumber { got })
+                }
             }
         }
         out
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

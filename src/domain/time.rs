@@ -2,6 +2,9 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
+use super::validation::FieldMessage;
+use crate::i18n::Lang;
+
 /// Parses an RFC 3339 timestamp or a plain `YYYY-MM-DD` date (midnight UTC).
 pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
     parse_timestamp_with_format(text, None)
@@ -25,10 +28,15 @@ pub fn parse_timestamp_with_format(text: &str, format: Option<&str>) -> Result<D
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(midnight(date));
     }
-    Err(match format {
-        Some(f) => format!("`{text}` is not a timestamp (expected `{f}`, RFC 3339 or YYYY-MM-DD)"),
-        None => format!("`{text}` is not a timestamp (expected RFC 3339 or YYYY-MM-DD)"),
-    })
+    Err(bad_timestamp(text, format).text(Lang::En))
+}
+
+/// The field message for `text` that is not a timestamp (`format`: the custom one tried first).
+pub fn bad_timestamp(text: &str, format: Option<&str>) -> FieldMessage {
+    FieldMessage::BadTimestamp {
+        text: text.trim().to_owned(),
+        format: format.map(str::to_owned),
+    }
 }
 
 fn midnight(date: NaiveDate) -> DateTime<Utc> {

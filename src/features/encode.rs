@@ -10,9 +10,10 @@ use super::fitted::{
     signed_log, Encoder, FittedFeature, FittedFeatures, NumericEncoder, NumericScale, MISSING_LEVEL,
     OTHER_LEVEL,
 };
-use super::raw::{category_value, display_numeric, numeric_value, NumericValue};
+use super::raw::{category_value, display_numeric_in, numeric_value, NumericValue};
 use super::spec::Transform;
 use crate::domain::Opportunity;
+use crate::i18n::Lang;
 
 /// A feature whose value was missing or unusable and was filled in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,15 +138,18 @@ pub fn level_name(feature: &FittedFeature, obs: &Observation<'_>) -> String {
     }
 }
 
-/// Display text of the raw value: `52 h`, `retail`, `missing (imputed 6 h)`.
-pub fn display_value(feature: &FittedFeature, obs: &Observation<'_>) -> String {
+/// Display text of the raw value in `lang`: `52 h`, `retail`, `missing (imputed 6 h)`.
+pub fn display_value(feature: &FittedFeature, obs: &Observation<'_>, lang: Lang) -> String {
     match &feature.encoder {
         Encoder::Numeric(enc) => match obs.raw {
-            Some(v) => display_numeric(&feature.def.source(), v),
-            None => format!(
-                "missing (imputed {})",
-                display_numeric(&feature.def.source(), enc.impute)
-            ),
+            Some(v) => display_numeric_in(&feature.def.source(), v, lang),
+            None => {
+                let imputed = display_numeric_in(&feature.def.source(), enc.impute, lang);
+                match lang {
+                    Lang::En => format!("missing (imputed {imputed})"),
+                    Lang::Fr => format!("manquant (imputé\u{A0}: {imputed})"),
+                }
+            }
         },
         Encoder::Categorical(_) => match &obs.category {
             Some(c) => c.to_string(),
@@ -154,26 +158,41 @@ pub fn display_value(feature: &FittedFeature, obs: &Observation<'_>) -> String {
     }
 }
 
-/// The imputation note for an observation, if its value was filled in.
-pub fn imputed_note(feature: &FittedFeature, obs: &Observation<'_>) -> Option<ImputedNote> {
+/// The imputation note for an observation in `lang`, if its value was filled in.
+pub fn imputed_note(feature: &FittedFeature, obs: &Observation<'_>, lang: Lang) -> Option<ImputedNote> {
     let message = match &feature.encoder {
         Encoder::Numeric(enc) if obs.raw.is_none() => {
-            let why = match &obs.not_a_number {
-                Some(text) => format!("`{text}` is not a number"),
-                None => "missing".to_owned(),
-            };
-            format!(
-                "{why}; imputed training median {}",
-                display_numeric(&feature.def.source(), enc.impute)
-            )
+            let median = display_numeric_in(&feature.def.source(), enc.impute, lang);
+            match (&obs.not_a_number, lang) {
+                (Some(text), Lang::En) => {
+                    format!("`{text}` is not a number; imputed training median {median}")
+                }
+                (None, Lang::En) => format!("missing; imputed training median {median}"),
+                (Some(text), Lang::Fr) => format!(
+                    "`{text}` n'est pas un nombre\u{202F}; remplacé par la médiane d'entraînement {median}"
+                ),
+                (None, Lang::Fr) => {
+                    format!("manquant\u{202F}; remplacé par la médiane d'entraînement {median}")
+                }
+            }
         }
         Encoder::Categorical(enc) if obs.category.is_none() => {
-            if enc.levels.iter().any(|l| l == MISSING_LEVEL) {
-                format!("missing; encoded as the {MISSING_LEVEL} level")
-            } else if enc.other {
-                format!("missing; encoded as {OTHER_LEVEL} (missing was rare in training)")
-            } else {
-                "missing; neutral encoding (never missing in training)".to_owned()
+            let has_missing_level = enc.levels.iter().any(|l| l == MISSING_LEVEL);
+            match (has_missing_level, enc.other, lang) {
+                (true, _, Lang::En) => format!("missing; encoded as the {MISSING_LEVEL} level"),
+                (true, _, Lang::Fr) => format!("manquant\u{202F}; codé comme le niveau {MISSING_LEVEL}"),
+                (false, true, Lang::En) => {
+                    format!("missing; encoded as {OTHER_LEVEL} (missing was rare in training)")
+                }
+                (false, true, Lang::Fr) => format!(
+                    "manquant\u{202F}; codé comme {OTHER_LEVEL} (valeur manquante rare à l'entraînement)"
+                ),
+                (false, false, Lang::En) => {
+                    "missing; neutral encoding (never missing in training)".to_owned()
+                }
+                (false, false, Lang::Fr) => {
+                    "manquant\u{202F}; codage neutre (jamais manquant à l'entraînement)".to_owned()
+                }
             }
         }
         _ => return None,
@@ -195,7 +214,7 @@ pub fn encode(
     for feature in &fitted.features {
         let obs = observe(feature, opp, now);
         write_code(&mut row, feature.offset, obs.code);
-        if let Some(note) = imputed_note(feature, &obs) {
+        if let Some(note) = imputed_note(feature, &obs, Lang::En) {
             notes.push(note);
         }
     }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::spec::{CoreField, Source};
 use crate::domain::{AttributeValue, Opportunity};
+use crate::i18n::Lang;
 
 /// A numeric feature's raw value.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,10 +93,33 @@ pub fn round_significant(x: f64) -> f64 {
 
 /// Display text of a numeric value with the unit of its core field (`52 h`, `30 days`).
 pub fn display_numeric(source: &Source<'_>, x: f64) -> String {
-    let n = format_number(x);
-    match source {
-        Source::Core(CoreField::CycleDays) => format!("{n} days"),
-        Source::Core(CoreField::ResponseHours) => format!("{n} h"),
+    display_numeric_in(source, x, Lang::En)
+}
+
+/// [`format_number`] written the way `lang` writes numbers: the same significant digits, with
+/// French grouping and decimal comma (`12 500`, `4,5`). English is exactly [`format_number`],
+/// which never groups thousands, so column names and stored texts keep their spelling.
+pub fn format_number_in(x: f64, lang: Lang) -> String {
+    let compact = format_number(x);
+    match lang {
+        Lang::En => compact,
+        Lang::Fr if !x.is_finite() => compact,
+        Lang::Fr => {
+            let decimals = compact.split_once('.').map_or(0, |(_, f)| f.len());
+            crate::i18n::format::number(x, decimals, lang)
+        }
+    }
+}
+
+/// [`display_numeric`] in `lang` (`30 days` / `30 jours`, `4.5 h` / `4,5 h`).
+pub fn display_numeric_in(source: &Source<'_>, x: f64, lang: Lang) -> String {
+    let n = format_number_in(x, lang);
+    match (source, lang) {
+        (Source::Core(CoreField::CycleDays), Lang::En) => format!("{n} days"),
+        // French nouns stay singular below 2 ("1,5 jour").
+        (Source::Core(CoreField::CycleDays), Lang::Fr) if x.abs() < 2.0 => format!("{n} jour"),
+        (Source::Core(CoreField::CycleDays), Lang::Fr) => format!("{n} jours"),
+        (Source::Core(CoreField::ResponseHours), _) => format!("{n} h"),
         _ => n,
     }
 }
@@ -113,5 +137,16 @@ mod tests {
         assert_eq!(format_number(f64::INFINITY), "inf");
         assert_eq!(round_significant(12345.6), 12350.0);
         assert_eq!(round_significant(0.0123456), 0.01235);
+    }
+
+    #[test]
+    fn french_numbers_keep_the_digits_and_change_the_separators() {
+        assert_eq!(format_number_in(12500.0, Lang::En), "12500");
+        assert_eq!(format_number_in(12500.0, Lang::Fr), "12\u{202F}500");
+        assert_eq!(format_number_in(8.4567, Lang::Fr), "8,457");
+        let days = Source::Core(CoreField::CycleDays);
+        assert_eq!(display_numeric_in(&days, 30.0, Lang::Fr), "30 jours");
+        assert_eq!(display_numeric_in(&days, 1.5, Lang::Fr), "1,5 jour");
+        assert_eq!(display_numeric_in(&days, 30.0, Lang::En), "30 days");
     }
 }

@@ -9,9 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::Lang;
 
 /// Narrow no-break space: French thousands separator.
-const NNBSP: char = '\u{202F}';
+pub const NNBSP: char = '\u{202F}';
 /// No-break space: between a French number and its unit or symbol.
-const NBSP: char = '\u{A0}';
+pub const NBSP: char = '\u{A0}';
 
 fn group_digits(integer: &str, separator: char) -> String {
     let mut out = String::with_capacity(integer.len() + integer.len() / 3);

@@ -9,6 +9,7 @@ use serde_json::Value;
 use sqlx::{Any, Connection, Transaction};
 
 use super::webhook::Source;
+use crate::i18n::Lang;
 use crate::model::ModelArtifact;
 use crate::scoring::{RankBy, ScoreResult, ScoringConfig};
 use crate::store::opportunities::get_in;
@@ -46,6 +47,9 @@ pub struct EventScoring {
     pub config: ScoringConfig,
     /// Score move (points) that triggers a write-back even without a grade change.
     pub writeback_min_points: f64,
+    /// Language of the answer's sentences (the delivery's `Accept-Language` or `?lang=`); a
+    /// write-back of this score carries the same sentences.
+    pub lang: Lang,
 }
 
 /// Scores `external_id` after its event was applied in `tx`: the score is recorded in the history
@@ -59,13 +63,11 @@ pub async fn score_in(
     external_id: &str,
 ) -> ScoreAnswer {
     let Some(model) = &scoring.model else {
-        return ScoreAnswer::unavailable(
-            "no active model: the event is stored and will be scored once one is",
-        );
+        return ScoreAnswer::unavailable(Unavailable::NoModel.text(scoring.lang));
     };
     let mut savepoint = match Connection::begin(&mut **tx).await {
         Ok(savepoint) => savepoint,
-        Err(e) => return failed(external_id, &e),
+        Err(e) => return failed(external_id, &e, scoring.lang),
     };
     match score_and_record(&mut savepoint, source, scoring, model, external_id).await {
         Ok(result) => match savepoint.commit().await {
@@ -75,21 +77,45 @@ pub async fn score_in(
                     scoring: "ok",
                     scoring_reason: None,
                 },
-                None => ScoreAnswer::unavailable("the opportunity no longer exists"),
+                None => ScoreAnswer::unavailable(Unavailable::Gone.text(scoring.lang)),
             },
-            Err(e) => failed(external_id, &e),
+            Err(e) => failed(external_id, &e, scoring.lang),
         },
         Err(e) => {
             let _ = savepoint.rollback().await;
-            failed(external_id, &e)
+            failed(external_id, &e, scoring.lang)
         }
     }
 }
 
-fn failed(external_id: &str, e: &sqlx::Error) -> ScoreAnswer {
+/// Why an event's answer carries no score.
+enum Unavailable {
+    NoModel,
+    Gone,
+    Failed,
+}
+
+impl Unavailable {
+    fn text(self, lang: Lang) -> &'static str {
+        match (self, lang) {
+            (Unavailable::NoModel, Lang::En) => "no active model: the event is stored and will be scored once one is",
+            (Unavailable::NoModel, Lang::Fr) => {
+                "aucun modèle actif\u{A0}: l'événement est enregistré et sera évalué dès qu'il y en aura un"
+            }
+            (Unavailable::Gone, Lang::En) => "the opportunity no longer exists",
+            (Unavailable::Gone, Lang::Fr) => "l'opportunité n'existe plus",
+            (Unavailable::Failed, Lang::En) => "scoring failed after the event was stored; see the server log",
+            (Unavailable::Failed, Lang::Fr) => {
+                "l'évaluation a échoué après l'enregistrement de l'événement\u{202F}; voir le journal du serveur"
+            }
+        }
+    }
+}
+
+fn failed(external_id: &str, e: &sqlx::Error, lang: Lang) -> ScoreAnswer {
     // The event itself is kept; only the score failed, so the answer stays 2xx.
     tracing::error!(error = %e, external_id, "scoring after a webhook event failed");
-    ScoreAnswer::unavailable("scoring failed after the event was stored; see the server log")
+    ScoreAnswer::unavailable(Unavailable::Failed.text(lang))
 }
 
 async fn score_and_record(
@@ -112,6 +138,7 @@ async fn score_and_record(
         now,
         previous_score,
         RankBy::Probability,
+        scoring.lang,
     );
     let new = NewScore {
         opportunity_id: stored.id,

@@ -17,4 +17,4 @@ pub use factors::{
     CategoryStat, GroupReference, LevelEffect, NumericReference, Quartiles, SuccessFactor,
     MIN_WON_FOR_GROUP_TARGET,
 };
-pub use predict::{explain, logit, predict, sigmoid, Explanation, FeatureContribution};
+pub use predict::{explain, explain_in, logit, predict, sigmoid, Explanation, FeatureContribution};

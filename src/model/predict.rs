@@ -6,8 +6,9 @@ use serde::Serialize;
 
 use super::artifact::ModelArtifact;
 use crate::domain::Opportunity;
-use crate::features::encode::{display_value, imputed_note, level_name, observe, FeatureCode};
+use crate::features::encode::{display_value, imputed_note, level_name, observe, FeatureCode, ImputedNote};
 use crate::features::FittedFeature;
+use crate::i18n::Lang;
 
 /// Numerically stable logistic function.
 pub fn sigmoid(z: f64) -> f64 {
@@ -79,12 +80,30 @@ pub struct FeatureContribution {
     pub contribution: f64,
 }
 
+/// `feature: note`, with the space French puts before a colon.
+fn note_text(note: &ImputedNote, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("{}: {}", note.feature, note.message),
+        Lang::Fr => format!("{}\u{A0}: {}", note.feature, note.message),
+    }
+}
+
 /// Scores a deal and splits its log-odds into per-feature contributions.
 ///
 /// Contribution of feature f = (Σ coef·x over f's columns) − (f's mean of the same over the
 /// training rows). So the contributions add up to `logit − baseline_logit` exactly (up to
 /// floating-point rounding, < 1e-9).
 pub fn explain(artifact: &ModelArtifact, opp: &Opportunity, now: DateTime<Utc>) -> Explanation {
+    explain_in(artifact, opp, now, Lang::En)
+}
+
+/// [`explain`] with the display values and imputation notes written in `lang`.
+pub fn explain_in(
+    artifact: &ModelArtifact,
+    opp: &Opportunity,
+    now: DateTime<Utc>,
+    lang: Lang,
+) -> Explanation {
     let features = &artifact.features.features;
     let mut contributions = Vec::with_capacity(features.len());
     let mut imputed = Vec::new();
@@ -99,12 +118,12 @@ pub fn explain(artifact: &ModelArtifact, opp: &Opportunity, now: DateTime<Utc>) 
             .map_or(0.0, |s| s.mean_contribution);
         logit += raw_logit;
         baseline_logit += mean;
-        if let Some(note) = imputed_note(feature, &obs) {
-            imputed.push(format!("{}: {}", note.feature, note.message));
+        if let Some(note) = imputed_note(feature, &obs, lang) {
+            imputed.push(note_text(&note, lang));
         }
         contributions.push(FeatureContribution {
             feature: feature.def.name.clone(),
-            value: display_value(feature, &obs),
+            value: display_value(feature, &obs, lang),
             raw: obs.raw,
             level: level_name(feature, &obs),
             contribution: raw_logit - mean,

@@ -4,6 +4,7 @@ use super::*;
 use crate::domain::Status;
 use crate::features::FeatureSpec;
 use crate::generate::{generate, true_strongest_lever, GeneratorConfig};
+use crate::model::explain;
 use crate::training::{train, TrainOptions};
 
 fn trained() -> (ModelArtifact, Vec<Opportunity>, DateTime<Utc>) {
@@ -40,7 +41,7 @@ fn recommendations_recover_the_generators_strongest_lever_and_contributions_add_
     let config = ScoringConfig::default();
     let (mut agree, mut compared) = (0usize, 0usize);
     for opp in &open {
-        let result = score(&artifact, &config, opp, now, None, RankBy::Probability);
+        let result = score(&artifact, &config, opp, now, None, RankBy::Probability, Lang::En);
         // Exact additivity of the explanation.
         let e = explain(&artifact, opp, now);
         let sum: f64 = e.contributions.iter().map(|c| c.contribution).sum();
@@ -66,5 +67,30 @@ fn recommendations_recover_the_generators_strongest_lever_and_contributions_add_
         "recommended lever = generator's strongest lever for {agree}/{compared} open deals ({rate:.3})"
     );
     assert!(compared > 500);
+    // The same deal in French: the same numbers, French words.
+    let opp = open.iter().find(|o| {
+        let r = score(&artifact, &config, o, now, None, RankBy::Probability, Lang::En);
+        r.next_intervention.is_some() && !r.factors.is_empty()
+    });
+    let opp = opp.expect("an open deal with a lever");
+    let en = score(&artifact, &config, opp, now, None, RankBy::Probability, Lang::En);
+    let fr = score(&artifact, &config, opp, now, None, RankBy::Probability, Lang::Fr);
+    assert_eq!(en.probability, fr.probability);
+    assert_eq!(en.factors.len(), fr.factors.len());
+    let lever = fr
+        .next_intervention
+        .as_ref()
+        .expect("the French answer has the same lever");
+    assert!(
+        lever.message.contains("fait passer la probabilité de gain de"),
+        "{}",
+        lever.message
+    );
+    assert!(lever.message.contains("\u{202F}%"), "{}", lever.message);
+    assert!(
+        fr.factors.iter().all(|f| !f.message.contains(" of won deals")),
+        "{:?}",
+        fr.factors
+    );
     assert!(rate >= 0.6, "agreement {rate}");
 }

@@ -1,74 +1,48 @@
 //! Factor explanations in words a rep understands, with the won-deal reference.
 
+use super::text::{self, Standing};
 use super::{Direction, Factor, ScoringConfig};
 use crate::domain::Opportunity;
-use crate::features::raw::display_numeric;
 use crate::features::spec::{CoreField, Source};
 use crate::features::{Encoder, FittedFeature};
-use crate::model::{Explanation, ModelArtifact};
+use crate::i18n::Lang;
+use crate::model::{Explanation, FeatureContribution, ModelArtifact};
 
 /// Most factors listed per direction.
 const MAX_PER_DIRECTION: usize = 5;
 /// Contributions smaller than this (log-odds) are not worth a sentence.
 const MIN_CONTRIBUTION: f64 = 0.01;
 
-fn label(feature: &FittedFeature) -> String {
-    match feature.def.source() {
-        Source::Core(CoreField::CycleDays) => "Deal age".into(),
-        Source::Core(CoreField::InteractionCount) => "Interactions".into(),
-        Source::Core(CoreField::ResponseHours) => "Response time".into(),
-        Source::Core(CoreField::Amount) => "Amount".into(),
-        Source::Core(CoreField::Sector) => "Sector".into(),
-        Source::Core(CoreField::ContactRole) => "Contact role".into(),
-        Source::Core(CoreField::Region) => "Region".into(),
-        Source::Core(CoreField::Owner) => "Owner".into(),
-        Source::Attribute(name) => name.replace('_', " "),
-    }
-}
-
-fn pct(x: f64) -> String {
-    format!("{:.0} %", x * 100.0)
-}
-
 fn numeric_message(
     artifact: &ModelArtifact,
     index: usize,
     feature: &FittedFeature,
     opp: &Opportunity,
-    raw: Option<f64>,
-    value: &str,
+    contribution: &FeatureContribution,
     config: &ScoringConfig,
+    lang: Lang,
 ) -> (String, Option<String>) {
-    let name = label(feature);
+    let (raw, value) = (contribution.raw, contribution.value.as_str());
+    let source = feature.def.source();
+    let name = text::feature_label(source, lang);
     let reference = artifact
         .success_factors
         .get(index)
         .and_then(|f| f.numeric.as_ref())
         .map(|n| n.for_sector(opp.sector.as_deref(), config.min_sector_won));
     let median = reference.and_then(|r| r.won.as_ref()).map(|q| q.median);
-    let reference_text = median.map(|m| format!("won median {}", display_numeric(&feature.def.source(), m)));
+    let reference_text = median.map(|m| text::won_median(&text::quantity(source, m, lang), lang));
     let (Some(x), Some(group), Some(m)) = (raw, reference, median) else {
-        return (format!("{name}: {value}"), reference_text);
+        return (text::bare_factor(&name, value, lang), reference_text);
     };
-    let median_text = display_numeric(&feature.def.source(), m);
-    let is_time = matches!(feature.def.source(), Source::Core(CoreField::ResponseHours));
-    let message = match group.fraction_won_at_or_below(x) {
-        Some(f) if x > m => {
-            let word = if is_time { "slower" } else { "higher" };
-            format!(
-                "{name} of {value} is {word} than {} of won deals (median {median_text})",
-                pct(f)
-            )
-        }
-        Some(f) if x < m => {
-            let word = if is_time { "faster" } else { "lower" };
-            format!(
-                "{name} of {value} is {word} than {} of won deals (median {median_text})",
-                pct(1.0 - f)
-            )
-        }
-        _ => format!("{name} of {value} is in line with won deals (median {median_text})"),
+    let median_text = text::quantity(source, m, lang);
+    let is_time = matches!(source, Source::Core(CoreField::ResponseHours));
+    let standing = match group.fraction_won_at_or_below(x) {
+        Some(f) if x > m => Standing::Above(f),
+        Some(f) if x < m => Standing::Below(1.0 - f),
+        _ => Standing::InLine,
     };
+    let message = text::numeric_factor(&name, value, standing, is_time, &median_text, lang);
     (message, reference_text)
 }
 
@@ -77,8 +51,11 @@ fn categorical_message(
     index: usize,
     feature: &FittedFeature,
     value: &str,
+    lang: Lang,
 ) -> (String, Option<String>) {
-    let name = label(feature);
+    let source = feature.def.source();
+    let name = text::feature_label(source, lang);
+    let level = text::level(source, value, lang);
     let closed = artifact.training.won + artifact.training.lost;
     let overall = if closed > 0 {
         artifact.training.won as f64 / closed as f64
@@ -91,31 +68,21 @@ fn categorical_message(
         .and_then(|f| f.categories.iter().find(|c| c.level == value));
     match stat {
         Some(s) if s.count > 0 => (
-            format!(
-                "{name} {}: {} of {} closed deals with it were won (all deals: {})",
-                value.replace('_', " "),
-                pct(s.win_rate),
-                s.count,
-                pct(overall)
-            ),
-            Some(format!("win rate {} (overall {})", pct(s.win_rate), pct(overall))),
+            text::category_factor(&name, &level, s.win_rate, s.count, overall, lang),
+            Some(text::category_reference(s.win_rate, overall, lang)),
         ),
-        _ => (
-            format!(
-                "{name} {}: too rare in past deals to compare",
-                value.replace('_', " ")
-            ),
-            None,
-        ),
+        _ => (text::rare_category(&name, &level, lang), None),
     }
 }
 
-/// Up to 5 raising and 5 lowering factors, strongest first within each direction.
+/// Up to 5 raising and 5 lowering factors, strongest first within each direction, worded in
+/// `lang` (the explanation's display values must be in `lang` too, see [`crate::model::explain_in`]).
 pub fn factors(
     artifact: &ModelArtifact,
     opp: &Opportunity,
     explanation: &Explanation,
     config: &ScoringConfig,
+    lang: Lang,
 ) -> Vec<Factor> {
     let mut ranked: Vec<(usize, f64)> = explanation
         .contributions
@@ -133,8 +100,8 @@ pub fn factors(
             let feature = artifact.features.features.get(i)?;
             let c = explanation.contributions.get(i)?;
             let (message, reference) = match &feature.encoder {
-                Encoder::Numeric(_) => numeric_message(artifact, i, feature, opp, c.raw, &c.value, config),
-                Encoder::Categorical(_) => categorical_message(artifact, i, feature, &c.value),
+                Encoder::Numeric(_) => numeric_message(artifact, i, feature, opp, c, config, lang),
+                Encoder::Categorical(_) => categorical_message(artifact, i, feature, &c.value, lang),
             };
             Some(Factor {
                 feature: c.feature.clone(),

@@ -7,13 +7,17 @@
 mod lever_tests;
 mod messages;
 mod recommend;
+mod text;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::Opportunity;
-use crate::model::{explain, ModelArtifact};
+use crate::features::encode::observe;
+use crate::features::Encoder;
+use crate::i18n::Lang;
+use crate::model::{explain_in, ModelArtifact};
 pub use recommend::{Intervention, RankBy};
 
 /// Tunable scoring rules. Every field has a documented default.
@@ -144,15 +148,16 @@ pub enum Direction {
 pub struct Factor {
     /// Feature name (`response_hours`, `attr.tier`, …).
     pub feature: String,
-    /// The deal's value, as displayed.
+    /// The deal's value, as displayed in the answer's language (`30 days` / `30 jours`).
     pub value: String,
     /// Log-odds against the model's baseline (an average training deal).
     pub contribution: f64,
     /// Raises or lowers.
     pub direction: Direction,
-    /// Reference from won deals (e.g. "won median 6 h"), when the model has one.
+    /// Reference from won deals (e.g. "won median 6 h"), in the answer's language, when the
+    /// model has one.
     pub reference: Option<String>,
-    /// Plain-language sentence.
+    /// Plain-language sentence in the answer's language.
     pub message: String,
 }
 
@@ -181,7 +186,8 @@ pub struct ScoreResult {
     pub alternatives: Vec<Intervention>,
     /// prioritize | secure | deprioritize | nurture.
     pub focus: Focus,
-    /// Features that were missing and imputed, or categories unseen in training.
+    /// Features that were missing and imputed, or categories unseen in training (sentences in
+    /// the answer's language).
     pub imputed: Vec<String>,
 }
 
@@ -223,7 +229,9 @@ pub fn focus(probability: f64, best: Option<&Intervention>, config: &ScoringConf
     }
 }
 
-/// Scores one opportunity with everything a rep needs.
+/// Scores one opportunity with everything a rep needs, its sentences (factor messages and
+/// references, interventions, imputation notes) and display values written in `lang`. Numbers,
+/// grades and enums are the same in every language.
 pub fn score(
     artifact: &ModelArtifact,
     config: &ScoringConfig,
@@ -231,15 +239,16 @@ pub fn score(
     now: DateTime<Utc>,
     previous_score: Option<u8>,
     rank: RankBy,
+    lang: Lang,
 ) -> ScoreResult {
-    let explanation = explain(artifact, opp, now);
+    let explanation = explain_in(artifact, opp, now, lang);
     let probability = explanation.probability;
     let score = (probability * 100.0).round().clamp(0.0, 100.0) as u8;
-    let factors = messages::factors(artifact, opp, &explanation, config);
-    let mut levers = recommend::levers(artifact, opp, now, probability, config, rank);
+    let factors = messages::factors(artifact, opp, &explanation, config, lang);
+    let mut levers = recommend::levers(artifact, opp, now, probability, config, rank, lang);
     let next_intervention = (!levers.is_empty()).then(|| levers.remove(0));
     let mut imputed = explanation.imputed;
-    imputed.extend(unseen_categories(artifact, opp, now));
+    imputed.extend(unseen_categories(artifact, opp, now, lang));
     ScoreResult {
         model_version: artifact.version.clone(),
         probability,
@@ -257,17 +266,23 @@ pub fn score(
 }
 
 /// Categories the model never saw in training (scored as the `(other)` level).
-fn unseen_categories(artifact: &ModelArtifact, opp: &Opportunity, now: DateTime<Utc>) -> Vec<String> {
+fn unseen_categories(
+    artifact: &ModelArtifact,
+    opp: &Opportunity,
+    now: DateTime<Utc>,
+    lang: Lang,
+) -> Vec<String> {
     let mut out = Vec::new();
     for feature in &artifact.features.features {
-        if let crate::features::Encoder::Categorical(enc) = &feature.encoder {
-            let obs = crate::features::observe(feature, opp, now);
+        if let Encoder::Categorical(enc) = &feature.encoder {
+            let obs = observe(feature, opp, now);
             if let Some(level) = obs.category.as_deref() {
                 if !enc.counts.contains_key(level) {
-                    out.push(format!(
-                        "{}: `{level}` was not seen in training; scored as {}",
-                        feature.def.name,
-                        crate::features::fitted::OTHER_LEVEL
+                    out.push(text::unseen_category(
+                        &feature.def.name,
+                        level,
+                        crate::features::fitted::OTHER_LEVEL,
+                        lang,
                     ));
                 }
             }

@@ -5,12 +5,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::text::{self, Lever};
 use super::ScoringConfig;
 use crate::domain::{AttributeValue, ContactRole, Opportunity};
 use crate::features::encode::observe;
-use crate::features::raw::display_numeric;
 use crate::features::spec::{CoreField, Direction, Source};
 use crate::features::{Encoder, FittedFeature};
+use crate::i18n::Lang;
 use crate::model::{predict, ModelArtifact};
 
 /// Smallest uplift (probability, 0–1) worth recommending.
@@ -32,13 +33,14 @@ pub enum RankBy {
 pub struct Intervention {
     /// The actionable feature.
     pub feature: String,
-    /// The spec's label for the lever, e.g. "Answer the prospect faster".
+    /// The spec's label for the lever, e.g. "Answer the prospect faster" (as the feature spec
+    /// writes it, in every language).
     pub action: String,
     /// Plain-language sentence with the before → after probability.
     pub message: String,
-    /// The deal's current value, as displayed (absent when missing).
+    /// The deal's current value, as displayed in the answer's language (absent when missing).
     pub current_value: Option<String>,
-    /// The value to reach.
+    /// The value to reach, as displayed in the answer's language.
     pub target_value: String,
     /// Win probability once the target is reached (everything else unchanged).
     pub probability_after: f64,
@@ -143,11 +145,7 @@ fn categorical_target(artifact: &ModelArtifact, index: usize, feature: &FittedFe
         .map(|l| l.level.clone())
 }
 
-fn percent(p: f64) -> String {
-    format!("{:.0} %", p * 100.0)
-}
-
-/// Every helpful lever for this deal, best first.
+/// Every helpful lever for this deal, best first, worded in `lang`.
 pub fn levers(
     artifact: &ModelArtifact,
     opp: &Opportunity,
@@ -155,6 +153,7 @@ pub fn levers(
     probability: f64,
     config: &ScoringConfig,
     rank: RankBy,
+    lang: Lang,
 ) -> Vec<Intervention> {
     let mut out = Vec::new();
     for (index, feature) in artifact.features.features.iter().enumerate() {
@@ -173,8 +172,8 @@ pub fn levers(
                 };
                 (
                     Target::Number(t),
-                    obs.raw.map(|c| display_numeric(&feature.def.source(), c)),
-                    display_numeric(&feature.def.source(), t),
+                    obs.raw.map(|c| text::quantity(source, c, lang)),
+                    text::quantity(source, t, lang),
                 )
             }
             Encoder::Categorical(_) => {
@@ -196,32 +195,23 @@ pub fn levers(
         if uplift < MIN_UPLIFT {
             continue;
         }
-        let now_text = current_text.as_deref().unwrap_or("unknown");
-        let what = match source {
-            Source::Core(CoreField::ResponseHours) => {
-                format!("Answer the prospect within {target_text} (now {now_text})")
-            }
-            Source::Core(CoreField::InteractionCount) => {
-                format!("Bring the interactions to {target_text} (now {now_text})")
-            }
-            Source::Core(CoreField::ContactRole) => format!(
-                "Engage the {} (now: {})",
-                target_text.replace('_', " "),
-                now_text.replace('_', " ")
-            ),
-            _ => format!(
-                "{}: {} → {target_text} (now {now_text})",
-                actionable.label, feature.def.name
-            ),
+        let now_text = current_text.as_deref().unwrap_or(text::unknown(lang));
+        let (target, now) = (target_text.as_str(), now_text);
+        let lever = match source {
+            Source::Core(CoreField::ResponseHours) => Lever::Respond { target, now },
+            Source::Core(CoreField::InteractionCount) => Lever::Interact { target, now },
+            Source::Core(CoreField::ContactRole) => Lever::Engage { target, now },
+            _ => Lever::Other {
+                label: &actionable.label,
+                feature: &feature.def.name,
+                target,
+                now,
+            },
         };
         out.push(Intervention {
             feature: feature.def.name.clone(),
             action: actionable.label.clone(),
-            message: format!(
-                "{what} — lifts the win probability from {} to {}",
-                percent(probability),
-                percent(after)
-            ),
+            message: text::intervention(lever, probability, after, lang),
             current_value: current_text,
             target_value: target_text,
             probability_after: after,

@@ -47,20 +47,26 @@ impl PageError {
 
     /// A library or store failure, shown the way the API would classify it.
     pub fn from_api(lang: Lang, error: ApiError) -> Self {
-        let kind = match error {
-            ApiError::NotFound(detail) => PageErrorKind::NotFound(detail),
-            ApiError::Unavailable { detail, .. } => PageErrorKind::Unavailable(detail),
-            ApiError::Forbidden(_) => PageErrorKind::Forbidden,
-            ApiError::Internal(e) => PageErrorKind::Internal(e),
-            ApiError::Validation(errors) => PageErrorKind::BadInput(
-                errors
-                    .0
+        // The same words the API would answer in this language.
+        let problem = error.problem_in(lang);
+        let detail = || {
+            if problem.errors.is_empty() {
+                problem.detail.clone()
+            } else {
+                problem
+                    .errors
                     .iter()
                     .map(|e| format!("{}: {}", e.field, e.message))
                     .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            other => PageErrorKind::BadInput(other.to_string()),
+                    .join("; ")
+            }
+        };
+        let kind = match error {
+            ApiError::NotFound(_) | ApiError::NoRoute { .. } => PageErrorKind::NotFound(detail()),
+            ApiError::Unavailable { .. } => PageErrorKind::Unavailable(detail()),
+            ApiError::Forbidden(_) => PageErrorKind::Forbidden,
+            ApiError::Internal(e) => PageErrorKind::Internal(e),
+            _ => PageErrorKind::BadInput(detail()),
         };
         PageError { lang, kind }
     }

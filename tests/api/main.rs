@@ -7,6 +7,7 @@ mod cli;
 mod drift;
 mod health;
 mod helpers;
+mod i18n;
 mod imports;
 mod insights;
 mod lifecycle;

@@ -2,7 +2,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, import_generated, spawn_app, train_cli, wait_for_model, TestApp};
 
-async fn trained_app() -> (TestApp, String) {
+/// A server with a model trained on 3,000 generated deals, and the model's version.
+pub async fn trained_app() -> (TestApp, String) {
     let app = spawn_app().await;
     import_generated(&app, 3000, 7).await;
     let report = train_cli(&app, &["--cv", "3"]);

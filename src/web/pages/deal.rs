@@ -151,7 +151,15 @@ pub async fn show(
     let previous = history.last().map(|s| s.score.clamp(0, 100) as u8);
     let config = settings.scoring.clone();
     let opp = stored.opportunity;
-    let result = score(&model, &config, &opp, Utc::now(), previous, RankBy::Probability);
+    let result = score(
+        &model,
+        &config,
+        &opp,
+        Utc::now(),
+        previous,
+        RankBy::Probability,
+        lang,
+    );
     let mut recent = activities::list_for(&db, &external_id).await.or_page(lang)?;
     recent.sort_by_key(|a| std::cmp::Reverse(a.occurred_at));
     recent.truncate(ACTIVITIES);

@@ -134,7 +134,10 @@ pub async fn list(
         focus,
         sort,
     };
-    let scored = cache.scored(&db, model, &settings.scoring).await.or_page(lang)?;
+    let scored = cache
+        .scored(&db, model, &settings.scoring, lang)
+        .await
+        .or_page(lang)?;
     let items = ranking::ranked(&scored, &request);
     let [owners, regions, sectors] = scored.facets.clone();
     let total = items.len();

@@ -1,0 +1,360 @@
+//! The words of a score, in every supported language: one function per sentence, each a
+//! `match lang`, so a sentence's English and French sit side by side and the scoring logic in
+//! `messages.rs` and `recommend.rs` never spells text itself.
+//!
+//! English is the wording the API has always answered (clients and tests match on it), including
+//! its house style of a space before `%`. French follows French typography: decimal comma,
+//! narrow no-break space before `%` and `;`, no-break space before `:`, « guillemets ».
+
+use crate::features::raw::display_numeric_in;
+use crate::features::spec::{CoreField, Source};
+use crate::i18n::format::{self, NBSP, NNBSP};
+use crate::i18n::Lang;
+
+/// A feature's name for a rep ("Deal age", "Âge de l'affaire"); custom attributes keep their
+/// name, with spaces for underscores.
+pub(super) fn feature_label(source: Source<'_>, lang: Lang) -> String {
+    let core = |en: &str, fr: &str| match lang {
+        Lang::En => en.to_owned(),
+        Lang::Fr => fr.to_owned(),
+    };
+    match source {
+        Source::Core(CoreField::CycleDays) => core("Deal age", "Âge de l'affaire"),
+        Source::Core(CoreField::InteractionCount) => core("Interactions", "Interactions"),
+        Source::Core(CoreField::ResponseHours) => core("Response time", "Délai de réponse"),
+        Source::Core(CoreField::Amount) => core("Amount", "Montant"),
+        Source::Core(CoreField::Sector) => core("Sector", "Secteur"),
+        Source::Core(CoreField::ContactRole) => core("Contact role", "Rôle du contact"),
+        Source::Core(CoreField::Region) => core("Region", "Région"),
+        Source::Core(CoreField::Owner) => core("Owner", "Commercial"),
+        Source::Attribute(name) => name.replace('_', " "),
+    }
+}
+
+/// A 0–1 fraction as a whole percentage: `42 %` (English house style, ordinary space) or
+/// `42 %` with a narrow no-break space (French).
+pub(super) fn percent(fraction: f64, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("{} %", format::number(fraction * 100.0, 0, lang)),
+        Lang::Fr => format::percent(fraction, 0, lang),
+    }
+}
+
+/// A count of deals (`1234` in English as always, `1 234` in French).
+fn count(n: usize, lang: Lang) -> String {
+    match lang {
+        Lang::En => n.to_string(),
+        Lang::Fr => format::number(n as f64, 0, lang),
+    }
+}
+
+/// A feature value with its unit (`6 h`, `30 days` / `30 jours`).
+pub(super) fn quantity(source: Source<'_>, x: f64, lang: Lang) -> String {
+    display_numeric_in(&source, x, lang)
+}
+
+/// A category level as shown in a sentence. Contact roles dealscore knows get their French
+/// name; other levels are data (sector names, regions) and are shown as recorded, with spaces
+/// for underscores.
+pub(super) fn level(source: Source<'_>, level: &str, lang: Lang) -> String {
+    match (source, lang) {
+        (Source::Core(CoreField::ContactRole), Lang::Fr) => match french_role(level) {
+            Some((name, _)) => name.to_owned(),
+            None => level.replace('_', " "),
+        },
+        _ => level.replace('_', " "),
+    }
+}
+
+/// French name of a known contact role, bare and with its article.
+fn french_role(level: &str) -> Option<(&'static str, &'static str)> {
+    Some(match level {
+        "decision_maker" => ("décideur", "le décideur"),
+        "economic_buyer" => ("décideur économique", "le décideur économique"),
+        "champion" => ("champion", "le champion"),
+        "influencer" => ("prescripteur", "le prescripteur"),
+        "technical" => ("interlocuteur technique", "l'interlocuteur technique"),
+        "end_user" => ("utilisateur final", "l'utilisateur final"),
+        "procurement" => ("service achats", "le service achats"),
+        "other" => ("autre", "un autre contact"),
+        _ => return None,
+    })
+}
+
+/// Where a deal's value stands against the won deals of its group.
+pub(super) enum Standing {
+    /// Above the won median; the fraction of won deals at or below the value.
+    Above(f64),
+    /// Below the won median; the fraction of won deals above the value.
+    Below(f64),
+    /// At the median (or no percentiles to compare with).
+    InLine,
+}
+
+/// "Interactions of 3 is lower than 70 % of won deals (median 8)". `is_time` picks
+/// slower/faster over higher/lower.
+pub(super) fn numeric_factor(
+    name: &str,
+    value: &str,
+    standing: Standing,
+    is_time: bool,
+    median: &str,
+    lang: Lang,
+) -> String {
+    match lang {
+        Lang::En => match standing {
+            Standing::Above(f) => {
+                let word = if is_time { "slower" } else { "higher" };
+                let share = percent(f, lang);
+                format!("{name} of {value} is {word} than {share} of won deals (median {median})")
+            }
+            Standing::Below(f) => {
+                let word = if is_time { "faster" } else { "lower" };
+                let share = percent(f, lang);
+                format!("{name} of {value} is {word} than {share} of won deals (median {median})")
+            }
+            Standing::InLine => format!("{name} of {value} is in line with won deals (median {median})"),
+        },
+        // "plus/moins que pour N % des affaires gagnées" avoids agreeing an adjective with
+        // each label's gender; a response time is "plus long/plus court".
+        Lang::Fr => {
+            match standing {
+                Standing::Above(f) => {
+                    let word = if is_time { "plus long" } else { "plus" };
+                    let share = percent(f, lang);
+                    format!("{name}{NBSP}: {value}, {word} que pour {share} des affaires gagnées (médiane {median})")
+                }
+                Standing::Below(f) => {
+                    let word = if is_time { "plus court" } else { "moins" };
+                    let share = percent(f, lang);
+                    format!("{name}{NBSP}: {value}, {word} que pour {share} des affaires gagnées (médiane {median})")
+                }
+                Standing::InLine => {
+                    format!("{name}{NBSP}: {value}, dans la norme des affaires gagnées (médiane {median})")
+                }
+            }
+        }
+    }
+}
+
+/// "Amount: 12000" — a numeric factor without a won-deal reference.
+pub(super) fn bare_factor(name: &str, value: &str, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("{name}: {value}"),
+        Lang::Fr => format!("{name}{NBSP}: {value}"),
+    }
+}
+
+/// "won median 6 h".
+pub(super) fn won_median(median: &str, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("won median {median}"),
+        Lang::Fr => format!("médiane des affaires gagnées{NBSP}: {median}"),
+    }
+}
+
+/// "Contact role end user: 21 % of 310 closed deals with it were won (all deals: 43 %)".
+pub(super) fn category_factor(
+    name: &str,
+    level: &str,
+    win_rate: f64,
+    closed: usize,
+    overall: f64,
+    lang: Lang,
+) -> String {
+    let (rate, overall, closed) = (
+        percent(win_rate, lang),
+        percent(overall, lang),
+        count(closed, lang),
+    );
+    match lang {
+        Lang::En => {
+            format!("{name} {level}: {rate} of {closed} closed deals with it were won (all deals: {overall})")
+        }
+        Lang::Fr => format!(
+            "{name} «{NNBSP}{level}{NNBSP}»{NBSP}: {rate} des {closed} affaires clôturées avec cette valeur \
+             ont été gagnées (toutes affaires{NBSP}: {overall})"
+        ),
+    }
+}
+
+/// "win rate 21 % (overall 43 %)".
+pub(super) fn category_reference(win_rate: f64, overall: f64, lang: Lang) -> String {
+    let (rate, overall) = (percent(win_rate, lang), percent(overall, lang));
+    match lang {
+        Lang::En => format!("win rate {rate} (overall {overall})"),
+        Lang::Fr => format!("taux de gain {rate} (toutes affaires{NBSP}: {overall})"),
+    }
+}
+
+/// "Sector mining: too rare in past deals to compare".
+pub(super) fn rare_category(name: &str, level: &str, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("{name} {level}: too rare in past deals to compare"),
+        Lang::Fr => {
+            format!("{name} «{NNBSP}{level}{NNBSP}»{NBSP}: trop rare dans les affaires passées pour comparer")
+        }
+    }
+}
+
+/// Placeholder for a value the deal does not have.
+pub(super) fn unknown(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "unknown",
+        Lang::Fr => "inconnu",
+    }
+}
+
+/// What a lever asks a rep to do, before the probability part.
+pub(super) enum Lever<'a> {
+    /// Answer within the target response time.
+    Respond { target: &'a str, now: &'a str },
+    /// Reach the target interaction count.
+    Interact { target: &'a str, now: &'a str },
+    /// Engage a contact of the target role (levels as recorded, e.g. `decision_maker`).
+    Engage { target: &'a str, now: &'a str },
+    /// Any other actionable feature: the spec's label (not translated: the spec owns it).
+    Other {
+        label: &'a str,
+        feature: &'a str,
+        target: &'a str,
+        now: &'a str,
+    },
+}
+
+/// "Answer the prospect within 4 h (now 12 h) — lifts the win probability from 31 % to 38 %".
+pub(super) fn intervention(lever: Lever<'_>, before: f64, after: f64, lang: Lang) -> String {
+    let (before, after) = (percent(before, lang), percent(after, lang));
+    let role = Source::Core(CoreField::ContactRole);
+    match lang {
+        Lang::En => {
+            let what = match lever {
+                Lever::Respond { target, now } => format!("Answer the prospect within {target} (now {now})"),
+                Lever::Interact { target, now } => format!("Bring the interactions to {target} (now {now})"),
+                Lever::Engage { target, now } => format!(
+                    "Engage the {} (now: {})",
+                    level(role, target, lang),
+                    level(role, now, lang)
+                ),
+                Lever::Other {
+                    label,
+                    feature,
+                    target,
+                    now,
+                } => format!("{label}: {feature} → {target} (now {now})"),
+            };
+            format!("{what} — lifts the win probability from {before} to {after}")
+        }
+        Lang::Fr => {
+            let what = match lever {
+                Lever::Respond { target, now } => {
+                    format!("Répondre au prospect sous {target} (actuellement {now})")
+                }
+                Lever::Interact { target, now } => {
+                    format!("Porter les interactions à {target} (actuellement {now})")
+                }
+                Lever::Engage { target, now } => {
+                    let whom = match french_role(target) {
+                        Some((_, with_article)) => with_article.to_owned(),
+                        None => format!("le contact «{NNBSP}{}{NNBSP}»", level(role, target, lang)),
+                    };
+                    format!(
+                        "Impliquer {whom} (actuellement{NBSP}: {})",
+                        level(role, now, lang)
+                    )
+                }
+                Lever::Other {
+                    label,
+                    feature,
+                    target,
+                    now,
+                } => format!("{label}{NBSP}: {feature} → {target} (actuellement {now})"),
+            };
+            format!("{what} — fait passer la probabilité de gain de {before} à {after}")
+        }
+    }
+}
+
+/// "attr.tier: `gold` was not seen in training; scored as (other)".
+pub(super) fn unseen_category(feature: &str, level: &str, other: &str, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("{feature}: `{level}` was not seen in training; scored as {other}"),
+        Lang::Fr => format!(
+            "{feature}{NBSP}: `{level}` n'apparaît pas dans l'entraînement{NNBSP}; évalué comme {other}"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn french_factor_sentences_use_french_numbers_and_typography() {
+        let text = numeric_factor("Interactions", "3", Standing::Below(0.7), false, "8", Lang::Fr);
+        assert_eq!(
+            text,
+            "Interactions\u{A0}: 3, moins que pour 70\u{202F}% des affaires gagnées (médiane 8)"
+        );
+        let english = numeric_factor("Interactions", "3", Standing::Below(0.7), false, "8", Lang::En);
+        assert_eq!(
+            english,
+            "Interactions of 3 is lower than 70 % of won deals (median 8)"
+        );
+        let role = category_factor(
+            "Rôle du contact",
+            "utilisateur final",
+            0.2149,
+            1310,
+            0.43,
+            Lang::Fr,
+        );
+        assert!(role.starts_with("Rôle du contact «\u{202F}utilisateur final\u{202F}»\u{A0}: 21\u{202F}%"));
+        assert!(role.contains("des 1\u{202F}310 affaires clôturées"), "{role}");
+    }
+
+    #[test]
+    fn french_interventions_name_the_role_with_its_article() {
+        let text = intervention(
+            Lever::Engage {
+                target: "decision_maker",
+                now: "end_user",
+            },
+            0.32,
+            0.384,
+            Lang::Fr,
+        );
+        assert_eq!(
+            text,
+            "Impliquer le décideur (actuellement\u{A0}: utilisateur final) — fait passer la probabilité \
+             de gain de 32\u{202F}% à 38\u{202F}%"
+        );
+        let english = intervention(
+            Lever::Engage {
+                target: "decision_maker",
+                now: "end_user",
+            },
+            0.32,
+            0.384,
+            Lang::En,
+        );
+        assert_eq!(
+            english,
+            "Engage the decision maker (now: end user) — lifts the win probability from 32 % to 38 %"
+        );
+        let respond = intervention(
+            Lever::Respond {
+                target: "4 h",
+                now: "12,5 h",
+            },
+            0.2,
+            0.25,
+            Lang::Fr,
+        );
+        assert!(respond.starts_with("Répondre au prospect sous 4 h (actuellement 12,5 h) — "));
+        assert_eq!(
+            feature_label(Source::Core(CoreField::CycleDays), Lang::Fr),
+            "Âge de l'affaire"
+        );
+    }
+}
