@@ -364,24 +364,6 @@ pub async fn count_by_status(db: &Db) -> Result<BTreeMap<String, i64>, sqlx::Err
         .collect()
 }
 
-/// Owners, regions and sectors of the open deals, each sorted: the choices of the UI's filters.
-pub async fn open_facets(db: &Db) -> Result<[Vec<String>; 3], sqlx::Error> {
-    let mut out: [Vec<String>; 3] = Default::default();
-    for (slot, column) in out.iter_mut().zip(["owner", "region", "sector"]) {
-        // The column name is one of three literals above, never input.
-        let sql = format!(
-            "SELECT DISTINCT {column} AS v FROM opportunities \
-             WHERE status = 'open' AND {column} IS NOT NULL ORDER BY {column}"
-        );
-        let rows = sqlx::query(&sql).fetch_all(&db.pool).await?;
-        *slot = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>("v"))
-            .collect::<Result<_, _>>()?;
-    }
-    Ok(out)
-}
-
 fn from_row(row: &AnyRow) -> Result<StoredOpportunity, sqlx::Error> {
     let decode = |column: &str, message: String| sqlx::Error::ColumnDecode {
         index: column.to_owned(),

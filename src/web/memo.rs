@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::insights::at_risk::AtRiskReport;
-use crate::insights::pipeline::PipelineReport;
 use crate::insights::resources::ResourcesReport;
 
 /// Longest reuse of a result without any write.
@@ -70,8 +69,8 @@ impl<V> Memo<V> {
 /// The per-page memos, shared by every worker.
 #[derive(Debug, Default)]
 pub struct PageMemos {
-    /// Pipeline: monthly, by region, by sector, by owner.
-    pub pipeline: Memo<[PipelineReport; 4]>,
+    /// Pipeline: the reports and the filter choices.
+    pub pipeline: Memo<crate::web::pages::pipeline::PipelineView>,
     /// Sales process: the at-risk list (level measures are cheap beside it but kept with it).
     pub process: Memo<(Vec<crate::web::pages::process::LevelMeasures>, AtRiskReport)>,
     /// Resources (objectives are read fresh: they have no change stamp).

@@ -16,8 +16,9 @@ use crate::i18n::{format, Lang};
 use crate::insights::filter::{DealFilter, FilterNames};
 use crate::insights::period::{self, Window};
 use crate::insights::pipeline::{self, GroupBy, PipelineGroup, PipelineReport};
+use crate::insights::snapshot::NameId;
 use crate::insights::{InsightsCache, Snapshot};
-use crate::store::{opportunities, Db};
+use crate::store::Db;
 use crate::web::charts::{self, Series};
 use crate::web::error::{OrPage, PageError, PageErrorKind};
 use crate::web::memo::PageMemos;
@@ -65,6 +66,33 @@ fn parse(q: PipelineQuery, lang: Lang) -> Result<Parsed, PageError> {
         region: non_empty(q.region),
         owner: non_empty(q.owner),
         sector: non_empty(q.sector),
+    })
+}
+
+/// What the dashboard shows for one period and filter: the four reports and the filter choices.
+#[derive(Debug)]
+pub struct PipelineView {
+    /// Monthly, by region, by sector, by owner.
+    pub reports: [PipelineReport; 4],
+    /// Owners, regions and sectors present in the data, sorted.
+    pub facets: [Vec<String>; 3],
+}
+
+/// Distinct owners, regions and sectors of every deal (closed ones count: the dashboard covers
+/// them), one pass over the snapshot.
+fn facets(snapshot: &Snapshot) -> [Vec<String>; 3] {
+    let mut ids: [std::collections::BTreeSet<NameId>; 3] = Default::default();
+    for d in &snapshot.deals {
+        for (set, id) in ids.iter_mut().zip([d.owner, d.region, d.sector]) {
+            if let Some(id) = id {
+                set.insert(id);
+            }
+        }
+    }
+    ids.map(|set| {
+        let mut names: Vec<String> = set.into_iter().map(|id| snapshot.label(Some(id))).collect();
+        names.sort();
+        names
     })
 }
 
@@ -224,16 +252,16 @@ pub async fn show(
     let t = Text(lang);
     let p = parse(query.into_inner(), lang)?;
     let snapshot = snapshot(&db, &cache, lang).await?;
-    let [owners, regions, sectors] = opportunities::open_facets(&db).await.or_page(lang)?;
     let p = Arc::new(p);
     let key = query_of(&p).join("&");
     let reports = match memos.pipeline.get(&key, snapshot.stamp) {
         Some(hit) => hit,
         None => {
             let (p2, stamp) = (p.clone(), snapshot.stamp);
-            let fresh = web::block(move || {
-                [GroupBy::Month, GroupBy::Region, GroupBy::Sector, GroupBy::Owner]
-                    .map(|g| report(&snapshot, &p2, g))
+            let fresh = web::block(move || PipelineView {
+                reports: [GroupBy::Month, GroupBy::Region, GroupBy::Sector, GroupBy::Owner]
+                    .map(|g| report(&snapshot, &p2, g)),
+                facets: facets(&snapshot),
             })
             .await
             .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
@@ -242,7 +270,8 @@ pub async fn show(
             fresh
         }
     };
-    let [monthly, by_region, by_sector, by_owner] = &*reports;
+    let [monthly, by_region, by_sector, by_owner] = &reports.reports;
+    let [owners, regions, sectors] = reports.facets.clone();
     let months: Vec<String> = monthly.groups.iter().map(|g| g.key.clone()).collect();
     let series = |label: &str, class: &'static str, get: fn(&PipelineGroup) -> f64| Series {
         label: label.to_string(),
