@@ -256,3 +256,88 @@ pub async fn list(
     };
     render(&req, lang, &page_view)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::i18n::Lang;
+    use crate::web::text::Text;
+
+    fn ui(lang: Lang) -> Ui {
+        Ui {
+            t: Text(lang),
+            viewer: "ana <rep>".into(),
+            analyst: false,
+            csrf: "tok".into(),
+            nav: Nav::Deals,
+            languages: vec![("en", "English", "/deals?lang=en".into(), lang == Lang::En)],
+        }
+    }
+
+    fn row(name: &str) -> Row {
+        Row {
+            href: "/deals/D-1".into(),
+            name: name.into(),
+            account: "Acme".into(),
+            owner: "ana".into(),
+            amount: "12\u{202F}500,00\u{A0}€".into(),
+            score: 72,
+            grade: "A",
+            grade_class: "grade grade-a",
+            trend_arrow: "▲",
+            trend: "en hausse",
+            focus: "Sécuriser",
+            next: "Répondre au prospect sous 4 h".into(),
+        }
+    }
+
+    #[test]
+    fn the_list_renders_escaped_in_the_readers_language_without_analyst_links() {
+        let page = DealsPage {
+            ui: ui(Lang::Fr),
+            selects: vec![select(
+                "grade",
+                "deals.grade",
+                "Tous",
+                vec![("A".into(), "A".into())],
+                Some("A"),
+            )],
+            rows: vec![row("<script>alert(1)</script>")],
+            total: 1,
+            page: 1,
+            pages: 1,
+            prev: None,
+            next: None,
+        };
+        let html = page.render().expect("render");
+        assert!(html.contains("<html lang=\"fr\">") && html.contains("<h1>Mes affaires</h1>"));
+        assert!(!html.contains("<script>alert"), "deal names are escaped");
+        assert!(html.contains("alert(1)"), "the name is still shown");
+        assert!(html.contains("ana ") && !html.contains("ana <rep>"));
+        assert!(html.contains("<option value=\"A\" selected>"));
+        assert!(html.contains("12\u{202F}500,00\u{A0}€"));
+        assert!(
+            html.contains(">A</span> 72"),
+            "the grade is a letter, not only a colour"
+        );
+        assert!(!html.contains("href=\"/models\""), "no analyst entries for a rep");
+        assert!(!html.contains("rel=\"next\""), "one page: no next link");
+    }
+
+    #[test]
+    fn an_empty_list_says_so() {
+        let page = DealsPage {
+            ui: ui(Lang::En),
+            selects: Vec::new(),
+            rows: Vec::new(),
+            total: 0,
+            page: 1,
+            pages: 1,
+            prev: None,
+            next: None,
+        };
+        let html = page.render().expect("render");
+        assert!(html.contains("No open deal matches these filters."));
+        assert!(!html.contains("<table class=\"deals\">"));
+    }
+}
