@@ -167,6 +167,8 @@ pub struct ScoredOpenDeals {
     stamp: i64,
     model_version: String,
     at: Instant,
+    /// When it was built.
+    pub built_at: chrono::DateTime<Utc>,
     /// The deals, in id order.
     pub items: Vec<PriorityItem>,
     /// Owners, regions and sectors present among them, each sorted and distinct.
@@ -185,12 +187,63 @@ fn facets(items: &[PriorityItem]) -> [Vec<String>; 3] {
     ]
 }
 
+/// One language's list: the last one built, and a lock that lets one rebuild run at a time.
+#[derive(Debug, Default)]
+struct Slot {
+    current: std::sync::Mutex<Option<Arc<ScoredOpenDeals>>>,
+    rebuild: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Slot {
+    fn get(&self) -> Option<Arc<ScoredOpenDeals>> {
+        self.current.lock().ok().and_then(|c| c.clone())
+    }
+
+    fn set(&self, list: Arc<ScoredOpenDeals>) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some(list);
+        }
+    }
+}
+
 /// Keeps the last scored list per language, since interventions are sentences (see the module
 /// documentation for when a list is rebuilt).
 #[derive(Debug, Default)]
 pub struct PriorityCache {
-    english: tokio::sync::Mutex<Option<Arc<ScoredOpenDeals>>>,
-    french: tokio::sync::Mutex<Option<Arc<ScoredOpenDeals>>>,
+    english: Slot,
+    french: Slot,
+}
+
+/// A scored list and whether it predates the last write (a newer one is being built).
+#[derive(Debug, Clone)]
+pub struct MaybeStale {
+    /// The list.
+    pub list: Arc<ScoredOpenDeals>,
+    /// True when the data changed since it was built.
+    pub stale: bool,
+}
+
+fn is_fresh(list: &ScoredOpenDeals, stamp: i64, model: &ModelArtifact) -> bool {
+    list.stamp == stamp && list.model_version == model.version && list.at.elapsed() < MAX_AGE
+}
+
+async fn build(
+    db: &Db,
+    model: Arc<ModelArtifact>,
+    config: &ScoringConfig,
+    lang: Lang,
+    stamp: i64,
+) -> Result<Arc<ScoredOpenDeals>, ApiError> {
+    let model_version = model.version.clone();
+    let items = score_all(db, model, config, lang).await?;
+    Ok(Arc::new(ScoredOpenDeals {
+        stamp,
+        model_version,
+        at: Instant::now(),
+        built_at: Utc::now(),
+        facets: facets(&items),
+        items,
+    }))
 }
 
 impl PriorityCache {
@@ -199,8 +252,15 @@ impl PriorityCache {
         Self::default()
     }
 
-    /// The scored open deals for `model`, rebuilt when stale. Concurrent callers wait for one
-    /// rebuild rather than each scoring everything.
+    fn slot(&self, lang: Lang) -> &Slot {
+        match lang {
+            Lang::En => &self.english,
+            Lang::Fr => &self.french,
+        }
+    }
+
+    /// The scored open deals as of the last committed write, rebuilt when needed. Concurrent
+    /// callers wait for one rebuild rather than each scoring everything.
     pub async fn scored(
         &self,
         db: &Db,
@@ -209,29 +269,56 @@ impl PriorityCache {
         lang: Lang,
     ) -> Result<Arc<ScoredOpenDeals>, ApiError> {
         let stamp = changes::change_stamp(db).await?;
-        let slot = match lang {
-            Lang::En => &self.english,
-            Lang::Fr => &self.french,
-        };
-        let mut current = slot.lock().await;
-        if let Some(hit) = current
-            .as_ref()
-            .filter(|c| c.stamp == stamp && c.model_version == model.version && c.at.elapsed() < MAX_AGE)
-        {
-            return Ok(hit.clone());
+        let slot = self.slot(lang);
+        if let Some(hit) = slot.get().filter(|l| is_fresh(l, stamp, &model)) {
+            return Ok(hit);
         }
-        *current = None;
-        let model_version = model.version.clone();
-        let items = score_all(db, model, config, lang).await?;
-        let fresh = Arc::new(ScoredOpenDeals {
-            stamp,
-            model_version,
-            at: Instant::now(),
-            facets: facets(&items),
-            items,
-        });
-        *current = Some(fresh.clone());
+        let _rebuilding = slot.rebuild.lock().await;
+        // Another caller may have rebuilt it while this one waited.
+        if let Some(hit) = slot.get().filter(|l| is_fresh(l, stamp, &model)) {
+            return Ok(hit);
+        }
+        let fresh = build(db, model, config, lang, stamp).await?;
+        slot.set(fresh.clone());
         Ok(fresh)
+    }
+
+    /// Like [`PriorityCache::scored`], but when the data changed since the last list and that
+    /// list is younger than `max_stale` (same model), answers it at once and rebuilds in the
+    /// background. For pages a person reads, where a list a few seconds behind beats a wait of
+    /// a whole scoring pass; the API keeps [`PriorityCache::scored`].
+    pub async fn scored_or_recent(
+        self: Arc<Self>,
+        db: &Db,
+        model: Arc<ModelArtifact>,
+        config: &ScoringConfig,
+        lang: Lang,
+        max_stale: Duration,
+    ) -> Result<MaybeStale, ApiError> {
+        let stamp = changes::change_stamp(db).await?;
+        let previous = self.slot(lang).get();
+        if let Some(list) = previous.clone().filter(|l| is_fresh(l, stamp, &model)) {
+            return Ok(MaybeStale { list, stale: false });
+        }
+        let usable = previous.filter(|l| l.model_version == model.version && l.at.elapsed() < max_stale);
+        if let Some(list) = usable {
+            // One background rebuild at a time; if one is running, this view just uses the old list.
+            if let Ok(guard) = self.slot(lang).rebuild.clone().try_lock_owned() {
+                let (cache, db, config) = (self.clone(), db.clone(), config.clone());
+                tokio::spawn(async move {
+                    match build(&db, model, &config, lang, stamp).await {
+                        Ok(fresh) => cache.slot(lang).set(fresh),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "background rebuild of the priority list failed")
+                        }
+                    }
+                    drop(guard);
+                });
+            }
+            return Ok(MaybeStale { list, stale: true });
+        }
+        let list = self.scored(db, model, config, lang).await?;
+        Ok(MaybeStale { list, stale: false })
     }
 }
 
@@ -293,6 +380,7 @@ mod tests {
             stamp: 1,
             model_version: "m".into(),
             at: Instant::now(),
+            built_at: Utc::now(),
             facets: facets(&items),
             items,
         }

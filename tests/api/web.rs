@@ -366,3 +366,53 @@ async fn sessions_expire() {
         1
     );
 }
+
+/// The number in "Open deals: N" (`#deal-count`).
+fn deal_count(page: &str) -> usize {
+    page.split("id=\"deal-count\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .and_then(|s| s.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .expect("deal count")
+}
+
+#[tokio::test]
+async fn after_a_write_the_list_shows_the_previous_order_then_the_new_one() {
+    let app = trained_app().await;
+    let mut rep = Browser::new(&app);
+    rep.sign_in(&app.rep_key).await;
+    let (_, _, before) = rep.get("/deals").await;
+    assert!(!before.contains("id=\"stale\""), "a fresh list");
+    let open = deal_count(&before);
+
+    let response = app
+        .put_opportunity("NEW-1", &crate::helpers::open_deal("NEW-1", "zoe", "EMEA"))
+        .await;
+    assert_eq!(response.status(), 201);
+    // At once: the previous list, saying it is behind, while the new one is scored.
+    let (status, _, during) = rep.get("/deals").await;
+    assert_eq!(status, 200);
+    assert!(during.contains("id=\"stale\""), "{during}");
+    assert_eq!(deal_count(&during), open);
+    // Then the new list, with the new deal.
+    let started = std::time::Instant::now();
+    loop {
+        let (_, _, after) = rep.get("/deals").await;
+        if !after.contains("id=\"stale\"") {
+            assert_eq!(deal_count(&after), open + 1);
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the list was never rebuilt"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The API answers lists as of the last write only (no stale mode there).
+    let (status, list) = app
+        .get_json("/v1/opportunities/priority?owner=zoe", &app.rep_key)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}

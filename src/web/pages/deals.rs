@@ -18,6 +18,8 @@ use crate::web::{render, url_encode, view, Nav, Ui};
 
 /// Rows per page.
 pub const PAGE_SIZE: usize = 25;
+/// Oldest list shown while a newer one is built after a write (the page says so).
+const MAX_STALE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Filters of the list (every field optional; empty means "any").
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +69,8 @@ struct DealsPage {
     pages: usize,
     prev: Option<String>,
     next: Option<String>,
+    /// "as of" time when the list predates the last write.
+    stale_since: Option<String>,
 }
 
 const FOCUSES: [Focus; 4] = [
@@ -134,10 +138,12 @@ pub async fn list(
         focus,
         sort,
     };
-    let scored = cache
-        .scored(&db, model, &settings.scoring, lang)
+    let answer = cache
+        .into_inner()
+        .scored_or_recent(&db, model, &settings.scoring, lang, MAX_STALE)
         .await
         .or_page(lang)?;
+    let scored = answer.list.clone();
     let items = ranking::ranked(&scored, &request);
     let [owners, regions, sectors] = scored.facets.clone();
     let total = items.len();
@@ -253,6 +259,9 @@ pub async fn list(
         pages,
         prev: (page > 1).then(|| link(page - 1)),
         next: (page < pages).then(|| link(page + 1)),
+        stale_since: answer
+            .stale
+            .then(|| crate::i18n::format::timestamp(scored.built_at, lang)),
     };
     render(&req, lang, &page_view)
 }
@@ -308,6 +317,7 @@ mod tests {
             pages: 1,
             prev: None,
             next: None,
+            stale_since: None,
         };
         let html = page.render().expect("render");
         assert!(html.contains("<html lang=\"fr\">") && html.contains("<h1>Mes affaires</h1>"));
@@ -335,6 +345,7 @@ mod tests {
             pages: 1,
             prev: None,
             next: None,
+            stale_since: None,
         };
         let html = page.render().expect("render");
         assert!(html.contains("No open deal matches these filters."));
