@@ -127,6 +127,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("deals.count", "Open deals:", "Affaires ouvertes :"),
     (
+        "deals.stale",
+        "Deals changed since this list was scored; refresh in a few seconds for the new order. List as of",
+        "Des affaires ont changé depuis le calcul de cette liste ; actualisez dans quelques secondes pour le nouvel ordre. Liste du",
+    ),
+    (
         "deals.empty",
         "No open deal matches these filters.",
         "Aucune affaire ouverte ne correspond à ces filtres.",
