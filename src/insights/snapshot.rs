@@ -125,6 +125,8 @@ pub struct Snapshot {
     pub deals: Vec<Deal>,
     /// Interned names.
     pub names: Names,
+    /// When it was loaded (`None` for snapshots built in tests).
+    pub loaded_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Snapshot {
@@ -187,7 +189,36 @@ pub const NONE_LABEL: &str = "(none)";
 /// Keeps the latest snapshot; reloads it when the change stamp moved.
 #[derive(Debug, Default)]
 pub struct InsightsCache {
-    current: Mutex<Option<Arc<Snapshot>>>,
+    current: std::sync::Mutex<Option<Arc<Snapshot>>>,
+    /// Held while a snapshot loads: one load at a time.
+    loading: Arc<Mutex<()>>,
+}
+
+/// A snapshot and whether it predates the last write (a newer one is loading).
+#[derive(Debug, Clone)]
+pub struct MaybeStale {
+    /// The snapshot.
+    pub snapshot: Arc<Snapshot>,
+    /// True when the data changed since it was loaded.
+    pub stale: bool,
+}
+
+async fn load(db: &Db, stamp: i64) -> Result<Arc<Snapshot>, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let probabilities = store::latest_open_probabilities(db).await?;
+    let mut snapshot = Snapshot {
+        stamp,
+        loaded_at: Some(chrono::Utc::now()),
+        ..Snapshot::default()
+    };
+    store::for_each_deal(db, |row| snapshot.push(row, &probabilities)).await?;
+    tracing::info!(
+        deals = snapshot.deals.len(),
+        stamp,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "insights snapshot loaded"
+    );
+    Ok(Arc::new(snapshot))
 }
 
 impl InsightsCache {
@@ -196,31 +227,67 @@ impl InsightsCache {
         Self::default()
     }
 
+    fn get(&self) -> Option<Arc<Snapshot>> {
+        self.current.lock().ok().and_then(|c| c.clone())
+    }
+
+    fn set(&self, snapshot: Option<Arc<Snapshot>>) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = snapshot;
+        }
+    }
+
     /// A snapshot at least as new as the last committed write. Concurrent callers wait for one
     /// load rather than each loading.
     pub async fn snapshot(&self, db: &Db) -> Result<Arc<Snapshot>, sqlx::Error> {
         let stamp = store::change_stamp(db).await?;
-        let mut current = self.current.lock().await;
-        if let Some(snapshot) = current.as_ref().filter(|s| s.stamp == stamp) {
-            return Ok(snapshot.clone());
+        if let Some(hit) = self.get().filter(|s| s.stamp == stamp) {
+            return Ok(hit);
+        }
+        let _loading = self.loading.lock().await;
+        if let Some(hit) = self.get().filter(|s| s.stamp == stamp) {
+            return Ok(hit);
         }
         // Drop the old snapshot before loading the new one: never two in memory at once.
-        *current = None;
-        let started = std::time::Instant::now();
-        let probabilities = store::latest_open_probabilities(db).await?;
-        let mut snapshot = Snapshot {
-            stamp,
-            ..Snapshot::default()
+        self.set(None);
+        let fresh = load(db, stamp).await?;
+        self.set(Some(fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// Like [`InsightsCache::snapshot`], but when the data changed since the last snapshot,
+    /// answers that one at once and loads the new one in the background (memory then holds two
+    /// snapshots until the load ends). For dashboards a person reads; the API keeps
+    /// [`InsightsCache::snapshot`].
+    pub async fn snapshot_or_recent(self: Arc<Self>, db: &Db) -> Result<MaybeStale, sqlx::Error> {
+        let stamp = store::change_stamp(db).await?;
+        let Some(previous) = self.get() else {
+            let snapshot = self.snapshot(db).await?;
+            return Ok(MaybeStale {
+                snapshot,
+                stale: false,
+            });
         };
-        store::for_each_deal(db, |row| snapshot.push(row, &probabilities)).await?;
-        tracing::info!(
-            deals = snapshot.deals.len(),
-            stamp,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "insights snapshot loaded"
-        );
-        let snapshot = Arc::new(snapshot);
-        *current = Some(snapshot.clone());
-        Ok(snapshot)
+        if previous.stamp == stamp {
+            return Ok(MaybeStale {
+                snapshot: previous,
+                stale: false,
+            });
+        }
+        // One load at a time; if one is running, this view just uses the previous snapshot.
+        if let Ok(guard) = self.loading.clone().try_lock_owned() {
+            let (cache, db) = (self.clone(), db.clone());
+            tokio::spawn(async move {
+                match load(&db, stamp).await {
+                    Ok(fresh) => cache.set(Some(fresh)),
+                    Err(e) => tracing::warn!(error = %e, "background insights snapshot load failed"),
+                }
+                drop(guard);
+            });
+        }
+        Ok(MaybeStale {
+            snapshot: previous,
+            stale: true,
+        })
     }
 }

@@ -65,6 +65,8 @@ pub struct Ui {
     pub nav: Nav,
     /// `(code, native name, href, current)` per language.
     pub languages: Vec<(&'static str, &'static str, String, bool)>,
+    /// When a dashboard shows data older than the last write: the time it was loaded.
+    pub stale_since: Option<String>,
 }
 
 impl Ui {
@@ -77,7 +79,17 @@ impl Ui {
             csrf: viewer.csrf.clone(),
             nav,
             languages: language_links(req, viewer.lang),
+            stale_since: None,
         }
+    }
+
+    /// Marks the page as showing the snapshot of `answer` when it predates the last write.
+    pub fn note_stale(&mut self, answer: &crate::insights::snapshot::MaybeStale) {
+        self.stale_since = answer
+            .stale
+            .then_some(answer.snapshot.loaded_at)
+            .flatten()
+            .map(|at| crate::i18n::format::timestamp(at, self.t.0));
     }
 
     /// Whether `nav` is the current entry (for `aria-current`).

@@ -127,6 +127,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("deals.count", "Open deals:", "Affaires ouvertes :"),
     (
+        "dashboard.stale",
+        "The data changed since these figures were computed; refresh in a moment for the new ones. Figures as of",
+        "Les données ont changé depuis le calcul de ces chiffres ; actualisez dans un instant. Chiffres du",
+    ),
+    (
         "deals.stale",
         "Deals changed since this list was scored; refresh in a few seconds for the new order. List as of",
         "Des affaires ont changé depuis le calcul de cette liste ; actualisez dans quelques secondes pour le nouvel ordre. Liste du",

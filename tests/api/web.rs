@@ -416,3 +416,32 @@ async fn after_a_write_the_list_shows_the_previous_order_then_the_new_one() {
     assert_eq!(status, 200);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
 }
+
+#[tokio::test]
+async fn after_a_write_dashboards_show_the_previous_figures_then_the_new_ones() {
+    let app = trained_app().await;
+    let mut analyst = Browser::new(&app);
+    analyst.sign_in(&app.analyst_key).await;
+    let (status, _, before) = analyst.get("/pipeline").await;
+    assert_eq!(status, 200);
+    assert!(!before.contains("id=\"stale\""));
+    let response = app
+        .put_opportunity("NEW-2", &crate::helpers::open_deal("NEW-2", "zoe", "EMEA"))
+        .await;
+    assert_eq!(response.status(), 201);
+    let (status, _, during) = analyst.get("/pipeline").await;
+    assert_eq!(status, 200);
+    assert!(during.contains("id=\"stale\""), "the previous figures, saying so");
+    let started = std::time::Instant::now();
+    loop {
+        let (_, _, after) = analyst.get("/resources").await;
+        if !after.contains("id=\"stale\"") {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "never reloaded");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, _, after) = analyst.get("/pipeline").await;
+    assert!(!after.contains("id=\"stale\""));
+    assert!(after.contains(">zoe</option>"), "the new rep is a filter choice now");
+}

@@ -280,6 +280,7 @@ mod tests {
             csrf: "tok".into(),
             nav: Nav::Deals,
             languages: vec![("en", "English", "/deals?lang=en".into(), lang == Lang::En)],
+            stale_since: None,
         }
     }
 

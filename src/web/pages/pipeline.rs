@@ -16,6 +16,7 @@ use crate::i18n::{format, Lang};
 use crate::insights::filter::{DealFilter, FilterNames};
 use crate::insights::period::{self, Window};
 use crate::insights::pipeline::{self, GroupBy, PipelineGroup, PipelineReport};
+use crate::insights::snapshot::MaybeStale;
 use crate::insights::snapshot::NameId;
 use crate::insights::{InsightsCache, Snapshot};
 use crate::store::Db;
@@ -106,8 +107,8 @@ fn report(snapshot: &Snapshot, p: &Parsed, group_by: GroupBy) -> PipelineReport 
     pipeline::pipeline(snapshot, p.window, group_by, &DealFilter::new(snapshot, &names))
 }
 
-async fn snapshot(db: &Db, cache: &InsightsCache, lang: Lang) -> Result<Arc<Snapshot>, PageError> {
-    cache.snapshot(db).await.or_page(lang)
+async fn snapshot(db: &Db, cache: web::Data<InsightsCache>, lang: Lang) -> Result<MaybeStale, PageError> {
+    cache.into_inner().snapshot_or_recent(db).await.or_page(lang)
 }
 
 /// One KPI tile.
@@ -251,7 +252,8 @@ pub async fn show(
     let lang = viewer.lang;
     let t = Text(lang);
     let p = parse(query.into_inner(), lang)?;
-    let snapshot = snapshot(&db, &cache, lang).await?;
+    let answer = snapshot(&db, cache, lang).await?;
+    let snapshot = answer.snapshot.clone();
     let p = Arc::new(p);
     let key = query_of(&p).join("&");
     let reports = match memos.pipeline.get(&key, snapshot.stamp) {
@@ -307,8 +309,10 @@ pub async fn show(
             })
             .collect::<Vec<_>>()
     };
+    let mut ui = Ui::new(&viewer, &req, Nav::Pipeline);
+    ui.note_stale(&answer);
     let page = PipelinePage {
-        ui: Ui::new(&viewer, &req, Nav::Pipeline),
+        ui,
         from: p.from.clone(),
         to: p.to.clone(),
         selects: vec![
@@ -360,7 +364,7 @@ pub async fn csv(
             )
         })?;
     let p = parse(q, lang)?;
-    let snapshot = snapshot(&db, &cache, lang).await?;
+    let snapshot = snapshot(&db, cache, lang).await?.snapshot;
     let text = web::block(move || pipeline::table(&report(&snapshot, &p, group_by)).to_csv())
         .await
         .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?

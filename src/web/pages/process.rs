@@ -172,7 +172,8 @@ pub async fn show(
         }
     };
     let owner = non_empty(q.owner);
-    let snapshot = cache.snapshot(&db).await.or_page(lang)?;
+    let answer = cache.into_inner().snapshot_or_recent(&db).await.or_page(lang)?;
+    let snapshot = answer.snapshot.clone();
     let now = to_epoch_ms(Utc::now());
     let key = format!("{by_role}|{}", owner.as_deref().unwrap_or(""));
     let stamp = snapshot.stamp;
@@ -243,8 +244,10 @@ pub async fn show(
         &|v| format::percent(v, 0, lang),
         &|v| format::percent(v, 0, lang),
     );
+    let mut ui = Ui::new(&viewer, &req, Nav::Process);
+    ui.note_stale(&answer);
     let page = ProcessPage {
-        ui: Ui::new(&viewer, &req, Nav::Process),
+        ui,
         by_role,
         charts,
         win_rates: levels

@@ -113,7 +113,8 @@ pub async fn show(
         )
     })?;
     let targets = store::objectives_of_period(&db, &label).await.or_page(lang)?;
-    let snapshot = cache.snapshot(&db).await.or_page(lang)?;
+    let answer = cache.into_inner().snapshot_or_recent(&db).await.or_page(lang)?;
+    let snapshot = answer.snapshot.clone();
     let key = format!("{}-{}", window.start, window.end);
     let cached = memos.resources.get(&key, snapshot.stamp);
     let stamp = snapshot.stamp;
@@ -159,8 +160,10 @@ pub async fn show(
         ("won_revenue", Some(c)) => format::money_whole(v, c, lang),
         _ => format::number(v, 0, lang),
     };
+    let mut ui = Ui::new(&viewer, &req, Nav::Resources);
+    ui.note_stale(&answer);
     let page = ResourcesPage {
-        ui: Ui::new(&viewer, &req, Nav::Resources),
+        ui,
         from: report.from.get(..10).unwrap_or_default().to_string(),
         to: report.to.get(..10).unwrap_or_default().to_string(),
         quarter,
