@@ -298,8 +298,16 @@ pub struct Curve {
 }
 
 /// Points on the unit square with the diagonal drawn for reference: the ROC curve (false vs
-/// true positive rate) and the reliability diagram (predicted vs observed win rate).
-pub fn unit_square(label: &str, x_title: &str, y_title: &str, series: &[Curve], markers: bool) -> String {
+/// true positive rate) and the reliability diagram (predicted vs observed win rate). Tick values
+/// are written by `tick_format` (the reader's decimal separator).
+pub fn unit_square(
+    label: &str,
+    x_title: &str,
+    y_title: &str,
+    series: &[Curve],
+    markers: bool,
+    tick_format: &dyn Fn(f64) -> String,
+) -> String {
     let size = 300.0;
     let (left, top, plot) = (48.0, 12.0, 230.0);
     let mut out = String::new();
@@ -310,14 +318,15 @@ pub fn unit_square(label: &str, x_title: &str, y_title: &str, series: &[Curve], 
         let v = f64::from(i) / 4.0;
         let _ = write!(
             out,
-            r#"<line class="grid" x1="{left}" x2="{:.1}" y1="{:.1}" y2="{:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{v:.2}</text><text class="tick" x="{:.1}" y="{:.1}" text-anchor="middle">{v:.2}</text>"#,
+            r#"<line class="grid" x1="{left}" x2="{:.1}" y1="{:.1}" y2="{:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{tick}</text><text class="tick" x="{:.1}" y="{:.1}" text-anchor="middle">{tick}</text>"#,
             left + plot,
             py(v),
             py(v),
             left - 4.0,
             py(v) + 4.0,
             px(v),
-            top + plot + 14.0
+            top + plot + 14.0,
+            tick = escape(&tick_format(v))
         );
     }
     let _ = write!(
@@ -471,8 +480,10 @@ mod tests {
                 points: vec![(0.0, 0.0), (0.2, 0.7), (1.0, 1.0)],
             }],
             false,
+            &|v| format!("{v:.2}").replace('.', ","),
         );
         well_formed(&roc);
         assert!(roc.contains("class=\"diagonal\"") && !roc.contains("<circle"));
+        assert!(roc.contains(">0,25</text>"), "ticks use the given number format");
     }
 }

@@ -438,10 +438,16 @@ async fn after_a_write_dashboards_show_the_previous_figures_then_the_new_ones() 
         if !after.contains("id=\"stale\"") {
             break;
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "never reloaded");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never reloaded"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let (_, _, after) = analyst.get("/pipeline").await;
     assert!(!after.contains("id=\"stale\""));
-    assert!(after.contains(">zoe</option>"), "the new rep is a filter choice now");
+    assert!(
+        after.contains(">zoe</option>"),
+        "the new rep is a filter choice now"
+    );
 }

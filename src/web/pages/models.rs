@@ -263,6 +263,7 @@ pub async fn show(
             points: calibration,
         }],
         true,
+        &|v| format::number(v, 2, lang),
     );
     let roc_chart = (!h.roc_curve.is_empty()).then(|| {
         charts::unit_square(
@@ -275,6 +276,7 @@ pub async fn show(
                 points: h.roc_curve.iter().map(|p| (p.fpr, p.tpr)).collect(),
             }],
             false,
+            &|v| format::number(v, 2, lang),
         )
     });
     let mut factors: Vec<&crate::model::SuccessFactor> = a.success_factors.iter().collect();
