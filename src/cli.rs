@@ -614,6 +614,7 @@ Try:
   curl -s -H "Authorization: Bearer $KEY" -H 'content-type: application/json' {base}/v1/score \
        -d '{{"sector":"software","contact_role":"end_user","amount":40000,"cycle_days":30,"interaction_count":3,"response_hours":40}}'
   open {base}/docs for the interactive API documentation
+  open {base}/ and sign in with the key for the web UI (add ?lang=fr for French)
 "#,
         db = settings.database_url,
     );
