@@ -15,13 +15,12 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::Status;
 use crate::error::ApiError;
 use crate::i18n::Lang;
 use crate::model::ModelArtifact;
 use crate::scoring::{score, Focus, Grade, Intervention, RankBy, ScoringConfig, Trend};
-use crate::store::opportunities::{self, ListFilter};
-use crate::store::{insights as changes, scores, Db};
+use crate::store::opportunities::{ListFilter, OpenDealPages};
+use crate::store::{insights as changes, Db};
 
 /// Longest time a scored list is reused without any write (deal ages move by the hour).
 pub const MAX_AGE: Duration = Duration::from_secs(60);
@@ -112,24 +111,16 @@ async fn score_all(
     config: &ScoringConfig,
     lang: Lang,
 ) -> Result<Vec<PriorityItem>, ApiError> {
-    let filter = ListFilter {
-        status: Some(Status::Open),
-        ..ListFilter::default()
-    };
     let mut items: Vec<PriorityItem> = Vec::new();
-    let mut after = 0;
-    loop {
-        let (page, more) = opportunities::list(db, &filter, after, 5000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        let ids: Vec<i64> = page.iter().map(|o| o.id).collect();
-        let previous = scores::latest_for(db, &ids).await?;
+    let mut pages = OpenDealPages::new(db);
+    while let Some(page) = pages.next_page().await? {
         let (model, config) = (model.clone(), config.clone());
         let scored = tokio::task::spawn_blocking(move || {
             let now = Utc::now();
-            page.into_iter()
+            page.deals
+                .into_iter()
                 .map(|o| {
-                    let prev = previous.get(&o.id).map(|s| (*s).clamp(0, 100) as u8);
+                    let prev = page.previous.get(&o.id).copied();
                     let r = score(&model, &config, &o.opportunity, now, prev, RankBy::Value, lang);
                     let opp = o.opportunity;
                     PriorityItem {
@@ -154,9 +145,6 @@ async fn score_all(
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring thread failed: {e}")))?;
         items.extend(scored);
-        if !more {
-            break;
-        }
     }
     Ok(items)
 }

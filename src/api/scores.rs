@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::jobs::Jobs;
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
-use crate::domain::{FieldError, FieldMessage, Opportunity, ParseOptions, Status, ValidationErrors};
+use crate::domain::{FieldError, FieldMessage, Opportunity, ParseOptions, ValidationErrors};
 use crate::error::{ApiError, ApiResult, Detail, KnownDetail, Problem};
 use crate::i18n::Lang;
 use crate::model::ModelArtifact;
@@ -315,24 +315,16 @@ pub async fn rescore_all(
     config: crate::scoring::ScoringConfig,
     progress: impl Fn(u64),
 ) -> anyhow::Result<u64> {
-    let filter = ListFilter {
-        status: Some(Status::Open),
-        ..ListFilter::default()
-    };
-    let mut after = 0;
     let mut done = 0u64;
-    loop {
-        let (page, more) = opportunities::list(db, &filter, after, 5000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        let ids: Vec<i64> = page.iter().map(|o| o.id).collect();
-        let previous = scores::latest_for(db, &ids).await?;
+    let mut pages = opportunities::OpenDealPages::new(db);
+    while let Some(page) = pages.next_page().await? {
         let (model, config) = (model.clone(), config.clone());
         let new_scores = tokio::task::spawn_blocking(move || {
             let now = Utc::now();
-            page.iter()
+            page.deals
+                .iter()
                 .map(|o| {
-                    let prev = previous.get(&o.id).map(|s| (*s).clamp(0, 100) as u8);
+                    let prev = page.previous.get(&o.id).copied();
                     // Only numbers are stored: the language of the unused sentences is moot.
                     let result = score(
                         &model,
@@ -351,9 +343,6 @@ pub async fn rescore_all(
         scores::insert_batch(db, &new_scores).await?;
         done += new_scores.len() as u64;
         progress(done);
-        if !more {
-            break;
-        }
     }
     Ok(done)
 }

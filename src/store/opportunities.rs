@@ -332,6 +332,63 @@ pub async fn list(
     Ok((page, more))
 }
 
+/// One page of open deals with the latest stored score (0–100) of each, by internal id.
+#[derive(Debug)]
+pub struct OpenDealPage {
+    /// The deals, in id order.
+    pub deals: Vec<StoredOpportunity>,
+    /// Latest stored score per deal id (deals never scored are absent).
+    pub previous: HashMap<i64, u8>,
+}
+
+/// Walks every open deal in id order, [`OPEN_PAGE`] at a time, with their latest scores: what
+/// the priority list and the rescoring job both score.
+#[derive(Debug)]
+pub struct OpenDealPages<'a> {
+    db: &'a Db,
+    after: i64,
+    finished: bool,
+}
+
+/// Deals per page of [`OpenDealPages`].
+pub const OPEN_PAGE: usize = 5000;
+
+impl<'a> OpenDealPages<'a> {
+    /// A walk from the first open deal.
+    pub fn new(db: &'a Db) -> Self {
+        OpenDealPages {
+            db,
+            after: 0,
+            finished: false,
+        }
+    }
+
+    /// The next page, or `None` after the last one.
+    pub async fn next_page(&mut self) -> Result<Option<OpenDealPage>, sqlx::Error> {
+        if self.finished {
+            return Ok(None);
+        }
+        let filter = ListFilter {
+            status: Some(Status::Open),
+            ..ListFilter::default()
+        };
+        let (deals, more) = list(self.db, &filter, self.after, OPEN_PAGE).await?;
+        self.finished = !more;
+        let Some(last) = deals.last() else {
+            self.finished = true;
+            return Ok(None);
+        };
+        self.after = last.id;
+        let ids: Vec<i64> = deals.iter().map(|o| o.id).collect();
+        let previous = super::scores::latest_for(self.db, &ids)
+            .await?
+            .into_iter()
+            .map(|(id, score)| (id, score.clamp(0, 100) as u8))
+            .collect();
+        Ok(Some(OpenDealPage { deals, previous }))
+    }
+}
+
 /// Every won or lost deal, optionally restricted to a `closed_at` window, in
 /// (`closed_at`, `external_id`) order.
 pub async fn closed_deals(
