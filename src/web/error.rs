@@ -45,6 +45,11 @@ impl PageError {
         PageError { lang, kind }
     }
 
+    /// An unexpected failure: logged with its cause, shown as "something went wrong".
+    pub fn internal(lang: Lang, cause: impl Into<anyhow::Error>) -> Self {
+        PageError::new(lang, PageErrorKind::Internal(cause.into()))
+    }
+
     /// A library or store failure, shown the way the API would classify it.
     pub fn from_api(lang: Lang, error: ApiError) -> Self {
         // The same words the API would answer in this language.

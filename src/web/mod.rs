@@ -19,7 +19,7 @@ use askama::Template;
 
 use crate::auth::Role;
 use crate::i18n::{Lang, LANG_COOKIE};
-use error::{PageError, PageErrorKind};
+use error::PageError;
 use session::Viewer;
 use text::Text;
 
@@ -124,9 +124,7 @@ pub fn language_links(req: &HttpRequest, current: Lang) -> Vec<(&'static str, &'
 /// Renders a template as a 200 HTML page. A `?lang=` choice is remembered in a cookie so the
 /// following pages keep the language.
 pub fn render(req: &HttpRequest, lang: Lang, page: &impl Template) -> Result<HttpResponse, PageError> {
-    let html = page
-        .render()
-        .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+    let html = page.render().map_err(|e| PageError::internal(lang, e))?;
     let mut response = HttpResponse::Ok();
     response
         .content_type("text/html; charset=utf-8")
@@ -146,6 +144,14 @@ pub fn render(req: &HttpRequest, lang: Lang, page: &impl Template) -> Result<Htt
         ));
     }
     Ok(response.body(html))
+}
+
+/// Runs CPU-bound page work (dashboard passes over the insights snapshot) on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    lang: Lang,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PageError> {
+    web::block(work).await.map_err(|e| PageError::internal(lang, e))
 }
 
 /// A 303 redirect (after a form post).

@@ -168,17 +168,13 @@ async fn viewer_of(req: &HttpRequest) -> Result<Viewer, PageError> {
     let token = req.cookie(SESSION_COOKIE).ok_or_else(sign_in)?;
     let db = req
         .app_data::<web::Data<Db>>()
-        .ok_or_else(|| PageError::new(lang, PageErrorKind::Internal(anyhow::anyhow!("no database"))))?;
+        .ok_or_else(|| PageError::internal(lang, anyhow::anyhow!("no database")))?;
     let record = web_sessions::find_live(db, &token_hash(token.value()), to_epoch_ms(Utc::now()))
         .await
         .or_page(lang)?
         .ok_or_else(sign_in)?;
-    let role = Role::parse(&record.role).ok_or_else(|| {
-        PageError::new(
-            lang,
-            PageErrorKind::Internal(anyhow::anyhow!("bad role {} in api_keys", record.role)),
-        )
-    })?;
+    let role = Role::parse(&record.role)
+        .ok_or_else(|| PageError::internal(lang, anyhow::anyhow!("bad role {} in api_keys", record.role)))?;
     Ok(Viewer {
         name: record.key_name,
         role,

@@ -39,6 +39,17 @@ pub fn money(amount: Option<f64>, currency: &str, lang: Lang) -> String {
     amount.map_or_else(|| "–".into(), |a| format::money(a, currency, lang))
 }
 
+/// One whole-unit amount per currency, joined by " · "; `None` when there is none.
+pub fn money_by_currency(values: &std::collections::BTreeMap<String, f64>, lang: Lang) -> Option<String> {
+    (!values.is_empty()).then(|| {
+        values
+            .iter()
+            .map(|(currency, v)| format::money_whole(*v, currency, lang))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    })
+}
+
 /// A 0–1 probability as a whole percentage.
 pub fn probability(p: f64, lang: Lang) -> String {
     format::percent(p, 0, lang)

@@ -60,12 +60,7 @@ fn login_page(
             csrf,
             CookieDuration::hours(1),
         ))
-        .map_err(|e| {
-            PageError::new(
-                lang,
-                crate::web::error::PageErrorKind::Internal(anyhow::Error::new(e)),
-            )
-        })?;
+        .map_err(|e| PageError::internal(lang, e))?;
     if error.is_some() {
         *response.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
     }
@@ -117,9 +112,9 @@ pub async fn login(
             let mut response = see_other(&next);
             let gone = session::expired_cookie(&req, LOGIN_CSRF_COOKIE);
             for c in [cookie, gone] {
-                response.add_cookie(&c).map_err(|e| {
-                    PageError::new(lang, crate::web::error::PageErrorKind::Internal(e.into()))
-                })?;
+                response
+                    .add_cookie(&c)
+                    .map_err(|e| PageError::internal(lang, e))?;
             }
             Ok(response)
         }
@@ -139,7 +134,7 @@ pub async fn logout(
     let mut response = see_other("/login");
     response
         .add_cookie(&session::expired_cookie(&req, SESSION_COOKIE))
-        .map_err(|e| PageError::new(viewer.lang, crate::web::error::PageErrorKind::Internal(e.into())))?;
+        .map_err(|e| PageError::internal(viewer.lang, e))?;
     Ok(response)
 }
 

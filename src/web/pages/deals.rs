@@ -31,8 +31,6 @@ pub struct DealsQuery {
     focus: Option<String>,
     sort: Option<String>,
     page: Option<usize>,
-    #[serde(rename = "lang")]
-    _lang: Option<String>,
 }
 
 /// One row as shown.

@@ -23,7 +23,7 @@ use crate::web::charts::{self, Curve, Diverging};
 use crate::web::error::{OrPage, PageError, PageErrorKind};
 use crate::web::session::Viewer;
 use crate::web::text::Text;
-use crate::web::{render, see_other, url_encode, Nav, Ui};
+use crate::web::{blocking, render, see_other, url_encode, Nav, Ui};
 
 /// One version in the list.
 pub struct VersionRow {
@@ -76,6 +76,15 @@ fn status_key(status: ModelStatus) -> &'static str {
     }
 }
 
+/// The button a version offers: none when active, a rollback when retired, else activation.
+fn activate_label(status: ModelStatus, t: Text) -> Option<&'static str> {
+    match status {
+        ModelStatus::Active => None,
+        ModelStatus::Retired => Some(t.get("model.rollback")),
+        ModelStatus::Candidate => Some(t.get("model.activate")),
+    }
+}
+
 fn run_state_key(state: RunState) -> &'static str {
     match state {
         RunState::Queued => "run.queued",
@@ -102,8 +111,6 @@ fn metric(value: Option<f64>, lang: Lang) -> String {
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     notice: Option<String>,
-    #[serde(rename = "lang")]
-    _lang: Option<String>,
 }
 
 /// `GET /models`.
@@ -118,24 +125,19 @@ pub async fn list(
     let lang = viewer.lang;
     let t = Text(lang);
     let stored = models::list_with_artifacts(&db).await.or_page(lang)?;
-    let heads = web::block(move || {
+    let heads = blocking(lang, move || {
         stored
             .into_iter()
             .map(|(record, json)| (headline(&json), record))
             .collect::<Vec<_>>()
     })
-    .await
-    .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+    .await?;
     let versions: Vec<VersionRow> = heads
         .into_iter()
         .map(|(head, r)| VersionRow {
             href: format!("/models/{}", url_encode(&r.version)),
             activate_action: format!("/models/{}/activate", url_encode(&r.version)),
-            activate_label: match r.status {
-                ModelStatus::Active => None,
-                ModelStatus::Retired => Some(t.get("model.rollback")),
-                ModelStatus::Candidate => Some(t.get("model.activate")),
-            },
+            activate_label: activate_label(r.status, t),
             status: t.get(status_key(r.status)),
             active: r.status == ModelStatus::Active,
             created: format::timestamp(r.created_at, lang),
@@ -314,11 +316,7 @@ pub async fn show(
             .into_iter()
             .map(|x| (format::timestamp(x.activated_at, lang), x.activated_by, x.reason))
             .collect(),
-        activate_label: match record.status {
-            ModelStatus::Active => None,
-            ModelStatus::Retired => Some(t.get("model.rollback")),
-            ModelStatus::Candidate => Some(t.get("model.activate")),
-        },
+        activate_label: activate_label(record.status, t),
         activate_action: format!("/models/{}/activate", url_encode(&version)),
         version,
     };
@@ -346,8 +344,6 @@ pub async fn activate(
 pub struct CompareQuery {
     a: Option<String>,
     b: Option<String>,
-    #[serde(rename = "lang")]
-    _lang: Option<String>,
 }
 
 #[derive(Template)]

@@ -16,7 +16,6 @@ use crate::i18n::{format, Lang};
 use crate::insights::filter::{DealFilter, FilterNames};
 use crate::insights::period::{self, Window};
 use crate::insights::pipeline::{self, GroupBy, PipelineGroup, PipelineReport};
-use crate::insights::snapshot::MaybeStale;
 use crate::insights::snapshot::NameId;
 use crate::insights::{InsightsCache, Snapshot};
 use crate::store::Db;
@@ -25,7 +24,7 @@ use crate::web::error::{OrPage, PageError, PageErrorKind};
 use crate::web::memo::PageMemos;
 use crate::web::session::Viewer;
 use crate::web::text::Text;
-use crate::web::{render, url_encode, view, Nav, Ui};
+use crate::web::{blocking, render, url_encode, view, Nav, Ui};
 
 /// Default window of the dashboard: the last twelve months, enough for a trend.
 const DEFAULT_DAYS: i64 = 365;
@@ -40,8 +39,6 @@ pub struct PipelineQuery {
     sector: Option<String>,
     /// CSV only: `month` (default), `region`, `sector` or `owner`.
     table: Option<String>,
-    #[serde(rename = "lang")]
-    _lang: Option<String>,
 }
 
 struct Parsed {
@@ -107,10 +104,6 @@ fn report(snapshot: &Snapshot, p: &Parsed, group_by: GroupBy) -> PipelineReport 
     pipeline::pipeline(snapshot, p.window, group_by, &DealFilter::new(snapshot, &names))
 }
 
-async fn snapshot(db: &Db, cache: web::Data<InsightsCache>, lang: Lang) -> Result<MaybeStale, PageError> {
-    cache.into_inner().snapshot_or_recent(db).await.or_page(lang)
-}
-
 /// One KPI tile.
 pub struct Tile {
     label: &'static str,
@@ -156,15 +149,9 @@ struct PipelinePage {
     csv_month: String,
 }
 
+/// Sums per currency; nothing at all reads as zero (a KPI tile is never blank).
 fn money_map(values: &BTreeMap<String, f64>, lang: Lang) -> String {
-    if values.is_empty() {
-        return format::money_whole(0.0, "EUR", lang);
-    }
-    values
-        .iter()
-        .map(|(currency, v)| format::money_whole(*v, currency, lang))
-        .collect::<Vec<_>>()
-        .join(" · ")
+    view::money_by_currency(values, lang).unwrap_or_else(|| format::money_whole(0.0, "EUR", lang))
 }
 
 fn money_change(values: &BTreeMap<String, f64>, lang: Lang) -> (String, &'static str) {
@@ -252,7 +239,7 @@ pub async fn show(
     let lang = viewer.lang;
     let t = Text(lang);
     let p = parse(query.into_inner(), lang)?;
-    let answer = snapshot(&db, cache, lang).await?;
+    let answer = cache.into_inner().snapshot_or_recent(&db).await.or_page(lang)?;
     let snapshot = answer.snapshot.clone();
     let p = Arc::new(p);
     let key = query_of(&p).join("&");
@@ -260,13 +247,12 @@ pub async fn show(
         Some(hit) => hit,
         None => {
             let (p2, stamp) = (p.clone(), snapshot.stamp);
-            let fresh = web::block(move || PipelineView {
+            let fresh = blocking(lang, move || PipelineView {
                 reports: [GroupBy::Month, GroupBy::Region, GroupBy::Sector, GroupBy::Owner]
                     .map(|g| report(&snapshot, &p2, g)),
                 facets: facets(&snapshot),
             })
-            .await
-            .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+            .await?;
             let fresh = Arc::new(fresh);
             memos.pipeline.put(key, stamp, fresh.clone());
             fresh
@@ -364,11 +350,17 @@ pub async fn csv(
             )
         })?;
     let p = parse(q, lang)?;
-    let snapshot = snapshot(&db, cache, lang).await?.snapshot;
-    let text = web::block(move || pipeline::table(&report(&snapshot, &p, group_by)).to_csv())
+    let snapshot = cache
+        .into_inner()
+        .snapshot_or_recent(&db)
         .await
-        .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?
-        .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+        .or_page(lang)?
+        .snapshot;
+    let text = blocking(lang, move || {
+        pipeline::table(&report(&snapshot, &p, group_by)).to_csv()
+    })
+    .await?
+    .map_err(|e| PageError::internal(lang, e))?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

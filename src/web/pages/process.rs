@@ -24,7 +24,7 @@ use crate::web::error::{OrPage, PageError, PageErrorKind};
 use crate::web::memo::PageMemos;
 use crate::web::session::Viewer;
 use crate::web::text::Text;
-use crate::web::{render, url_encode, view, Nav, Ui};
+use crate::web::{blocking, render, url_encode, view, Nav, Ui};
 
 /// Rows of the at-risk list.
 const AT_RISK_ROWS: usize = 25;
@@ -38,8 +38,6 @@ pub struct ProcessQuery {
     by: Option<String>,
     /// Only this owner in the at-risk list.
     owner: Option<String>,
-    #[serde(rename = "lang")]
-    _lang: Option<String>,
 }
 
 /// Won/lost medians of every measure for one level.
@@ -180,7 +178,7 @@ pub async fn show(
     let computed = match memos.process.get(&key, stamp) {
         Some(hit) => hit,
         None => {
-            let fresh = web::block(move || {
+            let fresh = blocking(lang, move || {
                 let names = FilterNames {
                     owner: owner.as_deref(),
                     ..FilterNames::default()
@@ -189,8 +187,7 @@ pub async fn show(
                     at_risk::at_risk(&snapshot, &DealFilter::new(&snapshot, &names), now, AT_RISK_ROWS);
                 (by_level(&snapshot, by_role), risk)
             })
-            .await
-            .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+            .await?;
             let fresh = Arc::new(fresh);
             memos.process.put(key, stamp, fresh.clone());
             fresh

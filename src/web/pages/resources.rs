@@ -14,11 +14,11 @@ use crate::insights::resources::{self, ResourceRow};
 use crate::insights::{objectives, period, InsightsCache};
 use crate::store::{insights as store, Db};
 use crate::web::charts::{self, Series};
-use crate::web::error::{OrPage, PageError, PageErrorKind};
+use crate::web::error::{OrPage, PageError};
 use crate::web::memo::PageMemos;
 use crate::web::session::Viewer;
 use crate::web::text::Text;
-use crate::web::{render, view, Nav, Ui};
+use crate::web::{blocking, render, view, Nav, Ui};
 
 /// One region or rep as shown.
 pub struct Row {
@@ -58,14 +58,7 @@ struct ResourcesPage {
 }
 
 fn money(values: &BTreeMap<String, f64>, lang: Lang) -> String {
-    if values.is_empty() {
-        return "–".into();
-    }
-    values
-        .iter()
-        .map(|(c, v)| format::money_whole(*v, c, lang))
-        .collect::<Vec<_>>()
-        .join(" · ")
+    view::money_by_currency(values, lang).unwrap_or_else(|| "–".into())
 }
 
 fn row(r: &ResourceRow, lang: Lang) -> Row {
@@ -103,30 +96,25 @@ pub async fn show(
     let lang = viewer.lang;
     let t = Text(lang);
     let now = Utc::now();
-    let window = period::window(None, None, now)
-        .map_err(|(_, m)| PageError::new(lang, PageErrorKind::Internal(anyhow::anyhow!(m))))?;
+    let window =
+        period::window(None, None, now).map_err(|(_, m)| PageError::internal(lang, anyhow::anyhow!(m)))?;
     let quarter = format!("{}-Q{}", now.year(), now.month0() / 3 + 1);
-    let (label, quarter_window) = period::parse_period(&quarter).ok_or_else(|| {
-        PageError::new(
-            lang,
-            PageErrorKind::Internal(anyhow::anyhow!("bad quarter {quarter}")),
-        )
-    })?;
+    let (label, quarter_window) = period::parse_period(&quarter)
+        .ok_or_else(|| PageError::internal(lang, anyhow::anyhow!("bad quarter {quarter}")))?;
     let targets = store::objectives_of_period(&db, &label).await.or_page(lang)?;
     let answer = cache.into_inner().snapshot_or_recent(&db).await.or_page(lang)?;
     let snapshot = answer.snapshot.clone();
     let key = format!("{}-{}", window.start, window.end);
     let cached = memos.resources.get(&key, snapshot.stamp);
     let stamp = snapshot.stamp;
-    let (report, attainment) = web::block(move || {
+    let (report, attainment) = blocking(lang, move || {
         let report = cached.unwrap_or_else(|| Arc::new(resources::resources(&snapshot, window)));
         (
             report,
             objectives::attainment(&snapshot, &label, quarter_window, targets),
         )
     })
-    .await
-    .map_err(|e| PageError::new(lang, PageErrorKind::Internal(anyhow::Error::new(e))))?;
+    .await?;
     memos.resources.put(key, stamp, report.clone());
     let names: Vec<String> = report.reps.iter().map(|r| r.name.clone()).collect();
     let reps_chart = charts::bars_and_rates(
