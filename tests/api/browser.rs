@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::helpers::{train_cli, wait_for_model, TestApp};
-use crate::web::trained_app;
+use crate::helpers::TestApp;
+use crate::web::app_with_two_versions;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -127,16 +127,7 @@ async fn text_of(client: &Client, css: &str) -> String {
 
 #[tokio::test]
 async fn a_rep_and_an_analyst_work_through_the_ui_in_a_real_browser() {
-    let app = trained_app().await;
-    let older = {
-        let (_, active) = app.get_json("/v1/models/active", &app.analyst_key).await;
-        active["version"].as_str().expect("version").to_string()
-    };
-    let newer = train_cli(&app, &["--cv", "3", "--activate"])["artifact"]["version"]
-        .as_str()
-        .expect("version")
-        .to_string();
-    wait_for_model(&app, &newer).await;
+    let (app, older, _newer) = app_with_two_versions().await;
     let driver = start_driver().await;
 
     // A rep: priority list, a filter, a deal with its factors chart and intervention.

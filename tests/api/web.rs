@@ -175,13 +175,28 @@ async fn sign_in_sets_a_strict_http_only_session_and_sign_out_ends_it() {
 pub async fn trained_app() -> TestApp {
     let app = spawn_app().await;
     import_generated(&app, 800, 11).await;
-    let report = train_cli(&app, &["--cv", "3"]);
-    let version = report["artifact"]["version"]
+    train_and_serve(&app, &[]).await;
+    app
+}
+
+/// Trains a model with `dealscore-train --cv 3 <extra>` and waits until it serves; its version.
+async fn train_and_serve(app: &TestApp, extra: &[&str]) -> String {
+    let args: Vec<&str> = ["--cv", "3"].iter().chain(extra).copied().collect();
+    let version = train_cli(app, &args)["artifact"]["version"]
         .as_str()
         .expect("version")
         .to_string();
-    wait_for_model(&app, &version).await;
-    app
+    wait_for_model(app, &version).await;
+    version
+}
+
+/// A trained server with two model versions, the newer one active: `(app, older, newer)`.
+pub async fn app_with_two_versions() -> (TestApp, String, String) {
+    let app = trained_app().await;
+    let (_, active) = app.get_json("/v1/models/active", &app.analyst_key).await;
+    let older = active["version"].as_str().expect("version").to_string();
+    let newer = train_and_serve(&app, &["--activate"]).await;
+    (app, older, newer)
 }
 
 #[tokio::test]
@@ -251,16 +266,7 @@ async fn reps_see_their_deals_ranked_and_a_deal_explained_but_not_the_analyst_pa
 
 #[tokio::test]
 async fn analysts_read_the_dashboards_and_activate_an_older_model() {
-    let app = trained_app().await;
-    let older = {
-        let (_, active) = app.get_json("/v1/models/active", &app.analyst_key).await;
-        active["version"].as_str().expect("version").to_string()
-    };
-    let newer = train_cli(&app, &["--cv", "3", "--activate"])["artifact"]["version"]
-        .as_str()
-        .expect("version")
-        .to_string();
-    wait_for_model(&app, &newer).await;
+    let (app, older, newer) = app_with_two_versions().await;
 
     let mut analyst = Browser::new(&app);
     analyst.sign_in(&app.analyst_key).await;
