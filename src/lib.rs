@@ -19,6 +19,7 @@ pub mod insights;
 pub mod lifecycle;
 pub mod model;
 pub mod ranking;
+pub mod refresh;
 pub mod retention;
 pub mod scoring;
 pub mod serving;

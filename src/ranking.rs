@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::i18n::Lang;
 use crate::model::ModelArtifact;
+use crate::refresh::Refreshing;
 use crate::scoring::{score, Focus, Grade, Intervention, RankBy, ScoringConfig, Trend};
 use crate::store::opportunities::{ListFilter, OpenDealPages};
 use crate::store::{insights as changes, Db};
@@ -175,31 +176,12 @@ fn facets(items: &[PriorityItem]) -> [Vec<String>; 3] {
     ]
 }
 
-/// One language's list: the last one built, and a lock that lets one rebuild run at a time.
-#[derive(Debug, Default)]
-struct Slot {
-    current: std::sync::Mutex<Option<Arc<ScoredOpenDeals>>>,
-    rebuild: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl Slot {
-    fn get(&self) -> Option<Arc<ScoredOpenDeals>> {
-        self.current.lock().ok().and_then(|c| c.clone())
-    }
-
-    fn set(&self, list: Arc<ScoredOpenDeals>) {
-        if let Ok(mut current) = self.current.lock() {
-            *current = Some(list);
-        }
-    }
-}
-
 /// Keeps the last scored list per language, since interventions are sentences (see the module
 /// documentation for when a list is rebuilt).
 #[derive(Debug, Default)]
 pub struct PriorityCache {
-    english: Slot,
-    french: Slot,
+    english: Refreshing<ScoredOpenDeals>,
+    french: Refreshing<ScoredOpenDeals>,
 }
 
 /// A scored list and whether it predates the last write (a newer one is being built).
@@ -240,7 +222,7 @@ impl PriorityCache {
         Self::default()
     }
 
-    fn slot(&self, lang: Lang) -> &Slot {
+    fn slot(&self, lang: Lang) -> &Refreshing<ScoredOpenDeals> {
         match lang {
             Lang::En => &self.english,
             Lang::Fr => &self.french,
@@ -257,18 +239,13 @@ impl PriorityCache {
         lang: Lang,
     ) -> Result<Arc<ScoredOpenDeals>, ApiError> {
         let stamp = changes::change_stamp(db).await?;
-        let slot = self.slot(lang);
-        if let Some(hit) = slot.get().filter(|l| is_fresh(l, stamp, &model)) {
-            return Ok(hit);
-        }
-        let _rebuilding = slot.rebuild.lock().await;
-        // Another caller may have rebuilt it while this one waited.
-        if let Some(hit) = slot.get().filter(|l| is_fresh(l, stamp, &model)) {
-            return Ok(hit);
-        }
-        let fresh = build(db, model, config, lang, stamp).await?;
-        slot.set(fresh.clone());
-        Ok(fresh)
+        self.slot(lang)
+            .fresh(
+                |l| is_fresh(l, stamp, &model),
+                false,
+                || build(db, model.clone(), config, lang, stamp),
+            )
+            .await
     }
 
     /// Like [`PriorityCache::scored`], but when the data changed since the last list and that
@@ -276,7 +253,7 @@ impl PriorityCache {
     /// background. For pages a person reads, where a list a few seconds behind beats a wait of
     /// a whole scoring pass; the API keeps [`PriorityCache::scored`].
     pub async fn scored_or_recent(
-        self: Arc<Self>,
+        &self,
         db: &Db,
         model: Arc<ModelArtifact>,
         config: &ScoringConfig,
@@ -291,18 +268,11 @@ impl PriorityCache {
         let usable = previous.filter(|l| l.model_version == model.version && l.at.elapsed() < max_stale);
         if let Some(list) = usable {
             // One background rebuild at a time; if one is running, this view just uses the old list.
-            if let Ok(guard) = self.slot(lang).rebuild.clone().try_lock_owned() {
-                let (cache, db, config) = (self.clone(), db.clone(), config.clone());
-                tokio::spawn(async move {
-                    match build(&db, model, &config, lang, stamp).await {
-                        Ok(fresh) => cache.slot(lang).set(fresh),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "background rebuild of the priority list failed")
-                        }
-                    }
-                    drop(guard);
+            let (db, config) = (db.clone(), config.clone());
+            self.slot(lang)
+                .rebuild_in_background("priority list", async move {
+                    build(&db, model, &config, lang, stamp).await
                 });
-            }
             return Ok(MaybeStale { list, stale: true });
         }
         let list = self.scored(db, model, config, lang).await?;

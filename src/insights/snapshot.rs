@@ -10,9 +10,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
-
 use crate::domain::Status;
+use crate::refresh::Refreshing;
 use crate::store::insights::{self as store, DealRow};
 use crate::store::Db;
 
@@ -189,9 +188,7 @@ pub const NONE_LABEL: &str = "(none)";
 /// Keeps the latest snapshot; reloads it when the change stamp moved.
 #[derive(Debug, Default)]
 pub struct InsightsCache {
-    current: std::sync::Mutex<Option<Arc<Snapshot>>>,
-    /// Held while a snapshot loads: one load at a time.
-    loading: Arc<Mutex<()>>,
+    kept: Refreshing<Snapshot>,
 }
 
 /// A snapshot and whether it predates the last write (a newer one is loading).
@@ -227,41 +224,23 @@ impl InsightsCache {
         Self::default()
     }
 
-    fn get(&self) -> Option<Arc<Snapshot>> {
-        self.current.lock().ok().and_then(|c| c.clone())
-    }
-
-    fn set(&self, snapshot: Option<Arc<Snapshot>>) {
-        if let Ok(mut current) = self.current.lock() {
-            *current = snapshot;
-        }
-    }
-
     /// A snapshot at least as new as the last committed write. Concurrent callers wait for one
-    /// load rather than each loading.
+    /// load rather than each loading; the old snapshot is dropped before the new one loads, so
+    /// two are never in memory at once.
     pub async fn snapshot(&self, db: &Db) -> Result<Arc<Snapshot>, sqlx::Error> {
         let stamp = store::change_stamp(db).await?;
-        if let Some(hit) = self.get().filter(|s| s.stamp == stamp) {
-            return Ok(hit);
-        }
-        let _loading = self.loading.lock().await;
-        if let Some(hit) = self.get().filter(|s| s.stamp == stamp) {
-            return Ok(hit);
-        }
-        // Drop the old snapshot before loading the new one: never two in memory at once.
-        self.set(None);
-        let fresh = load(db, stamp).await?;
-        self.set(Some(fresh.clone()));
-        Ok(fresh)
+        self.kept
+            .fresh(|s| s.stamp == stamp, true, || load(db, stamp))
+            .await
     }
 
     /// Like [`InsightsCache::snapshot`], but when the data changed since the last snapshot,
     /// answers that one at once and loads the new one in the background (memory then holds two
     /// snapshots until the load ends). For dashboards a person reads; the API keeps
     /// [`InsightsCache::snapshot`].
-    pub async fn snapshot_or_recent(self: Arc<Self>, db: &Db) -> Result<MaybeStale, sqlx::Error> {
+    pub async fn snapshot_or_recent(&self, db: &Db) -> Result<MaybeStale, sqlx::Error> {
         let stamp = store::change_stamp(db).await?;
-        let Some(previous) = self.get() else {
+        let Some(previous) = self.kept.get() else {
             let snapshot = self.snapshot(db).await?;
             return Ok(MaybeStale {
                 snapshot,
@@ -275,16 +254,9 @@ impl InsightsCache {
             });
         }
         // One load at a time; if one is running, this view just uses the previous snapshot.
-        if let Ok(guard) = self.loading.clone().try_lock_owned() {
-            let (cache, db) = (self.clone(), db.clone());
-            tokio::spawn(async move {
-                match load(&db, stamp).await {
-                    Ok(fresh) => cache.set(Some(fresh)),
-                    Err(e) => tracing::warn!(error = %e, "background insights snapshot load failed"),
-                }
-                drop(guard);
-            });
-        }
+        let db = db.clone();
+        self.kept
+            .rebuild_in_background("insights snapshot", async move { load(&db, stamp).await });
         Ok(MaybeStale {
             snapshot: previous,
             stale: true,

@@ -137,7 +137,6 @@ pub async fn list(
         sort,
     };
     let answer = cache
-        .into_inner()
         .scored_or_recent(&db, model, &settings.scoring, lang, MAX_STALE)
         .await
         .or_page(lang)?;

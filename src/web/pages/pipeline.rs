@@ -239,7 +239,7 @@ pub async fn show(
     let lang = viewer.lang;
     let t = Text(lang);
     let p = parse(query.into_inner(), lang)?;
-    let answer = cache.into_inner().snapshot_or_recent(&db).await.or_page(lang)?;
+    let answer = cache.snapshot_or_recent(&db).await.or_page(lang)?;
     let snapshot = answer.snapshot.clone();
     let p = Arc::new(p);
     let key = query_of(&p).join("&");
@@ -350,12 +350,7 @@ pub async fn csv(
             )
         })?;
     let p = parse(q, lang)?;
-    let snapshot = cache
-        .into_inner()
-        .snapshot_or_recent(&db)
-        .await
-        .or_page(lang)?
-        .snapshot;
+    let snapshot = cache.snapshot_or_recent(&db).await.or_page(lang)?.snapshot;
     let text = blocking(lang, move || {
         pipeline::table(&report(&snapshot, &p, group_by)).to_csv()
     })

@@ -170,7 +170,7 @@ pub async fn show(
         }
     };
     let owner = non_empty(q.owner);
-    let answer = cache.into_inner().snapshot_or_recent(&db).await.or_page(lang)?;
+    let answer = cache.snapshot_or_recent(&db).await.or_page(lang)?;
     let snapshot = answer.snapshot.clone();
     let now = to_epoch_ms(Utc::now());
     let key = format!("{by_role}|{}", owner.as_deref().unwrap_or(""));

@@ -102,7 +102,7 @@ pub async fn show(
     let (label, quarter_window) = period::parse_period(&quarter)
         .ok_or_else(|| PageError::internal(lang, anyhow::anyhow!("bad quarter {quarter}")))?;
     let targets = store::objectives_of_period(&db, &label).await.or_page(lang)?;
-    let answer = cache.into_inner().snapshot_or_recent(&db).await.or_page(lang)?;
+    let answer = cache.snapshot_or_recent(&db).await.or_page(lang)?;
     let snapshot = answer.snapshot.clone();
     let key = format!("{}-{}", window.start, window.end);
     let cached = memos.resources.get(&key, snapshot.stamp);
