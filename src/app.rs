@@ -152,7 +152,11 @@ impl Application {
                 .app_data(web::PayloadConfig::new(max_import))
                 .configure(|cfg| crate::api::configure(cfg, max_body, max_batch))
                 // The web UI's forms are small: the JSON body limit applies to them too.
-                .app_data(web::FormConfig::default().limit(max_body))
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(max_body)
+                        .error_handler(crate::web::error::bad_form),
+                )
                 .configure(crate::web::configure)
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
                 .service(web::redirect("/docs", "/docs/"))

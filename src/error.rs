@@ -21,19 +21,21 @@ use serde::Serialize;
 
 use crate::domain::{FieldError, ValidationErrors};
 use crate::i18n::format::{self, NBSP, NNBSP};
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Localized};
 use crate::store::group_commit::GroupCommitError;
 
 /// Prefix of every problem `type`.
 pub const PROBLEM_BASE: &str = "https://dealscore.dev/problems/";
 
-/// A problem's `detail`: one of the fixed messages, written in any supported language, or free
-/// text a lower layer built (answered as is, in English).
+/// A problem's `detail`: one of the fixed messages, a one-off message written in every language,
+/// or text a lower layer built (answered as written).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Detail {
     /// A fixed message.
     Known(KnownDetail),
-    /// Free text.
+    /// A one-off message ([`crate::tr!`]).
+    Localized(Localized),
+    /// Text answered as written.
     Text(String),
 }
 
@@ -133,6 +135,7 @@ impl Detail {
     pub fn text(&self, lang: Lang) -> String {
         match self {
             Detail::Known(known) => known.text(lang),
+            Detail::Localized(localized) => localized.get(lang).to_owned(),
             Detail::Text(text) => text.clone(),
         }
     }
@@ -143,6 +146,7 @@ impl fmt::Display for Detail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Detail::Known(known) => f.write_str(&known.text(Lang::En)),
+            Detail::Localized(localized) => f.write_str(localized.get(Lang::En)),
             Detail::Text(text) => f.write_str(text),
         }
     }
@@ -151,6 +155,12 @@ impl fmt::Display for Detail {
 impl From<KnownDetail> for Detail {
     fn from(known: KnownDetail) -> Self {
         Detail::Known(known)
+    }
+}
+
+impl From<Localized> for Detail {
+    fn from(localized: Localized) -> Self {
+        Detail::Localized(localized)
     }
 }
 
@@ -171,10 +181,10 @@ impl From<&str> for Detail {
 pub enum ApiError {
     /// The body is not JSON, or not the expected JSON shape (400).
     #[error("{0}")]
-    MalformedBody(String),
+    MalformedBody(Detail),
     /// A query parameter is invalid (400).
     #[error("{0}")]
-    BadQuery(String),
+    BadQuery(Detail),
     /// Input is well-formed but invalid (422), with every field problem.
     #[error("invalid input: {0}")]
     Validation(ValidationErrors),
@@ -186,7 +196,7 @@ pub enum ApiError {
     Forbidden(Detail),
     /// The resource does not exist (404).
     #[error("{0}")]
-    NotFound(String),
+    NotFound(Detail),
     /// No route matches the request (404, `type` not-found like [`ApiError::NotFound`]).
     #[error("no route for {method} {path}")]
     NoRoute {
@@ -197,7 +207,7 @@ pub enum ApiError {
     },
     /// The request conflicts with current state (409).
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Detail),
     /// The body is larger than allowed (413).
     #[error("{0}")]
     PayloadTooLarge(Detail),
@@ -249,6 +259,41 @@ impl From<GroupCommitError<ApiError>> for ApiError {
                 detail: KnownDetail::ShuttingDown.into(),
             },
         }
+    }
+}
+
+impl ApiError {
+    /// 404 for an opportunity id that is not stored.
+    pub fn no_opportunity(external_id: &str) -> ApiError {
+        ApiError::NotFound(
+            crate::tr!(
+                "no opportunity `{external_id}`",
+                "aucune opportunité `{external_id}`"
+            )
+            .into(),
+        )
+    }
+
+    /// 404 for a model version that is not stored.
+    pub fn no_model_version(version: &str) -> ApiError {
+        ApiError::NotFound(
+            crate::tr!(
+                "no model version `{version}`",
+                "aucune version de modèle `{version}`"
+            )
+            .into(),
+        )
+    }
+
+    /// 400 for a `limit` query parameter outside `1..=max`.
+    pub fn limit_out_of_range(max: usize) -> ApiError {
+        ApiError::BadQuery(
+            crate::tr!(
+                "limit must be between 1 and {max}",
+                "limit doit être compris entre 1 et {max}"
+            )
+            .into(),
+        )
     }
 }
 
@@ -324,15 +369,18 @@ impl ApiError {
             },
             (ApiError::NoRoute { method, path }, Lang::Fr) => format!("aucune route pour {method} {path}"),
             (
-                ApiError::Unauthorized(detail)
+                ApiError::MalformedBody(detail)
+                | ApiError::BadQuery(detail)
+                | ApiError::NotFound(detail)
+                | ApiError::Conflict(detail)
+                | ApiError::Unauthorized(detail)
                 | ApiError::Forbidden(detail)
                 | ApiError::PayloadTooLarge(detail)
                 | ApiError::UnsupportedMediaType(detail)
                 | ApiError::Unavailable { detail, .. },
                 lang,
             ) => detail.text(lang),
-            // Free text built from the failing input stays English.
-            (other, _) => other.to_string(),
+            (ApiError::NoRoute { .. }, Lang::En) => self.to_string(),
         }
     }
 
@@ -467,11 +515,17 @@ mod tests {
         assert_eq!(fr.detail, "1 champ est invalide");
         assert_eq!(fr.errors[0].field, "amount");
         assert_eq!(fr.errors[0].message, "doit être positif ou nul");
-        // Free text from a lower layer is answered as written.
-        let conflict = ApiError::Conflict("job 3 is running".into()).problem_in(Lang::Fr);
+        // One-off messages carry their translation; text from a lower layer is answered as
+        // written.
+        let job = 3;
+        let conflict =
+            ApiError::Conflict(crate::tr!("job {job} is running", "la tâche {job} est en cours").into());
+        assert_eq!(conflict.problem_in(Lang::Fr).detail, "la tâche 3 est en cours");
+        assert_eq!(conflict.problem_in(Lang::En).detail, "job 3 is running");
+        let raw = ApiError::MalformedBody("expected value at line 1 column 1".into()).problem_in(Lang::Fr);
         assert_eq!(
-            (conflict.title.as_str(), conflict.detail.as_str()),
-            ("Conflit", "job 3 is running")
+            (raw.title.as_str(), raw.detail.as_str()),
+            ("Corps de requête mal formé", "expected value at line 1 column 1")
         );
     }
 

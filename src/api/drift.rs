@@ -18,7 +18,7 @@ impl From<DriftError> for ApiError {
             // The model is fine for scoring; it is the request that cannot be answered until a
             // model with a profile is active.
             other @ (DriftError::NoProfile { .. } | DriftError::ProfileMismatch { .. }) => {
-                ApiError::Conflict(other.to_string())
+                ApiError::Conflict(other.localized().into())
             }
         }
     }

@@ -7,9 +7,12 @@ use utoipa::IntoParams;
 
 use crate::auth::AnalystAccess;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::i18n::format::{NBSP, NNBSP};
+use crate::i18n::{Lang, Localized};
 use crate::ingest::csv_import::ImportError;
 use crate::ingest::{import_activities, import_opportunities, ImportMapping, ImportOptions, ImportSummary};
 use crate::store::Db;
+use crate::tr;
 
 /// Query of `POST /v1/imports`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -63,13 +66,14 @@ pub async fn create(
     let (csv, mapping) = if content_type.starts_with("text/csv") || content_type.starts_with("text/plain") {
         (body, ImportMapping::default())
     } else if content_type.starts_with("application/json") {
-        let parsed: ImportBody = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::MalformedBody(format!("invalid JSON body: {e}")))?;
+        let parsed: ImportBody = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::MalformedBody(tr!("invalid JSON body: {e}", "corps JSON invalide{NBSP}: {e}").into())
+        })?;
         let mapping = match parsed.mapping.as_deref() {
             Some(text) => ImportMapping::from_toml(text).map_err(|e| {
                 let mut errors = crate::domain::ValidationErrors::default();
                 for problem in e.0 {
-                    errors.push("mapping", problem);
+                    errors.push_localized("mapping", problem);
                 }
                 ApiError::Validation(errors)
             })?,
@@ -94,23 +98,29 @@ pub async fn create(
         None | Some("opportunities") => import_opportunities(&db, open, &options, &|_| {}).await,
         Some("activities") => import_activities(&db, open, &options, &|_| {}).await,
         Some(other) => {
-            return Err(ApiError::BadQuery(format!(
-                "kind `{other}` is not one of opportunities, activities"
-            )))
+            return Err(ApiError::BadQuery(
+                tr!(
+                    "kind `{other}` is not one of opportunities, activities",
+                    "kind `{other}` n'est pas opportunities ni activities"
+                )
+                .into(),
+            ))
         }
     };
     match result {
-        Ok(summary) => Ok(HttpResponse::Ok().json(summary)),
+        Ok(summary) => Ok(HttpResponse::Ok().json(summary.in_lang(Lang::of_request(&req)))),
         Err(e) => Err(import_error(e)),
     }
 }
 
 fn import_error(e: ImportError) -> ApiError {
     match e {
-        ImportError::Read(m) => ApiError::MalformedBody(m),
+        ImportError::Read(m) => ApiError::MalformedBody(
+            tr!("cannot read the CSV: {m}", "impossible de lire le CSV{NBSP}: {m}").into(),
+        ),
         ImportError::Header(m) => {
             let mut errors = crate::domain::ValidationErrors::default();
-            errors.push("header", m);
+            errors.push_localized("header", m);
             ApiError::Validation(errors)
         }
         ImportError::TooManyRejected {
@@ -120,12 +130,21 @@ fn import_error(e: ImportError) -> ApiError {
         } => {
             let mut errors = crate::domain::ValidationErrors::default();
             for row in summary.rejected_rows.iter() {
-                errors.push(format!("line {}", row.line), row.reason.clone());
+                let reason = Localized::from_fn(|lang| row.reason_in(lang).to_owned());
+                errors.push_localized(format!("line {}", row.line), reason);
             }
             if errors.is_empty() {
-                errors.push(
+                errors.push_localized(
                     "csv",
-                    format!("{rejected} row(s) rejected ({limit}); nothing was written"),
+                    Localized::from_fn(|lang| {
+                        let limit = limit.get(lang);
+                        match lang {
+                            Lang::En => format!("{rejected} row(s) rejected ({limit}); nothing was written"),
+                            Lang::Fr => format!(
+                                "{rejected}{NBSP}ligne(s) rejetée(s) ({limit}){NNBSP}; rien n'a été écrit"
+                            ),
+                        }
+                    }),
                 );
             }
             ApiError::Validation(errors)

@@ -14,6 +14,7 @@ use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
 use crate::domain::{to_epoch_ms, ValidationErrors};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
 use crate::insights::filter::{DealFilter, FilterNames};
 use crate::insights::pipeline::GroupBy;
@@ -24,6 +25,7 @@ use crate::scoring::{score, RankBy};
 use crate::serving::ActiveModel;
 use crate::store::insights as store;
 use crate::store::{opportunities, Db};
+use crate::tr;
 
 /// Default and maximum rows of the at-risk list.
 const AT_RISK_DEFAULT: usize = 50;
@@ -38,7 +40,10 @@ fn wants_csv(req: &HttpRequest, format: Option<&str>, errors: &mut ValidationErr
         Some("csv") => true,
         Some("json") => false,
         Some(_) => {
-            errors.push("format", "must be `json` or `csv`");
+            errors.push_localized(
+                "format",
+                tr!("must be `json` or `csv`", "doit être `json` ou `csv`"),
+            );
             false
         }
         None => req
@@ -75,7 +80,7 @@ fn window_of(from: Option<&str>, to: Option<&str>, errors: &mut ValidationErrors
     match period::window(from, to, Utc::now()) {
         Ok(w) => Some(w),
         Err((field, message)) => {
-            errors.push(field, message);
+            errors.push_localized(field, message);
             None
         }
     }
@@ -84,7 +89,13 @@ fn window_of(from: Option<&str>, to: Option<&str>, errors: &mut ValidationErrors
 fn limit_of(value: Option<usize>, default: usize, max: usize, errors: &mut ValidationErrors) -> usize {
     let limit = value.unwrap_or(default);
     if !(1..=max).contains(&limit) {
-        errors.push("limit", format!("must be between 1 and {max}"));
+        errors.push_localized(
+            "limit",
+            tr!(
+                "must be between 1 and {max}",
+                "doit être compris entre 1 et {max}"
+            ),
+        );
     }
     limit
 }
@@ -129,7 +140,13 @@ pub async fn get_pipeline(
     let window = window_of(q.from.as_deref(), q.to.as_deref(), &mut errors);
     let group_by = GroupBy::parse(q.group_by.as_deref().unwrap_or("month"));
     if group_by.is_none() {
-        errors.push("group_by", "must be one of month, quarter, region, owner, sector");
+        errors.push_localized(
+            "group_by",
+            tr!(
+                "must be one of month, quarter, region, owner, sector",
+                "doit valoir month, quarter, region, owner ou sector"
+            ),
+        );
     }
     let (Some(window), Some(group_by)) = (window, group_by) else {
         return Err(errors.into());
@@ -237,7 +254,7 @@ pub async fn get_at_risk(
         None => to_epoch_ms(Utc::now()),
         Some(Ok(t)) => t,
         Some(Err(message)) => {
-            errors.push("as_of", message);
+            errors.push_localized("as_of", message);
             0
         }
     };
@@ -426,9 +443,12 @@ pub async fn get_objectives(
     let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
     let parsed = q.period.as_deref().and_then(period::parse_period);
     if parsed.is_none() {
-        errors.push(
+        errors.push_localized(
             "period",
-            "required: a year (2026), a quarter (2026-Q1) or a month (2026-03)",
+            tr!(
+                "required: a year (2026), a quarter (2026-Q1) or a month (2026-03)",
+                "obligatoire{NBSP}: une année (2026), un trimestre (2026-Q1) ou un mois (2026-03)"
+            ),
         );
     }
     let Some((label, window)) = parsed.filter(|_| errors.is_empty()) else {

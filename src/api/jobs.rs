@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::auth::AnalystAccess;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::tr;
 
 /// State of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -122,8 +123,14 @@ pub async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let status = jobs
-        .get(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("no job `{id}` on this server")))?;
+    let status = jobs.get(&id).ok_or_else(|| {
+        ApiError::NotFound(
+            tr!(
+                "no job `{id}` on this server",
+                "aucune tâche `{id}` sur ce serveur"
+            )
+            .into(),
+        )
+    })?;
     Ok(HttpResponse::Ok().json(status))
 }

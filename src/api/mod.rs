@@ -16,6 +16,8 @@ use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::{ApiError, KnownDetail};
+use crate::i18n::format::NBSP;
+use crate::tr;
 
 /// Registers every route under `cfg`.
 pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, max_batch_body_bytes: usize) {
@@ -86,20 +88,37 @@ pub fn body_error(err: JsonPayloadError) -> ApiError {
             ApiError::PayloadTooLarge(KnownDetail::BodyTooLarge { limit }.into())
         }
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(KnownDetail::NotJson.into()),
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::MalformedBody(format!("the body is not valid JSON: {e}"))
-        }
+        JsonPayloadError::Deserialize(e) => ApiError::MalformedBody(
+            tr!(
+                "the body is not valid JSON: {e}",
+                "le corps n'est pas du JSON valide{NBSP}: {e}"
+            )
+            .into(),
+        ),
         JsonPayloadError::Serialize(e) => ApiError::Internal(anyhow::Error::new(e)),
-        other => ApiError::MalformedBody(format!("cannot read the body: {other}")),
+        other => ApiError::MalformedBody(
+            tr!(
+                "cannot read the body: {other}",
+                "impossible de lire le corps{NBSP}: {other}"
+            )
+            .into(),
+        ),
     }
 }
 
 fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::BadQuery(format!("invalid path: {err}")).into()
+    ApiError::BadQuery(tr!("invalid path: {err}", "chemin invalide{NBSP}: {err}").into()).into()
 }
 
 fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::BadQuery(format!("invalid query string: {err}")).into()
+    ApiError::BadQuery(
+        tr!(
+            "invalid query string: {err}",
+            "paramètres de requête invalides{NBSP}: {err}"
+        )
+        .into(),
+    )
+    .into()
 }
 
 /// Problem for routes that do not exist (an error, not a rendered response, so middleware such

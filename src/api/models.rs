@@ -8,11 +8,14 @@ use crate::auth::AnalystAccess;
 use crate::domain::ValidationErrors;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::features::FeatureSpec;
+use crate::i18n::format::NBSP;
+use crate::i18n::format::NNBSP;
 use crate::lifecycle::compare::{compare as compare_models, window_of, Comparison};
 use crate::model::{Metrics, ModelArtifact, TrainingSummary};
 use crate::serving::ActiveModel;
 use crate::store::models::{self, ActivationRecord, ModelVersionRecord};
 use crate::store::{opportunities, Db};
+use crate::tr;
 
 /// Headline figures of a version (from its artifact).
 #[derive(Debug, Serialize, ToSchema)]
@@ -123,7 +126,7 @@ pub struct VersionReport {
 pub async fn load_verified(db: &Db, version: &str) -> ApiResult<(ModelVersionRecord, ModelArtifact)> {
     let (record, json) = models::get(db, version)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no model version `{version}`")))?;
+        .ok_or_else(|| ApiError::no_model_version(version))?;
     let parsed = web::block(move || ModelArtifact::from_json_verified(&json))
         .await
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
@@ -131,9 +134,12 @@ pub async fn load_verified(db: &Db, version: &str) -> ApiResult<(ModelVersionRec
         Ok(artifact) => Ok((record, artifact)),
         Err(e) => {
             let mut errors = ValidationErrors::default();
-            errors.push(
+            errors.push_localized(
                 "version",
-                format!("the stored artifact of `{version}` is refused: {e}"),
+                tr!(
+                    "the stored artifact of `{version}` is refused: {e}",
+                    "l'artefact enregistré de `{version}` est refusé{NBSP}: {e}"
+                ),
             );
             Err(ApiError::Validation(errors))
         }
@@ -180,9 +186,15 @@ pub async fn get(
     security(("api_key" = [])))]
 #[get("/models/active")]
 pub async fn active(_caller: AnalystAccess, db: web::Data<Db>) -> ApiResult<HttpResponse> {
-    let (record, _) = models::active(&db)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no model is active; train one (POST /v1/models/train)".into()))?;
+    let (record, _) = models::active(&db).await?.ok_or_else(|| {
+        ApiError::NotFound(
+            tr!(
+                "no model is active; train one (POST /v1/models/train)",
+                "aucun modèle n'est actif{NNBSP}; entraînez-en un (POST /v1/models/train)"
+            )
+            .into(),
+        )
+    })?;
     let (record, artifact) = load_verified(&db, &record.version).await?;
     let activations = models::activations(&db, Some(&record.version), 100).await?;
     Ok(HttpResponse::Ok().json(report(record, activations, artifact)))
@@ -224,7 +236,7 @@ pub async fn activate_version(
     serving.set(artifact);
     let (record, _) = models::get(db, version)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no model version `{version}`")))?;
+        .ok_or_else(|| ApiError::no_model_version(version))?;
     Ok(record)
 }
 
@@ -244,7 +256,7 @@ pub async fn compare_versions(db: &Db, a: &str, b: &str) -> ApiResult<Comparison
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
     result.map_err(|e| {
         let mut errors = ValidationErrors::default();
-        errors.push("b", e.to_string());
+        errors.push_localized("b", e.localized());
         ApiError::Validation(errors)
     })
 }

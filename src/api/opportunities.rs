@@ -13,9 +13,11 @@ use crate::domain::{
     ValidationErrors,
 };
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::i18n::format::NBSP;
 use crate::store::group_commit::{GroupCommit, TxWork};
 use crate::store::opportunities::{ListFilter, StoredOpportunity, UpsertOutcome};
 use crate::store::{activities, opportunities, Db};
+use crate::tr;
 
 /// Most activities accepted in one request.
 const MAX_ACTIVITIES_PER_REQUEST: usize = 10_000;
@@ -127,7 +129,13 @@ fn validate_path_id(id: &str) -> ApiResult<()> {
 fn as_object(body: Value) -> ApiResult<serde_json::Map<String, Value>> {
     match body {
         Value::Object(map) => Ok(map),
-        _ => Err(ApiError::MalformedBody("the body must be a JSON object".into())),
+        _ => Err(ApiError::MalformedBody(
+            tr!(
+                "the body must be a JSON object",
+                "le corps doit être un objet JSON"
+            )
+            .into(),
+        )),
     }
 }
 
@@ -137,18 +145,24 @@ fn parse_activity_list(value: &Value, prefix: &str) -> Result<Vec<Activity>, Val
         Value::Object(_) => vec![value],
         _ => {
             let mut errors = ValidationErrors::default();
-            errors.push(
+            errors.push_localized(
                 prefix.trim_end_matches('.'),
-                "expected an activity object or a list of them",
+                tr!(
+                    "expected an activity object or a list of them",
+                    "un objet activité ou une liste d'activités est attendu"
+                ),
             );
             return Err(errors);
         }
     };
     let mut errors = ValidationErrors::default();
     if items.len() > MAX_ACTIVITIES_PER_REQUEST {
-        errors.push(
+        errors.push_localized(
             prefix.trim_end_matches('.'),
-            format!("at most {MAX_ACTIVITIES_PER_REQUEST} activities per request"),
+            tr!(
+                "at most {MAX_ACTIVITIES_PER_REQUEST} activities per request",
+                "{MAX_ACTIVITIES_PER_REQUEST}{NBSP}activités au plus par requête"
+            ),
         );
         return Err(errors);
     }
@@ -164,7 +178,10 @@ fn parse_activity_list(value: &Value, prefix: &str) -> Result<Vec<Activity>, Val
                 Ok(a) => out.push(a),
                 Err(e) => errors.0.extend(e.0),
             },
-            _ => errors.push(item_prefix.trim_end_matches('.'), "expected an object"),
+            _ => errors.push_localized(
+                item_prefix.trim_end_matches('.'),
+                tr!("expected an object", "un objet est attendu"),
+            ),
         }
     }
     errors.into_result(out)
@@ -247,7 +264,7 @@ pub async fn get(_caller: RepAccess, db: web::Data<Db>, path: web::Path<String>)
     let external_id = path.into_inner();
     let stored = opportunities::get(&db, &external_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no opportunity `{external_id}`")))?;
+        .ok_or_else(|| ApiError::no_opportunity(&external_id))?;
     Ok(HttpResponse::Ok().json(stored))
 }
 
@@ -266,7 +283,7 @@ pub async fn delete(
     if opportunities::delete(&db, &external_id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(ApiError::NotFound(format!("no opportunity `{external_id}`")))
+        Err(ApiError::no_opportunity(&external_id))
     }
 }
 
@@ -283,19 +300,31 @@ pub async fn list(
     let query = query.into_inner();
     let status = match query.status.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(
-            Status::parse(s)
-                .ok_or_else(|| ApiError::BadQuery(format!("status `{s}` is not one of open, won, lost")))?,
-        ),
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::BadQuery(
+                tr!(
+                    "status `{s}` is not one of open, won, lost",
+                    "le statut `{s}` n'est pas open, won ni lost"
+                )
+                .into(),
+            )
+        })?),
     };
     let limit = query.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadQuery("limit must be between 1 and 1000".into()));
+        return Err(ApiError::limit_out_of_range(1000));
     }
     let after_id = match query.cursor.as_deref() {
         None | Some("") => 0,
-        Some(c) => decode_cursor(c)
-            .ok_or_else(|| ApiError::BadQuery("cursor is not a cursor from this API".into()))?,
+        Some(c) => decode_cursor(c).ok_or_else(|| {
+            ApiError::BadQuery(
+                tr!(
+                    "cursor is not a cursor from this API",
+                    "cursor n'est pas un curseur donné par cette API"
+                )
+                .into(),
+            )
+        })?,
     };
     let filter = ListFilter {
         status,
@@ -352,14 +381,12 @@ pub async fn add_activities(
     let result = activities::add(&db, &external_id, &parsed)
         .await
         .map_err(|e| match e {
-            activities::AddActivitiesError::UnknownOpportunity(id) => {
-                ApiError::NotFound(format!("no opportunity `{id}`"))
-            }
+            activities::AddActivitiesError::UnknownOpportunity(id) => ApiError::no_opportunity(&id),
             activities::AddActivitiesError::Db(e) => e.into(),
         })?;
     let opportunity = opportunities::get(&db, &external_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no opportunity `{external_id}`")))?;
+        .ok_or_else(|| ApiError::no_opportunity(&external_id))?;
     Ok(HttpResponse::Ok().json(ActivitiesAdded {
         added: result.added,
         duplicates: result.duplicates,
@@ -380,7 +407,7 @@ pub async fn list_activities(
 ) -> ApiResult<HttpResponse> {
     let external_id = path.into_inner();
     if opportunities::get(&db, &external_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("no opportunity `{external_id}`")));
+        return Err(ApiError::no_opportunity(&external_id));
     }
     Ok(HttpResponse::Ok().json(activities::list_for(&db, &external_id).await?))
 }

@@ -22,6 +22,7 @@ use crate::serving::ActiveModel;
 use crate::store::opportunities::{self, ListFilter};
 use crate::store::scores::{self, NewScore, StoredScore};
 use crate::store::Db;
+use crate::tr;
 
 /// Most opportunities in one `POST /v1/score`.
 pub const MAX_BATCH: usize = 10_000;
@@ -238,7 +239,7 @@ pub async fn score_stored(
     let model = active_model(&holder)?;
     let stored_opp = opportunities::get(&db, &external_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no opportunity `{external_id}`")))?;
+        .ok_or_else(|| ApiError::no_opportunity(&external_id))?;
     let previous = scores::latest(&db, stored_opp.id).await?;
     let previous_score = previous.map(|p| p.score.clamp(0, 100) as u8);
     let result = score(
@@ -282,9 +283,13 @@ pub async fn rescore(
 ) -> ApiResult<HttpResponse> {
     let model = active_model(&holder)?;
     if let Some(id) = jobs.running("rescore") {
-        return Err(ApiError::Conflict(format!(
-            "rescoring job {id} is already running"
-        )));
+        return Err(ApiError::Conflict(
+            tr!(
+                "rescoring job {id} is already running",
+                "la tâche de recalcul {id} est déjà en cours"
+            )
+            .into(),
+        ));
     }
     let total = opportunities::count_by_status(&db)
         .await?
@@ -388,14 +393,19 @@ pub async fn priority(
     let model = active_model(&holder)?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadQuery("limit must be between 1 and 500".into()));
+        return Err(ApiError::limit_out_of_range(500));
     }
     let grade = match query.grade.as_deref() {
         None | Some("") => None,
-        Some(g) => Some(
-            Grade::parse(g)
-                .ok_or_else(|| ApiError::BadQuery(format!("grade `{g}` is not one of A, B, C, D")))?,
-        ),
+        Some(g) => Some(Grade::parse(g).ok_or_else(|| {
+            ApiError::BadQuery(
+                tr!(
+                    "grade `{g}` is not one of A, B, C, D",
+                    "la note `{g}` n'est pas A, B, C ni D"
+                )
+                .into(),
+            )
+        })?),
     };
     let focus = match query.focus.as_deref() {
         None | Some("") => None,
@@ -409,16 +419,27 @@ pub async fn priority(
             .into_iter()
             .find(|x| x.as_str() == f)
             .ok_or_else(|| {
-                ApiError::BadQuery(format!(
-                    "focus `{f}` is not one of prioritize, secure, deprioritize, nurture"
-                ))
+                ApiError::BadQuery(
+                    tr!(
+                        "focus `{f}` is not one of prioritize, secure, deprioritize, nurture",
+                        "focus `{f}` n'est pas prioritize, secure, deprioritize ni nurture"
+                    )
+                    .into(),
+                )
             })?,
         ),
     };
     let sort = match query.sort.as_deref() {
         None => SortKey::Value,
-        Some(text) => SortKey::parse(text)
-            .ok_or_else(|| ApiError::BadQuery(format!("sort `{text}` is not one of value, score, uplift")))?,
+        Some(text) => SortKey::parse(text).ok_or_else(|| {
+            ApiError::BadQuery(
+                tr!(
+                    "sort `{text}` is not one of value, score, uplift",
+                    "sort `{text}` n'est pas value, score ni uplift"
+                )
+                .into(),
+            )
+        })?,
     };
     let request = crate::ranking::PriorityQuery {
         filter: ListFilter {

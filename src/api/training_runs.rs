@@ -7,9 +7,11 @@ use utoipa::IntoParams;
 
 use crate::auth::AnalystAccess;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::i18n::format::{NBSP, NNBSP};
 use crate::lifecycle::runner::{TrainRequest, Trainer};
 use crate::store::training_runs::{self, CreateError, RunRecord};
 use crate::store::Db;
+use crate::tr;
 
 /// Starts a training run (202 with the run; 409 when one is already queued or running on any
 /// server; 422 listing every problem of the spec, window and options). An empty body trains with
@@ -27,8 +29,15 @@ pub async fn start(
     let request: TrainRequest = if body.iter().all(u8::is_ascii_whitespace) {
         TrainRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::MalformedBody(format!("the body is not a valid training request: {e}")))?
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::MalformedBody(
+                tr!(
+                    "the body is not a valid training request: {e}",
+                    "le corps n'est pas une demande d'entraînement valide{NBSP}: {e}"
+                )
+                .into(),
+            )
+        })?
     };
     let plan = request.plan()?;
     let trainer = trainer.into_inner();
@@ -36,9 +45,13 @@ pub async fn start(
         Ok(run) => Ok(HttpResponse::Accepted()
             .insert_header(("Location", format!("/v1/training-runs/{}", run.id)))
             .json(run)),
-        Err(CreateError::Busy(id)) => Err(ApiError::Conflict(format!(
-            "training run {id} is already in progress; one run at a time (GET /v1/training-runs/{id})"
-        ))),
+        Err(CreateError::Busy(id)) => Err(ApiError::Conflict(
+            tr!(
+                "training run {id} is already in progress; one run at a time (GET /v1/training-runs/{id})",
+                "l'entraînement {id} est déjà en cours{NNBSP}; un seul à la fois (GET /v1/training-runs/{id})"
+            )
+            .into(),
+        )),
         Err(CreateError::Db(e)) => Err(e.into()),
     }
 }
@@ -56,9 +69,9 @@ pub async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let run = training_runs::get(&db, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no training run `{id}`")))?;
+    let run = training_runs::get(&db, &id).await?.ok_or_else(|| {
+        ApiError::NotFound(tr!("no training run `{id}`", "aucun entraînement `{id}`").into())
+    })?;
     Ok(HttpResponse::Ok().json(run))
 }
 
@@ -82,7 +95,7 @@ pub async fn list(
 ) -> ApiResult<HttpResponse> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadQuery("limit must be between 1 and 500".into()));
+        return Err(ApiError::limit_out_of_range(500));
     }
     Ok(HttpResponse::Ok().json(training_runs::list(&db, limit).await?))
 }

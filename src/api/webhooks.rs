@@ -13,17 +13,19 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::AdminAccess;
 use crate::config::Settings;
 use crate::error::{ApiError, ApiResult, KnownDetail, Problem};
+use crate::i18n::format::{NBSP, NNBSP};
 use crate::i18n::Lang;
 use crate::ingest::event_scoring::EventScoring;
 use crate::ingest::signature;
 use crate::ingest::webhook::{
-    self, parse_delivery, DeliveryError, EventOutcome, EventStatus, Source, Sources,
+    self, parse_delivery, DeliveryError, EventOutcome, EventStatus, Source, Sources, MAX_EVENTS_PER_DELIVERY,
 };
 use crate::store::group_commit::GroupCommit;
 use crate::store::outbox::{self, OutboxEntry, RetryResult};
 use crate::store::webhooks::{self as event_store, EventRecord, StoredEvent};
 use crate::store::Db;
 use crate::telemetry::Metrics;
+use crate::tr;
 
 /// Query of `POST /v1/webhooks/{source}`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -58,9 +60,15 @@ pub struct BatchSummary {
 }
 
 fn source_or_404<'a>(sources: &'a Sources, name: &str) -> ApiResult<&'a Arc<Source>> {
-    sources
-        .get(name)
-        .ok_or_else(|| ApiError::NotFound(format!("no webhook source `{name}` is configured")))
+    sources.get(name).ok_or_else(|| {
+        ApiError::NotFound(
+            tr!(
+                "no webhook source `{name}` is configured",
+                "aucune source de webhook `{name}` n'est configurée"
+            )
+            .into(),
+        )
+    })
 }
 
 async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> ApiResult<web::BytesMut> {
@@ -75,7 +83,15 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::MalformedBody(format!("cannot read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::MalformedBody(
+                tr!(
+                    "cannot read the body: {e}",
+                    "impossible de lire le corps{NBSP}: {e}"
+                )
+                .into(),
+            )
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -133,7 +149,7 @@ pub async fn receive(
         };
         event_store::record(&db, &record).await?;
         metrics.webhook_event(&source.name, EventStatus::Rejected.as_str());
-        return Err(ApiError::Unauthorized(reason.into()));
+        return Err(ApiError::Unauthorized(e.localized().into()));
     }
     let delivery = parse_delivery(&body).map_err(delivery_error)?;
     let lang = Lang::of_request(&req);
@@ -156,7 +172,7 @@ pub async fn receive(
             }
             return Ok(HttpResponse::Ok()
                 .insert_header((CONTENT_LANGUAGE, lang.code()))
-                .json(answer(outcome)));
+                .json(answer(outcome, lang)));
         }
         return Err(ApiError::Internal(anyhow::anyhow!(
             "a single-event delivery produced no outcome"
@@ -171,7 +187,7 @@ pub async fn receive(
             EventStatus::Ignored => summary.ignored += 1,
             EventStatus::Rejected => summary.rejected += 1,
         }
-        events.push(answer(outcome));
+        events.push(answer(outcome, lang));
     }
     let mut response = if summary.rejected > 0 {
         HttpResponse::build(actix_web::http::StatusCode::MULTI_STATUS)
@@ -183,11 +199,19 @@ pub async fn receive(
         .json(BatchOutcome { events, summary }))
 }
 
-/// An event's answer: its outcome plus, for opportunity events, the fresh score.
-fn answer(outcome: EventOutcome) -> Value {
+/// An event's answer: its outcome (the field errors of a rejected event in `lang`; the stored
+/// event keeps them in English) plus, for opportunity events, the fresh score.
+fn answer(outcome: EventOutcome, lang: Lang) -> Value {
     let mut body = outcome.body;
-    if let (Some(score), Value::Object(map)) = (outcome.score, &mut body) {
-        if let Ok(Value::Object(score)) = serde_json::to_value(score) {
+    if let Value::Object(map) = &mut body {
+        if lang != Lang::En && !outcome.errors.is_empty() {
+            if let Ok(errors) = serde_json::to_value(outcome.errors.in_lang(lang).0) {
+                map.insert("errors".into(), errors);
+            }
+            let reason = outcome.errors.localized_summary();
+            map.insert("reason".into(), Value::String(reason.get(lang).to_owned()));
+        }
+        if let Some(Ok(Value::Object(score))) = outcome.score.map(serde_json::to_value) {
             map.extend(score);
         }
     }
@@ -196,8 +220,14 @@ fn answer(outcome: EventOutcome) -> Value {
 
 fn delivery_error(e: DeliveryError) -> ApiError {
     match e {
-        DeliveryError::Malformed(m) => ApiError::MalformedBody(m),
-        DeliveryError::TooManyEvents(_) => ApiError::PayloadTooLarge(e.to_string().into()),
+        DeliveryError::Malformed(m) => ApiError::MalformedBody(m.into()),
+        DeliveryError::TooManyEvents(n) => ApiError::PayloadTooLarge(
+            tr!(
+                "{n} events in one delivery; at most {MAX_EVENTS_PER_DELIVERY} are accepted",
+                "{n} événements dans une livraison{NNBSP}; {MAX_EVENTS_PER_DELIVERY} au plus sont acceptés"
+            )
+            .into(),
+        ),
         DeliveryError::Write(e) => ApiError::from(e.map_work(ApiError::from)),
     }
 }
@@ -217,15 +247,19 @@ fn checked(query: &ListQuery, allowed: &[&str]) -> ApiResult<(Option<String>, us
         None | Some("") => None,
         Some(s) if allowed.contains(&s) => Some(s.to_owned()),
         Some(s) => {
-            return Err(ApiError::BadQuery(format!(
-                "status `{s}` is not one of {}",
-                allowed.join(", ")
-            )))
+            let allowed = allowed.join(", ");
+            return Err(ApiError::BadQuery(
+                tr!(
+                    "status `{s}` is not one of {allowed}",
+                    "le statut `{s}` n'est pas l'un de {allowed}"
+                )
+                .into(),
+            ));
         }
     };
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadQuery("limit must be between 1 and 1000".into()));
+        return Err(ApiError::limit_out_of_range(1000));
     }
     Ok((status, limit))
 }
@@ -285,11 +319,19 @@ pub async fn retry(
     let source = source_or_404(&sources, &name)?;
     match outbox::retry_now(&db, &source.name, id).await? {
         RetryResult::Scheduled(entry) => Ok(HttpResponse::Ok().json(entry)),
-        RetryResult::NotFound => Err(ApiError::NotFound(format!(
-            "no write-back {id} for source `{name}`"
-        ))),
-        RetryResult::AlreadyDelivered => Err(ApiError::Conflict(format!(
-            "write-back {id} was already delivered"
-        ))),
+        RetryResult::NotFound => Err(ApiError::NotFound(
+            tr!(
+                "no write-back {id} for source `{name}`",
+                "aucun renvoi {id} pour la source `{name}`"
+            )
+            .into(),
+        )),
+        RetryResult::AlreadyDelivered => Err(ApiError::Conflict(
+            tr!(
+                "write-back {id} was already delivered",
+                "le renvoi {id} a déjà été livré"
+            )
+            .into(),
+        )),
     }
 }

@@ -15,5 +15,5 @@ pub use opportunity::{
     AttributeValue, ContactRole, ExternalId, Opportunity, OpportunityInput, ParseOptions, Status,
     DEFAULT_CURRENCY, MAX_EXTERNAL_ID_LEN, RECORD_FIELDS,
 };
-pub use time::{from_epoch_ms, parse_timestamp, parse_timestamp_with_format, to_epoch_ms};
+pub use time::{bad_timestamp, from_epoch_ms, parse_timestamp, parse_timestamp_with_format, to_epoch_ms};
 pub use validation::{FieldError, FieldMessage, JsonKind, ValidationErrors};

@@ -1,17 +1,15 @@
 //! Field-level validation errors, collected rather than stopping at the first one.
 //!
-//! The common messages are [`FieldMessage`]s, written in any supported language; an error keeps
-//! its message's key next to the English text so an answer can be re-worded in the request's
-//! language. Messages pushed as plain text (mapping and spec errors, CSV import details) stay
-//! English.
-
-use std::borrow::Cow;
+//! Every message is written in each supported language: the common ones are [`FieldMessage`]s,
+//! one-off ones are built with [`crate::tr!`] where they are raised. An error keeps its message
+//! in every language next to the English text, so an answer can be re-worded in the request's
+//! language. Only text from a lower layer (a JSON or CSV parser's own words) is kept as written.
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::i18n::format::{self, NBSP};
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Localized};
 
 /// One problem with one input field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -20,42 +18,49 @@ pub struct FieldError {
     pub field: String,
     /// Human-readable explanation.
     pub message: String,
-    /// The message's key, when it is a known one (never serialized: `message` is the text).
+    /// The message in every language, when it has a translation (never serialized: `message`
+    /// is the text).
     #[serde(skip)]
-    known: Option<FieldMessage>,
+    localized: Option<Box<Localized>>,
 }
 
 impl FieldError {
-    /// Builds an error for `field` with a free-text (English) message.
+    /// Builds an error for `field` with a free-text message, answered as written in every
+    /// language (text from a lower layer, such as a CSV parser's).
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             message: message.into(),
-            known: None,
+            localized: None,
         }
     }
 
     /// Builds an error for `field` with a known message (English text, translatable).
     pub fn known(field: impl Into<String>, message: FieldMessage) -> Self {
+        Self::localized(field, Localized::from_fn(|lang| message.text(lang)))
+    }
+
+    /// Builds an error for `field` with a message written in every language.
+    pub fn localized(field: impl Into<String>, message: Localized) -> Self {
         Self {
             field: field.into(),
-            message: message.text(Lang::En),
-            known: Some(message),
+            message: message.get(Lang::En).to_owned(),
+            localized: Some(Box::new(message)),
         }
     }
 
     /// The message in `lang` (free-text messages as written).
-    pub fn message_in(&self, lang: Lang) -> Cow<'_, str> {
-        match (&self.known, lang) {
-            (_, Lang::En) | (None, _) => Cow::Borrowed(&self.message),
-            (Some(known), lang) => Cow::Owned(known.text(lang)),
+    pub fn message_in(&self, lang: Lang) -> &str {
+        match &self.localized {
+            Some(localized) => localized.get(lang),
+            None => &self.message,
         }
     }
 
     /// This error with its message in `lang`.
     pub fn in_lang(&self, lang: Lang) -> FieldError {
         FieldError {
-            message: self.message_in(lang).into_owned(),
+            message: self.message_in(lang).to_owned(),
             ..self.clone()
         }
     }
@@ -374,7 +379,22 @@ fn summary(errors: &[FieldError]) -> String {
 }
 
 impl ValidationErrors {
-    /// Records a problem with a free-text (English) message.
+    /// Every problem on one line (`field: message; …`) in every language.
+    pub fn localized_summary(&self) -> Localized {
+        Localized::from_fn(|lang| {
+            let colon = match lang {
+                Lang::En => ": ".to_owned(),
+                Lang::Fr => format!("{NBSP}: "),
+            };
+            self.0
+                .iter()
+                .map(|e| format!("{}{colon}{}", e.field, e.message_in(lang)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    /// Records a problem with a free-text message, answered as written in every language.
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError::new(field, message));
     }
@@ -382,6 +402,11 @@ impl ValidationErrors {
     /// Records a problem with a known, translatable message.
     pub fn push_known(&mut self, field: impl Into<String>, message: FieldMessage) {
         self.0.push(FieldError::known(field, message));
+    }
+
+    /// Records a problem with a one-off message written in every language ([`crate::tr!`]).
+    pub fn push_localized(&mut self, field: impl Into<String>, message: Localized) {
+        self.0.push(FieldError::localized(field, message));
     }
 
     /// These errors with their messages in `lang`.

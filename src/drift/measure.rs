@@ -5,9 +5,12 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::report::{DriftReport, Population, PopulationCounter};
 use crate::domain::Status;
+use crate::i18n::format::{NBSP, NNBSP};
+use crate::i18n::Localized;
 use crate::model::ModelArtifact;
 use crate::store::opportunities::{self, ListFilter};
 use crate::store::Db;
+use crate::tr;
 use crate::training::profile::TrainingProfile;
 
 /// Open deals read per page (memory stays bounded whatever the pipeline size).
@@ -34,6 +37,30 @@ pub enum DriftError {
     /// The store could not be read.
     #[error("cannot read deals: {0}")]
     Db(#[from] sqlx::Error),
+}
+
+impl DriftError {
+    /// The message in every language (for the errors a client can act on).
+    pub fn localized(&self) -> Localized {
+        match self {
+            DriftError::NoProfile { version } => tr!(
+                "model {version} carries no training profile, so drift cannot be measured against it: \
+                 retrain (dealscore-train or POST /v1/models/train) and activate the new version",
+                "le modèle {version} n'a pas de profil d'entraînement, la dérive ne peut donc pas être \
+                 mesurée par rapport à lui{NBSP}: réentraînez (dealscore-train ou POST /v1/models/train) \
+                 et activez la nouvelle version"
+            ),
+            DriftError::ProfileMismatch { version } => tr!(
+                "model {version} has a training profile that does not match its features; retrain it",
+                "le profil d'entraînement du modèle {version} ne correspond pas à ses variables{NNBSP}; \
+                 réentraînez-le"
+            ),
+            DriftError::Db(e) => Localized::new(
+                self.to_string(),
+                format!("impossible de lire les affaires{NBSP}: {e}"),
+            ),
+        }
+    }
 }
 
 /// The artifact's profile, checked against its features.

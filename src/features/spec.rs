@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::FieldError;
+use crate::i18n::format::{NBSP, NNBSP};
+use crate::tr;
 
 /// The default spec shipped with dealscore (`training/features.toml`).
 const DEFAULT_SPEC_TOML: &str = include_str!("../../training/features.toml");
@@ -226,12 +228,19 @@ impl FeatureSpec {
 
     /// Parses and validates a TOML spec (`[[feature]]` tables), listing every problem.
     pub fn from_toml(text: &str) -> Result<FeatureSpec, SpecErrors> {
-        let table: toml::Table = toml::from_str(text)
-            .map_err(|e| SpecErrors(vec![FieldError::new("spec", format!("not valid TOML: {e}"))]))?;
-        let value = serde_json::to_value(table).map_err(|e| {
-            SpecErrors(vec![FieldError::new(
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            SpecErrors(vec![FieldError::localized(
                 "spec",
-                format!("unsupported TOML value: {e}"),
+                tr!("not valid TOML: {e}", "TOML invalide{NBSP}: {e}"),
+            )])
+        })?;
+        let value = serde_json::to_value(table).map_err(|e| {
+            SpecErrors(vec![FieldError::localized(
+                "spec",
+                tr!(
+                    "unsupported TOML value: {e}",
+                    "valeur TOML non prise en charge{NBSP}: {e}"
+                ),
             )])
         })?;
         validate(&value)
@@ -240,8 +249,12 @@ impl FeatureSpec {
     /// Parses and validates a JSON spec: `{"feature": [ {...}, ... ]}` (`"features"` is accepted
     /// too), with the same fields as the TOML form.
     pub fn from_json(text: &str) -> Result<FeatureSpec, SpecErrors> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| SpecErrors(vec![FieldError::new("spec", format!("not valid JSON: {e}"))]))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            SpecErrors(vec![FieldError::localized(
+                "spec",
+                tr!("not valid JSON: {e}", "JSON invalide{NBSP}: {e}"),
+            )])
+        })?;
         validate(&value)
     }
 
@@ -258,28 +271,40 @@ const ACTIONABLE_KEYS: [&str; 5] = ["direction", "min", "max", "target", "label"
 fn validate(value: &Value) -> Result<FeatureSpec, SpecErrors> {
     let mut errors = Vec::new();
     let Some(root) = value.as_object() else {
-        return Err(SpecErrors(vec![FieldError::new(
+        return Err(SpecErrors(vec![FieldError::localized(
             "spec",
-            "must be an object/table",
+            tr!("must be an object/table", "doit être un objet ou une table"),
         )]));
     };
     for key in root.keys() {
         if key != "feature" && key != "features" {
-            errors.push(FieldError::new(key.clone(), "unknown key (expected `feature`)"));
+            errors.push(FieldError::localized(
+                key.clone(),
+                tr!(
+                    "unknown key (expected `feature`)",
+                    "clé inconnue (attendu{NBSP}: `feature`)"
+                ),
+            ));
         }
     }
     let list = match (root.get("feature"), root.get("features")) {
         (Some(_), Some(_)) => {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 "feature",
-                "give either `feature` or `features`, not both",
+                tr!(
+                    "give either `feature` or `features`, not both",
+                    "donnez `feature` ou `features`, pas les deux"
+                ),
             ));
             None
         }
         (Some(v), None) | (None, Some(v)) => match v.as_array() {
             Some(list) => Some(list),
             None => {
-                errors.push(FieldError::new("feature", "must be an array of tables"));
+                errors.push(FieldError::localized(
+                    "feature",
+                    tr!("must be an array of tables", "doit être un tableau de tables"),
+                ));
                 None
             }
         },
@@ -287,21 +312,28 @@ fn validate(value: &Value) -> Result<FeatureSpec, SpecErrors> {
     };
     let list = list.map(Vec::as_slice).unwrap_or(&[]);
     if list.is_empty() {
-        errors.push(FieldError::new("feature", "the spec has no features"));
+        errors.push(FieldError::localized(
+            "feature",
+            tr!("the spec has no features", "la spécification n'a aucune variable"),
+        ));
     }
     let mut features = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, item) in list.iter().enumerate() {
         let path = format!("feature[{i}]");
         let Some(obj) = item.as_object() else {
-            errors.push(FieldError::new(path, "must be a table"));
+            errors.push(FieldError::localized(
+                path,
+                tr!("must be a table", "doit être une table"),
+            ));
             continue;
         };
         if let Some(def) = validate_feature(obj, &path, &mut errors) {
             if !seen.insert(def.name.clone()) {
-                errors.push(FieldError::new(
+                let name = &def.name;
+                errors.push(FieldError::localized(
                     format!("{path}.name"),
-                    format!("duplicate feature `{}`", def.name),
+                    tr!("duplicate feature `{name}`", "variable `{name}` en double"),
                 ));
             }
             features.push(def);
@@ -322,28 +354,39 @@ fn validate_feature(
     let before = errors.len();
     for key in obj.keys() {
         if !FEATURE_KEYS.contains(&key.as_str()) {
-            errors.push(FieldError::new(format!("{path}.{key}"), "unknown key"));
+            errors.push(FieldError::localized(
+                format!("{path}.{key}"),
+                tr!("unknown key", "clé inconnue"),
+            ));
         }
     }
     let name = match obj.get("name") {
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            errors.push(FieldError::new(format!("{path}.name"), "must be a string"));
+            errors.push(FieldError::localized(
+                format!("{path}.name"),
+                tr!("must be a string", "doit être une chaîne"),
+            ));
             None
         }
         None => {
-            errors.push(FieldError::new(format!("{path}.name"), "is required"));
+            errors.push(FieldError::localized(
+                format!("{path}.name"),
+                tr!("is required", "est obligatoire"),
+            ));
             None
         }
     };
     let source = name.as_deref().and_then(|n| {
         let source = Source::parse(n);
         if source.is_none() {
-            errors.push(FieldError::new(
+            let core = CoreField::ALL.map(CoreField::name).join(", ");
+            errors.push(FieldError::localized(
                 format!("{path}.name"),
-                format!(
-                    "unknown field `{n}` (core fields: {}; custom attributes: attr.<name>)",
-                    CoreField::ALL.map(CoreField::name).join(", ")
+                tr!(
+                    "unknown field `{n}` (core fields: {core}; custom attributes: attr.<name>)",
+                    "champ `{n}` inconnu (champs de base{NBSP}: {core}{NNBSP}; attributs personnalisés{NBSP}: \
+                     attr.<nom>)"
                 ),
             ));
         }
@@ -354,23 +397,32 @@ fn validate_feature(
             "numeric" => Some(Kind::Numeric),
             "categorical" => Some(Kind::Categorical),
             other => {
-                errors.push(FieldError::new(
+                errors.push(FieldError::localized(
                     format!("{path}.kind"),
-                    format!("`{other}` is not one of numeric, categorical"),
+                    tr!(
+                        "`{other}` is not one of numeric, categorical",
+                        "`{other}` n'est pas numeric ni categorical"
+                    ),
                 ));
                 None
             }
         },
         Some(_) => {
-            errors.push(FieldError::new(format!("{path}.kind"), "must be a string"));
+            errors.push(FieldError::localized(
+                format!("{path}.kind"),
+                tr!("must be a string", "doit être une chaîne"),
+            ));
             None
         }
         None => match &source {
             Some(Source::Core(field)) => Some(field.natural_kind()),
             Some(Source::Attribute(_)) => {
-                errors.push(FieldError::new(
+                errors.push(FieldError::localized(
                     format!("{path}.kind"),
-                    "is required for custom attributes (numeric or categorical)",
+                    tr!(
+                        "is required for custom attributes (numeric or categorical)",
+                        "est obligatoire pour les attributs personnalisés (numeric ou categorical)"
+                    ),
                 ));
                 None
             }
@@ -379,9 +431,14 @@ fn validate_feature(
     };
     if let (Some(Source::Core(field)), Some(kind)) = (&source, kind) {
         if field.natural_kind() != kind {
-            errors.push(FieldError::new(
+            let (name, natural) = (field.name(), format!("{:?}", field.natural_kind()).to_lowercase());
+            let kind = format!("{kind:?}").to_lowercase();
+            errors.push(FieldError::localized(
                 format!("{path}.kind"),
-                format!("`{}` is {:?}, not {kind:?}", field.name(), field.natural_kind()).to_lowercase(),
+                tr!(
+                    "`{name}` is {natural}, not {kind}",
+                    "`{name}` est {natural}, pas {kind}"
+                ),
             ));
         }
     }
@@ -392,54 +449,78 @@ fn validate_feature(
             "log" => Transform::Log,
             "bins" => Transform::Bins,
             other => {
-                errors.push(FieldError::new(
+                errors.push(FieldError::localized(
                     format!("{path}.transform"),
-                    format!("`{other}` is not one of linear, log, bins"),
+                    tr!(
+                        "`{other}` is not one of linear, log, bins",
+                        "`{other}` n'est pas linear, log ni bins"
+                    ),
                 ));
                 Transform::Bins
             }
         },
         Some(_) => {
-            errors.push(FieldError::new(format!("{path}.transform"), "must be a string"));
+            errors.push(FieldError::localized(
+                format!("{path}.transform"),
+                tr!("must be a string", "doit être une chaîne"),
+            ));
             Transform::Bins
         }
     };
     if kind == Some(Kind::Categorical) && obj.contains_key("transform") {
-        errors.push(FieldError::new(
+        errors.push(FieldError::localized(
             format!("{path}.transform"),
-            "only numeric features have a transform",
+            tr!(
+                "only numeric features have a transform",
+                "seules les variables numériques ont une transformation"
+            ),
         ));
     }
     let bins = positive_int(obj, "bins", path, errors).unwrap_or(DEFAULT_BINS);
     if obj.contains_key("bins") {
         if kind == Some(Kind::Categorical) {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 format!("{path}.bins"),
-                "only numeric features have bins",
+                tr!(
+                    "only numeric features have bins",
+                    "seules les variables numériques ont des classes (bins)"
+                ),
             ));
         } else if transform != Transform::Bins {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 format!("{path}.bins"),
-                "bins only apply to transform = \"bins\"",
+                tr!(
+                    "bins only apply to transform = \"bins\"",
+                    "bins ne s'applique qu'à transform = \"bins\""
+                ),
             ));
         }
         if !(2..=MAX_BINS).contains(&bins) {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 format!("{path}.bins"),
-                format!("must be between 2 and {MAX_BINS}"),
+                tr!(
+                    "must be between 2 and {MAX_BINS}",
+                    "doit être compris entre 2 et {MAX_BINS}"
+                ),
             ));
         }
     }
     let min_count = positive_int(obj, "min_count", path, errors).unwrap_or(DEFAULT_MIN_COUNT);
     if obj.contains_key("min_count") {
         if kind == Some(Kind::Numeric) {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 format!("{path}.min_count"),
-                "only categorical features have min_count",
+                tr!(
+                    "only categorical features have min_count",
+                    "seules les variables catégorielles ont min_count"
+                ),
             ));
         }
         if min_count < 1 {
-            errors.push(FieldError::new(format!("{path}.min_count"), "must be at least 1"));
+            errors.push(FieldError::localized(
+                format!("{path}.min_count"),
+                tr!("must be at least 1", "doit valoir au moins 1"),
+            ));
         }
     }
     let actionable = obj
@@ -471,9 +552,12 @@ fn positive_int(
     match value.as_u64() {
         Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         None => {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 format!("{path}.{key}"),
-                "must be a whole number ≥ 0",
+                tr!(
+                    "must be a whole number ≥ 0",
+                    "doit être un nombre entier ≥{NNBSP}0"
+                ),
             ));
             None
         }
@@ -487,12 +571,18 @@ fn validate_actionable(
     errors: &mut Vec<FieldError>,
 ) -> Option<Actionable> {
     let Some(obj) = value.as_object() else {
-        errors.push(FieldError::new(path, "must be a table"));
+        errors.push(FieldError::localized(
+            path,
+            tr!("must be a table", "doit être une table"),
+        ));
         return None;
     };
     for key in obj.keys() {
         if !ACTIONABLE_KEYS.contains(&key.as_str()) {
-            errors.push(FieldError::new(format!("{path}.{key}"), "unknown key"));
+            errors.push(FieldError::localized(
+                format!("{path}.{key}"),
+                tr!("unknown key", "clé inconnue"),
+            ));
         }
     }
     let direction = match obj.get("direction").and_then(Value::as_str) {
@@ -500,29 +590,41 @@ fn validate_actionable(
         Some("decrease") => Some(Direction::Decrease),
         Some("change") => Some(Direction::Change),
         Some(other) => {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 format!("{path}.direction"),
-                format!("`{other}` is not one of increase, decrease, change"),
+                tr!(
+                    "`{other}` is not one of increase, decrease, change",
+                    "`{other}` n'est pas increase, decrease ni change"
+                ),
             ));
             None
         }
         None => {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 format!("{path}.direction"),
-                "is required (increase, decrease or change)",
+                tr!(
+                    "is required (increase, decrease or change)",
+                    "est obligatoire (increase, decrease ou change)"
+                ),
             ));
             None
         }
     };
     match (direction, kind) {
-        (Some(Direction::Change), Some(Kind::Numeric)) => errors.push(FieldError::new(
+        (Some(Direction::Change), Some(Kind::Numeric)) => errors.push(FieldError::localized(
             format!("{path}.direction"),
-            "numeric features take increase or decrease, not change",
+            tr!(
+                "numeric features take increase or decrease, not change",
+                "les variables numériques prennent increase ou decrease, pas change"
+            ),
         )),
         (Some(Direction::Increase | Direction::Decrease), Some(Kind::Categorical)) => {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 format!("{path}.direction"),
-                "categorical features take change, not increase/decrease",
+                tr!(
+                    "categorical features take change, not increase/decrease",
+                    "les variables catégorielles prennent change, pas increase/decrease"
+                ),
             ))
         }
         _ => {}
@@ -532,9 +634,9 @@ fn validate_actionable(
         match v.as_f64().filter(|x| x.is_finite()) {
             Some(x) => Some(x),
             None => {
-                errors.push(FieldError::new(
+                errors.push(FieldError::localized(
                     format!("{path}.{key}"),
-                    "must be a finite number",
+                    tr!("must be a finite number", "doit être un nombre fini"),
                 ));
                 None
             }
@@ -544,43 +646,58 @@ fn validate_actionable(
     let max = number("max");
     if let (Some(lo), Some(hi)) = (min, max) {
         if lo > hi {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 format!("{path}.min"),
-                format!("min ({lo}) is greater than max ({hi})"),
+                tr!(
+                    "min ({lo}) is greater than max ({hi})",
+                    "min ({lo}) est supérieur à max ({hi})"
+                ),
             ));
         }
     }
     if kind == Some(Kind::Categorical) && (min.is_some() || max.is_some()) {
-        errors.push(FieldError::new(path, "min/max only apply to numeric features"));
+        errors.push(FieldError::localized(
+            path,
+            tr!(
+                "min/max only apply to numeric features",
+                "min/max ne s'appliquent qu'aux variables numériques"
+            ),
+        ));
     }
     let target = match obj.get("target") {
         None => None,
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
         Some(_) => {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 format!("{path}.target"),
-                "must be a non-empty string",
+                tr!("must be a non-empty string", "doit être une chaîne non vide"),
             ));
             None
         }
     };
     if target.is_some() && kind == Some(Kind::Numeric) {
-        errors.push(FieldError::new(
+        errors.push(FieldError::localized(
             format!("{path}.target"),
-            "target only applies to categorical features",
+            tr!(
+                "target only applies to categorical features",
+                "target ne s'applique qu'aux variables catégorielles"
+            ),
         ));
     }
     let label = match obj.get("label") {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
         Some(_) => {
-            errors.push(FieldError::new(
+            errors.push(FieldError::localized(
                 format!("{path}.label"),
-                "must be a non-empty string",
+                tr!("must be a non-empty string", "doit être une chaîne non vide"),
             ));
             None
         }
         None => {
-            errors.push(FieldError::new(format!("{path}.label"), "is required"));
+            errors.push(FieldError::localized(
+                format!("{path}.label"),
+                tr!("is required", "est obligatoire"),
+            ));
             None
         }
     };

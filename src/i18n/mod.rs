@@ -6,6 +6,8 @@
 
 pub mod format;
 
+use std::fmt;
+
 use actix_web::HttpRequest;
 use serde::{Deserialize, Serialize};
 
@@ -90,10 +92,86 @@ impl Lang {
     }
 }
 
+/// A message written in every supported language: the form of the one-off messages (a problem
+/// detail or field message used at one place), built with [`tr!`](crate::tr) beside the English
+/// so the two are reviewed together. Messages used in many places are enums instead
+/// (`FieldMessage`, `KnownDetail`), which build one of these with [`Localized::from_fn`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Localized {
+    en: String,
+    fr: String,
+}
+
+impl Localized {
+    /// A message from its English and French texts.
+    pub fn new(en: impl Into<String>, fr: impl Into<String>) -> Self {
+        Self {
+            en: en.into(),
+            fr: fr.into(),
+        }
+    }
+
+    /// A message from a function that writes it in any language.
+    pub fn from_fn(text: impl Fn(Lang) -> String) -> Self {
+        Self {
+            en: text(Lang::En),
+            fr: text(Lang::Fr),
+        }
+    }
+
+    /// The text in `lang`.
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::En => &self.en,
+            Lang::Fr => &self.fr,
+        }
+    }
+
+    /// This message with `prefix` (in each language) before it, e.g. a row number.
+    pub fn prefixed(self, prefix: impl Fn(Lang) -> String) -> Self {
+        Self {
+            en: format!("{}{}", prefix(Lang::En), self.en),
+            fr: format!("{}{}", prefix(Lang::Fr), self.fr),
+        }
+    }
+}
+
+/// English, as logged.
+impl fmt::Display for Localized {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.en)
+    }
+}
+
+/// A [`Localized`] message from an English and a French format string, each with the same
+/// captured variables: `tr!("no opportunity `{id}`", "aucune opportunité `{id}`")`. French
+/// typography: a no-break space before `:` (`{NBSP}`) and a narrow one before `;` `?` `!` (`{NNBSP}`),
+/// from [`format`].
+#[macro_export]
+macro_rules! tr {
+    ($en:literal, $fr:literal $(,)?) => {
+        $crate::i18n::Localized::new(format!($en), format!($fr))
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+
+    #[test]
+    fn localized_messages_capture_their_variables_in_every_language() {
+        let id = "D-42";
+        let message = crate::tr!("no opportunity `{id}`", "aucune opportunité `{id}`");
+        assert_eq!(message.get(Lang::En), "no opportunity `D-42`");
+        assert_eq!(message.get(Lang::Fr), "aucune opportunité `D-42`");
+        assert_eq!(message.to_string(), "no opportunity `D-42`");
+        let row = message.prefixed(|lang| match lang {
+            Lang::En => "row 3: ".into(),
+            Lang::Fr => "ligne 3 : ".into(),
+        });
+        assert_eq!(row.get(Lang::Fr), "ligne 3 : aucune opportunité `D-42`");
+    }
 
     #[test]
     fn accept_language_picks_the_highest_supported_quality() {

@@ -16,9 +16,13 @@ use tokio::sync::mpsc;
 
 use super::mapping::ImportMapping;
 use crate::domain::{Activity, Opportunity, ParseOptions};
+use crate::domain::{FieldMessage, ValidationErrors};
+use crate::i18n::format::NBSP;
+use crate::i18n::{Lang, Localized};
 use crate::store::activities::{add_in, AddActivitiesError};
 use crate::store::opportunities::{upsert_batch_in, UpsertOutcome};
 use crate::store::Db;
+use crate::tr;
 
 /// Most rejected rows listed one by one in a summary (all are counted).
 pub const MAX_LISTED_REJECTIONS: usize = 1000;
@@ -57,8 +61,39 @@ pub struct RejectedRow {
     pub line: u64,
     /// The row's external id, when it could be read.
     pub external_id: Option<String>,
-    /// Why it was rejected.
+    /// Why it was rejected (English here; [`ImportSummary::in_lang`] re-words it).
     pub reason: String,
+    /// The reason in every language, when it has a translation (text from the CSV parser has
+    /// none).
+    #[serde(skip)]
+    localized: Option<Box<Localized>>,
+}
+
+impl RejectedRow {
+    /// A rejection whose reason is written in every language.
+    pub fn new(line: u64, external_id: Option<String>, reason: Localized) -> Self {
+        Self {
+            line,
+            external_id,
+            reason: reason.get(Lang::En).to_owned(),
+            localized: Some(Box::new(reason)),
+        }
+    }
+
+    /// A rejection whose reason comes from a lower layer and is shown as written.
+    pub fn untranslated(line: u64, external_id: Option<String>, reason: String) -> Self {
+        Self {
+            line,
+            external_id,
+            reason,
+            localized: None,
+        }
+    }
+
+    /// The reason in `lang`.
+    pub fn reason_in(&self, lang: Lang) -> &str {
+        self.localized.as_ref().map_or(&self.reason, |l| l.get(lang))
+    }
 }
 
 /// What an import did.
@@ -80,6 +115,16 @@ pub struct ImportSummary {
     pub dry_run: bool,
 }
 
+impl ImportSummary {
+    /// This summary with the rejection reasons in `lang`.
+    pub fn in_lang(mut self, lang: Lang) -> ImportSummary {
+        for row in &mut self.rejected_rows {
+            row.reason = row.reason_in(lang).to_owned();
+        }
+        self
+    }
+}
+
 /// Progress of an import.
 #[derive(Debug, Clone, Copy)]
 pub struct ImportProgress {
@@ -97,14 +142,14 @@ pub enum ImportError {
     Read(String),
     /// The header lacks a required column.
     #[error("{0}")]
-    Header(String),
+    Header(Localized),
     /// `--strict` or `--max-errors` refused the file; nothing was written.
     #[error("{rejected} row(s) rejected ({limit}); nothing was written")]
     TooManyRejected {
         /// Rows rejected.
         rejected: u64,
         /// Which limit applied.
-        limit: String,
+        limit: Localized,
         /// The summary of the check pass.
         summary: Box<ImportSummary>,
     },
@@ -135,8 +180,9 @@ impl RowReader {
         for header in headers.iter() {
             let header = header.trim();
             if !seen.insert(header.to_owned()) {
-                return Err(ImportError::Header(format!(
-                    "the header repeats the column `{header}`"
+                return Err(ImportError::Header(tr!(
+                    "the header repeats the column `{header}`",
+                    "l'en-tête répète la colonne `{header}`"
                 )));
             }
             let target = if mapping.ignore.iter().any(|i| i == header) {
@@ -156,20 +202,25 @@ impl RowReader {
                 .any(|t| matches!(t, Target::Field(f) if *f == field))
         };
         if !has("external_id") && !mapping.ids.from_line {
-            return Err(ImportError::Header(
-                "the file has no `external_id` column: name it so, map one in [columns], or set [ids] from_line = true"
-                    .into(),
-            ));
+            return Err(ImportError::Header(tr!(
+                "the file has no `external_id` column: name it so, map one in [columns], or set [ids] \
+                 from_line = true",
+                "le fichier n'a pas de colonne `external_id`{NBSP}: nommez-la ainsi, associez-en une dans \
+                 [columns] ou indiquez [ids] from_line = true"
+            )));
         }
         if !has("status") && !mapping.defaults.contains_key("status") {
-            return Err(ImportError::Header(
-                "the file has no `status` column: name it so, map one in [columns], or set a [defaults] status".into(),
-            ));
+            return Err(ImportError::Header(tr!(
+                "the file has no `status` column: name it so, map one in [columns], or set a [defaults] status",
+                "le fichier n'a pas de colonne `status`{NBSP}: nommez-la ainsi, associez-en une dans [columns] \
+                 ou donnez un status dans [defaults]"
+            )));
         }
         for (field, header) in &mapping.columns {
             if !headers.iter().any(|h| h.trim() == header) && !mapping.defaults.contains_key(field) {
-                return Err(ImportError::Header(format!(
-                    "[columns] maps `{field}` to `{header}`, but the file has no such column"
+                return Err(ImportError::Header(tr!(
+                    "[columns] maps `{field}` to `{header}`, but the file has no such column",
+                    "[columns] associe `{field}` à `{header}`, mais le fichier n'a pas cette colonne"
                 )));
             }
         }
@@ -222,14 +273,13 @@ impl RowReader {
             from_text: true,
             for_scoring: false,
         };
-        Opportunity::parse(None, &fields, options).map_err(|errors| RejectedRow {
-            line,
-            external_id: fields
+        Opportunity::parse(None, &fields, options).map_err(|errors| {
+            let external_id = fields
                 .get("external_id")
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-            reason: errors.to_string(),
+                .map(str::to_owned);
+            RejectedRow::new(line, external_id, errors.localized_summary())
         })
     }
 }
@@ -315,18 +365,24 @@ fn check_pass<R: Read>(source: R, options: &ImportOptions) -> Result<ImportSumma
 }
 
 fn csv_row_error(e: &csv::Error) -> RejectedRow {
-    RejectedRow {
-        line: e.position().map(|p| p.line()).unwrap_or(0),
-        external_id: None,
-        reason: match e.kind() {
-            csv::ErrorKind::UnequalLengths {
-                expected_len, len, ..
-            } => {
-                format!("the row has {len} fields, the header has {expected_len}")
-            }
-            csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".into(),
-            _ => e.to_string(),
-        },
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => RejectedRow::new(
+            line,
+            None,
+            tr!(
+                "the row has {len} fields, the header has {expected_len}",
+                "la ligne a {len}{NBSP}champs, l'en-tête en a {expected_len}"
+            ),
+        ),
+        csv::ErrorKind::Utf8 { .. } => RejectedRow::new(
+            line,
+            None,
+            tr!("the row is not valid UTF-8", "la ligne n'est pas en UTF-8 valide"),
+        ),
+        _ => RejectedRow::untranslated(line, None, e.to_string()),
     }
 }
 
@@ -439,9 +495,9 @@ fn enforce_limits<R: Read>(
             return Err(ImportError::TooManyRejected {
                 rejected: summary.rejected,
                 limit: if options.strict {
-                    "--strict allows none".into()
+                    tr!("--strict allows none", "--strict n'en permet aucune")
                 } else {
-                    format!("--max-errors allows {limit}")
+                    tr!("--max-errors allows {limit}", "--max-errors en permet {limit}")
                 },
                 summary: Box::new(summary),
             });
@@ -531,8 +587,11 @@ impl ActivityColumns {
         }
         for required in ["opportunity_id", "kind", "direction", "occurred_at"] {
             if !positions.contains_key(required) {
-                return Err(ImportError::Header(format!(
-                    "the activities file has no `{required}` column (expected opportunity_id,id,kind,direction,occurred_at)"
+                return Err(ImportError::Header(tr!(
+                    "the activities file has no `{required}` column (expected \
+                     opportunity_id,id,kind,direction,occurred_at)",
+                    "le fichier d'activités n'a pas de colonne `{required}` (attendu{NBSP}: \
+                     opportunity_id,id,kind,direction,occurred_at)"
                 )));
             }
         }
@@ -558,15 +617,20 @@ impl ActivityColumns {
                 fields.insert(name.into(), Value::String(cell(name).to_owned()));
             }
         }
-        let reject = |reason: String| RejectedRow {
-            line,
-            external_id: (!opportunity_id.is_empty()).then(|| opportunity_id.clone()),
-            reason,
+        let reject = |reason: Localized| {
+            RejectedRow::new(
+                line,
+                (!opportunity_id.is_empty()).then(|| opportunity_id.clone()),
+                reason,
+            )
         };
         if opportunity_id.is_empty() {
-            return Err(reject("opportunity_id: is required".into()));
+            let mut missing = ValidationErrors::default();
+            missing.push_known("opportunity_id", FieldMessage::Required);
+            return Err(reject(missing.localized_summary()));
         }
-        let activity = Activity::parse(&fields, "", date_format).map_err(|e| reject(e.to_string()))?;
+        let activity =
+            Activity::parse(&fields, "", date_format).map_err(|e| reject(e.localized_summary()))?;
         Ok((opportunity_id, activity))
     }
 }
@@ -624,11 +688,14 @@ where
                     for (line, _) in rows {
                         record_rejection(
                             &mut summary,
-                            RejectedRow {
+                            RejectedRow::new(
                                 line,
-                                external_id: Some(opportunity_id.clone()),
-                                reason: format!("opportunity `{opportunity_id}` does not exist"),
-                            },
+                                Some(opportunity_id.clone()),
+                                tr!(
+                                    "opportunity `{opportunity_id}` does not exist",
+                                    "l'opportunité `{opportunity_id}` n'existe pas"
+                                ),
+                            ),
                         );
                     }
                 }

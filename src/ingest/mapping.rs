@@ -28,6 +28,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::domain::Status;
+use crate::i18n::format::NBSP;
+use crate::i18n::{Lang, Localized};
+use crate::tr;
 
 /// Field names a CSV column can map to.
 pub const FIELDS: [&str; 16] = crate::domain::RECORD_FIELDS;
@@ -73,13 +76,14 @@ pub struct IdGeneration {
 
 /// Every problem found in a mapping file.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid mapping: {}", .0.join("; "))]
-pub struct MappingError(pub Vec<String>);
+#[error("invalid mapping: {}", .0.iter().map(|p| p.get(Lang::En)).collect::<Vec<_>>().join("; "))]
+pub struct MappingError(pub Vec<Localized>);
 
 impl ImportMapping {
     /// Parses and validates a TOML mapping, listing every problem.
     pub fn from_toml(text: &str) -> Result<ImportMapping, MappingError> {
-        let mapping: ImportMapping = toml::from_str(text).map_err(|e| MappingError(vec![e.to_string()]))?;
+        let mapping: ImportMapping = toml::from_str(text)
+            .map_err(|e| MappingError(vec![tr!("invalid TOML: {e}", "TOML invalide{NBSP}: {e}")]))?;
         mapping.validate()?;
         Ok(mapping)
     }
@@ -88,33 +92,42 @@ impl ImportMapping {
         let mut problems = Vec::new();
         if let Some(d) = &self.delimiter {
             if d.len() != 1 {
-                problems.push(format!("delimiter must be a single byte, got {d:?}"));
+                problems.push(tr!(
+                    "delimiter must be a single byte, got {d:?}",
+                    "delimiter doit être un seul octet, reçu{NBSP}: {d:?}"
+                ));
             }
         }
         for field in self.columns.keys() {
             if !FIELDS.contains(&field.as_str()) {
-                problems.push(format!(
-                    "[columns] `{field}` is not a dealscore field ({})",
-                    FIELDS.join(", ")
+                let fields = FIELDS.join(", ");
+                problems.push(tr!(
+                    "[columns] `{field}` is not a dealscore field ({fields})",
+                    "[columns] `{field}` n'est pas un champ de dealscore ({fields})"
                 ));
             }
         }
         for field in self.defaults.keys() {
             if !FIELDS.contains(&field.as_str()) || field == "external_id" {
-                problems.push(format!(
-                    "[defaults] `{field}` is not a field that can have a default"
+                problems.push(tr!(
+                    "[defaults] `{field}` is not a field that can have a default",
+                    "[defaults] `{field}` n'est pas un champ qui peut avoir une valeur par défaut"
                 ));
             }
         }
         for (raw, status) in &self.status_values {
             if Status::parse(status).is_none() {
-                problems.push(format!(
-                    "[status_values] `{raw}` maps to `{status}`, not one of open, won, lost"
+                problems.push(tr!(
+                    "[status_values] `{raw}` maps to `{status}`, not one of open, won, lost",
+                    "[status_values] associe `{raw}` à `{status}`, qui n'est pas open, won ni lost"
                 ));
             }
         }
         if self.ids.from_line && self.columns.contains_key("external_id") {
-            problems.push("[ids] from_line and [columns] external_id exclude each other".into());
+            problems.push(tr!(
+                "[ids] from_line and [columns] external_id exclude each other",
+                "[ids] from_line et [columns] external_id s'excluent"
+            ));
         }
         if problems.is_empty() {
             Ok(())

@@ -4,6 +4,10 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::i18n::format::NBSP;
+use crate::i18n::{Lang, Localized};
+use crate::tr;
+
 /// Name of the header carrying the signature.
 pub const HEADER: &str = "Dealscore-Signature";
 
@@ -16,8 +20,8 @@ pub enum SignatureError {
     #[error("missing Dealscore-Signature header")]
     Missing,
     /// The header does not read as `t=…,v1=…`.
-    #[error("malformed Dealscore-Signature header: {0}")]
-    Malformed(&'static str),
+    #[error("malformed Dealscore-Signature header: {}", .0.text(Lang::En))]
+    Malformed(HeaderDefect),
     /// The timestamp is too far in the past.
     #[error("signature timestamp is older than the {0}-second tolerance")]
     Stale(u64),
@@ -27,6 +31,72 @@ pub enum SignatureError {
     /// No `v1` matches any secret of the source.
     #[error("signature does not match")]
     Mismatch,
+}
+
+/// What is wrong with a header that does not read as `t=…,v1=…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderDefect {
+    /// Not `key=value` pairs separated by commas.
+    NotPairs,
+    /// `t` is not a whole number of seconds.
+    TimestampNotSeconds,
+    /// `t` appears twice.
+    TimestampTwice,
+    /// A `v1` value is not hexadecimal.
+    SignatureNotHex,
+    /// No `t=`.
+    NoTimestamp,
+    /// No `v1=`.
+    NoSignature,
+}
+
+impl HeaderDefect {
+    /// The defect in `lang`.
+    pub fn text(self, lang: Lang) -> &'static str {
+        use HeaderDefect as D;
+        match (self, lang) {
+            (D::NotPairs, Lang::En) => "expected comma-separated key=value pairs",
+            (D::NotPairs, Lang::Fr) => "des paires clé=valeur séparées par des virgules sont attendues",
+            (D::TimestampNotSeconds, Lang::En) => "t must be unix seconds",
+            (D::TimestampNotSeconds, Lang::Fr) => "t doit être un nombre de secondes Unix",
+            (D::TimestampTwice, Lang::En) => "t given twice",
+            (D::TimestampTwice, Lang::Fr) => "t est donné deux fois",
+            (D::SignatureNotHex, Lang::En) => "v1 must be hex",
+            (D::SignatureNotHex, Lang::Fr) => "v1 doit être en hexadécimal",
+            (D::NoTimestamp, Lang::En) => "no t= timestamp",
+            (D::NoTimestamp, Lang::Fr) => "aucun horodatage t=",
+            (D::NoSignature, Lang::En) => "no v1= signature",
+            (D::NoSignature, Lang::Fr) => "aucune signature v1=",
+        }
+    }
+}
+
+impl SignatureError {
+    /// The refusal in every language, for the sender.
+    pub fn localized(&self) -> Localized {
+        match self {
+            SignatureError::Missing => tr!(
+                "missing Dealscore-Signature header",
+                "l'en-tête Dealscore-Signature est absent"
+            ),
+            SignatureError::Malformed(defect) => Localized::from_fn(|lang| match lang {
+                Lang::En => format!("malformed Dealscore-Signature header: {}", defect.text(lang)),
+                Lang::Fr => format!(
+                    "en-tête Dealscore-Signature mal formé{NBSP}: {}",
+                    defect.text(lang)
+                ),
+            }),
+            SignatureError::Stale(secs) => tr!(
+                "signature timestamp is older than the {secs}-second tolerance",
+                "l'horodatage de la signature dépasse la tolérance de {secs}{NBSP}secondes"
+            ),
+            SignatureError::Future(secs) => tr!(
+                "signature timestamp is more than {secs} seconds in the future",
+                "l'horodatage de la signature est plus de {secs}{NBSP}secondes dans le futur"
+            ),
+            SignatureError::Mismatch => tr!("signature does not match", "la signature ne correspond pas"),
+        }
+    }
 }
 
 /// `None` never happens in practice: HMAC takes keys of any length.
@@ -64,28 +134,31 @@ pub fn verify(
     let mut timestamp: Option<i64> = None;
     let mut signatures: Vec<Vec<u8>> = Vec::new();
     for part in header.split(',') {
-        let (key, value) = part.trim().split_once('=').ok_or(SignatureError::Malformed(
-            "expected comma-separated key=value pairs",
-        ))?;
+        let (key, value) = part
+            .trim()
+            .split_once('=')
+            .ok_or(SignatureError::Malformed(HeaderDefect::NotPairs))?;
         match key.trim() {
             "t" => {
                 let t = value
                     .trim()
                     .parse::<i64>()
-                    .map_err(|_| SignatureError::Malformed("t must be unix seconds"))?;
+                    .map_err(|_| SignatureError::Malformed(HeaderDefect::TimestampNotSeconds))?;
                 if timestamp.replace(t).is_some() {
-                    return Err(SignatureError::Malformed("t given twice"));
+                    return Err(SignatureError::Malformed(HeaderDefect::TimestampTwice));
                 }
             }
-            "v1" => signatures
-                .push(hex::decode(value.trim()).map_err(|_| SignatureError::Malformed("v1 must be hex"))?),
+            "v1" => signatures.push(
+                hex::decode(value.trim())
+                    .map_err(|_| SignatureError::Malformed(HeaderDefect::SignatureNotHex))?,
+            ),
             // Other schemes (v0, future versions) are skipped, as senders may add them.
             _ => {}
         }
     }
-    let timestamp = timestamp.ok_or(SignatureError::Malformed("no t= timestamp"))?;
+    let timestamp = timestamp.ok_or(SignatureError::Malformed(HeaderDefect::NoTimestamp))?;
     if signatures.is_empty() {
-        return Err(SignatureError::Malformed("no v1= signature"));
+        return Err(SignatureError::Malformed(HeaderDefect::NoSignature));
     }
     let tolerance = i64::try_from(tolerance_secs).unwrap_or(i64::MAX);
     if timestamp < now.saturating_sub(tolerance) {
@@ -141,22 +214,22 @@ mod tests {
             (
                 Some("garbage".into()),
                 body,
-                SignatureError::Malformed("expected comma-separated key=value pairs"),
+                SignatureError::Malformed(HeaderDefect::NotPairs),
             ),
             (
                 Some(format!("t={NOW}")),
                 body,
-                SignatureError::Malformed("no v1= signature"),
+                SignatureError::Malformed(HeaderDefect::NoSignature),
             ),
             (
                 Some("v1=00".into()),
                 body,
-                SignatureError::Malformed("no t= timestamp"),
+                SignatureError::Malformed(HeaderDefect::NoTimestamp),
             ),
             (
                 Some(format!("t={NOW},v1=zz")),
                 body,
-                SignatureError::Malformed("v1 must be hex"),
+                SignatureError::Malformed(HeaderDefect::SignatureNotHex),
             ),
             (
                 Some(header_value("other", NOW, body)),

@@ -18,11 +18,14 @@ use serde_json::{Map, Value};
 use super::event_scoring::{score_in, EventScoring, ScoreAnswer};
 use super::mapping::ImportMapping;
 use crate::config::Settings;
-use crate::domain::{Activity, Opportunity, ParseOptions, Status, ValidationErrors};
+use crate::domain::{Activity, FieldMessage, Opportunity, ParseOptions, Status, ValidationErrors};
+use crate::i18n::format::NBSP;
+use crate::i18n::Localized;
 use crate::store::activities::{add_in, AddActivitiesError};
 use crate::store::group_commit::{GroupCommit, GroupCommitError, TxWork};
 use crate::store::opportunities::{delete_in, get_in, upsert_batch_in, UpsertOutcome};
 use crate::store::webhooks::{self, EventRecord};
+use crate::tr;
 
 /// Most events in one `{"events": [...]}` delivery.
 pub const MAX_EVENTS_PER_DELIVERY: usize = 1000;
@@ -208,7 +211,7 @@ pub struct EventOutcome {
 pub enum DeliveryError {
     /// Not JSON, or not an event / `{"events": [...]}` object.
     #[error("{0}")]
-    Malformed(String),
+    Malformed(Localized),
     /// More than [`MAX_EVENTS_PER_DELIVERY`] events.
     #[error("{0} events in one delivery; at most {MAX_EVENTS_PER_DELIVERY} are accepted")]
     TooManyEvents(usize),
@@ -226,20 +229,34 @@ pub struct Delivery {
     pub events: Vec<Value>,
 }
 
+/// "is required (the opportunity's CRM id)".
+fn required_crm_id() -> Localized {
+    tr!(
+        "is required (the opportunity's CRM id)",
+        "est obligatoire (l'identifiant CRM de l'opportunité)"
+    )
+}
+
 /// Reads the body into events (no validation of the events themselves yet).
 pub fn parse_delivery(body: &[u8]) -> Result<Delivery, DeliveryError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| DeliveryError::Malformed(format!("the body is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        DeliveryError::Malformed(tr!(
+            "the body is not valid JSON: {e}",
+            "le corps n'est pas du JSON valide{NBSP}: {e}"
+        ))
+    })?;
     let Value::Object(mut object) = value else {
-        return Err(DeliveryError::Malformed(
-            "the body must be an event object or {\"events\": [...]}".into(),
-        ));
+        return Err(DeliveryError::Malformed(tr!(
+            "the body must be an event object or {{\"events\": [...]}}",
+            "le corps doit être un objet événement ou {{\"events\": [...]}}"
+        )));
     };
     if object.contains_key("events") && !object.contains_key("type") {
         let Some(Value::Array(events)) = object.remove("events") else {
-            return Err(DeliveryError::Malformed(
-                "`events` must be a list of event objects".into(),
-            ));
+            return Err(DeliveryError::Malformed(tr!(
+                "`events` must be a list of event objects",
+                "`events` doit être une liste d'objets événements"
+            )));
         };
         if events.len() > MAX_EVENTS_PER_DELIVERY {
             return Err(DeliveryError::TooManyEvents(events.len()));
@@ -287,49 +304,66 @@ fn prepare(value: &Value, source: &Source) -> Result<Prepared, Box<Refused>> {
     let object = match value {
         Value::Object(o) => o,
         _ => {
-            errors.push("event", "expected an event object");
+            errors.push_localized(
+                "event",
+                tr!("expected an event object", "un objet événement est attendu"),
+            );
             &empty
         }
     };
     for key in object.keys() {
         if !["id", "type", "occurred_at", "data"].contains(&key.as_str()) {
-            errors.push(key.clone(), "unknown field");
+            errors.push_known(key.clone(), FieldMessage::UnknownField);
         }
     }
     let id = match object.get("id") {
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_EVENT_ID_LEN => {
             if s.chars().any(char::is_control) {
-                errors.push("id", "must not contain control characters");
+                errors.push_known("id", FieldMessage::ControlCharacters);
             }
             Some(s.clone())
         }
         Some(Value::String(_)) => {
-            errors.push("id", format!("must be 1–{MAX_EVENT_ID_LEN} characters"));
+            errors.push_localized(
+                "id",
+                tr!(
+                    "must be 1–{MAX_EVENT_ID_LEN} characters",
+                    "doit compter de 1 à {MAX_EVENT_ID_LEN}{NBSP}caractères"
+                ),
+            );
             None
         }
         None | Some(Value::Null) => {
-            errors.push("id", "is required (unique per source)");
+            errors.push_localized(
+                "id",
+                tr!(
+                    "is required (unique per source)",
+                    "est obligatoire (unique par source)"
+                ),
+            );
             None
         }
         Some(_) => {
-            errors.push("id", "expected a string");
+            errors.push_known("id", FieldMessage::ExpectedString { got: None });
             None
         }
     };
     let type_name = object.get("type").and_then(Value::as_str).map(str::to_owned);
     let event_type = match &type_name {
         Some(t) => EventType::parse(t).or_else(|| {
-            errors.push(
+            errors.push_localized(
                 "type",
-                format!(
+                tr!(
                     "unknown event type `{t}` (opportunity.upserted, opportunity.closed, \
+                     opportunity.deleted, activity.logged)",
+                    "type d'événement `{t}` inconnu (opportunity.upserted, opportunity.closed, \
                      opportunity.deleted, activity.logged)"
                 ),
             );
             None
         }),
         None => {
-            errors.push("type", "is required");
+            errors.push_known("type", FieldMessage::Required);
             None
         }
     };
@@ -337,19 +371,31 @@ fn prepare(value: &Value, source: &Source) -> Result<Prepared, Box<Refused>> {
         Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(_) => {
-                errors.push("occurred_at", format!("`{t}` is not an RFC 3339 timestamp"));
+                errors.push_localized(
+                    "occurred_at",
+                    tr!(
+                        "`{t}` is not an RFC 3339 timestamp",
+                        "`{t}` n'est pas un horodatage RFC 3339"
+                    ),
+                );
                 None
             }
         },
         None => {
-            errors.push("occurred_at", "is required (RFC 3339)");
+            errors.push_localized(
+                "occurred_at",
+                tr!("is required (RFC 3339)", "est obligatoire (RFC 3339)"),
+            );
             None
         }
     };
     let data = match object.get("data") {
         Some(Value::Object(d)) => Some(d.clone()),
         _ => {
-            errors.push("data", "is required (an object)");
+            errors.push_localized(
+                "data",
+                tr!("is required (an object)", "est obligatoire (un objet)"),
+            );
             None
         }
     };
@@ -427,7 +473,7 @@ fn parse_action(kind: EventType, data: Map<String, Value>, source: &Source) -> R
             let id = data.get("external_id").and_then(Value::as_str).map(str::to_owned);
             let Some(id) = id.filter(|i| crate::domain::ExternalId::parse(i).is_ok()) else {
                 let mut errors = ValidationErrors::default();
-                errors.push("data.external_id", "is required (the opportunity's CRM id)");
+                errors.push_localized("data.external_id", required_crm_id());
                 return Err((None, errors));
             };
             if kind == EventType::Deleted {
@@ -436,10 +482,22 @@ fn parse_action(kind: EventType, data: Map<String, Value>, source: &Source) -> R
             let status = data.get("status").and_then(Value::as_str).and_then(Status::parse);
             let mut errors = ValidationErrors::default();
             if !matches!(status, Some(Status::Won | Status::Lost)) {
-                errors.push("data.status", "must be won or lost for opportunity.closed");
+                errors.push_localized(
+                    "data.status",
+                    tr!(
+                        "must be won or lost for opportunity.closed",
+                        "doit être won ou lost pour opportunity.closed"
+                    ),
+                );
             }
             if data.get("closed_at").is_none_or(Value::is_null) {
-                errors.push("data.closed_at", "is required for opportunity.closed");
+                errors.push_localized(
+                    "data.closed_at",
+                    tr!(
+                        "is required for opportunity.closed",
+                        "est obligatoire pour opportunity.closed"
+                    ),
+                );
             }
             if errors.is_empty() {
                 Ok(Action::Close(id, data))
@@ -454,7 +512,7 @@ fn parse_action(kind: EventType, data: Map<String, Value>, source: &Source) -> R
             let id = match opportunity.as_ref().and_then(Value::as_str) {
                 Some(id) if crate::domain::ExternalId::parse(id).is_ok() => Some(id.to_owned()),
                 _ => {
-                    errors.push("data.opportunity_id", "is required (the opportunity's CRM id)");
+                    errors.push_localized("data.opportunity_id", required_crm_id());
                     None
                 }
             };
@@ -728,9 +786,12 @@ async fn apply_one(
             Ok(_) => Ok("already_known"),
             Err(AddActivitiesError::UnknownOpportunity(_)) => {
                 let mut errors = ValidationErrors::default();
-                errors.push(
+                errors.push_localized(
                     "data.opportunity_id",
-                    format!("opportunity `{id}` does not exist"),
+                    tr!(
+                        "opportunity `{id}` does not exist",
+                        "l'opportunité `{id}` n'existe pas"
+                    ),
                 );
                 Err(errors)
             }

@@ -9,7 +9,9 @@ use super::period::{parse_period, rfc3339, Window};
 use super::snapshot::{Deal, Snapshot};
 use super::table::{cell, opt, Table};
 use crate::domain::{Status, ValidationErrors};
+use crate::i18n::format::NBSP;
 use crate::store::insights::Objective;
+use crate::tr;
 
 /// Most objectives in one `PUT`.
 pub const MAX_OBJECTIVES: usize = 1_000;
@@ -19,13 +21,22 @@ pub const MAX_OBJECTIVES: usize = 1_000;
 pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors> {
     let mut errors = ValidationErrors::default();
     let Some(items) = body.get("objectives").and_then(Value::as_array) else {
-        errors.push("objectives", "expected {\"objectives\": [...]}");
+        errors.push_localized(
+            "objectives",
+            tr!(
+                "expected {{\"objectives\": [...]}}",
+                "{{\"objectives\": [...]}} est attendu"
+            ),
+        );
         return Err(errors);
     };
     if items.is_empty() || items.len() > MAX_OBJECTIVES {
-        errors.push(
+        errors.push_localized(
             "objectives",
-            format!("send between 1 and {MAX_OBJECTIVES} objectives"),
+            tr!(
+                "send between 1 and {MAX_OBJECTIVES} objectives",
+                "envoyez entre 1 et {MAX_OBJECTIVES}{NBSP}objectifs"
+            ),
         );
         return Err(errors);
     }
@@ -36,16 +47,22 @@ pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors
         let scope = match text("scope") {
             Some(s @ ("owner" | "region")) => s.to_owned(),
             _ => {
-                errors.push(field("scope"), "must be `owner` or `region`");
+                errors.push_localized(
+                    field("scope"),
+                    tr!("must be `owner` or `region`", "doit être `owner` ou `region`"),
+                );
                 String::new()
             }
         };
         let name = match text("name") {
             Some(n) if !n.is_empty() && n.len() <= 200 => n.to_owned(),
             _ => {
-                errors.push(
+                errors.push_localized(
                     field("name"),
-                    "the rep or region name is required (at most 200 characters)",
+                    tr!(
+                        "the rep or region name is required (at most 200 characters)",
+                        "le nom du commercial ou de la région est obligatoire (200{NBSP}caractères au plus)"
+                    ),
                 );
                 String::new()
             }
@@ -53,9 +70,12 @@ pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors
         let period = match text("period").and_then(parse_period) {
             Some((label, _)) => label,
             None => {
-                errors.push(
+                errors.push_localized(
                     field("period"),
-                    "must be a year (2026), a quarter (2026-Q1) or a month (2026-03)",
+                    tr!(
+                        "must be a year (2026), a quarter (2026-Q1) or a month (2026-03)",
+                        "doit être une année (2026), un trimestre (2026-Q1) ou un mois (2026-03)"
+                    ),
                 );
                 String::new()
             }
@@ -63,7 +83,13 @@ pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors
         let metric = match text("metric") {
             Some(m @ ("won_revenue" | "won_deals")) => m.to_owned(),
             _ => {
-                errors.push(field("metric"), "must be `won_revenue` or `won_deals`");
+                errors.push_localized(
+                    field("metric"),
+                    tr!(
+                        "must be `won_revenue` or `won_deals`",
+                        "doit être `won_revenue` ou `won_deals`"
+                    ),
+                );
                 String::new()
             }
         };
@@ -72,14 +98,23 @@ pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors
                 Some(c.to_ascii_uppercase())
             }
             ("won_revenue", _) => {
-                errors.push(
+                errors.push_localized(
                     field("currency"),
-                    "a won_revenue target needs its currency (ISO code, e.g. EUR)",
+                    tr!(
+                        "a won_revenue target needs its currency (ISO code, e.g. EUR)",
+                        "un objectif won_revenue demande sa devise (code ISO, par ex. EUR)"
+                    ),
                 );
                 None
             }
             (_, Some(_)) => {
-                errors.push(field("currency"), "a won_deals target has no currency");
+                errors.push_localized(
+                    field("currency"),
+                    tr!(
+                        "a won_deals target has no currency",
+                        "un objectif won_deals n'a pas de devise"
+                    ),
+                );
                 None
             }
             _ => None,
@@ -87,7 +122,10 @@ pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors
         let target = match item.get("target").and_then(Value::as_f64) {
             Some(t) if t.is_finite() && t > 0.0 && t < 1e15 => t,
             _ => {
-                errors.push(field("target"), "must be a number above 0");
+                errors.push_localized(
+                    field("target"),
+                    tr!("must be a number above 0", "doit être un nombre supérieur à 0"),
+                );
                 0.0
             }
         };
@@ -105,9 +143,12 @@ pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors
             (&p.scope, &p.name, &p.period, &p.metric, &p.currency)
                 == (&o.scope, &o.name, &o.period, &o.metric, &o.currency)
         }) {
-            errors.push(
+            errors.push_localized(
                 format!("objectives[{i}]"),
-                "repeats an earlier objective (same scope, name, period, metric and currency)",
+                tr!(
+                    "repeats an earlier objective (same scope, name, period, metric and currency)",
+                    "répète un objectif précédent (mêmes scope, name, period, metric et currency)"
+                ),
             );
         }
     }

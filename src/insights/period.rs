@@ -8,6 +8,8 @@
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
 use crate::domain::{parse_timestamp, to_epoch_ms};
+use crate::i18n::Localized;
+use crate::tr;
 
 /// A half-open interval `[start, end)` of epoch milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -55,29 +57,32 @@ impl Window {
 pub const DEFAULT_DAYS: i64 = 90;
 
 /// Parses a `from` bound: a date (its midnight) or an RFC 3339 instant.
-pub fn parse_from(text: &str) -> Result<i64, String> {
+pub fn parse_from(text: &str) -> Result<i64, Localized> {
     parse_bound(text, false)
 }
 
 /// Parses a `to` bound: a date (covering that whole day) or an RFC 3339 instant (exclusive).
-pub fn parse_to(text: &str) -> Result<i64, String> {
+pub fn parse_to(text: &str) -> Result<i64, Localized> {
     parse_bound(text, true)
 }
 
-fn parse_bound(text: &str, inclusive_day: bool) -> Result<i64, String> {
+fn parse_bound(text: &str, inclusive_day: bool) -> Result<i64, Localized> {
     let text = text.trim();
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let date = if inclusive_day {
             date.succ_opt()
-                .ok_or_else(|| format!("`{text}` is out of range"))?
+                .ok_or_else(|| tr!("`{text}` is out of range", "`{text}` est hors limites"))?
         } else {
             date
         };
         return Ok(to_epoch_ms(midnight(date)));
     }
-    parse_timestamp(text)
-        .map(to_epoch_ms)
-        .map_err(|_| format!("`{text}` is not a date (YYYY-MM-DD) or an RFC 3339 time"))
+    parse_timestamp(text).map(to_epoch_ms).map_err(|_| {
+        tr!(
+            "`{text}` is not a date (YYYY-MM-DD) or an RFC 3339 time",
+            "`{text}` n'est ni une date (AAAA-MM-JJ) ni un instant RFC 3339"
+        )
+    })
 }
 
 fn midnight(date: NaiveDate) -> DateTime<Utc> {
@@ -90,7 +95,7 @@ pub fn window(
     from: Option<&str>,
     to: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Window, (&'static str, String)> {
+) -> Result<Window, (&'static str, Localized)> {
     let end = match to {
         Some(t) => parse_to(t).map_err(|e| ("to", e))?,
         None => to_epoch_ms(midnight(now.date_naive().succ_opt().unwrap_or(now.date_naive()))),
@@ -100,7 +105,7 @@ pub fn window(
         None => end - DEFAULT_DAYS * super::snapshot::DAY_MS,
     };
     if start >= end {
-        return Err(("from", "must be before `to`".into()));
+        return Err(("from", tr!("must be before `to`", "doit précéder `to`")));
     }
     Ok(Window { start, end })
 }

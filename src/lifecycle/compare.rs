@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 
 use super::holdout::holdout_deals;
 use crate::domain::{Opportunity, Status};
+use crate::i18n::Localized;
 use crate::model::{predict, Metrics, ModelArtifact};
+use crate::tr;
 use crate::training::metrics::evaluate;
 
 /// The holdout both models were measured on.
@@ -80,6 +82,21 @@ pub enum CompareError {
     /// The newer model's holdout cannot be rebuilt from the deals stored now.
     #[error("the holdout of {0} cannot be rebuilt from the stored deals (too few closed deals, or a time split over deals without closing dates)")]
     NoHoldout(String),
+}
+
+impl CompareError {
+    /// The message in every language.
+    pub fn localized(&self) -> Localized {
+        match self {
+            CompareError::NoHoldout(version) => tr!(
+                "the holdout of {version} cannot be rebuilt from the stored deals (too few closed deals, \
+                 or a time split over deals without closing dates)",
+                "l'échantillon de test de {version} ne peut pas être reconstitué à partir des affaires \
+                 enregistrées (trop peu d'affaires clôturées, ou découpage temporel sur des affaires sans \
+                 date de clôture)"
+            ),
+        }
+    }
 }
 
 /// The deal window to load to rebuild `newer`'s holdout: its training window, up to its newest

@@ -12,9 +12,11 @@ use utoipa::ToSchema;
 use super::gate::GatePolicy;
 use crate::domain::ValidationErrors;
 use crate::features::FeatureSpec;
+use crate::i18n::format::NBSP;
 use crate::serving::ActiveModel;
 use crate::store::training_runs::{self, CreateError, NewRun, RunProgress, RunRecord};
 use crate::store::{opportunities, Db};
+use crate::tr;
 use crate::train_job::{self, TrainJob};
 use crate::training::{SplitKind, TrainOptions, TrainProgress};
 
@@ -82,15 +84,21 @@ fn parse_spec(value: &serde_json::Value) -> Result<FeatureSpec, Vec<crate::domai
         serde_json::Value::String(text) => FeatureSpec::from_toml(text),
         serde_json::Value::Object(_) => FeatureSpec::from_json(&value.to_string()),
         _ => {
-            return Err(vec![crate::domain::FieldError::new(
+            return Err(vec![crate::domain::FieldError::localized(
                 "spec",
-                "must be TOML or JSON text, or a JSON object",
+                tr!(
+                    "must be TOML or JSON text, or a JSON object",
+                    "doit être un texte TOML ou JSON, ou un objet JSON"
+                ),
             )])
         }
     };
     result.map_err(|e| {
         e.0.into_iter()
-            .map(|f| crate::domain::FieldError::new(format!("spec.{}", f.field), f.message))
+            .map(|mut f| {
+                f.field = format!("spec.{}", f.field);
+                f
+            })
             .collect()
     })
 }
@@ -113,8 +121,8 @@ impl TrainRequest {
             let text = text.as_deref()?;
             match crate::domain::parse_timestamp(text) {
                 Ok(t) => Some(t),
-                Err(e) => {
-                    errors.push(field, e);
+                Err(_) => {
+                    errors.push_known(field, crate::domain::bad_timestamp(text, None));
                     None
                 }
             }
@@ -123,7 +131,10 @@ impl TrainRequest {
         let until = date("until", &self.until);
         if let (Some(s), Some(u)) = (since, until) {
             if s > u {
-                errors.push("until", "must not be before `since`");
+                errors.push_localized(
+                    "until",
+                    tr!("must not be before `since`", "ne doit pas précéder `since`"),
+                );
             }
         }
         let o = &self.options;
@@ -132,26 +143,38 @@ impl TrainRequest {
             None | Some("time") => SplitKind::Time,
             Some("random") => SplitKind::Random,
             Some(other) => {
-                errors.push(
+                errors.push_localized(
                     "options.split",
-                    format!("must be `time` or `random`, got `{other}`"),
+                    tr!(
+                        "must be `time` or `random`, got `{other}`",
+                        "doit être `time` ou `random`, reçu{NBSP}: `{other}`"
+                    ),
                 );
                 SplitKind::Time
             }
         };
         let test_fraction = o.test_fraction.unwrap_or(defaults.test_fraction);
         if !(test_fraction > 0.0 && test_fraction < 1.0) {
-            errors.push("options.test_fraction", "must be between 0 and 1 (exclusive)");
+            errors.push_localized(
+                "options.test_fraction",
+                tr!(
+                    "must be between 0 and 1 (exclusive)",
+                    "doit être strictement compris entre 0 et 1"
+                ),
+            );
         }
         let cv = o.cv.unwrap_or(defaults.cv_folds);
         if !(2..=20).contains(&cv) {
-            errors.push("options.cv", "must be between 2 and 20");
+            errors.push_localized(
+                "options.cv",
+                tr!("must be between 2 and 20", "doit être compris entre 2 et 20"),
+            );
         }
         let min_won = o.min_won.unwrap_or(defaults.min_won);
         let min_lost = o.min_lost.unwrap_or(defaults.min_lost);
         for (field, value) in [("options.min_won", min_won), ("options.min_lost", min_lost)] {
             if value < 2 {
-                errors.push(field, "must be at least 2");
+                errors.push_localized(field, tr!("must be at least 2", "doit valoir au moins 2"));
             }
         }
         let options = TrainOptions {

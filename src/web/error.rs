@@ -1,12 +1,15 @@
 //! Errors of the web UI: an HTML page in the reader's language, or a redirect to sign in.
 
+use actix_web::error::{QueryPayloadError, UrlencodedError};
 use actix_web::http::{header, StatusCode};
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 
 use super::text::Text;
 use crate::error::ApiError;
+use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
+use crate::tr;
 
 /// What went wrong while building a page.
 #[derive(Debug)]
@@ -89,6 +92,26 @@ impl std::fmt::Display for PageError {
             PageErrorKind::Internal(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// `QueryConfig` error handler of the pages: a 400 page saying what is wrong with the query.
+pub fn bad_query(err: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+    let lang = Lang::of_request(req);
+    let detail = tr!(
+        "invalid query string: {err}",
+        "paramètres de requête invalides{NBSP}: {err}"
+    );
+    PageError::new(lang, PageErrorKind::BadInput(detail.get(lang).to_owned())).into()
+}
+
+/// `FormConfig` error handler (only the pages read forms).
+pub fn bad_form(err: UrlencodedError, req: &HttpRequest) -> actix_web::Error {
+    let lang = Lang::of_request(req);
+    let detail = tr!(
+        "the form cannot be read: {err}",
+        "le formulaire est illisible{NBSP}: {err}"
+    );
+    PageError::new(lang, PageErrorKind::BadInput(detail.get(lang).to_owned())).into()
 }
 
 /// Converts library results into page results in one call.

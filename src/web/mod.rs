@@ -163,27 +163,33 @@ pub fn see_other(location: &str) -> HttpResponse {
 
 /// Registers the UI's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(pages::auth::home))
-        .route("/login", web::get().to(pages::auth::login_form))
-        .route("/login", web::post().to(pages::auth::login))
-        .route("/logout", web::post().to(pages::auth::logout))
-        .route("/assets/app.css", web::get().to(pages::assets::css))
-        .route("/assets/app.js", web::get().to(pages::assets::js))
-        .route("/deals", web::get().to(pages::deals::list))
-        .route("/deals/{external_id}", web::get().to(pages::deal::show))
-        .route("/pipeline", web::get().to(pages::pipeline::show))
-        .route("/pipeline.csv", web::get().to(pages::pipeline::csv))
-        .route("/process", web::get().to(pages::process::show))
-        .route("/resources", web::get().to(pages::resources::show))
-        .route("/models", web::get().to(pages::models::list))
-        .route("/models/compare", web::get().to(pages::models::compare))
-        .route("/models/train", web::post().to(pages::models::train))
-        .route("/models/runs/{id}", web::get().to(pages::models::run))
-        .route("/models/{version}", web::get().to(pages::models::show))
-        .route(
-            "/models/{version}/activate",
-            web::post().to(pages::models::activate),
-        );
+    cfg.service(page("/").route(web::get().to(pages::auth::home)))
+        .service(
+            page("/login")
+                .route(web::get().to(pages::auth::login_form))
+                .route(web::post().to(pages::auth::login)),
+        )
+        .service(page("/logout").route(web::post().to(pages::auth::logout)))
+        .service(page("/assets/app.css").route(web::get().to(pages::assets::css)))
+        .service(page("/assets/app.js").route(web::get().to(pages::assets::js)))
+        .service(page("/deals").route(web::get().to(pages::deals::list)))
+        .service(page("/deals/{external_id}").route(web::get().to(pages::deal::show)))
+        .service(page("/pipeline").route(web::get().to(pages::pipeline::show)))
+        .service(page("/pipeline.csv").route(web::get().to(pages::pipeline::csv)))
+        .service(page("/process").route(web::get().to(pages::process::show)))
+        .service(page("/resources").route(web::get().to(pages::resources::show)))
+        .service(page("/models").route(web::get().to(pages::models::list)))
+        .service(page("/models/compare").route(web::get().to(pages::models::compare)))
+        .service(page("/models/train").route(web::post().to(pages::models::train)))
+        .service(page("/models/runs/{id}").route(web::get().to(pages::models::run)))
+        .service(page("/models/{version}").route(web::get().to(pages::models::show)))
+        .service(page("/models/{version}/activate").route(web::post().to(pages::models::activate)));
+}
+
+/// A UI resource: a malformed query on a page gets an HTML page in the reader's language instead
+/// of the API's problem+json (page paths are plain text, so they cannot be malformed).
+fn page(path: &str) -> actix_web::Resource {
+    web::resource(path).app_data(web::QueryConfig::default().error_handler(error::bad_query))
 }
 
 #[cfg(test)]

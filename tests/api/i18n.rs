@@ -4,7 +4,9 @@
 use reqwest::Response;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, open_deal, spawn_app, TestApp};
+use crate::helpers::{
+    assert_problem, open_deal, signature_now, spawn_app, spawn_app_with, webhook_source, TestApp,
+};
 use crate::scoring::trained_app;
 
 /// A slow, thinly worked deal with an end user: the model has levers and sentences for it.
@@ -228,4 +230,138 @@ async fn problems_are_worded_in_french_and_keep_their_type() {
         .as_str()
         .unwrap_or("")
         .starts_with("aucun modèle n'est encore actif"));
+}
+
+#[tokio::test]
+async fn free_text_problems_imports_and_webhook_answers_are_french_too() {
+    let app = spawn_app_with(|s| s.webhook_sources = vec![webhook_source("crm", &["whsec_fr"])]).await;
+    let get = |path: &str| {
+        app.client
+            .get(app.url(path))
+            .bearer_auth(&app.analyst_key)
+            .header("Accept-Language", "fr")
+            .send()
+    };
+
+    // 404 naming what is missing, 400 for a bad parameter: French, same types.
+    let body = assert_problem(get("/v1/opportunities/D-404").await.expect("request"), 404, None).await;
+    assert_eq!(body["detail"], "aucune opportunité `D-404`");
+    let body = assert_problem(
+        get("/v1/opportunities?limit=0").await.expect("request"),
+        400,
+        None,
+    )
+    .await;
+    assert_eq!(body["type"], "https://dealscore.dev/problems/invalid-query");
+    assert_eq!(body["detail"], "limit doit être compris entre 1 et 1000");
+    let body = assert_problem(
+        get("/v1/opportunities?status=maybe").await.expect("request"),
+        400,
+        None,
+    )
+    .await;
+    assert_eq!(body["detail"], "le statut `maybe` n'est pas open, won ni lost");
+    // Insights field errors.
+    let body = assert_problem(
+        get("/v1/insights/pipeline?from=demain").await.expect("request"),
+        422,
+        Some("from"),
+    )
+    .await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("`demain` n'est ni une date")),
+        "{body}"
+    );
+    // The same request in English is unchanged.
+    let english = app
+        .client
+        .get(app.url("/v1/opportunities/D-404"))
+        .bearer_auth(&app.analyst_key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        assert_problem(english, 404, None).await["detail"],
+        "no opportunity `D-404`"
+    );
+
+    // CSV import: the reason of each rejected row.
+    let csv = "external_id,status,amount,created_at\nC-1,open,-3,2026-01-05\nC-2,open,10,2026-01-05\n";
+    let response = app
+        .client
+        .post(app.url("/v1/imports?lang=fr"))
+        .bearer_auth(&app.analyst_key)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let summary: Value = response.json().await.expect("summary");
+    assert_eq!(summary["inserted"], 1, "{summary}");
+    assert_eq!(
+        summary["rejected_rows"][0]["reason"],
+        "amount\u{A0}: doit être positif ou nul"
+    );
+    // A header problem is a French field error.
+    let response = app
+        .client
+        .post(app.url("/v1/imports?lang=fr"))
+        .bearer_auth(&app.analyst_key)
+        .header("content-type", "text/csv")
+        .body("name,amount\nx,1\n")
+        .send()
+        .await
+        .expect("request");
+    let body = assert_problem(response, 422, Some("header")).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("le fichier n'a pas de colonne `external_id`")),
+        "{body}"
+    );
+
+    // Webhooks: a refused signature, and the field errors of a rejected event inside a batch.
+    let event = r#"{"id":"e1","type":"opportunity.upserted","occurred_at":"2026-01-05T10:00:00Z","data":{"external_id":"W-1","status":"open","created_at":"2026-01-05"}}"#;
+    let response = app
+        .client
+        .post(app.url("/v1/webhooks/crm?lang=fr"))
+        .header("content-type", "application/json")
+        .header("Dealscore-Signature", signature_now("not-the-secret", event))
+        .body(event)
+        .send()
+        .await
+        .expect("request");
+    let body = assert_problem(response, 401, None).await;
+    assert_eq!(body["detail"], "la signature ne correspond pas");
+    let batch = format!(
+        r#"{{"events":[{event},{{"id":"e2","type":"opportunity.exploded","occurred_at":"2026-01-05T10:00:00Z","data":{{}}}}]}}"#
+    );
+    let response = app
+        .client
+        .post(app.url("/v1/webhooks/crm?lang=fr"))
+        .header("content-type", "application/json")
+        .header("Dealscore-Signature", signature_now("whsec_fr", &batch))
+        .body(batch.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 207);
+    let answer: Value = response.json().await.expect("batch answer");
+    let rejected = &answer["events"][1];
+    assert_eq!(rejected["status"], "rejected", "{answer}");
+    assert!(
+        rejected["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("type d'événement `opportunity.exploded` inconnu")),
+        "{answer}"
+    );
+    assert!(
+        rejected["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("type\u{A0}: type d'événement")),
+        "{answer}"
+    );
 }

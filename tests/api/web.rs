@@ -428,9 +428,21 @@ async fn after_a_write_dashboards_show_the_previous_figures_then_the_new_ones() 
     let app = trained_app().await;
     let mut analyst = Browser::new(&app);
     analyst.sign_in(&app.analyst_key).await;
-    let (status, _, before) = analyst.get("/pipeline").await;
-    assert_eq!(status, 200);
-    assert!(!before.contains("id=\"stale\""));
+    // Warming at startup loaded a snapshot before the test data was imported, so the first views
+    // may show it while the current one loads: wait for the current one.
+    let started = std::time::Instant::now();
+    loop {
+        let (status, _, before) = analyst.get("/pipeline").await;
+        assert_eq!(status, 200);
+        if !before.contains("id=\"stale\"") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never loaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let response = app
         .put_opportunity("NEW-2", &crate::helpers::open_deal("NEW-2", "zoe", "EMEA"))
         .await;
@@ -455,5 +467,36 @@ async fn after_a_write_dashboards_show_the_previous_figures_then_the_new_ones() 
     assert!(
         after.contains(">zoe</option>"),
         "the new rep is a filter choice now"
+    );
+}
+
+#[tokio::test]
+async fn malformed_page_addresses_get_an_html_page_in_the_readers_language() {
+    let app = spawn_app().await;
+    let mut analyst = Browser::new(&app);
+    analyst.sign_in(&app.analyst_key).await;
+    let (status, _, page) = analyst.get("/deals?page=abc&lang=fr").await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    assert!(page.contains("paramètres de requête invalides"), "{page}");
+    let (status, _, page) = analyst.get("/pipeline?from=2026-01-01&from=2026-02-01").await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("invalid query string"), "{page}");
+    // The API keeps problem+json for the same mistake.
+    let response = app
+        .client
+        .get(app.url("/v1/opportunities?limit=abc"))
+        .bearer_auth(&app.analyst_key)
+        .header("Accept-Language", "fr")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    let problem: serde_json::Value = response.json().await.expect("problem");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("paramètres de requête invalides")),
+        "{problem}"
     );
 }

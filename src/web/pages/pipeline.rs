@@ -55,7 +55,10 @@ fn parse(q: PipelineQuery, lang: Lang) -> Result<Parsed, PageError> {
     let from = non_empty(q.from).unwrap_or_else(|| (today - Duration::days(DEFAULT_DAYS)).to_string());
     let to = non_empty(q.to).unwrap_or_else(|| today.to_string());
     let window = period::window(Some(&from), Some(&to), Utc::now()).map_err(|(field, message)| {
-        PageError::new(lang, PageErrorKind::BadInput(format!("{field}: {message}")))
+        PageError::new(
+            lang,
+            PageErrorKind::BadInput(format!("{field}: {}", message.get(lang))),
+        )
     })?;
     Ok(Parsed {
         window,

@@ -96,8 +96,8 @@ pub async fn show(
     let lang = viewer.lang;
     let t = Text(lang);
     let now = Utc::now();
-    let window =
-        period::window(None, None, now).map_err(|(_, m)| PageError::internal(lang, anyhow::anyhow!(m)))?;
+    let window = period::window(None, None, now)
+        .map_err(|(_, m)| PageError::internal(lang, anyhow::anyhow!("{m}")))?;
     let quarter = format!("{}-Q{}", now.year(), now.month0() / 3 + 1);
     let (label, quarter_window) = period::parse_period(&quarter)
         .ok_or_else(|| PageError::internal(lang, anyhow::anyhow!("bad quarter {quarter}")))?;
