@@ -110,6 +110,13 @@ impl Application {
         let insights_cache = web::Data::new(crate::insights::InsightsCache::new());
         let priority_cache = web::Data::new(crate::ranking::PriorityCache::new());
         let page_memos = web::Data::new(crate::web::memo::PageMemos::default());
+        if settings.warm_caches {
+            let (db, model, scoring) = (db.clone(), model.clone(), settings.scoring.clone());
+            let (insights, priority) = (insights_cache.clone(), priority_cache.clone());
+            timers.push(AbortOnDrop(tokio::spawn(async move {
+                crate::warmup::warm(&db, &model, &scoring, &insights, &priority).await;
+            })));
+        }
         let outbox_worker = spawn_worker(
             db.clone(),
             sources.clone(),

@@ -44,6 +44,10 @@ pub struct Settings {
     /// a TLS proxy fronts the service; requests that arrive over TLS get `Secure` cookies anyway.
     /// Default false. Env: `DEALSCORE_SECURE_COOKIES`.
     pub secure_cookies: bool,
+    /// Build the insights snapshot and the priority lists in the background at startup, so the
+    /// first page views after a restart do not wait for them. Default true. Env:
+    /// `DEALSCORE_WARM_CACHES`.
+    pub warm_caches: bool,
     /// Log format: `human` or `json`. Default `human`. Env: `DEALSCORE_LOG_FORMAT`.
     pub log_format: LogFormat,
     /// Folder where model artifacts are written. Default `models`. Env: `DEALSCORE_MODELS_DIR`.
@@ -154,6 +158,7 @@ impl Default for Settings {
             auth_cache_secs: 5,
             session_minutes: 480,
             secure_cookies: false,
+            warm_caches: true,
             log_format: LogFormat::Human,
             models_dir: "models".into(),
             max_batch_body_bytes: 16 * 1024 * 1024,
@@ -282,6 +287,9 @@ impl Settings {
         }
         if let Some(v) = lookup("DEALSCORE_SECURE_COOKIES") {
             self.secure_cookies = parse("DEALSCORE_SECURE_COOKIES", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_WARM_CACHES") {
+            self.warm_caches = parse("DEALSCORE_WARM_CACHES", v)?;
         }
         if let Some(v) = lookup("DEALSCORE_MAX_BATCH_BODY_BYTES") {
             self.max_batch_body_bytes = parse("DEALSCORE_MAX_BATCH_BODY_BYTES", v)?;

@@ -28,5 +28,6 @@ pub mod telemetry;
 pub mod train_cli;
 pub mod train_job;
 pub mod training;
+pub mod warmup;
 pub mod web;
 pub mod writeback;

@@ -222,6 +222,11 @@ impl PriorityCache {
         Self::default()
     }
 
+    /// The list kept for `lang`, fresh or not (none before the first build).
+    pub fn kept(&self, lang: Lang) -> Option<Arc<ScoredOpenDeals>> {
+        self.slot(lang).get()
+    }
+
     fn slot(&self, lang: Lang) -> &Refreshing<ScoredOpenDeals> {
         match lang {
             Lang::En => &self.english,

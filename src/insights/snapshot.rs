@@ -224,6 +224,11 @@ impl InsightsCache {
         Self::default()
     }
 
+    /// The snapshot kept, fresh or not (none before the first load).
+    pub fn kept(&self) -> Option<Arc<Snapshot>> {
+        self.kept.get()
+    }
+
     /// A snapshot at least as new as the last committed write. Concurrent callers wait for one
     /// load rather than each loading; the old snapshot is dropped before the new one loads, so
     /// two are never in memory at once.

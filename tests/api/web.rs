@@ -471,6 +471,39 @@ async fn after_a_write_dashboards_show_the_previous_figures_then_the_new_ones() 
 }
 
 #[tokio::test]
+async fn warming_builds_the_snapshot_and_both_priority_lists_before_anyone_asks() {
+    use dealscore::i18n::Lang;
+    let app = trained_app().await;
+    let model = dealscore::serving::ActiveModel::new();
+    model.refresh(&app.db).await.expect("load the active model");
+    let insights = dealscore::insights::InsightsCache::new();
+    let priority = dealscore::ranking::PriorityCache::new();
+    assert!(insights.kept().is_none() && priority.kept(Lang::En).is_none());
+
+    let scoring = dealscore::scoring::ScoringConfig::default();
+    dealscore::warmup::warm(&app.db, &model, &scoring, &insights, &priority).await;
+
+    let (_, open) = app
+        .get_json("/v1/opportunities?status=open&limit=1000", &app.analyst_key)
+        .await;
+    let open = open["items"].as_array().expect("items").len();
+    assert!(open > 0, "the generated data has open deals");
+    assert_eq!(insights.kept().expect("snapshot").deals.len(), 800);
+    let english = priority.kept(Lang::En).expect("English list");
+    let french = priority.kept(Lang::Fr).expect("French list");
+    assert_eq!(english.items.len(), open);
+    assert_eq!(french.items.len(), open);
+    // The lists hold sentences in their own language.
+    let sentence = |list: &dealscore::ranking::ScoredOpenDeals| {
+        list.items
+            .iter()
+            .find_map(|i| i.next_intervention.as_ref().map(|n| n.message.clone()))
+            .expect("an intervention")
+    };
+    assert_ne!(sentence(&english), sentence(&french));
+}
+
+#[tokio::test]
 async fn malformed_page_addresses_get_an_html_page_in_the_readers_language() {
     let app = spawn_app().await;
     let mut analyst = Browser::new(&app);
