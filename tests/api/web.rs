@@ -402,25 +402,32 @@ async fn after_a_write_the_list_shows_the_previous_order_then_the_new_one() {
     assert!(during.contains("id=\"stale\""), "{during}");
     assert_eq!(deal_count(&during), open);
     // Then the new list, with the new deal.
-    let started = std::time::Instant::now();
-    loop {
-        let (_, _, after) = rep.get("/deals").await;
-        if !after.contains("id=\"stale\"") {
-            assert_eq!(deal_count(&after), open + 1);
-            break;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "the list was never rebuilt"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    until_current(&mut rep, "/deals").await;
+    let (_, _, after) = rep.get("/deals").await;
+    assert_eq!(deal_count(&after), open + 1);
     // The API answers lists as of the last write only (no stale mode there).
     let (status, list) = app
         .get_json("/v1/opportunities/priority?owner=zoe", &app.rep_key)
         .await;
     assert_eq!(status, 200);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}
+
+/// Requests `path` until it no longer shows the "figures are behind" notice (30 s at most).
+async fn until_current(browser: &mut Browser, path: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, _, page) = browser.get(path).await;
+        assert_eq!(status, 200, "{page}");
+        if !page.contains("id=\"stale\"") {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{path} never showed current figures"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
@@ -430,19 +437,7 @@ async fn after_a_write_dashboards_show_the_previous_figures_then_the_new_ones() 
     analyst.sign_in(&app.analyst_key).await;
     // Warming at startup loaded a snapshot before the test data was imported, so the first views
     // may show it while the current one loads: wait for the current one.
-    let started = std::time::Instant::now();
-    loop {
-        let (status, _, before) = analyst.get("/pipeline").await;
-        assert_eq!(status, 200);
-        if !before.contains("id=\"stale\"") {
-            break;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "never loaded"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    until_current(&mut analyst, "/pipeline").await;
     let response = app
         .put_opportunity("NEW-2", &crate::helpers::open_deal("NEW-2", "zoe", "EMEA"))
         .await;
@@ -450,18 +445,7 @@ async fn after_a_write_dashboards_show_the_previous_figures_then_the_new_ones() 
     let (status, _, during) = analyst.get("/pipeline").await;
     assert_eq!(status, 200);
     assert!(during.contains("id=\"stale\""), "the previous figures, saying so");
-    let started = std::time::Instant::now();
-    loop {
-        let (_, _, after) = analyst.get("/resources").await;
-        if !after.contains("id=\"stale\"") {
-            break;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "never reloaded"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    until_current(&mut analyst, "/resources").await;
     let (_, _, after) = analyst.get("/pipeline").await;
     assert!(!after.contains("id=\"stale\""));
     assert!(
