@@ -4,6 +4,9 @@
 # slowest of those (warm) per page. Usage:
 #   DATABASE_URL=sqlite:///tmp/ui1m/db.sqlite benches/web_pages.sh [RUNS]
 # The database must hold opportunities and an active model (see BENCHMARKS.md for how it is built).
+# With WARM=0 the server starts with DEALSCORE_WARM_CACHES=false, so "cold" is a first view that
+# builds what it needs; by default the script waits until startup warming is done (and prints how
+# long it took), so "cold" is the first view after warming.
 set -euo pipefail
 RUNS=${1:-21}
 BIN=${BIN:-target/release/dealscore}
@@ -16,9 +19,17 @@ key() { "$BIN" keys create --name "bench-$1-$$" --role "$1" 2>/dev/null; }
 REP_KEY=$(key rep)
 ANALYST_KEY=$(key analyst)
 
-DEALSCORE_BIND="127.0.0.1:$PORT" DEALSCORE_DRIFT_REFRESH_SECS=0 RUST_LOG=warn "$BIN" serve >"$WORK/serve.log" 2>&1 &
+WARM=${WARM:-1}
+WARM_CACHES=$([ "$WARM" = 1 ] && echo true || echo false)
+STARTED=$(date +%s.%N)
+DEALSCORE_BIND="127.0.0.1:$PORT" DEALSCORE_DRIFT_REFRESH_SECS=0 DEALSCORE_WARM_CACHES=$WARM_CACHES \
+  RUST_LOG=warn,dealscore::warmup=info "$BIN" serve >"$WORK/serve.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 1 100); do curl -fs "$BASE/healthz" >/dev/null && break; sleep 0.2; done
+if [ "$WARM" = 1 ]; then
+  until grep -q "in-memory views warmed" "$WORK/serve.log"; do sleep 0.5; done
+  printf 'startup warming done %.1f s after start\n' "$(echo "$(date +%s.%N) - $STARTED" | bc)"
+fi
 
 sign_in() { # jar key
   local form csrf
