@@ -3,6 +3,12 @@
 
 use clap::Parser;
 
+// The server allocates many small, short-lived strings and JSON values per request (sentences,
+// factor lists) across worker threads; mimalloc serves those faster than glibc's malloc, whose
+// arena bookkeeping showed up as ~15 % of the scoring endpoint's CPU profile (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     let cli = dealscore::cli::Cli::parse();

@@ -136,10 +136,11 @@ pub async fn upsert_batch_in(
              updated_at = excluded.updated_at{returning}",
             values_placeholders(style, chunk.len(), COLUMN_COUNT)
         );
-        // Not a cached prepared statement: sqlx 0.8's Any driver sends a NULL f64 to PostgreSQL as a
-        // float4, so a statement first prepared with a NULL `amount` would then reject real values
-        // ("incorrect binary data format"). Preparing per execution keeps the types right.
-        let mut query = sqlx::query(&sql).persistent(false);
+        // Not a cached prepared statement on PostgreSQL: sqlx 0.8's Any driver sends a NULL f64 as
+        // a float4, so a statement first prepared with a NULL `amount` would then reject real
+        // values ("incorrect binary data format"). SQLite has no such types, and re-parsing this
+        // long statement on every write showed up in import profiles, so it is cached there.
+        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
         for (opp, hash) in chunk {
             let attributes = serde_json::to_string(&opp.attributes).unwrap_or_else(|_| "{}".into());
             query = query
@@ -202,9 +203,11 @@ async fn existing_hashes(
             "SELECT external_id, content_hash FROM opportunities WHERE external_id IN ({})",
             list_placeholders(Style::of(tx), chunk.len())
         );
-        // Planned per execution: a cached PostgreSQL plan made while the table was still empty
-        // keeps scanning it sequentially as it grows (1 s per lookup at 280k rows).
-        let mut query = sqlx::query(&sql).persistent(false);
+        // Planned per execution on PostgreSQL: a cached plan made while the table was still empty
+        // keeps scanning it sequentially as it grows (1 s per lookup at 280k rows). SQLite's
+        // planner does not depend on table statistics here, so its statement is cached.
+        let style = Style::of(tx);
+        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
         for opp in chunk {
             query = query.bind(opp.external_id.clone());
         }
@@ -225,8 +228,9 @@ async fn derived_ids_among(
             "SELECT id FROM opportunities WHERE derived_from_activities = 1 AND external_id IN ({})",
             list_placeholders(Style::of(tx), chunk.len())
         );
-        // Planned per execution, as in `existing_hashes`.
-        let mut query = sqlx::query(&sql).persistent(false);
+        // Planned per execution on PostgreSQL, as in `existing_hashes`.
+        let style = Style::of(tx);
+        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
         for (opp, _) in chunk {
             query = query.bind(opp.external_id.clone());
         }
