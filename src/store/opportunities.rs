@@ -185,8 +185,15 @@ pub async fn upsert_batch_in(
         }
     }
     // Opportunities whose measures come from activities keep them, but a changed reported value
-    // may be the fallback for a measure the activities do not give (see activities.rs).
-    let derived_ids = derived_ids_among(tx, &to_write).await?;
+    // may be the fallback for a measure the activities do not give (see activities.rs). Only rows
+    // that existed can have activities: a fresh import skips this lookup entirely.
+    let updated: Vec<&str> = opps
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| **outcome == UpsertOutcome::Updated)
+        .map(|(opp, _)| opp.external_id.as_str())
+        .collect();
+    let derived_ids = derived_ids_among(tx, &updated).await?;
     for id in derived_ids {
         super::activities::refresh_derived(tx, id).await?;
     }
@@ -220,10 +227,10 @@ async fn existing_hashes(
 
 async fn derived_ids_among(
     tx: &mut Transaction<'_, Any>,
-    written: &[(&Opportunity, &str)],
+    external_ids: &[&str],
 ) -> Result<Vec<i64>, sqlx::Error> {
     let mut ids = Vec::new();
-    for chunk in written.chunks(ROWS_PER_STATEMENT) {
+    for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "SELECT id FROM opportunities WHERE derived_from_activities = 1 AND external_id IN ({})",
             list_placeholders(Style::of(tx), chunk.len())
@@ -231,8 +238,8 @@ async fn derived_ids_among(
         // Planned per execution on PostgreSQL, as in `existing_hashes`.
         let style = Style::of(tx);
         let mut query = sqlx::query(&sql).persistent(style == Style::Question);
-        for (opp, _) in chunk {
-            query = query.bind(opp.external_id.clone());
+        for external_id in chunk {
+            query = query.bind(external_id.to_string());
         }
         for row in query.fetch_all(&mut **tx).await? {
             ids.push(row.try_get("id")?);
