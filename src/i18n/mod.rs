@@ -126,14 +126,6 @@ impl Localized {
             Lang::Fr => &self.fr,
         }
     }
-
-    /// This message with `prefix` (in each language) before it, e.g. a row number.
-    pub fn prefixed(self, prefix: impl Fn(Lang) -> String) -> Self {
-        Self {
-            en: format!("{}{}", prefix(Lang::En), self.en),
-            fr: format!("{}{}", prefix(Lang::Fr), self.fr),
-        }
-    }
 }
 
 /// English, as logged.
@@ -166,11 +158,6 @@ mod tests {
         assert_eq!(message.get(Lang::En), "no opportunity `D-42`");
         assert_eq!(message.get(Lang::Fr), "aucune opportunité `D-42`");
         assert_eq!(message.to_string(), "no opportunity `D-42`");
-        let row = message.prefixed(|lang| match lang {
-            Lang::En => "row 3: ".into(),
-            Lang::Fr => "ligne 3 : ".into(),
-        });
-        assert_eq!(row.get(Lang::Fr), "ligne 3 : aucune opportunité `D-42`");
     }
 
     #[test]
