@@ -273,11 +273,15 @@ pub async fn get_at_risk(
     .await?;
     let lang = Lang::of_request(&req);
     if let Some(model) = holder.get() {
-        // The full records (attributes included) for the few deals listed, scored as of `as_of`.
-        let mut records = Vec::with_capacity(report.deals.len());
-        for d in &report.deals {
-            records.push(opportunities::get(&db, &d.external_id).await?);
-        }
+        // The full records (attributes included) of the listed deals only (at most `limit`), in
+        // one read, scored as of `as_of`. A deal deleted since the snapshot gets no intervention.
+        let ids: Vec<&str> = report.deals.iter().map(|d| d.external_id.as_str()).collect();
+        let mut found = opportunities::get_many(&db, &ids).await?;
+        let records: Vec<_> = report
+            .deals
+            .iter()
+            .map(|d| found.remove(&d.external_id))
+            .collect();
         let config = settings.scoring.clone();
         let at = crate::domain::from_epoch_ms(as_of);
         let model_version = model.version.clone();

@@ -2,13 +2,13 @@
 //! value, win rate, first and last deal dates, repeat-customer flag. All time; deals without an
 //! account are left out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::period::rfc3339;
-use super::snapshot::{NameId, Snapshot};
+use super::snapshot::{ByName, Snapshot};
 use super::stats::{ratio, PerCurrency};
 use super::table::{cell, opt, Table};
 use crate::domain::Status;
@@ -64,10 +64,11 @@ struct Acc {
 
 /// Computes the report; `limit` caps the rows (the totals cover every account).
 pub fn accounts(snapshot: &Snapshot, limit: usize) -> AccountsReport {
-    let mut groups: HashMap<NameId, Acc> = HashMap::new();
+    // Indexed by account id rather than hashed: one hash per deal was most of the time.
+    let mut groups: ByName<Acc> = ByName::new(&snapshot.names);
     for d in &snapshot.deals {
         let Some(account) = d.account else { continue };
-        let acc = groups.entry(account).or_default();
+        let acc = groups.entry(Some(account), Acc::default);
         acc.deals += 1;
         match d.status {
             Status::Open => acc.open += 1,
@@ -82,12 +83,12 @@ pub fn accounts(snapshot: &Snapshot, limit: usize) -> AccountsReport {
             acc.last = Some(acc.last.map_or(c, |l| l.max(c)));
         }
     }
-    let winners = groups.values().filter(|a| a.won >= 1).count() as u64;
-    let repeaters = groups.values().filter(|a| a.won >= 2).count() as u64;
+    let winners = groups.entries().filter(|(_, a)| a.won >= 1).count() as u64;
+    let repeaters = groups.entries().filter(|(_, a)| a.won >= 2).count() as u64;
     let mut rows: Vec<AccountRow> = groups
-        .into_iter()
+        .into_entries()
         .map(|(account, a)| AccountRow {
-            account: snapshot.names.name(account).to_owned(),
+            account: snapshot.label(account),
             deals: a.deals,
             open_deals: a.open,
             won_deals: a.won,
@@ -158,4 +159,51 @@ pub fn table(report: &AccountsReport) -> Table {
         t.push(row);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::insights::snapshot::{sample, NameId};
+
+    #[test]
+    fn indexed_accounts_equal_hashed_ones() {
+        let s = sample(3_000, 13);
+        let full = accounts(&s, 100_000);
+        // deals, open, won, lost, won money, first creation
+        type Counts = (u64, u64, u64, u64, PerCurrency, Option<i64>);
+        let mut hashed: HashMap<NameId, Counts> = HashMap::new();
+        for d in s.deals.iter().filter(|d| d.account.is_some()) {
+            let e = hashed.entry(d.account.unwrap_or_default()).or_default();
+            e.0 += 1;
+            match d.status {
+                Status::Open => e.1 += 1,
+                Status::Won => {
+                    e.2 += 1;
+                    e.4.add(d.currency, d.amount);
+                }
+                Status::Lost => e.3 += 1,
+            }
+            e.5 = match (e.5, d.created_at) {
+                (Some(f), Some(c)) => Some(f.min(c)),
+                (f, c) => f.or(c),
+            };
+        }
+        assert_eq!(full.accounts, hashed.len() as u64);
+        for row in &full.rows {
+            let id = s.names.find(&row.account).unwrap_or_default();
+            let (deals, open, won, lost, money, first) = &hashed[&id];
+            assert_eq!(
+                (row.deals, row.open_deals, row.won_deals, row.lost_deals),
+                (*deals, *open, *won, *lost)
+            );
+            assert_eq!(row.won_revenue, money.sums(&s));
+            assert_eq!(row.first_deal_at, first.map(rfc3339));
+        }
+        let top = accounts(&s, 5);
+        assert_eq!((top.accounts, top.repeat_rate), (full.accounts, full.repeat_rate));
+        assert_eq!(top.rows[..], full.rows[..5]);
+    }
 }

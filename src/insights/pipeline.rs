@@ -4,14 +4,14 @@
 //! Won and lost deals count in the period of their `closed_at`; open deals are those open at the
 //! end of the period (created before it, and still open or closed later). Money is per currency.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::filter::DealFilter;
 use super::period::{rfc3339, Calendar, Window};
-use super::snapshot::{Deal, NameId, Snapshot};
+use super::snapshot::{ByName, Deal, NameId, NameSet, Snapshot};
 use super::stats::{ratio, PerCurrency};
 use super::table::{cell, opt, Table};
 use crate::domain::Status;
@@ -147,7 +147,7 @@ struct Acc {
     lost: u64,
     cycle_sum: f64,
     cycle_n: u64,
-    accounts: HashSet<NameId>,
+    accounts: NameSet,
     won_money: PerCurrency,
     open_money: PerCurrency,
 }
@@ -237,59 +237,162 @@ fn group(snapshot: &Snapshot, key: String, window: Window, current: &Acc, previo
     }
 }
 
-/// Accumulates the deals closed within `window` and those open at its end.
-fn accumulate_window<'a>(
-    deals: impl Iterator<Item = &'a Deal>,
-    window: Window,
-    key: impl Fn(&Deal) -> Option<NameId>,
-) -> HashMap<Option<NameId>, Acc> {
-    let mut groups: HashMap<Option<NameId>, Acc> = HashMap::new();
-    for d in deals {
-        let closed = d.closed_within(window.start, window.end);
-        let open = d.open_at(window.end);
-        if closed || open {
-            let acc = groups.entry(key(d)).or_default();
-            if closed {
+/// How a deal counts in a window: closed within it, open at its end (or both, or neither).
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    closed: bool,
+    open: bool,
+}
+
+impl Counted {
+    fn new(d: &Deal, window: Window) -> Counted {
+        Counted {
+            closed: d.closed_within(window.start, window.end),
+            open: d.open_at(window.end),
+        }
+    }
+
+    /// Adds `d` to the group `acc` gives when it counts; `acc` makes the group on first use, so
+    /// groups without such deals do not appear.
+    fn add<'a>(self, d: &Deal, acc: impl FnOnce() -> &'a mut Acc) {
+        if self.closed || self.open {
+            let acc = acc();
+            if self.closed {
                 acc.add_closed(d);
             }
-            if open {
+            if self.open {
                 acc.add_open(d);
             }
         }
     }
-    groups
 }
 
-/// Computes the pipeline report.
+/// The calendar buckets of a report, from the one before the first (the first one's
+/// "previous") to the last, and their bounds, so that placing an instant is a search among a
+/// few bounds instead of a date conversion per deal.
+#[derive(Debug)]
+struct Buckets {
+    calendar: Calendar,
+    /// The bucket before the first.
+    base: i64,
+    /// The last bucket.
+    last: i64,
+    /// Start of each bucket from `base` to `last`, then the end of `last`.
+    bounds: Vec<i64>,
+}
+
+impl Buckets {
+    fn new(calendar: Calendar, window: Window) -> Buckets {
+        let base = calendar.bucket(window.start) - 1;
+        let last = calendar.bucket(window.end - 1);
+        let mut bounds: Vec<i64> = (base..=last).map(|b| calendar.window(b).start).collect();
+        bounds.push(calendar.window(last).end);
+        Buckets {
+            calendar,
+            base,
+            last,
+            bounds,
+        }
+    }
+
+    /// The bucket of `t`, except that every instant before `base` gives `base - 1` and every
+    /// instant after `last` gives `last + 1`: [`add_to_calendar`] treats all buckets outside the
+    /// range alike, so it needs no more.
+    fn of(&self, t: i64) -> i64 {
+        // Outside chrono's range `Calendar::bucket` falls back to 1970; keep that exactly.
+        let representable = chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp_millis()
+            ..=chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp_millis();
+        let (Some(&first), Some(&end)) = (self.bounds.first(), self.bounds.last()) else {
+            return self.calendar.bucket(t);
+        };
+        if !representable.contains(&t) {
+            self.calendar.bucket(t).clamp(self.base - 1, self.last + 1)
+        } else if t < first {
+            self.base - 1
+        } else if t >= end {
+            self.last + 1
+        } else {
+            // bounds[i] <= t < bounds[i + 1]: bucket base + i.
+            self.base + self.bounds.partition_point(|&b| b <= t) as i64 - 1
+        }
+    }
+}
+
+/// The groups of the report, filled during the single pass over the deals.
+enum Groups {
+    /// Calendar buckets; `accs[i]` is bucket `base + i` (see [`add_to_calendar`]).
+    Calendar { buckets: Buckets, accs: Vec<Acc> },
+    /// By region, owner or sector: this window and the previous one.
+    Keyed {
+        key: fn(&Deal) -> Option<NameId>,
+        now: ByName<Acc>,
+        before: ByName<Acc>,
+    },
+}
+
+/// Computes the pipeline report in one pass over the deals: the totals of both windows and the
+/// groups together, each deal added to its accumulators in id order (so money sums add up in
+/// the same order as one pass per figure would).
 pub fn pipeline(
     snapshot: &Snapshot,
     window: Window,
     group_by: GroupBy,
     filter: &DealFilter,
 ) -> PipelineReport {
-    let matching = || snapshot.deals.iter().filter(|d| filter.matches(d));
     let previous_window = window.previous();
-    let mut totals_now = accumulate_window(matching(), window, |_| None);
-    let mut totals_before = accumulate_window(matching(), previous_window, |_| None);
-    let total = group(
-        snapshot,
-        "total".into(),
-        window,
-        &totals_now.remove(&None).unwrap_or_default(),
-        &totals_before.remove(&None).unwrap_or_default(),
-    );
-    let groups = match group_by {
-        GroupBy::Month => by_calendar(snapshot, matching(), window, Calendar::Month),
-        GroupBy::Quarter => by_calendar(snapshot, matching(), window, Calendar::Quarter),
-        GroupBy::Region | GroupBy::Owner | GroupBy::Sector => {
-            let key = move |d: &Deal| match group_by {
-                GroupBy::Region => d.region,
-                GroupBy::Owner => d.owner,
-                _ => d.sector,
-            };
-            let now = accumulate_window(matching(), window, key);
-            let before = accumulate_window(matching(), previous_window, key);
-            let mut keys: Vec<Option<NameId>> = now.keys().chain(before.keys()).copied().collect();
+    let calendar = |calendar: Calendar| {
+        let buckets = Buckets::new(calendar, window);
+        let accs = (buckets.base..=buckets.last).map(|_| Acc::default()).collect();
+        Groups::Calendar { buckets, accs }
+    };
+    let keyed = |key: fn(&Deal) -> Option<NameId>| Groups::Keyed {
+        key,
+        now: ByName::new(&snapshot.names),
+        before: ByName::new(&snapshot.names),
+    };
+    let mut groups = match group_by {
+        GroupBy::Month => calendar(Calendar::Month),
+        GroupBy::Quarter => calendar(Calendar::Quarter),
+        GroupBy::Region => keyed(|d| d.region),
+        GroupBy::Owner => keyed(|d| d.owner),
+        GroupBy::Sector => keyed(|d| d.sector),
+    };
+    let (mut total_now, mut total_before) = (Acc::default(), Acc::default());
+    for d in snapshot.deals.iter().filter(|d| filter.matches(d)) {
+        let (now, before) = (Counted::new(d, window), Counted::new(d, previous_window));
+        now.add(d, || &mut total_now);
+        before.add(d, || &mut total_before);
+        match &mut groups {
+            Groups::Calendar { buckets, accs } => add_to_calendar(accs, buckets, d),
+            Groups::Keyed {
+                key,
+                now: now_groups,
+                before: before_groups,
+            } => {
+                let k = key(d);
+                now.add(d, || now_groups.entry(k, Acc::default));
+                before.add(d, || before_groups.entry(k, Acc::default));
+            }
+        }
+    }
+    let total = group(snapshot, "total".into(), window, &total_now, &total_before);
+    let groups = match groups {
+        Groups::Calendar { buckets, accs } => (buckets.base + 1..=buckets.last)
+            .map(|b| {
+                let i = (b - buckets.base) as usize;
+                let calendar = buckets.calendar;
+                group(
+                    snapshot,
+                    calendar.label(b),
+                    calendar.window(b),
+                    &accs[i],
+                    &accs[i - 1],
+                )
+            })
+            .collect(),
+        Groups::Keyed { now, before, .. } => {
+            let mut keys: Vec<Option<NameId>> =
+                now.entries().chain(before.entries()).map(|(k, _)| k).collect();
             keys.sort_by(|a, b| match (a, b) {
                 (None, None) => std::cmp::Ordering::Equal,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
@@ -304,8 +407,8 @@ pub fn pipeline(
                         snapshot,
                         snapshot.label(k),
                         window,
-                        now.get(&k).unwrap_or(&empty),
-                        before.get(&k).unwrap_or(&empty),
+                        now.get(k).unwrap_or(&empty),
+                        before.get(k).unwrap_or(&empty),
                     )
                 })
                 .collect()
@@ -320,52 +423,29 @@ pub fn pipeline(
     }
 }
 
-/// One pass: each closed deal lands in the bucket of its `closed_at`; each deal is open at the
-/// end of every bucket from the one it was created in to the one before it closed.
-fn by_calendar<'a>(
-    snapshot: &Snapshot,
-    deals: impl Iterator<Item = &'a Deal>,
-    window: Window,
-    calendar: Calendar,
-) -> Vec<PipelineGroup> {
-    let first = calendar.bucket(window.start);
-    let last = calendar.bucket(window.end - 1);
-    // One bucket before the first, as the first one's "previous".
-    let base = first - 1;
-    let mut accs: Vec<Acc> = (base..=last).map(|_| Acc::default()).collect();
-    for d in deals {
-        if d.status.is_closed() {
-            if let Some(closed) = d.closed_at {
-                let b = calendar.bucket(closed);
-                if (base..=last).contains(&b) {
-                    accs[(b - base) as usize].add_closed(d);
-                }
+/// Each closed deal lands in the bucket of its `closed_at`; each deal is open at the end of
+/// every bucket from the one it was created in to the one before it closed.
+fn add_to_calendar(accs: &mut [Acc], buckets: &Buckets, d: &Deal) {
+    let (base, last) = (buckets.base, buckets.last);
+    if d.status.is_closed() {
+        if let Some(closed) = d.closed_at {
+            let b = buckets.of(closed);
+            if (base..=last).contains(&b) {
+                accs[(b - base) as usize].add_closed(d);
             }
         }
-        let from = d.created_at.map_or(base, |c| calendar.bucket(c).max(base));
-        let to = match d.status {
-            Status::Open => last,
-            Status::Won | Status::Lost => match d.closed_at {
-                Some(closed) => (calendar.bucket(closed) - 1).min(last),
-                None => continue,
-            },
-        };
-        for b in from..=to {
-            accs[(b - base) as usize].add_open(d);
-        }
     }
-    (first..=last)
-        .map(|b| {
-            let i = (b - base) as usize;
-            group(
-                snapshot,
-                calendar.label(b),
-                calendar.window(b),
-                &accs[i],
-                &accs[i - 1],
-            )
-        })
-        .collect()
+    let from = d.created_at.map_or(base, |c| buckets.of(c).max(base));
+    let to = match d.status {
+        Status::Open => last,
+        Status::Won | Status::Lost => match d.closed_at {
+            Some(closed) => (buckets.of(closed) - 1).min(last),
+            None => return,
+        },
+    };
+    for b in from..=to {
+        accs[(b - base) as usize].add_open(d);
+    }
 }
 
 /// The report as CSV rows: one per group (the total first); money columns per currency.
@@ -430,4 +510,203 @@ pub fn table(report: &PipelineReport) -> Table {
         t.push(row);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::insights::filter::FilterNames;
+    use crate::insights::snapshot::{sample, DAY_MS};
+
+    fn accumulate_window<'a>(
+        deals: impl Iterator<Item = &'a Deal>,
+        window: Window,
+        key: impl Fn(&Deal) -> Option<NameId>,
+    ) -> HashMap<Option<NameId>, Acc> {
+        let mut groups: HashMap<Option<NameId>, Acc> = HashMap::new();
+        for d in deals {
+            Counted::new(d, window).add(d, || groups.entry(key(d)).or_default());
+        }
+        groups
+    }
+
+    /// The straightforward version: one pass per window and grouping, groups in hash maps
+    /// (what `pipeline` did before the single pass).
+    fn recomputed(
+        snapshot: &Snapshot,
+        window: Window,
+        group_by: GroupBy,
+        filter: &DealFilter,
+    ) -> PipelineReport {
+        let matching = || snapshot.deals.iter().filter(|d| filter.matches(d));
+        let previous_window = window.previous();
+        let mut totals_now = accumulate_window(matching(), window, |_| None);
+        let mut totals_before = accumulate_window(matching(), previous_window, |_| None);
+        let total = group(
+            snapshot,
+            "total".into(),
+            window,
+            &totals_now.remove(&None).unwrap_or_default(),
+            &totals_before.remove(&None).unwrap_or_default(),
+        );
+        let groups = match group_by {
+            GroupBy::Month | GroupBy::Quarter => {
+                let calendar = if group_by == GroupBy::Month {
+                    Calendar::Month
+                } else {
+                    Calendar::Quarter
+                };
+                let first = calendar.bucket(window.start);
+                let last = calendar.bucket(window.end - 1);
+                let base = first - 1;
+                let mut accs: Vec<Acc> = (base..=last).map(|_| Acc::default()).collect();
+                for d in matching() {
+                    if d.status.is_closed() {
+                        if let Some(closed) = d.closed_at {
+                            let b = calendar.bucket(closed);
+                            if (base..=last).contains(&b) {
+                                accs[(b - base) as usize].add_closed(d);
+                            }
+                        }
+                    }
+                    let from = d.created_at.map_or(base, |c| calendar.bucket(c).max(base));
+                    let to = match (d.status, d.closed_at) {
+                        (Status::Open, _) => last,
+                        (_, Some(closed)) => (calendar.bucket(closed) - 1).min(last),
+                        (_, None) => continue,
+                    };
+                    for b in from..=to {
+                        accs[(b - base) as usize].add_open(d);
+                    }
+                }
+                (first..=last)
+                    .map(|b| {
+                        let i = (b - base) as usize;
+                        group(
+                            snapshot,
+                            calendar.label(b),
+                            calendar.window(b),
+                            &accs[i],
+                            &accs[i - 1],
+                        )
+                    })
+                    .collect()
+            }
+            _ => {
+                let key = move |d: &Deal| match group_by {
+                    GroupBy::Region => d.region,
+                    GroupBy::Owner => d.owner,
+                    _ => d.sector,
+                };
+                let now = accumulate_window(matching(), window, key);
+                let before = accumulate_window(matching(), previous_window, key);
+                let mut keys: Vec<Option<NameId>> = now.keys().chain(before.keys()).copied().collect();
+                keys.sort_by_key(|k| (k.is_none(), k.map(|k| snapshot.names.name(k).to_owned())));
+                keys.dedup();
+                let empty = Acc::default();
+                keys.into_iter()
+                    .map(|k| {
+                        let (n, b) = (now.get(&k).unwrap_or(&empty), before.get(&k).unwrap_or(&empty));
+                        group(snapshot, snapshot.label(k), window, n, b)
+                    })
+                    .collect()
+            }
+        };
+        PipelineReport {
+            group_by: group_by.as_str().into(),
+            from: rfc3339(window.start),
+            to: rfc3339(window.end),
+            total,
+            groups,
+        }
+    }
+
+    #[test]
+    fn buckets_place_instants_like_the_calendar() {
+        let start = 1_700_000_000_000_i64;
+        for calendar in [Calendar::Month, Calendar::Quarter] {
+            let window = Window {
+                start: start + 40 * DAY_MS,
+                end: start + 250 * DAY_MS + 1,
+            };
+            let buckets = Buckets::new(calendar, window);
+            let range = buckets.base - 1..=buckets.last + 1;
+            let mut t = start - 200 * DAY_MS;
+            while t < start + 500 * DAY_MS {
+                // Each bound itself and the instants around it.
+                for t in [t, t - 1, t + 1] {
+                    let exact = calendar.bucket(t).clamp(*range.start(), *range.end());
+                    assert_eq!(buckets.of(t), exact, "{calendar:?} {t}");
+                }
+                t += DAY_MS / 3 + 1;
+            }
+            for &b in &buckets.bounds {
+                assert_eq!(buckets.of(b), calendar.bucket(b));
+                assert_eq!(
+                    buckets.of(b - 1),
+                    calendar.bucket(b - 1).clamp(*range.start(), *range.end())
+                );
+            }
+            assert_eq!(
+                buckets.of(i64::MAX),
+                calendar.bucket(i64::MAX).clamp(*range.start(), *range.end())
+            );
+        }
+    }
+
+    #[test]
+    fn one_pass_equals_a_pass_per_window_and_grouping() {
+        let s = sample(5_000, 5);
+        let start = 1_700_000_000_000_i64;
+        let windows = [
+            Window {
+                start: start + 200 * DAY_MS,
+                end: start + 290 * DAY_MS,
+            },
+            Window {
+                start: start + 30 * DAY_MS + 5,
+                end: start + 700 * DAY_MS,
+            },
+            Window {
+                start: start - 100 * DAY_MS,
+                end: start - 10 * DAY_MS,
+            },
+        ];
+        let filters = [
+            FilterNames::default(),
+            FilterNames {
+                region: Some("EMEA"),
+                owner: Some("bob"),
+                ..FilterNames::default()
+            },
+            FilterNames {
+                sector: Some("unknown sector"),
+                ..FilterNames::default()
+            },
+        ];
+        let by = [
+            GroupBy::Month,
+            GroupBy::Quarter,
+            GroupBy::Region,
+            GroupBy::Owner,
+            GroupBy::Sector,
+        ];
+        for window in windows {
+            for names in &filters {
+                let filter = DealFilter::new(&s, names);
+                for group_by in by {
+                    let expected = recomputed(&s, window, group_by, &filter);
+                    assert_eq!(
+                        pipeline(&s, window, group_by, &filter),
+                        expected,
+                        "{window:?} {group_by:?}"
+                    );
+                }
+            }
+        }
+        let all = pipeline(&s, windows[1], GroupBy::Owner, &DealFilter::default());
+        assert!(all.total.current.distinct_accounts > 10 && all.groups.len() > 5);
+    }
 }

@@ -1,13 +1,13 @@
 //! `GET /v1/insights/resources`: per region and per rep, open deals and value, won revenue, win
 //! rate, the trend over the last periods, the forecast of the open deals, and workload flags.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::period::{rfc3339, Window};
-use super::snapshot::{Deal, NameId, Snapshot};
+use super::snapshot::{ByName, Deal, Snapshot};
 use super::stats::{quantile, ratio, PerCurrency};
 use super::table::{cell, opt, Table};
 use crate::domain::Status;
@@ -98,53 +98,64 @@ impl Acc {
     }
 }
 
-fn accumulate(
-    snapshot: &Snapshot,
-    window: Window,
-    key: impl Fn(&Deal) -> Option<NameId>,
-) -> HashMap<Option<NameId>, Acc> {
-    let periods: Vec<Window> = (0..TREND_PERIODS).rev().map(|k| window.shifted_back(k)).collect();
-    let earliest = periods[0].start;
-    let mut groups: HashMap<Option<NameId>, Acc> = HashMap::new();
-    for d in &snapshot.deals {
-        // Every deal gets a row, so reps with nothing open still count in the workload median.
-        let acc = groups.entry(key(d)).or_insert_with(Acc::with_periods);
-        if d.open_at(window.end) {
-            acc.open += 1;
-            acc.open_money.add(d.currency, d.amount);
+impl Acc {
+    /// Adds one deal: `open_at_end` whether it was open at the end of the window, `period` the
+    /// trend period it closed in.
+    fn add(&mut self, d: &Deal, open_at_end: bool, period: Option<usize>) {
+        if open_at_end {
+            self.open += 1;
+            self.open_money.add(d.currency, d.amount);
         }
         if d.status == Status::Open {
             match d.probability {
                 Some(p) => {
-                    acc.scored_open += 1;
+                    self.scored_open += 1;
                     if let Some(a) = d.amount {
-                        acc.forecast.add(d.currency, Some(p * a));
+                        self.forecast.add(d.currency, Some(p * a));
                     }
                 }
-                None => acc.unscored_open += 1,
+                None => self.unscored_open += 1,
             }
         }
-        if let (true, Some(closed)) = (d.status.is_closed(), d.closed_at) {
-            if closed >= earliest && closed < window.end {
-                if let Some(i) = periods.iter().position(|w| w.contains(closed)) {
-                    let point = &mut acc.trend[i];
-                    if d.status == Status::Won {
-                        point.0 += 1;
-                        point.2.add(d.currency, d.amount);
-                    } else {
-                        point.1 += 1;
-                    }
-                }
+        if let Some(point) = period.and_then(|i| self.trend.get_mut(i)) {
+            if d.status == Status::Won {
+                point.0 += 1;
+                point.2.add(d.currency, d.amount);
+            } else {
+                point.1 += 1;
             }
         }
     }
-    groups
 }
 
-fn rows(snapshot: &Snapshot, window: Window, groups: HashMap<Option<NameId>, Acc>) -> Vec<ResourceRow> {
+/// One pass over the deals for both tables: per region and per rep. Each accumulator gets its
+/// deals in id order, as with one pass per table.
+fn accumulate(snapshot: &Snapshot, window: Window) -> (ByName<Acc>, ByName<Acc>) {
+    let periods: Vec<Window> = (0..TREND_PERIODS).rev().map(|k| window.shifted_back(k)).collect();
+    let earliest = periods[0].start;
+    let mut regions = ByName::new(&snapshot.names);
+    let mut reps = ByName::new(&snapshot.names);
+    for d in &snapshot.deals {
+        let open_at_end = d.open_at(window.end);
+        let period = match (d.status.is_closed(), d.closed_at) {
+            (true, Some(closed)) if closed >= earliest && closed < window.end => {
+                periods.iter().position(|w| w.contains(closed))
+            }
+            _ => None,
+        };
+        // Every deal gets a row, so reps with nothing open still count in the workload median.
+        regions
+            .entry(d.region, Acc::with_periods)
+            .add(d, open_at_end, period);
+        reps.entry(d.owner, Acc::with_periods).add(d, open_at_end, period);
+    }
+    (regions, reps)
+}
+
+fn rows(snapshot: &Snapshot, window: Window, groups: ByName<Acc>) -> Vec<ResourceRow> {
     let periods: Vec<Window> = (0..TREND_PERIODS).rev().map(|k| window.shifted_back(k)).collect();
     let mut out: Vec<ResourceRow> = groups
-        .into_iter()
+        .into_entries()
         .map(|(key, acc)| {
             let trend: Vec<TrendPoint> = acc
                 .trend
@@ -185,8 +196,9 @@ fn rows(snapshot: &Snapshot, window: Window, groups: HashMap<Option<NameId>, Acc
 
 /// Computes the report.
 pub fn resources(snapshot: &Snapshot, window: Window) -> ResourcesReport {
-    let regions = rows(snapshot, window, accumulate(snapshot, window, |d| d.region));
-    let mut reps = rows(snapshot, window, accumulate(snapshot, window, |d| d.owner));
+    let (regions, reps) = accumulate(snapshot, window);
+    let regions = rows(snapshot, window, regions);
+    let mut reps = rows(snapshot, window, reps);
     let mut loads: Vec<f64> = reps
         .iter()
         .filter(|r| r.name != super::snapshot::NONE_LABEL)
@@ -271,4 +283,67 @@ pub fn table(report: &ResourcesReport) -> Table {
         t.push(row);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::insights::snapshot::{sample, NameId, DAY_MS};
+
+    /// One table the straightforward way: its own pass, groups in a hash map.
+    fn recomputed_rows(
+        snapshot: &Snapshot,
+        window: Window,
+        key: fn(&Deal) -> Option<NameId>,
+    ) -> Vec<ResourceRow> {
+        let periods: Vec<Window> = (0..TREND_PERIODS).rev().map(|k| window.shifted_back(k)).collect();
+        let mut groups: HashMap<Option<NameId>, Acc> = HashMap::new();
+        for d in &snapshot.deals {
+            let period = (d.status.is_closed())
+                .then_some(d.closed_at)
+                .flatten()
+                .and_then(|c| periods.iter().position(|w| w.contains(c)));
+            let acc = groups.entry(key(d)).or_insert_with(Acc::with_periods);
+            acc.add(d, d.open_at(window.end), period);
+        }
+        let mut by_name = ByName::new(&snapshot.names);
+        for (k, acc) in groups {
+            *by_name.entry(k, Acc::default) = acc;
+        }
+        rows(snapshot, window, by_name)
+    }
+
+    #[test]
+    fn one_pass_for_both_tables_equals_one_pass_each() {
+        let s = sample(5_000, 9);
+        let start = 1_700_000_000_000_i64;
+        for window in [
+            Window {
+                start: start + 300 * DAY_MS,
+                end: start + 390 * DAY_MS,
+            },
+            Window {
+                start: start + 10 * DAY_MS,
+                end: start + 11 * DAY_MS,
+            },
+        ] {
+            let report = resources(&s, window);
+            assert_eq!(report.regions, recomputed_rows(&s, window, |d| d.region));
+            let mut reps = recomputed_rows(&s, window, |d| d.owner);
+            for r in reps
+                .iter_mut()
+                .filter(|r| r.name != crate::insights::snapshot::NONE_LABEL)
+            {
+                r.overloaded = report
+                    .median_open_deals_per_rep
+                    .map(|m| r.open_deals as f64 > OVERLOAD_FACTOR * m);
+            }
+            assert_eq!(report.reps, reps);
+            if window.len() > 30 * DAY_MS {
+                assert!(report.reps.iter().any(|r| r.won_deals > 0));
+            }
+        }
+    }
 }

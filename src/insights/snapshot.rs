@@ -8,7 +8,7 @@
 //! so a cached snapshot is served only while no write has committed since it was loaded.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::domain::Status;
 use crate::refresh::Refreshing;
@@ -45,6 +45,112 @@ impl Names {
     /// The name of an id.
     pub fn name(&self, id: NameId) -> &str {
         self.names.get(id as usize).map_or("", String::as_str)
+    }
+
+    /// How many names are interned.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when no name is interned.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// A value per optional category for the per-deal grouping loops: finding a deal's group is
+/// an index into a vector by name id instead of hashing its key. The values themselves are kept
+/// densely, so a map keyed by owner costs a few bytes per interned name (accounts included),
+/// not one value per name.
+#[derive(Debug, Clone)]
+pub struct ByName<T> {
+    /// Per slot (0 for "no value", id + 1 for a name): the position of its value, or `ABSENT`.
+    index: Vec<usize>,
+    /// The values, in the order their keys first came.
+    values: Vec<(Option<NameId>, T)>,
+}
+
+const ABSENT: usize = usize::MAX;
+
+impl<T> ByName<T> {
+    /// Empty, indexed for every name of `names` (later names still find a slot).
+    pub fn new(names: &Names) -> Self {
+        ByName {
+            index: vec![ABSENT; names.len() + 1],
+            values: Vec::new(),
+        }
+    }
+
+    fn slot(key: Option<NameId>) -> usize {
+        key.map_or(0, |id| id as usize + 1)
+    }
+
+    /// The value of `key`, made by `make` when absent.
+    pub fn entry(&mut self, key: Option<NameId>, make: impl FnOnce() -> T) -> &mut T {
+        let slot = Self::slot(key);
+        if slot >= self.index.len() {
+            self.index.resize(slot + 1, ABSENT);
+        }
+        if self.index[slot] == ABSENT {
+            self.index[slot] = self.values.len();
+            self.values.push((key, make()));
+        }
+        &mut self.values[self.index[slot]].1
+    }
+
+    /// The value of `key`, if any.
+    pub fn get(&self, key: Option<NameId>) -> Option<&T> {
+        let at = *self.index.get(Self::slot(key))?;
+        self.values.get(at).map(|(_, v)| v)
+    }
+
+    /// The keys that have a value, with it, in the order they first came.
+    pub fn into_entries(self) -> impl Iterator<Item = (Option<NameId>, T)> {
+        self.values.into_iter()
+    }
+
+    /// Like [`ByName::into_entries`], borrowing.
+    pub fn entries(&self) -> impl Iterator<Item = (Option<NameId>, &T)> {
+        self.values.iter().map(|(k, v)| (*k, v))
+    }
+}
+
+/// A set of name ids as a bit per id (distinct accounts per group: a bit set per group is a
+/// few hundred bytes where a hash set costs a hash per deal).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameSet {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl NameSet {
+    /// Adds `id`.
+    pub fn insert(&mut self, id: NameId) {
+        let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        if self.words[word] & bit == 0 {
+            self.words[word] |= bit;
+            self.len += 1;
+        }
+    }
+
+    /// Adds `id` when present.
+    pub fn extend(&mut self, id: Option<NameId>) {
+        if let Some(id) = id {
+            self.insert(id);
+        }
+    }
+
+    /// Distinct ids added.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -126,6 +232,19 @@ pub struct Snapshot {
     pub names: Names,
     /// When it was loaded (`None` for snapshots built in tests).
     pub loaded_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Figures that depend on the deals alone, computed on first use and then kept as long as
+    /// the snapshot (see [`Snapshot::derived`]).
+    derived: Derived,
+}
+
+/// What several requests would otherwise recompute from the same deals: each part is built by
+/// the first request that needs it and reused by every later request on this snapshot, so a
+/// request pays only for what depends on its own parameters. A new change stamp means a new
+/// snapshot, hence new parts; nothing here can outlive the deals it came from.
+#[derive(Debug, Default)]
+pub(crate) struct Derived {
+    /// The at-risk won-deal references and the open deals they are checked against.
+    pub(crate) at_risk: OnceLock<super::at_risk::Basis>,
 }
 
 impl Snapshot {
@@ -146,6 +265,10 @@ impl Snapshot {
     }
 
     fn push(&mut self, row: DealRow, probabilities: &HashMap<i64, f64>) {
+        // Parts derived from fewer deals would be wrong now (only tests push after a use).
+        if self.derived.at_risk.get().is_some() {
+            self.derived = Derived::default();
+        }
         let names = &mut self.names;
         let mut intern = |v: Option<String>| v.filter(|s| !s.is_empty()).map(|s| names.intern(&s));
         let account = intern(row.account);
@@ -174,6 +297,11 @@ impl Snapshot {
                 .then(|| probabilities.get(&row.id).copied())
                 .flatten(),
         });
+    }
+
+    /// The per-snapshot parts (built lazily; `deals` must not change once they are in use).
+    pub(crate) fn derived(&self) -> &Derived {
+        &self.derived
     }
 
     /// The display name of an optional category (`(none)` when absent).
@@ -266,5 +394,147 @@ impl InsightsCache {
             snapshot: previous,
             stale: true,
         })
+    }
+}
+
+/// A random but reproducible snapshot for the unit tests of the insights: every optional field
+/// sometimes missing, a rare sector (below the at-risk group minimum), repeated amounts (ties in
+/// rankings), several currencies, external ids not in id order, half the open deals scored.
+#[cfg(test)]
+pub(crate) fn sample(deals: usize, seed: u64) -> Snapshot {
+    let mut state = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n.max(1)
+    };
+    let pick = |r: u64, names: &[&str]| -> Option<String> {
+        let i = r as usize;
+        (i < names.len()).then(|| names[i].to_owned())
+    };
+    let start = 1_700_000_000_000_i64;
+    let mut rows = Vec::new();
+    let mut probabilities = HashMap::new();
+    for id in 1..=deals as i64 {
+        let status = match next(10) {
+            0..=2 => Status::Open,
+            3..=5 => Status::Won,
+            _ => Status::Lost,
+        };
+        let created_at =
+            (next(20) > 0).then(|| start + next(700) as i64 * DAY_MS + next(DAY_MS as u64) as i64);
+        let closed_at = match (status, created_at) {
+            (Status::Open, _) => None,
+            (_, Some(c)) => (next(15) > 0).then(|| c + next(200) as i64 * DAY_MS + next(1000) as i64),
+            (_, None) => (next(2) == 0).then(|| start + next(800) as i64 * DAY_MS),
+        };
+        // A rare sector ("mining") stays below the at-risk minimum of won deals.
+        let sector = if next(200) == 0 {
+            Some("mining".to_owned())
+        } else {
+            pick(
+                next(7),
+                &["retail", "banking", "energy", "health", "public", "telecom"],
+            )
+        };
+        if status == Status::Open && next(2) == 0 {
+            probabilities.insert(id, next(1000) as f64 / 1000.0);
+        }
+        rows.push(DealRow {
+            id,
+            external_id: format!("E{:03}-{id}", next(1000)),
+            account: (next(20) > 0).then(|| format!("acct{}", next(40))),
+            sector,
+            region: pick(next(5), &["EMEA", "NA", "APAC", "LATAM"]),
+            owner: pick(next(8), &["ann", "bob", "cy", "dee", "ed", "flo", "gus"]),
+            contact_role: pick(next(5), &["buyer", "champion", "user", "(none)"]),
+            amount: (next(10) > 0).then(|| (1 + next(40)) as f64 * 500.0 + [0.0, 0.25][next(2) as usize]),
+            currency: ["EUR", "USD", "GBP"][next(3) as usize].to_owned(),
+            status,
+            created_at,
+            closed_at,
+            interaction_count: (next(10) > 0).then(|| next(30) as i64),
+            response_hours: (next(10) > 0).then(|| next(2000) as f64 / 10.0),
+            last_activity_at: (next(3) > 0).then(|| start + next(800) as i64 * DAY_MS),
+        });
+    }
+    Snapshot::from_rows(42, rows, &probabilities)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_name_indexes_every_key_and_none() {
+        let mut names = Names::default();
+        let a = names.intern("a");
+        let b = names.intern("b");
+        let mut by = ByName::new(&names);
+        *by.entry(Some(b), || 0) += 2;
+        *by.entry(None, || 0) += 1;
+        *by.entry(Some(b), || 0) += 3;
+        // An id interned after the map was made still finds a slot.
+        *by.entry(Some(7), || 0) += 4;
+        assert_eq!(by.get(Some(a)), None);
+        assert_eq!(by.get(Some(b)), Some(&5));
+        assert_eq!(
+            by.entries().collect::<Vec<_>>(),
+            vec![(Some(b), &5), (None, &1), (Some(7), &4)],
+            "in the order the keys first came"
+        );
+        assert_eq!(by.get(Some(1_000)), None);
+        assert_eq!(by.into_entries().count(), 3);
+    }
+
+    #[test]
+    fn name_set_counts_distinct_ids() {
+        let mut set = NameSet::default();
+        assert!(set.is_empty());
+        for id in [3, 64, 3, 200, 64, 0] {
+            set.insert(id);
+        }
+        set.extend(None);
+        set.extend(Some(0));
+        assert_eq!(set.len(), 4);
+    }
+
+    #[test]
+    fn pushing_a_deal_drops_the_derived_parts() {
+        let mut s = sample(300, 1);
+        let before = crate::insights::at_risk::at_risk(&s, &Default::default(), 1_760_000_000_000, 5);
+        assert!(s.derived().at_risk.get().is_some());
+        let mut row = sample_row(&s, 0);
+        row.id = 10_000;
+        s.push(row, &HashMap::new());
+        assert!(s.derived().at_risk.get().is_none());
+        let after = crate::insights::at_risk::at_risk(&s, &Default::default(), 1_760_000_000_000, 5);
+        assert_eq!(after.open_deals, before.open_deals + 1);
+    }
+
+    /// A row like deal `i` of `s`, open.
+    fn sample_row(s: &Snapshot, i: usize) -> DealRow {
+        let d = &s.deals[i];
+        let name = |id: Option<NameId>| id.map(|i| s.names.name(i).to_owned());
+        DealRow {
+            id: d.id,
+            external_id: format!("{}-copy", d.external_id),
+            account: name(d.account),
+            sector: name(d.sector),
+            region: name(d.region),
+            owner: name(d.owner),
+            contact_role: name(d.contact_role),
+            amount: d.amount,
+            currency: s.names.name(d.currency).to_owned(),
+            status: Status::Open,
+            created_at: d.created_at,
+            closed_at: None,
+            interaction_count: d.interaction_count,
+            response_hours: d.response_hours,
+            last_activity_at: d.last_activity_at,
+        }
     }
 }

@@ -258,6 +258,31 @@ pub async fn get(db: &Db, external_id: &str) -> Result<Option<StoredOpportunity>
     row.map(|r| from_row(&r)).transpose()
 }
 
+/// Reads several opportunities by external id, 400 per statement (one
+/// round trip for a whole at-risk list instead of one per deal); ids not found are left out.
+pub async fn get_many(
+    db: &Db,
+    external_ids: &[&str],
+) -> Result<HashMap<String, StoredOpportunity>, sqlx::Error> {
+    let mut out = HashMap::with_capacity(external_ids.len());
+    for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT {SELECT_COLUMNS} FROM opportunities WHERE external_id IN ({})",
+            list_placeholders(Style::for_backend(db.backend), chunk.len())
+        );
+        // Planned per execution, as in `existing_hashes`.
+        let mut query = sqlx::query(&sql).persistent(false);
+        for id in chunk {
+            query = query.bind((*id).to_owned());
+        }
+        for row in query.fetch_all(&db.pool).await? {
+            let stored = from_row(&row)?;
+            out.insert(stored.opportunity.external_id.as_str().to_owned(), stored);
+        }
+    }
+    Ok(out)
+}
+
 /// The internal id of an opportunity, if it exists.
 pub async fn id_of(tx: &mut Transaction<'_, Any>, external_id: &str) -> Result<Option<i64>, sqlx::Error> {
     let row = sqlx::query("SELECT id FROM opportunities WHERE external_id = $1")

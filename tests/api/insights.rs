@@ -893,6 +893,31 @@ async fn with_an_active_model_at_risk_deals_carry_an_intervention_and_success_fa
 }
 
 #[tokio::test]
+async fn the_at_risk_records_read_at_once_are_the_ones_read_one_by_one() {
+    use dealscore::store::opportunities;
+    let app = spawn_app().await;
+    // More than one statement's worth (400 ids per statement).
+    let generated = load_generated(&app, 900, 21).await;
+    let mut ids: Vec<&str> = generated.iter().map(|o| o.external_id.as_str()).collect();
+    ids.push("no-such-deal");
+    let found = opportunities::get_many(&app.db, &ids).await.expect("read");
+    assert_eq!(found.len(), generated.len(), "unknown ids are left out");
+    for o in &generated {
+        let one = opportunities::get(&app.db, o.external_id.as_str())
+            .await
+            .expect("read")
+            .expect("stored");
+        let many = &found[o.external_id.as_str()];
+        assert_eq!(many.id, one.id);
+        assert_eq!(json!(many), json!(one));
+    }
+    assert!(opportunities::get_many(&app.db, &[])
+        .await
+        .expect("read")
+        .is_empty());
+}
+
+#[tokio::test]
 async fn the_change_stamp_moves_with_every_write_and_keeps_its_value_when_compacted() {
     use dealscore::store::insights::change_stamp;
     let app = spawn_app().await;
