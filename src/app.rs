@@ -110,6 +110,9 @@ impl Application {
         let insights_cache = web::Data::new(crate::insights::InsightsCache::new());
         let priority_cache = web::Data::new(crate::ranking::PriorityCache::new());
         let page_memos = web::Data::new(crate::web::memo::PageMemos::default());
+        let signin_throttle = web::Data::new(crate::web::throttle::SignInThrottle::new(
+            settings.signin_failures_per_minute,
+        ));
         if settings.warm_caches {
             let (db, model, scoring) = (db.clone(), model.clone(), settings.scoring.clone());
             let (insights, priority) = (insights_cache.clone(), priority_cache.clone());
@@ -155,6 +158,7 @@ impl Application {
                 .app_data(insights_cache.clone())
                 .app_data(priority_cache.clone())
                 .app_data(page_memos.clone())
+                .app_data(signin_throttle.clone())
                 .app_data(sources_data.clone())
                 .app_data(web::PayloadConfig::new(max_import))
                 .configure(|cfg| crate::api::configure(cfg, max_body, max_batch))

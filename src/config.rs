@@ -44,6 +44,10 @@ pub struct Settings {
     /// a TLS proxy fronts the service; requests that arrive over TLS get `Secure` cookies anyway.
     /// Default false. Env: `DEALSCORE_SECURE_COOKIES`.
     pub secure_cookies: bool,
+    /// Failed web sign-ins allowed per client address per minute before further attempts get a
+    /// 429 for the rest of the minute; 0 disables the limit. Default 10. Env:
+    /// `DEALSCORE_SIGNIN_FAILURES_PER_MINUTE`.
+    pub signin_failures_per_minute: u32,
     /// Build the insights snapshot and the priority lists in the background at startup, so the
     /// first page views after a restart do not wait for them. Default true. Env:
     /// `DEALSCORE_WARM_CACHES`.
@@ -159,6 +163,7 @@ impl Default for Settings {
             session_minutes: 480,
             secure_cookies: false,
             warm_caches: true,
+            signin_failures_per_minute: 10,
             log_format: LogFormat::Human,
             models_dir: "models".into(),
             max_batch_body_bytes: 16 * 1024 * 1024,
@@ -287,6 +292,9 @@ impl Settings {
         }
         if let Some(v) = lookup("DEALSCORE_SECURE_COOKIES") {
             self.secure_cookies = parse("DEALSCORE_SECURE_COOKIES", v)?;
+        }
+        if let Some(v) = lookup("DEALSCORE_SIGNIN_FAILURES_PER_MINUTE") {
+            self.signin_failures_per_minute = parse("DEALSCORE_SIGNIN_FAILURES_PER_MINUTE", v)?;
         }
         if let Some(v) = lookup("DEALSCORE_WARM_CACHES") {
             self.warm_caches = parse("DEALSCORE_WARM_CACHES", v)?;

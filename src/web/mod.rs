@@ -11,6 +11,7 @@ pub mod memo;
 pub mod pages;
 pub mod session;
 pub mod text;
+pub mod throttle;
 pub mod view;
 
 use actix_web::http::header;

@@ -66,6 +66,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
         "Cette clé est inconnue ou révoquée.",
     ),
     (
+        "login.throttled",
+        "Too many failed sign-ins from this address: try again in a minute.",
+        "Trop d'échecs de connexion depuis cette adresse\u{a0}: réessayez dans une minute.",
+    ),
+    (
         "login.missing",
         "Enter your API key.",
         "Saisissez votre clé d'API.",

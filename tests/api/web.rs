@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 
-use crate::helpers::{import_generated, spawn_app, train_cli, wait_for_model, TestApp};
+use crate::helpers::{import_generated, spawn_app, spawn_app_with, train_cli, wait_for_model, TestApp};
 
 /// A cookie jar over a client that does not follow redirects.
 pub struct Browser {
@@ -516,4 +516,42 @@ async fn malformed_page_addresses_get_an_html_page_in_the_readers_language() {
             .is_some_and(|d| d.starts_with("paramètres de requête invalides")),
         "{problem}"
     );
+}
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_from_one_address_are_refused_for_a_while() {
+    let app = spawn_app_with(|s| s.signin_failures_per_minute = 2).await;
+    let mut browser = Browser::new(&app);
+    let (_, _, mut page) = browser.get("/login").await;
+    for _ in 0..2 {
+        let csrf = csrf_of(&page);
+        let (status, _, body) = browser
+            .post("/login", &[("api_key", "ds_guess"), ("csrf", &csrf)])
+            .await;
+        assert_eq!(status, 401, "{body}");
+        page = body;
+    }
+    // The limit is reached: even the right key waits, with a Retry-After and a readable page.
+    let csrf = csrf_of(&page);
+    let response = browser
+        .client
+        .post(format!("{}/login?lang=fr", browser.base))
+        .header(COOKIE, browser.cookie_header())
+        .form(&[("api_key", app.rep_key.as_str()), ("csrf", &csrf)])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 429);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body = response.text().await.expect("body");
+    assert!(body.contains("Trop d&#39;échecs de connexion"), "{body}");
+    assert!(!browser.has_cookie("dealscore_session"));
+    // The API's bearer keys are not affected.
+    let (status, _) = app.get_json("/v1/opportunities", &app.rep_key).await;
+    assert_eq!(status, 200);
 }

@@ -1,6 +1,10 @@
 //! Sign-in with an API key, sign-out, and the home redirect.
 
+use std::time::Instant;
+
 use actix_web::cookie::time::Duration as CookieDuration;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
@@ -12,6 +16,7 @@ use crate::store::Db;
 use crate::web::error::PageError;
 use crate::web::session::{self, Viewer, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::web::text::Text;
+use crate::web::throttle::SignInThrottle;
 use crate::web::{language_links, render, see_other};
 
 /// Only local paths are followed after sign-in (no open redirect to another site).
@@ -62,7 +67,7 @@ fn login_page(
         ))
         .map_err(|e| PageError::internal(lang, e))?;
     if error.is_some() {
-        *response.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
     }
     Ok(response)
 }
@@ -95,6 +100,7 @@ pub async fn login(
     req: HttpRequest,
     db: web::Data<Db>,
     settings: web::Data<Settings>,
+    throttle: web::Data<SignInThrottle>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
     let lang = Lang::of_request(&req);
@@ -107,8 +113,21 @@ pub async fn login(
     if form.api_key.trim().is_empty() {
         return login_page(&req, next, Some("login.missing"));
     }
+    let address = req.peer_addr().map(|a| a.ip());
+    let now = Instant::now();
+    if let Some(wait) = address.and_then(|a| throttle.refused(a, now)) {
+        let mut response = login_page(&req, next, Some("login.throttled"))?;
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        return Ok(response);
+    }
     match session::sign_in(&db, &req, &form.api_key, settings.session_minutes, lang).await? {
         Ok(cookie) => {
+            if let Some(address) = address {
+                throttle.succeeded(address);
+            }
             let mut response = see_other(&next);
             let gone = session::expired_cookie(&req, LOGIN_CSRF_COOKIE);
             for c in [cookie, gone] {
@@ -118,7 +137,13 @@ pub async fn login(
             }
             Ok(response)
         }
-        Err(session::SignInRefused::UnknownKey) => login_page(&req, next, Some("login.unknown")),
+        Err(session::SignInRefused::UnknownKey) => {
+            if let Some(address) = address {
+                tracing::warn!(%address, "web sign-in with an unknown or revoked key");
+                throttle.failed(address, now);
+            }
+            login_page(&req, next, Some("login.unknown"))
+        }
     }
 }
 
