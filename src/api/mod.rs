@@ -1,5 +1,6 @@
 //! HTTP resources: one file per resource, thin handlers over the library modules.
 
+pub mod batch_scoring;
 pub mod docs;
 pub mod drift;
 pub mod health;

@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header::CONTENT_LANGUAGE;
+use actix_web::body::SizedStream;
+use actix_web::http::header::{ContentType, CONTENT_LANGUAGE};
 use actix_web::{get, post, web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::batch_scoring::BatchJob;
 use super::jobs::Jobs;
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
@@ -78,7 +80,8 @@ pub struct BatchAnswer {
     pub results: Vec<BatchItem>,
 }
 
-fn parse_for_scoring(value: &Value, prefix: &str) -> Result<Opportunity, ValidationErrors> {
+/// Parses one item to score; field names in errors get `prefix` (`opportunities[3].`).
+pub(crate) fn parse_for_scoring(value: &Value, prefix: &str) -> Result<Opportunity, ValidationErrors> {
     let options = ParseOptions {
         for_scoring: true,
         ..ParseOptions::default()
@@ -117,9 +120,10 @@ pub async fn score_stateless(
 ) -> ApiResult<HttpResponse> {
     let rank = query.rank.unwrap_or_default();
     let lang = Lang::of_request(&req);
-    let body = body.into_inner();
-    let batch = match &body {
-        Value::Object(map) if map.contains_key("opportunities") => Some(map.get("opportunities").cloned()),
+    let mut body = body.into_inner();
+    // Taken out of the body rather than copied: a batch is up to 10,000 items.
+    let batch = match &mut body {
+        Value::Object(map) if map.contains_key("opportunities") => Some(map.remove("opportunities")),
         _ => None,
     };
     let model = active_model(&holder)?;
@@ -148,48 +152,23 @@ pub async fn score_stateless(
         );
         return Err(e.into());
     }
-    let work = move || {
-        let now = Utc::now();
-        let results: Vec<BatchItem> = items
-            .iter()
-            .enumerate()
-            .map(
-                |(index, item)| match parse_for_scoring(item, &format!("opportunities[{index}].")) {
-                    Ok(opp) => BatchItem {
-                        index,
-                        result: Some(score(&model, &config, &opp, now, None, rank, lang)),
-                        errors: Vec::new(),
-                    },
-                    Err(e) => BatchItem {
-                        index,
-                        result: None,
-                        errors: e.in_lang(lang).0,
-                    },
-                },
-            )
-            .collect();
-        let invalid = results.iter().filter(|r| r.result.is_none()).count();
-        BatchAnswer {
-            model_version: model.version.clone(),
-            scored: results.len() - invalid,
-            invalid,
-            results,
-        }
+    let job = BatchJob {
+        model,
+        config,
+        rank,
+        lang,
+        now: Utc::now(),
     };
-    let answer = if work_size_small(&body) {
-        work()
-    } else {
-        web::block(work)
-            .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring thread failed: {e}")))?
-    };
-    Ok(ok_in(lang).json(answer))
-}
-
-fn work_size_small(body: &Value) -> bool {
-    body.get("opportunities")
-        .and_then(Value::as_array)
-        .is_none_or(|a| a.len() <= INLINE_BATCH)
+    if items.len() <= INLINE_BATCH {
+        return Ok(ok_in(lang).json(job.answer(&items)));
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks = job.answer_json(items, threads).await?;
+    let length = chunks.iter().map(|c| c.len() as u64).sum();
+    let stream = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+    Ok(ok_in(lang)
+        .content_type(ContentType::json())
+        .body(SizedStream::new(length, stream)))
 }
 
 /// A stored score with the full result.

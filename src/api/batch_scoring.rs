@@ -1,0 +1,215 @@
+//! `POST /v1/score` with `{"opportunities": [...]}` (up to 10,000 items): the items are split into
+//! one contiguous run per core, each run is scored *and written as JSON* on its own blocking
+//! thread, and the runs are joined into the answer in request order.
+//!
+//! A 10,000-item answer is about 24 MB of JSON (every result carries its factor sentences and
+//! levers), so writing it costs as much as scoring; doing both on one thread left the other core
+//! idle (BENCHMARKS.md, "`POST /v1/score` in batches of 10,000"). The bytes are the same as
+//! serialising [`BatchAnswer`] in one go (a unit test checks it).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use actix_web::web::Bytes;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::scores::{parse_for_scoring, BatchAnswer, BatchItem};
+use crate::error::ApiError;
+use crate::i18n::Lang;
+use crate::model::ModelArtifact;
+use crate::scoring::{score, RankBy, ScoringConfig};
+
+/// Everything the items of one batch are scored with.
+#[derive(Debug, Clone)]
+pub struct BatchJob {
+    /// The model.
+    pub model: Arc<ModelArtifact>,
+    /// Scoring rules.
+    pub config: ScoringConfig,
+    /// How levers are ranked.
+    pub rank: RankBy,
+    /// Language of the sentences and field errors.
+    pub lang: Lang,
+    /// The instant every item is scored at (the same for the whole batch).
+    pub now: DateTime<Utc>,
+}
+
+impl BatchJob {
+    /// The answer for the item at `index`.
+    pub fn item(&self, index: usize, item: &Value) -> BatchItem {
+        match parse_for_scoring(item, &format!("opportunities[{index}].")) {
+            Ok(opp) => BatchItem {
+                index,
+                result: Some(score(
+                    &self.model,
+                    &self.config,
+                    &opp,
+                    self.now,
+                    None,
+                    self.rank,
+                    self.lang,
+                )),
+                errors: Vec::new(),
+            },
+            Err(e) => BatchItem {
+                index,
+                result: None,
+                errors: e.in_lang(self.lang).0,
+            },
+        }
+    }
+
+    /// The whole answer, on this thread.
+    pub fn answer(&self, items: &[Value]) -> BatchAnswer {
+        let results: Vec<BatchItem> = items.iter().enumerate().map(|(i, v)| self.item(i, v)).collect();
+        let invalid = results.iter().filter(|r| r.result.is_none()).count();
+        BatchAnswer {
+            model_version: self.model.version.clone(),
+            scored: results.len() - invalid,
+            invalid,
+            results,
+        }
+    }
+
+    /// One run of items, from position `first`: their JSON separated by commas, and how many
+    /// were invalid.
+    fn part(&self, first: usize, items: &[Value]) -> Result<Part, serde_json::Error> {
+        let mut json = Vec::with_capacity(items.len() * 2_600);
+        let mut invalid = 0;
+        for (offset, value) in items.iter().enumerate() {
+            let item = self.item(first + offset, value);
+            invalid += usize::from(item.result.is_none());
+            if offset > 0 {
+                json.push(b',');
+            }
+            serde_json::to_writer(&mut json, &item)?;
+        }
+        Ok(Part {
+            json,
+            items: items.len(),
+            invalid,
+        })
+    }
+
+    /// The answer's JSON, computed on `threads` blocking threads, as consecutive chunks (the
+    /// parts are sent as they are, not copied into one buffer: the answer is ~24 MB at 10,000).
+    pub async fn answer_json(self, items: Vec<Value>, threads: usize) -> Result<Vec<Bytes>, ApiError> {
+        let items = Arc::new(items);
+        let per_thread = items.len().div_ceil(threads.max(1)).max(1);
+        let job = Arc::new(self);
+        let mut parts = Vec::new();
+        for first in (0..items.len()).step_by(per_thread) {
+            let (job, items) = (job.clone(), items.clone());
+            parts.push(actix_web::web::block(move || {
+                let end = (first + per_thread).min(items.len());
+                job.part(first, &items[first..end])
+            }));
+        }
+        let mut done = Vec::with_capacity(parts.len());
+        for part in futures_util::future::join_all(parts).await {
+            let part = part.map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring thread failed: {e}")))?;
+            done.push(part.map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?);
+        }
+        assemble(&job.model.version, done).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))
+    }
+}
+
+/// A run of scored items as JSON.
+struct Part {
+    json: Vec<u8>,
+    items: usize,
+    invalid: usize,
+}
+
+/// `{"model_version":…,"scored":…,"invalid":…,"results":[…]}` from the parts, in order (the field
+/// order of [`BatchAnswer`]), as chunks to send one after the other.
+fn assemble(model_version: &str, parts: Vec<Part>) -> Result<Vec<Bytes>, std::io::Error> {
+    let total: usize = parts.iter().map(|p| p.items).sum();
+    let invalid: usize = parts.iter().map(|p| p.invalid).sum();
+    let mut head = b"{\"model_version\":".to_vec();
+    serde_json::to_writer(&mut head, model_version)?;
+    write!(
+        head,
+        ",\"scored\":{},\"invalid\":{invalid},\"results\":[",
+        total - invalid
+    )?;
+    let mut chunks = vec![Bytes::from(head)];
+    for (i, part) in parts.into_iter().filter(|p| p.items > 0).enumerate() {
+        if i > 0 {
+            chunks.push(Bytes::from_static(b","));
+        }
+        chunks.push(Bytes::from(part.json));
+    }
+    chunks.push(Bytes::from_static(b"]}"));
+    Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::FeatureSpec;
+    use crate::generate::{generate, GeneratorConfig};
+    use crate::training::{train, TrainOptions};
+    use serde_json::json;
+
+    fn joined(chunks: &[Bytes]) -> Vec<u8> {
+        chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+
+    #[actix_web::test]
+    async fn parallel_answers_are_byte_for_byte_the_single_thread_answer() {
+        let config = GeneratorConfig {
+            deals: 1_500,
+            seed: 5,
+            with_activities: false,
+            ..GeneratorConfig::default()
+        };
+        let history = generate(&config);
+        let options = TrainOptions {
+            now: config.end,
+            cv_folds: 3,
+            ..TrainOptions::default()
+        };
+        let trained = train(
+            &history.opportunities,
+            &FeatureSpec::default_spec(),
+            &options,
+            &mut |_| {},
+        )
+        .expect("train");
+        let job = BatchJob {
+            model: Arc::new(trained.artifact),
+            config: ScoringConfig::default(),
+            rank: RankBy::Probability,
+            lang: Lang::Fr,
+            now: config.end,
+        };
+        let mut items: Vec<Value> = (0..11)
+            .map(|i| {
+                let sector = ["software", "retail", "energy"][i % 3];
+                json!({"sector": sector, "contact_role": "end_user", "amount": 1000 * i,
+                       "cycle_days": 3 * i, "interaction_count": i, "response_hours": 2.5})
+            })
+            .collect();
+        items[4] = json!("not an object");
+        items[7] = json!({"amount": -1});
+        let expected = serde_json::to_vec(&job.answer(&items)).expect("serialise");
+        for threads in [1, 2, 3, 11, 20] {
+            let got = job
+                .clone()
+                .answer_json(items.clone(), threads)
+                .await
+                .expect("answer");
+            let got = joined(&got);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&expected),
+                "{threads} threads"
+            );
+        }
+        let empty = job.clone().answer_json(Vec::new(), 2).await.expect("empty");
+        let empty = joined(&empty);
+        assert_eq!(empty, serde_json::to_vec(&job.answer(&[])).expect("serialise"));
+    }
+}
