@@ -148,9 +148,7 @@ fn assemble(model_version: &str, parts: Vec<Part>) -> Result<Vec<Bytes>, std::io
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::FeatureSpec;
-    use crate::generate::{generate, GeneratorConfig};
-    use crate::training::{train, TrainOptions};
+    use crate::training::fixtures::trained_on_generated;
     use serde_json::json;
 
     fn joined(chunks: &[Bytes]) -> Vec<u8> {
@@ -159,31 +157,13 @@ mod tests {
 
     #[actix_web::test]
     async fn parallel_answers_are_byte_for_byte_the_single_thread_answer() {
-        let config = GeneratorConfig {
-            deals: 1_500,
-            seed: 5,
-            with_activities: false,
-            ..GeneratorConfig::default()
-        };
-        let history = generate(&config);
-        let options = TrainOptions {
-            now: config.end,
-            cv_folds: 3,
-            ..TrainOptions::default()
-        };
-        let trained = train(
-            &history.opportunities,
-            &FeatureSpec::default_spec(),
-            &options,
-            &mut |_| {},
-        )
-        .expect("train");
+        let (artifact, _, now) = trained_on_generated(1_500, 5);
         let job = BatchJob {
-            model: Arc::new(trained.artifact),
+            model: Arc::new(artifact),
             config: ScoringConfig::default(),
             rank: RankBy::Probability,
             lang: Lang::Fr,
-            now: config.end,
+            now,
         };
         let mut items: Vec<Value> = (0..11)
             .map(|i| {

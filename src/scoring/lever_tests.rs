@@ -2,37 +2,14 @@
 
 use super::*;
 use crate::domain::Status;
-use crate::features::FeatureSpec;
-use crate::generate::{generate, true_strongest_lever, GeneratorConfig};
+use crate::generate::true_strongest_lever;
 use crate::model::explain;
-use crate::training::{train, TrainOptions};
+use crate::training::fixtures::trained_on_generated;
 
 fn trained() -> (ModelArtifact, Vec<Opportunity>, DateTime<Utc>) {
-    let config = GeneratorConfig {
-        deals: 12_000,
-        seed: 3,
-        with_activities: false,
-        ..GeneratorConfig::default()
-    };
-    let history = generate(&config);
-    let options = TrainOptions {
-        now: config.end,
-        cv_folds: 3,
-        ..TrainOptions::default()
-    };
-    let trained = train(
-        &history.opportunities,
-        &FeatureSpec::default_spec(),
-        &options,
-        &mut |_| {},
-    )
-    .unwrap();
-    let open = history
-        .opportunities
-        .into_iter()
-        .filter(|o| o.status == Status::Open)
-        .collect();
-    (trained.artifact, open, config.end)
+    let (artifact, history, now) = trained_on_generated(12_000, 3);
+    let open = history.into_iter().filter(|o| o.status == Status::Open).collect();
+    (artifact, open, now)
 }
 
 #[test]

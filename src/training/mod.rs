@@ -11,6 +11,8 @@ pub mod report;
 pub mod split;
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;
 
 use std::time::Instant;
