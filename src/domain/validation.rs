@@ -367,13 +367,18 @@ impl FieldMessage {
 
 /// Every problem found in one input; never empty when returned as an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
-#[error("{}", summary(.0))]
+#[error("{}", summary(&self.0, Lang::En))]
 pub struct ValidationErrors(pub Vec<FieldError>);
 
-fn summary(errors: &[FieldError]) -> String {
+/// Every problem on one line, `field: message; …`, in `lang`.
+fn summary(errors: &[FieldError], lang: Lang) -> String {
+    let colon = match lang {
+        Lang::En => ": ".to_owned(),
+        Lang::Fr => format!("{NBSP}: "),
+    };
     errors
         .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
+        .map(|e| format!("{}{colon}{}", e.field, e.message_in(lang)))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -381,17 +386,7 @@ fn summary(errors: &[FieldError]) -> String {
 impl ValidationErrors {
     /// Every problem on one line (`field: message; …`) in every language.
     pub fn localized_summary(&self) -> Localized {
-        Localized::from_fn(|lang| {
-            let colon = match lang {
-                Lang::En => ": ".to_owned(),
-                Lang::Fr => format!("{NBSP}: "),
-            };
-            self.0
-                .iter()
-                .map(|e| format!("{}{colon}{}", e.field, e.message_in(lang)))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        Localized::from_fn(|lang| summary(&self.0, lang))
     }
 
     /// Records a problem with a free-text message, answered as written in every language.
