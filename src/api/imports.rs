@@ -7,9 +7,9 @@ use utoipa::IntoParams;
 
 use crate::auth::AnalystAccess;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::i18n::format::{NBSP, NNBSP};
-use crate::i18n::{Lang, Localized};
-use crate::ingest::csv_import::ImportError;
+use crate::i18n::format::NBSP;
+use crate::i18n::Lang;
+use crate::ingest::csv_import::{too_many_rejected, ImportError};
 use crate::ingest::{import_activities, import_opportunities, ImportMapping, ImportOptions, ImportSummary};
 use crate::store::Db;
 use crate::tr;
@@ -130,22 +130,10 @@ fn import_error(e: ImportError) -> ApiError {
         } => {
             let mut errors = crate::domain::ValidationErrors::default();
             for row in summary.rejected_rows.iter() {
-                let reason = Localized::from_fn(|lang| row.reason_in(lang).to_owned());
-                errors.push_localized(format!("line {}", row.line), reason);
+                errors.push_localized(format!("line {}", row.line), row.localized_reason());
             }
             if errors.is_empty() {
-                errors.push_localized(
-                    "csv",
-                    Localized::from_fn(|lang| {
-                        let limit = limit.get(lang);
-                        match lang {
-                            Lang::En => format!("{rejected} row(s) rejected ({limit}); nothing was written"),
-                            Lang::Fr => format!(
-                                "{rejected}{NBSP}ligne(s) rejetée(s) ({limit}){NNBSP}; rien n'a été écrit"
-                            ),
-                        }
-                    }),
-                );
+                errors.push_localized("csv", too_many_rejected(rejected, &limit));
             }
             ApiError::Validation(errors)
         }

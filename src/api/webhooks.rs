@@ -13,12 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::AdminAccess;
 use crate::config::Settings;
 use crate::error::{ApiError, ApiResult, KnownDetail, Problem};
-use crate::i18n::format::{NBSP, NNBSP};
+use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
 use crate::ingest::event_scoring::EventScoring;
 use crate::ingest::signature;
 use crate::ingest::webhook::{
-    self, parse_delivery, DeliveryError, EventOutcome, EventStatus, Source, Sources, MAX_EVENTS_PER_DELIVERY,
+    self, parse_delivery, DeliveryError, EventOutcome, EventStatus, Source, Sources,
 };
 use crate::store::group_commit::GroupCommit;
 use crate::store::outbox::{self, OutboxEntry, RetryResult};
@@ -221,13 +221,7 @@ fn answer(outcome: EventOutcome, lang: Lang) -> Value {
 fn delivery_error(e: DeliveryError) -> ApiError {
     match e {
         DeliveryError::Malformed(m) => ApiError::MalformedBody(m.into()),
-        DeliveryError::TooManyEvents(n) => ApiError::PayloadTooLarge(
-            tr!(
-                "{n} events in one delivery; at most {MAX_EVENTS_PER_DELIVERY} are accepted",
-                "{n} événements dans une livraison{NNBSP}; {MAX_EVENTS_PER_DELIVERY} au plus sont acceptés"
-            )
-            .into(),
-        ),
+        DeliveryError::TooManyEvents(n) => ApiError::PayloadTooLarge(webhook::too_many_events(n).into()),
         DeliveryError::Write(e) => ApiError::from(e.map_work(ApiError::from)),
     }
 }

@@ -20,16 +20,13 @@ const PAGE: usize = 5_000;
 #[derive(Debug, thiserror::Error)]
 pub enum DriftError {
     /// The artifact has no training profile (trained before profiles existed).
-    #[error(
-        "model {version} carries no training profile, so drift cannot be measured against it: \
-         retrain (dealscore-train or POST /v1/models/train) and activate the new version"
-    )]
+    #[error("{}", self.localized())]
     NoProfile {
         /// The model version.
         version: String,
     },
     /// The profile does not list the model's features in order.
-    #[error("model {version} has a training profile that does not match its features; retrain it")]
+    #[error("{}", self.localized())]
     ProfileMismatch {
         /// The model version.
         version: String,

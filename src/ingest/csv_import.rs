@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::mapping::ImportMapping;
 use crate::domain::{Activity, Opportunity, ParseOptions};
 use crate::domain::{FieldMessage, ValidationErrors};
-use crate::i18n::format::NBSP;
+use crate::i18n::format::{NBSP, NNBSP};
 use crate::i18n::{Lang, Localized};
 use crate::store::activities::{add_in, AddActivitiesError};
 use crate::store::opportunities::{upsert_batch_in, UpsertOutcome};
@@ -90,6 +90,14 @@ impl RejectedRow {
         }
     }
 
+    /// The reason in every language (text from a lower layer is the same in each).
+    pub fn localized_reason(&self) -> Localized {
+        match &self.localized {
+            Some(localized) => (**localized).clone(),
+            None => Localized::new(self.reason.clone(), self.reason.clone()),
+        }
+    }
+
     /// The reason in `lang`.
     pub fn reason_in(&self, lang: Lang) -> &str {
         self.localized.as_ref().map_or(&self.reason, |l| l.get(lang))
@@ -144,7 +152,7 @@ pub enum ImportError {
     #[error("{0}")]
     Header(Localized),
     /// `--strict` or `--max-errors` refused the file; nothing was written.
-    #[error("{rejected} row(s) rejected ({limit}); nothing was written")]
+    #[error("{}", too_many_rejected(*rejected, limit))]
     TooManyRejected {
         /// Rows rejected.
         rejected: u64,
@@ -157,6 +165,17 @@ pub enum ImportError {
     /// safe: it is idempotent).
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+}
+
+/// The refusal of an import with `rejected` bad rows over `limit`, in every language.
+pub fn too_many_rejected(rejected: u64, limit: &Localized) -> Localized {
+    Localized::from_fn(|lang| {
+        let limit = limit.get(lang);
+        match lang {
+            Lang::En => format!("{rejected} row(s) rejected ({limit}); nothing was written"),
+            Lang::Fr => format!("{rejected}{NBSP}ligne(s) rejetée(s) ({limit}){NNBSP}; rien n'a été écrit"),
+        }
+    })
 }
 
 /// Where a CSV column goes.

@@ -13,23 +13,24 @@ pub const HEADER: &str = "Dealscore-Signature";
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Why a signature was refused. The messages are safe to show to the sender.
+/// Why a signature was refused. The messages are safe to show to the sender; `Display` is the
+/// English of [`SignatureError::localized`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     /// No header.
-    #[error("missing Dealscore-Signature header")]
+    #[error("{}", self.localized())]
     Missing,
     /// The header does not read as `t=…,v1=…`.
-    #[error("malformed Dealscore-Signature header: {}", .0.text(Lang::En))]
+    #[error("{}", self.localized())]
     Malformed(HeaderDefect),
     /// The timestamp is too far in the past.
-    #[error("signature timestamp is older than the {0}-second tolerance")]
+    #[error("{}", self.localized())]
     Stale(u64),
     /// The timestamp is too far in the future.
-    #[error("signature timestamp is more than {0} seconds in the future")]
+    #[error("{}", self.localized())]
     Future(u64),
     /// No `v1` matches any secret of the source.
-    #[error("signature does not match")]
+    #[error("{}", self.localized())]
     Mismatch,
 }
 

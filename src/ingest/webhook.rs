@@ -19,7 +19,7 @@ use super::event_scoring::{score_in, EventScoring, ScoreAnswer};
 use super::mapping::ImportMapping;
 use crate::config::Settings;
 use crate::domain::{Activity, FieldMessage, Opportunity, ParseOptions, Status, ValidationErrors};
-use crate::i18n::format::NBSP;
+use crate::i18n::format::{NBSP, NNBSP};
 use crate::i18n::Localized;
 use crate::store::activities::{add_in, AddActivitiesError};
 use crate::store::group_commit::{GroupCommit, GroupCommitError, TxWork};
@@ -213,11 +213,19 @@ pub enum DeliveryError {
     #[error("{0}")]
     Malformed(Localized),
     /// More than [`MAX_EVENTS_PER_DELIVERY`] events.
-    #[error("{0} events in one delivery; at most {MAX_EVENTS_PER_DELIVERY} are accepted")]
+    #[error("{}", too_many_events(*.0))]
     TooManyEvents(usize),
     /// The database failed; nothing was committed.
     #[error(transparent)]
     Write(#[from] GroupCommitError<sqlx::Error>),
+}
+
+/// The refusal of a delivery of `n` events, over [`MAX_EVENTS_PER_DELIVERY`], in every language.
+pub fn too_many_events(n: usize) -> Localized {
+    tr!(
+        "{n} events in one delivery; at most {MAX_EVENTS_PER_DELIVERY} are accepted",
+        "{n} événements dans une livraison{NNBSP}; {MAX_EVENTS_PER_DELIVERY} au plus sont acceptés"
+    )
 }
 
 /// A parsed delivery: one event, or a batch.

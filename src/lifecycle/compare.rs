@@ -80,7 +80,7 @@ pub struct Comparison {
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
     /// The newer model's holdout cannot be rebuilt from the deals stored now.
-    #[error("the holdout of {0} cannot be rebuilt from the stored deals (too few closed deals, or a time split over deals without closing dates)")]
+    #[error("{}", self.localized())]
     NoHoldout(String),
 }
 
