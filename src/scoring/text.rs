@@ -101,38 +101,28 @@ pub(super) fn numeric_factor(
     median: &str,
     lang: Lang,
 ) -> String {
-    match lang {
-        Lang::En => match standing {
-            Standing::Above(f) => {
-                let word = if is_time { "slower" } else { "higher" };
-                let share = percent(f, lang);
-                format!("{name} of {value} is {word} than {share} of won deals (median {median})")
-            }
-            Standing::Below(f) => {
-                let word = if is_time { "faster" } else { "lower" };
-                let share = percent(f, lang);
-                format!("{name} of {value} is {word} than {share} of won deals (median {median})")
-            }
-            Standing::InLine => format!("{name} of {value} is in line with won deals (median {median})"),
-        },
-        // "plus/moins que pour N % des affaires gagnées" avoids agreeing an adjective with
-        // each label's gender; a response time is "plus long/plus court".
-        Lang::Fr => {
-            match standing {
-                Standing::Above(f) => {
-                    let word = if is_time { "plus long" } else { "plus" };
-                    let share = percent(f, lang);
-                    format!("{name}{NBSP}: {value}, {word} que pour {share} des affaires gagnées (médiane {median})")
-                }
-                Standing::Below(f) => {
-                    let word = if is_time { "plus court" } else { "moins" };
-                    let share = percent(f, lang);
-                    format!("{name}{NBSP}: {value}, {word} que pour {share} des affaires gagnées (médiane {median})")
-                }
-                Standing::InLine => {
-                    format!("{name}{NBSP}: {value}, dans la norme des affaires gagnées (médiane {median})")
-                }
-            }
+    // (share of won deals, English word, French word); "plus/moins que pour N % des affaires
+    // gagnées" avoids agreeing an adjective with each label's gender; a response time is
+    // "plus long/plus court".
+    let comparison = match standing {
+        Standing::Above(f) if is_time => Some((f, "slower", "plus long")),
+        Standing::Above(f) => Some((f, "higher", "plus")),
+        Standing::Below(f) if is_time => Some((f, "faster", "plus court")),
+        Standing::Below(f) => Some((f, "lower", "moins")),
+        Standing::InLine => None,
+    };
+    match (lang, comparison) {
+        (Lang::En, Some((f, word, _))) => {
+            let share = percent(f, lang);
+            format!("{name} of {value} is {word} than {share} of won deals (median {median})")
+        }
+        (Lang::En, None) => format!("{name} of {value} is in line with won deals (median {median})"),
+        (Lang::Fr, Some((f, _, word))) => {
+            let share = percent(f, lang);
+            format!("{name}{NBSP}: {value}, {word} que pour {share} des affaires gagnées (médiane {median})")
+        }
+        (Lang::Fr, None) => {
+            format!("{name}{NBSP}: {value}, dans la norme des affaires gagnées (médiane {median})")
         }
     }
 }
