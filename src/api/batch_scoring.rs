@@ -38,7 +38,7 @@ pub struct BatchJob {
 impl BatchJob {
     /// The answer for the item at `index`.
     pub fn item(&self, index: usize, item: &Value) -> BatchItem {
-        match parse_for_scoring(item, &format!("opportunities[{index}].")) {
+        match parse_for_scoring(item, Some(index)) {
             Ok(opp) => BatchItem {
                 index,
                 result: Some(score(

@@ -80,14 +80,21 @@ pub struct BatchAnswer {
     pub results: Vec<BatchItem>,
 }
 
-/// Parses one item to score; field names in errors get `prefix` (`opportunities[3].`).
-pub(crate) fn parse_for_scoring(value: &Value, prefix: &str) -> Result<Opportunity, ValidationErrors> {
+/// Parses one item to score: the whole body, or item `index` of a batch, whose field names in
+/// errors get the `opportunities[3].` prefix (written only when there is an error: a batch
+/// holds up to 10,000 items).
+pub(crate) fn parse_for_scoring(
+    value: &Value,
+    index: Option<usize>,
+) -> Result<Opportunity, ValidationErrors> {
     let options = ParseOptions {
         for_scoring: true,
         ..ParseOptions::default()
     };
+    let prefix = || index.map_or_else(String::new, |i| format!("opportunities[{i}]."));
     match value {
         Value::Object(map) => Opportunity::parse(None, map, options).map_err(|mut e| {
+            let prefix = prefix();
             for err in &mut e.0 {
                 err.field = format!("{prefix}{}", err.field);
             }
@@ -95,7 +102,7 @@ pub(crate) fn parse_for_scoring(value: &Value, prefix: &str) -> Result<Opportuni
         }),
         _ => {
             let mut e = ValidationErrors::default();
-            e.push_known(prefix.trim_end_matches('.'), FieldMessage::ExpectedOpportunity);
+            e.push_known(prefix().trim_end_matches('.'), FieldMessage::ExpectedOpportunity);
             Err(e)
         }
     }
@@ -129,7 +136,7 @@ pub async fn score_stateless(
     let model = active_model(&holder)?;
     let config = settings.scoring.clone();
     let Some(batch) = batch else {
-        let opp = parse_for_scoring(&body, "")?;
+        let opp = parse_for_scoring(&body, None)?;
         let result = score(&model, &config, &opp, Utc::now(), None, rank, lang);
         return Ok(ok_in(lang).json(result));
     };
