@@ -104,6 +104,9 @@ pub struct TestApp {
     pub rep_key: String,
     /// Kept so the database lives as long as the app (dropped after the test).
     pub _test_db: TestDb,
+    /// Where training runs started through the server write their artifacts (never the
+    /// repository's `models/`), unless the test chose another folder.
+    pub _models_dir: tempfile::TempDir,
 }
 
 pub fn test_settings(url: &str) -> Settings {
@@ -128,7 +131,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         dealscore::telemetry::init_logging(dealscore::config::LogFormat::Human);
     }
     let test_db = TestDb::new().await;
+    let models_dir = tempfile::tempdir().expect("models tempdir");
     let mut settings = test_settings(&test_db.url);
+    settings.models_dir = models_dir.path().display().to_string();
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -156,6 +161,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         analyst_key: keys[1].clone(),
         rep_key: keys[2].clone(),
         _test_db: test_db,
+        _models_dir: models_dir,
     }
 }
 
