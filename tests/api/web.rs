@@ -555,3 +555,50 @@ async fn repeated_failed_sign_ins_from_one_address_are_refused_for_a_while() {
     let (status, _) = app.get_json("/v1/opportunities", &app.rep_key).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn analysts_start_a_training_run_and_watch_it_finish() {
+    let app = trained_app().await;
+    let mut analyst = Browser::new(&app);
+    analyst.sign_in(&app.analyst_key).await;
+    let (status, _, list) = analyst.get("/models").await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains("id=\"drift-h\""),
+        "the models page has its drift section"
+    );
+    let csrf = csrf_of(&list);
+    // Without the session's token nothing starts.
+    let (status, _, _) = analyst.post("/models/train", &[("csrf", "forged")]).await;
+    assert_eq!(status, 403);
+    let (_, runs) = app.get_json("/v1/training-runs", &app.analyst_key).await;
+    let before = runs.as_array().map_or(0, Vec::len);
+
+    let (status, location, body) = analyst.post("/models/train", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303, "{body}");
+    let run_page = location.expect("redirect to the run");
+    assert!(run_page.starts_with("/models/runs/"), "{run_page}");
+    let (_, runs) = app.get_json("/v1/training-runs", &app.analyst_key).await;
+    assert_eq!(runs.as_array().map_or(0, Vec::len), before + 1, "{runs}");
+
+    // The page refreshes itself while the run works, and stops once it has finished.
+    let started = std::time::Instant::now();
+    loop {
+        let (status, _, page) = analyst.get(&run_page).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("<progress"), "{page}");
+        if !page.contains("data-refresh-seconds") {
+            assert!(page.contains(">succeeded</strong>"), "{page}");
+            assert!(
+                page.contains("href=\"/models/m-"),
+                "links the new version: {page}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the run never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
