@@ -58,9 +58,14 @@ impl<E> GroupCommitError<E> {
 /// Hands the caller its result once the batch's fate is known (`None` = committed).
 type Settle = Box<dyn FnOnce(Option<Arc<sqlx::Error>>) + Send>;
 /// A queued write, type-erased: runs in the batch's transaction (or learns that the transaction
-/// could not begin) and returns how to settle its caller.
+/// could not begin) and returns how to settle its caller, and whether its work succeeded. `alone`
+/// says the batch holds this write only: it then runs without a savepoint of its own (two fewer
+/// statements), and its failure rolls the whole transaction back instead.
 type Job = Box<
-    dyn for<'a, 'b> FnOnce(Result<&'a mut Transaction<'b, Any>, Arc<sqlx::Error>>) -> BoxFuture<'a, Settle>
+    dyn for<'a, 'b> FnOnce(
+            Result<&'a mut Transaction<'b, Any>, Arc<sqlx::Error>>,
+            bool,
+        ) -> BoxFuture<'a, (Settle, bool)>
         + Send,
 >;
 
@@ -106,12 +111,14 @@ impl GroupCommit {
             Route::Direct(db) => return run_alone(db, work).await,
         };
         let (reply, answer) = oneshot::channel::<Result<T, GroupCommitError<E>>>();
-        let job: Job = Box::new(move |tx| {
+        let job: Job = Box::new(move |tx, alone| {
             Box::pin(async move {
                 let outcome = match tx {
+                    Ok(tx) if alone => work(tx).await.map_err(GroupCommitError::Work),
                     Ok(tx) => run_in_savepoint(tx, work).await,
                     Err(e) => Err(GroupCommitError::Db(e)),
                 };
+                let succeeded = outcome.is_ok();
                 let settle: Settle = Box::new(move |commit_error| {
                     let result = match (outcome, commit_error) {
                         (Err(e), _) => Err(e),
@@ -121,7 +128,7 @@ impl GroupCommit {
                     // The caller may have gone away (client disconnected): nothing to tell.
                     let _ = reply.send(result);
                 });
-                settle
+                (settle, succeeded)
             })
         });
         jobs.send(job).await.map_err(|_| GroupCommitError::Stopped)?;
@@ -170,7 +177,7 @@ async fn run_in<T, E>(mut tx: Transaction<'_, Any>, work: TxWork<T, E>) -> Resul
 async fn writer(db: Db, mut queue: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let settles = commit_batch(&db, batch.drain(..)).await;
+        let settles = commit_batch(&db, std::mem::take(&mut batch)).await;
         for (settle, error) in settles {
             settle(error);
         }
@@ -178,7 +185,7 @@ async fn writer(db: Db, mut queue: mpsc::Receiver<Job>) {
 }
 
 /// Runs the jobs in one transaction; returns each job's settle with the batch's commit error.
-async fn commit_batch(db: &Db, jobs: impl Iterator<Item = Job>) -> Vec<(Settle, Option<Arc<sqlx::Error>>)> {
+async fn commit_batch(db: &Db, jobs: Vec<Job>) -> Vec<(Settle, Option<Arc<sqlx::Error>>)> {
     let mut tx = match db.begin_write().await {
         Ok(tx) => tx,
         Err(e) => {
@@ -186,14 +193,26 @@ async fn commit_batch(db: &Db, jobs: impl Iterator<Item = Job>) -> Vec<(Settle, 
             tracing::warn!(error = %error, "group commit: cannot begin a transaction");
             let mut settles = Vec::new();
             for job in jobs {
-                settles.push((job(Err(Arc::clone(&error))).await, None));
+                settles.push((job(Err(Arc::clone(&error)), false).await.0, None));
             }
             return settles;
         }
     };
-    let mut settles = Vec::new();
+    let alone = jobs.len() == 1;
+    let mut settles = Vec::with_capacity(jobs.len());
+    let mut failed = false;
     for job in jobs {
-        settles.push(job(Ok(&mut tx)).await);
+        let (settle, succeeded) = job(Ok(&mut tx), alone).await;
+        failed |= !succeeded;
+        settles.push(settle);
+    }
+    if alone && failed {
+        // The lone write failed without a savepoint: nothing of it may be committed. Its caller
+        // gets the work's own error.
+        if let Err(e) = tx.rollback().await {
+            tracing::warn!(error = %e, "group commit: rollback of a failed write failed");
+        }
+        return settles.into_iter().map(|s| (s, None)).collect();
     }
     let error = tx.commit().await.err().map(Arc::new);
     if let Some(e) = &error {
@@ -233,6 +252,24 @@ mod tests {
                 Ok(x)
             })
         })
+    }
+
+    #[tokio::test]
+    async fn a_lone_failed_write_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = scratch_db(&dir).await;
+        let writer = GroupCommit::spawn(db.clone());
+        // One at a time: each batch holds a single write, run without a savepoint.
+        assert!(matches!(
+            writer.run(insert(1, true)).await,
+            Err(GroupCommitError::Work(_))
+        ));
+        assert_eq!(writer.run(insert(2, false)).await.unwrap(), 2);
+        let stored: Vec<i64> = sqlx::query_scalar("SELECT x FROM scratch ORDER BY x")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, vec![2]);
     }
 
     #[tokio::test]
