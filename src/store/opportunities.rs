@@ -7,7 +7,7 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use super::sql::{list_placeholders, values_placeholders, Style};
 use super::Db;
@@ -59,7 +59,8 @@ const COLUMNS: &str = "external_id, name, account, sector, region, owner, contac
     reported_last_activity_at, interaction_count, response_hours, last_activity_at, attributes, \
     content_hash, updated_at";
 const COLUMN_COUNT: usize = 22;
-const SELECT_COLUMNS: &str = "id, external_id, name, account, sector, region, owner, contact_role, amount, \
+pub(super) const SELECT_COLUMNS: &str =
+    "id, external_id, name, account, sector, region, owner, contact_role, amount, \
     currency, stage, status, created_at, closed_at, interaction_count, response_hours, last_activity_at, \
     derived_from_activities, attributes, updated_at";
 /// Rows per multi-row statement: 22 columns × 400 rows stays under every backend's parameter limit.
@@ -92,13 +93,13 @@ pub async fn upsert_batch_in(
     opps: &[Opportunity],
 ) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
     let hashes: Vec<String> = opps.iter().map(content_hash).collect();
-    let existing = existing_hashes(tx, opps).await?;
+    let existing = existing_rows(tx, opps).await?;
     let mut outcomes = Vec::with_capacity(opps.len());
     let mut to_write: Vec<(&Opportunity, &str)> = Vec::new();
     for (opp, hash) in opps.iter().zip(&hashes) {
         let outcome = match existing.get(opp.external_id.as_str()) {
             None => UpsertOutcome::Inserted,
-            Some(old) if old == hash => UpsertOutcome::Unchanged,
+            Some(old) if old.content_hash == *hash => UpsertOutcome::Unchanged,
             Some(_) => UpsertOutcome::Updated,
         };
         if outcome != UpsertOutcome::Unchanged {
@@ -186,28 +187,37 @@ pub async fn upsert_batch_in(
     }
     // Opportunities whose measures come from activities keep them, but a changed reported value
     // may be the fallback for a measure the activities do not give (see activities.rs). Only rows
-    // that existed can have activities: a fresh import skips this lookup entirely.
-    let updated: Vec<&str> = opps
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, outcome)| **outcome == UpsertOutcome::Updated)
-        .map(|(opp, _)| opp.external_id.as_str())
-        .collect();
-    let derived_ids = derived_ids_among(tx, &updated).await?;
-    for id in derived_ids {
-        super::activities::refresh_derived(tx, id).await?;
+    // that existed can have activities, and the lookup above said which ones do.
+    for (opp, outcome) in opps.iter().zip(&outcomes) {
+        if *outcome != UpsertOutcome::Updated {
+            continue;
+        }
+        if let Some(ExistingRow {
+            derived: Some(id), ..
+        }) = existing.get(opp.external_id.as_str())
+        {
+            super::activities::refresh_derived(tx, *id).await?;
+        }
     }
     Ok(outcomes)
 }
 
-async fn existing_hashes(
+/// What the upsert needs to know of a row that already exists.
+struct ExistingRow {
+    content_hash: String,
+    /// The row id, when its measures are derived from activities.
+    derived: Option<i64>,
+}
+
+async fn existing_rows(
     tx: &mut Transaction<'_, Any>,
     opps: &[Opportunity],
-) -> Result<HashMap<String, String>, sqlx::Error> {
+) -> Result<HashMap<String, ExistingRow>, sqlx::Error> {
     let mut out = HashMap::with_capacity(opps.len());
     for chunk in opps.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "SELECT external_id, content_hash FROM opportunities WHERE external_id IN ({})",
+            "SELECT id, external_id, content_hash, derived_from_activities FROM opportunities \
+             WHERE external_id IN ({})",
             list_placeholders(Style::of(tx), chunk.len())
         );
         // Planned per execution on PostgreSQL: a cached plan made while the table was still empty
@@ -219,33 +229,17 @@ async fn existing_hashes(
             query = query.bind(opp.external_id.clone());
         }
         for row in query.fetch_all(&mut **tx).await? {
-            out.insert(row.try_get("external_id")?, row.try_get("content_hash")?);
+            let derived = row.try_get::<i64, _>("derived_from_activities")? == 1;
+            out.insert(
+                row.try_get("external_id")?,
+                ExistingRow {
+                    content_hash: row.try_get("content_hash")?,
+                    derived: if derived { Some(row.try_get("id")?) } else { None },
+                },
+            );
         }
     }
     Ok(out)
-}
-
-async fn derived_ids_among(
-    tx: &mut Transaction<'_, Any>,
-    external_ids: &[&str],
-) -> Result<Vec<i64>, sqlx::Error> {
-    let mut ids = Vec::new();
-    for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "SELECT id FROM opportunities WHERE derived_from_activities = 1 AND external_id IN ({})",
-            list_placeholders(Style::of(tx), chunk.len())
-        );
-        // Planned per execution on PostgreSQL, as in `existing_hashes`.
-        let style = Style::of(tx);
-        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
-        for external_id in chunk {
-            query = query.bind(external_id.to_string());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            ids.push(row.try_get("id")?);
-        }
-    }
-    Ok(ids)
 }
 
 /// Reads one opportunity by external id.
@@ -264,18 +258,35 @@ pub async fn get_many(
     db: &Db,
     external_ids: &[&str],
 ) -> Result<HashMap<String, StoredOpportunity>, sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    read_many(&mut conn, external_ids).await
+}
+
+/// [`get_many`] inside a caller's transaction (a write reads back what it wrote before its commit).
+pub async fn get_many_in(
+    tx: &mut Transaction<'_, Any>,
+    external_ids: &[&str],
+) -> Result<HashMap<String, StoredOpportunity>, sqlx::Error> {
+    read_many(tx, external_ids).await
+}
+
+async fn read_many(
+    conn: &mut AnyConnection,
+    external_ids: &[&str],
+) -> Result<HashMap<String, StoredOpportunity>, sqlx::Error> {
+    let style = Style::of(conn);
     let mut out = HashMap::with_capacity(external_ids.len());
     for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "SELECT {SELECT_COLUMNS} FROM opportunities WHERE external_id IN ({})",
-            list_placeholders(Style::for_backend(db.backend), chunk.len())
+            list_placeholders(style, chunk.len())
         );
-        // Planned per execution, as in `existing_hashes`.
-        let mut query = sqlx::query(&sql).persistent(false);
+        // Planned per execution on PostgreSQL, as in `existing_rows`; cached on SQLite.
+        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
         for id in chunk {
             query = query.bind((*id).to_owned());
         }
-        for row in query.fetch_all(&db.pool).await? {
+        for row in query.fetch_all(&mut *conn).await? {
             let stored = from_row(&row)?;
             out.insert(stored.opportunity.external_id.as_str().to_owned(), stored);
         }
@@ -457,7 +468,7 @@ pub async fn count_by_status(db: &Db) -> Result<BTreeMap<String, i64>, sqlx::Err
         .collect()
 }
 
-fn from_row(row: &AnyRow) -> Result<StoredOpportunity, sqlx::Error> {
+pub(super) fn from_row(row: &AnyRow) -> Result<StoredOpportunity, sqlx::Error> {
     let decode = |column: &str, message: String| sqlx::Error::ColumnDecode {
         index: column.to_owned(),
         source: message.into(),

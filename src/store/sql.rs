@@ -67,12 +67,17 @@ pub(crate) fn values_placeholders(style: Style, rows: usize, cols: usize) -> Str
 
 /// `$1,$2,…` (or `?,?,…`) for `n` parameters; the statement's parameters must be exactly these.
 pub(crate) fn list_placeholders(style: Style, n: usize) -> String {
+    list_placeholders_from(style, 1, n)
+}
+
+/// `$first,…` (or `?,…`) for `n` parameters after `first - 1` earlier ones.
+pub(crate) fn list_placeholders_from(style: Style, first: usize, n: usize) -> String {
     let mut out = String::with_capacity(n * 5);
     for i in 0..n {
         if i > 0 {
             out.push(',');
         }
-        style.push(&mut out, i + 1);
+        style.push(&mut out, first + i);
     }
     out
 }
@@ -108,5 +113,6 @@ mod tests {
         assert_eq!(values_placeholders(Style::Question, 2, 2), "(?,?),(?,?)");
         assert_eq!(list_placeholders(Style::Dollar, 3), "$1,$2,$3");
         assert_eq!(list_placeholders(Style::Question, 2), "?,?");
+        assert_eq!(list_placeholders_from(Style::Dollar, 2, 2), "$2,$3");
     }
 }

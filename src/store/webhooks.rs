@@ -1,11 +1,14 @@
 //! The `webhook_events` and `webhook_event_clock` tables: what each CRM delivery did, and the last
 //! applied event time per opportunity.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::sql::{list_placeholders, list_placeholders_from, values_placeholders, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
 
@@ -194,6 +197,132 @@ pub async fn set_clock_in(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Rows per multi-row statement (10 parameters each: well under every backend's limit).
+const ROWS_PER_STATEMENT: usize = 400;
+
+/// The ids among `event_ids` already recorded for `source` (redeliveries).
+pub async fn recorded_among_in(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    event_ids: &[&str],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let style = Style::of(tx);
+    let mut recorded = HashSet::new();
+    for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT event_id FROM webhook_events WHERE source = {} AND event_id IN ({})",
+            match style {
+                Style::Question => "?".to_owned(),
+                Style::Dollar => "$1".to_owned(),
+            },
+            list_placeholders_from(style, 2, chunk.len())
+        );
+        let mut query = sqlx::query(&sql)
+            .persistent(style == Style::Question)
+            .bind(source.to_owned());
+        for id in chunk {
+            query = query.bind((*id).to_owned());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            recorded.insert(row.try_get("event_id")?);
+        }
+    }
+    Ok(recorded)
+}
+
+/// Records applied or ignored events with their outcome, each keeping its `sent_id` claimed as
+/// its event id, in multi-row statements. The caller checked with [`recorded_among_in`] that no
+/// id is recorded yet; should another transaction (another instance sharing PostgreSQL) record
+/// one meanwhile, the unique key refuses the insert and the caller's transaction fails whole —
+/// a retry then sees a duplicate.
+pub async fn record_claimed_many_in(
+    tx: &mut Transaction<'_, Any>,
+    records: &[EventRecord<'_>],
+) -> Result<(), sqlx::Error> {
+    let style = Style::of(tx);
+    let received_at = to_epoch_ms(Utc::now());
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO webhook_events (source, event_id, sent_id, event_type, external_id, occurred_at, \
+             received_at, status, reason, outcome) VALUES {}",
+            values_placeholders(style, chunk.len(), 10)
+        );
+        // Per-execution on PostgreSQL: `reason` is often NULL (see opportunities.rs).
+        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
+        for record in chunk {
+            query = query
+                .bind(record.source.to_owned())
+                .bind(record.sent_id.map(str::to_owned))
+                .bind(record.sent_id.map(str::to_owned))
+                .bind(record.event_type.map(str::to_owned))
+                .bind(record.external_id.map(str::to_owned))
+                .bind(record.occurred_at.map(to_epoch_ms))
+                .bind(received_at)
+                .bind(record.status.to_owned())
+                .bind(record.reason.map(str::to_owned))
+                .bind(record.outcome.map(str::to_owned));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Moves each opportunity's event clock to the given time unless it is already later, and
+/// returns the opportunities whose clock moved (or stayed equal): their events apply; the others
+/// are older than the last applied event. Opportunities must be distinct within the call. On
+/// PostgreSQL the clock rows stay locked until the commit, as with [`lock_clock_in`].
+pub async fn advance_clocks_in(
+    tx: &mut Transaction<'_, Any>,
+    clocks: &[(&str, DateTime<Utc>)],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let style = Style::of(tx);
+    let mut advanced = HashSet::with_capacity(clocks.len());
+    for chunk in clocks.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO webhook_event_clock (external_id, occurred_at) VALUES {} \
+             ON CONFLICT (external_id) DO UPDATE SET occurred_at = excluded.occurred_at \
+             WHERE webhook_event_clock.occurred_at <= excluded.occurred_at RETURNING external_id",
+            values_placeholders(style, chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
+        for (external_id, occurred_at) in chunk {
+            query = query
+                .bind((*external_id).to_owned())
+                .bind(to_epoch_ms(*occurred_at));
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            advanced.insert(row.try_get("external_id")?);
+        }
+    }
+    Ok(advanced)
+}
+
+/// The last applied event time of each of the given opportunities that has one.
+pub async fn clocks_in(
+    tx: &mut Transaction<'_, Any>,
+    external_ids: &[&str],
+) -> Result<HashMap<String, DateTime<Utc>>, sqlx::Error> {
+    let style = Style::of(tx);
+    let mut out = HashMap::with_capacity(external_ids.len());
+    for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT external_id, occurred_at FROM webhook_event_clock WHERE external_id IN ({})",
+            list_placeholders(style, chunk.len())
+        );
+        let mut query = sqlx::query(&sql).persistent(false);
+        for id in chunk {
+            query = query.bind((*id).to_owned());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let at: i64 = row.try_get("occurred_at")?;
+            if at != NO_EVENT_YET {
+                out.insert(row.try_get("external_id")?, from_epoch_ms(at));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The most recent events of a source, newest first, optionally with one status.
