@@ -15,11 +15,13 @@ use crate::api::jobs::Jobs;
 use crate::auth::KeyCache;
 use crate::config::Settings;
 use crate::ingest::webhook::Sources;
+use crate::ingest::webhook_queue::DeliveryQueue;
 use crate::lifecycle::gate::GatePolicy;
 use crate::lifecycle::runner::Trainer;
 use crate::lifecycle::schedule::{self, Schedule};
 use crate::serving::ActiveModel;
 use crate::store::group_commit::GroupCommit;
+use crate::store::upsert_queue::UpsertQueue;
 use crate::store::{Db, PoolOptions};
 use crate::telemetry::{observe, Metrics};
 use crate::writeback::{spawn_worker, RetryPolicy};
@@ -132,7 +134,10 @@ impl Application {
         let sources_data = web::Data::from(sources);
         let key_cache = web::Data::new(KeyCache::new(Duration::from_secs(settings.auth_cache_secs)));
         let db_data = web::Data::new(db.clone());
-        let writer = web::Data::new(GroupCommit::spawn(db.clone()));
+        let group_commit = GroupCommit::spawn(db.clone());
+        let upsert_queue = web::Data::new(UpsertQueue::spawn(group_commit.clone()));
+        let delivery_queue = web::Data::new(DeliveryQueue::spawn(group_commit.clone()));
+        let writer = web::Data::new(group_commit);
         let metrics_data = web::Data::new(metrics);
         let settings = Arc::new(settings);
         let settings_data = web::Data::from(settings.clone());
@@ -148,6 +153,8 @@ impl Application {
                 .wrap(TracingLogger::default())
                 .app_data(db_data.clone())
                 .app_data(writer.clone())
+                .app_data(upsert_queue.clone())
+                .app_data(delivery_queue.clone())
                 .app_data(metrics_data.clone())
                 .app_data(key_cache.clone())
                 .app_data(settings_data.clone())

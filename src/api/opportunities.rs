@@ -14,8 +14,8 @@ use crate::domain::{
 };
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::i18n::format::NBSP;
-use crate::store::group_commit::{GroupCommit, TxWork};
 use crate::store::opportunities::{ListFilter, StoredOpportunity, UpsertOutcome};
+use crate::store::upsert_queue::{UpsertQueue, UpsertRequest};
 use crate::store::{activities, opportunities, Db};
 use crate::tr;
 
@@ -201,8 +201,7 @@ fn parse_activity_list(value: &Value, prefix: &str) -> Result<Vec<Activity>, Val
 #[put("/opportunities/{external_id}")]
 pub async fn put(
     _caller: AnalystAccess,
-    db: web::Data<Db>,
-    writer: web::Data<GroupCommit>,
+    queue: web::Data<UpsertQueue>,
     path: web::Path<String>,
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
@@ -228,29 +227,18 @@ pub async fn put(
             return Err(errors.into());
         }
     };
-    // Shared with concurrent writes: one commit (one fsync) for every PUT queued meanwhile.
-    let work: TxWork<UpsertOutcome, ApiError> = Box::new(move |tx| {
-        Box::pin(async move {
-            let outcome = opportunities::upsert_batch_in(tx, std::slice::from_ref(&opportunity))
-                .await?
-                .first()
-                .copied()
-                .unwrap_or(UpsertOutcome::Unchanged);
-            if !new_activities.is_empty() {
-                activities::add_in(tx, &opportunity.external_id, &new_activities)
-                    .await
-                    .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-            }
-            Ok(outcome)
+    // Coalesced with the PUTs queued meanwhile: one multi-row upsert and one commit (one fsync)
+    // for all of them.
+    let done = queue
+        .upsert(UpsertRequest {
+            opportunity,
+            activities: new_activities,
         })
-    });
-    let outcome = writer.run(work).await?;
-    let stored = opportunities::get(&db, &external_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("opportunity vanished after upsert")))?;
-    Ok(match outcome {
-        UpsertOutcome::Inserted => HttpResponse::Created().json(stored),
-        _ => HttpResponse::Ok().json(stored),
+        .await
+        .map_err(|e| ApiError::from(e.map_work(ApiError::from)))?;
+    Ok(match done.outcome {
+        UpsertOutcome::Inserted => HttpResponse::Created().json(done.stored),
+        _ => HttpResponse::Ok().json(done.stored),
     })
 }
 

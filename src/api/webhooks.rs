@@ -20,7 +20,7 @@ use crate::ingest::signature;
 use crate::ingest::webhook::{
     self, parse_delivery, DeliveryError, EventOutcome, EventStatus, Source, Sources,
 };
-use crate::store::group_commit::GroupCommit;
+use crate::ingest::webhook_queue::DeliveryQueue;
 use crate::store::outbox::{self, OutboxEntry, RetryResult};
 use crate::store::webhooks::{self as event_store, EventRecord, StoredEvent};
 use crate::store::Db;
@@ -124,7 +124,7 @@ pub async fn receive(
     query: web::Query<ReceiveQuery>,
     payload: web::Payload,
     db: web::Data<Db>,
-    writer: web::Data<GroupCommit>,
+    queue: web::Data<DeliveryQueue>,
     sources: web::Data<Sources>,
     metrics: web::Data<Arc<Metrics>>,
     settings: web::Data<Settings>,
@@ -159,7 +159,7 @@ pub async fn receive(
         writeback_min_points: settings.writeback_min_points,
         lang,
     });
-    let outcomes = webhook::process(&writer, source, &delivery.events, scoring.as_ref())
+    let outcomes = webhook::process(&queue, source, &delivery.events, scoring.as_ref())
         .await
         .map_err(delivery_error)?;
     for outcome in &outcomes {

@@ -10,9 +10,8 @@ use sqlx::{Any, Connection, Transaction};
 
 use super::webhook::Source;
 use crate::i18n::Lang;
-use crate::model::ModelArtifact;
 use crate::scoring::{RankBy, ScoreResult, ScoringConfig};
-use crate::store::opportunities::get_in;
+use crate::store::distinct_runs;
 use crate::store::scores::{self, NewScore, StoredScore};
 
 /// The score part of an opportunity event's answer.
@@ -42,7 +41,7 @@ impl ScoreAnswer {
 #[derive(Debug, Clone)]
 pub struct EventScoring {
     /// The serving model at arrival (none: events are stored, answers say scoring is unavailable).
-    pub model: Option<Arc<ModelArtifact>>,
+    pub model: Option<Arc<crate::model::ModelArtifact>>,
     /// Grade cuts and thresholds.
     pub config: ScoringConfig,
     /// Score move (points) that triggers a write-back even without a grade change.
@@ -52,40 +51,68 @@ pub struct EventScoring {
     pub lang: Lang,
 }
 
-/// Scores `external_id` after its event was applied in `tx`: the score is recorded in the history
-/// and — when the source has a callback URL and the grade changed or the score moved by at least
-/// `writeback_min_points` — queued for write-back. Runs in a savepoint: if scoring fails, only the
-/// score is rolled back, the event stays, and the answer says scoring is unavailable.
-pub async fn score_in(
-    tx: &mut Transaction<'_, Any>,
-    source: &Source,
-    scoring: &EventScoring,
-    external_id: &str,
-) -> ScoreAnswer {
-    let Some(model) = &scoring.model else {
-        return ScoreAnswer::unavailable(Unavailable::NoModel.text(scoring.lang));
-    };
-    let mut savepoint = match Connection::begin(&mut **tx).await {
-        Ok(savepoint) => savepoint,
-        Err(e) => return failed(external_id, &e, scoring.lang),
-    };
-    match score_and_record(&mut savepoint, source, scoring, model, external_id).await {
-        Ok(result) => match savepoint.commit().await {
-            Ok(()) => match result {
+/// One event answer waiting for its score: the opportunity, with the settings of the delivery
+/// it came in.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreRequest<'a> {
+    /// The opportunity to score.
+    pub external_id: &'a str,
+    /// The delivery's source (for write-backs).
+    pub source: &'a Source,
+    /// The delivery's scoring snapshot.
+    pub scoring: &'a EventScoring,
+}
+
+/// Scores opportunities after their events were applied in `tx`, one answer per request: each
+/// score is recorded in the history and — when the source has a callback URL and the grade
+/// changed or the score moved by at least `writeback_min_points` — queued for write-back.
+/// Set-based: the stored rows and their latest scores are read with one statement each and the
+/// new scores written with one insert. Runs in one savepoint: if scoring fails, only the scores
+/// are rolled back, the events stay, and the answers say scoring is unavailable. An opportunity
+/// asked twice is scored twice, the second time against the first's score.
+pub async fn score_many_in(tx: &mut Transaction<'_, Any>, requests: &[ScoreRequest<'_>]) -> Vec<ScoreAnswer> {
+    let with_model: Vec<usize> = (0..requests.len())
+        .filter(|i| requests[*i].scoring.model.is_some())
+        .collect();
+    let mut scored: Vec<Option<ScoreResult>> = Vec::new();
+    let mut failure = None;
+    if !with_model.is_empty() {
+        let attempt = match Connection::begin(&mut **tx).await {
+            Err(e) => Err(e),
+            Ok(mut savepoint) => match score_and_record(&mut savepoint, requests, &with_model).await {
+                Ok(results) => savepoint.commit().await.map(|()| results),
+                Err(e) => {
+                    let _ = savepoint.rollback().await;
+                    Err(e)
+                }
+            },
+        };
+        match attempt {
+            Ok(results) => scored = results,
+            Err(e) => failure = Some(e),
+        }
+    }
+    let mut scored = scored.into_iter();
+    requests
+        .iter()
+        .map(|request| {
+            let lang = request.scoring.lang;
+            if request.scoring.model.is_none() {
+                return ScoreAnswer::unavailable(Unavailable::NoModel.text(lang));
+            }
+            if let Some(e) = &failure {
+                return failed(request.external_id, e, lang);
+            }
+            match scored.next().flatten() {
                 Some(result) => ScoreAnswer {
                     score: serde_json::to_value(&result).ok(),
                     scoring: "ok",
                     scoring_reason: None,
                 },
-                None => ScoreAnswer::unavailable(Unavailable::Gone.text(scoring.lang)),
-            },
-            Err(e) => failed(external_id, &e, scoring.lang),
-        },
-        Err(e) => {
-            let _ = savepoint.rollback().await;
-            failed(external_id, &e, scoring.lang)
-        }
-    }
+                None => ScoreAnswer::unavailable(Unavailable::Gone.text(lang)),
+            }
+        })
+        .collect()
 }
 
 /// Why an event's answer carries no score.
@@ -118,54 +145,75 @@ fn failed(external_id: &str, e: &sqlx::Error, lang: Lang) -> ScoreAnswer {
     ScoreAnswer::unavailable(Unavailable::Failed.text(lang))
 }
 
+/// Scores `requests[i]` for each `i` in `indices` (all with a model), run by run so that an
+/// opportunity asked twice sees its first new score as the previous one. One result per index;
+/// `None` when the opportunity no longer exists.
 async fn score_and_record(
     tx: &mut Transaction<'_, Any>,
-    source: &Source,
-    scoring: &EventScoring,
-    model: &ModelArtifact,
-    external_id: &str,
-) -> Result<Option<ScoreResult>, sqlx::Error> {
-    let Some(stored) = get_in(tx, external_id).await? else {
-        return Ok(None);
-    };
-    let previous = scores::latest_in(tx, stored.id).await?;
-    let previous_score = previous.as_ref().map(|p| p.score.clamp(0, 100) as u8);
+    requests: &[ScoreRequest<'_>],
+    indices: &[usize],
+) -> Result<Vec<Option<ScoreResult>>, sqlx::Error> {
     let now = chrono::Utc::now();
-    let result = crate::scoring::score(
-        model,
-        &scoring.config,
-        &stored.opportunity,
-        now,
-        previous_score,
-        RankBy::Probability,
-        scoring.lang,
-    );
-    let new = NewScore {
-        opportunity_id: stored.id,
-        score: StoredScore {
-            model_version: result.model_version.clone(),
-            probability: result.probability,
-            score: i64::from(result.score),
-            grade: result.grade.as_str().to_owned(),
-            expected_value: result.expected_value,
-            focus: result.focus.as_str().to_owned(),
-            scored_at: now,
-        },
-    };
-    scores::insert_batch_in(tx, std::slice::from_ref(&new)).await?;
-    let old = previous.as_ref().map(|p| (p.score as f64, p.grade.as_str()));
-    let worth = crate::writeback::is_worth_writing_back(
-        old,
-        (f64::from(result.score), result.grade.as_str()),
-        scoring.writeback_min_points,
-    );
-    if source.callback_url.is_some() && worth {
-        let payload = serde_json::json!({
-            "external_id": external_id,
-            "previous_score": previous_score,
-            "result": &result,
-        });
-        crate::writeback::enqueue_score_change(tx, &source.name, external_id, payload).await?;
+    let mut results = Vec::with_capacity(indices.len());
+    for run in distinct_runs(indices.iter().map(|i| requests[*i].external_id)) {
+        let run = &indices[run];
+        let ids: Vec<&str> = run.iter().map(|i| requests[*i].external_id).collect();
+        let stored = scores::opportunities_with_latest_in(tx, &ids).await?;
+        let mut new_scores = Vec::with_capacity(run.len());
+        for &i in run {
+            let request = requests[i];
+            let (Some(model), Some((stored, previous))) =
+                (request.scoring.model.as_deref(), stored.get(request.external_id))
+            else {
+                results.push(None);
+                continue;
+            };
+            let previous = previous.as_ref();
+            let previous_score = previous.map(|p| p.score.clamp(0, 100) as u8);
+            let result = crate::scoring::score(
+                model,
+                &request.scoring.config,
+                &stored.opportunity,
+                now,
+                previous_score,
+                RankBy::Probability,
+                request.scoring.lang,
+            );
+            new_scores.push(NewScore {
+                opportunity_id: stored.id,
+                score: StoredScore {
+                    model_version: result.model_version.clone(),
+                    probability: result.probability,
+                    score: i64::from(result.score),
+                    grade: result.grade.as_str().to_owned(),
+                    expected_value: result.expected_value,
+                    focus: result.focus.as_str().to_owned(),
+                    scored_at: now,
+                },
+            });
+            let old = previous.map(|p| (p.score as f64, p.grade.as_str()));
+            let worth = crate::writeback::is_worth_writing_back(
+                old,
+                (f64::from(result.score), result.grade.as_str()),
+                request.scoring.writeback_min_points,
+            );
+            if request.source.callback_url.is_some() && worth {
+                let payload = serde_json::json!({
+                    "external_id": request.external_id,
+                    "previous_score": previous_score,
+                    "result": &result,
+                });
+                crate::writeback::enqueue_score_change(
+                    tx,
+                    &request.source.name,
+                    request.external_id,
+                    payload,
+                )
+                .await?;
+            }
+            results.push(Some(result));
+        }
+        scores::insert_batch_in(tx, &new_scores).await?;
     }
-    Ok(Some(result))
+    Ok(results)
 }

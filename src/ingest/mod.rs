@@ -6,6 +6,8 @@ pub mod event_scoring;
 pub mod mapping;
 pub mod signature;
 pub mod webhook;
+pub mod webhook_queue;
+mod webhook_sets;
 
 pub use csv_import::{
     import_activities, import_opportunities, read_opportunities, ImportOptions, ImportSummary, RejectedRow,

@@ -5,8 +5,9 @@
 //! in that transaction with its effect, so an acknowledged event is applied exactly once: a
 //! redelivery finds the id and answers the original outcome, a crash before the commit leaves
 //! nothing behind. The fresh scores of the applied opportunities are recorded in that same
-//! transaction, which is run by the group commit (`store::group_commit`): concurrent deliveries
-//! share one commit, and each answer is sent only after it.
+//! transaction. Deliveries that arrive together on different opportunities share that
+//! transaction and its commit (`webhook_queue`), and runs of upserts are applied with set-based
+//! statements (`webhook_sets`); each answer is sent only after the commit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,14 +16,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::event_scoring::{score_in, EventScoring, ScoreAnswer};
+use super::event_scoring::{EventScoring, ScoreAnswer};
 use super::mapping::ImportMapping;
+use super::webhook_queue::{ApplyError, Delivery as QueuedDelivery, DeliveryQueue};
 use crate::config::Settings;
 use crate::domain::{Activity, FieldMessage, Opportunity, ParseOptions, Status, ValidationErrors};
 use crate::i18n::format::{NBSP, NNBSP};
 use crate::i18n::Localized;
 use crate::store::activities::{add_in, AddActivitiesError};
-use crate::store::group_commit::{GroupCommit, GroupCommitError, TxWork};
 use crate::store::opportunities::{delete_in, get_in, upsert_batch_in, UpsertOutcome};
 use crate::store::webhooks::{self, EventRecord};
 use crate::tr;
@@ -31,8 +32,6 @@ use crate::tr;
 pub const MAX_EVENTS_PER_DELIVERY: usize = 1000;
 /// Longest accepted event id, in characters.
 const MAX_EVENT_ID_LEN: usize = 200;
-/// How often a delivery is retried after a transient database conflict (deadlock, busy).
-const TRANSIENT_RETRIES: usize = 3;
 
 /// One configured CRM connection, ready to use. Its `Debug` output hides the secrets.
 #[derive(Clone)]
@@ -217,7 +216,7 @@ pub enum DeliveryError {
     TooManyEvents(usize),
     /// The database failed; nothing was committed.
     #[error(transparent)]
-    Write(#[from] GroupCommitError<sqlx::Error>),
+    Write(#[from] ApplyError),
 }
 
 /// The refusal of a delivery of `n` events, over [`MAX_EVENTS_PER_DELIVERY`], in every language.
@@ -279,7 +278,7 @@ pub fn parse_delivery(body: &[u8]) -> Result<Delivery, DeliveryError> {
 
 /// What an event will do, once parsed.
 #[derive(Debug)]
-enum Action {
+pub(super) enum Action {
     Upsert(Box<Opportunity>),
     Close(String, Map<String, Value>),
     Delete(String),
@@ -288,20 +287,20 @@ enum Action {
 
 /// A parsed event.
 #[derive(Debug)]
-struct Prepared {
-    id: String,
-    type_name: String,
-    occurred_at: DateTime<Utc>,
-    external_id: String,
-    action: Action,
+pub(super) struct Prepared {
+    pub(super) id: String,
+    pub(super) type_name: String,
+    pub(super) occurred_at: DateTime<Utc>,
+    pub(super) external_id: String,
+    pub(super) action: Action,
 }
 
 /// An event refused before touching the database.
 #[derive(Debug)]
-struct Refused {
+pub(super) struct Refused {
     id: Option<String>,
     type_name: Option<String>,
-    external_id: Option<String>,
+    pub(super) external_id: Option<String>,
     occurred_at: Option<DateTime<Utc>>,
     errors: ValidationErrors,
 }
@@ -619,109 +618,95 @@ fn refused_outcome(refused: &Refused) -> EventOutcome {
     }
 }
 
-/// Applies the events of one delivery, in order, in one transaction, and commits before
-/// returning: every outcome handed back is durable. Transient database conflicts (a PostgreSQL
-/// deadlock between two batches, SQLite busy) retry the whole delivery, which is safe because
-/// nothing of a failed attempt was committed.
+/// Applies the events of one delivery, in order, in one transaction (shared with the deliveries
+/// queued meanwhile, see `webhook_queue`), and commits before returning: every outcome handed
+/// back is durable.
 pub async fn process(
-    writer: &GroupCommit,
+    queue: &DeliveryQueue,
     source: &Arc<Source>,
     events: &[Value],
     scoring: Option<&EventScoring>,
 ) -> Result<Vec<EventOutcome>, DeliveryError> {
-    let prepared: Arc<Vec<Result<Prepared, Box<Refused>>>> =
-        Arc::new(events.iter().map(|e| prepare(e, source)).collect());
-    let scoring = scoring.cloned().map(Arc::new);
-    let mut attempt = 0;
-    loop {
-        let work = delivery_work(Arc::clone(&prepared), Arc::clone(source), scoring.clone());
-        match writer.run(work).await {
-            Err(e) if attempt < TRANSIENT_RETRIES && is_transient(&e) => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "webhook delivery hit a transient conflict; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
-            }
-            Err(e) => return Err(e.into()),
-            Ok(outcomes) => return Ok(outcomes),
-        }
-    }
-}
-
-/// One delivery as a unit of the group commit: every event applied in order, then each applied
-/// opportunity scored (when asked), all in the same transaction.
-fn delivery_work(
-    prepared: Arc<Vec<Result<Prepared, Box<Refused>>>>,
-    source: Arc<Source>,
-    scoring: Option<Arc<EventScoring>>,
-) -> TxWork<Vec<EventOutcome>, sqlx::Error> {
-    Box::new(move |tx| {
-        Box::pin(async move {
-            let mut outcomes = apply_all_in(tx, &source, &prepared).await?;
-            if let Some(scoring) = scoring.as_deref() {
-                for outcome in &mut outcomes {
-                    if let Some(id) = &outcome.score_for {
-                        outcome.score = Some(score_in(tx, &source, scoring, id).await);
-                    }
-                }
-            }
-            Ok(outcomes)
-        })
-    })
-}
-
-fn is_transient(e: &GroupCommitError<sqlx::Error>) -> bool {
-    let error = match e {
-        GroupCommitError::Work(e) => e,
-        GroupCommitError::Db(e) => e.as_ref(),
-        GroupCommitError::Stopped => return false,
+    let delivery = QueuedDelivery {
+        source: Arc::clone(source),
+        events: Arc::new(events.iter().map(|e| prepare(e, source)).collect()),
+        scoring: scoring.cloned().map(Arc::new),
     };
-    match error {
-        sqlx::Error::Database(db) => matches!(
-            db.code().as_deref(),
-            Some("40P01" | "40001" | "5" | "517" | "261" | "6")
-        ),
-        _ => false,
-    }
+    Ok(queue.apply(delivery).await?)
 }
 
-async fn apply_all_in(
+/// Records an event refused before touching the database, and answers its outcome.
+pub(super) async fn record_refused(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     source: &Source,
-    prepared: &[Result<Prepared, Box<Refused>>],
-) -> Result<Vec<EventOutcome>, sqlx::Error> {
-    let mut outcomes = Vec::with_capacity(prepared.len());
-    for event in prepared {
-        let outcome = match event {
-            Err(refused) => {
-                let outcome = refused_outcome(refused);
-                let reason = refused.errors.to_string();
-                let body = outcome.body.to_string();
-                let record = EventRecord {
-                    source: &source.name,
-                    sent_id: refused.id.as_deref(),
-                    event_type: refused.type_name.as_deref(),
-                    external_id: refused.external_id.as_deref(),
-                    occurred_at: refused.occurred_at,
-                    status: EventStatus::Rejected.as_str(),
-                    reason: Some(&reason),
-                    outcome: Some(&body),
-                };
-                webhooks::record_in(tx, &record).await?;
-                outcome
-            }
-            Ok(event) => apply_one(tx, source, event).await?,
-        };
-        outcomes.push(outcome);
-    }
-    Ok(outcomes)
+    refused: &Refused,
+) -> Result<EventOutcome, sqlx::Error> {
+    let outcome = refused_outcome(refused);
+    let reason = refused.errors.to_string();
+    let body = outcome.body.to_string();
+    let record = EventRecord {
+        source: &source.name,
+        sent_id: refused.id.as_deref(),
+        event_type: refused.type_name.as_deref(),
+        external_id: refused.external_id.as_deref(),
+        occurred_at: refused.occurred_at,
+        status: EventStatus::Rejected.as_str(),
+        reason: Some(&reason),
+        outcome: Some(&body),
+    };
+    webhooks::record_in(tx, &record).await?;
+    Ok(outcome)
 }
 
-async fn apply_one(
+/// Answers a redelivery of an event whose id is already recorded: the original outcome, marked
+/// as a duplicate; the delivery itself is recorded and changes nothing.
+pub(super) async fn duplicate(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     source: &Source,
     event: &Prepared,
 ) -> Result<EventOutcome, sqlx::Error> {
-    let mut record = EventRecord {
+    let original = webhooks::original_outcome_in(tx, &source.name, &event.id).await?;
+    let mut body: Value = original
+        .as_deref()
+        .and_then(|o| serde_json::from_str(o).ok())
+        .unwrap_or_else(|| serde_json::json!({"id": event.id}));
+    if let Value::Object(map) = &mut body {
+        map.insert("duplicate".into(), Value::Bool(true));
+    }
+    let text = body.to_string();
+    let record = EventRecord {
+        source: &source.name,
+        sent_id: Some(&event.id),
+        event_type: Some(&event.type_name),
+        external_id: Some(&event.external_id),
+        occurred_at: Some(event.occurred_at),
+        status: EventStatus::Duplicate.as_str(),
+        reason: Some("already received: nothing changed, original outcome answered"),
+        outcome: Some(&text),
+    };
+    webhooks::record_in(tx, &record).await?;
+    let score_for = match body.get("status").and_then(Value::as_str) {
+        Some("applied" | "ignored") if event.type_name != "opportunity.deleted" => {
+            Some(event.external_id.clone())
+        }
+        _ => None,
+    };
+    Ok(EventOutcome {
+        status: EventStatus::Duplicate,
+        body,
+        score_for,
+        score: None,
+        errors: ValidationErrors::default(),
+    })
+}
+
+/// Applies one event of any type on its own (the set-based path takes runs of upserts).
+pub(super) async fn apply_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    source: &Source,
+    event: &Prepared,
+) -> Result<EventOutcome, sqlx::Error> {
+    let record = EventRecord {
         source: &source.name,
         sent_id: Some(&event.id),
         event_type: Some(&event.type_name),
@@ -735,33 +720,7 @@ async fn apply_one(
     // write lock up front instead of failing on a lock upgrade), and a redelivery racing this one
     // on PostgreSQL waits here, then sees a duplicate.
     let Some(row_id) = webhooks::claim_in(tx, &record, &event.id).await? else {
-        let original = webhooks::original_outcome_in(tx, &source.name, &event.id).await?;
-        let mut body: Value = original
-            .as_deref()
-            .and_then(|o| serde_json::from_str(o).ok())
-            .unwrap_or_else(|| serde_json::json!({"id": event.id}));
-        if let Value::Object(map) = &mut body {
-            map.insert("duplicate".into(), Value::Bool(true));
-        }
-        let reason = "already received: nothing changed, original outcome answered";
-        record.status = EventStatus::Duplicate.as_str();
-        record.reason = Some(reason);
-        let text = body.to_string();
-        record.outcome = Some(&text);
-        webhooks::record_in(tx, &record).await?;
-        let score_for = match body.get("status").and_then(Value::as_str) {
-            Some("applied" | "ignored") if event.type_name != "opportunity.deleted" => {
-                Some(event.external_id.clone())
-            }
-            _ => None,
-        };
-        return Ok(EventOutcome {
-            status: EventStatus::Duplicate,
-            body,
-            score_for,
-            score: None,
-            errors: ValidationErrors::default(),
-        });
+        return duplicate(tx, source, event).await;
     };
 
     let ordered = !matches!(event.action, Action::Activity(..));
@@ -837,7 +796,7 @@ async fn apply_one(
     }
 }
 
-fn upsert_word(outcome: Option<UpsertOutcome>) -> &'static str {
+pub(super) fn upsert_word(outcome: Option<UpsertOutcome>) -> &'static str {
     match outcome {
         Some(UpsertOutcome::Inserted) => "inserted",
         Some(UpsertOutcome::Updated) => "updated",
@@ -885,6 +844,26 @@ async fn finish(
     reason: Option<&str>,
     keep_id: bool,
 ) -> Result<EventOutcome, sqlx::Error> {
+    let outcome = settled(event, status, result, reason);
+    webhooks::finish_in(
+        tx,
+        row_id,
+        status.as_str(),
+        reason,
+        &outcome.body.to_string(),
+        keep_id,
+    )
+    .await?;
+    Ok(outcome)
+}
+
+/// The outcome of a claimed event once its fate is known (applied, ignored or rejected).
+pub(super) fn settled(
+    event: &Prepared,
+    status: EventStatus,
+    result: Option<&str>,
+    reason: Option<&str>,
+) -> EventOutcome {
     let body = serde_json::to_value(OutcomeBody {
         id: Some(&event.id),
         event_type: Some(&event.type_name),
@@ -895,18 +874,17 @@ async fn finish(
         errors: &[],
     })
     .unwrap_or(Value::Null);
-    webhooks::finish_in(tx, row_id, status.as_str(), reason, &body.to_string(), keep_id).await?;
     let score_for = match (status, &event.action) {
         (EventStatus::Rejected, _) | (_, Action::Delete(_)) => None,
         _ => Some(event.external_id.clone()),
     };
-    Ok(EventOutcome {
+    EventOutcome {
         status,
         body,
         score_for,
         score: None,
         errors: ValidationErrors::default(),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -341,8 +341,9 @@ async fn concurrent_writers_never_get_a_500() {
     assert_eq!(app.count_opportunities().await, 24);
 }
 
-/// Concurrent PUTs share group commits: every one is acknowledged with the right status and
-/// every acknowledged write is there afterwards, including several writes to one id in a batch.
+/// Concurrent PUTs are coalesced into multi-row upserts sharing one commit: every one is
+/// acknowledged with the right status and answers the row as its own write left it, and every
+/// acknowledged write is there afterwards, including several writes to one id at once.
 #[tokio::test]
 async fn concurrent_puts_are_all_committed() {
     let app = spawn_app().await;
@@ -366,13 +367,23 @@ async fn concurrent_puts_are_all_committed() {
     let responses =
         futures_util::future::join_all(requests.iter().map(|(id, body)| app.put_opportunity(id, body))).await;
     let mut created_same = 0;
-    for ((id, _), response) in requests.iter().zip(responses) {
+    for ((id, sent), response) in requests.iter().zip(responses) {
         let status = response.status().as_u16();
+        let answered: Value = response.json().await.unwrap();
+        assert_eq!(answered["external_id"], id.as_str());
+        assert_eq!(
+            answered["amount"], sent["amount"],
+            "{id}: the answer shows this write"
+        );
         if id == "SAME" {
             assert!(status == 200 || status == 201, "{id}: {status}");
             created_same += usize::from(status == 201);
         } else {
             assert_eq!(status, 201, "{id}");
+            if sent.get("activities").is_some() {
+                // answered with the measures its two activities give
+                assert_eq!(answered["interaction_count"], 2, "{answered}");
+            }
         }
     }
     assert_eq!(created_same, 1, "exactly one of the writes to one id creates it");

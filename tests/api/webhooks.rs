@@ -198,6 +198,86 @@ async fn concurrent_deliveries_of_one_event_apply_it_once() {
     assert_eq!(events(&app, "?status=applied").await.len(), 1);
 }
 
+/// Deliveries arriving together on different deals are applied together (one set-based pass,
+/// one commit); each sender still gets exactly its own outcome, and redelivering them all at once
+/// changes nothing.
+#[tokio::test]
+async fn concurrent_deliveries_on_different_deals_each_get_their_own_outcome() {
+    let app = crm_app().await;
+    let bodies: Vec<String> = (0..24)
+        .map(|i| {
+            upsert(
+                &format!("c{i}"),
+                &format!("C-{i}"),
+                "2025-03-01T10:00:00Z",
+                f64::from(i),
+            )
+            .to_string()
+        })
+        .collect();
+    for round in ["first", "redelivered"] {
+        let answers =
+            futures_util::future::join_all(bodies.iter().map(|b| app.post_signed("crm", SECRET, b))).await;
+        for (i, response) in answers.into_iter().enumerate() {
+            assert_eq!(response.status(), 200, "{round} {i}");
+            let outcome: Value = response.json().await.unwrap();
+            assert_eq!(outcome["id"], format!("c{i}"), "{round}: {outcome}");
+            assert_eq!(outcome["external_id"], format!("C-{i}"), "{round}: {outcome}");
+            assert_eq!(outcome["status"], "applied", "{round}: {outcome}");
+            assert_eq!(outcome["result"], "inserted", "{round}: {outcome}");
+            assert_eq!(
+                outcome.get("duplicate").is_some(),
+                round == "redelivered",
+                "{outcome}"
+            );
+        }
+    }
+    for i in [0, 13, 23] {
+        assert_eq!(stored_amount(&app, &format!("C-{i}")).await, f64::from(i));
+    }
+    assert_eq!(events(&app, "?status=applied&limit=100").await.len(), 24);
+    assert_eq!(events(&app, "?status=duplicate&limit=100").await.len(), 24);
+}
+
+/// Inside a batch, events on one deal keep their order and the event clock, whatever other
+/// deals sit between them.
+#[tokio::test]
+async fn a_batch_orders_events_on_one_deal_between_events_on_others() {
+    let app = crm_app().await;
+    let batch = json!({"events": [
+        upsert("o1", "D-9", "2025-03-01T10:00:00Z", 1.0),
+        upsert("o2", "D-10", "2025-03-01T10:00:00Z", 10.0),
+        upsert("o3", "D-9", "2025-03-01T09:00:00Z", 2.0),
+        upsert("o4", "D-11", "2025-03-01T10:00:00Z", 11.0),
+        upsert("o5", "D-9", "2025-03-01T11:00:00Z", 4.0),
+        upsert("o6", "D-10", "2025-03-01T10:00:00Z", 10.0),
+    ]});
+    let response = app.post_signed("crm", SECRET, &batch.to_string()).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let answered: Vec<(&str, &str)> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["status"].as_str().unwrap(), e["result"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            ("applied", "inserted"),
+            ("applied", "inserted"),
+            ("ignored", "-"),
+            ("applied", "inserted"),
+            ("applied", "updated"),
+            ("applied", "unchanged"),
+        ]
+    );
+    let reason = body["events"][2]["reason"].as_str().unwrap();
+    assert!(reason.contains("2025-03-01T10:00:00"), "{reason}");
+    assert_eq!(stored_amount(&app, "D-9").await, 4.0);
+    assert_eq!(events(&app, "?status=ignored").await.len(), 1);
+}
+
 #[tokio::test]
 async fn an_older_event_is_recorded_and_ignored_even_after_a_delete() {
     let app = crm_app().await;
@@ -743,4 +823,29 @@ async fn with_a_model_an_event_answers_its_fresh_score_and_queues_a_write_back()
         .await
         .unwrap();
     assert!(answer.get("score").is_none(), "{answer}");
+
+    // A batch scores each deal after its events, a deal sent twice against its first new score.
+    let deal = |id: &str, event: &str, at: &str, hours: f64| {
+        json!({"id": event, "type": "opportunity.upserted", "occurred_at": at,
+        "data": {"external_id": id, "status": "open", "sector": "software", "amount": 25000,
+                 "created_at": "2026-10-01", "contact_role": "end_user", "response_hours": hours}})
+    };
+    let batch = json!({"events": [
+        deal("W-2", "evt-b1", "2026-11-03T10:00:00Z", 30.0),
+        deal("W-3", "evt-b2", "2026-11-03T10:00:00Z", 2.0),
+        deal("W-2", "evt-b3", "2026-11-03T11:00:00Z", 30.0),
+    ]});
+    let answer: Value = app
+        .post_signed("crm", SECRET, &batch.to_string())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let scored: Vec<&Value> = answer["events"].as_array().unwrap().iter().collect();
+    assert!(scored.iter().all(|e| e["scoring"] == "ok"), "{answer}");
+    assert_eq!(scored[0]["score"]["trend"], "new", "{answer}");
+    assert_eq!(scored[2]["score"]["trend"], "steady", "{answer}");
+    assert_eq!(scored[0]["score"]["score"], scored[2]["score"]["score"]);
+    let (_, w2) = app.get_json("/v1/opportunities/W-2/score", &app.rep_key).await;
+    assert_eq!(w2["history"].as_array().unwrap().len(), 3, "{w2}");
 }
