@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::event_scoring::{score_many_in, EventScoring, ScoreRequest};
 use super::webhook::{EventOutcome, Prepared, Refused, Source};
@@ -28,6 +28,8 @@ const MAX_DELIVERIES: usize = 128;
 const MAX_GROUP_EVENTS: usize = 2_000;
 /// Deliveries waiting before senders are made to wait for room.
 const QUEUE_CAPACITY: usize = 1024;
+/// Groups applied at the same time on PostgreSQL (one at a time on SQLite).
+const GROUPS_IN_FLIGHT: usize = 4;
 /// How often a group is retried after a transient database conflict (deadlock, busy).
 const TRANSIENT_RETRIES: usize = 3;
 
@@ -80,17 +82,36 @@ impl DeliveryQueue {
 }
 
 /// The coalescing loop: every delivery waiting, in groups, until every handle is dropped.
+///
+/// On SQLite one group is applied at a time, in arrival order (there is one writer anyway). On
+/// PostgreSQL up to [`GROUPS_IN_FLIGHT`] groups are applied concurrently, each in its own
+/// transaction, so their round trips to the server overlap; concurrent groups on the same
+/// opportunity are then ordered by the database (the event clock row is locked first, in
+/// external-id order, see `webhook_sets`).
 async fn coalesce(writer: GroupCommit, mut queue: mpsc::Receiver<(Delivery, Reply)>) {
+    let slots = Arc::new(Semaphore::new(if writer.runs_concurrently() {
+        GROUPS_IN_FLIGHT
+    } else {
+        1
+    }));
     let mut pending = Vec::with_capacity(MAX_DELIVERIES);
     while queue.recv_many(&mut pending, MAX_DELIVERIES).await > 0 {
         for group in disjoint_groups(std::mem::take(&mut pending)) {
-            let (deliveries, replies): (Vec<Delivery>, Vec<Reply>) = group.into_iter().unzip();
-            let results = apply_group(&writer, deliveries).await;
-            for (reply, result) in replies.into_iter().zip(results) {
-                // The sender may have gone away (timed out): the events are committed anyway,
-                // and its redelivery will be answered as a duplicate.
-                let _ = reply.send(result);
-            }
+            // Waits for the previous group to finish on SQLite; never closed.
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let (deliveries, replies): (Vec<Delivery>, Vec<Reply>) = group.into_iter().unzip();
+                let results = apply_group(&writer, deliveries).await;
+                drop(slot);
+                for (reply, result) in replies.into_iter().zip(results) {
+                    // The sender may have gone away (timed out): the events are committed anyway,
+                    // and its redelivery will be answered as a duplicate.
+                    let _ = reply.send(result);
+                }
+            });
         }
     }
 }

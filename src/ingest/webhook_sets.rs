@@ -95,11 +95,14 @@ async fn apply_upserts(
 
     // 2. Move each new event's opportunity clock forward; a clock already past the event leaves
     //    it behind (recorded as ignored).
-    let clocks: Vec<(&str, DateTime<Utc>)> = run
+    //    In external-id order: on PostgreSQL this statement locks the clock rows, and concurrent
+    //    groups taking them in one order cannot deadlock on them.
+    let mut clocks: Vec<(&str, DateTime<Utc>)> = run
         .iter()
         .filter(|(source, event)| is_new(source, event))
         .map(|(_, event)| (event.external_id.as_str(), event.occurred_at))
         .collect();
+    clocks.sort_unstable_by_key(|(id, _)| *id);
     let advanced = webhooks::advance_clocks_in(tx, &clocks).await?;
     let behind: Vec<&str> = clocks
         .iter()

@@ -100,6 +100,12 @@ impl GroupCommit {
         GroupCommit { route }
     }
 
+    /// True when writes run in transactions of their own, concurrently (PostgreSQL); false when
+    /// they run one after the other, in the order they were queued (SQLite).
+    pub fn runs_concurrently(&self) -> bool {
+        matches!(self.route, Route::Direct(_))
+    }
+
     /// Runs `work` in the next group transaction and returns its result after the commit.
     pub async fn run<T, E>(&self, work: TxWork<T, E>) -> Result<T, GroupCommitError<E>>
     where
