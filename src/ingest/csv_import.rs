@@ -12,6 +12,7 @@ use std::io::Read;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use sqlx::Connection;
 use tokio::sync::mpsc;
 
 use super::mapping::ImportMapping;
@@ -562,12 +563,13 @@ where
         dry_run: options.dry_run,
         ..Default::default()
     };
+    let mut conn = db.bulk_connection().await?;
     while let Some(batch) = rx.recv().await {
         let mut batch = batch?;
         summary.absorb_rejections(&mut batch);
         if !batch.rows.is_empty() {
             let opps: Vec<Opportunity> = batch.rows.into_iter().map(|(_, o)| o).collect();
-            let mut txn = db.begin_write().await?;
+            let mut txn = db.begin_write_on(&mut conn).await?;
             let outcomes = upsert_batch_in(&mut txn, &opps).await?;
             if options.dry_run {
                 txn.rollback().await?;
@@ -584,6 +586,8 @@ where
         }
         progress(batch.progress);
     }
+    // Closed, not returned to the pool (see `Db::bulk_connection`); a failed close loses nothing.
+    let _ = conn.close().await;
     parser
         .await
         .map_err(|e| ImportError::Read(format!("parser failed: {e}")))?;
