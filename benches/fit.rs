@@ -8,6 +8,7 @@ use std::io::Write;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use dealscore::training::fit::{fit_large, fit_logistic};
+use dealscore::training::metrics::roc_auc;
 use ndarray::{Array2, ShapeBuilder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -73,16 +74,21 @@ fn bench(c: &mut Criterion) {
     let x = design(&codes);
     let cold = fit_logistic(&x, &won, ALPHA, None, MAX_ITERATIONS).expect("fit");
     let warm = fit_large(&x, &won, ALPHA, MAX_ITERATIONS).expect("fit");
+    // In-sample ROC AUC: the same data scikit-learn fits (benches/sklearn_fit.py prints its own),
+    // so the two solvers' solutions can be compared on it.
+    let auc = |fit: &dealscore::training::fit::LinearFit| roc_auc(&fit.probabilities(&x), &won);
     eprintln!(
         "rows {rows}: cold fit gradient norm {:.3e} (tol {:.3e}, converged {}); \
-         warm-started {:.3e} (converged {}); intercept {:.6} vs {:.6}",
+         warm-started {:.3e} (converged {}); intercept {:.6} vs {:.6}; ROC AUC {:.6} vs {:.6}",
         cold.convergence.gradient_norm,
         cold.convergence.gradient_tolerance,
         cold.convergence.converged,
         warm.convergence.gradient_norm,
         warm.convergence.converged,
         cold.intercept,
-        warm.intercept
+        warm.intercept,
+        auc(&cold),
+        auc(&warm)
     );
     let mut group = c.benchmark_group(format!("fit_{rows}x{}", FEATURES * BINS));
     group.sample_size(10);
