@@ -95,12 +95,20 @@ async fn coalesce(writer: GroupCommit, mut queue: mpsc::Receiver<(Delivery, Repl
         1
     }));
     let mut pending = Vec::with_capacity(MAX_DELIVERIES);
-    while queue.recv_many(&mut pending, MAX_DELIVERIES).await > 0 {
-        for group in disjoint_groups(std::mem::take(&mut pending)) {
-            // Waits for the previous group to finish on SQLite; never closed.
-            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                return;
-            };
+    loop {
+        // A slot first, then the deliveries: on SQLite this waits for the previous group to
+        // finish, so everything that arrived meanwhile forms the next group (taken earlier, the
+        // groups would be smaller and the commits more numerous). The semaphore is never closed.
+        let Ok(mut slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        if queue.recv_many(&mut pending, MAX_DELIVERIES).await == 0 {
+            return;
+        }
+        let mut groups = disjoint_groups(std::mem::take(&mut pending))
+            .into_iter()
+            .peekable();
+        while let Some(group) = groups.next() {
             let writer = writer.clone();
             tokio::spawn(async move {
                 let (deliveries, replies): (Vec<Delivery>, Vec<Reply>) = group.into_iter().unzip();
@@ -112,6 +120,14 @@ async fn coalesce(writer: GroupCommit, mut queue: mpsc::Receiver<(Delivery, Repl
                     let _ = reply.send(result);
                 }
             });
+            if groups.peek().is_none() {
+                break;
+            }
+            // The next group of this lot waits for a slot (on SQLite: for this group).
+            slot = match Arc::clone(&slots).acquire_owned().await {
+                Ok(next) => next,
+                Err(_) => return,
+            };
         }
     }
 }
