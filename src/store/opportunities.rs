@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
-use super::sql::{list_placeholders, values_placeholders, Style};
+use super::sql::{select_by_keys, values_placeholders, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms, AttributeValue, ContactRole, Opportunity, Status};
 
@@ -213,31 +213,24 @@ async fn existing_rows(
     tx: &mut Transaction<'_, Any>,
     opps: &[Opportunity],
 ) -> Result<HashMap<String, ExistingRow>, sqlx::Error> {
-    let mut out = HashMap::with_capacity(opps.len());
-    for chunk in opps.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
+    let ids: Vec<&str> = opps.iter().map(|o| o.external_id.as_str()).collect();
+    let rows = select_by_keys(tx, None, &ids, |_, list| {
+        format!(
             "SELECT id, external_id, content_hash, derived_from_activities FROM opportunities \
-             WHERE external_id IN ({})",
-            list_placeholders(Style::of(tx), chunk.len())
+             WHERE external_id IN ({list})"
+        )
+    })
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let derived = row.try_get::<i64, _>("derived_from_activities")? == 1;
+        out.insert(
+            row.try_get("external_id")?,
+            ExistingRow {
+                content_hash: row.try_get("content_hash")?,
+                derived: if derived { Some(row.try_get("id")?) } else { None },
+            },
         );
-        // Planned per execution on PostgreSQL: a cached plan made while the table was still empty
-        // keeps scanning it sequentially as it grows (1 s per lookup at 280k rows). SQLite's
-        // planner does not depend on table statistics here, so its statement is cached.
-        let style = Style::of(tx);
-        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
-        for opp in chunk {
-            query = query.bind(opp.external_id.clone());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            let derived = row.try_get::<i64, _>("derived_from_activities")? == 1;
-            out.insert(
-                row.try_get("external_id")?,
-                ExistingRow {
-                    content_hash: row.try_get("content_hash")?,
-                    derived: if derived { Some(row.try_get("id")?) } else { None },
-                },
-            );
-        }
     }
     Ok(out)
 }
@@ -274,22 +267,14 @@ async fn read_many(
     conn: &mut AnyConnection,
     external_ids: &[&str],
 ) -> Result<HashMap<String, StoredOpportunity>, sqlx::Error> {
-    let style = Style::of(conn);
-    let mut out = HashMap::with_capacity(external_ids.len());
-    for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "SELECT {SELECT_COLUMNS} FROM opportunities WHERE external_id IN ({})",
-            list_placeholders(style, chunk.len())
-        );
-        // Planned per execution on PostgreSQL, as in `existing_rows`; cached on SQLite.
-        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
-        for id in chunk {
-            query = query.bind((*id).to_owned());
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            let stored = from_row(&row)?;
-            out.insert(stored.opportunity.external_id.as_str().to_owned(), stored);
-        }
+    let rows = select_by_keys(conn, None, external_ids, |_, list| {
+        format!("SELECT {SELECT_COLUMNS} FROM opportunities WHERE external_id IN ({list})")
+    })
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let stored = from_row(&row)?;
+        out.insert(stored.opportunity.external_id.as_str().to_owned(), stored);
     }
     Ok(out)
 }

@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{Any, Row, Transaction};
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use super::opportunities::{self, StoredOpportunity};
-use super::sql::{list_placeholders, values_placeholders, Style};
+use super::sql::{select_by_keys, values_placeholders, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
 
@@ -62,43 +63,42 @@ pub async fn latest_in(
 const LATEST_SQL: &str = "SELECT model_version, probability, score, grade, expected_value, focus, scored_at \
      FROM scores WHERE opportunity_id = $1 ORDER BY id DESC LIMIT 1";
 
+/// The opportunity columns qualified with the `o` alias, for the join below (built once).
+static ALIASED_OPPORTUNITY_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    opportunities::SELECT_COLUMNS
+        .split(", ")
+        .map(|c| format!("o.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
 /// What scoring stored opportunities needs, read inside a caller's transaction in one statement
 /// per 400 ids: each opportunity found, with its latest stored score (none when never scored).
 pub async fn opportunities_with_latest_in(
     tx: &mut Transaction<'_, Any>,
     external_ids: &[&str],
 ) -> Result<HashMap<String, (StoredOpportunity, Option<StoredScore>)>, sqlx::Error> {
-    let style = Style::of(tx);
-    let columns: Vec<String> = opportunities::SELECT_COLUMNS
-        .split(", ")
-        .map(|c| format!("o.{}", c.trim()))
-        .collect();
-    let mut out = HashMap::with_capacity(external_ids.len());
-    for chunk in external_ids.chunks(400) {
-        let sql = format!(
-            "SELECT {}, s.model_version, s.probability, s.score, s.grade, s.expected_value, s.focus, s.scored_at \
-             FROM opportunities o LEFT JOIN scores s \
+    let columns = ALIASED_OPPORTUNITY_COLUMNS.as_str();
+    let rows = select_by_keys(tx, None, external_ids, |_, list| {
+        format!(
+            "SELECT {columns}, s.model_version, s.probability, s.score, s.grade, s.expected_value, s.focus, \
+             s.scored_at FROM opportunities o LEFT JOIN scores s \
              ON s.id = (SELECT MAX(id) FROM scores WHERE opportunity_id = o.id) \
-             WHERE o.external_id IN ({})",
-            columns.join(", "),
-            list_placeholders(style, chunk.len())
+             WHERE o.external_id IN ({list})"
+        )
+    })
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let stored = opportunities::from_row(&row)?;
+        let latest = match row.try_get::<Option<String>, _>("model_version")? {
+            Some(_) => Some(from_row(&row)?),
+            None => None,
+        };
+        out.insert(
+            stored.opportunity.external_id.as_str().to_owned(),
+            (stored, latest),
         );
-        // Planned per execution on PostgreSQL (see opportunities.rs); cached on SQLite.
-        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
-        for id in chunk {
-            query = query.bind((*id).to_owned());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            let stored = opportunities::from_row(&row)?;
-            let latest = match row.try_get::<Option<String>, _>("model_version")? {
-                Some(_) => Some(from_row(&row)?),
-                None => None,
-            };
-            out.insert(
-                stored.opportunity.external_id.as_str().to_owned(),
-                (stored, latest),
-            );
-        }
     }
     Ok(out)
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::sql::{list_placeholders, list_placeholders_from, values_placeholders, Style};
+use super::sql::{select_by_keys, values_placeholders, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
 
@@ -208,28 +208,11 @@ pub async fn recorded_among_in(
     source: &str,
     event_ids: &[&str],
 ) -> Result<HashSet<String>, sqlx::Error> {
-    let style = Style::of(tx);
-    let mut recorded = HashSet::new();
-    for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "SELECT event_id FROM webhook_events WHERE source = {} AND event_id IN ({})",
-            match style {
-                Style::Question => "?".to_owned(),
-                Style::Dollar => "$1".to_owned(),
-            },
-            list_placeholders_from(style, 2, chunk.len())
-        );
-        let mut query = sqlx::query(&sql)
-            .persistent(style == Style::Question)
-            .bind(source.to_owned());
-        for id in chunk {
-            query = query.bind((*id).to_owned());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            recorded.insert(row.try_get("event_id")?);
-        }
-    }
-    Ok(recorded)
+    let rows = select_by_keys(tx, Some(source), event_ids, |source, list| {
+        format!("SELECT event_id FROM webhook_events WHERE source = {source} AND event_id IN ({list})")
+    })
+    .await?;
+    rows.iter().map(|row| row.try_get("event_id")).collect()
 }
 
 /// Records applied or ignored events with their outcome, each keeping its `sent_id` claimed as
@@ -304,22 +287,15 @@ pub async fn clocks_in(
     tx: &mut Transaction<'_, Any>,
     external_ids: &[&str],
 ) -> Result<HashMap<String, DateTime<Utc>>, sqlx::Error> {
-    let style = Style::of(tx);
-    let mut out = HashMap::with_capacity(external_ids.len());
-    for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "SELECT external_id, occurred_at FROM webhook_event_clock WHERE external_id IN ({})",
-            list_placeholders(style, chunk.len())
-        );
-        let mut query = sqlx::query(&sql).persistent(false);
-        for id in chunk {
-            query = query.bind((*id).to_owned());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            let at: i64 = row.try_get("occurred_at")?;
-            if at != NO_EVENT_YET {
-                out.insert(row.try_get("external_id")?, from_epoch_ms(at));
-            }
+    let rows = select_by_keys(tx, None, external_ids, |_, list| {
+        format!("SELECT external_id, occurred_at FROM webhook_event_clock WHERE external_id IN ({list})")
+    })
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let at: i64 = row.try_get("occurred_at")?;
+        if at != NO_EVENT_YET {
+            out.insert(row.try_get("external_id")?, from_epoch_ms(at));
         }
     }
     Ok(out)
