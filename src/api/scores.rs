@@ -190,21 +190,6 @@ pub struct StoredScoreAnswer {
     pub history: Vec<StoredScore>,
 }
 
-fn stored(result: &ScoreResult, opportunity_id: i64) -> NewScore {
-    NewScore {
-        opportunity_id,
-        score: StoredScore {
-            model_version: result.model_version.clone(),
-            probability: result.probability,
-            score: i64::from(result.score),
-            grade: result.grade.as_str().to_owned(),
-            expected_value: result.expected_value,
-            focus: result.focus.as_str().to_owned(),
-            scored_at: Utc::now(),
-        },
-    }
-}
-
 /// Scores a stored opportunity with the active model and records the score in its history.
 #[utoipa::path(get, path = "/v1/opportunities/{external_id}/score", tag = "scoring",
     params(("external_id" = String, Path, description = "CRM id"), ScoreQuery),
@@ -237,7 +222,7 @@ pub async fn score_stored(
         query.rank.unwrap_or_default(),
         lang,
     );
-    scores::insert_batch(&db, &[stored(&result, stored_opp.id)]).await?;
+    scores::insert_batch(&db, &[NewScore::of(stored_opp.id, &result, Utc::now())]).await?;
     let history = scores::history(&db, stored_opp.id, 20).await?;
     Ok(ok_in(lang).json(StoredScoreAnswer {
         external_id,
@@ -326,7 +311,7 @@ pub async fn rescore_all(
                         RankBy::Probability,
                         Lang::En,
                     );
-                    stored(&result, o.id)
+                    NewScore::of(o.id, &result, Utc::now())
                 })
                 .collect::<Vec<_>>()
         })

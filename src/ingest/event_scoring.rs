@@ -12,7 +12,7 @@ use super::webhook::Source;
 use crate::i18n::Lang;
 use crate::scoring::{RankBy, ScoreResult, ScoringConfig};
 use crate::store::distinct_runs;
-use crate::store::scores::{self, NewScore, StoredScore};
+use crate::store::scores::{self, NewScore};
 
 /// The score part of an opportunity event's answer.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -179,18 +179,7 @@ async fn score_and_record(
                 RankBy::Probability,
                 request.scoring.lang,
             );
-            new_scores.push(NewScore {
-                opportunity_id: stored.id,
-                score: StoredScore {
-                    model_version: result.model_version.clone(),
-                    probability: result.probability,
-                    score: i64::from(result.score),
-                    grade: result.grade.as_str().to_owned(),
-                    expected_value: result.expected_value,
-                    focus: result.focus.as_str().to_owned(),
-                    scored_at: now,
-                },
-            });
+            new_scores.push(NewScore::of(stored.id, &result, now));
             let old = previous.map(|p| (p.score as f64, p.grade.as_str()));
             let worth = crate::writeback::is_worth_writing_back(
                 old,

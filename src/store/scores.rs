@@ -10,6 +10,7 @@ use super::opportunities::{self, StoredOpportunity};
 use super::sql::{select_by_keys, values_placeholders, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
+use crate::scoring::ScoreResult;
 
 /// One stored score.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -37,6 +38,25 @@ pub struct NewScore {
     pub opportunity_id: i64,
     /// What to store.
     pub score: StoredScore,
+}
+
+impl NewScore {
+    /// The history row of `result`, scored at `scored_at`, for the opportunity with internal id
+    /// `opportunity_id`.
+    pub fn of(opportunity_id: i64, result: &ScoreResult, scored_at: DateTime<Utc>) -> NewScore {
+        NewScore {
+            opportunity_id,
+            score: StoredScore {
+                model_version: result.model_version.clone(),
+                probability: result.probability,
+                score: i64::from(result.score),
+                grade: result.grade.as_str().to_owned(),
+                expected_value: result.expected_value,
+                focus: result.focus.as_str().to_owned(),
+                scored_at,
+            },
+        }
+    }
 }
 
 /// The latest stored score of an opportunity.
