@@ -295,6 +295,28 @@ pub(super) struct Prepared {
     pub(super) action: Action,
 }
 
+impl Prepared {
+    /// The `webhook_events` row recording this event from `source`.
+    pub(super) fn record<'a>(
+        &'a self,
+        source: &'a Source,
+        status: EventStatus,
+        reason: Option<&'a str>,
+        outcome: Option<&'a str>,
+    ) -> EventRecord<'a> {
+        EventRecord {
+            source: &source.name,
+            sent_id: Some(&self.id),
+            event_type: Some(&self.type_name),
+            external_id: Some(&self.external_id),
+            occurred_at: Some(self.occurred_at),
+            status: status.as_str(),
+            reason,
+            outcome,
+        }
+    }
+}
+
 /// An event refused before touching the database.
 #[derive(Debug)]
 pub(super) struct Refused {
@@ -674,16 +696,12 @@ pub(super) async fn duplicate(
         map.insert("duplicate".into(), Value::Bool(true));
     }
     let text = body.to_string();
-    let record = EventRecord {
-        source: &source.name,
-        sent_id: Some(&event.id),
-        event_type: Some(&event.type_name),
-        external_id: Some(&event.external_id),
-        occurred_at: Some(event.occurred_at),
-        status: EventStatus::Duplicate.as_str(),
-        reason: Some("already received: nothing changed, original outcome answered"),
-        outcome: Some(&text),
-    };
+    let record = event.record(
+        source,
+        EventStatus::Duplicate,
+        Some("already received: nothing changed, original outcome answered"),
+        Some(&text),
+    );
     webhooks::record_in(tx, &record).await?;
     let score_for = match body.get("status").and_then(Value::as_str) {
         Some("applied" | "ignored") if event.type_name != "opportunity.deleted" => {
@@ -706,16 +724,7 @@ pub(super) async fn apply_one(
     source: &Source,
     event: &Prepared,
 ) -> Result<EventOutcome, sqlx::Error> {
-    let record = EventRecord {
-        source: &source.name,
-        sent_id: Some(&event.id),
-        event_type: Some(&event.type_name),
-        external_id: Some(&event.external_id),
-        occurred_at: Some(event.occurred_at),
-        status: EventStatus::Applied.as_str(),
-        reason: None,
-        outcome: None,
-    };
+    let record = event.record(source, EventStatus::Applied, None, None);
     // The id is claimed first: it is this transaction's first write (on SQLite that takes the
     // write lock up front instead of failing on a lock upgrade), and a redelivery racing this one
     // on PostgreSQL waits here, then sees a duplicate.

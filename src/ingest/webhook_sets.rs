@@ -162,15 +162,8 @@ async fn apply_upserts(
     let records: Vec<EventRecord<'_>> = new_events
         .iter()
         .zip(&texts)
-        .map(|((i, source, event), text)| EventRecord {
-            source: &source.name,
-            sent_id: Some(&event.id),
-            event_type: Some(&event.type_name),
-            external_id: Some(&event.external_id),
-            occurred_at: Some(event.occurred_at),
-            status: outcomes[*i].status.as_str(),
-            reason: reasons[*i].as_deref(),
-            outcome: Some(text),
+        .map(|((i, source, event), text)| {
+            event.record(source, outcomes[*i].status, reasons[*i].as_deref(), Some(text))
         })
         .collect();
     webhooks::record_claimed_many_in(tx, &records).await?;
