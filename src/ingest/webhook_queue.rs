@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use super::event_scoring::{score_many_in, EventScoring, ScoreRequest};
 use super::webhook::{EventOutcome, Prepared, Refused, Source};
 use super::webhook_sets::{apply_in_order, QueuedEvent};
-use crate::store::group_commit::{GroupCommit, GroupCommitError, TxWork};
+use crate::store::group_commit::{Ask, AskQueue, GroupCommit, GroupCommitError, TxWork};
 
 /// Most deliveries taken from the queue at once.
 const MAX_DELIVERIES: usize = 128;
@@ -59,25 +59,20 @@ type Reply = oneshot::Sender<Result<Vec<EventOutcome>, ApplyError>>;
 /// Handle to the coalescing task; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct DeliveryQueue {
-    deliveries: mpsc::Sender<(Delivery, Reply)>,
+    deliveries: AskQueue<Delivery, Vec<EventOutcome>>,
 }
 
 impl DeliveryQueue {
     /// Starts the coalescing task in front of `writer` (needs a Tokio runtime).
     pub fn spawn(writer: GroupCommit) -> DeliveryQueue {
-        let (deliveries, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let (deliveries, queue) = AskQueue::new(QUEUE_CAPACITY);
         tokio::spawn(coalesce(writer, queue));
         DeliveryQueue { deliveries }
     }
 
     /// Applies one delivery with whatever else is queued; answers after the commit.
     pub(super) async fn apply(&self, delivery: Delivery) -> Result<Vec<EventOutcome>, ApplyError> {
-        let (reply, answer) = oneshot::channel();
-        self.deliveries
-            .send((delivery, reply))
-            .await
-            .map_err(|_| GroupCommitError::Stopped)?;
-        answer.await.map_err(|_| GroupCommitError::Stopped)?
+        self.deliveries.ask(delivery).await
     }
 }
 
@@ -88,7 +83,7 @@ impl DeliveryQueue {
 /// transaction, so their round trips to the server overlap; concurrent groups on the same
 /// opportunity are then ordered by the database (the event clock row is locked first, in
 /// external-id order, see `webhook_sets`).
-async fn coalesce(writer: GroupCommit, mut queue: mpsc::Receiver<(Delivery, Reply)>) {
+async fn coalesce(writer: GroupCommit, mut queue: mpsc::Receiver<Ask<Delivery, Vec<EventOutcome>>>) {
     let slots = Arc::new(Semaphore::new(if writer.runs_concurrently() {
         GROUPS_IN_FLIGHT
     } else {

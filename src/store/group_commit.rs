@@ -142,6 +142,47 @@ impl GroupCommit {
     }
 }
 
+/// A request to a coalescing task (`upsert_queue`, `ingest::webhook_queue`), with the channel
+/// its answer comes back on once its write is committed or has failed.
+pub type Ask<T, R> = (T, oneshot::Sender<Result<R, GroupCommitError<sqlx::Error>>>);
+
+/// The sending side of a coalescing task's queue; cheap to clone.
+pub struct AskQueue<T, R> {
+    sender: mpsc::Sender<Ask<T, R>>,
+}
+
+impl<T, R> AskQueue<T, R> {
+    /// A queue holding up to `capacity` requests, and the receiving side for the task.
+    pub fn new(capacity: usize) -> (AskQueue<T, R>, mpsc::Receiver<Ask<T, R>>) {
+        let (sender, receiver) = mpsc::channel(capacity);
+        (AskQueue { sender }, receiver)
+    }
+
+    /// Queues `request` (waiting for room when the queue is full) and waits for its answer.
+    pub async fn ask(&self, request: T) -> Result<R, GroupCommitError<sqlx::Error>> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send((request, reply))
+            .await
+            .map_err(|_| GroupCommitError::Stopped)?;
+        answer.await.map_err(|_| GroupCommitError::Stopped)?
+    }
+}
+
+impl<T, R> Clone for AskQueue<T, R> {
+    fn clone(&self) -> Self {
+        AskQueue {
+            sender: self.sender.clone(),
+        }
+    }
+}
+
+impl<T, R> std::fmt::Debug for AskQueue<T, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AskQueue").finish_non_exhaustive()
+    }
+}
+
 /// Runs one write in its own transaction.
 async fn run_alone<T, E>(db: &Db, work: TxWork<T, E>) -> Result<T, GroupCommitError<E>> {
     let tx = db

@@ -15,7 +15,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::activities::{add_in, AddActivitiesError};
-use super::group_commit::{GroupCommit, GroupCommitError, TxWork};
+use super::group_commit::{Ask, AskQueue, GroupCommit, GroupCommitError, TxWork};
 use super::opportunities::{get_many_in, upsert_batch_in, StoredOpportunity, UpsertOutcome};
 use crate::domain::{Activity, Opportunity};
 
@@ -50,13 +50,13 @@ type Reply = oneshot::Sender<Result<UpsertDone, UpsertError>>;
 /// Handle to the coalescing task; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct UpsertQueue {
-    requests: mpsc::Sender<(UpsertRequest, Reply)>,
+    requests: AskQueue<UpsertRequest, UpsertDone>,
 }
 
 impl UpsertQueue {
     /// Starts the coalescing task in front of `writer` (needs a Tokio runtime).
     pub fn spawn(writer: GroupCommit) -> UpsertQueue {
-        let (requests, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let (requests, queue) = AskQueue::new(QUEUE_CAPACITY);
         tokio::spawn(coalesce(writer, queue));
         UpsertQueue { requests }
     }
@@ -64,17 +64,12 @@ impl UpsertQueue {
     /// Writes one opportunity (and its activities) with whatever else is queued, and answers
     /// after the commit.
     pub async fn upsert(&self, request: UpsertRequest) -> Result<UpsertDone, UpsertError> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send((request, reply))
-            .await
-            .map_err(|_| GroupCommitError::Stopped)?;
-        answer.await.map_err(|_| GroupCommitError::Stopped)?
+        self.requests.ask(request).await
     }
 }
 
 /// The coalescing loop: one group per iteration, until every handle is dropped.
-async fn coalesce(writer: GroupCommit, mut queue: mpsc::Receiver<(UpsertRequest, Reply)>) {
+async fn coalesce(writer: GroupCommit, mut queue: mpsc::Receiver<Ask<UpsertRequest, UpsertDone>>) {
     let mut pending = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut pending, MAX_GROUP).await > 0 {
         let (requests, replies): (Vec<UpsertRequest>, Vec<Reply>) = pending.drain(..).unzip();
