@@ -12,6 +12,9 @@
 //! so one write the database refuses does not take the others down with it. Every answer is sent
 //! after the commit, so an acknowledged write is durable.
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::activities::{add_in, AddActivitiesError};
@@ -82,20 +85,21 @@ async fn coalesce(writer: GroupCommit, mut queue: mpsc::Receiver<Ask<UpsertReque
 }
 
 /// Writes a group in one unit of the group commit; on a failure, each write again on its own.
+/// The requests are shared, not copied, between the attempts.
 async fn write_group(
     writer: &GroupCommit,
     requests: Vec<UpsertRequest>,
 ) -> Vec<Result<UpsertDone, UpsertError>> {
-    if requests.len() == 1 {
-        return vec![writer.run(group_work(requests)).await.map(one_result)];
-    }
+    let requests: Arc<[UpsertRequest]> = requests.into();
     let n = requests.len();
-    match writer.run(group_work(requests.clone())).await {
+    match writer.run(group_work(Arc::clone(&requests), 0..n)).await {
         Ok(done) if done.len() == n => done.into_iter().map(Ok).collect(),
+        Err(e) if n == 1 => vec![Err(e)],
         Ok(_) | Err(_) => {
             let mut results = Vec::with_capacity(n);
-            for request in requests {
-                results.push(writer.run(group_work(vec![request])).await.map(one_result));
+            for i in 0..n {
+                let alone = group_work(Arc::clone(&requests), i..i + 1);
+                results.push(writer.run(alone).await.map(one_result));
             }
             results
         }
@@ -107,10 +111,11 @@ fn one_result(mut done: Vec<UpsertDone>) -> UpsertDone {
     done.swap_remove(0)
 }
 
-/// The group's writes, in arrival order, inside the shared transaction.
-fn group_work(requests: Vec<UpsertRequest>) -> TxWork<Vec<UpsertDone>, sqlx::Error> {
+/// The writes `requests[range]`, in arrival order, inside the shared transaction.
+fn group_work(requests: Arc<[UpsertRequest]>, range: Range<usize>) -> TxWork<Vec<UpsertDone>, sqlx::Error> {
     Box::new(move |tx| {
         Box::pin(async move {
+            let requests = &requests[range];
             let mut done = Vec::with_capacity(requests.len());
             for run in super::distinct_runs(requests.iter().map(|r| r.opportunity.external_id.as_str())) {
                 let run = &requests[run];
@@ -122,9 +127,8 @@ fn group_work(requests: Vec<UpsertRequest>) -> TxWork<Vec<UpsertDone>, sqlx::Err
                         Err(AddActivitiesError::Db(e)) => return Err(e),
                         // Upserted just above, in this transaction: it exists.
                         Err(AddActivitiesError::UnknownOpportunity(id)) => {
-                            return Err(sqlx::Error::RowNotFound).inspect_err(|_| {
-                                tracing::error!(external_id = %id, "opportunity missing right after its upsert");
-                            });
+                            tracing::error!(external_id = %id, "opportunity missing right after its upsert");
+                            return Err(sqlx::Error::RowNotFound);
                         }
                     }
                 }
