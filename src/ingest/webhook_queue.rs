@@ -94,16 +94,22 @@ async fn coalesce(writer: GroupCommit, mut queue: mpsc::Receiver<Ask<Delivery, V
         // A slot first, then the deliveries: on SQLite this waits for the previous group to
         // finish, so everything that arrived meanwhile forms the next group (taken earlier, the
         // groups would be smaller and the commits more numerous). The semaphore is never closed.
-        let Ok(mut slot) = Arc::clone(&slots).acquire_owned().await else {
+        let Ok(first_slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
         if queue.recv_many(&mut pending, MAX_DELIVERIES).await == 0 {
             return;
         }
-        let mut groups = disjoint_groups(std::mem::take(&mut pending))
-            .into_iter()
-            .peekable();
-        while let Some(group) = groups.next() {
+        let mut first_slot = Some(first_slot);
+        for group in disjoint_groups(std::mem::take(&mut pending)) {
+            // Later groups of this lot wait for a slot (on SQLite: for the group before them).
+            let slot = match first_slot.take() {
+                Some(slot) => slot,
+                None => match Arc::clone(&slots).acquire_owned().await {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                },
+            };
             let writer = writer.clone();
             tokio::spawn(async move {
                 let (deliveries, replies): (Vec<Delivery>, Vec<Reply>) = group.into_iter().unzip();
@@ -115,14 +121,6 @@ async fn coalesce(writer: GroupCommit, mut queue: mpsc::Receiver<Ask<Delivery, V
                     let _ = reply.send(result);
                 }
             });
-            if groups.peek().is_none() {
-                break;
-            }
-            // The next group of this lot waits for a slot (on SQLite: for this group).
-            slot = match Arc::clone(&slots).acquire_owned().await {
-                Ok(next) => next,
-                Err(_) => return,
-            };
         }
     }
 }
