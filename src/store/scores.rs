@@ -68,18 +68,6 @@ pub async fn latest(db: &Db, opportunity_id: i64) -> Result<Option<StoredScore>,
     row.map(|r| from_row(&r)).transpose()
 }
 
-/// The latest stored score of an opportunity, read inside a caller's transaction.
-pub async fn latest_in(
-    tx: &mut Transaction<'_, Any>,
-    opportunity_id: i64,
-) -> Result<Option<StoredScore>, sqlx::Error> {
-    let row = sqlx::query(LATEST_SQL)
-        .bind(opportunity_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|r| from_row(&r)).transpose()
-}
-
 const LATEST_SQL: &str = "SELECT model_version, probability, score, grade, expected_value, focus, scored_at \
      FROM scores WHERE opportunity_id = $1 ORDER BY id DESC LIMIT 1";
 
