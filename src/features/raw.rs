@@ -73,7 +73,7 @@ pub fn format_number(x: f64) -> String {
     }
     let magnitude = x.abs().log10().floor() as i32;
     let decimals = (3 - magnitude).clamp(0, 12) as usize;
-    let text = format!("{x:.decimals$}");
+    let text = crate::i18n::format::fixed(x, decimals);
     if text.contains('.') {
         text.trim_end_matches('0').trim_end_matches('.').to_owned()
     } else {

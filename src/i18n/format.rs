@@ -13,13 +13,44 @@ pub const NNBSP: char = '\u{202F}';
 /// No-break space: between a French number and its unit or symbol.
 pub const NBSP: char = '\u{A0}';
 
-fn group_digits(integer: &str, separator: char) -> String {
-    let mut out = String::with_capacity(integer.len() + integer.len() / 3);
+/// Appends `integer` (ASCII digits) to `out` with `separator` between groups of three.
+fn push_grouped(out: &mut String, integer: &str, separator: char) {
     for (i, c) in integer.chars().enumerate() {
         if i > 0 && (integer.len() - i) % 3 == 0 {
             out.push(separator);
         }
         out.push(c);
+    }
+}
+
+/// `format!("{value:.decimals$}")`, the same digits, without the general float formatter in the
+/// common case. Explanations write several numbers per scored deal, and that formatter was the
+/// largest single cost of a 10,000-deal batch (BENCHMARKS.md).
+///
+/// With at most six decimals and a scaled value under 10^15, `value × 10^decimals` is computed
+/// with one rounding (the power of ten is exact), so rounding it to an integer gives the
+/// formatter's digits — except when it lands exactly on a half: the exact decimal value may then
+/// be just above or below it, or be a true tie that the formatter rounds to even. Those cases,
+/// and everything else, go to `format!`.
+pub fn fixed(value: f64, decimals: usize) -> String {
+    use std::fmt::Write;
+    const POWERS: [u64; 7] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+    let Some(&power) = POWERS.get(decimals) else {
+        return format!("{value:.decimals$}");
+    };
+    let scaled = value.abs() * power as f64;
+    if scaled.is_nan() || scaled >= 1e15 || scaled.fract() == 0.5 {
+        return format!("{value:.decimals$}");
+    }
+    // In range (checked above): the cast neither saturates nor loses digits.
+    let units = scaled.round() as u64;
+    let mut out = String::with_capacity(24);
+    if value.is_sign_negative() {
+        out.push('-');
+    }
+    let _ = write!(out, "{}", units / power);
+    if decimals > 0 {
+        let _ = write!(out, ".{:0decimals$}", units % power);
     }
     out
 }
@@ -29,7 +60,7 @@ pub fn number(value: f64, decimals: usize, lang: Lang) -> String {
     if !value.is_finite() {
         return "–".into();
     }
-    let text = format!("{:.*}", decimals, value.abs());
+    let text = fixed(value.abs(), decimals);
     let (integer, fraction) = match text.split_once('.') {
         Some((i, f)) => (i, Some(f)),
         None => (text.as_str(), None),
@@ -39,12 +70,12 @@ pub fn number(value: f64, decimals: usize, lang: Lang) -> String {
         Lang::Fr => (NNBSP, ','),
     };
     // "-0" is not worth a sign.
-    let negative = value < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0');
-    let mut out = String::new();
+    let negative = value < 0.0 && text.bytes().any(|c| c.is_ascii_digit() && c != b'0');
+    let mut out = String::with_capacity(text.len() + text.len() / 2 + 2);
     if negative {
         out.push('-');
     }
-    out.push_str(&group_digits(integer, group));
+    push_grouped(&mut out, integer, group);
     if let Some(fraction) = fraction {
         out.push(point);
         out.push_str(fraction);
@@ -155,6 +186,60 @@ mod tests {
         assert_eq!(number(f64::NAN, 1, Lang::Fr), "–");
         assert_eq!(percent(0.4237, 1, Lang::Fr), "42,4\u{202F}%");
         assert_eq!(percent(0.4237, 0, Lang::En), "42%");
+    }
+
+    #[test]
+    fn fixed_writes_the_same_digits_as_the_float_formatter() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5,
+            1.5,
+            2.5,
+            -2.5,
+            0.125,
+            0.375,
+            1.005,
+            2.675,
+            0.045,
+            1e-7,
+            -1e-7,
+            0.049999,
+            999.9999,
+            12_345.675,
+            9.999_999_5e14,
+            1e15,
+            4.5e15,
+            1e300,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            123_456_789.123_456_7,
+        ];
+        // A fixed pseudo-random spread over many magnitudes, both signs.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mantissa = (state >> 11) as f64 / (1u64 << 53) as f64;
+            let exponent = (state % 19) as i32 - 6;
+            let sign = if state & 1 == 0 { 1.0 } else { -1.0 };
+            values.push(sign * mantissa * 10f64.powi(exponent));
+            // Values with few decimals, where halves are common.
+            values.push(sign * (state % 100_000) as f64 / 1_000.0);
+        }
+        for value in values {
+            for decimals in 0..9 {
+                assert_eq!(
+                    fixed(value, decimals),
+                    format!("{value:.decimals$}"),
+                    "{value:e} .{decimals}"
+                );
+            }
+        }
     }
 
     #[test]
