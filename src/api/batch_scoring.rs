@@ -1,6 +1,7 @@
 //! `POST /v1/score` with `{"opportunities": [...]}` (up to 10,000 items): the items are split into
 //! one contiguous run per core, each run is scored *and written as JSON* on its own blocking
-//! thread, and the runs are joined into the answer in request order.
+//! thread, and the runs are joined into the answer in request order. Items arrive as raw JSON
+//! text ([`super::score_body`]) and are parsed on those threads too.
 //!
 //! A 10,000-item answer is about 24 MB of JSON (every result carries its factor sentences and
 //! levers), so writing it costs as much as scoring; doing both on one thread left the other core
@@ -12,8 +13,9 @@ use std::sync::Arc;
 
 use actix_web::web::Bytes;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
+use super::score_body::item_value;
 use super::scores::{parse_for_scoring, BatchAnswer, BatchItem};
 use crate::error::ApiError;
 use crate::i18n::Lang;
@@ -37,8 +39,8 @@ pub struct BatchJob {
 
 impl BatchJob {
     /// The answer for the item at `index`.
-    pub fn item(&self, index: usize, item: &Value) -> BatchItem {
-        match parse_for_scoring(item, Some(index)) {
+    pub fn item(&self, index: usize, item: &RawValue) -> BatchItem {
+        match parse_for_scoring(&item_value(item), Some(index)) {
             Ok(opp) => BatchItem {
                 index,
                 result: Some(score(
@@ -61,7 +63,7 @@ impl BatchJob {
     }
 
     /// The whole answer, on this thread.
-    pub fn answer(&self, items: &[Value]) -> BatchAnswer {
+    pub fn answer(&self, items: &[Box<RawValue>]) -> BatchAnswer {
         let results: Vec<BatchItem> = items.iter().enumerate().map(|(i, v)| self.item(i, v)).collect();
         let invalid = results.iter().filter(|r| r.result.is_none()).count();
         BatchAnswer {
@@ -74,7 +76,7 @@ impl BatchJob {
 
     /// One run of items, from position `first`: their JSON separated by commas, and how many
     /// were invalid.
-    fn part(&self, first: usize, items: &[Value]) -> Result<Part, serde_json::Error> {
+    fn part(&self, first: usize, items: &[Box<RawValue>]) -> Result<Part, serde_json::Error> {
         let mut json = Vec::with_capacity(items.len() * 2_600);
         let mut invalid = 0;
         for (offset, value) in items.iter().enumerate() {
@@ -94,7 +96,11 @@ impl BatchJob {
 
     /// The answer's JSON, computed on `threads` blocking threads, as consecutive chunks (the
     /// parts are sent as they are, not copied into one buffer: the answer is ~24 MB at 10,000).
-    pub async fn answer_json(self, items: Vec<Value>, threads: usize) -> Result<Vec<Bytes>, ApiError> {
+    pub async fn answer_json(
+        self,
+        items: Vec<Box<RawValue>>,
+        threads: usize,
+    ) -> Result<Vec<Bytes>, ApiError> {
         let items = Arc::new(items);
         let per_thread = items.len().div_ceil(threads.max(1)).max(1);
         let job = Arc::new(self);
@@ -165,7 +171,7 @@ mod tests {
             lang: Lang::Fr,
             now,
         };
-        let mut items: Vec<Value> = (0..11)
+        let mut items: Vec<serde_json::Value> = (0..11)
             .map(|i| {
                 let sector = ["software", "retail", "energy"][i % 3];
                 json!({"sector": sector, "contact_role": "end_user", "amount": 1000 * i,
@@ -174,6 +180,10 @@ mod tests {
             .collect();
         items[4] = json!("not an object");
         items[7] = json!({"amount": -1});
+        let items: Vec<Box<RawValue>> = items
+            .iter()
+            .map(|v| serde_json::value::to_raw_value(v).expect("raw"))
+            .collect();
         let expected = serde_json::to_vec(&job.answer(&items)).expect("serialise");
         for threads in [1, 2, 3, 11, 20] {
             let got = job

@@ -9,6 +9,7 @@ pub mod insights;
 pub mod jobs;
 pub mod models;
 pub mod opportunities;
+pub mod score_body;
 pub mod scores;
 pub mod training_runs;
 pub mod webhooks;

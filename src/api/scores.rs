@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::batch_scoring::BatchJob;
 use super::jobs::Jobs;
+use super::score_body::{batch_items, ScoreBody};
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
 use crate::domain::{FieldError, FieldMessage, Opportunity, ParseOptions, ValidationErrors};
@@ -123,30 +124,29 @@ pub async fn score_stateless(
     holder: web::Data<ActiveModel>,
     settings: web::Data<Settings>,
     query: web::Query<ScoreQuery>,
-    body: web::Json<Value>,
+    body: web::Json<ScoreBody>,
 ) -> ApiResult<HttpResponse> {
     let rank = query.rank.unwrap_or_default();
     let lang = Lang::of_request(&req);
-    let mut body = body.into_inner();
-    // Taken out of the body rather than copied: a batch is up to 10,000 items.
-    let batch = match &mut body {
-        Value::Object(map) if map.contains_key("opportunities") => Some(map.remove("opportunities")),
-        _ => None,
-    };
     let model = active_model(&holder)?;
     let config = settings.scoring.clone();
-    let Some(batch) = batch else {
-        let opp = parse_for_scoring(&body, None)?;
-        let result = score(&model, &config, &opp, Utc::now(), None, rank, lang);
-        return Ok(ok_in(lang).json(result));
-    };
-    let items = match batch {
-        Some(Value::Array(items)) => items,
-        _ => {
+    let batch = match body.into_inner() {
+        ScoreBody::One(fields) => {
+            let opp = parse_for_scoring(&Value::Object(fields), None)?;
+            let result = score(&model, &config, &opp, Utc::now(), None, rank, lang);
+            return Ok(ok_in(lang).json(result));
+        }
+        ScoreBody::NotAnObject => {
             let mut e = ValidationErrors::default();
-            e.push_known("opportunities", FieldMessage::ExpectedOpportunityList);
+            e.push_known("", FieldMessage::ExpectedOpportunity);
             return Err(e.into());
         }
+        ScoreBody::Batch(batch) => batch,
+    };
+    let Some(items) = batch_items(&batch) else {
+        let mut e = ValidationErrors::default();
+        e.push_known("opportunities", FieldMessage::ExpectedOpportunityList);
+        return Err(e.into());
     };
     if items.len() > MAX_BATCH {
         let mut e = ValidationErrors::default();

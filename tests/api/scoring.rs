@@ -140,6 +140,49 @@ async fn batches_score_valid_items_and_report_invalid_ones_by_index() {
         .await
         .unwrap();
     assert_problem(response, 422, Some("interaction_count")).await;
+
+    // Above the inline size, items are parsed on the scoring threads: the same outcomes.
+    let mut items = vec![json!({"cycle_days": 20, "sector": "finance"}); 150];
+    items[70] = json!("not an opportunity");
+    items[149] = json!({"cycle_days": -3});
+    let response = app
+        .client
+        .post(app.url("/v1/score"))
+        .bearer_auth(&app.rep_key)
+        .json(&json!({"opportunities": items}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["scored"].as_u64(), body["invalid"].as_u64()),
+        (Some(148), Some(2))
+    );
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results[70]["errors"][0]["field"], "opportunities[70]");
+    assert_eq!(
+        results[149]["errors"][0]["field"],
+        "opportunities[149].cycle_days"
+    );
+    assert_eq!(results[71]["result"], results[0]["result"]);
+
+    for (body, status, field) in [
+        (r#"{"opportunities": "all of them"}"#, 422, Some("opportunities")),
+        (r#"[{"cycle_days": 20}]"#, 422, None),
+        (r#"{"opportunities": [{"cycle_days": 20},]}"#, 400, None),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/v1/score"))
+            .bearer_auth(&app.rep_key)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, status, field).await;
+    }
 }
 
 #[tokio::test]
