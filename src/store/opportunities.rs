@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
-use super::sql::{select_by_keys, values_placeholders, Style};
+use super::sql::{select_by_keys, values_placeholders, OptionalF64, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms, AttributeValue, ContactRole, Opportunity, Status};
 
@@ -137,11 +137,10 @@ pub async fn upsert_batch_in(
              updated_at = excluded.updated_at{returning}",
             values_placeholders(style, chunk.len(), COLUMN_COUNT)
         );
-        // Not a cached prepared statement on PostgreSQL: sqlx 0.8's Any driver sends a NULL f64 as
-        // a float4, so a statement first prepared with a NULL `amount` would then reject real
-        // values ("incorrect binary data format"). SQLite has no such types, and re-parsing this
-        // long statement on every write showed up in import profiles, so it is cached there.
-        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
+        // A prepared statement cached per connection (parsing this long statement on every write
+        // was most of PostgreSQL's CPU under webhook load); its optional floats are bound with
+        // `OptionalF64` so that a first execution with a NULL cannot mistype them.
+        let mut query = sqlx::query(&sql);
         for (opp, hash) in chunk {
             let attributes = serde_json::to_string(&opp.attributes).unwrap_or_else(|_| "{}".into());
             query = query
@@ -152,17 +151,17 @@ pub async fn upsert_batch_in(
                 .bind(opp.region.clone())
                 .bind(opp.owner.clone())
                 .bind(opp.contact_role.as_ref().map(|r| r.as_str().to_owned()))
-                .bind(opp.amount)
+                .bind(OptionalF64(opp.amount))
                 .bind(opp.currency.clone())
                 .bind(opp.stage.clone())
                 .bind(opp.status.as_str())
                 .bind(opp.created_at.map(to_epoch_ms))
                 .bind(opp.closed_at.map(to_epoch_ms))
                 .bind(opp.interaction_count)
-                .bind(opp.response_hours)
+                .bind(OptionalF64(opp.response_hours))
                 .bind(opp.last_activity_at.map(to_epoch_ms))
                 .bind(opp.interaction_count)
-                .bind(opp.response_hours)
+                .bind(OptionalF64(opp.response_hours))
                 .bind(opp.last_activity_at.map(to_epoch_ms))
                 .bind(attributes)
                 .bind(hash.to_string())

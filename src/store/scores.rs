@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::opportunities::{self, StoredOpportunity};
-use super::sql::{select_by_keys, values_placeholders, Style};
+use super::sql::{select_by_keys, values_placeholders, OptionalF64, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
 use crate::scoring::ScoreResult;
@@ -151,8 +151,7 @@ pub async fn insert_batch_in(tx: &mut Transaction<'_, Any>, scores: &[NewScore])
              scored_at) VALUES {}",
             values_placeholders(Style::of(tx), chunk.len(), 8)
         );
-        // Per-execution statement: expected_value may be NULL (see opportunities.rs).
-        let mut query = sqlx::query(&sql).persistent(false);
+        let mut query = sqlx::query(&sql);
         for s in chunk {
             query = query
                 .bind(s.opportunity_id)
@@ -160,7 +159,7 @@ pub async fn insert_batch_in(tx: &mut Transaction<'_, Any>, scores: &[NewScore])
                 .bind(s.score.probability)
                 .bind(s.score.score)
                 .bind(s.score.grade.clone())
-                .bind(s.score.expected_value)
+                .bind(OptionalF64(s.score.expected_value))
                 .bind(s.score.focus.clone())
                 .bind(to_epoch_ms(s.score.scored_at));
         }

@@ -1,7 +1,35 @@
 //! Small helpers for SQL text built at run time (multi-row statements).
 
-use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
+use sqlx::any::{AnyRow, AnyTypeInfo};
+use sqlx::encode::{Encode, IsNull};
+use sqlx::error::BoxDynError;
+use sqlx::{Any, AnyConnection, Database, Type};
+
+/// An optional `f64` to bind, whose NULL PostgreSQL sees as a `float8`.
+///
+/// sqlx 0.8.6's `Any` driver hands a `None::<f64>` to PostgreSQL as a *float4* NULL (its
+/// `Real`/`Double` kinds are swapped when arguments are converted). A prepared statement keeps
+/// the parameter types of its first execution, so a cached statement first run with a NULL
+/// amount then refused every real amount ("incorrect binary data format"). A NULL bound through
+/// this type takes the kind that reaches PostgreSQL as float8. The API test
+/// `opportunities::missing_amounts_then_real_ones_are_stored` fails if an sqlx upgrade changes
+/// that mapping.
+pub(crate) struct OptionalF64(pub Option<f64>);
+
+impl<'q> Encode<'q, Any> for OptionalF64 {
+    fn encode_by_ref(&self, buf: &mut <Any as Database>::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
+        match self.0 {
+            Some(value) => <f64 as Encode<'q, Any>>::encode_by_ref(&value, buf),
+            None => <Option<f32> as Encode<'q, Any>>::encode_by_ref(&None, buf),
+        }
+    }
+}
+
+impl Type<Any> for OptionalF64 {
+    fn type_info() -> AnyTypeInfo {
+        <f64 as Type<Any>>::type_info()
+    }
+}
 
 /// How bind parameters are written.
 ///

@@ -232,8 +232,7 @@ pub async fn record_claimed_many_in(
              received_at, status, reason, outcome) VALUES {}",
             values_placeholders(style, chunk.len(), 10)
         );
-        // Per-execution on PostgreSQL: `reason` is often NULL (see opportunities.rs).
-        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
+        let mut query = sqlx::query(&sql);
         for record in chunk {
             query = query
                 .bind(record.source.to_owned())
@@ -269,7 +268,7 @@ pub async fn advance_clocks_in(
              WHERE webhook_event_clock.occurred_at <= excluded.occurred_at RETURNING external_id",
             values_placeholders(style, chunk.len(), 2)
         );
-        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
+        let mut query = sqlx::query(&sql);
         for (external_id, occurred_at) in chunk {
             query = query
                 .bind((*external_id).to_owned())

@@ -395,3 +395,47 @@ async fn concurrent_puts_are_all_committed() {
     let amount = same["amount"].as_f64().unwrap();
     assert!((1000.0..1008.0).contains(&amount), "{same}");
 }
+
+/// Statements are prepared once per connection and keep the parameter types of their first
+/// execution. Deals without an amount or response time first, then deals with them, all on one
+/// connection, must all be stored: sqlx 0.8.6's `Any` driver types a NULL `f64` as a float4 on
+/// PostgreSQL, which `store::sql::OptionalF64` works around (this fails if an upgrade changes that).
+#[tokio::test]
+async fn missing_amounts_then_real_ones_are_stored() {
+    let app = spawn_app_with(|s| s.db_max_connections = 1).await;
+    for i in 0..3 {
+        let id = format!("N-{i}");
+        let mut bare = open_deal(&id, "rep-1", "EMEA");
+        let fields = bare.as_object_mut().unwrap();
+        fields.remove("amount");
+        fields.remove("response_hours");
+        let response = app.put_opportunity(&id, &bare).await;
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+    for i in 0..3 {
+        let id = format!("R-{i}");
+        let mut full = open_deal(&id, "rep-1", "EMEA");
+        full["amount"] = json!(1234.5 + f64::from(i));
+        full["response_hours"] = json!(7.25);
+        let response = app.put_opportunity(&id, &full).await;
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+        let got: Value = app.get_opportunity(&id).await.json().await.unwrap();
+        assert_eq!(got["amount"], 1234.5 + f64::from(i));
+        assert_eq!(got["response_hours"], 7.25);
+    }
+    let got: Value = app.get_opportunity("N-0").await.json().await.unwrap();
+    assert!(
+        got["amount"].is_null() && got["response_hours"].is_null(),
+        "{got}"
+    );
+}
