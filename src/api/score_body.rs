@@ -18,12 +18,11 @@ const BATCH_KEY: &str = "opportunities";
 /// What a `POST /v1/score` body holds.
 #[derive(Debug)]
 pub enum ScoreBody {
-    /// One opportunity's fields.
-    One(Map<String, Value>),
+    /// One opportunity: its fields as an object, or `null` when the body is not a JSON object
+    /// (an array, a string, a number…), which scoring refuses like any other non-object.
+    One(Value),
     /// The JSON text of the `opportunities` member, whatever its type (checked by the handler).
     Batch(Box<RawValue>),
-    /// Not a JSON object (an array, a string, a number, …).
-    NotAnObject,
 }
 
 impl<'de> Deserialize<'de> for ScoreBody {
@@ -36,7 +35,7 @@ struct BodyVisitor;
 
 impl BodyVisitor {
     fn not_an_object<E>(self) -> Result<ScoreBody, E> {
-        Ok(ScoreBody::NotAnObject)
+        Ok(ScoreBody::One(Value::Null))
     }
 }
 
@@ -64,7 +63,7 @@ impl<'de> Visitor<'de> for BodyVisitor {
         }
         Ok(match batch {
             Some(batch) => ScoreBody::Batch(batch),
-            None => ScoreBody::One(fields),
+            None => ScoreBody::One(Value::Object(fields)),
         })
     }
 
@@ -160,7 +159,7 @@ mod tests {
     #[test]
     fn bodies_that_are_not_objects_are_recognised() {
         for body in ["[1, {\"a\": 2}]", "\"text\"", "3", "-3", "2.5", "true", "null"] {
-            assert!(matches!(read(body), ScoreBody::NotAnObject), "{body}");
+            assert!(matches!(read(body), ScoreBody::One(Value::Null)), "{body}");
         }
     }
 

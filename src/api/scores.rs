@@ -131,15 +131,10 @@ pub async fn score_stateless(
     let model = active_model(&holder)?;
     let config = settings.scoring.clone();
     let batch = match body.into_inner() {
-        ScoreBody::One(fields) => {
-            let opp = parse_for_scoring(&Value::Object(fields), None)?;
+        ScoreBody::One(opportunity) => {
+            let opp = parse_for_scoring(&opportunity, None)?;
             let result = score(&model, &config, &opp, Utc::now(), None, rank, lang);
             return Ok(ok_in(lang).json(result));
-        }
-        ScoreBody::NotAnObject => {
-            let mut e = ValidationErrors::default();
-            e.push_known("", FieldMessage::ExpectedOpportunity);
-            return Err(e.into());
         }
         ScoreBody::Batch(batch) => batch,
     };
