@@ -2,7 +2,7 @@
 
 use sqlx::{Any, Row, Transaction};
 
-use super::sql::{values_placeholders, Style};
+use super::sql::{values_placeholders, OptionalF64, Style};
 use super::Db;
 use crate::domain::{derive_interactions, from_epoch_ms, to_epoch_ms, Activity, ActivityDirection};
 
@@ -108,10 +108,8 @@ pub async fn refresh_derived(tx: &mut Transaction<'_, Any>, opportunity_id: i64)
              THEN $3 ELSE reported_last_activity_at END, \
          derived_from_activities = 1 WHERE id = $4",
     )
-    // See opportunities.rs: a NULL f64 must not fix the prepared parameter type.
-    .persistent(false)
     .bind(derived.interaction_count)
-    .bind(derived.response_hours)
+    .bind(OptionalF64(derived.response_hours))
     .bind(derived.last_activity_at.map(to_epoch_ms))
     .bind(opportunity_id)
     .execute(&mut **tx)
