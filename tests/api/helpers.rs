@@ -180,6 +180,17 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `POST /v1/score` with a JSON body, as a rep.
+    pub async fn post_score(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/score"))
+            .bearer_auth(&self.rep_key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn get_opportunity(&self, id: &str) -> reqwest::Response {
         self.client
             .get(self.url(&format!("/v1/opportunities/{id}")))

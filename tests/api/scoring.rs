@@ -98,14 +98,7 @@ async fn batches_score_valid_items_and_report_invalid_ones_by_index() {
         {"status": "open", "closed_at": "2025-01-01"},
         {"interaction_count": 4}
     ]});
-    let response = app
-        .client
-        .post(app.url("/v1/score"))
-        .bearer_auth(&app.rep_key)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_score(&batch).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -122,37 +115,16 @@ async fn batches_score_valid_items_and_report_invalid_ones_by_index() {
     assert_eq!(results[3]["errors"][0]["field"], "opportunities[3].closed_at");
 
     let too_many = json!({"opportunities": vec![json!({"cycle_days": 1}); 10_001]});
-    let response = app
-        .client
-        .post(app.url("/v1/score"))
-        .bearer_auth(&app.rep_key)
-        .json(&too_many)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_score(&too_many).await;
     assert_problem(response, 422, Some("opportunities")).await;
-    let response = app
-        .client
-        .post(app.url("/v1/score"))
-        .bearer_auth(&app.rep_key)
-        .json(&json!({"interaction_count": -1}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_score(&json!({"interaction_count": -1})).await;
     assert_problem(response, 422, Some("interaction_count")).await;
 
     // Above the inline size, items are parsed on the scoring threads: the same outcomes.
     let mut items = vec![json!({"cycle_days": 20, "sector": "finance"}); 150];
     items[70] = json!("not an opportunity");
     items[149] = json!({"cycle_days": -3});
-    let response = app
-        .client
-        .post(app.url("/v1/score"))
-        .bearer_auth(&app.rep_key)
-        .json(&json!({"opportunities": items}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_score(&json!({"opportunities": items})).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
