@@ -7,7 +7,7 @@ use actix_web::http::header::CONTENT_LANGUAGE;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AdminAccess;
@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::error::{ApiError, ApiResult, KnownDetail, Problem};
 use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
-use crate::ingest::event_scoring::EventScoring;
+use crate::ingest::event_scoring::{EventScoring, ScoreAnswer};
 use crate::ingest::signature;
 use crate::ingest::webhook::{
     self, parse_delivery, DeliveryError, EventOutcome, EventStatus, Source, Sources,
@@ -41,7 +41,7 @@ pub struct BatchOutcome {
     /// One outcome per event, in order: `{id, type, status, external_id?, result?, reason?,
     /// errors?, duplicate?, score?, scoring?, scoring_reason?}`.
     #[schema(value_type = Vec<Object>)]
-    pub events: Vec<Value>,
+    pub events: Vec<EventAnswer>,
     /// Counts per status (a duplicate counts as duplicate).
     pub summary: BatchSummary,
 }
@@ -201,21 +201,34 @@ pub async fn receive(
 
 /// An event's answer: its outcome (the field errors of a rejected event in `lang`; the stored
 /// event keeps them in English) plus, for opportunity events, the fresh score.
-fn answer(outcome: EventOutcome, lang: Lang) -> Value {
-    let mut body = outcome.body;
-    if let Value::Object(map) = &mut body {
-        if lang != Lang::En && !outcome.errors.is_empty() {
-            if let Ok(errors) = serde_json::to_value(outcome.errors.in_lang(lang).0) {
-                map.insert("errors".into(), errors);
-            }
-            let reason = outcome.errors.localized_summary();
-            map.insert("reason".into(), Value::String(reason.get(lang).to_owned()));
+fn answer(outcome: EventOutcome, lang: Lang) -> EventAnswer {
+    // Outcome bodies are always objects (`OutcomeBody`, or a stored answer replayed).
+    let mut fields = match outcome.body {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    if lang != Lang::En && !outcome.errors.is_empty() {
+        if let Ok(errors) = serde_json::to_value(outcome.errors.in_lang(lang).0) {
+            fields.insert("errors".into(), errors);
         }
-        if let Some(Ok(Value::Object(score))) = outcome.score.map(serde_json::to_value) {
-            map.extend(score);
-        }
+        let reason = outcome.errors.localized_summary();
+        fields.insert("reason".into(), Value::String(reason.get(lang).to_owned()));
     }
-    body
+    EventAnswer {
+        fields,
+        score: outcome.score,
+    }
+}
+
+/// One event's answer as sent: the outcome's fields, then the score's (`score`, `scoring`,
+/// `scoring_reason`). Serialised straight from the score result: a batch of 1,000 scored events
+/// used to build, copy and merge a `serde_json::Value` tree per score first.
+#[derive(Debug, Serialize)]
+pub struct EventAnswer {
+    #[serde(flatten)]
+    fields: Map<String, Value>,
+    #[serde(flatten)]
+    score: Option<ScoreAnswer>,
 }
 
 fn delivery_error(e: DeliveryError) -> ApiError {

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::Value;
 use sqlx::{Any, Connection, Transaction};
 
 use super::webhook::Source;
@@ -18,8 +17,9 @@ use crate::store::scores::{self, NewScore};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScoreAnswer {
     /// The fresh score result (same shape as the scoring API), or null when scoring is unavailable.
-    #[schema(value_type = Object)]
-    pub score: Option<Value>,
+    /// Kept typed until the answer is written: converting it to a `serde_json::Value` here cost
+    /// the webhook group (which holds the single SQLite writer) a tree of maps per event.
+    pub score: Option<Box<ScoreResult>>,
     /// `ok` or `unavailable`.
     pub scoring: &'static str,
     /// Why scoring is unavailable.
@@ -105,7 +105,7 @@ pub async fn score_many_in(tx: &mut Transaction<'_, Any>, requests: &[ScoreReque
             }
             match scored.next().flatten() {
                 Some(result) => ScoreAnswer {
-                    score: serde_json::to_value(&result).ok(),
+                    score: Some(Box::new(result)),
                     scoring: "ok",
                     scoring_reason: None,
                 },
