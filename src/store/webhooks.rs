@@ -255,6 +255,12 @@ pub async fn record_claimed_many_in(
 /// returns the opportunities whose clock moved (or stayed equal): their events apply; the others
 /// are older than the last applied event. Opportunities must be distinct within the call. On
 /// PostgreSQL the clock rows stay locked until the commit, as with [`lock_clock_in`].
+///
+/// The statement only reports how many clocks moved: when all of them did (events arriving in
+/// order, the usual case) nothing is read back. Returning every moved id instead cost a batch of
+/// 1,000 events a row hand-off per event from SQLite's worker thread (BENCHMARKS.md, issue 5).
+/// When some did not move, the clocks are read: a clock that moved holds its event's time, one
+/// that did not holds a later time.
 pub async fn advance_clocks_in(
     tx: &mut Transaction<'_, Any>,
     clocks: &[(&str, DateTime<Utc>)],
@@ -265,7 +271,7 @@ pub async fn advance_clocks_in(
         let sql = format!(
             "INSERT INTO webhook_event_clock (external_id, occurred_at) VALUES {} \
              ON CONFLICT (external_id) DO UPDATE SET occurred_at = excluded.occurred_at \
-             WHERE webhook_event_clock.occurred_at <= excluded.occurred_at RETURNING external_id",
+             WHERE webhook_event_clock.occurred_at <= excluded.occurred_at",
             values_placeholders(style, chunk.len(), 2)
         );
         let mut query = sqlx::query(&sql);
@@ -274,11 +280,36 @@ pub async fn advance_clocks_in(
                 .bind((*external_id).to_owned())
                 .bind(to_epoch_ms(*occurred_at));
         }
-        for row in query.fetch_all(&mut **tx).await? {
-            advanced.insert(row.try_get("external_id")?);
+        let moved = query.execute(&mut **tx).await?.rows_affected();
+        if moved == chunk.len() as u64 {
+            advanced.extend(chunk.iter().map(|(id, _)| (*id).to_owned()));
+            continue;
         }
+        let ids: Vec<&str> = chunk.iter().map(|(id, _)| *id).collect();
+        let now_at = clock_values_in(tx, &ids).await?;
+        advanced.extend(
+            chunk
+                .iter()
+                .filter(|(id, at)| now_at.get(*id) == Some(&to_epoch_ms(*at)))
+                .map(|(id, _)| (*id).to_owned()),
+        );
     }
     Ok(advanced)
+}
+
+/// The raw clock value (epoch ms, or `NO_EVENT_YET`) of each of the given opportunities that has
+/// a clock row.
+async fn clock_values_in(
+    tx: &mut Transaction<'_, Any>,
+    external_ids: &[&str],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let rows = select_by_keys(tx, None, external_ids, |_, list| {
+        format!("SELECT external_id, occurred_at FROM webhook_event_clock WHERE external_id IN ({list})")
+    })
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("external_id")?, row.try_get("occurred_at")?)))
+        .collect()
 }
 
 /// The last applied event time of each of the given opportunities that has one.
@@ -286,18 +317,12 @@ pub async fn clocks_in(
     tx: &mut Transaction<'_, Any>,
     external_ids: &[&str],
 ) -> Result<HashMap<String, DateTime<Utc>>, sqlx::Error> {
-    let rows = select_by_keys(tx, None, external_ids, |_, list| {
-        format!("SELECT external_id, occurred_at FROM webhook_event_clock WHERE external_id IN ({list})")
-    })
-    .await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let at: i64 = row.try_get("occurred_at")?;
-        if at != NO_EVENT_YET {
-            out.insert(row.try_get("external_id")?, from_epoch_ms(at));
-        }
-    }
-    Ok(out)
+    Ok(clock_values_in(tx, external_ids)
+        .await?
+        .into_iter()
+        .filter(|(_, at)| *at != NO_EVENT_YET)
+        .map(|(id, at)| (id, from_epoch_ms(at)))
+        .collect())
 }
 
 /// The most recent events of a source, newest first, optionally with one status.
