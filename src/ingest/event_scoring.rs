@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Any, Connection, Transaction};
 
@@ -158,29 +159,39 @@ async fn score_and_record(
     for run in distinct_runs(indices.iter().map(|i| requests[*i].external_id)) {
         let run = &indices[run];
         let ids: Vec<&str> = run.iter().map(|i| requests[*i].external_id).collect();
-        let stored = scores::opportunities_with_latest_in(tx, &ids).await?;
+        let mut stored = scores::opportunities_with_latest_in(tx, &ids).await?;
+        // The ids of a run are distinct, so each stored row is taken once.
+        let jobs: Vec<Option<ScoreJob>> = run
+            .iter()
+            .map(|&i| {
+                let request = requests[i];
+                let model = request.scoring.model.clone()?;
+                let (stored, previous) = stored.remove(request.external_id)?;
+                Some(ScoreJob {
+                    model,
+                    config: request.scoring.config.clone(),
+                    lang: request.scoring.lang,
+                    opportunity_id: stored.id,
+                    opportunity: stored.opportunity,
+                    previous: previous.map(|p| (p.score.clamp(0, 100) as u8, p.grade)),
+                })
+            })
+            .collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let scored = compute_scores(jobs, now, threads).await?;
         let mut new_scores = Vec::with_capacity(run.len());
-        for &i in run {
+        for (&i, outcome) in run.iter().zip(scored) {
             let request = requests[i];
-            let (Some(model), Some((stored, previous))) =
-                (request.scoring.model.as_deref(), stored.get(request.external_id))
-            else {
+            let Some((job, result)) = outcome else {
                 results.push(None);
                 continue;
             };
-            let previous = previous.as_ref();
-            let previous_score = previous.map(|p| p.score.clamp(0, 100) as u8);
-            let result = crate::scoring::score(
-                model,
-                &request.scoring.config,
-                &stored.opportunity,
-                now,
-                previous_score,
-                RankBy::Probability,
-                request.scoring.lang,
-            );
-            new_scores.push(NewScore::of(stored.id, &result, now));
-            let old = previous.map(|p| (p.score as f64, p.grade.as_str()));
+            new_scores.push(NewScore::of(job.opportunity_id, &result, now));
+            let previous_score = job.previous.as_ref().map(|(score, _)| *score);
+            let old = job
+                .previous
+                .as_ref()
+                .map(|(score, grade)| (f64::from(*score), grade.as_str()));
             let worth = crate::writeback::is_worth_writing_back(
                 old,
                 (f64::from(result.score), result.grade.as_str()),
@@ -205,4 +216,121 @@ async fn score_and_record(
         scores::insert_batch_in(tx, &new_scores).await?;
     }
     Ok(results)
+}
+
+/// Runs of at least this many scores are computed on every core; below it, handing the work to
+/// other threads costs more than it saves.
+const PARALLEL_SCORES: usize = 128;
+
+/// One opportunity to score, with everything the computation needs (owned: it may run on
+/// another thread).
+struct ScoreJob {
+    model: Arc<crate::model::ModelArtifact>,
+    config: ScoringConfig,
+    lang: Lang,
+    opportunity_id: i64,
+    opportunity: crate::domain::Opportunity,
+    /// The latest stored score and grade, if any.
+    previous: Option<(u8, String)>,
+}
+
+impl ScoreJob {
+    fn score(&self, now: DateTime<Utc>) -> ScoreResult {
+        crate::scoring::score(
+            &self.model,
+            &self.config,
+            &self.opportunity,
+            now,
+            self.previous.as_ref().map(|(score, _)| *score),
+            RankBy::Probability,
+            self.lang,
+        )
+    }
+}
+
+/// Scores the jobs, in order, on up to `threads` blocking threads. The group that asks holds the
+/// write transaction (on SQLite, the only writer) while it waits, so a large run is split over
+/// every core: a batch of 1,000 events spent about a seventh of its group's time computing
+/// scores on one thread.
+async fn compute_scores(
+    jobs: Vec<Option<ScoreJob>>,
+    now: DateTime<Utc>,
+    threads: usize,
+) -> Result<Vec<Option<(ScoreJob, ScoreResult)>>, sqlx::Error> {
+    let score_all = move |jobs: Vec<Option<ScoreJob>>| -> Vec<Option<(ScoreJob, ScoreResult)>> {
+        jobs.into_iter()
+            .map(|job| {
+                job.map(|job| {
+                    let result = job.score(now);
+                    (job, result)
+                })
+            })
+            .collect()
+    };
+    if jobs.len() < PARALLEL_SCORES || threads < 2 {
+        return Ok(score_all(jobs));
+    }
+    let per_thread = jobs.len().div_ceil(threads);
+    let mut rest = jobs.into_iter();
+    let mut parts = Vec::with_capacity(threads);
+    loop {
+        let chunk: Vec<Option<ScoreJob>> = rest.by_ref().take(per_thread).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        parts.push(tokio::task::spawn_blocking(move || score_all(chunk)));
+    }
+    let mut scored = Vec::new();
+    for part in futures_util::future::join_all(parts).await {
+        scored.extend(part.map_err(|e| sqlx::Error::Protocol(format!("scoring thread failed: {e}")))?);
+    }
+    Ok(scored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::training::fixtures::trained_on_generated;
+
+    #[tokio::test]
+    async fn scores_computed_on_several_threads_come_back_in_order() {
+        let (artifact, deals, now) = trained_on_generated(1_500, 9);
+        let model = Arc::new(artifact);
+        let jobs = || -> Vec<Option<ScoreJob>> {
+            deals
+                .iter()
+                .take(PARALLEL_SCORES * 3 + 5)
+                .enumerate()
+                .map(|(i, deal)| {
+                    (i % 17 != 3).then(|| ScoreJob {
+                        model: model.clone(),
+                        config: ScoringConfig::default(),
+                        lang: Lang::En,
+                        opportunity_id: i as i64,
+                        opportunity: deal.clone(),
+                        previous: (i % 2 == 0).then(|| ((i % 101) as u8, "C".to_owned())),
+                    })
+                })
+                .collect()
+        };
+        let expected: Vec<Option<ScoreResult>> = jobs()
+            .iter()
+            .map(|job| job.as_ref().map(|job| job.score(now)))
+            .collect();
+        for threads in [1, 2, 3, 8] {
+            let got = compute_scores(jobs(), now, threads).await.expect("scores");
+            assert_eq!(got.len(), expected.len(), "{threads} threads");
+            for (i, (got, expected)) in got.iter().zip(&expected).enumerate() {
+                assert_eq!(
+                    got.as_ref().map(|(job, _)| job.opportunity_id),
+                    expected.as_ref().map(|_| i as i64)
+                );
+                assert_eq!(
+                    got.as_ref().map(|(_, result)| result),
+                    expected.as_ref(),
+                    "{threads} threads, job {i}"
+                );
+            }
+        }
+    }
 }
