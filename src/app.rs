@@ -150,7 +150,7 @@ impl Application {
                 // Innermost: problems are re-worded before metrics and logs see the response.
                 .wrap(from_fn(crate::error::localize_problems))
                 .wrap(from_fn(observe))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
                 .app_data(db_data.clone())
                 .app_data(writer.clone())
                 .app_data(upsert_queue.clone())
