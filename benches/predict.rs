@@ -1,5 +1,6 @@
-//! Throughput of predict() and explain() on one core: trains a model with the default spec on
-//! synthetic deals, then scores 1,000 deals per iteration.
+//! Throughput on one core of predict(), explain() and the whole score() of the API (probability,
+//! grade, factor sentences, counterfactual levers and the next intervention): trains a model
+//! with the default spec on synthetic deals, then scores 1,000 deals per iteration.
 //!
 //! `cargo bench --bench predict`
 
@@ -7,10 +8,17 @@ use chrono::{Duration, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dealscore::domain::{ContactRole, Opportunity, Status};
 use dealscore::features::FeatureSpec;
+use dealscore::i18n::Lang;
 use dealscore::model::{explain, predict};
+use dealscore::scoring::{score, RankBy, ScoringConfig};
 use dealscore::training::{train, SplitKind, TrainOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+// The allocator of the `dealscore` binary (src/main.rs), so the figures are those of the service;
+// BENCHMARKS.md also gives them with the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn deals(n: usize) -> Vec<Opportunity> {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -68,6 +76,28 @@ fn bench(c: &mut Criterion) {
             batch
                 .iter()
                 .map(|d| explain(&artifact, d, now).logit)
+                .sum::<f64>()
+        })
+    });
+    // What POST /v1/score computes per opportunity (before JSON): the issue's "scoring with
+    // explanation and recommendation".
+    let config = ScoringConfig::default();
+    group.bench_function("score_with_recommendation", |b| {
+        b.iter(|| {
+            batch
+                .iter()
+                .map(|d| {
+                    let result = score(
+                        &artifact,
+                        &config,
+                        d,
+                        now,
+                        Some(40),
+                        RankBy::Probability,
+                        Lang::En,
+                    );
+                    result.probability + result.alternatives.len() as f64
+                })
                 .sum::<f64>()
         })
     });

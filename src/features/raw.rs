@@ -69,16 +69,18 @@ pub fn format_number(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x.fract() == 0.0 && x.abs() < 1e15 {
-        return format!("{}", x as i64);
+        let mut text = String::with_capacity(20);
+        crate::i18n::format::push_integer(&mut text, x as i64);
+        return text;
     }
     let magnitude = x.abs().log10().floor() as i32;
     let decimals = (3 - magnitude).clamp(0, 12) as usize;
-    let text = crate::i18n::format::fixed(x, decimals);
+    let mut text = crate::i18n::format::fixed(x, decimals);
     if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        text
+        let kept = text.trim_end_matches('0').trim_end_matches('.').len();
+        text.truncate(kept);
     }
+    text
 }
 
 /// Rounds to 4 significant digits (used for bin edges, so their names are short and unique).
@@ -113,15 +115,17 @@ pub fn format_number_in(x: f64, lang: Lang) -> String {
 
 /// [`display_numeric`] in `lang` (`30 days` / `30 jours`, `4.5 h` / `4,5 h`).
 pub fn display_numeric_in(source: &Source<'_>, x: f64, lang: Lang) -> String {
-    let n = format_number_in(x, lang);
-    match (source, lang) {
-        (Source::Core(CoreField::CycleDays), Lang::En) => format!("{n} days"),
+    let mut text = format_number_in(x, lang);
+    let unit = match (source, lang) {
+        (Source::Core(CoreField::CycleDays), Lang::En) => " days",
         // French nouns stay singular below 2 ("1,5 jour").
-        (Source::Core(CoreField::CycleDays), Lang::Fr) if x.abs() < 2.0 => format!("{n} jour"),
-        (Source::Core(CoreField::CycleDays), Lang::Fr) => format!("{n} jours"),
-        (Source::Core(CoreField::ResponseHours), _) => format!("{n} h"),
-        _ => n,
-    }
+        (Source::Core(CoreField::CycleDays), Lang::Fr) if x.abs() < 2.0 => " jour",
+        (Source::Core(CoreField::CycleDays), Lang::Fr) => " jours",
+        (Source::Core(CoreField::ResponseHours), _) => " h",
+        _ => "",
+    };
+    text.push_str(unit);
+    text
 }
 
 #[cfg(test)]

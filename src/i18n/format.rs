@@ -23,53 +23,114 @@ fn push_grouped(out: &mut String, integer: &str, separator: char) {
     }
 }
 
-/// `format!("{value:.decimals$}")`, the same digits, without the general float formatter in the
-/// common case. Explanations write several numbers per scored deal, and that formatter was the
-/// largest single cost of a 10,000-deal batch (BENCHMARKS.md).
+/// The decimal digits of `n`, most significant first, in the tail of `buf`.
+fn digits(n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or_default()
+}
+
+/// Appends `n` in decimal, left-padded with zeros to `width` digits.
+fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut buf = [0u8; 20];
+    let text = digits(n, &mut buf);
+    for _ in text.len()..width {
+        out.push('0');
+    }
+    out.push_str(text);
+}
+
+/// Appends the integer `n` in decimal (`-` first when negative), without the formatting machinery.
+pub fn push_integer(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut buf = [0u8; 20];
+    out.push_str(digits(n.unsigned_abs(), &mut buf));
+}
+
+/// `|value|` rounded to `decimals` digits, as (integer part, fraction digits as an integer), when
+/// that rounding is unambiguous; `None` when only the float formatter can tell (see [`fixed`]).
 ///
 /// With at most six decimals and a scaled value under 10^15, `value × 10^decimals` is computed
 /// with one rounding (the power of ten is exact), so rounding it to an integer gives the
 /// formatter's digits — except when it lands exactly on a half: the exact decimal value may then
-/// be just above or below it, or be a true tie that the formatter rounds to even. Those cases,
-/// and everything else, go to `format!`.
-pub fn fixed(value: f64, decimals: usize) -> String {
-    use std::fmt::Write;
+/// be just above or below it, or be a true tie that the formatter rounds to even.
+fn rounded_parts(value: f64, decimals: usize) -> Option<(u64, u64)> {
     const POWERS: [u64; 7] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
-    let Some(&power) = POWERS.get(decimals) else {
-        return format!("{value:.decimals$}");
-    };
+    let power = *POWERS.get(decimals)?;
     let scaled = value.abs() * power as f64;
     if scaled.is_nan() || scaled >= 1e15 || scaled.fract() == 0.5 {
-        return format!("{value:.decimals$}");
+        return None;
     }
     // In range (checked above): the cast neither saturates nor loses digits.
     let units = scaled.round() as u64;
+    Some((units / power, units % power))
+}
+
+/// `format!("{value:.decimals$}")`, the same digits, without the general float formatter in the
+/// common case. Explanations write several numbers per scored deal, and that formatter was the
+/// largest single cost of a 10,000-deal batch (BENCHMARKS.md). Ties and out-of-range values (see
+/// [`rounded_parts`]) go to `format!`.
+pub fn fixed(value: f64, decimals: usize) -> String {
+    let Some((integer, fraction)) = rounded_parts(value, decimals) else {
+        return format!("{value:.decimals$}");
+    };
     let mut out = String::with_capacity(24);
     if value.is_sign_negative() {
         out.push('-');
     }
-    let _ = write!(out, "{}", units / power);
+    push_padded(&mut out, integer, 1);
     if decimals > 0 {
-        let _ = write!(out, ".{:0decimals$}", units % power);
+        out.push('.');
+        push_padded(&mut out, fraction, decimals);
     }
     out
 }
 
-/// A number with `decimals` digits after the separator, grouped by thousands.
+/// A number with `decimals` digits after the separator, grouped by thousands. Written straight
+/// into one string in the common case (scoring writes several per deal).
 pub fn number(value: f64, decimals: usize, lang: Lang) -> String {
     if !value.is_finite() {
         return "–".into();
     }
-    let text = fixed(value.abs(), decimals);
-    let (integer, fraction) = match text.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (text.as_str(), None),
-    };
     let (group, point) = match lang {
         Lang::En => (',', '.'),
         Lang::Fr => (NNBSP, ','),
     };
+    let Some((integer, fraction)) = rounded_parts(value, decimals) else {
+        return number_slow(value, decimals, group, point);
+    };
+    let mut out = String::with_capacity(32);
     // "-0" is not worth a sign.
+    if value < 0.0 && (integer != 0 || fraction != 0) {
+        out.push('-');
+    }
+    let mut buf = [0u8; 20];
+    push_grouped(&mut out, digits(integer, &mut buf), group);
+    if decimals > 0 {
+        out.push(point);
+        push_padded(&mut out, fraction, decimals);
+    }
+    out
+}
+
+/// [`number`] through the float formatter (ties and huge values).
+fn number_slow(value: f64, decimals: usize, group: char, point: char) -> String {
+    let text = format!("{:.decimals$}", value.abs());
+    let (integer, fraction) = match text.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (text.as_str(), None),
+    };
     let negative = value < 0.0 && text.bytes().any(|c| c.is_ascii_digit() && c != b'0');
     let mut out = String::with_capacity(text.len() + text.len() / 2 + 2);
     if negative {
@@ -122,11 +183,12 @@ pub fn money_whole(amount: f64, currency: &str, lang: Lang) -> String {
 
 /// A 0–1 fraction as a percentage with `decimals` digits (`42 %` in French, `42%` in English).
 pub fn percent(fraction: f64, decimals: usize, lang: Lang) -> String {
-    let digits = number(fraction * 100.0, decimals, lang);
-    match lang {
-        Lang::En => format!("{digits}%"),
-        Lang::Fr => format!("{digits}{NNBSP}%"),
+    let mut text = number(fraction * 100.0, decimals, lang);
+    if lang == Lang::Fr {
+        text.push(NNBSP);
     }
+    text.push('%');
+    text
 }
 
 /// A calendar date: `Nov 28, 2026` / `28 nov. 2026`.
@@ -238,6 +300,16 @@ mod tests {
                     format!("{value:.decimals$}"),
                     "{value:e} .{decimals}"
                 );
+                // number()'s own fast path against its float-formatter path.
+                if value.is_finite() {
+                    for (lang, group, point) in [(Lang::En, ',', '.'), (Lang::Fr, NNBSP, ',')] {
+                        assert_eq!(
+                            number(value, decimals, lang),
+                            number_slow(value, decimals, group, point),
+                            "{value:e} .{decimals} {lang:?}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -35,7 +35,11 @@ pub(super) fn feature_label(source: Source<'_>, lang: Lang) -> String {
 /// `42 %` with a narrow no-break space (French).
 pub(super) fn percent(fraction: f64, lang: Lang) -> String {
     match lang {
-        Lang::En => format!("{} %", format::number(fraction * 100.0, 0, lang)),
+        Lang::En => {
+            let mut text = format::number(fraction * 100.0, 0, lang);
+            text.push_str(" %");
+            text
+        }
         Lang::Fr => format::percent(fraction, 0, lang),
     }
 }
