@@ -208,8 +208,25 @@ pub async fn recorded_among_in(
     source: &str,
     event_ids: &[&str],
 ) -> Result<HashSet<String>, sqlx::Error> {
+    let postgres = Style::of(tx) == Style::Dollar;
     let rows = select_by_keys(tx, Some(source), event_ids, |source, list| {
-        format!("SELECT event_id FROM webhook_events WHERE source = {source} AND event_id IN ({list})")
+        if postgres {
+            // PostgreSQL: one probe of the (source, event_id) key per id. Written as
+            // `event_id IN (…)`, a table never analysed yet (a new database, in its first minute)
+            // is planned on the (source, id) index, the planner assuming a source matches 0.5 %
+            // of the rows, and every event of the source is filtered: 19 ms against 0.8 ms per
+            // 400 ids at 120,000 events (EXPLAIN ANALYZE, BENCHMARKS.md, issue 5). The LIMIT
+            // keeps the subquery from being flattened into a join that could be planned the
+            // same way; the key is unique, so it drops nothing.
+            let ids: Vec<String> = list.split(',').map(|p| format!("({p})")).collect();
+            format!(
+                "SELECT e.event_id FROM (VALUES {}) AS k (id) CROSS JOIN LATERAL \
+                 (SELECT event_id FROM webhook_events WHERE source = {source} AND event_id = k.id LIMIT 1) e",
+                ids.join(",")
+            )
+        } else {
+            format!("SELECT event_id FROM webhook_events WHERE source = {source} AND event_id IN ({list})")
+        }
     })
     .await?;
     rows.iter().map(|row| row.try_get("event_id")).collect()
