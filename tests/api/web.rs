@@ -445,6 +445,10 @@ async fn after_a_write_dashboards_show_the_previous_figures_then_the_new_ones() 
     let (status, _, during) = analyst.get("/pipeline").await;
     assert_eq!(status, 200);
     assert!(during.contains("id=\"stale\""), "the previous figures, saying so");
+    // A CSV download carries no such notice, so it waits for figures that include the write.
+    let (status, _, csv) = analyst.get("/pipeline.csv?table=owner&from=2025-01-01").await;
+    assert_eq!(status, 200);
+    assert!(csv.lines().any(|line| line.starts_with("owner,zoe,")), "{csv}");
     until_current(&mut analyst, "/resources").await;
     let (_, _, after) = analyst.get("/pipeline").await;
     assert!(!after.contains("id=\"stale\""));

@@ -333,7 +333,10 @@ pub async fn show(
     render(&req, lang, &page)
 }
 
-/// `GET /pipeline.csv`: one table of the dashboard (same period and filters) as CSV.
+/// `GET /pipeline.csv`: one table of the dashboard (same period and filters) as CSV. Unlike the
+/// page, which may show the previous snapshot with a note while a new one loads, an export is a
+/// file people keep and pass on with no such note: it waits for a snapshot of every committed
+/// write.
 pub async fn csv(
     viewer: Viewer,
     db: web::Data<Db>,
@@ -353,7 +356,7 @@ pub async fn csv(
             )
         })?;
     let p = parse(q, lang)?;
-    let snapshot = cache.snapshot_or_recent(&db).await.or_page(lang)?.snapshot;
+    let snapshot = cache.snapshot(&db).await.or_page(lang)?;
     let text = blocking(lang, move || {
         pipeline::table(&report(&snapshot, &p, group_by)).to_csv()
     })
