@@ -101,22 +101,16 @@ impl BatchJob {
         items: Vec<Box<RawValue>>,
         threads: usize,
     ) -> Result<Vec<Bytes>, ApiError> {
-        let items = Arc::new(items);
-        let per_thread = items.len().div_ceil(threads.max(1)).max(1);
         let job = Arc::new(self);
-        let mut parts = Vec::new();
-        for first in (0..items.len()).step_by(per_thread) {
-            let (job, items) = (job.clone(), items.clone());
-            parts.push(actix_web::web::block(move || {
-                let end = (first + per_thread).min(items.len());
-                job.part(first, &items[first..end])
-            }));
-        }
-        let mut done = Vec::with_capacity(parts.len());
-        for part in futures_util::future::join_all(parts).await {
-            let part = part.map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring thread failed: {e}")))?;
-            done.push(part.map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?);
-        }
+        let worker = job.clone();
+        let parts =
+            crate::scoring::parallel::in_runs(items, threads, move |first, run| worker.part(first, &run))
+                .await
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring thread failed: {e}")))?;
+        let done = parts
+            .into_iter()
+            .collect::<Result<Vec<Part>, _>>()
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
         assemble(&job.model.version, done).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))
     }
 }

@@ -270,21 +270,10 @@ async fn compute_scores(
     if jobs.len() < PARALLEL_SCORES || threads < 2 {
         return Ok(score_all(jobs));
     }
-    let per_thread = jobs.len().div_ceil(threads);
-    let mut rest = jobs.into_iter();
-    let mut parts = Vec::with_capacity(threads);
-    loop {
-        let chunk: Vec<Option<ScoreJob>> = rest.by_ref().take(per_thread).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        parts.push(tokio::task::spawn_blocking(move || score_all(chunk)));
-    }
-    let mut scored = Vec::new();
-    for part in futures_util::future::join_all(parts).await {
-        scored.extend(part.map_err(|e| sqlx::Error::Protocol(format!("scoring thread failed: {e}")))?);
-    }
-    Ok(scored)
+    let runs = crate::scoring::parallel::in_runs(jobs, threads, move |_, run| score_all(run))
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("scoring thread failed: {e}")))?;
+    Ok(runs.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 #[cfg(test)]
 mod lever_tests;
 mod messages;
+pub mod parallel;
 mod recommend;
 mod text;
 
