@@ -218,11 +218,9 @@ pub async fn recorded_among_in(
             // 400 ids at 120,000 events (EXPLAIN ANALYZE, BENCHMARKS.md, issue 5). The LIMIT
             // keeps the subquery from being flattened into a join that could be planned the
             // same way; the key is unique, so it drops nothing.
-            let ids: Vec<String> = list.split(',').map(|p| format!("({p})")).collect();
             format!(
-                "SELECT e.event_id FROM (VALUES {}) AS k (id) CROSS JOIN LATERAL \
-                 (SELECT event_id FROM webhook_events WHERE source = {source} AND event_id = k.id LIMIT 1) e",
-                ids.join(",")
+                "SELECT e.event_id FROM unnest(ARRAY[{list}]) AS k (id) CROSS JOIN LATERAL \
+                 (SELECT event_id FROM webhook_events WHERE source = {source} AND event_id = k.id LIMIT 1) e"
             )
         } else {
             format!("SELECT event_id FROM webhook_events WHERE source = {source} AND event_id IN ({list})")
