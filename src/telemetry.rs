@@ -111,9 +111,8 @@ impl Metrics {
 
 /// Middleware: records request count and latency per route pattern (not per raw path, so ids do
 /// not explode the label set), echoes the request id in `X-Request-Id`, and writes an access log
-/// line per request at debug level under the `dealscore::access` target (off by default: one
-/// line per request is most of the work of a small request; `RUST_LOG=info,dealscore::access=debug`
-/// turns it on).
+/// line per request at debug level under the `dealscore::access` target (off by default for its
+/// volume, see docs/operations.md; `RUST_LOG=info,dealscore::access=debug` turns it on).
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
