@@ -141,8 +141,8 @@ pub async fn observe(
             .with_label_values(&[&method, &route])
             .observe(elapsed.as_secs_f64());
     }
-    tracing::debug!(target: "dealscore::access", %method, %route, status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
+    // Method, route and request id are the request span's fields, written with every line.
+    tracing::debug!(target: "dealscore::access", status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         response
             .headers_mut()
