@@ -119,3 +119,94 @@ async fn migrate_applies_the_schema() {
     // running twice is harmless
     assert!(dealscore(&db, &["migrate"]).status.success());
 }
+
+/// SIGTERM while a request is in flight: the listener closes, the request that had started still
+/// finishes and is committed whole, and the process exits cleanly. The request's body is sent in
+/// two halves around the signal, so the signal is certain to arrive while it is in flight.
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish_and_exits_cleanly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let db = TestDb::new().await;
+    let out = dealscore(&db, &["keys", "create", "--name", "t", "--role", "analyst"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(bin_path())
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "error")
+        .env("DEALSCORE_WARM_CACHES", "false")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start dealscore");
+    let mut stream = None;
+    for _ in 0..200 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            stream = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut stream = stream.expect("dealscore listens");
+
+    let body = r#"{"name":"Graceful","status":"open","amount":1200,"created_at":"2026-10-01"}"#;
+    let head = format!(
+        "PUT /v1/opportunities/G-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_string(&mut answer),
+    )
+    .await
+    .expect("answered before the shutdown timeout")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+
+    let mut exited = None;
+    for _ in 0..400 {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let Some(status) = exited else {
+        child.kill().ok();
+        child.wait().ok();
+        panic!("dealscore did not exit after SIGTERM");
+    };
+    assert!(status.success(), "{status}");
+
+    let store = dealscore::store::Db::connect(&db.url, &crate::helpers::pool_options())
+        .await
+        .unwrap();
+    let name: String = sqlx::Row::get(
+        &sqlx::query("SELECT name FROM opportunities WHERE external_id = $1")
+            .bind("G-1")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap(),
+        "name",
+    );
+    assert_eq!(name, "Graceful");
+}
