@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::fitted::{
-    signed_log, Encoder, FittedFeature, FittedFeatures, NumericEncoder, NumericScale, MISSING_LEVEL,
-    OTHER_LEVEL,
+    signed_log, CategoricalEncoder, Encoder, FittedFeature, FittedFeatures, NumericEncoder, NumericScale,
+    MISSING_LEVEL, OTHER_LEVEL,
 };
 use super::raw::{category_value, display_numeric_in, numeric_value, NumericValue};
 use super::spec::Transform;
@@ -64,28 +64,8 @@ pub fn observe<'a>(feature: &FittedFeature, opp: &'a Opportunity, now: DateTime<
                 NumericValue::Missing => (None, None),
                 NumericValue::NotANumber(t) => (None, Some(t)),
             };
-            let x = raw.unwrap_or(enc.impute);
-            let column = match &enc.scale {
-                NumericScale::Bins { edges } => (NumericEncoder::bin_of(edges, x), 1.0),
-                NumericScale::Standardised { mean, sd } => {
-                    let t = if feature.def.transform() == Transform::Log {
-                        signed_log(x)
-                    } else {
-                        x
-                    };
-                    (0, (t - mean) / sd)
-                }
-            };
-            let indicator = if raw.is_none() && enc.missing_indicator {
-                feature.columns.len().checked_sub(1)
-            } else {
-                None
-            };
             Observation {
-                code: FeatureCode {
-                    column: Some(column),
-                    indicator,
-                },
+                code: encode_numeric(feature, enc, raw),
                 raw,
                 category: None,
                 not_a_number,
@@ -93,23 +73,54 @@ pub fn observe<'a>(feature: &FittedFeature, opp: &'a Opportunity, now: DateTime<
         }
         Encoder::Categorical(enc) => {
             let category = category_value(&source, opp);
-            let key = category.as_deref().unwrap_or(MISSING_LEVEL);
-            let column = enc
-                .levels
-                .iter()
-                .position(|l| l == key)
-                .or_else(|| enc.other.then_some(enc.levels.len()))
-                .map(|c| (c, 1.0));
             Observation {
-                code: FeatureCode {
-                    column,
-                    indicator: None,
-                },
+                code: encode_category(enc, category.as_deref()),
                 raw: None,
                 category,
                 not_a_number: None,
             }
         }
+    }
+}
+
+/// Encodes a numeric value (`None`: missing, so the imputed value and the missing indicator).
+pub fn encode_numeric(feature: &FittedFeature, enc: &NumericEncoder, raw: Option<f64>) -> FeatureCode {
+    let x = raw.unwrap_or(enc.impute);
+    let column = match &enc.scale {
+        NumericScale::Bins { edges } => (NumericEncoder::bin_of(edges, x), 1.0),
+        NumericScale::Standardised { mean, sd } => {
+            let t = if feature.def.transform() == Transform::Log {
+                signed_log(x)
+            } else {
+                x
+            };
+            (0, (t - mean) / sd)
+        }
+    };
+    let indicator = if raw.is_none() && enc.missing_indicator {
+        feature.columns.len().checked_sub(1)
+    } else {
+        None
+    };
+    FeatureCode {
+        column: Some(column),
+        indicator,
+    }
+}
+
+/// Encodes a category's level text (`None`: the field is empty): its vocabulary column, else
+/// `(other)` when the encoder has one.
+pub fn encode_category(enc: &CategoricalEncoder, category: Option<&str>) -> FeatureCode {
+    let key = category.unwrap_or(MISSING_LEVEL);
+    let column = enc
+        .levels
+        .iter()
+        .position(|l| l == key)
+        .or_else(|| enc.other.then_some(enc.levels.len()))
+        .map(|c| (c, 1.0));
+    FeatureCode {
+        column,
+        indicator: None,
     }
 }
 

@@ -20,8 +20,8 @@ pub fn sigmoid(z: f64) -> f64 {
     }
 }
 
-/// Σ coef·x over one feature's active columns.
-fn feature_logit(artifact: &ModelArtifact, feature: &FittedFeature, code: FeatureCode) -> f64 {
+/// Σ coef·x over one feature's active columns: the feature's whole share of the log-odds.
+pub fn feature_logit(artifact: &ModelArtifact, feature: &FittedFeature, code: FeatureCode) -> f64 {
     let mut sum = 0.0;
     if let Some((c, v)) = code.column {
         sum += artifact.coefficient(feature.offset + c) * v;

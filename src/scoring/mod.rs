@@ -246,7 +246,7 @@ pub fn score(
     let probability = explanation.probability;
     let score = (probability * 100.0).round().clamp(0.0, 100.0) as u8;
     let factors = messages::factors(artifact, opp, &explanation, config, lang);
-    let mut levers = recommend::levers(artifact, opp, now, probability, config, rank, lang);
+    let mut levers = recommend::levers(artifact, opp, now, explanation.logit, config, rank, lang);
     let next_intervention = (!levers.is_empty()).then(|| levers.remove(0));
     let mut imputed = explanation.imputed;
     imputed.extend(unseen_categories(artifact, opp, now, lang));

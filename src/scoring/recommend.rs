@@ -7,12 +7,13 @@ use utoipa::ToSchema;
 
 use super::text::{self, Lever};
 use super::ScoringConfig;
-use crate::domain::{AttributeValue, ContactRole, Opportunity};
-use crate::features::encode::observe;
+use crate::domain::{ContactRole, Opportunity};
+use crate::features::encode::{encode_category, encode_numeric, observe, FeatureCode};
 use crate::features::spec::{CoreField, Direction, Source};
 use crate::features::{Encoder, FittedFeature};
 use crate::i18n::Lang;
-use crate::model::{predict, ModelArtifact};
+use crate::model::predict::feature_logit;
+use crate::model::{sigmoid, ModelArtifact};
 
 /// Smallest uplift (probability, 0–1) worth recommending.
 const MIN_UPLIFT: f64 = 0.001;
@@ -64,30 +65,28 @@ enum Target {
     Level(String),
 }
 
-fn with_value(opp: &Opportunity, source: Source<'_>, target: &Target) -> Opportunity {
-    let mut changed = opp.clone();
-    match (source, target) {
-        (Source::Core(CoreField::InteractionCount), Target::Number(x)) => {
-            changed.interaction_count = Some(*x as i64)
+/// How `feature` encodes once its value is `target`: exactly what [`observe`] reads from a copy
+/// of the deal holding that value (integral interaction counts, normalised contact roles),
+/// without copying the deal. `None` when the target cannot be set on this feature.
+fn target_code(feature: &FittedFeature, source: Source<'_>, target: &Target) -> Option<FeatureCode> {
+    let finite = |x: f64| x.is_finite().then_some(x);
+    match (&feature.encoder, source, target) {
+        (Encoder::Numeric(enc), Source::Core(CoreField::InteractionCount), Target::Number(x)) => {
+            Some(encode_numeric(feature, enc, finite((*x as i64) as f64)))
         }
-        (Source::Core(CoreField::ResponseHours), Target::Number(x)) => changed.response_hours = Some(*x),
-        (Source::Core(CoreField::Amount), Target::Number(x)) => changed.amount = Some(*x),
-        (Source::Core(CoreField::ContactRole), Target::Level(l)) => {
-            changed.contact_role = ContactRole::normalise(l)
+        (
+            Encoder::Numeric(enc),
+            Source::Core(CoreField::ResponseHours | CoreField::Amount) | Source::Attribute(_),
+            Target::Number(x),
+        ) => Some(encode_numeric(feature, enc, finite(*x))),
+        (Encoder::Categorical(enc), Source::Core(CoreField::ContactRole), Target::Level(l)) => Some(
+            encode_category(enc, ContactRole::normalise(l).as_ref().map(ContactRole::as_str)),
+        ),
+        (Encoder::Categorical(enc), Source::Attribute(_), Target::Level(l)) => {
+            Some(encode_category(enc, Some(l)))
         }
-        (Source::Attribute(name), Target::Number(x)) => {
-            changed
-                .attributes
-                .insert(name.to_owned(), AttributeValue::Number(*x));
-        }
-        (Source::Attribute(name), Target::Level(l)) => {
-            changed
-                .attributes
-                .insert(name.to_owned(), AttributeValue::Text(l.clone()));
-        }
-        _ => {}
+        _ => None,
     }
-    changed
 }
 
 fn numeric_target(
@@ -145,16 +144,22 @@ fn categorical_target(artifact: &ModelArtifact, index: usize, feature: &FittedFe
         .map(|l| l.level.clone())
 }
 
-/// Every helpful lever for this deal, best first, worded in `lang`.
+/// Every helpful lever for this deal, best first, worded in `lang`. `logit` is the deal's
+/// log-odds ([`crate::model::Explanation::logit`]).
+///
+/// The model is additive over features, so a lever's probability is the deal's log-odds with
+/// that one feature's share replaced by its share at the target: no copy of the deal, no
+/// rescoring of the other features.
 pub fn levers(
     artifact: &ModelArtifact,
     opp: &Opportunity,
     now: DateTime<Utc>,
-    probability: f64,
+    logit: f64,
     config: &ScoringConfig,
     rank: RankBy,
     lang: Lang,
 ) -> Vec<Intervention> {
+    let probability = sigmoid(logit);
     let mut out = Vec::new();
     for (index, feature) in artifact.features.features.iter().enumerate() {
         let Some(actionable) = feature.def.actionable.as_ref() else {
@@ -190,7 +195,12 @@ pub fn levers(
                 )
             }
         };
-        let after = predict(artifact, &with_value(opp, source, &target), now);
+        let Some(code) = target_code(feature, source, &target) else {
+            continue;
+        };
+        let after = sigmoid(
+            logit - feature_logit(artifact, feature, obs.code) + feature_logit(artifact, feature, code),
+        );
         let uplift = after - probability;
         if uplift < MIN_UPLIFT {
             continue;
@@ -229,4 +239,113 @@ pub fn levers(
         }),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AttributeValue, Status};
+    use crate::features::FeatureSpec;
+    use crate::model::predict;
+    use crate::training::fixtures::trained_on_generated_with;
+
+    /// The deal with the lever's value set: what rescoring a changed copy of the deal means.
+    fn with_value(opp: &Opportunity, source: Source<'_>, target: &Target) -> Opportunity {
+        let mut changed = opp.clone();
+        match (source, target) {
+            (Source::Core(CoreField::InteractionCount), Target::Number(x)) => {
+                changed.interaction_count = Some(*x as i64)
+            }
+            (Source::Core(CoreField::ResponseHours), Target::Number(x)) => changed.response_hours = Some(*x),
+            (Source::Core(CoreField::ContactRole), Target::Level(l)) => {
+                changed.contact_role = ContactRole::normalise(l)
+            }
+            (Source::Attribute(name), Target::Number(x)) => {
+                changed
+                    .attributes
+                    .insert(name.to_owned(), AttributeValue::Number(*x));
+            }
+            (Source::Attribute(name), Target::Level(l)) => {
+                changed
+                    .attributes
+                    .insert(name.to_owned(), AttributeValue::Text(l.clone()));
+            }
+            other => panic!("no such lever in this spec: {:?}", other.0),
+        }
+        changed
+    }
+
+    /// Core levers plus a numeric and a categorical attribute lever.
+    fn spec() -> FeatureSpec {
+        let mut text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/training/features.toml"))
+                .expect("default spec file");
+        text.push_str(
+            r#"
+[[feature]]
+name = "attr.competitors"
+kind = "numeric"
+transform = "linear"
+actionable = { direction = "decrease", min = 0.0, label = "Take a competitor out" }
+
+[[feature]]
+name = "attr.lead_source"
+kind = "categorical"
+min_count = 20
+actionable = { direction = "change", label = "Work the best lead source" }
+"#,
+        );
+        FeatureSpec::from_toml(&text).expect("valid spec")
+    }
+
+    #[test]
+    fn lever_probabilities_equal_rescoring_a_changed_copy_of_the_deal() {
+        let (artifact, history, now) = trained_on_generated_with(6_000, 5, &spec());
+        let config = ScoringConfig::default();
+        let mut checked = std::collections::BTreeMap::<String, usize>::new();
+        for opp in history.iter().filter(|o| o.status == Status::Open) {
+            let logit = crate::model::logit(&artifact, opp, now);
+            for lever in levers(&artifact, opp, now, logit, &config, RankBy::Probability, Lang::En) {
+                let (index, feature) = artifact
+                    .features
+                    .features
+                    .iter()
+                    .enumerate()
+                    .find(|(_, f)| f.def.name == lever.feature)
+                    .expect("a lever is a feature of the model");
+                let target = match &feature.encoder {
+                    Encoder::Numeric(_) => {
+                        let raw = observe(feature, opp, now).raw;
+                        Target::Number(
+                            numeric_target(&artifact, index, feature, opp, raw, &config).expect("a target"),
+                        )
+                    }
+                    Encoder::Categorical(_) => {
+                        Target::Level(categorical_target(&artifact, index, feature).expect("a target"))
+                    }
+                };
+                let rescored = predict(&artifact, &with_value(opp, feature.def.source(), &target), now);
+                assert!(
+                    (lever.probability_after - rescored).abs() < 1e-12,
+                    "{}: {} vs {rescored}",
+                    lever.feature,
+                    lever.probability_after
+                );
+                *checked.entry(lever.feature).or_default() += 1;
+            }
+        }
+        eprintln!("levers checked: {checked:?}");
+        for name in [
+            "response_hours",
+            "interaction_count",
+            "contact_role",
+            "attr.competitors",
+            "attr.lead_source",
+        ] {
+            assert!(
+                checked.get(name).copied().unwrap_or(0) > 10,
+                "{name}: {checked:?}"
+            );
+        }
+    }
 }

@@ -15,6 +15,15 @@ pub(crate) fn trained_on_generated(
     deals: usize,
     seed: u64,
 ) -> (ModelArtifact, Vec<Opportunity>, DateTime<Utc>) {
+    trained_on_generated_with(deals, seed, &FeatureSpec::default_spec())
+}
+
+/// [`trained_on_generated`] with another feature spec.
+pub(crate) fn trained_on_generated_with(
+    deals: usize,
+    seed: u64,
+    spec: &FeatureSpec,
+) -> (ModelArtifact, Vec<Opportunity>, DateTime<Utc>) {
     let config = GeneratorConfig {
         deals,
         seed,
@@ -27,12 +36,6 @@ pub(crate) fn trained_on_generated(
         cv_folds: 3,
         ..TrainOptions::default()
     };
-    let trained = train(
-        &history.opportunities,
-        &FeatureSpec::default_spec(),
-        &options,
-        &mut |_| {},
-    )
-    .expect("generated data trains");
+    let trained = train(&history.opportunities, spec, &options, &mut |_| {}).expect("generated data trains");
     (trained.artifact, history.opportunities, config.end)
 }
