@@ -13,8 +13,9 @@ use crate::i18n::Lang;
 
 /// `template` with each `{}` replaced by the next of `args`, in a string allocated once. The
 /// hot sentences (every score writes up to ten factors and three levers) use it instead of
-/// `format!`, whose formatting machinery costs several times as much for the same text.
-/// Templates are literals of this file; a missing argument leaves its `{}` as is.
+/// `format!`, whose formatting machinery costs more for the same text (a whole score: 6 % fewer
+/// instructions, BENCHMARKS.md "Scoring throughput"). Templates are literals of this file; a
+/// missing argument leaves its `{}` as is.
 fn fill(template: &str, args: &[&str]) -> String {
     let mut out = String::with_capacity(template.len() + args.iter().map(|a| a.len()).sum::<usize>());
     let mut args = args.iter();
