@@ -124,11 +124,11 @@ pub async fn observe(
         .extensions()
         .get::<tracing_actix_web::RequestId>()
         .map(|id| id.to_string());
+    // Resolved once per request by the request span; resolved here only when that middleware
+    // is not in front of this one.
+    let taken = req.extensions_mut().remove::<RoutePattern>();
+    let route = taken.map_or_else(|| route_of(&req), |r| r.0);
     let mut response = next.call(req).await?;
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
     if let Some(metrics) = metrics {
@@ -151,6 +151,15 @@ pub async fn observe(
     Ok(response)
 }
 
+/// A request's route pattern (`/v1/opportunities/{external_id}`), resolved once by
+/// [`RequestSpan`] and taken by [`observe`] for its metric labels.
+struct RoutePattern(String);
+
+/// The route pattern the request matches, `unmatched` for none.
+fn route_of(request: &ServiceRequest) -> String {
+    request.match_pattern().unwrap_or_else(|| "unmatched".to_owned())
+}
+
 /// The span each request runs in: method, route pattern and request id (what ties a log line to
 /// the `X-Request-Id` the client saw), then the status. tracing-actix-web's default span also
 /// carries the client address, user agent, host, scheme, HTTP version, target and OpenTelemetry
@@ -162,13 +171,16 @@ pub struct RequestSpan;
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let request_id = request.extensions().get::<RequestId>().copied();
-        tracing::info_span!(
+        let route = route_of(request);
+        let span = tracing::info_span!(
             "request",
             method = %request.method(),
-            route = request.match_pattern().as_deref().unwrap_or("unmatched"),
+            route = route.as_str(),
             request_id = request_id.map(tracing::field::display),
             status = tracing::field::Empty,
-        )
+        );
+        request.extensions_mut().insert(RoutePattern(route));
+        span
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
