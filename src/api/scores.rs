@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use actix_web::body::SizedStream;
+use actix_web::error::JsonPayloadError;
 use actix_web::http::header::{ContentType, CONTENT_LANGUAGE};
 use actix_web::{get, post, web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use chrono::Utc;
@@ -45,6 +46,21 @@ pub fn ok_in(lang: Lang) -> HttpResponseBuilder {
     let mut response = HttpResponse::Ok();
     response.insert_header((CONTENT_LANGUAGE, lang.code()));
     response
+}
+
+/// Where a single score's JSON starts: its factors and levers make it 2–4 KB, which
+/// `HttpResponseBuilder::json` reached by growing a 128-byte buffer five times, copying it each
+/// time.
+const SCORE_JSON_BYTES: usize = 4096;
+
+/// `value` as the JSON body of `response`, written into a buffer of `capacity` bytes.
+fn json_answer(mut response: HttpResponseBuilder, value: &impl Serialize, capacity: usize) -> HttpResponse {
+    let mut body = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => response.content_type(ContentType::json()).body(body),
+        // Only maps with non-string keys fail to serialize; answers have none.
+        Err(e) => HttpResponse::from_error(JsonPayloadError::Serialize(e)),
+    }
 }
 
 /// Query of the scoring endpoints.
@@ -134,7 +150,7 @@ pub async fn score_stateless(
         ScoreBody::One(opportunity) => {
             let opp = parse_for_scoring(&opportunity, None)?;
             let result = score(&model, &config, &opp, Utc::now(), None, rank, lang);
-            return Ok(ok_in(lang).json(result));
+            return Ok(json_answer(ok_in(lang), &result, SCORE_JSON_BYTES));
         }
         ScoreBody::Batch(batch) => batch,
     };

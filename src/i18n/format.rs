@@ -13,36 +13,28 @@ pub const NNBSP: char = '\u{202F}';
 /// No-break space: between a French number and its unit or symbol.
 pub const NBSP: char = '\u{A0}';
 
-/// Appends `integer` (ASCII digits) to `out` with `separator` between groups of three.
+/// Appends `integer` (ASCII digits) to `out` with `separator` between groups of three: the
+/// leading group, then a separator and three digits at a time (whole slices, not char by char:
+/// scoring writes dozens of numbers per deal).
 fn push_grouped(out: &mut String, integer: &str, separator: char) {
-    for (i, c) in integer.chars().enumerate() {
-        if i > 0 && (integer.len() - i) % 3 == 0 {
-            out.push(separator);
-        }
-        out.push(c);
+    let lead = match integer.len() % 3 {
+        0 => integer.len().min(3),
+        n => n,
+    };
+    let (first, mut rest) = integer.split_at(lead);
+    out.push_str(first);
+    // ASCII digits: every third byte is a char boundary.
+    while let (Some(group), Some(tail)) = (rest.get(..3), rest.get(3..)) {
+        out.push(separator);
+        out.push_str(group);
+        rest = tail;
     }
-}
-
-/// The decimal digits of `n`, most significant first, in the tail of `buf`.
-fn digits(n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&buf[i..]).unwrap_or_default()
 }
 
 /// Appends `n` in decimal, left-padded with zeros to `width` digits.
 fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut buf = [0u8; 20];
-    let text = digits(n, &mut buf);
+    let mut buf = itoa::Buffer::new();
+    let text = buf.format(n);
     for _ in text.len()..width {
         out.push('0');
     }
@@ -54,8 +46,7 @@ pub fn push_integer(out: &mut String, n: i64) {
     if n < 0 {
         out.push('-');
     }
-    let mut buf = [0u8; 20];
-    out.push_str(digits(n.unsigned_abs(), &mut buf));
+    out.push_str(itoa::Buffer::new().format(n.unsigned_abs()));
 }
 
 /// `|value|` rounded to `decimals` digits, as (integer part, fraction digits as an integer), when
@@ -115,8 +106,7 @@ pub fn number(value: f64, decimals: usize, lang: Lang) -> String {
     if value < 0.0 && (integer != 0 || fraction != 0) {
         out.push('-');
     }
-    let mut buf = [0u8; 20];
-    push_grouped(&mut out, digits(integer, &mut buf), group);
+    push_grouped(&mut out, itoa::Buffer::new().format(integer), group);
     if decimals > 0 {
         out.push(point);
         push_padded(&mut out, fraction, decimals);
@@ -248,6 +238,30 @@ mod tests {
         assert_eq!(number(f64::NAN, 1, Lang::Fr), "–");
         assert_eq!(percent(0.4237, 1, Lang::Fr), "42,4\u{202F}%");
         assert_eq!(percent(0.4237, 0, Lang::En), "42%");
+    }
+
+    #[test]
+    fn digits_are_grouped_by_three_from_the_right() {
+        // The char-by-char rule, as a reference for the slice-at-a-time writer.
+        let reference = |integer: &str| {
+            let mut out = String::new();
+            for (i, c) in integer.chars().enumerate() {
+                if i > 0 && (integer.len() - i) % 3 == 0 {
+                    out.push('_');
+                }
+                out.push(c);
+            }
+            out
+        };
+        let all = "12345678901234567890";
+        for len in 0..=all.len() {
+            let integer = &all[..len];
+            let mut out = String::from("x");
+            push_grouped(&mut out, integer, '_');
+            assert_eq!(out, format!("x{}", reference(integer)), "{integer}");
+        }
+        assert_eq!(number(u64::MAX as f64 / 1e5, 0, Lang::En), "184,467,440,737,096");
+        assert_eq!(number(1234.5, 1, Lang::Fr), "1\u{202F}234,5");
     }
 
     #[test]

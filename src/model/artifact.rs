@@ -55,6 +55,9 @@ pub struct ModelArtifact {
     /// Hex SHA-256 of the artifact's canonical JSON with this field empty (see models/README.md).
     #[serde(default)]
     pub sha256: String,
+    /// The model's sentences in each language, written on first use (never serialized).
+    #[serde(skip)]
+    pub phrases: crate::scoring::Phrasebook,
 }
 
 /// A named coefficient.

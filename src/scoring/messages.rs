@@ -1,5 +1,6 @@
 //! Factor explanations in words a rep understands, with the won-deal reference.
 
+use super::phrases::FeaturePhrases;
 use super::text::{self, Standing};
 use super::{Direction, Factor, ScoringConfig};
 use crate::domain::Opportunity;
@@ -16,62 +17,49 @@ const MIN_CONTRIBUTION: f64 = 0.01;
 fn numeric_message(
     artifact: &ModelArtifact,
     index: usize,
-    feature: &FittedFeature,
+    phrases: &FeaturePhrases,
     opp: &Opportunity,
     contribution: &FeatureContribution,
     config: &ScoringConfig,
     lang: Lang,
 ) -> (String, Option<String>) {
     let (raw, value) = (contribution.raw, contribution.value.as_str());
-    let source = feature.def.source();
-    let name = text::feature_label(source, lang);
+    let name = phrases.label.as_str();
     let reference = artifact
         .success_factors
         .get(index)
-        .and_then(|f| f.numeric.as_ref())
-        .map(|n| n.for_sector(opp.sector.as_deref(), config.min_sector_won));
-    let median = reference.and_then(|r| r.won.as_ref()).map(|q| q.median);
-    let reference_text = median.map(|m| text::won_median(&text::quantity(source, m, lang), lang));
-    let (Some(x), Some(group), Some(m)) = (raw, reference, median) else {
-        return (text::bare_factor(&name, value, lang), reference_text);
+        .and_then(|f| f.numeric.as_ref());
+    let key = reference.and_then(|r| r.group_key(opp.sector.as_deref(), config.min_sector_won));
+    let median = reference.and_then(|_| phrases.median(key));
+    let reference_text = median.map(|m| m.reference.clone());
+    let (Some(x), Some(group), Some(m)) = (raw, reference.map(|r| r.group(key)), median) else {
+        return (text::bare_factor(name, value, lang), reference_text);
     };
-    let median_text = text::quantity(source, m, lang);
-    let is_time = matches!(source, Source::Core(CoreField::ResponseHours));
+    let is_time = matches!(
+        artifact.features.features.get(index).map(|f| f.def.source()),
+        Some(Source::Core(CoreField::ResponseHours))
+    );
     let standing = match group.fraction_won_at_or_below(x) {
-        Some(f) if x > m => Standing::Above(f),
-        Some(f) if x < m => Standing::Below(1.0 - f),
+        Some(f) if x > m.value => Standing::Above(f),
+        Some(f) if x < m.value => Standing::Below(1.0 - f),
         _ => Standing::InLine,
     };
-    let message = text::numeric_factor(&name, value, standing, is_time, &median_text, lang);
+    let message = text::numeric_factor(name, value, standing, is_time, &m.text, lang);
     (message, reference_text)
 }
 
 fn categorical_message(
-    artifact: &ModelArtifact,
-    index: usize,
     feature: &FittedFeature,
+    phrases: &FeaturePhrases,
     value: &str,
     lang: Lang,
 ) -> (String, Option<String>) {
-    let source = feature.def.source();
-    let name = text::feature_label(source, lang);
-    let level = text::level(source, value, lang);
-    let closed = artifact.training.won + artifact.training.lost;
-    let overall = if closed > 0 {
-        artifact.training.won as f64 / closed as f64
-    } else {
-        0.0
-    };
-    let stat = artifact
-        .success_factors
-        .get(index)
-        .and_then(|f| f.categories.iter().find(|c| c.level == value));
-    match stat {
-        Some(s) if s.count > 0 => (
-            text::category_factor(&name, &level, s.win_rate, s.count, overall, lang),
-            Some(text::category_reference(s.win_rate, overall, lang)),
-        ),
-        _ => (text::rare_category(&name, &level, lang), None),
+    match phrases.category(value) {
+        Some(p) => (p.message.clone(), Some(p.reference.clone())),
+        None => {
+            let level = text::level(feature.def.source(), value, lang);
+            (text::rare_category(&phrases.label, &level, lang), None)
+        }
     }
 }
 
@@ -94,14 +82,16 @@ pub fn factors(
     ranked.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     let raising = ranked.iter().filter(|(_, c)| *c > 0.0).take(MAX_PER_DIRECTION);
     let lowering = ranked.iter().filter(|(_, c)| *c < 0.0).take(MAX_PER_DIRECTION);
+    let phrases = artifact.phrases.get(artifact, lang);
     raising
         .chain(lowering)
         .filter_map(|&(i, contribution)| {
             let feature = artifact.features.features.get(i)?;
             let c = explanation.contributions.get(i)?;
+            let words = phrases.feature(i)?;
             let (message, reference) = match &feature.encoder {
-                Encoder::Numeric(_) => numeric_message(artifact, i, feature, opp, c, config, lang),
-                Encoder::Categorical(_) => categorical_message(artifact, i, feature, &c.value, lang),
+                Encoder::Numeric(_) => numeric_message(artifact, i, words, opp, c, config, lang),
+                Encoder::Categorical(_) => categorical_message(feature, words, &c.value, lang),
             };
             Some(Factor {
                 feature: c.feature.clone(),

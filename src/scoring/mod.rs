@@ -7,6 +7,7 @@
 mod lever_tests;
 mod messages;
 pub mod parallel;
+mod phrases;
 mod recommend;
 mod text;
 
@@ -19,6 +20,7 @@ use crate::features::encode::observe;
 use crate::features::Encoder;
 use crate::i18n::Lang;
 use crate::model::{explain_in, ModelArtifact};
+pub use phrases::Phrasebook;
 pub use recommend::{Intervention, RankBy};
 
 /// Tunable scoring rules. Every field has a documented default.

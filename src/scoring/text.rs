@@ -11,33 +11,6 @@ use crate::features::spec::{CoreField, Source};
 use crate::i18n::format::{self, NBSP, NNBSP};
 use crate::i18n::Lang;
 
-/// `template` with each `{}` replaced by the next of `args`, in a string allocated once. The
-/// hot sentences (every score writes up to ten factors and three levers) use it instead of
-/// `format!`, whose formatting machinery costs more for the same text (a whole score: 6 % fewer
-/// instructions, BENCHMARKS.md "Scoring throughput"). Templates are literals of this file; a
-/// missing argument leaves its `{}` as is.
-fn fill(template: &str, args: &[&str]) -> String {
-    let mut out = String::with_capacity(template.len() + args.iter().map(|a| a.len()).sum::<usize>());
-    let mut args = args.iter();
-    let bytes = template.as_bytes();
-    let mut start = 0;
-    let mut at = 0;
-    // A byte scan: `str::find` sets up a substring searcher on every call, which costs more
-    // than these short templates. `{` and `}` are ASCII, so every cut is a char boundary.
-    while at + 1 < bytes.len() {
-        if bytes[at] == b'{' && bytes[at + 1] == b'}' {
-            out.push_str(&template[start..at]);
-            out.push_str(args.next().copied().unwrap_or("{}"));
-            at += 2;
-            start = at;
-        } else {
-            at += 1;
-        }
-    }
-    out.push_str(&template[start..]);
-    out
-}
-
 /// A feature's name for a rep ("Deal age", "Âge de l'affaire"); custom attributes keep their
 /// name, with spaces for underscores.
 pub(super) fn feature_label(source: Source<'_>, lang: Lang) -> String {
@@ -143,38 +116,66 @@ pub(super) fn numeric_factor(
         Standing::InLine => None,
     };
     match (lang, comparison) {
-        (Lang::En, Some((f, word, _))) => fill(
-            "{} of {} is {} than {} of won deals (median {})",
-            &[name, value, word, &percent(f, lang), median],
-        ),
-        (Lang::En, None) => fill(
-            "{} of {} is in line with won deals (median {})",
-            &[name, value, median],
-        ),
-        (Lang::Fr, Some((f, _, word))) => fill(
-            "{}\u{A0}: {}, {} que pour {} des affaires gagnées (médiane {})",
-            &[name, value, word, &percent(f, lang), median],
-        ),
-        (Lang::Fr, None) => fill(
-            "{}\u{A0}: {}, dans la norme des affaires gagnées (médiane {})",
-            &[name, value, median],
-        ),
+        (Lang::En, Some((f, word, _))) => [
+            name,
+            " of ",
+            value,
+            " is ",
+            word,
+            " than ",
+            &percent(f, lang),
+            " of won deals (median ",
+            median,
+            ")",
+        ]
+        .concat(),
+        (Lang::En, None) => [
+            name,
+            " of ",
+            value,
+            " is in line with won deals (median ",
+            median,
+            ")",
+        ]
+        .concat(),
+        (Lang::Fr, Some((f, _, word))) => [
+            name,
+            "\u{A0}: ",
+            value,
+            ", ",
+            word,
+            " que pour ",
+            &percent(f, lang),
+            " des affaires gagnées (médiane ",
+            median,
+            ")",
+        ]
+        .concat(),
+        (Lang::Fr, None) => [
+            name,
+            "\u{A0}: ",
+            value,
+            ", dans la norme des affaires gagnées (médiane ",
+            median,
+            ")",
+        ]
+        .concat(),
     }
 }
 
 /// "Amount: 12000" — a numeric factor without a won-deal reference.
 pub(super) fn bare_factor(name: &str, value: &str, lang: Lang) -> String {
     match lang {
-        Lang::En => fill("{}: {}", &[name, value]),
-        Lang::Fr => fill("{}\u{A0}: {}", &[name, value]),
+        Lang::En => [name, ": ", value].concat(),
+        Lang::Fr => [name, "\u{A0}: ", value].concat(),
     }
 }
 
 /// "won median 6 h".
 pub(super) fn won_median(median: &str, lang: Lang) -> String {
     match lang {
-        Lang::En => fill("won median {}", &[median]),
-        Lang::Fr => fill("médiane des affaires gagnées\u{A0}: {}", &[median]),
+        Lang::En => ["won median ", median].concat(),
+        Lang::Fr => ["médiane des affaires gagnées\u{A0}: ", median].concat(),
     }
 }
 
@@ -193,14 +194,12 @@ pub(super) fn category_factor(
         count(closed, lang),
     );
     match lang {
-        Lang::En => fill(
-            "{} {}: {} of {} closed deals with it were won (all deals: {})",
-            &[name, level, &rate, &closed, &overall],
-        ),
-        Lang::Fr => fill(
-            "{} «\u{202F}{}\u{202F}»\u{A0}: {} des {} affaires clôturées avec cette valeur \
-             ont été gagnées (toutes affaires\u{A0}: {})",
-            &[name, level, &rate, &closed, &overall],
+        Lang::En => {
+            format!("{name} {level}: {rate} of {closed} closed deals with it were won (all deals: {overall})")
+        }
+        Lang::Fr => format!(
+            "{name} «{NNBSP}{level}{NNBSP}»{NBSP}: {rate} des {closed} affaires clôturées avec cette valeur \
+             ont été gagnées (toutes affaires{NBSP}: {overall})"
         ),
     }
 }
@@ -209,8 +208,8 @@ pub(super) fn category_factor(
 pub(super) fn category_reference(win_rate: f64, overall: f64, lang: Lang) -> String {
     let (rate, overall) = (percent(win_rate, lang), percent(overall, lang));
     match lang {
-        Lang::En => fill("win rate {} (overall {})", &[&rate, &overall]),
-        Lang::Fr => fill("taux de gain {} (toutes affaires\u{A0}: {})", &[&rate, &overall]),
+        Lang::En => format!("win rate {rate} (overall {overall})"),
+        Lang::Fr => format!("taux de gain {rate} (toutes affaires{NBSP}: {overall})"),
     }
 }
 
@@ -257,26 +256,34 @@ pub(super) fn intervention(lever: Lever<'_>, before: f64, after: f64, lang: Lang
         Lang::En => {
             let what = match lever {
                 Lever::Respond { target, now } => {
-                    fill("Answer the prospect within {} (now {})", &[target, now])
+                    ["Answer the prospect within ", target, " (now ", now, ")"].concat()
                 }
                 Lever::Interact { target, now } => {
-                    fill("Bring the interactions to {} (now {})", &[target, now])
+                    ["Bring the interactions to ", target, " (now ", now, ")"].concat()
                 }
-                Lever::Engage { target, now } => fill(
-                    "Engage the {} (now: {})",
-                    &[&level(role, target, lang), &level(role, now, lang)],
-                ),
+                Lever::Engage { target, now } => [
+                    "Engage the ",
+                    &level(role, target, lang),
+                    " (now: ",
+                    &level(role, now, lang),
+                    ")",
+                ]
+                .concat(),
                 Lever::Other {
                     label,
                     feature,
                     target,
                     now,
-                } => fill("{}: {} → {} (now {})", &[label, feature, target, now]),
+                } => [label, ": ", feature, " → ", target, " (now ", now, ")"].concat(),
             };
-            fill(
-                "{} — lifts the win probability from {} to {}",
-                &[&what, &before, &after],
-            )
+            [
+                &what,
+                " — lifts the win probability from ",
+                &before,
+                " to ",
+                &after,
+            ]
+            .concat()
         }
         Lang::Fr => {
             let what = match lever {
@@ -303,10 +310,14 @@ pub(super) fn intervention(lever: Lever<'_>, before: f64, after: f64, lang: Lang
                     now,
                 } => format!("{label}{NBSP}: {feature} → {target} (actuellement {now})"),
             };
-            fill(
-                "{} — fait passer la probabilité de gain de {} à {}",
-                &[&what, &before, &after],
-            )
+            [
+                &what,
+                " — fait passer la probabilité de gain de ",
+                &before,
+                " à ",
+                &after,
+            ]
+            .concat()
         }
     }
 }
@@ -324,14 +335,6 @@ pub(super) fn unseen_category(feature: &str, level: &str, other: &str, lang: Lan
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fill_replaces_each_placeholder_in_order() {
-        assert_eq!(fill("{} of {} ({})", &["a", "bé", ""]), "a of bé ()");
-        assert_eq!(fill("no placeholder", &[]), "no placeholder");
-        assert_eq!(fill("{}{}", &["x", "{}"]), "x{}");
-        assert_eq!(fill("{} and {}", &["only"]), "only and {}");
-    }
 
     #[test]
     fn french_factor_sentences_use_french_numbers_and_typography() {

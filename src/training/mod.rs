@@ -390,6 +390,7 @@ pub fn train(
         convergence: final_fit.convergence.clone(),
         profile: Some(profile),
         sha256: String::new(),
+        phrases: Default::default(),
     };
     artifact.seal();
     let training_predictions = closed
