@@ -85,7 +85,7 @@ impl BatchJob {
             if offset > 0 {
                 json.push(b',');
             }
-            serde_json::to_writer(&mut json, &item)?;
+            super::score_json::write(&mut json, &item)?;
         }
         Ok(Part {
             json,

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod models;
 pub mod opportunities;
 pub mod score_body;
+pub mod score_json;
 pub mod scores;
 pub mod training_runs;
 pub mod webhooks;

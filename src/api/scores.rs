@@ -50,13 +50,13 @@ pub fn ok_in(lang: Lang) -> HttpResponseBuilder {
 
 /// Where a single score's JSON starts: its factors and levers make it 2–4 KB, which
 /// `HttpResponseBuilder::json` reached by growing a 128-byte buffer five times, copying it each
-/// time.
+/// time. Score answers are written by [`super::score_json`].
 const SCORE_JSON_BYTES: usize = 4096;
 
 /// `value` as the JSON body of `response`, written into a buffer of `capacity` bytes.
 fn json_answer(mut response: HttpResponseBuilder, value: &impl Serialize, capacity: usize) -> HttpResponse {
     let mut body = Vec::with_capacity(capacity);
-    match serde_json::to_writer(&mut body, value) {
+    match super::score_json::write(&mut body, value) {
         Ok(()) => response.content_type(ContentType::json()).body(body),
         // Only maps with non-string keys fail to serialize; answers have none.
         Err(e) => HttpResponse::from_error(JsonPayloadError::Serialize(e)),
@@ -178,7 +178,8 @@ pub async fn score_stateless(
         now: Utc::now(),
     };
     if items.len() <= INLINE_BATCH {
-        return Ok(ok_in(lang).json(job.answer(&items)));
+        let capacity = SCORE_JSON_BYTES * (items.len() + 1);
+        return Ok(json_answer(ok_in(lang), &job.answer(&items), capacity));
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunks = job.answer_json(items, threads).await?;
