@@ -7,6 +7,7 @@ use crate::domain::Opportunity;
 use crate::features::spec::{CoreField, Source};
 use crate::features::{Encoder, FittedFeature};
 use crate::i18n::Lang;
+use crate::model::factors::NumericReference;
 use crate::model::{Explanation, FeatureContribution, ModelArtifact};
 
 /// Most factors listed per direction.
@@ -15,30 +16,23 @@ const MAX_PER_DIRECTION: usize = 5;
 const MIN_CONTRIBUTION: f64 = 0.01;
 
 fn numeric_message(
-    artifact: &ModelArtifact,
-    index: usize,
-    phrases: &FeaturePhrases,
+    reference: Option<&NumericReference>,
+    feature: &FittedFeature,
+    words: &FeaturePhrases,
     opp: &Opportunity,
     contribution: &FeatureContribution,
     config: &ScoringConfig,
     lang: Lang,
 ) -> (String, Option<String>) {
     let (raw, value) = (contribution.raw, contribution.value.as_str());
-    let name = phrases.label.as_str();
-    let reference = artifact
-        .success_factors
-        .get(index)
-        .and_then(|f| f.numeric.as_ref());
+    let name = words.label.as_str();
     let key = reference.and_then(|r| r.group_key(opp.sector.as_deref(), config.min_sector_won));
-    let median = reference.and_then(|_| phrases.median(key));
+    let median = words.median(key);
     let reference_text = median.map(|m| m.reference.clone());
     let (Some(x), Some(group), Some(m)) = (raw, reference.map(|r| r.group(key)), median) else {
         return (text::bare_factor(name, value, lang), reference_text);
     };
-    let is_time = matches!(
-        artifact.features.features.get(index).map(|f| f.def.source()),
-        Some(Source::Core(CoreField::ResponseHours))
-    );
+    let is_time = matches!(feature.def.source(), Source::Core(CoreField::ResponseHours));
     let standing = match group.fraction_won_at_or_below(x) {
         Some(f) if x > m.value => Standing::Above(f),
         Some(f) if x < m.value => Standing::Below(1.0 - f),
@@ -90,7 +84,10 @@ pub fn factors(
             let c = explanation.contributions.get(i)?;
             let words = phrases.feature(i)?;
             let (message, reference) = match &feature.encoder {
-                Encoder::Numeric(_) => numeric_message(artifact, i, words, opp, c, config, lang),
+                Encoder::Numeric(_) => {
+                    let reference = artifact.success_factors.get(i).and_then(|f| f.numeric.as_ref());
+                    numeric_message(reference, feature, words, opp, c, config, lang)
+                }
                 Encoder::Categorical(_) => categorical_message(feature, words, &c.value, lang),
             };
             Some(Factor {
