@@ -5,6 +5,11 @@
 //! English is the wording the API has always answered (clients and tests match on it), including
 //! its house style of a space before `%`. French follows French typography: decimal comma,
 //! narrow no-break space before `%` and `;`, no-break space before `:`, « guillemets ».
+//!
+//! The sentences written for every score (numeric factors, levers) are slices joined with
+//! `concat()`: one allocation, no template to scan, cheaper than `format!` (BENCHMARKS.md,
+//! "Scoring throughput"). The ones written once per model (category sentences, see
+//! `phrases.rs`) keep `format!`, which reads better.
 
 use crate::features::raw::display_numeric_in;
 use crate::features::spec::{CoreField, Source};
