@@ -20,7 +20,9 @@ use crate::model::factors::NumericReference;
 use crate::model::ModelArtifact;
 
 /// A model's sentences in each language, built on first use. Derived data: it is never
-/// serialized, a clone starts empty, and it takes no part in comparing artifacts.
+/// serialized, a clone starts empty, and it takes no part in comparing artifacts. An artifact
+/// is not changed once built (servers share it behind an `Arc`), so the sentences cannot go
+/// stale.
 #[derive(Default)]
 pub struct Phrasebook {
     by_lang: [OnceLock<Phrases>; 2],
