@@ -112,23 +112,20 @@ impl NumericReference {
     /// The reference to compare a deal with: its sector's when the sector has at least
     /// `min_won` won deals, otherwise the overall one.
     pub fn for_sector(&self, sector: Option<&str>, min_won: usize) -> &GroupReference {
-        self.group(self.group_key(sector, min_won))
+        self.pick_group(sector, min_won).1
     }
 
-    /// Which group [`Self::for_sector`] picks: `Some(sector)` for the sector's own, `None` for
-    /// the overall one.
-    pub fn group_key<'a>(&self, sector: Option<&'a str>, min_won: usize) -> Option<&'a str> {
-        sector.filter(|s| {
-            self.by_sector
-                .get(*s)
-                .is_some_and(|g| g.won.as_ref().is_some_and(|q| q.count >= min_won))
-        })
-    }
-
-    /// The group named by `key` ([`Self::group_key`]); the overall one for `None` or an
-    /// unknown sector.
-    pub fn group(&self, key: Option<&str>) -> &GroupReference {
-        key.and_then(|s| self.by_sector.get(s)).unwrap_or(&self.overall)
+    /// The group [`Self::for_sector`] picks, with its name: `Some(sector)` for the sector's own
+    /// reference, `None` for the overall one.
+    pub fn pick_group<'a>(
+        &self,
+        sector: Option<&'a str>,
+        min_won: usize,
+    ) -> (Option<&'a str>, &GroupReference) {
+        match sector.and_then(|s| Some((s, self.by_sector.get(s)?))) {
+            Some((s, group)) if group.won.as_ref().is_some_and(|q| q.count >= min_won) => (Some(s), group),
+            _ => (None, &self.overall),
+        }
     }
 }
 

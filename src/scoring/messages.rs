@@ -26,10 +26,10 @@ fn numeric_message(
 ) -> (String, Option<String>) {
     let (raw, value) = (contribution.raw, contribution.value.as_str());
     let name = words.label.as_str();
-    let key = reference.and_then(|r| r.group_key(opp.sector.as_deref(), config.min_sector_won));
-    let median = words.median(key);
+    let picked = reference.map(|r| r.pick_group(opp.sector.as_deref(), config.min_sector_won));
+    let median = words.median(picked.and_then(|(key, _)| key));
     let reference_text = median.map(|m| m.reference.clone());
-    let (Some(x), Some(group), Some(m)) = (raw, reference.map(|r| r.group(key)), median) else {
+    let (Some(x), Some((_, group)), Some(m)) = (raw, picked, median) else {
         return (text::bare_factor(name, value, lang), reference_text);
     };
     let is_time = matches!(feature.def.source(), Source::Core(CoreField::ResponseHours));
@@ -44,15 +44,15 @@ fn numeric_message(
 
 fn categorical_message(
     feature: &FittedFeature,
-    phrases: &FeaturePhrases,
+    words: &FeaturePhrases,
     value: &str,
     lang: Lang,
 ) -> (String, Option<String>) {
-    match phrases.category(value) {
+    match words.category(value) {
         Some(p) => (p.message.clone(), Some(p.reference.clone())),
         None => {
             let level = text::level(feature.def.source(), value, lang);
-            (text::rare_category(&phrases.label, &level, lang), None)
+            (text::rare_category(&words.label, &level, lang), None)
         }
     }
 }

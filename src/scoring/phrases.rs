@@ -136,7 +136,7 @@ pub(super) struct FeaturePhrases {
 
 impl FeaturePhrases {
     /// The won median of the reference group `sector` (`None`: the overall one), as
-    /// [`NumericReference::group_key`] names it; `None` when the group has no won deals.
+    /// [`NumericReference::pick_group`] names it; `None` when the group has no won deals.
     pub(super) fn median(&self, sector: Option<&str>) -> Option<&Median> {
         let medians = self.medians.as_ref()?;
         match sector {
@@ -297,7 +297,8 @@ mod tests {
                     .iter()
                     .filter_map(|f| f.numeric.as_ref())
                     .any(|n| {
-                        n.group_key(opp.sector.as_deref(), config.min_sector_won)
+                        n.pick_group(opp.sector.as_deref(), config.min_sector_won)
+                            .0
                             .is_some()
                     });
                 by_sector += usize::from(sector_group);
