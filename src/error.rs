@@ -59,7 +59,7 @@ pub enum KnownDetail {
     },
     /// Scoring before any model was activated.
     NoActiveModel,
-    /// The connection pool timed out.
+    /// The connection pool timed out, or other writers held the lock too long.
     DatabaseBusy,
     /// The writer stopped because the server is shutting down.
     ShuttingDown,
@@ -235,7 +235,7 @@ impl From<ValidationErrors> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        if matches!(e, sqlx::Error::PoolTimedOut) {
+        if crate::store::is_contention(&e) {
             return ApiError::Unavailable {
                 code: "database-busy",
                 detail: KnownDetail::DatabaseBusy.into(),
@@ -249,7 +249,7 @@ impl From<GroupCommitError<ApiError>> for ApiError {
     fn from(e: GroupCommitError<ApiError>) -> Self {
         match e {
             GroupCommitError::Work(e) => e,
-            GroupCommitError::Db(e) if matches!(*e, sqlx::Error::PoolTimedOut) => ApiError::Unavailable {
+            GroupCommitError::Db(e) if crate::store::is_contention(&e) => ApiError::Unavailable {
                 code: "database-busy",
                 detail: KnownDetail::DatabaseBusy.into(),
             },
@@ -430,6 +430,17 @@ impl ResponseError for ApiError {
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        // Passing conditions: a client that honours Retry-After comes back when it can succeed.
+        // (No active model is not one of them: it lasts until someone trains or activates one.)
+        if matches!(
+            self,
+            ApiError::Unavailable {
+                code: "database-busy" | "shutting-down",
+                ..
+            }
+        ) {
+            response.insert_header((header::RETRY_AFTER, "1"));
         }
         response.json(self.problem())
     }

@@ -202,13 +202,12 @@ fn is_transient(e: &ApplyError) -> bool {
         GroupCommitError::Stopped => return false,
     };
     match error {
-        sqlx::Error::Database(db) => matches!(
-            db.code().as_deref(),
-            // 23505: another instance sharing PostgreSQL recorded one of the event ids after this
-            // group looked them up (`webhooks::record_claimed_many_in`); the retry answers it as
-            // a duplicate.
-            Some("40P01" | "40001" | "23505" | "5" | "517" | "261" | "6")
-        ),
+        // 23505: another instance sharing PostgreSQL recorded one of the event ids after this
+        // group looked them up (`webhooks::record_claimed_many_in`); the retry answers it as a
+        // duplicate.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => true,
+        // Lock conflicts; not a pool timeout, which has already waited its full time.
+        sqlx::Error::Database(_) => crate::store::is_contention(error),
         _ => false,
     }
 }

@@ -238,6 +238,33 @@ impl Db {
     }
 }
 
+/// True when the database refused a statement because of other writers, not because the statement
+/// is wrong: the pool timed out, SQLite stayed busy or locked past its busy timeout, or PostgreSQL
+/// aborted a transaction as a deadlock victim, a serialisation failure or a lock it could not
+/// take. Retrying later succeeds, so the API answers 503 `database-busy` instead of 500.
+pub fn is_contention(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                sqlite_contention(&code)
+            } else {
+                matches!(&*code, "40001" | "40P01" | "55P03")
+            }
+        }
+        _ => false,
+    }
+}
+
+/// SQLite gives its extended result code as a number whose low byte is the primary code:
+/// 5 `SQLITE_BUSY`, 6 `SQLITE_LOCKED` (PostgreSQL's SQLSTATEs above: 40001 serialisation
+/// failure, 40P01 deadlock, 55P03 lock not available).
+fn sqlite_contention(code: &str) -> bool {
+    code.parse::<u32>()
+        .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6))
+}
+
 /// Splits a sequence of keys into consecutive runs in which no key repeats, breaking before a
 /// repeated key. A multi-row upsert may touch a row only once, and a later write of the same key
 /// must see the earlier one, so set-based writers apply one run after the other.

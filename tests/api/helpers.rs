@@ -126,9 +126,17 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    // Logs stay quiet unless TEST_LOG is set.
+    // With TEST_LOG, every log line goes to stderr as the server would write it. Otherwise
+    // warnings and errors go through the test harness's capture, which shows them only for a
+    // failing test: a 500 in CI then comes with its cause.
     if std::env::var_os("TEST_LOG").is_some() {
         dealscore::telemetry::init_logging(dealscore::config::LogFormat::Human);
+    } else {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_test_writer()
+            .with_ansi(false)
+            .try_init();
     }
     let test_db = TestDb::new().await;
     let models_dir = tempfile::tempdir().expect("models tempdir");

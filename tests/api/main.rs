@@ -4,6 +4,7 @@
 mod auth;
 mod browser;
 mod cli;
+mod contention;
 mod drift;
 mod health;
 mod helpers;
