@@ -210,3 +210,105 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_cleanly() {
     );
     assert_eq!(name, "Graceful");
 }
+
+/// Kills the child process when the test ends, passing or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `dealscore demo` (the README's run command, on the embedded SQLite by design): it generates a
+/// history, imports it, trains and activates a model, prints an admin key with curl examples,
+/// and serves — the printed examples answer with scores.
+#[tokio::test]
+async fn demo_trains_on_its_history_and_serves_the_scores_its_examples_ask_for() {
+    use std::io::BufRead;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = KillOnDrop(
+        Command::new(bin_path())
+            .args(["demo", "--deals", "1000", "--bind", &format!("127.0.0.1:{port}")])
+            .arg("--dir")
+            .arg(dir.path())
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start dealscore demo"),
+    );
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    // The examples are printed in one block once the model is trained, before serving starts.
+    let printed = tokio::task::spawn_blocking(move || {
+        let (mut key, mut stored_score_url) = (None, None);
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.expect("demo output");
+            if let Some(k) = line.trim().strip_prefix("export KEY=") {
+                key = Some(k.to_owned());
+            }
+            if let Some(url) = line.split('"').find(|part| part.ends_with("/score")) {
+                stored_score_url = Some(url.to_owned());
+            }
+            if key.is_some() && stored_score_url.is_some() {
+                break;
+            }
+        }
+        (key, stored_score_url)
+    });
+    let (key, stored_score_url) = tokio::time::timeout(std::time::Duration::from_secs(120), printed)
+        .await
+        .expect("the demo printed its examples in time")
+        .unwrap();
+    let key = key.expect("an admin key is printed");
+    let stored_score_url = stored_score_url.expect("a stored-score example is printed");
+    assert!(stored_score_url.starts_with(&base), "{stored_score_url}");
+
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "the demo serves on {base}");
+
+    let stored: Value = client
+        .get(&stored_score_url)
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let probability = stored["probability"].as_f64().expect("a score");
+    assert!((0.0..=1.0).contains(&probability), "{stored}");
+    assert_eq!(stored["history"].as_array().map(Vec::len), Some(1), "{stored}");
+
+    let response = client
+        .post(format!("{base}/v1/score"))
+        .bearer_auth(&key)
+        .json(
+            &serde_json::json!({"sector": "software", "contact_role": "end_user", "amount": 40000,
+            "cycle_days": 30, "interaction_count": 3, "response_hours": 40}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let scored: Value = response.json().await.unwrap();
+    assert_eq!(scored["model_version"], stored["model_version"]);
+    assert!(scored["next_intervention"]["action"].is_string(), "{scored}");
+    assert!(dir.path().join("dealscore.db").exists());
+}
