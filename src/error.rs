@@ -236,10 +236,7 @@ impl From<ValidationErrors> for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         if crate::store::is_contention(&e) {
-            return ApiError::Unavailable {
-                code: "database-busy",
-                detail: KnownDetail::DatabaseBusy.into(),
-            };
+            return ApiError::database_busy();
         }
         ApiError::Internal(anyhow::Error::new(e))
     }
@@ -249,10 +246,7 @@ impl From<GroupCommitError<ApiError>> for ApiError {
     fn from(e: GroupCommitError<ApiError>) -> Self {
         match e {
             GroupCommitError::Work(e) => e,
-            GroupCommitError::Db(e) if crate::store::is_contention(&e) => ApiError::Unavailable {
-                code: "database-busy",
-                detail: KnownDetail::DatabaseBusy.into(),
-            },
+            GroupCommitError::Db(e) if crate::store::is_contention(&e) => ApiError::database_busy(),
             GroupCommitError::Db(e) => ApiError::Internal(anyhow::anyhow!("{e}")),
             GroupCommitError::Stopped => ApiError::Unavailable {
                 code: "shutting-down",
@@ -263,6 +257,14 @@ impl From<GroupCommitError<ApiError>> for ApiError {
 }
 
 impl ApiError {
+    /// 503 `database-busy`: other writers held the database too long; retrying succeeds.
+    fn database_busy() -> ApiError {
+        ApiError::Unavailable {
+            code: "database-busy",
+            detail: KnownDetail::DatabaseBusy.into(),
+        }
+    }
+
     /// 404 for an opportunity id that is not stored.
     pub fn no_opportunity(external_id: &str) -> ApiError {
         ApiError::NotFound(

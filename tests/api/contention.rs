@@ -10,17 +10,15 @@ use serde_json::json;
 
 use crate::helpers::{assert_problem, pool_options, spawn_app_with, TestDb};
 
-/// Holds the write lock on `training_runs` from one connection and writes from another, which
-/// gives up after about 100 ms; returns the second writer's error.
+/// Holds the write lock from one connection (SQLite: the database's; PostgreSQL: the
+/// `training_runs` table's) and writes from another, which gives up after about 100 ms; returns
+/// the second writer's error.
 async fn locked_out_write(url: &str) -> sqlx::Error {
     let mut options = pool_options();
     options.sqlite_busy_timeout = Duration::from_millis(100);
     let db = Db::connect(url, &options).await.expect("connect");
+    // On SQLite `begin_write` is `BEGIN IMMEDIATE`: it holds the write lock from the start.
     let mut holder = db.begin_write().await.expect("first writer");
-    sqlx::query("DELETE FROM training_runs")
-        .execute(&mut *holder)
-        .await
-        .expect("first writer takes the lock");
     let mut waiter = db.pool.acquire().await.expect("second connection");
     if db.backend == Backend::Postgres {
         // PostgreSQL waits for row and table locks forever unless told otherwise.
@@ -72,11 +70,8 @@ async fn an_upsert_behind_a_long_sqlite_writer_answers_database_busy() {
     if !app.db_url.starts_with("sqlite") {
         return;
     }
-    let mut holder = app.db.begin_write().await.expect("first writer");
-    sqlx::query("DELETE FROM training_runs")
-        .execute(&mut *holder)
-        .await
-        .expect("first writer takes the lock");
+    // `BEGIN IMMEDIATE`: the write lock is held until the rollback below.
+    let holder = app.db.begin_write().await.expect("first writer");
     let response = app
         .put_opportunity(
             "busy-1",
