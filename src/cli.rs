@@ -164,7 +164,7 @@ pub struct DemoArgs {
     /// Deals to generate.
     #[arg(long, default_value_t = 20_000)]
     pub deals: usize,
-    /// Listen address.
+    /// Listen address; port 0 picks a free port (the printed examples show the one chosen).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: String,
     /// Prepare everything, print the key, and exit without serving.
@@ -527,6 +527,12 @@ fn write_history(
 }
 
 async fn demo(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
+    if !args.no_serve {
+        // A taken address fails now, before the folder is reset and a minute goes into
+        // generating and training; the serving listener is bound (and checked) again later.
+        std::net::TcpListener::bind(&args.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
+    }
     let dir = args.dir.clone();
     for name in ["dealscore.db", "dealscore.db-wal", "dealscore.db-shm"] {
         let path = dir.join(name);
@@ -598,8 +604,19 @@ async fn demo(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     .fetch_optional(&db.pool)
     .await?
     .unwrap_or_default();
-    let base = format!("http://{}", args.bind);
-    println!(
+    db.pool.close().await;
+    // Listen before printing, so the examples name the address actually served (port 0 included)
+    // and a taken port fails here, not after the key is shown.
+    let app = if args.no_serve {
+        None
+    } else {
+        Some(Application::build(settings.clone()).await?)
+    };
+    let base = match &app {
+        Some(app) => format!("http://{}", with_port(&args.bind, app.port())),
+        None => format!("http://{}", args.bind),
+    };
+    let examples = format!(
         r#"
 dealscore demo ready — database {db}
 
@@ -618,11 +635,31 @@ Try:
 "#,
         db = settings.database_url,
     );
-    db.pool.close().await;
-    if args.no_serve {
-        return Ok(());
+    // One write, and a reader that went away (`dealscore demo | head`) is not a reason to stop
+    // serving: `println!` would panic on the broken pipe.
+    let printed = {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(examples.as_bytes()).and_then(|()| out.flush())
+    };
+    let Some(app) = app else {
+        return printed.context("cannot print the demo's key and examples");
+    };
+    if let Err(e) = printed {
+        tracing::warn!(error = %e, "cannot print the demo's key and examples; serving anyway");
     }
-    serve(settings).await
+    tracing::info!(bind = %settings.bind, port = app.port(), "dealscore demo listening");
+    app.run_until_stopped().await?;
+    tracing::info!("dealscore stopped");
+    Ok(())
+}
+
+/// `bind` with its port replaced by the one the listener got (they differ when `bind` asks for 0).
+fn with_port(bind: &str, port: u16) -> String {
+    match bind.rsplit_once(':') {
+        Some((host, _)) => format!("{host}:{port}"),
+        None => format!("{bind}:{port}"),
+    }
 }
 
 /// Result columns appended by `dealscore score`.
@@ -728,4 +765,17 @@ async fn score_file(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> 
         model.version
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_port;
+
+    #[test]
+    fn the_printed_address_carries_the_port_the_listener_got() {
+        assert_eq!(with_port("127.0.0.1:0", 40123), "127.0.0.1:40123");
+        assert_eq!(with_port("0.0.0.0:8080", 8080), "0.0.0.0:8080");
+        assert_eq!(with_port("[::1]:0", 40123), "[::1]:40123");
+        assert_eq!(with_port("localhost", 40123), "localhost:40123");
+    }
 }

@@ -109,6 +109,23 @@ async fn cli_errors_are_readable_and_non_zero() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported DATABASE_URL"));
+
+    // The demo refuses a taken address before generating anything.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let out = Command::new(bin_path())
+        .args(["demo", "--deals", "500", "--bind", &address])
+        .arg("--dir")
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("demo").exists(), "{stderr}");
 }
 
 #[tokio::test]
@@ -223,65 +240,79 @@ impl Drop for KillOnDrop {
 
 /// `dealscore demo` (the README's run command, on the embedded SQLite by design): it generates a
 /// history, imports it, trains and activates a model, prints an admin key with curl examples,
-/// and serves — the printed examples answer with scores.
+/// and serves — the printed examples answer with scores. Port 0: the demo listens before it
+/// prints, so the examples carry the port it got.
 #[tokio::test]
 async fn demo_trains_on_its_history_and_serves_the_scores_its_examples_ask_for() {
     use std::io::BufRead;
 
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
+    let stderr_path = dir.path().join("demo.stderr");
     let mut child = KillOnDrop(
         Command::new(bin_path())
-            .args(["demo", "--deals", "1000", "--bind", &format!("127.0.0.1:{port}")])
+            .args(["demo", "--deals", "1000", "--bind", "127.0.0.1:0"])
             .arg("--dir")
-            .arg(dir.path())
-            .env("RUST_LOG", "error")
+            .arg(dir.path().join("demo"))
+            .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()
             .expect("start dealscore demo"),
     );
     let stdout = child.0.stdout.take().expect("piped stdout");
-    // The examples are printed in one block once the model is trained, before serving starts.
-    let printed = tokio::task::spawn_blocking(move || {
-        let (mut key, mut stored_score_url) = (None, None);
+    // The examples are printed in one block once the model is trained and the port bound. The
+    // reader drains stdout to the end, as a terminal would, and reports what it found on the way.
+    let (found, printed) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let (mut key, mut base, mut stored_score_url) = (None, None, None);
+        let mut found = Some(found);
         for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.expect("demo output");
+            let Ok(line) = line else { break };
             if let Some(k) = line.trim().strip_prefix("export KEY=") {
                 key = Some(k.to_owned());
+            }
+            if let Some(healthz) = line.trim().strip_prefix("curl -s ") {
+                if let Some(b) = healthz.strip_suffix("/healthz") {
+                    base = Some(b.to_owned());
+                }
             }
             if let Some(url) = line.split('"').find(|part| part.ends_with("/score")) {
                 stored_score_url = Some(url.to_owned());
             }
-            if key.is_some() && stored_score_url.is_some() {
-                break;
+            if key.is_some() && base.is_some() && stored_score_url.is_some() {
+                if let Some(found) = found.take() {
+                    let _ = found.send((key.clone(), base.clone(), stored_score_url.clone()));
+                }
             }
         }
-        (key, stored_score_url)
+        if let Some(found) = found {
+            let _ = found.send((key, base, stored_score_url));
+        }
     });
-    let (key, stored_score_url) = tokio::time::timeout(std::time::Duration::from_secs(120), printed)
+    let demo_log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let (key, base, stored_score_url) = tokio::time::timeout(std::time::Duration::from_secs(180), printed)
         .await
-        .expect("the demo printed its examples in time")
+        .unwrap_or_else(|_| panic!("the demo printed its examples in time; its log:\n{}", demo_log()))
         .unwrap();
-    let key = key.expect("an admin key is printed");
+    let key = key.unwrap_or_else(|| panic!("an admin key is printed; the demo's log:\n{}", demo_log()));
+    let base = base.expect("a healthz example is printed");
+    assert!(
+        base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
+        "{base}"
+    );
     let stored_score_url = stored_score_url.expect("a stored-score example is printed");
     assert!(stored_score_url.starts_with(&base), "{stored_score_url}");
 
-    let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(up, "the demo serves on {base}");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let health = client.get(format!("{base}/healthz")).send().await;
+    assert!(
+        health.as_ref().is_ok_and(|r| r.status() == 200),
+        "the demo serves on {base}: {health:?}; its log:\n{}",
+        demo_log()
+    );
 
     let stored: Value = client
         .get(&stored_score_url)
@@ -310,5 +341,54 @@ async fn demo_trains_on_its_history_and_serves_the_scores_its_examples_ask_for()
     let scored: Value = response.json().await.unwrap();
     assert_eq!(scored["model_version"], stored["model_version"]);
     assert!(scored["next_intervention"]["action"].is_string(), "{scored}");
-    assert!(dir.path().join("dealscore.db").exists());
+    assert!(dir.path().join("demo").join("dealscore.db").exists());
+}
+
+/// `dealscore demo | head -3`: the reader of the examples goes away; the demo says so in its log
+/// and keeps serving rather than dying on the broken pipe.
+#[tokio::test]
+async fn the_demo_keeps_serving_when_nobody_reads_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("demo.stderr");
+    let mut child = KillOnDrop(
+        Command::new(bin_path())
+            .args(["demo", "--deals", "500", "--bind", "127.0.0.1:0"])
+            .arg("--dir")
+            .arg(dir.path().join("demo"))
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("start dealscore demo"),
+    );
+    drop(child.0.stdout.take());
+    let demo_log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let mut port = None;
+    for _ in 0..1200 {
+        port = demo_log()
+            .lines()
+            .find(|line| line.contains("dealscore demo listening"))
+            .and_then(|line| line.split("port=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next().map(str::to_owned));
+        if port.is_some() || child.0.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let port = port.unwrap_or_else(|| panic!("the demo listens; its log:\n{}", demo_log()));
+    assert!(
+        demo_log().contains("cannot print the demo's key and examples"),
+        "{}",
+        demo_log()
+    );
+    let health = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await;
+    assert!(
+        health.as_ref().is_ok_and(|r| r.status() == 200),
+        "{health:?}; the demo's log:\n{}",
+        demo_log()
+    );
 }
