@@ -243,9 +243,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Starts the API and serves until stopped.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let bind = settings.bind.clone();
-    let url = redact(&settings.database_url);
-    let app = Application::build(settings).await?;
+    let app = Application::build(settings.clone()).await?;
+    run_until_stopped(app, &settings).await
+}
+
+/// Serves with `app` until a shutdown signal, logging where it listens and when it stops.
+async fn run_until_stopped(app: Application, settings: &Settings) -> anyhow::Result<()> {
+    let (bind, url) = (&settings.bind, redact(&settings.database_url));
     tracing::info!(%bind, port = app.port(), database = %url, "dealscore listening");
     app.run_until_stopped().await?;
     tracing::info!("dealscore stopped");
@@ -604,13 +608,13 @@ async fn demo(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     .fetch_optional(&db.pool)
     .await?
     .unwrap_or_default();
-    db.pool.close().await;
     // Listen before printing, so the examples name the address actually served (port 0 included)
     // and a taken port fails here, not after the key is shown.
     let app = if args.no_serve {
+        db.pool.close().await;
         None
     } else {
-        Some(Application::build(settings.clone()).await?)
+        Some(Application::build_with_db(settings.clone(), db).await?)
     };
     let base = match &app {
         Some(app) => format!("http://{}", with_port(&args.bind, app.port())),
@@ -648,10 +652,7 @@ Try:
     if let Err(e) = printed {
         tracing::warn!(error = %e, "cannot print the demo's key and examples; serving anyway");
     }
-    tracing::info!(bind = %settings.bind, port = app.port(), "dealscore demo listening");
-    app.run_until_stopped().await?;
-    tracing::info!("dealscore stopped");
-    Ok(())
+    run_until_stopped(app, &settings).await
 }
 
 /// `bind` with its port replaced by the one the listener got (they differ when `bind` asks for 0).

@@ -238,6 +238,22 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Starts `dealscore demo --bind 127.0.0.1:0` on `deals` generated deals under `dir/demo`, stdout
+/// piped; its log (at `log_level`) goes to the returned file, to read on failure.
+fn spawn_demo(dir: &std::path::Path, deals: usize, log_level: &str) -> (KillOnDrop, std::path::PathBuf) {
+    let stderr_path = dir.join("demo.stderr");
+    let child = Command::new(bin_path())
+        .args(["demo", "--deals", &deals.to_string(), "--bind", "127.0.0.1:0"])
+        .arg("--dir")
+        .arg(dir.join("demo"))
+        .env("RUST_LOG", log_level)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("start dealscore demo");
+    (KillOnDrop(child), stderr_path)
+}
+
 /// `dealscore demo` (the README's run command, on the embedded SQLite by design): it generates a
 /// history, imports it, trains and activates a model, prints an admin key with curl examples,
 /// and serves — the printed examples answer with scores. Port 0: the demo listens before it
@@ -247,18 +263,7 @@ async fn demo_trains_on_its_history_and_serves_the_scores_its_examples_ask_for()
     use std::io::BufRead;
 
     let dir = tempfile::tempdir().unwrap();
-    let stderr_path = dir.path().join("demo.stderr");
-    let mut child = KillOnDrop(
-        Command::new(bin_path())
-            .args(["demo", "--deals", "1000", "--bind", "127.0.0.1:0"])
-            .arg("--dir")
-            .arg(dir.path().join("demo"))
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .expect("start dealscore demo"),
-    );
+    let (mut child, stderr_path) = spawn_demo(dir.path(), 1000, "warn");
     let stdout = child.0.stdout.take().expect("piped stdout");
     // The examples are printed in one block once the model is trained and the port bound. The
     // reader drains stdout to the end, as a terminal would, and reports what it found on the way.
@@ -349,25 +354,14 @@ async fn demo_trains_on_its_history_and_serves_the_scores_its_examples_ask_for()
 #[tokio::test]
 async fn the_demo_keeps_serving_when_nobody_reads_its_output() {
     let dir = tempfile::tempdir().unwrap();
-    let stderr_path = dir.path().join("demo.stderr");
-    let mut child = KillOnDrop(
-        Command::new(bin_path())
-            .args(["demo", "--deals", "500", "--bind", "127.0.0.1:0"])
-            .arg("--dir")
-            .arg(dir.path().join("demo"))
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .expect("start dealscore demo"),
-    );
+    let (mut child, stderr_path) = spawn_demo(dir.path(), 500, "info");
     drop(child.0.stdout.take());
     let demo_log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let mut port = None;
     for _ in 0..1200 {
         port = demo_log()
             .lines()
-            .find(|line| line.contains("dealscore demo listening"))
+            .find(|line| line.contains("dealscore listening"))
             .and_then(|line| line.split("port=").nth(1))
             .and_then(|rest| rest.split_whitespace().next().map(str::to_owned));
         if port.is_some() || child.0.try_wait().ok().flatten().is_some() {
