@@ -14,8 +14,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::api::jobs::Jobs;
 use crate::auth::KeyCache;
 use crate::config::Settings;
-use crate::ingest::webhook::Sources;
-use crate::ingest::webhook_queue::DeliveryQueue;
+use crate::ingest::webhook::writeback::{spawn_worker, RetryPolicy};
+use crate::ingest::webhook::{DeliveryQueue, Sources};
 use crate::lifecycle::gate::GatePolicy;
 use crate::lifecycle::runner::Trainer;
 use crate::lifecycle::schedule::{self, Schedule};
@@ -24,7 +24,6 @@ use crate::store::group_commit::GroupCommit;
 use crate::store::upsert_queue::UpsertQueue;
 use crate::store::{Db, PoolOptions};
 use crate::telemetry::{observe, Metrics};
-use crate::writeback::{spawn_worker, RetryPolicy};
 
 /// A bound, ready-to-run server.
 pub struct Application {

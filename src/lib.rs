@@ -30,4 +30,3 @@ pub mod train_job;
 pub mod training;
 pub mod warmup;
 pub mod web;
-pub mod writeback;

@@ -15,12 +15,11 @@ use crate::config::Settings;
 use crate::error::{ApiError, ApiResult, KnownDetail, Problem};
 use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
-use crate::ingest::event_scoring::{EventScoring, ScoreAnswer};
 use crate::ingest::signature;
 use crate::ingest::webhook::{
-    self, parse_delivery, DeliveryError, EventOutcome, EventStatus, Source, Sources,
+    self, parse_delivery, DeliveryError, DeliveryQueue, EventOutcome, EventScoring, EventStatus, ScoreAnswer,
+    Source, Sources,
 };
-use crate::ingest::webhook_queue::DeliveryQueue;
 use crate::store::outbox::{self, OutboxEntry, RetryResult};
 use crate::store::webhooks::{self as event_store, EventRecord, StoredEvent};
 use crate::store::Db;

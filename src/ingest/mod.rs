@@ -2,12 +2,9 @@
 //! webhooks (reusing the same mapping).
 
 pub mod csv_import;
-pub mod event_scoring;
 pub mod mapping;
 pub mod signature;
 pub mod webhook;
-pub mod webhook_queue;
-mod webhook_sets;
 
 pub use csv_import::{
     import_activities, import_opportunities, read_opportunities, ImportOptions, ImportSummary, RejectedRow,

@@ -142,7 +142,7 @@ impl GroupCommit {
     }
 }
 
-/// A request to a coalescing task (`upsert_queue`, `ingest::webhook_queue`), with the channel
+/// A request to a coalescing task (`upsert_queue`, `ingest::webhook::queue`), with the channel
 /// its answer comes back on once its write is committed or has failed.
 pub type Ask<T, R> = (T, oneshot::Sender<Result<R, GroupCommitError<sqlx::Error>>>);
 

@@ -498,7 +498,7 @@ async fn app_with_callback(url: &str, max_attempts: u32) -> TestApp {
 async fn enqueue(app: &TestApp) -> i64 {
     let mut tx = app.db.pool.begin().await.unwrap();
     let payload = json!({"external_id": "D-1", "score": 71, "grade": "B"});
-    let id = dealscore::writeback::enqueue_score_change(&mut tx, "crm", "D-1", payload)
+    let id = dealscore::ingest::webhook::writeback::enqueue_score_change(&mut tx, "crm", "D-1", payload)
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use sqlx::{Any, Transaction};
 
+use super::source::Sources;
 use crate::ingest::signature;
-use crate::ingest::webhook::Sources;
 use crate::store::outbox::{self, OutboxEntry};
 use crate::store::Db;
 use crate::telemetry::Metrics;

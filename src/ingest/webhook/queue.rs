@@ -1,5 +1,5 @@
 //! Coalesced webhook deliveries: the deliveries waiting at one moment are applied together, in
-//! one unit of the group commit, with set-based statements (`webhook_sets`).
+//! one unit of the group commit, with set-based statements (`sets`).
 //!
 //! Sixteen CRM senders posting one event each used to cost sixteen rounds of a dozen statements;
 //! coalesced, their upserts share one claim, one clock advance, one upsert, one outcome update and
@@ -17,9 +17,11 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::event_scoring::{score_many_in, EventScoring, ScoreRequest};
-use super::webhook::{EventOutcome, Prepared, Refused, Source};
-use super::webhook_sets::{apply_in_order, QueuedEvent};
+use super::apply::EventOutcome;
+use super::event::{Prepared, Refused};
+use super::score::{score_many_in, EventScoring, ScoreRequest};
+use super::sets::{apply_in_order, QueuedEvent};
+use super::source::Source;
 use crate::store::group_commit::{Ask, AskQueue, GroupCommit, GroupCommitError, TxWork};
 
 /// Most deliveries taken from the queue at once.
@@ -82,7 +84,7 @@ impl DeliveryQueue {
 /// PostgreSQL up to [`GROUPS_IN_FLIGHT`] groups are applied concurrently, each in its own
 /// transaction, so their round trips to the server overlap; concurrent groups on the same
 /// opportunity are then ordered by the database (the event clock row is locked first, in
-/// external-id order, see `webhook_sets`).
+/// external-id order, see `sets`).
 async fn coalesce(writer: GroupCommit, mut queue: mpsc::Receiver<Ask<Delivery, Vec<EventOutcome>>>) {
     let slots = Arc::new(Semaphore::new(if writer.runs_concurrently() {
         GROUPS_IN_FLIGHT

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Any, Connection, Transaction};
 
-use super::webhook::Source;
+use super::source::Source;
+use super::writeback;
 use crate::i18n::Lang;
 use crate::scoring::{RankBy, ScoreResult, ScoringConfig};
 use crate::store::distinct_runs;
@@ -192,7 +193,7 @@ async fn score_and_record(
                 .previous
                 .as_ref()
                 .map(|(score, grade)| (f64::from(*score), grade.as_str()));
-            let worth = crate::writeback::is_worth_writing_back(
+            let worth = writeback::is_worth_writing_back(
                 old,
                 (f64::from(result.score), result.grade.as_str()),
                 request.scoring.writeback_min_points,
@@ -203,13 +204,8 @@ async fn score_and_record(
                     "previous_score": previous_score,
                     "result": &result,
                 });
-                crate::writeback::enqueue_score_change(
-                    tx,
-                    &request.source.name,
-                    request.external_id,
-                    payload,
-                )
-                .await?;
+                writeback::enqueue_score_change(tx, &request.source.name, request.external_id, payload)
+                    .await?;
             }
             results.push(Some(result));
         }

@@ -15,10 +15,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::webhook::{
-    apply_one, duplicate, record_refused, settled, upsert_word, Action, EventOutcome, EventStatus, Prepared,
-    Refused, Source,
-};
+use super::apply::{apply_one, duplicate, record_refused, settled, upsert_word, EventOutcome};
+use super::event::{Action, EventStatus, Prepared, Refused};
+use super::source::Source;
 use crate::domain::Opportunity;
 use crate::store::opportunities::upsert_batch_in;
 use crate::store::webhooks::{self, EventRecord};
