@@ -198,11 +198,13 @@ pub struct StoredScoreAnswer {
     /// The result.
     #[serde(flatten)]
     pub result: ScoreResult,
-    /// Recent score history, newest first (this score included).
+    /// Recent score history, newest first: this score, or the last one recorded for the same
+    /// deal and model.
     pub history: Vec<StoredScore>,
 }
 
-/// Scores a stored opportunity with the active model and records the score in its history.
+/// Scores a stored opportunity with the active model and records the score in its history when
+/// the model or the deal changed since the last recorded score.
 #[utoipa::path(get, path = "/v1/opportunities/{external_id}/score", tag = "scoring",
     params(("external_id" = String, Path, description = "CRM id"), ScoreQuery),
     responses((status = 200, body = StoredScoreAnswer), (status = 404, body = Problem), (status = 503, body = Problem)),
@@ -223,8 +225,8 @@ pub async fn score_stored(
     let stored_opp = opportunities::get(&db, &external_id)
         .await?
         .ok_or_else(|| ApiError::no_opportunity(&external_id))?;
-    let previous = scores::latest(&db, stored_opp.id).await?;
-    let previous_score = previous.map(|p| p.score.clamp(0, 100) as u8);
+    let latest = scores::latest_with_deal(&db, stored_opp.id).await?;
+    let previous_score = latest.as_ref().map(|(p, _)| p.score.clamp(0, 100) as u8);
     let result = score(
         &model,
         &settings.scoring,
@@ -234,7 +236,16 @@ pub async fn score_stored(
         query.rank.unwrap_or_default(),
         lang,
     );
-    scores::insert_batch(&db, &[NewScore::of(stored_opp.id, &result, Utc::now())]).await?;
+    let deal_hash = opportunities::content_hash(&stored_opp.opportunity);
+    // Reading a score is not news: a rep reloading a deal page must not grow its history. A row
+    // is added only when the model or the deal changed since the last one.
+    let unchanged = latest.as_ref().is_some_and(|(last, last_deal)| {
+        last.model_version == result.model_version && last_deal.as_deref() == Some(deal_hash.as_str())
+    });
+    if !unchanged {
+        let row = NewScore::of(stored_opp.id, &result, Utc::now()).for_deal(deal_hash);
+        scores::insert_batch(&db, &[row]).await?;
+    }
     let history = scores::history(&db, stored_opp.id, 20).await?;
     Ok(ok_in(lang).json(StoredScoreAnswer {
         external_id,
@@ -324,6 +335,7 @@ pub async fn rescore_all(
                         Lang::En,
                     );
                     NewScore::of(o.id, &result, Utc::now())
+                        .for_deal(opportunities::content_hash(&o.opportunity))
                 })
                 .collect::<Vec<_>>()
         })

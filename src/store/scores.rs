@@ -38,6 +38,9 @@ pub struct NewScore {
     pub opportunity_id: i64,
     /// What to store.
     pub score: StoredScore,
+    /// Hash of the deal as scored ([`super::opportunities::content_hash`] of the stored
+    /// opportunity), so a later read can tell whether the deal changed since; none when unknown.
+    pub deal_hash: Option<String>,
 }
 
 impl NewScore {
@@ -55,7 +58,14 @@ impl NewScore {
                 focus: result.focus.as_str().to_owned(),
                 scored_at,
             },
+            deal_hash: None,
         }
+    }
+
+    /// The same row, marked as computed from the deal whose hash is `deal_hash`.
+    pub fn for_deal(mut self, deal_hash: String) -> NewScore {
+        self.deal_hash = Some(deal_hash);
+        self
     }
 }
 
@@ -66,6 +76,23 @@ pub async fn latest(db: &Db, opportunity_id: i64) -> Result<Option<StoredScore>,
         .fetch_optional(&db.pool)
         .await?;
     row.map(|r| from_row(&r)).transpose()
+}
+
+/// The latest stored score of an opportunity, with the hash of the deal it was computed from
+/// (none for rows written without one).
+pub async fn latest_with_deal(
+    db: &Db,
+    opportunity_id: i64,
+) -> Result<Option<(StoredScore, Option<String>)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT model_version, probability, score, grade, expected_value, focus, scored_at, deal_hash \
+         FROM scores WHERE opportunity_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(opportunity_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| Ok((from_row(&r)?, r.try_get("deal_hash")?)))
+        .transpose()
 }
 
 const LATEST_SQL: &str = "SELECT model_version, probability, score, grade, expected_value, focus, scored_at \
@@ -148,8 +175,8 @@ pub async fn insert_batch_in(tx: &mut Transaction<'_, Any>, scores: &[NewScore])
     for chunk in scores.chunks(1000) {
         let sql = format!(
             "INSERT INTO scores (opportunity_id, model_version, probability, score, grade, expected_value, focus, \
-             scored_at) VALUES {}",
-            values_placeholders(Style::of(tx), chunk.len(), 8)
+             scored_at, deal_hash) VALUES {}",
+            values_placeholders(Style::of(tx), chunk.len(), 9)
         );
         let mut query = sqlx::query(&sql);
         for s in chunk {
@@ -161,7 +188,8 @@ pub async fn insert_batch_in(tx: &mut Transaction<'_, Any>, scores: &[NewScore])
                 .bind(s.score.grade.clone())
                 .bind(OptionalF64(s.score.expected_value))
                 .bind(s.score.focus.clone())
-                .bind(to_epoch_ms(s.score.scored_at));
+                .bind(to_epoch_ms(s.score.scored_at))
+                .bind(s.deal_hash.clone());
         }
         query.execute(&mut **tx).await?;
     }

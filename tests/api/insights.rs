@@ -450,6 +450,7 @@ async fn a_write_is_seen_by_the_next_request_never_a_stale_cached_figure() {
         &[dealscore::store::scores::NewScore {
             opportunity_id: id,
             score,
+            deal_hash: None,
         }],
     )
     .await

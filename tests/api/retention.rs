@@ -122,14 +122,17 @@ async fn prune_keeps_the_active_model_the_newest_versions_and_each_latest_score(
             NewScore {
                 opportunity_id: d1,
                 score: stored("v0", now - Duration::days(400)),
+                deal_hash: None,
             },
             NewScore {
                 opportunity_id: d1,
                 score: stored("v0", now - Duration::days(399)),
+                deal_hash: None,
             },
             NewScore {
                 opportunity_id: d2,
                 score: stored("v0", now - Duration::days(500)),
+                deal_hash: None,
             },
         ],
     )

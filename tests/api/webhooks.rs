@@ -808,9 +808,10 @@ async fn with_a_model_an_event_answers_its_fresh_score_and_queues_a_write_back()
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert!(verified.lock().unwrap().iter().all(|ok| *ok));
 
-    // the score is in the history; ?score=false leaves it out of the answer
+    // the score is in the history, and reading it again adds no row (same deal, same model);
+    // ?score=false leaves it out of the answer
     let (_, stored) = app.get_json("/v1/opportunities/W-1/score", &app.rep_key).await;
-    assert_eq!(stored["history"].as_array().unwrap().len(), 2);
+    assert_eq!(stored["history"].as_array().unwrap().len(), 1);
     let body =
         json!({"id": "evt-score-2", "type": "opportunity.upserted", "occurred_at": "2026-11-02T10:00:00Z",
         "data": {"external_id": "W-1", "status": "open", "sector": "software", "amount": 25000,
@@ -847,5 +848,159 @@ async fn with_a_model_an_event_answers_its_fresh_score_and_queues_a_write_back()
     assert_eq!(scored[2]["score"]["trend"], "steady", "{answer}");
     assert_eq!(scored[0]["score"]["score"], scored[2]["score"]["score"]);
     let (_, w2) = app.get_json("/v1/opportunities/W-2/score", &app.rep_key).await;
-    assert_eq!(w2["history"].as_array().unwrap().len(), 3, "{w2}");
+    assert_eq!(w2["history"].as_array().unwrap().len(), 2, "{w2}");
+}
+
+/// Rows in the score history of `external_id`, counted in the database.
+async fn score_rows(app: &TestApp, external_id: &str) -> i64 {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM scores s JOIN opportunities o ON o.id = s.opportunity_id \
+         WHERE o.external_id = $1",
+    )
+    .bind(external_id.to_owned())
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap()
+    .try_get("n")
+    .unwrap()
+}
+
+#[tokio::test]
+async fn duplicates_ignored_events_and_rereads_add_no_score_history() {
+    let app = crm_app().await;
+    crate::helpers::import_generated(&app, 3000, 7).await;
+    let report = crate::helpers::train_cli(&app, &["--cv", "3"]);
+    let version = report["artifact"]["version"].as_str().unwrap().to_owned();
+    crate::helpers::wait_for_model(&app, &version).await;
+    let deal = |event: &str, at: &str, amount: f64| {
+        json!({"id": event, "type": "opportunity.upserted", "occurred_at": at,
+        "data": {"external_id": "H-1", "status": "open", "sector": "software", "amount": amount,
+                 "created_at": "2026-10-01", "contact_role": "end_user", "response_hours": 30}})
+        .to_string()
+    };
+    let post = |body: String| {
+        let app = &app;
+        async move {
+            let answer: Value = app.post_signed("crm", SECRET, &body).await.json().await.unwrap();
+            assert_eq!(answer["scoring"], "ok", "{answer}");
+            answer
+        }
+    };
+
+    let first = post(deal("h1", "2026-11-02T10:00:00Z", 25000.0)).await;
+    assert_eq!(first["status"], "applied");
+    assert_eq!(score_rows(&app, "H-1").await, 1);
+
+    // A redelivery answers the score again and changes nothing, history included.
+    let again = post(deal("h1", "2026-11-02T10:00:00Z", 25000.0)).await;
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["score"]["score"], first["score"]["score"]);
+    // An older event is recorded as ignored; the deal did not change, nor does its history.
+    let older = post(deal("h0", "2026-11-01T10:00:00Z", 90000.0)).await;
+    assert_eq!(older["status"], "ignored", "{older}");
+    // In a batch too (the set-based path), and the duplicate of an ignored event.
+    let batch = format!(
+        "{{\"events\": [{}, {}]}}",
+        deal("h1", "2026-11-02T10:00:00Z", 25000.0),
+        deal("h0", "2026-11-01T10:00:00Z", 90000.0)
+    );
+    let answer: Value = app.post_signed("crm", SECRET, &batch).await.json().await.unwrap();
+    assert_eq!(answer["summary"]["duplicate"], 2, "{answer}");
+    assert_eq!(score_rows(&app, "H-1").await, 1);
+
+    // Reading the stored score, again and again, adds no row while deal and model stay the same.
+    for _ in 0..3 {
+        let (status, read) = app.get_json("/v1/opportunities/H-1/score", &app.rep_key).await;
+        assert_eq!(status, 200, "{read}");
+        assert_eq!(read["history"].as_array().unwrap().len(), 1, "{read}");
+    }
+    assert_eq!(score_rows(&app, "H-1").await, 1);
+
+    // A change of the deal is news: one row for the event, none for the reads after it.
+    let changed = post(deal("h2", "2026-11-03T10:00:00Z", 40000.0)).await;
+    assert_eq!(changed["result"], "updated", "{changed}");
+    assert_eq!(score_rows(&app, "H-1").await, 2);
+    app.get_json("/v1/opportunities/H-1/score", &app.rep_key).await;
+    assert_eq!(score_rows(&app, "H-1").await, 2);
+    // A change made elsewhere (PUT) is news for the next read, once.
+    let put = app
+        .put_opportunity(
+            "H-1",
+            &json!({"external_id": "H-1", "status": "open", "sector": "software", "amount": 41000,
+                    "created_at": "2026-10-01", "contact_role": "end_user", "response_hours": 30}),
+        )
+        .await;
+    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+    for _ in 0..2 {
+        app.get_json("/v1/opportunities/H-1/score", &app.rep_key).await;
+    }
+    assert_eq!(score_rows(&app, "H-1").await, 3);
+}
+
+/// A local CRM endpoint answering `statuses` in turn (the last one forever), recording each
+/// request's delivery id header and body.
+async fn recording_callback_server(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(Option<String>, Value)>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    let server = HttpServer::new(move || {
+        let (seen, statuses) = (seen.clone(), statuses.clone());
+        App::new().route(
+            "/score",
+            web::post().to(move |req: HttpRequest, body: web::Bytes| {
+                let (seen, statuses) = (seen.clone(), statuses.clone());
+                async move {
+                    let header = req
+                        .headers()
+                        .get("Dealscore-Delivery-Id")
+                        .and_then(|h| h.to_str().ok())
+                        .map(str::to_owned);
+                    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let mut seen = seen.lock().unwrap();
+                    seen.push((header, body));
+                    let status = statuses[(seen.len() - 1).min(statuses.len() - 1)];
+                    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    (format!("http://127.0.0.1:{port}/score"), recorded)
+}
+
+#[tokio::test]
+async fn every_write_back_carries_a_delivery_id_that_its_retries_repeat() {
+    let (url, seen) = recording_callback_server(vec![500, 503, 200]).await;
+    let app = app_with_callback(&url, 8).await;
+    enqueue(&app).await;
+    let delivered = wait_for_outbox(&app, "delivered").await;
+    assert_eq!(delivered[0]["attempts"], 3);
+    let stored_id = delivered[0]["payload"]["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!stored_id.is_empty());
+    let first: Vec<(Option<String>, Value)> = seen.lock().unwrap().clone();
+    assert_eq!(first.len(), 3);
+    for (header, body) in &first {
+        assert_eq!(header.as_deref(), Some(stored_id.as_str()), "{body}");
+        assert_eq!(body["delivery_id"], stored_id.as_str());
+        assert_eq!(body["score"], 71);
+    }
+
+    // Another write-back is another delivery.
+    enqueue(&app).await;
+    for _ in 0..200 {
+        if seen.lock().unwrap().len() > 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (header, body) = seen.lock().unwrap()[3].clone();
+    let other = header.expect("delivery id header");
+    assert_ne!(other, stored_id);
+    assert_eq!(body["delivery_id"], other.as_str());
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::apply::EventOutcome;
-use super::event::{Prepared, Refused};
+use super::event::{EventStatus, Prepared, Refused};
 use super::score::{score_many_in, EventScoring, ScoreRequest};
 use super::sets::{apply_in_order, QueuedEvent};
 use super::source::Source;
@@ -233,7 +233,9 @@ fn group_work(deliveries: Vec<Delivery>) -> TxWork<Vec<Vec<EventOutcome>>, sqlx:
                 )));
             }
 
-            let mut wanted: Vec<(usize, String, &Delivery, &EventScoring)> = Vec::new();
+            // An event that changed nothing (duplicate, ignored) is answered with a score but
+            // adds no history row: a redelivery must leave everything as it was.
+            let mut wanted: Vec<(usize, String, bool, &Delivery, &EventScoring)> = Vec::new();
             let mut offset = 0;
             for delivery in &deliveries {
                 if let Some(scoring) = delivery.scoring.as_deref() {
@@ -242,7 +244,8 @@ fn group_work(deliveries: Vec<Delivery>) -> TxWork<Vec<Vec<EventOutcome>>, sqlx:
                         .enumerate()
                     {
                         if let Some(id) = &outcome.score_for {
-                            wanted.push((offset + k, id.clone(), delivery, scoring));
+                            let record = outcome.status == EventStatus::Applied;
+                            wanted.push((offset + k, id.clone(), record, delivery, scoring));
                         }
                     }
                 }
@@ -250,10 +253,11 @@ fn group_work(deliveries: Vec<Delivery>) -> TxWork<Vec<Vec<EventOutcome>>, sqlx:
             }
             let requests: Vec<ScoreRequest<'_>> = wanted
                 .iter()
-                .map(|(_, id, delivery, scoring)| ScoreRequest {
+                .map(|(_, id, record, delivery, scoring)| ScoreRequest {
                     external_id: id,
                     source: &delivery.source,
                     scoring,
+                    record: *record,
                 })
                 .collect();
             let answers = score_many_in(tx, &requests).await;

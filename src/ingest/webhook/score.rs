@@ -13,6 +13,7 @@ use super::writeback;
 use crate::i18n::Lang;
 use crate::scoring::{RankBy, ScoreResult, ScoringConfig};
 use crate::store::distinct_runs;
+use crate::store::opportunities::content_hash;
 use crate::store::scores::{self, NewScore};
 
 /// The score part of an opportunity event's answer.
@@ -63,11 +64,15 @@ pub struct ScoreRequest<'a> {
     pub source: &'a Source,
     /// The delivery's scoring snapshot.
     pub scoring: &'a EventScoring,
+    /// False for an event that changed nothing (a duplicate, an ignored older event): its answer
+    /// carries the score, but no history row and no write-back are added.
+    pub record: bool,
 }
 
 /// Scores opportunities after their events were applied in `tx`, one answer per request: each
-/// score is recorded in the history and — when the source has a callback URL and the grade
-/// changed or the score moved by at least `writeback_min_points` — queued for write-back.
+/// score asked to be recorded goes into the history and — when the source has a callback URL and
+/// the grade changed or the score moved by at least `writeback_min_points` — is queued for
+/// write-back.
 /// Set-based: the stored rows and their latest scores are read with one statement each and the
 /// new scores written with one insert. Runs in one savepoint: if scoring fails, only the scores
 /// are rolled back, the events stay, and the answers say scoring is unavailable. An opportunity
@@ -187,7 +192,12 @@ async fn score_and_record(
                 results.push(None);
                 continue;
             };
-            new_scores.push(NewScore::of(job.opportunity_id, &result, now));
+            if !request.record {
+                results.push(Some(result));
+                continue;
+            }
+            let deal_hash = content_hash(&job.opportunity);
+            new_scores.push(NewScore::of(job.opportunity_id, &result, now).for_deal(deal_hash));
             let previous_score = job.previous.as_ref().map(|(score, _)| *score);
             let old = job
                 .previous

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
+use serde_json::Value;
 use sqlx::{Any, Transaction};
 
 use super::source::Sources;
@@ -31,16 +32,47 @@ const BATCH: usize = 32;
 /// Longest wait between two attempts, whatever the attempt number.
 const MAX_DELAY: Duration = Duration::from_secs(3600);
 
+/// Header carrying a write-back's delivery id, the same on every attempt of that write-back.
+pub const DELIVERY_HEADER: &str = "Dealscore-Delivery-Id";
+/// Payload field carrying the same delivery id (covered by the signature, unlike the header).
+pub const DELIVERY_FIELD: &str = "delivery_id";
+
 /// Enqueues a score write-back for `external_id` to `source`, inside the caller's transaction.
 /// The scorer calls it when the grade changes or the score moves by at least
 /// `writeback_min_points`. Returns the outbox row id.
+///
+/// An object payload gets a fresh `delivery_id`, stored with the row: after a crash the outbox
+/// may send a write-back again, and the receiver drops the repeat by that id.
 pub async fn enqueue_score_change(
     tx: &mut Transaction<'_, Any>,
     source: &str,
     external_id: &str,
-    payload: serde_json::Value,
+    mut payload: Value,
 ) -> Result<i64, sqlx::Error> {
+    if let Value::Object(map) = &mut payload {
+        map.insert(DELIVERY_FIELD.into(), Value::String(new_delivery_id()));
+    }
     outbox::insert_in(tx, source, external_id, &payload.to_string()).await
+}
+
+/// 128 random bits in hex: unique without coordination between servers sharing a database.
+fn new_delivery_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The delivery id of a stored write-back and the body to send, which carries it. A row enqueued
+/// without one (before delivery ids existed) gets one derived from its row id, so its attempts
+/// still agree with each other.
+fn with_delivery_id(entry: &OutboxEntry) -> (String, Value) {
+    let mut payload = entry.payload.clone();
+    if let Some(id) = payload.get(DELIVERY_FIELD).and_then(Value::as_str) {
+        return (id.to_owned(), payload);
+    }
+    let id = format!("outbox-{}", entry.id);
+    if let Value::Object(map) = &mut payload {
+        map.insert(DELIVERY_FIELD.into(), Value::String(id.clone()));
+    }
+    (id, payload)
 }
 
 /// True when a move from `old` to `new` (scores 0–100, grades A–D) is worth writing back.
@@ -148,7 +180,10 @@ async fn deliver(
             "source `{}` is not configured with a callback_url",
             entry.source
         )),
-        Some((url, secret)) => post(client, &url, &secret, &entry.payload).await,
+        Some((url, secret)) => {
+            let (delivery_id, payload) = with_delivery_id(&entry);
+            post(client, &url, &secret, &delivery_id, &payload).await
+        }
     };
     match result {
         Ok(()) => {
@@ -177,7 +212,8 @@ async fn post(
     client: &reqwest::Client,
     url: &str,
     secret: &str,
-    payload: &serde_json::Value,
+    delivery_id: &str,
+    payload: &Value,
 ) -> Result<(), String> {
     let body = payload.to_string();
     let header = signature::header_value(secret, Utc::now().timestamp(), body.as_bytes());
@@ -185,6 +221,7 @@ async fn post(
         .post(url)
         .header("content-type", "application/json")
         .header(signature::HEADER, header)
+        .header(DELIVERY_HEADER, delivery_id)
         .body(body)
         .send()
         .await
@@ -215,6 +252,29 @@ mod tests {
             assert!(d >= full / 2 && d <= full, "{attempts}: {d}");
         }
         assert!(policy.delay_after(40, &mut rng) <= MAX_DELAY);
+    }
+
+    #[test]
+    fn a_row_without_a_delivery_id_gets_one_from_its_row_id() {
+        let entry = |payload: Value| OutboxEntry {
+            id: 42,
+            source: "crm".into(),
+            external_id: "D-1".into(),
+            payload,
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: Utc::now(),
+            last_error: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let (id, body) = with_delivery_id(&entry(serde_json::json!({"delivery_id": "abc", "score": 1})));
+        assert_eq!((id.as_str(), &body["score"]), ("abc", &serde_json::json!(1)));
+        let (id, body) = with_delivery_id(&entry(serde_json::json!({"score": 1})));
+        assert_eq!(id, "outbox-42");
+        assert_eq!(body["delivery_id"], "outbox-42");
+        assert_ne!(new_delivery_id(), new_delivery_id());
+        assert_eq!(new_delivery_id().len(), 32);
     }
 
     #[test]
