@@ -13,7 +13,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-with open(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets", "salvirt_b2b.csv"), newline="") as f:
+DATA = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "salvirt_b2b.csv")
+with open(DATA, newline="") as f:
     rows = list(csv.reader(f, delimiter=";"))
 header, data = rows[0], rows[1:]
 status = header.index("Status")

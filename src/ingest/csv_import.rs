@@ -815,7 +815,7 @@ mod tests {
     fn reads_the_salvirt_dataset_with_its_shipped_mapping() {
         let mapping_text = std::fs::read_to_string("training/examples/salvirt-mapping.toml").unwrap();
         let mapping = ImportMapping::from_toml(&mapping_text).unwrap();
-        let file = std::fs::File::open("../shared/datasets/salvirt_b2b.csv").unwrap();
+        let file = std::fs::File::open("tests/data/salvirt_b2b.csv").unwrap();
         let (opps, summary) = read_opportunities(file, &mapping).unwrap();
         assert_eq!(summary.rejected, 0, "{:?}", summary.rejected_rows);
         assert_eq!(opps.len(), 448);

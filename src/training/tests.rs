@@ -284,7 +284,7 @@ fn time_split_holds_out_the_newest_deals() {
 /// Reads the salvirt B2B data set (CC BY 4.0, Bohanec et al. 2017) into opportunities whose
 /// attributes are the 22 columns.
 fn salvirt() -> Vec<Opportunity> {
-    let path = std::path::Path::new("../shared/datasets/salvirt_b2b.csv");
+    let path = std::path::Path::new("tests/data/salvirt_b2b.csv");
     let mut reader = csv::ReaderBuilder::new().delimiter(b';').from_path(path).unwrap();
     let headers = reader.headers().unwrap().clone();
     let closed = Utc.with_ymd_and_hms(2017, 1, 1, 0, 0, 0).unwrap();

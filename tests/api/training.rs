@@ -21,7 +21,7 @@ async fn trains_on_the_real_salvirt_dataset_close_to_scikit_learn() {
         &db.url,
         &[
             "--from-csv",
-            "../shared/datasets/salvirt_b2b.csv",
+            "tests/data/salvirt_b2b.csv",
             "--mapping",
             "training/examples/salvirt-mapping.toml",
             "--features",
