@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 // The allocator of the `dealscore` binary (src/main.rs), so the figures are those of the service;
-// BENCHMARKS.md also gives them with the system allocator.
+// docs/performance.md ("Allocator") gives them with the system allocator too.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -182,7 +182,7 @@ impl Application {
         .shutdown_timeout(settings.shutdown_timeout_secs)
         // actix-http leaves Nagle's algorithm on unless told. A streamed answer (a large batch
         // score, a CSV export) is several writes, and Nagle held the last small one until the
-        // client's delayed ACK, up to 40 ms later (BENCHMARKS.md, "Session 10").
+        // client's delayed ACK, up to 40 ms later (docs/performance.md, "Batch scoring").
         .tcp_nodelay(true)
         .listen(listener)?;
         if settings.workers > 0 {

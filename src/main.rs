@@ -5,7 +5,8 @@ use clap::Parser;
 
 // The server allocates many small, short-lived strings and JSON values per request (sentences,
 // factor lists) across worker threads; mimalloc serves those faster than glibc's malloc, whose
-// arena bookkeeping showed up as ~15 % of the scoring endpoint's CPU profile (BENCHMARKS.md).
+// arena bookkeeping showed up as ~15 % of the scoring endpoint's CPU profile (docs/performance.md,
+// "Allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

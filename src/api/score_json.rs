@@ -2,7 +2,7 @@
 //!
 //! A score is 2–4 KB of JSON, most of it sentences. serde_json escapes a string one byte at a
 //! time, and callgrind put that at two thirds of writing a score answer, about a sixth of a whole
-//! `POST /v1/score` request (BENCHMARKS.md, HTTP, session 9). sonic-rs serializes the
+//! `POST /v1/score` request (docs/performance.md, "Single score over HTTP"). sonic-rs serializes the
 //! same `Serialize` impls into the same bytes with a SIMD escape; the tests below check the bytes
 //! against serde_json's on real answers, including text a client sent (quotes, control
 //! characters, non-ASCII). Only score answers go through here: every other answer stays on

@@ -5,7 +5,7 @@
 //! the same for every deal the model scores, yet every score wrote them again. A [`Phrasebook`]
 //! writes them the first time a language is asked for and hands out copies afterwards; with it
 //! (and the cheaper per-deal sentences of the same change) a score went from 46,600 to 28,700
-//! instructions (BENCHMARKS.md, "Scoring throughput"). The sentences are the ones
+//! instructions (docs/performance.md, "Scoring throughput"). The sentences are the ones
 //! [`super::text`] writes, so answers are the same with or without it (unit test below).
 
 use std::collections::HashMap;

@@ -82,7 +82,7 @@ enum Route {
     /// PostgreSQL: each write in its own transaction on the pool. PostgreSQL runs concurrent
     /// transactions in parallel and its WAL writer already flushes concurrent commits together;
     /// funnelling them through one connection would serialise their network round trips
-    /// (measured: 683 PUT/s through the queue, see BENCHMARKS.md).
+    /// (measured: half the rate of direct transactions; docs/performance.md, "PUT throughput").
     Direct(Db),
 }
 

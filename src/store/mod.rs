@@ -207,8 +207,8 @@ impl Db {
     /// A connection of its own for one long bulk write (a CSV import), outside the pool: closed
     /// when dropped, never handed to another caller. On SQLite its statement journals — a
     /// multi-row upsert inside a transaction keeps one, to undo just that statement — stay in
-    /// memory (`temp_store = MEMORY`) instead of spilling to a temporary file (a 1M-row import:
-    /// median 20.7 s against 21.4 s, BENCHMARKS.md). It is set on this connection only, so
+    /// memory (`temp_store = MEMORY`) instead of spilling to a temporary file (a few per cent
+    /// faster; docs/performance.md, "CSV import"). It is set on this connection only, so
     /// SQLite's sorter keeps using disk for the large `ORDER BY` of training loads on pooled
     /// connections.
     pub async fn bulk_connection(&self) -> Result<AnyConnection, sqlx::Error> {

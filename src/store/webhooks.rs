@@ -215,7 +215,8 @@ pub async fn recorded_among_in(
             // `event_id IN (…)`, a table never analysed yet (a new database, in its first minute)
             // is planned on the (source, id) index, the planner assuming a source matches 0.5 %
             // of the rows, and every event of the source is filtered: 19 ms against 0.8 ms per
-            // 400 ids at 120,000 events (EXPLAIN ANALYZE, BENCHMARKS.md, issue 5). The LIMIT
+            // 400 ids at 120,000 events (EXPLAIN ANALYZE; docs/performance.md, "Webhook deliveries").
+            // The LIMIT
             // keeps the subquery from being flattened into a join that could be planned the
             // same way; the key is unique, so it drops nothing.
             format!(
@@ -273,7 +274,8 @@ pub async fn record_claimed_many_in(
 ///
 /// The statement only reports how many clocks moved: when all of them did (events arriving in
 /// order, the usual case) nothing is read back. Returning every moved id instead cost a batch of
-/// 1,000 events a row hand-off per event from SQLite's worker thread (BENCHMARKS.md, issue 5).
+/// 1,000 events a row hand-off per event from SQLite's worker thread (docs/performance.md,
+/// "Webhook deliveries").
 /// When some did not move, the clocks are read: a clock that moved holds its event's time, one
 /// that did not holds a later time.
 pub async fn advance_clocks_in(

@@ -15,8 +15,8 @@ use crate::model::{sigmoid, Convergence};
 /// fixed tolerance is needlessly strict for large fits. 1e-4 per row is scikit-learn's default
 /// `tol` for lbfgs, which it applies to the largest component of the *mean* loss's gradient
 /// (`gtol`); here it bounds the L2 norm of the whole gradient, which is at least as strict.
-/// (1e-5 was used until 2026-11-29: ten times stricter than scikit-learn, for no measurable
-/// gain in ROC AUC; see BENCHMARKS.md, "Training fit".)
+/// (1e-5, ten times stricter than scikit-learn, took longer for no measurable gain in ROC AUC;
+/// see docs/performance.md, "Training fit".)
 const TOLERANCE_PER_ROW: f64 = 1e-4;
 /// Smallest gradient tolerance used (tiny data sets).
 const MIN_TOLERANCE: f64 = 1e-6;

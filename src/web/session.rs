@@ -148,7 +148,7 @@ impl Viewer {
         }
     }
 
-    /// `Ok` when a submitted form carries this session's CSRF token.
+    /// `Ok` when a submitted form carries the session's CSRF token.
     pub fn check_csrf(&self, submitted: &str) -> Result<(), PageError> {
         if same_token(submitted, &self.csrf) {
             Ok(())
