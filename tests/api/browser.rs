@@ -126,6 +126,8 @@ async fn text_of(client: &Client, css: &str) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver); \
+            .ci/run installs them and runs it: cargo test --test api browser -- --include-ignored"]
 async fn a_rep_and_an_analyst_work_through_the_ui_in_a_real_browser() {
     let (app, older, _newer) = app_with_two_versions().await;
     let driver = start_driver().await;

@@ -36,15 +36,19 @@ impl TestDb {
                     pg_drop: Some((admin_url, name)),
                 }
             }
-            _ => {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let url = format!("sqlite://{}", dir.path().join("test.db").display());
-                TestDb {
-                    url,
-                    _dir: Some(dir),
-                    pg_drop: None,
-                }
-            }
+            _ => TestDb::sqlite(),
+        }
+    }
+
+    /// A fresh temp-file SQLite database, whatever `TEST_DATABASE_URL` says: for tests of
+    /// behaviour only SQLite has.
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        TestDb {
+            url,
+            _dir: Some(dir),
+            pg_drop: None,
         }
     }
 }
@@ -126,6 +130,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(TestDb::new().await, adjust).await
+}
+
+/// [`spawn_app_with`] on SQLite even when `TEST_DATABASE_URL` names PostgreSQL.
+pub async fn spawn_sqlite_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(TestDb::sqlite(), adjust).await
+}
+
+async fn spawn_app_on(test_db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     // With TEST_LOG, every log line goes to stderr as the server would write it. Otherwise
     // warnings and errors go through the test harness's capture, which shows them only for a
     // failing test: a 500 in CI then comes with its cause.
@@ -138,7 +151,6 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             .with_ansi(false)
             .try_init();
     }
-    let test_db = TestDb::new().await;
     let models_dir = tempfile::tempdir().expect("models tempdir");
     let mut settings = test_settings(&test_db.url);
     settings.models_dir = models_dir.path().display().to_string();
