@@ -71,8 +71,7 @@ fn rounded_parts(value: f64, decimals: usize) -> Option<(u64, u64)> {
 /// `format!("{value:.decimals$}")`, the same digits, without the general float formatter in the
 /// common case. Explanations write several numbers per scored deal, and that formatter was the
 /// largest single cost of a 10,000-deal batch (docs/performance.md, "Batch scoring").
-/// Ties and out-of-range values (see
-/// [`rounded_parts`]) go to `format!`.
+/// Ties and out-of-range values (see [`rounded_parts`]) go to `format!`.
 pub fn fixed(value: f64, decimals: usize) -> String {
     let Some((integer, fraction)) = rounded_parts(value, decimals) else {
         return format!("{value:.decimals$}");

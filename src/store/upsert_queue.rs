@@ -2,8 +2,7 @@
 //! upsert instead of one small transaction each.
 //!
 //! Measured on SQLite (docs/performance.md, "PUT throughput"): with one savepoint, hash lookup,
-//! upsert, release
-//! and read-back per `PUT`, 32 concurrent clients spent most of the server's time handing each
+//! upsert, release and read-back per `PUT`, 32 concurrent clients spent most of the server's time handing each
 //! statement to sqlx's SQLite worker thread and back, not in SQLite. Here one task takes every
 //! `PUT` queued meanwhile and writes them with the import's set-based statements: one hash
 //! lookup, one upsert and one read-back per group, whatever the group's size. Like the group

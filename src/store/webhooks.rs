@@ -216,9 +216,8 @@ pub async fn recorded_among_in(
             // is planned on the (source, id) index, the planner assuming a source matches 0.5 %
             // of the rows, and every event of the source is filtered: 19 ms against 0.8 ms per
             // 400 ids at 120,000 events (EXPLAIN ANALYZE; docs/performance.md, "Webhook deliveries").
-            // The LIMIT
-            // keeps the subquery from being flattened into a join that could be planned the
-            // same way; the key is unique, so it drops nothing.
+            // The LIMIT keeps the subquery from being flattened into a join that could be planned
+            // the same way; the key is unique, so it drops nothing.
             format!(
                 "SELECT e.event_id FROM unnest(ARRAY[{list}]) AS k (id) CROSS JOIN LATERAL \
                  (SELECT event_id FROM webhook_events WHERE source = {source} AND event_id = k.id LIMIT 1) e"

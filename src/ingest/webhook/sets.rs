@@ -1,9 +1,8 @@
 //! Set-based application of webhook events: runs of `opportunity.upserted` events become a few
 //! multi-row statements instead of a dozen statements each.
 //!
-//! Measured (docs/performance.md, "Webhook deliveries"): applying events one by one cost
-//! about fifteen statements
-//! per event, and on SQLite each statement is a hand-off to sqlx's connection thread and back, so
+//! Measured (docs/performance.md, "Webhook deliveries"): applying events one by one cost about
+//! fifteen statements per event, and on SQLite each statement is a hand-off to sqlx's connection thread and back, so
 //! a batch of 1,000 events ran no faster per event than single deliveries. Here a run of upserts
 //! is applied with one lookup of the ids already recorded, one advance of every opportunity's
 //! event clock, one multi-row upsert and one insert of every event with its outcome.
