@@ -442,6 +442,26 @@ pub async fn closed_deals(
     Ok(out)
 }
 
+/// The external id of the first open deal stored (lowest row id), if any: a stable example of a
+/// deal to score.
+pub async fn first_open(db: &Db) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar::<_, String>(
+        "SELECT external_id FROM opportunities WHERE status = 'open' ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(&db.pool)
+    .await
+}
+
+/// The owner of the first open deal stored that has one (lowest row id), if any: a stable
+/// example of an owner with a priority list.
+pub async fn first_open_owner(db: &Db) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar::<_, String>(
+        "SELECT owner FROM opportunities WHERE status = 'open' AND owner IS NOT NULL ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(&db.pool)
+    .await
+}
+
 /// Counts of stored opportunities per status.
 pub async fn count_by_status(db: &Db) -> Result<BTreeMap<String, i64>, sqlx::Error> {
     let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM opportunities GROUP BY status")

@@ -437,3 +437,26 @@ async fn missing_amounts_then_real_ones_are_stored() {
         "{got}"
     );
 }
+
+/// The examples the demo prints: the first open deal stored, and the owner of the first open deal
+/// stored that has one; closed deals are never examples.
+#[tokio::test]
+async fn the_first_open_deal_and_owner_are_those_stored_first() {
+    use dealscore::store::opportunities::{first_open, first_open_owner};
+
+    let app = spawn_app().await;
+    assert_eq!(first_open(&app.db).await.unwrap(), None);
+    assert_eq!(first_open_owner(&app.db).await.unwrap(), None);
+    let mut ownerless = open_deal("O-1", "nobody", "EMEA");
+    ownerless["owner"] = Value::Null;
+    for (id, deal) in [
+        ("W-1", won_deal("W-1")),
+        ("O-1", ownerless),
+        ("O-2", open_deal("O-2", "bob", "EMEA")),
+        ("O-3", open_deal("O-3", "alice", "EMEA")),
+    ] {
+        assert_eq!(app.put_opportunity(id, &deal).await.status(), 201, "{id}");
+    }
+    assert_eq!(first_open(&app.db).await.unwrap().as_deref(), Some("O-1"));
+    assert_eq!(first_open_owner(&app.db).await.unwrap().as_deref(), Some("bob"));
+}
