@@ -25,7 +25,6 @@ pub mod scoring;
 pub mod serving;
 pub mod store;
 pub mod telemetry;
-pub mod train_cli;
 pub mod train_job;
 pub mod training;
 pub mod warmup;

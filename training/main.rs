@@ -1,12 +1,15 @@
-//! `dealscore-train`: the training job analysts and schedulers run. All logic lives in the
-//! library (`dealscore::train_cli`), shared with the server's retrain endpoint.
+//! `dealscore-train`: the training job analysts and schedulers run, an alias of `dealscore train`.
+//! All logic lives in the library (`dealscore::cli::train`), over the same training job as the
+//! server's retrain endpoint.
 
 use clap::Parser;
+use dealscore::cli::train::{self, TrainCommand};
+use dealscore::config::LogFormat;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args = dealscore::train_cli::TrainArgs::parse();
-    match dealscore::train_cli::run(args).await {
+    let command = TrainCommand::parse();
+    match train::run(command.config.as_deref(), LogFormat::Human, command.args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -1,0 +1,170 @@
+//! `dealscore demo`: the whole loop on a fresh SQLite database — generate a history, import it,
+//! train a model, create an admin key, listen, print curl examples, serve.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::generate::{today_midnight, write_history};
+use super::import::{open_file, render_summary};
+use crate::app::Application;
+use crate::auth::{generate_key, hash_key};
+use crate::config::Settings;
+use crate::ingest::{import_activities, import_opportunities, ImportOptions};
+use crate::store::{api_keys, opportunities};
+
+/// Arguments of `dealscore demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Folder of the demo database and files (recreated).
+    #[arg(long, default_value = "data/demo")]
+    pub dir: PathBuf,
+    /// Deals to generate.
+    #[arg(long, default_value_t = 20_000)]
+    pub deals: usize,
+    /// Listen address; port 0 picks a free port (the printed examples show the one chosen).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Prepare everything, print the key, and exit without serving.
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+/// Runs `dealscore demo`.
+pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
+    if !args.no_serve {
+        // A taken address fails now, before the folder is reset and a minute goes into
+        // generating and training; the serving listener is bound (and checked) again later.
+        std::net::TcpListener::bind(&args.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
+    }
+    let dir = args.dir.clone();
+    for name in ["dealscore.db", "dealscore.db-wal", "dealscore.db-shm"] {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::remove_file(&path).with_context(|| format!("cannot reset {}", path.display()))?;
+        }
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    settings.database_url = format!("sqlite://{}", dir.join("dealscore.db").display());
+    settings.bind = args.bind.clone();
+    settings.models_dir = dir.join("models").display().to_string();
+    let db = super::open_db(&settings).await?;
+
+    eprintln!("1/4 generating {} deals…", args.deals);
+    let config = crate::generate::GeneratorConfig {
+        deals: args.deals,
+        end: today_midnight(),
+        with_activities: true,
+        ..crate::generate::GeneratorConfig::default()
+    };
+    let (deals_csv, activities_csv) = (dir.join("deals.csv"), dir.join("activities.csv"));
+    write_history(&config, &deals_csv, Some(&activities_csv))?;
+
+    eprintln!("2/4 importing…");
+    let options = ImportOptions::default();
+    let summary = import_opportunities(&db, open_file(deals_csv.clone()), &options, &|_| {}).await?;
+    eprint!("{}", render_summary("   opportunities", &summary));
+    let summary = import_activities(&db, open_file(activities_csv.clone()), &options, &|_| {}).await?;
+    eprint!("{}", render_summary("   activities", &summary));
+
+    eprintln!("3/4 training…");
+    let deals = opportunities::closed_deals(&db, None, None).await?;
+    let job = crate::train_job::TrainJob {
+        spec: crate::features::FeatureSpec::default_spec(),
+        options: crate::training::TrainOptions::default(),
+        out_dir: PathBuf::from(&settings.models_dir),
+        activate: true,
+        gate: crate::lifecycle::gate::GatePolicy::from_settings(&settings),
+        who: "dealscore demo".into(),
+    };
+    let outcome = crate::train_job::run(job, deals, Some(&db), |_| {}).await?;
+    let artifact = &outcome.trained.artifact;
+    eprintln!(
+        "   model {}: holdout ROC AUC {:.3} (prior-only baseline {:.3}), {} closed deals",
+        artifact.version,
+        artifact.holdout_metrics.roc_auc,
+        artifact.baseline_metrics.roc_auc,
+        artifact.training.final_rows
+    );
+
+    eprintln!("4/4 creating an admin key…");
+    let key = generate_key();
+    api_keys::insert(
+        &db,
+        &format!("demo-admin-{}", &key[3..9]),
+        "admin",
+        &hash_key(&key),
+    )
+    .await?;
+    let open_example = opportunities::first_open(&db)
+        .await?
+        .unwrap_or_else(|| "D-0000001".into());
+    let owner_example = opportunities::first_open_owner(&db).await?.unwrap_or_default();
+    // Listen before printing, so the examples name the address actually served (port 0 included)
+    // and a taken port fails here, not after the key is shown.
+    let app = if args.no_serve {
+        db.pool.close().await;
+        None
+    } else {
+        Some(Application::build_with_db(settings.clone(), db).await?)
+    };
+    let base = match &app {
+        Some(app) => format!("http://{}", with_port(&args.bind, app.port())),
+        None => format!("http://{}", args.bind),
+    };
+    let examples = format!(
+        r#"
+dealscore demo ready — database {db}
+
+Admin key (store it; it is not shown again):
+  export KEY={key}
+
+Try:
+  curl -s {base}/healthz
+  curl -s -H "Authorization: Bearer $KEY" "{base}/v1/opportunities?status=open&limit=3"
+  curl -s -H "Authorization: Bearer $KEY" "{base}/v1/opportunities/{open_example}/score"
+  curl -s -H "Authorization: Bearer $KEY" "{base}/v1/opportunities/priority?owner={owner_example}&limit=5"
+  curl -s -H "Authorization: Bearer $KEY" -H 'content-type: application/json' {base}/v1/score \
+       -d '{{"sector":"software","contact_role":"end_user","amount":40000,"cycle_days":30,"interaction_count":3,"response_hours":40}}'
+  open {base}/docs for the interactive API documentation
+  open {base}/ and sign in with the key for the web UI (add ?lang=fr for French)
+"#,
+        db = settings.database_url,
+    );
+    // One write, and a reader that went away (`dealscore demo | head`) is not a reason to stop
+    // serving: `println!` would panic on the broken pipe.
+    let printed = {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(examples.as_bytes()).and_then(|()| out.flush())
+    };
+    let Some(app) = app else {
+        return printed.context("cannot print the demo's key and examples");
+    };
+    if let Err(e) = printed {
+        tracing::warn!(error = %e, "cannot print the demo's key and examples; serving anyway");
+    }
+    super::serve::run_until_stopped(app, &settings).await
+}
+
+/// `bind` with its port replaced by the one the listener got (they differ when `bind` asks for 0).
+fn with_port(bind: &str, port: u16) -> String {
+    match bind.rsplit_once(':') {
+        Some((host, _)) => format!("{host}:{port}"),
+        None => format!("{bind}:{port}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_port;
+
+    #[test]
+    fn the_printed_address_carries_the_port_the_listener_got() {
+        assert_eq!(with_port("127.0.0.1:0", 40123), "127.0.0.1:40123");
+        assert_eq!(with_port("0.0.0.0:8080", 8080), "0.0.0.0:8080");
+        assert_eq!(with_port("[::1]:0", 40123), "[::1]:40123");
+        assert_eq!(with_port("localhost", 40123), "localhost:40123");
+    }
+}

@@ -1,0 +1,124 @@
+//! `dealscore score`: batch scoring of a CSV for analysts, every input row written back with
+//! result columns.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::config::Settings;
+
+/// Arguments of `dealscore score`.
+#[derive(Debug, clap::Args)]
+pub struct ScoreArgs {
+    /// Opportunities CSV (same format as `import`).
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Column mapping.
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    /// Output CSV (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Score with this artifact instead of the database's active model.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+}
+
+/// Result columns appended by `dealscore score`.
+const SCORE_COLUMNS: [&str; 9] = [
+    "probability",
+    "score",
+    "grade",
+    "focus",
+    "expected_value",
+    "next_intervention",
+    "uplift",
+    "model_version",
+    "error",
+];
+
+/// Runs `dealscore score` with the active model, or the artifact given by `--model`.
+pub async fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
+    let mapping = super::read_mapping(args.mapping.as_deref())?;
+    let model = match &args.model {
+        Some(path) => crate::model::ModelArtifact::load_verified(path)
+            .with_context(|| format!("model {}", path.display()))?,
+        None => {
+            let db = super::open_db(settings).await?;
+            let (record, json) = crate::store::models::active(&db)
+                .await?
+                .context("no active model: train one with `dealscore-train`, or pass --model FILE")?;
+            crate::model::ModelArtifact::from_json_verified(&json)
+                .with_context(|| format!("active model {}", record.version))?
+        }
+    };
+    let file =
+        std::fs::File::open(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let out: Box<dyn std::io::Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut writer = csv::Writer::from_writer(out);
+    let now = chrono::Utc::now();
+    let (mut scored, mut rejected, mut header_written) = (0u64, 0u64, false);
+    crate::ingest::csv_import::for_each_row(
+        std::io::BufReader::new(file),
+        &mapping,
+        |headers, record, parsed| {
+            if !header_written {
+                let mut header: Vec<&str> = headers.iter().collect();
+                header.extend(SCORE_COLUMNS);
+                writer.write_record(&header).map_err(std::io::Error::other)?;
+                header_written = true;
+            }
+            let mut row: Vec<String> = record.iter().map(str::to_owned).collect();
+            row.resize(headers.len(), String::new());
+            match parsed {
+                Ok(opp) => {
+                    scored += 1;
+                    let r = crate::scoring::score(
+                        &model,
+                        &settings.scoring,
+                        &opp,
+                        now,
+                        None,
+                        crate::scoring::RankBy::Probability,
+                        crate::i18n::Lang::En,
+                    );
+                    row.extend([
+                        format!("{:.6}", r.probability),
+                        r.score.to_string(),
+                        r.grade.as_str().to_owned(),
+                        r.focus.as_str().to_owned(),
+                        r.expected_value.map(|v| format!("{v:.2}")).unwrap_or_default(),
+                        r.next_intervention
+                            .as_ref()
+                            .map(|n| n.message.clone())
+                            .unwrap_or_default(),
+                        r.next_intervention
+                            .as_ref()
+                            .map(|n| format!("{:.6}", n.uplift))
+                            .unwrap_or_default(),
+                        r.model_version,
+                        String::new(),
+                    ]);
+                }
+                Err(e) => {
+                    rejected += 1;
+                    row.extend(std::iter::repeat_n(String::new(), SCORE_COLUMNS.len() - 1));
+                    row.push(format!("line {}: {}", e.line, e.reason));
+                }
+            }
+            writer.write_record(&row).map_err(std::io::Error::other)
+        },
+    )
+    .with_context(|| format!("{}", args.file.display()))?;
+    writer.flush()?;
+    eprintln!(
+        "scored {scored} opportunities with model {} ({rejected} rows rejected)",
+        model.version
+    );
+    Ok(())
+}

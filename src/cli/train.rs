@@ -1,0 +1,263 @@
+//! `dealscore train` and its alias, the `dealscore-train` binary: train on closed deals from the
+//! database or a CSV. Both run [`run`] with the same options, so their output and exit codes
+//! cannot differ.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use indicatif::ProgressBar;
+
+use crate::config::{LogFormat, Settings};
+use crate::features::FeatureSpec;
+use crate::ingest::read_opportunities;
+use crate::train_job::{self, TrainJob};
+use crate::training::{render_report, SplitKind, TrainOptions, TrainProgress};
+
+/// Train a win-probability model on won and lost deals.
+#[derive(Debug, Parser)]
+#[command(name = "dealscore-train", version, about)]
+pub struct TrainCommand {
+    /// TOML configuration file (same as `dealscore --config`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The training options, the same as `dealscore train`'s.
+    #[command(flatten)]
+    pub args: TrainArgs,
+}
+
+/// The options of `dealscore train` and `dealscore-train` (whose `--config` is `dealscore`'s
+/// global one).
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Only deals closed on or after this date (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only deals closed on or before this date.
+    #[arg(long, value_parser = parse_date)]
+    pub until: Option<DateTime<Utc>>,
+    /// Train from this CSV instead of the database (same format as `dealscore import`).
+    #[arg(long, value_name = "FILE")]
+    pub from_csv: Option<PathBuf>,
+    /// Column mapping for `--from-csv`.
+    #[arg(long, value_name = "FILE", requires = "from_csv")]
+    pub mapping: Option<PathBuf>,
+    /// Feature spec (default: training/features.toml, built in).
+    #[arg(long, value_name = "FILE")]
+    pub features: Option<PathBuf>,
+    /// Holdout: the newest closed deals (time) or a stratified random sample.
+    #[arg(long, value_enum, default_value = "time")]
+    pub split: SplitArg,
+    /// Share of closed deals held out.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Seed for the random split and the folds.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Cross-validation folds for choosing the L2 strength.
+    #[arg(long, default_value_t = 5)]
+    pub cv: usize,
+    /// Fewest won deals accepted.
+    #[arg(long, default_value_t = 40)]
+    pub min_won: usize,
+    /// Fewest lost deals accepted.
+    #[arg(long, default_value_t = 40)]
+    pub min_lost: usize,
+    /// Make the new model active whatever the promotion gate says (recorded as forced). Without
+    /// it the model becomes active only if it passes the gate (docs/operations.md).
+    #[arg(long)]
+    pub activate: bool,
+    /// Do not register the model in the database (artifact file only).
+    #[arg(long)]
+    pub no_register: bool,
+    /// Folder for the artifact.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON document instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--split`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SplitArg {
+    /// Newest closed deals as holdout.
+    Time,
+    /// Stratified random holdout.
+    Random,
+}
+
+fn parse_date(text: &str) -> Result<DateTime<Utc>, String> {
+    crate::domain::parse_timestamp(text)
+}
+
+/// Runs the training command with the settings of `config`, logging in `log_format` (human for
+/// `dealscore-train`).
+pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    crate::telemetry::init_logging(log_format);
+    let spec = match &args.features {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            FeatureSpec::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("feature spec {}: {e}", path.display()))?
+        }
+        None => FeatureSpec::default_spec(),
+    };
+    let options = TrainOptions {
+        split: match args.split {
+            SplitArg::Time => SplitKind::Time,
+            SplitArg::Random => SplitKind::Random,
+        },
+        test_fraction: args.test_fraction,
+        seed: args.seed,
+        cv_folds: args.cv,
+        min_won: args.min_won,
+        min_lost: args.min_lost,
+        window_since: args.since,
+        window_until: args.until,
+        ..TrainOptions::default()
+    };
+    let db = if args.no_register && args.from_csv.is_some() {
+        None
+    } else {
+        Some(super::open_db(&settings).await?)
+    };
+    let deals = match &args.from_csv {
+        Some(path) => {
+            let mapping = super::read_mapping(args.mapping.as_deref())?;
+            let file =
+                std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let (deals, summary) = read_opportunities(std::io::BufReader::new(file), &mapping)
+                .with_context(|| format!("{}", path.display()))?;
+            if summary.rejected > 0 {
+                eprintln!(
+                    "warning: {} row(s) of {} were rejected and not used (first: line {}: {})",
+                    summary.rejected,
+                    path.display(),
+                    summary.rejected_rows.first().map_or(0, |r| r.line),
+                    summary.rejected_rows.first().map_or("", |r| r.reason.as_str())
+                );
+            }
+            deals
+                .into_iter()
+                .filter(|d| {
+                    let closed = d.closed_at;
+                    args.since.is_none_or(|s| closed.is_some_and(|c| c >= s))
+                        && args.until.is_none_or(|u| closed.is_some_and(|c| c <= u))
+                })
+                .collect()
+        }
+        None => {
+            let db = db
+                .as_ref()
+                .context("the database is needed to train without --from-csv")?;
+            crate::store::opportunities::closed_deals(db, args.since, args.until).await?
+        }
+    };
+    // The database may be open only to read the deals: with --no-register the job gets no
+    // registry, so nothing is registered or activated there.
+    let registry = if args.no_register { None } else { db.as_ref() };
+    let bar = if std::io::stderr().is_terminal() && !args.json {
+        let bar = ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_message(format!("{} deals loaded", deals.len()));
+    let progress_bar = bar.clone();
+    let job = TrainJob {
+        spec,
+        options,
+        out_dir: args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&settings.models_dir)),
+        activate: args.activate,
+        gate: crate::lifecycle::gate::GatePolicy::from_settings(&settings),
+        who: "dealscore-train".into(),
+    };
+    let outcome = train_job::run(job, deals, registry, move |p| {
+        progress_bar.set_message(describe(&p));
+    })
+    .await;
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print!("{}", render_report(&outcome.trained));
+        println!("\nArtifact: {}", outcome.artifact_path.display());
+        match outcome.status {
+            Some(status) => {
+                println!("Registered as {}", status.as_str());
+                if let Some(gate) = &outcome.gate {
+                    println!("Promotion gate: {:?} — {}", gate.outcome, gate.reason);
+                }
+            }
+            None => println!("Not registered (--no-register)"),
+        }
+    }
+    Ok(())
+}
+
+fn describe(p: &TrainProgress) -> String {
+    match p {
+        TrainProgress::Prepared {
+            won,
+            lost,
+            train_rows,
+            holdout_rows,
+        } => {
+            format!("{won} won / {lost} lost; {train_rows} training rows, {holdout_rows} holdout")
+        }
+        TrainProgress::CrossValidation {
+            done, total, alpha, ..
+        } => {
+            format!("cross-validation {done}/{total} (alpha {alpha})")
+        }
+        TrainProgress::HoldoutFit { alpha } => format!("holdout fit (alpha {alpha})"),
+        TrainProgress::FinalFit { rows } => format!("final fit on {rows} deals"),
+        TrainProgress::Finished { version } => format!("done: {version}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use clap::CommandFactory;
+
+    use super::TrainCommand;
+    use crate::cli::Cli;
+
+    fn long_options(command: &clap::Command) -> BTreeSet<String> {
+        command
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `dealscore train` takes exactly `dealscore-train`'s options: `--config` is the global
+    /// one, and the other global flag (`--log-format`) is the only addition.
+    #[test]
+    fn dealscore_train_takes_the_options_of_the_alias() {
+        let mut cli = Cli::command();
+        cli.build();
+        let Some(train) = cli.find_subcommand("train") else {
+            panic!("`dealscore train` exists");
+        };
+        let mut subcommand = long_options(train);
+        assert!(subcommand.remove("log-format"));
+        let mut alias = long_options(&TrainCommand::command());
+        assert!(alias.remove("version"));
+        assert_eq!(subcommand, alias);
+        assert!(alias.contains("no-register") && alias.contains("config"));
+    }
+}
