@@ -2,7 +2,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::{bin_path, TestDb};
+use dealscore::store::models;
+
+use crate::helpers::{bin_path, import_generated, spawn_app, TestDb};
 
 fn dealscore(db: &TestDb, args: &[&str]) -> std::process::Output {
     Command::new(bin_path())
@@ -385,4 +387,87 @@ async fn the_demo_keeps_serving_when_nobody_reads_its_output() {
         "{health:?}; the demo's log:\n{}",
         demo_log()
     );
+}
+
+/// Runs `program` (the `dealscore` binary with `prefix` = `["train"]`, or `dealscore-train`) on
+/// the app's database with `args`.
+fn train_with(program: &str, prefix: &[&str], db_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(prefix)
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run the training command")
+}
+
+/// `--no-register` while the deals come from the database: the artifact file and the report are
+/// written, and the registry is left alone — no version recorded, none activated — by
+/// `dealscore-train` and by its alias `dealscore train` alike.
+#[tokio::test]
+async fn training_with_no_register_from_the_database_registers_and_activates_nothing() {
+    let app = spawn_app().await;
+    import_generated(&app, 1_000, 3).await;
+    let dealscore = bin_path();
+    let dealscore = dealscore.to_str().expect("utf-8 path");
+    let runs: [(&str, &[&str]); 2] = [
+        (env!("CARGO_BIN_EXE_dealscore-train"), &[]),
+        (dealscore, &["train"]),
+    ];
+    for (program, prefix) in runs {
+        let out = tempfile::tempdir().unwrap();
+        let output = train_with(
+            program,
+            prefix,
+            &app.db_url,
+            &[
+                "--no-register",
+                "--cv",
+                "3",
+                "--json",
+                "--out",
+                out.path().to_str().unwrap(),
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{program} {prefix:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert!(report["status"].is_null() && report["gate"].is_null(), "{report}");
+        let artifact = std::path::Path::new(report["artifact_path"].as_str().expect("a path"));
+        assert!(artifact.starts_with(out.path()) && artifact.exists(), "{report}");
+        assert!(
+            models::list(&app.db).await.unwrap().is_empty(),
+            "{program} {prefix:?} registered"
+        );
+        assert!(
+            models::active(&app.db).await.unwrap().is_none(),
+            "{program} {prefix:?} activated"
+        );
+    }
+
+    let out = tempfile::tempdir().unwrap();
+    let output = train_with(
+        dealscore,
+        &["train"],
+        &app.db_url,
+        &[
+            "--no-register",
+            "--activate",
+            "--cv",
+            "3",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("Not registered (--no-register)"), "{text}");
+    assert!(models::active(&app.db).await.unwrap().is_none());
 }
