@@ -146,20 +146,28 @@ pub async fn load_verified(db: &Db, version: &str) -> ApiResult<(ModelVersionRec
     }
 }
 
-fn report(record: ModelVersionRecord, activations: Vec<ActivationRecord>, a: ModelArtifact) -> VersionReport {
-    VersionReport {
+fn report(
+    record: ModelVersionRecord,
+    activations: Vec<ActivationRecord>,
+    a: ModelArtifact,
+) -> ApiResult<VersionReport> {
+    // Each definition of a loaded artifact is validated as it is read; an empty list or a repeated
+    // name could only come from a hand-edited artifact, so this is an internal failure.
+    let spec = a
+        .features
+        .spec()
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+    Ok(VersionReport {
         record,
         activations,
-        spec: FeatureSpec {
-            features: a.features.features.iter().map(|f| f.def.clone()).collect(),
-        },
+        spec,
         training: a.training,
         holdout_metrics: a.holdout_metrics,
         baseline_metrics: a.baseline_metrics,
         cv: a.cv,
         success_factors: a.success_factors,
         convergence: a.convergence,
-    }
+    })
 }
 
 /// One version's report: metrics, calibration, success factors, spec, activations (404 unknown,
@@ -177,7 +185,7 @@ pub async fn get(
     let version = path.into_inner();
     let (record, artifact) = load_verified(&db, &version).await?;
     let activations = models::activations(&db, Some(&version), 100).await?;
-    Ok(HttpResponse::Ok().json(report(record, activations, artifact)))
+    Ok(HttpResponse::Ok().json(report(record, activations, artifact)?))
 }
 
 /// The active version's report (404 when no model is active).
@@ -197,7 +205,7 @@ pub async fn active(_caller: AnalystAccess, db: web::Data<Db>) -> ApiResult<Http
     })?;
     let (record, artifact) = load_verified(&db, &record.version).await?;
     let activations = models::activations(&db, Some(&record.version), 100).await?;
-    Ok(HttpResponse::Ok().json(report(record, activations, artifact)))
+    Ok(HttpResponse::Ok().json(report(record, activations, artifact)?))
 }
 
 /// Makes a version the active one (rollback = activating an older one). The artifact is verified

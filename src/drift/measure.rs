@@ -71,7 +71,7 @@ pub fn profile_of(artifact: &ModelArtifact) -> Result<&TrainingProfile, DriftErr
             .iter()
             .zip(&artifact.features.features)
             .all(|(p, f)| {
-                p.feature == f.def.name && p.counts.len() == p.bins.len() && p.labels.len() == p.bins.len()
+                p.feature == f.def.name() && p.counts.len() == p.bins.len() && p.labels.len() == p.bins.len()
             });
     if !matches {
         return Err(DriftError::ProfileMismatch {

@@ -132,7 +132,7 @@ pub fn level_name(feature: &FittedFeature, obs: &Observation<'_>) -> String {
             (NumericScale::Bins { .. }, Some((c, _))) => {
                 let column = feature.columns.get(c).map(String::as_str).unwrap_or("");
                 column
-                    .strip_prefix(feature.def.name.as_str())
+                    .strip_prefix(feature.def.name())
                     .unwrap_or(column)
                     .to_owned()
             }
@@ -209,7 +209,7 @@ pub fn imputed_note(feature: &FittedFeature, obs: &Observation<'_>, lang: Lang) 
         _ => return None,
     };
     Some(ImputedNote {
-        feature: feature.def.name.clone(),
+        feature: feature.def.name().to_owned(),
         message,
     })
 }

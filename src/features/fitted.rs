@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::raw::{category_value, format_number, numeric_value, round_significant, NumericValue};
-use super::spec::{FeatureDef, FeatureSpec, Kind, Transform};
+use super::spec::{FeatureDef, FeatureSpec, Kind, SpecErrors, Transform};
 use crate::domain::Opportunity;
 
 /// Level used for an empty categorical field.
@@ -170,9 +170,9 @@ impl FittedFeatures {
     /// Learns every feature's encoder from the training rows.
     pub fn fit(spec: &FeatureSpec, rows: &[&Opportunity], now: DateTime<Utc>) -> FittedFeatures {
         let mut offset = 0;
-        let mut features = Vec::with_capacity(spec.features.len());
-        for def in &spec.features {
-            let (encoder, columns) = match def.kind {
+        let mut features = Vec::with_capacity(spec.features().len());
+        for def in spec.features() {
+            let (encoder, columns) = match def.kind() {
                 Kind::Numeric => fit_numeric(def, rows, now),
                 Kind::Categorical => fit_categorical(def, rows),
             };
@@ -199,11 +199,10 @@ impl FittedFeatures {
             .collect()
     }
 
-    /// The feature spec these encoders were fitted for.
-    pub fn spec(&self) -> FeatureSpec {
-        FeatureSpec {
-            features: self.features.iter().map(|f| f.def.clone()).collect(),
-        }
+    /// The feature spec these encoders were fitted for. Fitting takes a valid spec, but the
+    /// fields are public (and artifacts are read from disk), so the list is checked again.
+    pub fn spec(&self) -> Result<FeatureSpec, SpecErrors> {
+        FeatureSpec::new(self.features.iter().map(|f| f.def.clone()).collect())
     }
 }
 
@@ -218,7 +217,7 @@ fn fit_numeric(def: &FeatureDef, rows: &[&Opportunity], now: DateTime<Utc>) -> (
     let missing = rows.len() - values.len();
     values.sort_by(f64::total_cmp);
     let impute = quantile_sorted(&values, 0.5).unwrap_or(0.0);
-    let name = &def.name;
+    let name = def.name();
     let (scale, mut columns) = match def.transform() {
         Transform::Bins => {
             let k = def.bins();
@@ -248,7 +247,7 @@ fn fit_numeric(def: &FeatureDef, rows: &[&Opportunity], now: DateTime<Utc>) -> (
             let column = if transform == Transform::Log {
                 format!("log({name})")
             } else {
-                name.clone()
+                name.to_owned()
             };
             (NumericScale::Standardised { mean, sd }, vec![column])
         }
@@ -289,9 +288,9 @@ fn fit_categorical(def: &FeatureDef, rows: &[&Opportunity]) -> (Encoder, Vec<Str
         .map(|(level, _)| level.clone())
         .collect();
     let other = counts.len() > levels.len();
-    let mut columns: Vec<String> = levels.iter().map(|l| format!("{}={l}", def.name)).collect();
+    let mut columns: Vec<String> = levels.iter().map(|l| format!("{}={l}", def.name())).collect();
     if other {
-        columns.push(format!("{}={OTHER_LEVEL}", def.name));
+        columns.push(format!("{}={OTHER_LEVEL}", def.name()));
     }
     (
         Encoder::Categorical(CategoricalEncoder {

@@ -8,7 +8,6 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::runner::{RunPlan, TrainRequest, Trainer};
-use crate::features::FeatureSpec;
 use crate::model::ModelArtifact;
 use crate::store::models;
 use crate::store::training_runs::{self, CreateError};
@@ -166,8 +165,12 @@ pub async fn run_once(
         }
     };
     if let Some(active) = &active {
-        plan.spec = FeatureSpec {
-            features: active.features.features.iter().map(|f| f.def.clone()).collect(),
+        plan.spec = match active.features.spec() {
+            Ok(spec) => spec,
+            Err(e) => {
+                tracing::error!(error = %e, "the active model's feature spec is refused");
+                return Ok(None);
+            }
         };
         plan.recorded["spec"] = serde_json::json!(plan.spec.to_toml().ok());
     }

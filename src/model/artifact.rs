@@ -238,20 +238,21 @@ impl ModelArtifact {
             if f.offset != next {
                 return fail(format!(
                     "feature `{}` starts at column {}, expected {next}",
-                    f.def.name, f.offset
+                    f.def.name(),
+                    f.offset
                 ));
             }
             if f.encoder.column_count() != f.columns.len() {
                 return fail(format!(
                     "feature `{}` has {} columns but its encoder produces {}",
-                    f.def.name,
+                    f.def.name(),
                     f.columns.len(),
                     f.encoder.column_count()
                 ));
             }
             for (i, column) in f.columns.iter().enumerate() {
                 let c = &self.coefficients[f.offset + i];
-                if &c.column != column || c.feature != f.def.name {
+                if &c.column != column || c.feature != f.def.name() {
                     return fail(format!(
                         "column {} is `{}`, expected `{column}`",
                         f.offset + i,
@@ -272,7 +273,7 @@ impl ModelArtifact {
                 .success_factors
                 .iter()
                 .zip(&self.features.features)
-                .any(|(s, f)| s.feature != f.def.name)
+                .any(|(s, f)| s.feature != f.def.name())
         {
             return fail("success factors do not follow the feature order".to_owned());
         }

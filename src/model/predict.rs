@@ -122,7 +122,7 @@ pub fn explain_in(
             imputed.push(note_text(&note, lang));
         }
         contributions.push(FeatureContribution {
-            feature: feature.def.name.clone(),
+            feature: feature.def.name().to_owned(),
             value: display_value(feature, &obs, lang),
             raw: obs.raw,
             level: level_name(feature, &obs),

@@ -282,7 +282,7 @@ fn unseen_categories(
             if let Some(level) = obs.category.as_deref() {
                 if !enc.counts.contains_key(level) {
                     out.push(text::unseen_category(
-                        &feature.def.name,
+                        feature.def.name(),
                         level,
                         crate::features::fitted::OTHER_LEVEL,
                         lang,

@@ -224,7 +224,7 @@ mod tests {
             .features
             .features
             .iter()
-            .position(|f| f.def.name == feature_name)
+            .position(|f| f.def.name() == feature_name)
             .unwrap();
         let feature = &artifact.features.features[index];
         let source = feature.def.source();

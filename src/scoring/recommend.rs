@@ -97,23 +97,23 @@ fn numeric_target(
     current: Option<f64>,
     config: &ScoringConfig,
 ) -> Option<f64> {
-    let actionable = feature.def.actionable.as_ref()?;
+    let actionable = feature.def.actionable()?;
     let reference = artifact.success_factors.get(index)?.numeric.as_ref()?;
     let mut target = reference
         .for_sector(opp.sector.as_deref(), config.min_sector_won)
         .won
         .as_ref()?
         .median;
-    if let Some(min) = actionable.min {
+    if let Some(min) = actionable.min() {
         target = target.max(min);
     }
-    if let Some(max) = actionable.max {
+    if let Some(max) = actionable.max() {
         target = target.min(max);
     }
     if matches!(feature.def.source(), Source::Core(CoreField::InteractionCount)) {
         target = target.ceil();
     }
-    let helps = match (actionable.direction, current) {
+    let helps = match (actionable.direction(), current) {
         (_, None) => true,
         (Direction::Increase, Some(c)) => target > c,
         (Direction::Decrease, Some(c)) => target < c,
@@ -123,11 +123,11 @@ fn numeric_target(
 }
 
 fn categorical_target(artifact: &ModelArtifact, index: usize, feature: &FittedFeature) -> Option<String> {
-    let actionable = feature.def.actionable.as_ref()?;
-    if let Some(target) = &actionable.target {
+    let actionable = feature.def.actionable()?;
+    if let Some(target) = actionable.target() {
         return Some(match feature.def.source() {
             Source::Core(CoreField::ContactRole) => ContactRole::normalise(target)?.as_str().to_owned(),
-            _ => target.clone(),
+            _ => target.to_owned(),
         });
     }
     // No target named: the level with the largest effect that is a real category.
@@ -162,7 +162,7 @@ pub fn levers(
     let probability = sigmoid(logit);
     let mut out = Vec::new();
     for (index, feature) in artifact.features.features.iter().enumerate() {
-        let Some(actionable) = feature.def.actionable.as_ref() else {
+        let Some(actionable) = feature.def.actionable() else {
             continue;
         };
         let source = feature.def.source();
@@ -212,15 +212,15 @@ pub fn levers(
             Source::Core(CoreField::InteractionCount) => Lever::Interact { target, now },
             Source::Core(CoreField::ContactRole) => Lever::Engage { target, now },
             _ => Lever::Other {
-                label: &actionable.label,
-                feature: &feature.def.name,
+                label: actionable.label(),
+                feature: &feature.def.name(),
                 target,
                 now,
             },
         };
         out.push(Intervention {
-            feature: feature.def.name.clone(),
-            action: actionable.label.clone(),
+            feature: feature.def.name().to_owned(),
+            action: actionable.label().to_owned(),
             message: text::intervention(lever, probability, after, lang),
             current_value: current_text,
             target_value: target_text,
@@ -311,7 +311,7 @@ actionable = { direction = "change", label = "Work the best lead source" }
                     .features
                     .iter()
                     .enumerate()
-                    .find(|(_, f)| f.def.name == lever.feature)
+                    .find(|(_, f)| f.def.name() == lever.feature)
                     .expect("a lever is a feature of the model");
                 let target = match &feature.encoder {
                     Encoder::Numeric(_) => {

@@ -48,7 +48,7 @@ pub fn success_factors(
                     LevelEffect {
                         column: column.clone(),
                         level: column
-                            .strip_prefix(feature.def.name.as_str())
+                            .strip_prefix(feature.def.name())
                             .map(|l| l.strip_prefix('=').unwrap_or(l))
                             .unwrap_or(column)
                             .to_owned(),
@@ -81,7 +81,7 @@ pub fn success_factors(
                 }
             };
             SuccessFactor {
-                feature: feature.def.name.clone(),
+                feature: feature.def.name().to_owned(),
                 importance: var.sqrt(),
                 mean_contribution: mean,
                 levels,

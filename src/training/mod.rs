@@ -339,7 +339,7 @@ pub fn train(
         .flat_map(|f| {
             f.columns.iter().enumerate().map(|(c, column)| ColumnCoefficient {
                 column: column.clone(),
-                feature: f.def.name.clone(),
+                feature: f.def.name().to_owned(),
                 coefficient: final_fit.weights[f.offset + c],
             })
         })

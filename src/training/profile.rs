@@ -114,7 +114,7 @@ impl TrainingProfile {
                 let bins = bins_for(feature, rows, now);
                 let labels = labels(&bins);
                 let mut profile = FeatureProfile {
-                    feature: feature.def.name.clone(),
+                    feature: feature.def.name().to_owned(),
                     counts: vec![0; bins.len()],
                     bins,
                     labels,
@@ -239,7 +239,7 @@ mod tests {
         let index = features
             .features
             .iter()
-            .position(|f| f.def.name == "sector")
+            .position(|f| f.def.name() == "sector")
             .expect("sector");
         let (feature, sector) = (&features.features[index], &profile.features[index]);
         let mut opp = history.opportunities[0].clone();

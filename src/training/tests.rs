@@ -331,7 +331,7 @@ fn salvirt_cross_validated_auc_reaches_the_reference() {
     let deals = salvirt();
     assert_eq!(deals.len(), 448);
     let spec = FeatureSpec::from_toml(include_str!("../../training/examples/salvirt-features.toml")).unwrap();
-    assert_eq!(spec.features.len(), 22);
+    assert_eq!(spec.features().len(), 22);
     let opts = TrainOptions {
         split: SplitKind::Random,
         ..options()

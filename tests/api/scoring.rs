@@ -389,3 +389,60 @@ async fn the_score_command_writes_every_row_back_with_its_result() {
     let out = run(&["--model", model.to_str().unwrap()]);
     assert!(!out.status.success());
 }
+
+/// A model artifact written by an earlier build, with every encoding and lever the stored feature
+/// spec can hold (spec: `tests/data/model-artifact-v1.features.toml`).
+const EARLIER_ARTIFACT: &str = include_str!("../data/model-artifact-v1.json");
+
+#[tokio::test]
+async fn an_artifact_saved_by_an_earlier_build_loads_from_its_file_and_the_registry_and_serves() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/model-artifact-v1.json");
+    let artifact = dealscore::model::ModelArtifact::load_verified(&path).unwrap();
+    // The feature definitions are written back exactly as they were stored.
+    let stored: Value = serde_json::from_str(EARLIER_ARTIFACT).unwrap();
+    let stored_defs: Vec<&Value> = stored["features"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["def"])
+        .collect();
+    assert_eq!(stored_defs.len(), 10);
+    let rewritten: Value = serde_json::from_str(&artifact.to_json_pretty().unwrap()).unwrap();
+    let rewritten_defs: Vec<&Value> = rewritten["features"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["def"])
+        .collect();
+    assert_eq!(rewritten_defs, stored_defs);
+
+    let app = spawn_app().await;
+    let new = dealscore::store::models::NewModelVersion {
+        version: &artifact.version,
+        created_at: artifact.created_at,
+        sha256: &artifact.sha256,
+        artifact_json: EARLIER_ARTIFACT,
+        train_rows: 1,
+        holdout_auc: None,
+    };
+    dealscore::store::models::register(&app.db, &new, true, "test", "saved by an earlier build")
+        .await
+        .unwrap();
+    wait_for_model(&app, &artifact.version).await;
+    let (status, report) = app
+        .get_json(&format!("/v1/models/{}", artifact.version), &app.analyst_key)
+        .await;
+    assert_eq!(status, 200, "{report}");
+    let served: Vec<&Value> = report["spec"]["feature"].as_array().unwrap().iter().collect();
+    assert_eq!(served, stored_defs);
+    let response = app
+        .post_score(&json!({
+            "cycle_days": 40, "interaction_count": 2, "response_hours": 30, "amount": 20000,
+            "sector": "logistics", "contact_role": "end_user", "region": "DACH",
+            "attributes": {"lead_source": "referral", "competitors": 2}
+        }))
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["model_version"], artifact.version.as_str());
+}

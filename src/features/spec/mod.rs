@@ -1,0 +1,117 @@
+//! The feature spec: which deal fields the model uses and how each is encoded.
+//!
+//! A spec arrives as TOML (analysts' files, `training/features.toml`) or JSON (HTTP). Both texts
+//! become one generic JSON value, so the two formats accept exactly the same specs; then:
+//! - `raw`: serde reads the value into permissive structs that mirror the text (a wrong type
+//!   or an unknown key is recorded, not fatal);
+//! - `validate`: one step turns them into the always-valid [`FeatureSpec`] / [`FeatureDef`] /
+//!   [`Actionable`], reporting every problem at once with its path;
+//! - `def`: the valid types, whose fields are private and whose constructors (and stored-form
+//!   deserialization) go through the same validator.
+//!
+//! `vocab` holds the words a spec is written with (core fields, kinds, transforms, directions).
+
+mod def;
+mod raw;
+mod validate;
+mod vocab;
+
+#[cfg(test)]
+mod def_tests;
+#[cfg(test)]
+mod tests;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use def::{Actionable, FeatureDef};
+pub use vocab::{CoreField, Direction, Kind, Source, Transform};
+
+use crate::domain::FieldError;
+use crate::i18n::format::NBSP;
+use crate::tr;
+
+/// The default spec shipped with dealscore (`training/features.toml`).
+const DEFAULT_SPEC_TOML: &str = include_str!("../../../training/features.toml");
+/// Default number of quantile bins for a binned numeric feature.
+pub const DEFAULT_BINS: usize = 8;
+/// Default `min_count` for categorical features.
+pub const DEFAULT_MIN_COUNT: usize = 20;
+/// Most bins a numeric feature may ask for (keeps the design small and bins populated).
+const MAX_BINS: usize = 100;
+
+/// A validated feature spec: at least one feature, names unique, in design-matrix order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureSpec {
+    #[serde(rename = "feature")]
+    features: Vec<FeatureDef>,
+}
+
+/// Every problem found in a spec; never empty when returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid feature spec: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+pub struct SpecErrors(pub Vec<FieldError>);
+
+impl FeatureSpec {
+    /// A spec of already valid definitions; refused when empty or when a name repeats.
+    pub fn new(features: Vec<FeatureDef>) -> Result<FeatureSpec, SpecErrors> {
+        validate::list(features)
+    }
+
+    /// Assembles a spec the validator has checked.
+    fn from_checked(features: Vec<FeatureDef>) -> FeatureSpec {
+        FeatureSpec { features }
+    }
+
+    /// The features, in design-matrix order.
+    pub fn features(&self) -> &[FeatureDef] {
+        &self.features
+    }
+
+    /// The default spec (`training/features.toml`, compiled in).
+    pub fn default_spec() -> FeatureSpec {
+        // The embedded file is covered by a unit test, so it always parses; the fallback (every
+        // core field with its natural encoding, valid by construction) keeps this function
+        // infallible without a panic path.
+        FeatureSpec::from_toml(DEFAULT_SPEC_TOML).unwrap_or_else(|_| FeatureSpec {
+            features: CoreField::ALL.into_iter().map(FeatureDef::natural).collect(),
+        })
+    }
+
+    /// Parses and validates a TOML spec (`[[feature]]` tables), listing every problem.
+    pub fn from_toml(text: &str) -> Result<FeatureSpec, SpecErrors> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            SpecErrors(vec![FieldError::localized(
+                "spec",
+                tr!("not valid TOML: {e}", "TOML invalide{NBSP}: {e}"),
+            )])
+        })?;
+        let value = serde_json::to_value(table).map_err(|e| {
+            SpecErrors(vec![FieldError::localized(
+                "spec",
+                tr!(
+                    "unsupported TOML value: {e}",
+                    "valeur TOML non prise en charge{NBSP}: {e}"
+                ),
+            )])
+        })?;
+        validate::spec(&value)
+    }
+
+    /// Parses and validates a JSON spec: `{"feature": [ {...}, ... ]}` (`"features"` is accepted
+    /// too), with the same fields as the TOML form.
+    pub fn from_json(text: &str) -> Result<FeatureSpec, SpecErrors> {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            SpecErrors(vec![FieldError::localized(
+                "spec",
+                tr!("not valid JSON: {e}", "JSON invalide{NBSP}: {e}"),
+            )])
+        })?;
+        validate::spec(&value)
+    }
+
+    /// The spec as TOML text (same format as `training/features.toml`).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+}
