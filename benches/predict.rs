@@ -6,7 +6,7 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dealscore::domain::{ContactRole, Opportunity, Status};
+use dealscore::domain::{ContactRole, Deal, ExternalId, Opportunity, Status};
 use dealscore::features::FeatureSpec;
 use dealscore::i18n::Lang;
 use dealscore::model::{explain, predict};
@@ -32,24 +32,26 @@ fn deals(n: usize) -> Vec<Opportunity> {
             let won = rng.gen::<f64>() < 1.0 / (1.0 + (-z).exp());
             let created = start + Duration::days((i % 600) as i64);
             Opportunity {
-                external_id: format!("D-{i}"),
-                name: None,
-                account: None,
-                sector: Some(["retail", "banking", "energy", "public"][i % 4].to_owned()),
-                region: Some(["north", "south"][i % 2].to_owned()),
-                owner: None,
-                contact_role: ContactRole::normalise(role),
-                amount: Some(rng.gen_range(1_000.0..100_000.0)),
-                currency: "EUR".into(),
-                stage: None,
-                status: if won { Status::Won } else { Status::Lost },
-                created_at: Some(created),
-                closed_at: Some(created + Duration::days(rng.gen_range(5..200))),
-                interaction_count: Some(interactions),
-                response_hours: if i % 7 == 0 { None } else { Some(response) },
-                last_activity_at: None,
-                attributes: Default::default(),
-                cycle_days: None,
+                external_id: ExternalId::parse(&format!("D-{i}")).expect("test ids are valid"),
+                deal: Deal {
+                    name: None,
+                    account: None,
+                    sector: Some(["retail", "banking", "energy", "public"][i % 4].to_owned()),
+                    region: Some(["north", "south"][i % 2].to_owned()),
+                    owner: None,
+                    contact_role: ContactRole::normalise(role),
+                    amount: Some(rng.gen_range(1_000.0..100_000.0)),
+                    currency: "EUR".into(),
+                    stage: None,
+                    status: if won { Status::Won } else { Status::Lost },
+                    created_at: Some(created),
+                    closed_at: Some(created + Duration::days(rng.gen_range(5..200))),
+                    interaction_count: Some(interactions),
+                    response_hours: if i % 7 == 0 { None } else { Some(response) },
+                    last_activity_at: None,
+                    attributes: Default::default(),
+                    cycle_days: None,
+                },
             }
         })
         .collect()
@@ -62,7 +64,13 @@ fn bench(c: &mut Criterion) {
         now: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
         ..TrainOptions::default()
     };
-    let trained = train(&history, &FeatureSpec::default_spec(), &options, &mut |_| {}).expect("train");
+    let trained = train(
+        &history,
+        &FeatureSpec::default_spec(),
+        &options.check().expect("bench options are valid"),
+        &mut |_| {},
+    )
+    .expect("train");
     let artifact = trained.artifact;
     let batch: Vec<Opportunity> = history.into_iter().take(1_000).collect();
     let now = options.now;

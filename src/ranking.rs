@@ -15,6 +15,7 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::Opportunity;
 use crate::error::ApiError;
 use crate::i18n::Lang;
 use crate::model::ModelArtifact;
@@ -123,9 +124,12 @@ async fn score_all(
                 .map(|o| {
                     let prev = page.previous.get(&o.id).copied();
                     let r = score(&model, &config, &o.opportunity, now, prev, RankBy::Value, lang);
-                    let opp = o.opportunity;
+                    let Opportunity {
+                        external_id,
+                        deal: opp,
+                    } = o.opportunity;
                     PriorityItem {
-                        external_id: opp.external_id,
+                        external_id: external_id.into(),
                         name: opp.name,
                         account: opp.account,
                         owner: opp.owner,

@@ -40,23 +40,23 @@ pub struct OpportunityBody {
     /// decision_maker, economic_buyer, champion, influencer, technical, end_user, procurement,
     /// other — or free text, normalised to lower snake case.
     pub contact_role: Option<String>,
-    /// Deal value, ≥ 0.
+    /// Deal value: a finite number, 0 ≤ amount ≤ 10¹⁵.
     pub amount: Option<f64>,
-    /// ISO 4217 code (default EUR).
+    /// An active ISO 4217 code, any case (default EUR).
     pub currency: Option<String>,
     /// CRM stage (free text).
     pub stage: Option<String>,
     /// open, won or lost.
     pub status: Status,
-    /// RFC 3339 or YYYY-MM-DD.
+    /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
     pub created_at: Option<String>,
-    /// Required for won/lost, absent for open.
+    /// Required for won/lost, absent for open; in the years 1900–2200.
     pub closed_at: Option<String>,
     /// ≥ 0; derived from activities when there are any.
     pub interaction_count: Option<i64>,
     /// Average hours to answer the prospect, ≥ 0; derived from activities when possible.
     pub response_hours: Option<f64>,
-    /// RFC 3339 or YYYY-MM-DD.
+    /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
     pub last_activity_at: Option<String>,
     /// Custom CRM fields: strings or numbers.
     pub attributes: Option<BTreeMap<String, AttributeValue>>,
@@ -73,7 +73,7 @@ pub struct ActivityBody {
     pub kind: ActivityKind,
     /// inbound (prospect → rep) or outbound.
     pub direction: ActivityDirection,
-    /// RFC 3339 or YYYY-MM-DD.
+    /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
     pub occurred_at: String,
 }
 

@@ -16,7 +16,7 @@ use super::jobs::Jobs;
 use super::score_body::{batch_items, ScoreBody};
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
-use crate::domain::{FieldError, FieldMessage, Opportunity, ParseOptions, ValidationErrors};
+use crate::domain::{Deal, FieldError, FieldMessage, ParseOptions, ValidationErrors};
 use crate::error::{ApiError, ApiResult, Detail, KnownDetail, Problem};
 use crate::i18n::Lang;
 use crate::model::ModelArtifact;
@@ -100,17 +100,10 @@ pub struct BatchAnswer {
 /// Parses one item to score: the whole body, or item `index` of a batch, whose field names in
 /// errors get the `opportunities[3].` prefix (written only when there is an error: a batch
 /// holds up to 10,000 items).
-pub(crate) fn parse_for_scoring(
-    value: &Value,
-    index: Option<usize>,
-) -> Result<Opportunity, ValidationErrors> {
-    let options = ParseOptions {
-        for_scoring: true,
-        ..ParseOptions::default()
-    };
+pub(crate) fn parse_for_scoring(value: &Value, index: Option<usize>) -> Result<Deal, ValidationErrors> {
     let prefix = || index.map_or_else(String::new, |i| format!("opportunities[{i}]."));
     match value {
-        Value::Object(map) => Opportunity::parse(None, map, options).map_err(|mut e| {
+        Value::Object(map) => Deal::parse_to_score(map, ParseOptions::default()).map_err(|mut e| {
             let prefix = prefix();
             for err in &mut e.0 {
                 err.field = format!("{prefix}{}", err.field);

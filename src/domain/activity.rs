@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::time::{bad_timestamp, parse_timestamp_with_format};
+use super::time::{bad_timestamp, in_accepted_years, parse_timestamp_with_format, year_out_of_range};
 use super::validation::{FieldMessage, ValidationErrors};
 
 /// What kind of touchpoint an activity was.
@@ -112,6 +112,12 @@ impl Activity {
             match input.get(field) {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) if s.trim().is_empty() => None,
+                // Refused here, before any message could quote them back: PostgreSQL cannot
+                // store a NUL, and no kind, direction, id or time has a line break.
+                Some(Value::String(s)) if s.trim().chars().any(char::is_control) => {
+                    errors.push_known(format!("{prefix}{field}"), FieldMessage::ControlCharacters);
+                    None
+                }
                 Some(Value::String(s)) => Some(s.trim().to_owned()),
                 Some(Value::Number(n)) => Some(n.to_string()),
                 Some(_) => {
@@ -122,6 +128,10 @@ impl Activity {
                     None
                 }
             }
+        };
+        let has_error = |errors: &ValidationErrors, field: &str| {
+            let name = format!("{prefix}{field}");
+            errors.0.iter().any(|e| e.field == name)
         };
         let id = text("id", &mut errors);
         if let Some(id) = &id {
@@ -135,7 +145,9 @@ impl Activity {
                 None
             }),
             None => {
-                errors.push_known(format!("{prefix}kind"), FieldMessage::Required);
+                if !has_error(&errors, "kind") {
+                    errors.push_known(format!("{prefix}kind"), FieldMessage::Required);
+                }
                 None
             }
         };
@@ -148,20 +160,28 @@ impl Activity {
                 None
             }),
             None => {
-                errors.push_known(format!("{prefix}direction"), FieldMessage::Required);
+                if !has_error(&errors, "direction") {
+                    errors.push_known(format!("{prefix}direction"), FieldMessage::Required);
+                }
                 None
             }
         };
         let occurred_at = match text("occurred_at", &mut errors) {
             Some(t) => match parse_timestamp_with_format(&t, date_format) {
-                Ok(t) => Some(t),
+                Ok(t) if in_accepted_years(t) => Some(t),
+                Ok(_) => {
+                    errors.push_known(format!("{prefix}occurred_at"), year_out_of_range());
+                    None
+                }
                 Err(_) => {
                     errors.push_known(format!("{prefix}occurred_at"), bad_timestamp(&t, date_format));
                     None
                 }
             },
             None => {
-                errors.push_known(format!("{prefix}occurred_at"), FieldMessage::Required);
+                if !has_error(&errors, "occurred_at") {
+                    errors.push_known(format!("{prefix}occurred_at"), FieldMessage::Required);
+                }
                 None
             }
         };
@@ -275,6 +295,48 @@ mod tests {
             (Inbound, at("2025-01-01T06:00:00Z")),
         ]);
         assert_eq!(derived.response_hours, Some(6.0));
+    }
+
+    #[test]
+    fn control_characters_and_out_of_range_dates_are_refused() {
+        let cases = [
+            ("kind", serde_json::json!("email\u{0}"), Some("a.kind")),
+            ("direction", serde_json::json!("in\nbound"), Some("a.direction")),
+            ("id", serde_json::json!("x\u{0}"), Some("a.id")),
+            (
+                "occurred_at",
+                serde_json::json!("2025-01-01\u{0}"),
+                Some("a.occurred_at"),
+            ),
+            (
+                "occurred_at",
+                serde_json::json!("0001-01-01"),
+                Some("a.occurred_at"),
+            ),
+            (
+                "occurred_at",
+                serde_json::json!("2201-01-01"),
+                Some("a.occurred_at"),
+            ),
+            ("occurred_at", serde_json::json!("2200-12-31"), None),
+            ("id", serde_json::json!("crm-1"), None),
+        ];
+        for (field, value, error) in cases {
+            let mut input =
+                serde_json::json!({"kind": "call", "direction": "inbound", "occurred_at": "2025-01-01"});
+            input[field] = value.clone();
+            let serde_json::Value::Object(map) = input else {
+                unreachable!()
+            };
+            match (Activity::parse(&map, "a.", None), error) {
+                (Ok(_), None) => {}
+                (Err(e), Some(expected)) => {
+                    let fields: Vec<_> = e.0.iter().map(|e| e.field.as_str()).collect();
+                    assert_eq!(fields, [expected], "{field}={value}");
+                }
+                (result, _) => panic!("{field}={value}: {result:?}"),
+            }
+        }
     }
 
     #[test]

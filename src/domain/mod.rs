@@ -4,6 +4,7 @@
 //! types at the edge; the rest of the code never sees unvalidated input.
 
 mod activity;
+pub mod currency;
 mod opportunity;
 mod time;
 mod validation;
@@ -12,8 +13,11 @@ pub use activity::{
     derive_interactions, Activity, ActivityDirection, ActivityInput, ActivityKind, DerivedInteractions,
 };
 pub use opportunity::{
-    AttributeValue, ContactRole, ExternalId, Opportunity, OpportunityInput, ParseOptions, Status,
-    DEFAULT_CURRENCY, MAX_EXTERNAL_ID_LEN, RECORD_FIELDS,
+    AttributeValue, ContactRole, Deal, ExternalId, Opportunity, OpportunityInput, ParseOptions, Status,
+    DEFAULT_CURRENCY, MAX_AMOUNT, MAX_EXTERNAL_ID_LEN, RECORD_FIELDS,
 };
-pub use time::{bad_timestamp, from_epoch_ms, parse_timestamp, parse_timestamp_with_format, to_epoch_ms};
+pub use time::{
+    bad_timestamp, from_epoch_ms, in_accepted_years, parse_timestamp, parse_timestamp_with_format,
+    to_epoch_ms, MAX_YEAR, MIN_YEAR,
+};
 pub use validation::{FieldError, FieldMessage, JsonKind, ValidationErrors};

@@ -1,12 +1,15 @@
 //! The opportunity (deal) as dealscore understands it, and its parser.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::time::{bad_timestamp, parse_timestamp_with_format};
+use super::currency;
+use super::time::{bad_timestamp, in_accepted_years, parse_timestamp_with_format, year_out_of_range};
 use super::validation::{FieldMessage, JsonKind, ValidationErrors};
 
 /// Currency used when none is given.
@@ -17,6 +20,9 @@ pub const MAX_EXTERNAL_ID_LEN: usize = 200;
 const MAX_TEXT_LEN: usize = 1000;
 /// Most custom attributes on one opportunity.
 const MAX_ATTRIBUTES: usize = 200;
+/// Largest accepted `amount`: far above any deal, and small enough that sums over every deal
+/// (won revenue, pipeline value) stay finite and exact to the cent.
+pub const MAX_AMOUNT: f64 = 1e15;
 
 /// Outcome state of a deal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -82,11 +88,67 @@ impl ExternalId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `prefix` followed by `number` on at least 7 digits (`D-0000042`), for generated data: the
+    /// prefix loses its control characters and is cut so the identifier always fits.
+    pub fn numbered(prefix: &str, number: usize) -> ExternalId {
+        let digits = format!("{number:07}");
+        let room = MAX_EXTERNAL_ID_LEN.saturating_sub(digits.len());
+        let mut id: String = prefix.chars().filter(|c| !c.is_control()).take(room).collect();
+        id.push_str(&digits);
+        ExternalId(id)
+    }
 }
 
 impl std::fmt::Display for ExternalId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for ExternalId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Lets maps and sets keyed by `ExternalId` be searched with a `&str`.
+impl Borrow<str> for ExternalId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Reads as the identifier text wherever a `&str` is expected.
+impl Deref for ExternalId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<String> for ExternalId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<str> for ExternalId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ExternalId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<ExternalId> for String {
+    fn from(id: ExternalId) -> String {
+        id.0
     }
 }
 
@@ -194,11 +256,12 @@ fn format_number(n: f64) -> String {
     }
 }
 
-/// A validated opportunity.
+/// A validated deal as scoring reads it: everything but its CRM identity.
+///
+/// A deal sent to be scored (`POST /v1/score`) is a `Deal`; a stored one is an [`Opportunity`],
+/// which adds its identifier and derefs to its `Deal`, so scoring takes either.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Opportunity {
-    /// The CRM's identifier (unique). Empty only for stateless scoring requests.
-    pub external_id: String,
+pub struct Deal {
     /// Deal name.
     pub name: Option<String>,
     /// Account (customer company).
@@ -211,9 +274,9 @@ pub struct Opportunity {
     pub owner: Option<String>,
     /// Main contact's role.
     pub contact_role: Option<ContactRole>,
-    /// Deal value (≥ 0).
+    /// Deal value (0 ≤ amount ≤ [`MAX_AMOUNT`]).
     pub amount: Option<f64>,
-    /// ISO 4217 code, upper case (default EUR).
+    /// An active ISO 4217 code, upper case (default EUR).
     pub currency: String,
     /// CRM stage, free text.
     pub stage: Option<String>,
@@ -231,9 +294,34 @@ pub struct Opportunity {
     pub last_activity_at: Option<DateTime<Utc>>,
     /// Custom CRM fields.
     pub attributes: BTreeMap<String, AttributeValue>,
-    /// Cycle length given explicitly (scoring requests only); otherwise derived from dates.
+    /// Cycle length given explicitly by a deal sent to be scored; never set on a stored
+    /// [`Opportunity`] (its cycle is derived from its dates).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cycle_days: Option<f64>,
+}
+
+/// A validated opportunity: a [`Deal`] with the CRM identifier it is stored under.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Opportunity {
+    /// The CRM's identifier (unique).
+    pub external_id: ExternalId,
+    /// Everything else about the deal.
+    #[serde(flatten)]
+    pub deal: Deal,
+}
+
+impl Deref for Opportunity {
+    type Target = Deal;
+
+    fn deref(&self) -> &Deal {
+        &self.deal
+    }
+}
+
+impl DerefMut for Opportunity {
+    fn deref_mut(&mut self) -> &mut Deal {
+        &mut self.deal
+    }
 }
 
 /// Raw fields of an opportunity as received (a JSON object, or a CSV row turned into one).
@@ -246,8 +334,14 @@ pub struct ParseOptions<'a> {
     pub date_format: Option<&'a str>,
     /// Input came from text (CSV): numbers may be given as strings.
     pub from_text: bool,
-    /// Stateless scoring: `external_id` optional, `status` defaults to open, `cycle_days` accepted.
-    pub for_scoring: bool,
+}
+
+/// What the fields are parsed for: a stored opportunity, or a deal sent to be scored, whose
+/// `external_id` is optional, `status` defaults to open and `cycle_days` is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Store,
+    Score,
 }
 
 /// The record fields of an opportunity, in their documented order: the JSON field names and the
@@ -284,138 +378,27 @@ impl Opportunity {
         input: &OpportunityInput,
         options: ParseOptions<'_>,
     ) -> Result<Opportunity, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
-        let mut reader = FieldReader {
-            input,
-            errors: &mut errors,
-            options,
-        };
-
-        for key in input.keys() {
-            if !(RECORD_FIELDS.contains(&key.as_str()) || EXTRA_FIELDS.contains(&key.as_str()))
-                || (key == "cycle_days" && !options.for_scoring)
-            {
-                reader.errors.push_known(key.clone(), FieldMessage::UnknownField);
-            }
+        let (external_id, deal, errors) = parse_fields(path_id, input, options, Purpose::Store);
+        match external_id {
+            Some(external_id) if errors.is_empty() => Ok(Opportunity { external_id, deal }),
+            // Without an id, `parse_fields` recorded why (required, empty, mismatched…).
+            _ => Err(errors),
         }
+    }
+}
 
-        let body_id = reader.text("external_id", MAX_EXTERNAL_ID_LEN);
-        let external_id = match (path_id, body_id.as_deref()) {
-            (Some(p), Some(b)) if p != b => {
-                reader.errors.push_known(
-                    "external_id",
-                    FieldMessage::IdMismatch {
-                        body: b.to_owned(),
-                        path: p.to_owned(),
-                    },
-                );
-                String::new()
-            }
-            (Some(id), _) | (None, Some(id)) => match ExternalId::parse(id) {
-                Ok(id) => id.0,
-                Err(message) => {
-                    reader.errors.push_known("external_id", message);
-                    String::new()
-                }
-            },
-            (None, None) => {
-                if !options.for_scoring {
-                    reader.errors.push_known("external_id", FieldMessage::Required);
-                }
-                String::new()
-            }
-        };
-
-        let name = reader.text("name", MAX_TEXT_LEN);
-        let account = reader.text("account", MAX_TEXT_LEN);
-        let sector = reader.text("sector", MAX_TEXT_LEN);
-        let region = reader.text("region", MAX_TEXT_LEN);
-        let owner = reader.text("owner", MAX_TEXT_LEN);
-        let stage = reader.text("stage", MAX_TEXT_LEN);
-        let contact_role = reader
-            .text("contact_role", MAX_TEXT_LEN)
-            .and_then(|t| ContactRole::normalise(&t));
-        let amount = reader.non_negative_number("amount");
-        let currency = match reader.text("currency", 3) {
-            Some(c) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => c.to_ascii_uppercase(),
-            Some(c) => {
-                reader
-                    .errors
-                    .push_known("currency", FieldMessage::BadCurrency { code: c });
-                String::new()
-            }
-            None => DEFAULT_CURRENCY.to_owned(),
-        };
-        let status = match reader.text("status", 50) {
-            Some(s) => match Status::parse(&s) {
-                Some(status) => status,
-                None => {
-                    reader
-                        .errors
-                        .push_known("status", FieldMessage::BadStatus { status: s });
-                    Status::Open
-                }
-            },
-            None => {
-                if !options.for_scoring {
-                    reader.errors.push_known("status", FieldMessage::StatusRequired);
-                }
-                Status::Open
-            }
-        };
-        let created_at = reader.timestamp("created_at");
-        let closed_at = reader.timestamp("closed_at");
-        let last_activity_at = reader.timestamp("last_activity_at");
-        let interaction_count = reader.count("interaction_count");
-        let response_hours = reader.non_negative_number("response_hours");
-        let cycle_days = if options.for_scoring {
-            reader.non_negative_number("cycle_days")
-        } else {
-            None
-        };
-        let attributes = reader.attributes();
-
-        let status_known = input.get("status").is_some_and(|v| !v.is_null());
-        if status_known || !options.for_scoring {
-            match (status, closed_at) {
-                (Status::Open, Some(_)) => errors.push_known("closed_at", FieldMessage::ClosedWhileOpen),
-                (Status::Won | Status::Lost, None) if !errors.0.iter().any(|e| e.field == "closed_at") => {
-                    errors.push_known(
-                        "closed_at",
-                        FieldMessage::ClosedRequired {
-                            status: status.as_str(),
-                        },
-                    );
-                }
-                _ => {}
-            }
-        }
-        if let (Some(created), Some(closed)) = (created_at, closed_at) {
-            if closed < created {
-                errors.push_known("closed_at", FieldMessage::ClosedBeforeCreated);
-            }
-        }
-
-        errors.into_result(Opportunity {
-            external_id,
-            name,
-            account,
-            sector,
-            region,
-            owner,
-            contact_role,
-            amount,
-            currency,
-            stage,
-            status,
-            created_at,
-            closed_at,
-            interaction_count,
-            response_hours,
-            last_activity_at,
-            attributes,
-            cycle_days,
-        })
+impl Deal {
+    /// Parses a deal sent to be scored, collecting every problem: `external_id` is optional,
+    /// `status` defaults to open and `cycle_days` may replace the dates.
+    ///
+    /// A caller may send a stored deal's shape: its `external_id` is checked as a stored one's
+    /// would be (a malformed one is refused, as it always was) and plays no part in the score.
+    pub fn parse_to_score(
+        input: &OpportunityInput,
+        options: ParseOptions<'_>,
+    ) -> Result<Deal, ValidationErrors> {
+        let (_, deal, errors) = parse_fields(None, input, options, Purpose::Score);
+        errors.into_result(deal)
     }
 
     /// Deal age in days: `closed_at − created_at` for closed deals, `now − created_at` for open
@@ -433,6 +416,158 @@ impl Opportunity {
     }
 }
 
+/// Parses the fields of an opportunity or of a deal sent to be scored, collecting every problem;
+/// the identifier is `None` when absent or invalid (the reason is then among the errors).
+fn parse_fields(
+    path_id: Option<&str>,
+    input: &OpportunityInput,
+    options: ParseOptions<'_>,
+    purpose: Purpose,
+) -> (Option<ExternalId>, Deal, ValidationErrors) {
+    let mut errors = ValidationErrors::default();
+    let mut reader = FieldReader {
+        input,
+        errors: &mut errors,
+        options,
+    };
+
+    for key in input.keys() {
+        if !(RECORD_FIELDS.contains(&key.as_str()) || EXTRA_FIELDS.contains(&key.as_str()))
+            || (key == "cycle_days" && purpose == Purpose::Store)
+        {
+            reader.errors.push_known(key.clone(), FieldMessage::UnknownField);
+        }
+    }
+
+    let body_id = reader.text("external_id", MAX_EXTERNAL_ID_LEN);
+    let external_id = match (path_id, body_id.as_deref()) {
+        (Some(p), Some(b)) if p != b => {
+            reader.errors.push_known(
+                "external_id",
+                FieldMessage::IdMismatch {
+                    body: b.to_owned(),
+                    path: p.to_owned(),
+                },
+            );
+            None
+        }
+        (Some(id), _) | (None, Some(id)) => match ExternalId::parse(id) {
+            Ok(id) => Some(id),
+            Err(message) => {
+                reader.errors.push_known("external_id", message);
+                None
+            }
+        },
+        (None, None) => {
+            if purpose == Purpose::Store && !reader.has_error("external_id") {
+                reader.errors.push_known("external_id", FieldMessage::Required);
+            }
+            None
+        }
+    };
+
+    let name = reader.text("name", MAX_TEXT_LEN);
+    let account = reader.text("account", MAX_TEXT_LEN);
+    let sector = reader.text("sector", MAX_TEXT_LEN);
+    let region = reader.text("region", MAX_TEXT_LEN);
+    let owner = reader.text("owner", MAX_TEXT_LEN);
+    let stage = reader.text("stage", MAX_TEXT_LEN);
+    let contact_role = reader
+        .text("contact_role", MAX_TEXT_LEN)
+        .and_then(|t| ContactRole::normalise(&t));
+    let amount = reader.amount("amount");
+    let currency = match reader.text("currency", 3) {
+        Some(c) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => {
+            let code = c.to_ascii_uppercase();
+            if !currency::is_active(&code) {
+                reader
+                    .errors
+                    .push_known("currency", FieldMessage::UnknownCurrency { code: code.clone() });
+            }
+            code
+        }
+        Some(c) => {
+            reader
+                .errors
+                .push_known("currency", FieldMessage::BadCurrency { code: c });
+            String::new()
+        }
+        None => DEFAULT_CURRENCY.to_owned(),
+    };
+    let status = match reader.text("status", 50) {
+        Some(s) => match Status::parse(&s) {
+            Some(status) => status,
+            None => {
+                reader
+                    .errors
+                    .push_known("status", FieldMessage::BadStatus { status: s });
+                Status::Open
+            }
+        },
+        None => {
+            if purpose == Purpose::Store && !reader.has_error("status") {
+                reader.errors.push_known("status", FieldMessage::StatusRequired);
+            }
+            Status::Open
+        }
+    };
+    let created_at = reader.timestamp("created_at");
+    let closed_at = reader.timestamp("closed_at");
+    let last_activity_at = reader.timestamp("last_activity_at");
+    let interaction_count = reader.count("interaction_count");
+    let response_hours = reader.non_negative_number("response_hours");
+    let cycle_days = if purpose == Purpose::Score {
+        reader.non_negative_number("cycle_days")
+    } else {
+        None
+    };
+    let attributes = reader.attributes();
+
+    let status_known = input.get("status").is_some_and(|v| !v.is_null());
+    // A refused status is not compared with `closed_at`: it was replaced by `open` only to go on.
+    let status_refused = errors.0.iter().any(|e| e.field == "status");
+    if (status_known || purpose == Purpose::Store) && !status_refused {
+        match (status, closed_at) {
+            (Status::Open, Some(_)) => errors.push_known("closed_at", FieldMessage::ClosedWhileOpen),
+            (Status::Won | Status::Lost, None) if !errors.0.iter().any(|e| e.field == "closed_at") => {
+                errors.push_known(
+                    "closed_at",
+                    FieldMessage::ClosedRequired {
+                        status: status.as_str(),
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    if let (Some(created), Some(closed)) = (created_at, closed_at) {
+        if closed < created {
+            errors.push_known("closed_at", FieldMessage::ClosedBeforeCreated);
+        }
+    }
+
+    let deal = Deal {
+        name,
+        account,
+        sector,
+        region,
+        owner,
+        contact_role,
+        amount,
+        currency,
+        stage,
+        status,
+        created_at,
+        closed_at,
+        interaction_count,
+        response_hours,
+        last_activity_at,
+        attributes,
+        cycle_days,
+    };
+    (external_id, deal, errors)
+}
+
 /// Reads typed fields out of a raw object, recording a field error for each bad one.
 struct FieldReader<'a, 'e> {
     input: &'a OpportunityInput,
@@ -441,6 +576,11 @@ struct FieldReader<'a, 'e> {
 }
 
 impl FieldReader<'_, '_> {
+    /// True when `field` already has an error (so "is required" is not added to "too long").
+    fn has_error(&self, field: &str) -> bool {
+        self.errors.0.iter().any(|e| e.field == field)
+    }
+
     fn present(&self, field: &str) -> Option<&Value> {
         match self.input.get(field) {
             None | Some(Value::Null) => None,
@@ -459,6 +599,12 @@ impl FieldReader<'_, '_> {
                 if s.chars().count() > max_chars {
                     self.errors
                         .push_known(field, FieldMessage::TooLong { max: max_chars });
+                    return None;
+                }
+                // Record fields are one-line values (names, codes, stages): a tab, newline or NUL
+                // is a broken export, and PostgreSQL cannot store a NUL at all.
+                if s.chars().any(char::is_control) {
+                    self.errors.push_known(field, FieldMessage::ControlCharacters);
                     return None;
                 }
                 Some(s.to_owned())
@@ -502,6 +648,20 @@ impl FieldReader<'_, '_> {
         Some(v)
     }
 
+    fn amount(&mut self, field: &str) -> Option<f64> {
+        let v = self.non_negative_number(field)?;
+        if v > MAX_AMOUNT {
+            self.errors.push_known(
+                field,
+                FieldMessage::TooLarge {
+                    max: MAX_AMOUNT as u64,
+                },
+            );
+            return None;
+        }
+        Some(v)
+    }
+
     fn count(&mut self, field: &str) -> Option<i64> {
         let v = self.non_negative_number(field)?;
         if v.fract() != 0.0 || v > 1e12 {
@@ -513,8 +673,17 @@ impl FieldReader<'_, '_> {
 
     fn timestamp(&mut self, field: &str) -> Option<DateTime<Utc>> {
         match self.present(field)? {
+            // Refused before parsing so the message never quotes the control characters back.
+            Value::String(s) if s.chars().any(char::is_control) => {
+                self.errors.push_known(field, FieldMessage::ControlCharacters);
+                None
+            }
             Value::String(s) => match parse_timestamp_with_format(s, self.options.date_format) {
-                Ok(t) => Some(t),
+                Ok(t) if in_accepted_years(t) => Some(t),
+                Ok(_) => {
+                    self.errors.push_known(field, year_out_of_range());
+                    None
+                }
                 Err(_) => {
                     let message = bad_timestamp(s, self.options.date_format);
                     self.errors.push_known(field, message);
@@ -574,6 +743,14 @@ impl FieldReader<'_, '_> {
                     if s.chars().count() > MAX_TEXT_LEN {
                         self.errors
                             .push_known(field, FieldMessage::TooLong { max: MAX_TEXT_LEN });
+                        continue;
+                    }
+                    // Custom fields may hold notes: tabs and line breaks are text there, other
+                    // control characters (NUL first, which PostgreSQL refuses) are not.
+                    if s.chars()
+                        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+                    {
+                        self.errors.push_known(field, FieldMessage::ControlCharacters);
                         continue;
                     }
                     let parsed = if self.options.from_text {
@@ -696,6 +873,110 @@ mod tests {
         }
     }
 
+    /// One field of a valid deal replaced: whether it is accepted, and the field an error names.
+    #[test]
+    fn control_characters_and_bounds_table() {
+        let base = || {
+            json!({"external_id": "a", "status": "won", "created_at": "2025-01-01",
+                   "closed_at": "2025-02-01", "amount": 10, "currency": "EUR", "name": "Deal"})
+        };
+        let cases: Vec<(&str, Value, Option<&str>)> = vec![
+            ("name", json!("Acme\u{0}Corp"), Some("name")),
+            ("name", json!("two\nlines"), Some("name")),
+            ("name", json!("tab\there"), Some("name")),
+            ("name", json!("bell\u{7}"), Some("name")),
+            ("name", json!("del\u{7f}"), Some("name")),
+            ("name", json!("  trailing newline\n"), None),
+            ("name", json!("Société Générale – ünïcode"), None),
+            ("account", json!("\u{0}"), Some("account")),
+            ("owner", json!("a\u{1b}[31m"), Some("owner")),
+            ("stage", json!("x\u{85}y"), Some("stage")),
+            ("contact_role", json!("cto\u{0}"), Some("contact_role")),
+            ("status", json!("won\u{0}"), Some("status")),
+            ("external_id", json!("a\u{0}"), Some("external_id")),
+            ("created_at", json!("2025-01-01\u{0}"), Some("created_at")),
+            ("amount", json!(1e15), None),
+            ("amount", json!(1.000_000_000_000_1e15), Some("amount")),
+            ("amount", json!(1.5e308), Some("amount")),
+            ("amount", json!(0), None),
+            ("created_at", json!("0001-01-01"), Some("created_at")),
+            ("created_at", json!("1899-12-31T23:59:59Z"), Some("created_at")),
+            ("created_at", json!("1900-01-01"), None),
+            ("closed_at", json!("9999-12-31"), Some("closed_at")),
+            ("closed_at", json!("2200-12-31"), None),
+            ("closed_at", json!("2201-01-01"), Some("closed_at")),
+            ("last_activity_at", json!("2201-01-01"), Some("last_activity_at")),
+            ("currency", json!("ZZZ"), Some("currency")),
+            ("currency", json!("usd"), None),
+            ("currency", json!("chf"), None),
+            ("currency", json!("HRK"), Some("currency")),
+            ("currency", json!("E\u{0}R"), Some("currency")),
+        ];
+        for (field, value, error) in cases {
+            let mut input = base();
+            input[field] = value.clone();
+            let result = parse(input);
+            match error {
+                None => assert!(result.is_ok(), "{field}={value}: {result:?}"),
+                Some(expected) => {
+                    let errors = result.unwrap_err();
+                    let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+                    assert_eq!(fields, [expected], "{field}={value}");
+                    assert!(
+                        !errors.0[0].message.contains('\u{0}'),
+                        "a message never quotes a NUL back: {:?}",
+                        errors.0[0].message
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn attribute_text_keeps_tabs_and_line_breaks_but_refuses_other_control_characters() {
+        let cases = [
+            (json!("line one\nline two\tcol"), None),
+            (json!("crlf\r\nend"), None),
+            (json!("nul\u{0}"), Some("attributes.notes")),
+            (json!("escape\u{1b}"), Some("attributes.notes")),
+        ];
+        for (value, error) in cases {
+            let result = parse(json!({"external_id": "a", "status": "open", "attributes": {"notes": value}}));
+            match error {
+                None => assert!(result.is_ok(), "{value}: {result:?}"),
+                Some(field) => assert_eq!(fields_of(result), [field], "{value}"),
+            }
+        }
+        let fields = fields_of(parse(
+            json!({"external_id": "a", "status": "open", "attributes": {"a\u{0}b": 1}}),
+        ));
+        assert_eq!(
+            fields,
+            ["attributes.a\\u{0}b"],
+            "field names are answered with controls escaped"
+        );
+    }
+
+    #[test]
+    fn bound_messages_name_the_rule() {
+        let errors = parse(json!({"external_id": "a", "status": "open", "currency": "zzz",
+                                  "amount": 2e15, "created_at": "9999-12-31"}))
+        .unwrap_err();
+        let messages: Vec<(&str, &str)> = errors
+            .0
+            .iter()
+            .map(|e| (e.field.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                ("amount", "must be at most 1000000000000000"),
+                ("currency", "`ZZZ` is not an active ISO 4217 currency code"),
+                ("created_at", "must be a date between the years 1900 and 2200"),
+            ]
+        );
+    }
+
     #[test]
     fn collects_every_problem_at_once() {
         let fields = fields_of(parse(json!({"external_id": "", "status": "x", "amount": -3})));
@@ -786,11 +1067,7 @@ mod tests {
         let Value::Object(map) = json!({"cycle_days": 30, "sector": "retail"}) else {
             unreachable!()
         };
-        let opts = ParseOptions {
-            for_scoring: true,
-            ..Default::default()
-        };
-        let opp = Opportunity::parse(None, &map, opts).unwrap();
+        let opp = Deal::parse_to_score(&map, ParseOptions::default()).unwrap();
         assert_eq!(opp.status, Status::Open);
         assert_eq!(opp.cycle_days(Utc::now()), Some(30.0));
     }

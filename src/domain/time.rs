@@ -1,9 +1,28 @@
 //! Timestamp parsing and the epoch-millisecond representation used in storage.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::validation::FieldMessage;
 use crate::i18n::Lang;
+
+/// First year of a date dealscore accepts: older dates are typing mistakes (`0001-01-01` is a
+/// CRM's "no date"), and they would stretch every cycle length and chart axis.
+pub const MIN_YEAR: i32 = 1900;
+/// Last year of a date dealscore accepts (`9999-12-31` is another CRM "no date").
+pub const MAX_YEAR: i32 = 2200;
+
+/// True when `t` falls in the years [`MIN_YEAR`]–[`MAX_YEAR`] (UTC).
+pub fn in_accepted_years(t: DateTime<Utc>) -> bool {
+    (MIN_YEAR..=MAX_YEAR).contains(&t.year())
+}
+
+/// The field message for a date outside [`MIN_YEAR`]–[`MAX_YEAR`].
+pub fn year_out_of_range() -> FieldMessage {
+    FieldMessage::YearOutOfRange {
+        min: MIN_YEAR,
+        max: MAX_YEAR,
+    }
+}
 
 /// Parses an RFC 3339 timestamp or a plain `YYYY-MM-DD` date (midnight UTC).
 pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
@@ -81,6 +100,23 @@ mod tests {
     fn rejects_garbage() {
         for text in ["", "yesterday", "2025-13-01", "2025-02-30"] {
             assert!(parse_timestamp(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn accepted_years_are_1900_to_2200_inclusive() {
+        let cases = [
+            ("0001-01-01", false),
+            ("1899-12-31T23:59:59Z", false),
+            ("1900-01-01", true),
+            ("2025-06-30", true),
+            ("2200-12-31T23:59:59Z", true),
+            ("2201-01-01", false),
+            ("9999-12-31", false),
+        ];
+        for (text, accepted) in cases {
+            let t = parse_timestamp(text).unwrap();
+            assert_eq!(in_accepted_years(t), accepted, "{text}");
         }
     }
 

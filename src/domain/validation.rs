@@ -29,7 +29,7 @@ impl FieldError {
     /// language (text from a lower layer, such as a CSV parser's).
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            field: field.into(),
+            field: printable(field.into()),
             message: message.into(),
             localized: None,
         }
@@ -43,7 +43,7 @@ impl FieldError {
     /// Builds an error for `field` with a message written in every language.
     pub fn localized(field: impl Into<String>, message: Localized) -> Self {
         Self {
-            field: field.into(),
+            field: printable(field.into()),
             message: message.get(Lang::En).to_owned(),
             localized: Some(Box::new(message)),
         }
@@ -64,6 +64,25 @@ impl FieldError {
             ..self.clone()
         }
     }
+}
+
+/// `field` with its control characters escaped (`\u{0}`): a field name is the client's key as
+/// sent, and an error naming it is answered, logged and recorded (webhook rejections), where a
+/// NUL would be refused by PostgreSQL and a newline would forge log lines.
+fn printable(field: String) -> String {
+    if !field.chars().any(char::is_control) {
+        return field;
+    }
+    field
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The kind of a JSON value, named in messages ("got a number").
@@ -195,6 +214,23 @@ pub enum FieldMessage {
         /// The text sent.
         code: String,
     },
+    /// Three letters that are not an active ISO 4217 currency code.
+    UnknownCurrency {
+        /// The code sent, upper-cased.
+        code: String,
+    },
+    /// A number above the field's bound.
+    TooLarge {
+        /// Largest value accepted.
+        max: u64,
+    },
+    /// A date outside the years dealscore accepts.
+    YearOutOfRange {
+        /// First year accepted.
+        min: i32,
+        /// Last year accepted.
+        max: i32,
+    },
     /// A status other than open, won, lost.
     BadStatus {
         /// The text sent.
@@ -241,6 +277,10 @@ impl FieldMessage {
             Lang::En => x.to_string(),
             Lang::Fr => format::number(x as f64, 0, lang),
         };
+        let big = |x: u64| match lang {
+            Lang::En => x.to_string(),
+            Lang::Fr => format::number(x as f64, 0, lang),
+        };
         match lang {
             Lang::En => match self {
                 M::UnknownField => "unknown field".into(),
@@ -284,6 +324,9 @@ impl FieldMessage {
                     "attribute names must be 1–100 characters without control characters".into()
                 }
                 M::BadCurrency { code } => format!("`{code}` is not an ISO 4217 code (three letters)"),
+                M::UnknownCurrency { code } => format!("`{code}` is not an active ISO 4217 currency code"),
+                M::TooLarge { max } => format!("must be at most {}", big(*max)),
+                M::YearOutOfRange { min, max } => format!("must be a date between the years {min} and {max}"),
                 M::BadStatus { status } => format!("`{status}` is not one of open, won, lost"),
                 M::ClosedWhileOpen => "must be absent while the deal is open".into(),
                 M::ClosedRequired { status } => format!("is required when status is {status}"),
@@ -343,6 +386,13 @@ impl FieldMessage {
                                         sans caractère de contrôle"
                     .into(),
                 M::BadCurrency { code } => format!("`{code}` n'est pas un code ISO 4217 (trois lettres)"),
+                M::UnknownCurrency { code } => {
+                    format!("`{code}` n'est pas un code de devise ISO 4217 en vigueur")
+                }
+                M::TooLarge { max } => format!("doit valoir au plus {}", big(*max)),
+                M::YearOutOfRange { min, max } => {
+                    format!("doit être une date comprise entre les années {min} et {max}")
+                }
                 M::BadStatus { status } => format!("`{status}` ne fait pas partie de open, won, lost"),
                 M::ClosedWhileOpen => "doit être absent tant que l'affaire est ouverte".into(),
                 M::ClosedRequired { status } => format!("est obligatoire quand le statut est {status}"),

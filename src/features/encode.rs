@@ -12,7 +12,7 @@ use super::fitted::{
 };
 use super::raw::{category_value, display_numeric_in, numeric_value, NumericValue};
 use super::spec::Transform;
-use crate::domain::Opportunity;
+use crate::domain::Deal;
 use crate::i18n::Lang;
 
 /// A feature whose value was missing or unusable and was filled in.
@@ -55,7 +55,7 @@ impl Observation<'_> {
 }
 
 /// Reads and encodes one feature of one opportunity.
-pub fn observe<'a>(feature: &FittedFeature, opp: &'a Opportunity, now: DateTime<Utc>) -> Observation<'a> {
+pub fn observe<'a>(feature: &FittedFeature, opp: &'a Deal, now: DateTime<Utc>) -> Observation<'a> {
     let source = feature.def.source();
     match &feature.encoder {
         Encoder::Numeric(enc) => {
@@ -215,11 +215,7 @@ pub fn imputed_note(feature: &FittedFeature, obs: &Observation<'_>, lang: Lang) 
 }
 
 /// Encodes an opportunity as one dense design-matrix row, with a note for each imputed value.
-pub fn encode(
-    fitted: &FittedFeatures,
-    opp: &Opportunity,
-    now: DateTime<Utc>,
-) -> (Vec<f64>, Vec<ImputedNote>) {
+pub fn encode(fitted: &FittedFeatures, opp: &Deal, now: DateTime<Utc>) -> (Vec<f64>, Vec<ImputedNote>) {
     let mut row = vec![0.0; fitted.n_columns];
     let mut notes = Vec::new();
     for feature in &fitted.features {
@@ -249,29 +245,31 @@ pub fn write_code(row: &mut [f64], offset: usize, code: FeatureCode) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AttributeValue, Status};
+    use crate::domain::{AttributeValue, ExternalId, Opportunity, Status};
     use crate::features::FeatureSpec;
 
     fn deal(i: usize) -> Opportunity {
         Opportunity {
-            external_id: format!("D-{i}"),
-            name: None,
-            account: None,
-            sector: Some(if i % 3 == 0 { "retail" } else { "banking" }.to_owned()),
-            region: None,
-            owner: None,
-            contact_role: None,
-            amount: Some(1000.0 * i as f64),
-            currency: "EUR".into(),
-            stage: None,
-            status: Status::Won,
-            created_at: None,
-            closed_at: None,
-            interaction_count: Some(i as i64),
-            response_hours: if i % 4 == 0 { None } else { Some(i as f64) },
-            last_activity_at: None,
-            attributes: [("tier".to_owned(), AttributeValue::Text(format!("t{}", i % 2)))].into(),
-            cycle_days: None,
+            external_id: ExternalId::parse(&format!("D-{i}")).expect("test ids are valid"),
+            deal: Deal {
+                name: None,
+                account: None,
+                sector: Some(if i % 3 == 0 { "retail" } else { "banking" }.to_owned()),
+                region: None,
+                owner: None,
+                contact_role: None,
+                amount: Some(1000.0 * i as f64),
+                currency: "EUR".into(),
+                stage: None,
+                status: Status::Won,
+                created_at: None,
+                closed_at: None,
+                interaction_count: Some(i as i64),
+                response_hours: if i % 4 == 0 { None } else { Some(i as f64) },
+                last_activity_at: None,
+                attributes: [("tier".to_owned(), AttributeValue::Text(format!("t{}", i % 2)))].into(),
+                cycle_days: None,
+            },
         }
     }
 

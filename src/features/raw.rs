@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 
 use super::spec::{CoreField, Source};
-use crate::domain::{AttributeValue, Opportunity};
+use crate::domain::{AttributeValue, Deal};
 use crate::i18n::Lang;
 
 /// A numeric feature's raw value.
@@ -22,7 +22,7 @@ pub enum NumericValue {
 }
 
 /// Reads a numeric feature. `now` only matters for `cycle_days` of open deals.
-pub fn numeric_value(source: &Source<'_>, opp: &Opportunity, now: DateTime<Utc>) -> NumericValue {
+pub fn numeric_value(source: &Source<'_>, opp: &Deal, now: DateTime<Utc>) -> NumericValue {
     let value = match source {
         Source::Core(CoreField::CycleDays) => opp.cycle_days(now),
         Source::Core(CoreField::InteractionCount) => opp.interaction_count.map(|n| n as f64),
@@ -47,7 +47,7 @@ pub fn numeric_value(source: &Source<'_>, opp: &Opportunity, now: DateTime<Utc>)
 }
 
 /// Reads a categorical feature's level text; `None` when the field is empty.
-pub fn category_value<'a>(source: &Source<'_>, opp: &'a Opportunity) -> Option<Cow<'a, str>> {
+pub fn category_value<'a>(source: &Source<'_>, opp: &'a Deal) -> Option<Cow<'a, str>> {
     let borrowed = |v: &'a Option<String>| v.as_deref().map(Cow::Borrowed);
     match source {
         Source::Core(CoreField::Sector) => borrowed(&opp.sector),

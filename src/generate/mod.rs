@@ -164,7 +164,7 @@ pub fn generate(config: &GeneratorConfig) -> SyntheticHistory {
         history.activities.extend(
             deal.activities
                 .into_iter()
-                .map(|a| (deal.opportunity.external_id.clone(), a)),
+                .map(|a| (deal.opportunity.external_id.to_string(), a)),
         );
         history.opportunities.push(deal.opportunity);
     }
@@ -251,7 +251,7 @@ fn write_opportunity_row<W: Write>(writer: &mut csv::Writer<W>, opp: &Opportunit
     // f64's Display is the shortest text that parses back to the same value, so rows round-trip.
     let number = |v: Option<f64>| v.map(|n| n.to_string()).unwrap_or_default();
     let mut row = vec![
-        opp.external_id.clone(),
+        opp.external_id.to_string(),
         text(&opp.name),
         text(&opp.account),
         text(&opp.sector),

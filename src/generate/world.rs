@@ -13,8 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use super::model::{sigmoid, true_logit};
 use super::GeneratorConfig;
 use crate::domain::{
-    derive_interactions, Activity, ActivityDirection, ActivityKind, AttributeValue, ContactRole, Opportunity,
-    Status,
+    self, derive_interactions, Activity, ActivityDirection, ActivityKind, AttributeValue, ContactRole,
+    ExternalId, Opportunity, Status,
 };
 
 const DAY: i64 = 86_400;
@@ -238,7 +238,7 @@ impl World {
         rng.set_stream(index as u64);
         let open = self.is_open(index);
         let deal_no = index + 1;
-        let external_id = format!("{}{deal_no:07}", self.id_prefix);
+        let external_id = ExternalId::numbered(&self.id_prefix, deal_no);
 
         // u² skews towards low indices, so some accounts are big repeat customers.
         let account = &self.accounts
@@ -300,23 +300,25 @@ impl World {
         );
         let mut opportunity = Opportunity {
             external_id,
-            name: Some(format!("{} - {product}", account.name)),
-            account: Some(account.name.clone()),
-            sector: Some(sector.to_owned()),
-            region: Some(region.to_owned()),
-            owner: Some(rep.name.clone()),
-            contact_role: ContactRole::normalise(role),
-            amount: Some(amount),
-            currency: currency.to_owned(),
-            stage: None,
-            status: if open { Status::Open } else { Status::Lost },
-            created_at: Some(timestamp(created_s)),
-            closed_at: (!open).then(|| timestamp(window_end_s)),
-            interaction_count: Some(derived.interaction_count),
-            response_hours: derived.response_hours,
-            last_activity_at: derived.last_activity_at,
-            attributes,
-            cycle_days: None,
+            deal: domain::Deal {
+                name: Some(format!("{} - {product}", account.name)),
+                account: Some(account.name.clone()),
+                sector: Some(sector.to_owned()),
+                region: Some(region.to_owned()),
+                owner: Some(rep.name.clone()),
+                contact_role: ContactRole::normalise(role),
+                amount: Some(amount),
+                currency: currency.to_owned(),
+                stage: None,
+                status: if open { Status::Open } else { Status::Lost },
+                created_at: Some(timestamp(created_s)),
+                closed_at: (!open).then(|| timestamp(window_end_s)),
+                interaction_count: Some(derived.interaction_count),
+                response_hours: derived.response_hours,
+                last_activity_at: derived.last_activity_at,
+                attributes,
+                cycle_days: None,
+            },
         };
         if open {
             // Older open deals have usually progressed further.

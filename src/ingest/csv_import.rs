@@ -291,7 +291,6 @@ impl RowReader {
         let options = ParseOptions {
             date_format: self.mapping.date_format.as_deref(),
             from_text: true,
-            for_scoring: false,
         };
         Opportunity::parse(None, &fields, options).map_err(|errors| {
             let external_id = fields

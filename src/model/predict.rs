@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::artifact::ModelArtifact;
-use crate::domain::Opportunity;
+use crate::domain::Deal;
 use crate::features::encode::{display_value, imputed_note, level_name, observe, FeatureCode, ImputedNote};
 use crate::features::FittedFeature;
 use crate::i18n::Lang;
@@ -33,7 +33,7 @@ pub fn feature_logit(artifact: &ModelArtifact, feature: &FittedFeature, code: Fe
 }
 
 /// Log-odds of winning: intercept + Σ coefficient × encoded value.
-pub fn logit(artifact: &ModelArtifact, opp: &Opportunity, now: DateTime<Utc>) -> f64 {
+pub fn logit(artifact: &ModelArtifact, opp: &Deal, now: DateTime<Utc>) -> f64 {
     let mut z = artifact.intercept;
     for feature in &artifact.features.features {
         z += feature_logit(artifact, feature, observe(feature, opp, now).code);
@@ -44,7 +44,7 @@ pub fn logit(artifact: &ModelArtifact, opp: &Opportunity, now: DateTime<Utc>) ->
 /// Probability that the deal is won. `now` sets the age (`cycle_days`) of open deals.
 ///
 /// Allocation-free for core fields and text attributes.
-pub fn predict(artifact: &ModelArtifact, opp: &Opportunity, now: DateTime<Utc>) -> f64 {
+pub fn predict(artifact: &ModelArtifact, opp: &Deal, now: DateTime<Utc>) -> f64 {
     sigmoid(logit(artifact, opp, now))
 }
 
@@ -93,17 +93,12 @@ fn note_text(note: &ImputedNote, lang: Lang) -> String {
 /// Contribution of feature f = (Σ coef·x over f's columns) − (f's mean of the same over the
 /// training rows). So the contributions add up to `logit − baseline_logit` exactly (up to
 /// floating-point rounding, < 1e-9).
-pub fn explain(artifact: &ModelArtifact, opp: &Opportunity, now: DateTime<Utc>) -> Explanation {
+pub fn explain(artifact: &ModelArtifact, opp: &Deal, now: DateTime<Utc>) -> Explanation {
     explain_in(artifact, opp, now, Lang::En)
 }
 
 /// [`explain`] with the display values and imputation notes written in `lang`.
-pub fn explain_in(
-    artifact: &ModelArtifact,
-    opp: &Opportunity,
-    now: DateTime<Utc>,
-    lang: Lang,
-) -> Explanation {
+pub fn explain_in(artifact: &ModelArtifact, opp: &Deal, now: DateTime<Utc>, lang: Lang) -> Explanation {
     let features = &artifact.features.features;
     let mut contributions = Vec::with_capacity(features.len());
     let mut imputed = Vec::new();

@@ -1,7 +1,7 @@
 //! Checks of the scoring rules against a model trained on generated data with known effects.
 
 use super::*;
-use crate::domain::Status;
+use crate::domain::{Opportunity, Status};
 use crate::generate::true_strongest_lever;
 use crate::model::explain;
 use crate::training::fixtures::trained_on_generated;

@@ -3,7 +3,7 @@
 use super::phrases::FeaturePhrases;
 use super::text::{self, Standing};
 use super::{Direction, Factor, ScoringConfig};
-use crate::domain::Opportunity;
+use crate::domain::Deal;
 use crate::features::spec::{CoreField, Source};
 use crate::features::{Encoder, FittedFeature};
 use crate::i18n::Lang;
@@ -19,7 +19,7 @@ fn numeric_message(
     reference: Option<&NumericReference>,
     feature: &FittedFeature,
     words: &FeaturePhrases,
-    opp: &Opportunity,
+    opp: &Deal,
     contribution: &FeatureContribution,
     config: &ScoringConfig,
     lang: Lang,
@@ -61,7 +61,7 @@ fn categorical_message(
 /// `lang` (the explanation's display values must be in `lang` too, see [`crate::model::explain_in`]).
 pub fn factors(
     artifact: &ModelArtifact,
-    opp: &Opportunity,
+    opp: &Deal,
     explanation: &Explanation,
     config: &ScoringConfig,
     lang: Lang,

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::Opportunity;
+use crate::domain::Deal;
 use crate::features::encode::observe;
 use crate::features::Encoder;
 use crate::i18n::Lang;
@@ -238,7 +238,7 @@ pub fn focus(probability: f64, best: Option<&Intervention>, config: &ScoringConf
 pub fn score(
     artifact: &ModelArtifact,
     config: &ScoringConfig,
-    opp: &Opportunity,
+    opp: &Deal,
     now: DateTime<Utc>,
     previous_score: Option<u8>,
     rank: RankBy,
@@ -269,12 +269,7 @@ pub fn score(
 }
 
 /// Categories the model never saw in training (scored as the `(other)` level).
-fn unseen_categories(
-    artifact: &ModelArtifact,
-    opp: &Opportunity,
-    now: DateTime<Utc>,
-    lang: Lang,
-) -> Vec<String> {
+fn unseen_categories(artifact: &ModelArtifact, opp: &Deal, now: DateTime<Utc>, lang: Lang) -> Vec<String> {
     let mut out = Vec::new();
     for feature in &artifact.features.features {
         if let Encoder::Categorical(enc) = &feature.encoder {

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::text::{self, Lever};
 use super::ScoringConfig;
-use crate::domain::{ContactRole, Opportunity};
+use crate::domain::{ContactRole, Deal};
 use crate::features::encode::{encode_category, encode_numeric, observe, FeatureCode};
 use crate::features::spec::{CoreField, Direction, Source};
 use crate::features::{Encoder, FittedFeature};
@@ -93,7 +93,7 @@ fn numeric_target(
     artifact: &ModelArtifact,
     index: usize,
     feature: &FittedFeature,
-    opp: &Opportunity,
+    opp: &Deal,
     current: Option<f64>,
     config: &ScoringConfig,
 ) -> Option<f64> {
@@ -152,7 +152,7 @@ fn categorical_target(artifact: &ModelArtifact, index: usize, feature: &FittedFe
 /// rescoring of the other features.
 pub fn levers(
     artifact: &ModelArtifact,
-    opp: &Opportunity,
+    opp: &Deal,
     now: DateTime<Utc>,
     logit: f64,
     config: &ScoringConfig,
@@ -244,7 +244,7 @@ pub fn levers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AttributeValue, Status};
+    use crate::domain::{AttributeValue, Opportunity, Status};
     use crate::features::FeatureSpec;
     use crate::model::predict;
     use crate::training::fixtures::trained_on_generated_with;

@@ -11,7 +11,9 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use super::sql::{select_by_keys, values_placeholders, OptionalF64, Style};
 use super::Db;
-use crate::domain::{from_epoch_ms, to_epoch_ms, AttributeValue, ContactRole, Opportunity, Status};
+use crate::domain::{
+    from_epoch_ms, to_epoch_ms, AttributeValue, ContactRole, Deal, ExternalId, Opportunity, Status,
+};
 
 /// What an upsert did to one opportunity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -144,7 +146,7 @@ pub async fn upsert_batch_in(
         for (opp, hash) in chunk {
             let attributes = serde_json::to_string(&opp.attributes).unwrap_or_else(|_| "{}".into());
             query = query
-                .bind(opp.external_id.clone())
+                .bind(opp.external_id.to_string())
                 .bind(opp.name.clone())
                 .bind(opp.account.clone())
                 .bind(opp.sector.clone())
@@ -179,7 +181,7 @@ pub async fn upsert_batch_in(
     }
     if !conflicted.is_empty() {
         for (opp, outcome) in opps.iter().zip(outcomes.iter_mut()) {
-            if *outcome == UpsertOutcome::Inserted && conflicted.contains(&opp.external_id) {
+            if *outcome == UpsertOutcome::Inserted && conflicted.contains(opp.external_id.as_str()) {
                 *outcome = UpsertOutcome::Updated;
             }
         }
@@ -486,27 +488,32 @@ pub(super) fn from_row(row: &AnyRow) -> Result<StoredOpportunity, sqlx::Error> {
     let time = |column: &str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
         Ok(row.try_get::<Option<i64>, _>(column)?.map(from_epoch_ms))
     };
+    let external_id: String = row.try_get("external_id")?;
+    let external_id = ExternalId::parse(&external_id)
+        .map_err(|_| decode("external_id", format!("bad external_id {external_id:?}")))?;
     let opportunity = Opportunity {
-        external_id: row.try_get("external_id")?,
-        name: row.try_get("name")?,
-        account: row.try_get("account")?,
-        sector: row.try_get("sector")?,
-        region: row.try_get("region")?,
-        owner: row.try_get("owner")?,
-        contact_role: row
-            .try_get::<Option<String>, _>("contact_role")?
-            .and_then(|r| ContactRole::normalise(&r)),
-        amount: row.try_get("amount")?,
-        currency: row.try_get("currency")?,
-        stage: row.try_get("stage")?,
-        status,
-        created_at: time("created_at")?,
-        closed_at: time("closed_at")?,
-        interaction_count: row.try_get("interaction_count")?,
-        response_hours: row.try_get("response_hours")?,
-        last_activity_at: time("last_activity_at")?,
-        attributes,
-        cycle_days: None,
+        external_id,
+        deal: Deal {
+            name: row.try_get("name")?,
+            account: row.try_get("account")?,
+            sector: row.try_get("sector")?,
+            region: row.try_get("region")?,
+            owner: row.try_get("owner")?,
+            contact_role: row
+                .try_get::<Option<String>, _>("contact_role")?
+                .and_then(|r| ContactRole::normalise(&r)),
+            amount: row.try_get("amount")?,
+            currency: row.try_get("currency")?,
+            stage: row.try_get("stage")?,
+            status,
+            created_at: time("created_at")?,
+            closed_at: time("closed_at")?,
+            interaction_count: row.try_get("interaction_count")?,
+            response_hours: row.try_get("response_hours")?,
+            last_activity_at: time("last_activity_at")?,
+            attributes,
+            cycle_days: None,
+        },
     };
     Ok(StoredOpportunity {
         id: row.try_get("id")?,

@@ -74,7 +74,7 @@ impl ProfileBins {
 
 impl FeatureProfile {
     /// Index of the bin `opp` falls in for `feature` (the fitted feature this profile belongs to).
-    pub fn bin_of(&self, feature: &FittedFeature, opp: &Opportunity, now: DateTime<Utc>) -> usize {
+    pub fn bin_of(&self, feature: &FittedFeature, opp: &crate::domain::Deal, now: DateTime<Utc>) -> usize {
         let observation = observe(feature, opp, now);
         match &self.bins {
             ProfileBins::Numeric { edges } => match observation.raw {

@@ -90,29 +90,31 @@ pub fn stratified_folds(won: &[bool], k: usize, seed: u64) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Status;
+    use crate::domain::{Deal, ExternalId, Status};
     use chrono::{TimeZone, Utc};
 
     fn closed(id: &str, day: u32) -> Opportunity {
         Opportunity {
-            external_id: id.into(),
-            name: None,
-            account: None,
-            sector: None,
-            region: None,
-            owner: None,
-            contact_role: None,
-            amount: None,
-            currency: "EUR".into(),
-            stage: None,
-            status: Status::Won,
-            created_at: None,
-            closed_at: Some(Utc.with_ymd_and_hms(2025, 1, day, 0, 0, 0).unwrap()),
-            interaction_count: None,
-            response_hours: None,
-            last_activity_at: None,
-            attributes: Default::default(),
-            cycle_days: None,
+            external_id: ExternalId::parse(id).expect("test ids are valid"),
+            deal: Deal {
+                name: None,
+                account: None,
+                sector: None,
+                region: None,
+                owner: None,
+                contact_role: None,
+                amount: None,
+                currency: "EUR".into(),
+                stage: None,
+                status: Status::Won,
+                created_at: None,
+                closed_at: Some(Utc.with_ymd_and_hms(2025, 1, day, 0, 0, 0).unwrap()),
+                interaction_count: None,
+                response_hours: None,
+                last_activity_at: None,
+                attributes: Default::default(),
+                cycle_days: None,
+            },
         }
     }
 

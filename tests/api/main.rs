@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod i18n;
 mod imports;
+mod input_bounds;
 mod insights;
 mod lifecycle;
 mod opportunities;

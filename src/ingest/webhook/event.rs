@@ -233,7 +233,7 @@ pub(super) fn prepare(value: &Value, source: &Source) -> Result<Prepared, Box<Re
         (Some(kind), Some(data)) => match parse_action(kind, data, source) {
             Ok(action) => {
                 external_id = Some(match &action {
-                    Action::Upsert(o) => o.external_id.clone(),
+                    Action::Upsert(o) => o.external_id.to_string(),
                     Action::Close(id, _) | Action::Delete(id) | Action::Activity(id, _) => id.clone(),
                 });
                 Some(action)
@@ -288,7 +288,12 @@ fn parse_action(kind: EventType, data: Map<String, Value>, source: &Source) -> R
     match kind {
         EventType::Upserted => {
             let data = apply_mapping(data, &source.mapping);
-            let id = data.get("external_id").and_then(Value::as_str).map(str::to_owned);
+            // Only a valid id is recorded with a rejection (a NUL would fail the record's write).
+            let id = data
+                .get("external_id")
+                .and_then(Value::as_str)
+                .filter(|id| crate::domain::ExternalId::parse(id).is_ok())
+                .map(str::to_owned);
             let options = ParseOptions {
                 date_format,
                 ..ParseOptions::default()

@@ -210,7 +210,7 @@ pub async fn show(
     let (trend_arrow, trend_key) = view::trend(result.trend);
     let page = DealPage {
         ui: Ui::new(&viewer, &req, Nav::Deals),
-        name: opp.name.clone().unwrap_or_else(|| opp.external_id.clone()),
+        name: opp.name.clone().unwrap_or_else(|| opp.external_id.to_string()),
         account: opp.account.clone().unwrap_or_default(),
         owner: opp.owner.clone().unwrap_or_default(),
         stage: opp.stage.clone().unwrap_or_default(),
