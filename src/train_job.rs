@@ -81,6 +81,7 @@ pub async fn run(
     let out_dir: &Path = &out_dir;
     let who: &str = &who;
     let mut progress = progress;
+    let options = options.check().map_err(TrainError::from)?;
     let (trained, deals) = run_low_priority("dealscore-train", move || {
         let trained = train(&deals, &spec, &options, &mut progress);
         (trained, deals)

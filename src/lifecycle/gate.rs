@@ -180,7 +180,9 @@ mod tests {
             alphas: vec![1.0],
             ..TrainOptions::default()
         };
-        train(deals, spec, &options, &mut |_| {}).unwrap().artifact
+        train(deals, spec, &options.check().unwrap(), &mut |_| {})
+            .unwrap()
+            .artifact
     }
 
     #[test]

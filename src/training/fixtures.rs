@@ -36,6 +36,12 @@ pub(crate) fn trained_on_generated_with(
         cv_folds: 3,
         ..TrainOptions::default()
     };
-    let trained = train(&history.opportunities, spec, &options, &mut |_| {}).expect("generated data trains");
+    let trained = train(
+        &history.opportunities,
+        spec,
+        &options.check().expect("fixture options are valid"),
+        &mut |_| {},
+    )
+    .expect("generated data trains");
     (trained.artifact, history.opportunities, config.end)
 }

@@ -42,7 +42,9 @@ pub enum SplitKind {
     Random,
 }
 
-/// Training options. `Default` gives the documented defaults with `now = Utc::now()`.
+/// Training options as given, unchecked: [`TrainOptions::check`] turns them into the
+/// [`ValidTrainOptions`] that [`train`] takes. `Default` gives the documented defaults with
+/// `now = Utc::now()`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainOptions {
     /// Holdout choice (default time).
@@ -130,7 +132,7 @@ pub enum TrainError {
     },
     /// Options out of range.
     #[error("invalid training options: {0}")]
-    InvalidOptions(String),
+    InvalidOptions(#[from] InvalidOptions),
     /// The solver failed even after retries.
     #[error("logistic regression fit failed: {0}")]
     Fit(String),
@@ -210,28 +212,63 @@ pub struct TrainedModel {
 }
 
 impl TrainOptions {
-    fn validate(&self) -> Result<(), TrainError> {
+    /// Checks every option, reporting every one out of range: the only way to get the
+    /// [`ValidTrainOptions`] that [`train`] takes.
+    pub fn check(self) -> Result<ValidTrainOptions, InvalidOptions> {
         let mut problems = Vec::new();
         if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
-            problems.push(format!(
-                "test_fraction must be in (0, 1), got {}",
-                self.test_fraction
-            ));
+            problems.push(InvalidOption::TestFraction(self.test_fraction));
         }
         if self.cv_folds < 2 {
-            problems.push(format!("cv_folds must be at least 2, got {}", self.cv_folds));
+            problems.push(InvalidOption::CvFolds(self.cv_folds));
         }
         if self.alphas.is_empty() || self.alphas.iter().any(|a| !(a.is_finite() && *a > 0.0)) {
-            problems.push("alphas must be a non-empty list of positive numbers".to_owned());
+            problems.push(InvalidOption::Alphas);
         }
         if self.max_iterations == 0 {
-            problems.push("max_iterations must be at least 1".to_owned());
+            problems.push(InvalidOption::MaxIterations);
         }
         if problems.is_empty() {
-            Ok(())
+            Ok(ValidTrainOptions(self))
         } else {
-            Err(TrainError::InvalidOptions(problems.join("; ")))
+            Err(InvalidOptions(problems))
         }
+    }
+}
+
+/// One training option out of range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidOption {
+    /// The holdout share is not strictly between 0 and 1.
+    #[error("test_fraction must be in (0, 1), got {0}")]
+    TestFraction(f64),
+    /// Fewer than two cross-validation folds.
+    #[error("cv_folds must be at least 2, got {0}")]
+    CvFolds(usize),
+    /// No alpha, or one that is not a positive number.
+    #[error("alphas must be a non-empty list of positive numbers")]
+    Alphas,
+    /// An iteration cap of zero.
+    #[error("max_iterations must be at least 1")]
+    MaxIterations,
+}
+
+/// Every training option out of range, in the order of [`TrainOptions`]' fields (never empty).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct InvalidOptions(pub Vec<InvalidOption>);
+
+/// Training options known to be in range, made by [`TrainOptions::check`]; reads like the
+/// options it was checked from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct ValidTrainOptions(TrainOptions);
+
+impl std::ops::Deref for ValidTrainOptions {
+    type Target = TrainOptions;
+
+    fn deref(&self) -> &TrainOptions {
+        &self.0
     }
 }
 
@@ -241,11 +278,10 @@ impl TrainOptions {
 pub fn train(
     deals: &[Opportunity],
     spec: &FeatureSpec,
-    options: &TrainOptions,
+    options: &ValidTrainOptions,
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<TrainedModel, TrainError> {
     let started = Instant::now();
-    options.validate()?;
     let now = options.now;
     let mut warnings = Vec::new();
     let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
@@ -398,7 +434,7 @@ pub fn train(
         .zip(&won)
         .zip(probabilities)
         .map(|((d, w), p)| DealPrediction {
-            external_id: d.external_id.clone(),
+            external_id: d.external_id.to_string(),
             won: *w,
             probability: p,
         })
@@ -419,10 +455,9 @@ pub fn train(
 pub fn cross_validate_all(
     deals: &[Opportunity],
     spec: &FeatureSpec,
-    options: &TrainOptions,
+    options: &ValidTrainOptions,
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<CvSummary, TrainError> {
-    options.validate()?;
     let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
     let won: Vec<bool> = closed.iter().map(|d| d.status == Status::Won).collect();
     let n_won = won.iter().filter(|w| **w).count();
@@ -444,7 +479,7 @@ fn cross_validate(
     spec: &FeatureSpec,
     deals: &[&Opportunity],
     won: &[bool],
-    options: &TrainOptions,
+    options: &ValidTrainOptions,
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<CvSummary, TrainError> {
     let k = options.cv_folds;

@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
-use crate::domain::{AttributeValue, ContactRole};
+use crate::domain::{AttributeValue, ContactRole, Deal, ExternalId};
 use crate::model::{explain, predict, ArtifactError};
 
 const SECTORS: [&str; 4] = ["retail", "banking", "energy", "public"];
@@ -30,28 +30,30 @@ fn synthetic(n: usize, seed: u64, won_bias: f64) -> Vec<Opportunity> {
             let won = rng.gen::<f64>() < 1.0 / (1.0 + (-z).exp());
             let created = start + Duration::days(i as i64 % 600);
             Opportunity {
-                external_id: format!("D-{i:05}"),
-                name: None,
-                account: None,
-                sector: Some(sector.to_owned()),
-                region: Some(if i % 2 == 0 { "north" } else { "south" }.to_owned()),
-                owner: None,
-                contact_role: ContactRole::normalise(role),
-                amount: if i % 10 == 0 {
-                    None
-                } else {
-                    Some(rng.gen_range(1_000.0..100_000.0))
+                external_id: ExternalId::parse(&format!("D-{i:05}")).expect("test ids are valid"),
+                deal: Deal {
+                    name: None,
+                    account: None,
+                    sector: Some(sector.to_owned()),
+                    region: Some(if i % 2 == 0 { "north" } else { "south" }.to_owned()),
+                    owner: None,
+                    contact_role: ContactRole::normalise(role),
+                    amount: if i % 10 == 0 {
+                        None
+                    } else {
+                        Some(rng.gen_range(1_000.0..100_000.0))
+                    },
+                    currency: "EUR".into(),
+                    stage: None,
+                    status: if won { Status::Won } else { Status::Lost },
+                    created_at: Some(created),
+                    closed_at: Some(created + Duration::milliseconds((cycle * 86_400_000.0) as i64)),
+                    interaction_count: Some(interactions),
+                    response_hours: if i % 7 == 0 { None } else { Some(response) },
+                    last_activity_at: None,
+                    attributes: Default::default(),
+                    cycle_days: None,
                 },
-                currency: "EUR".into(),
-                stage: None,
-                status: if won { Status::Won } else { Status::Lost },
-                created_at: Some(created),
-                closed_at: Some(created + Duration::milliseconds((cycle * 86_400_000.0) as i64)),
-                interaction_count: Some(interactions),
-                response_hours: if i % 7 == 0 { None } else { Some(response) },
-                last_activity_at: None,
-                attributes: Default::default(),
-                cycle_days: None,
             }
         })
         .collect()
@@ -69,7 +71,7 @@ fn train_quiet(
     spec: &FeatureSpec,
     opts: &TrainOptions,
 ) -> Result<TrainedModel, TrainError> {
-    train(deals, spec, opts, &mut |_| {})
+    train(deals, spec, &opts.clone().check()?, &mut |_| {})
 }
 
 #[test]
@@ -303,24 +305,26 @@ fn salvirt() -> Vec<Opportunity> {
                 }
             }
             Opportunity {
-                external_id: format!("S-{i:03}"),
-                name: None,
-                account: None,
-                sector: None,
-                region: None,
-                owner: None,
-                contact_role: None,
-                amount: None,
-                currency: "EUR".into(),
-                stage: None,
-                status,
-                created_at: None,
-                closed_at: Some(closed),
-                interaction_count: None,
-                response_hours: None,
-                last_activity_at: None,
-                attributes,
-                cycle_days: None,
+                external_id: ExternalId::parse(&format!("S-{i:03}")).expect("test ids are valid"),
+                deal: Deal {
+                    name: None,
+                    account: None,
+                    sector: None,
+                    region: None,
+                    owner: None,
+                    contact_role: None,
+                    amount: None,
+                    currency: "EUR".into(),
+                    stage: None,
+                    status,
+                    created_at: None,
+                    closed_at: Some(closed),
+                    interaction_count: None,
+                    response_hours: None,
+                    last_activity_at: None,
+                    attributes,
+                    cycle_days: None,
+                },
             }
         })
         .collect()
@@ -348,7 +352,7 @@ fn salvirt_cross_validated_auc_reaches_the_reference() {
     println!("salvirt CV AUC {:.4} (alpha {})", best.mean_auc, best.alpha);
     assert!(best.mean_auc >= 0.81, "{:?}", trained.artifact.cv);
     // The same protocol as the published/scikit-learn figure: 5-fold CV on all 448 rows.
-    let all = cross_validate_all(&deals, &spec, &opts, &mut |_| {}).unwrap();
+    let all = cross_validate_all(&deals, &spec, &opts.clone().check().unwrap(), &mut |_| {}).unwrap();
     for r in &all.results {
         println!(
             "salvirt all-rows CV: alpha {:>6} AUC {:.4} ± {:.4}",
@@ -362,4 +366,73 @@ fn salvirt_cross_validated_auc_reaches_the_reference() {
     for (deal, expected) in deals.iter().zip(&trained.training_predictions) {
         assert!((predict(&trained.artifact, deal, opts.now) - expected.probability).abs() < 1e-12);
     }
+}
+
+#[test]
+fn check_reports_every_option_out_of_range() {
+    let cases: Vec<(TrainOptions, Vec<InvalidOption>)> = vec![
+        (options(), vec![]),
+        (
+            TrainOptions {
+                test_fraction: 0.0,
+                ..options()
+            },
+            vec![InvalidOption::TestFraction(0.0)],
+        ),
+        (
+            TrainOptions {
+                test_fraction: f64::NAN,
+                ..options()
+            },
+            vec![InvalidOption::TestFraction(f64::NAN)],
+        ),
+        (
+            TrainOptions {
+                cv_folds: 1,
+                ..options()
+            },
+            vec![InvalidOption::CvFolds(1)],
+        ),
+        (
+            TrainOptions {
+                alphas: vec![1.0, -1.0],
+                ..options()
+            },
+            vec![InvalidOption::Alphas],
+        ),
+        (
+            TrainOptions {
+                max_iterations: 0,
+                ..options()
+            },
+            vec![InvalidOption::MaxIterations],
+        ),
+    ];
+    for (given, expected) in cases {
+        match given.clone().check() {
+            Ok(valid) => {
+                assert!(expected.is_empty(), "{given:?}");
+                assert_eq!(*valid, given);
+            }
+            // NaN is not equal to itself: compare the words, which are what callers see.
+            Err(InvalidOptions(found)) => assert_eq!(format!("{found:?}"), format!("{expected:?}")),
+        }
+    }
+}
+
+#[test]
+fn invalid_options_keep_their_message() {
+    let all_wrong = TrainOptions {
+        test_fraction: 1.0,
+        cv_folds: 1,
+        alphas: vec![],
+        max_iterations: 0,
+        ..options()
+    };
+    let error = TrainError::from(all_wrong.check().unwrap_err());
+    assert_eq!(
+        error.to_string(),
+        "invalid training options: test_fraction must be in (0, 1), got 1; cv_folds must be at least 2, \
+         got 1; alphas must be a non-empty list of positive numbers; max_iterations must be at least 1"
+    );
 }
