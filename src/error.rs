@@ -27,6 +27,114 @@ use crate::store::group_commit::GroupCommitError;
 /// Prefix of every problem `type`.
 pub const PROBLEM_BASE: &str = "https://dealscore.dev/problems/";
 
+/// Declares [`Code`] and its table in one place, so a code cannot exist without its slug, status,
+/// titles and retry hint, and [`Code::ALL`] cannot miss one.
+macro_rules! error_codes {
+    ($(
+        $(#[$doc:meta])*
+        $code:ident => $slug:literal, $status:ident, $en:literal, $fr:literal, $retry:expr;
+    )*) => {
+        /// Every kind of problem a client can be answered, like meilisearch's error codes: the
+        /// slug (the end of the problem `type`, stable and safe to match on), the HTTP status, the
+        /// title in each language and whether retrying as is can succeed.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($(#[$doc])* $code,)*
+        }
+
+        impl Code {
+            /// Every code, in table order.
+            pub const ALL: &'static [Code] = &[$(Code::$code),*];
+
+            /// The stable slug, last segment of the problem `type`.
+            pub const fn slug(self) -> &'static str {
+                match self {
+                    $(Code::$code => $slug,)*
+                }
+            }
+
+            /// The HTTP status answered with it.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(Code::$code => StatusCode::$status,)*
+                }
+            }
+
+            /// The problem's `title` in `lang`.
+            pub const fn title(self, lang: Lang) -> &'static str {
+                match (self, lang) {
+                    $(
+                        (Code::$code, Lang::En) => $en,
+                        (Code::$code, Lang::Fr) => $fr,
+                    )*
+                }
+            }
+
+            /// Seconds after which the same request can succeed (`Retry-After`), for passing
+            /// conditions only.
+            pub const fn retry_after(self) -> Option<u32> {
+                match self {
+                    $(Code::$code => $retry,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The body is not JSON, or not the expected JSON shape.
+    MalformedBody => "malformed-body", BAD_REQUEST,
+        "Malformed request body", "Corps de requête mal formé", None;
+    /// A query parameter is invalid.
+    InvalidQuery => "invalid-query", BAD_REQUEST,
+        "Invalid query parameter", "Paramètre de requête invalide", None;
+    /// Well-formed input with invalid fields.
+    Validation => "validation", UNPROCESSABLE_ENTITY,
+        "Invalid input", "Données invalides", None;
+    /// No or unknown credentials.
+    Unauthorized => "unauthorized", UNAUTHORIZED,
+        "Authentication required", "Authentification requise", None;
+    /// Valid credentials whose role is too low.
+    Forbidden => "forbidden", FORBIDDEN,
+        "Insufficient role", "Rôle insuffisant", None;
+    /// No such resource, or no such route.
+    NotFound => "not-found", NOT_FOUND,
+        "Not found", "Introuvable", None;
+    /// The request conflicts with the current state.
+    Conflict => "conflict", CONFLICT,
+        "Conflict", "Conflit", None;
+    /// The body is over the byte limit.
+    PayloadTooLarge => "payload-too-large", PAYLOAD_TOO_LARGE,
+        "Payload too large", "Corps de requête trop volumineux", None;
+    /// The body has a media type the endpoint does not read.
+    UnsupportedMediaType => "unsupported-media-type", UNSUPPORTED_MEDIA_TYPE,
+        "Unsupported media type", "Type de média non pris en charge", None;
+    /// Scoring before any model was activated: lasts until someone trains or activates one, so
+    /// no retry hint.
+    NoActiveModel => "no-active-model", SERVICE_UNAVAILABLE,
+        "Service unavailable", "Service indisponible", None;
+    /// Other writers held the database too long; the same request soon succeeds.
+    DatabaseBusy => "database-busy", SERVICE_UNAVAILABLE,
+        "Service unavailable", "Service indisponible", Some(1);
+    /// The writer stopped because the server is shutting down; another instance (or this one,
+    /// restarted) takes the retry.
+    ShuttingDown => "shutting-down", SERVICE_UNAVAILABLE,
+        "Service unavailable", "Service indisponible", Some(1);
+    /// The readiness probe found the database unreachable.
+    DatabaseUnavailable => "database-unavailable", SERVICE_UNAVAILABLE,
+        "Service unavailable", "Service indisponible", None;
+    /// Anything unexpected; the cause is logged, never shown.
+    Internal => "internal", INTERNAL_SERVER_ERROR,
+        "Internal error", "Erreur interne", None;
+}
+
+impl Code {
+    /// The full problem `type` URI.
+    pub fn problem_type(self) -> String {
+        format!("{PROBLEM_BASE}{}", self.slug())
+    }
+}
+
 /// A problem's `detail`: one of the fixed messages, a one-off message written in every language,
 /// or text a lower layer built (answered as written).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,8 +325,8 @@ pub enum ApiError {
     /// A dependency (model, database) is not available right now (503).
     #[error("{detail}")]
     Unavailable {
-        /// Stable problem code.
-        code: &'static str,
+        /// Which dependency, and whether retrying helps (a 503 code of the table).
+        code: Code,
         /// What to do about it.
         detail: Detail,
     },
@@ -249,7 +357,7 @@ impl From<GroupCommitError<ApiError>> for ApiError {
             GroupCommitError::Db(e) if crate::store::is_contention(&e) => ApiError::database_busy(),
             GroupCommitError::Db(e) => ApiError::Internal(anyhow::anyhow!("{e}")),
             GroupCommitError::Stopped => ApiError::Unavailable {
-                code: "shutting-down",
+                code: Code::ShuttingDown,
                 detail: KnownDetail::ShuttingDown.into(),
             },
         }
@@ -260,7 +368,7 @@ impl ApiError {
     /// 503 `database-busy`: other writers held the database too long; retrying succeeds.
     fn database_busy() -> ApiError {
         ApiError::Unavailable {
-            code: "database-busy",
+            code: Code::DatabaseBusy,
             detail: KnownDetail::DatabaseBusy.into(),
         }
     }
@@ -317,41 +425,20 @@ pub struct Problem {
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
+    /// This error's entry in the code table.
+    pub fn code(&self) -> Code {
         match self {
-            ApiError::MalformedBody(_) => "malformed-body",
-            ApiError::BadQuery(_) => "invalid-query",
-            ApiError::Validation(_) => "validation",
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) | ApiError::NoRoute { .. } => "not-found",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::PayloadTooLarge(_) => "payload-too-large",
-            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
-            ApiError::Unavailable { code, .. } => code,
-            ApiError::Internal(_) => "internal",
-        }
-    }
-
-    fn title(&self, lang: Lang) -> &'static str {
-        let (en, fr) = match self {
-            ApiError::MalformedBody(_) => ("Malformed request body", "Corps de requête mal formé"),
-            ApiError::BadQuery(_) => ("Invalid query parameter", "Paramètre de requête invalide"),
-            ApiError::Validation(_) => ("Invalid input", "Données invalides"),
-            ApiError::Unauthorized(_) => ("Authentication required", "Authentification requise"),
-            ApiError::Forbidden(_) => ("Insufficient role", "Rôle insuffisant"),
-            ApiError::NotFound(_) | ApiError::NoRoute { .. } => ("Not found", "Introuvable"),
-            ApiError::Conflict(_) => ("Conflict", "Conflit"),
-            ApiError::PayloadTooLarge(_) => ("Payload too large", "Corps de requête trop volumineux"),
-            ApiError::UnsupportedMediaType(_) => {
-                ("Unsupported media type", "Type de média non pris en charge")
-            }
-            ApiError::Unavailable { .. } => ("Service unavailable", "Service indisponible"),
-            ApiError::Internal(_) => ("Internal error", "Erreur interne"),
-        };
-        match lang {
-            Lang::En => en,
-            Lang::Fr => fr,
+            ApiError::MalformedBody(_) => Code::MalformedBody,
+            ApiError::BadQuery(_) => Code::InvalidQuery,
+            ApiError::Validation(_) => Code::Validation,
+            ApiError::Unauthorized(_) => Code::Unauthorized,
+            ApiError::Forbidden(_) => Code::Forbidden,
+            ApiError::NotFound(_) | ApiError::NoRoute { .. } => Code::NotFound,
+            ApiError::Conflict(_) => Code::Conflict,
+            ApiError::PayloadTooLarge(_) => Code::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => Code::UnsupportedMediaType,
+            ApiError::Unavailable { code, .. } => *code,
+            ApiError::Internal(_) => Code::Internal,
         }
     }
 
@@ -396,8 +483,8 @@ impl ApiError {
     /// language.
     pub fn problem_in(&self, lang: Lang) -> Problem {
         Problem {
-            kind: format!("{PROBLEM_BASE}{}", self.code()),
-            title: self.title(lang).into(),
+            kind: self.code().problem_type(),
+            title: self.code().title(lang).into(),
             status: self.status_code().as_u16(),
             detail: self.detail(lang),
             errors: match self {
@@ -410,18 +497,7 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::MalformedBody(_) | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -434,15 +510,8 @@ impl ResponseError for ApiError {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         // Passing conditions: a client that honours Retry-After comes back when it can succeed.
-        // (No active model is not one of them: it lasts until someone trains or activates one.)
-        if matches!(
-            self,
-            ApiError::Unavailable {
-                code: "database-busy" | "shutting-down",
-                ..
-            }
-        ) {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        if let Some(seconds) = self.code().retry_after() {
+            response.insert_header((header::RETRY_AFTER, seconds));
         }
         response.json(self.problem())
     }
@@ -492,6 +561,51 @@ pub async fn localize_problems(
 mod tests {
     use super::*;
     use actix_web::body::to_bytes;
+
+    #[test]
+    fn the_code_table_has_unique_slugs_and_every_title_in_both_languages() {
+        let mut slugs = std::collections::HashSet::new();
+        for &code in Code::ALL {
+            let slug = code.slug();
+            assert!(slugs.insert(slug), "slug `{slug}` is used twice");
+            assert!(
+                !slug.is_empty() && slug.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "slug `{slug}` is not lowercase words joined by dashes"
+            );
+            for lang in [Lang::En, Lang::Fr] {
+                assert!(
+                    !code.title(lang).trim().is_empty(),
+                    "{code:?} has no {lang:?} title"
+                );
+            }
+            assert!(
+                code.status().is_client_error() || code.status().is_server_error(),
+                "{code:?} answers a non-error status"
+            );
+            // Only an unavailable service has something to wait for.
+            if code.retry_after().is_some() {
+                assert_eq!(code.status(), StatusCode::SERVICE_UNAVAILABLE, "{code:?}");
+            }
+        }
+    }
+
+    #[actix_web::test]
+    async fn passing_conditions_say_when_to_retry_and_lasting_ones_do_not() {
+        let busy = ApiError::database_busy().error_response();
+        assert_eq!(busy.status(), 503);
+        assert_eq!(busy.headers().get("retry-after").unwrap(), "1");
+        let no_model = ApiError::Unavailable {
+            code: Code::NoActiveModel,
+            detail: KnownDetail::NoActiveModel.into(),
+        };
+        let response = no_model.error_response();
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().get("retry-after").is_none());
+        assert_eq!(
+            no_model.problem().kind,
+            "https://dealscore.dev/problems/no-active-model"
+        );
+    }
 
     #[actix_web::test]
     async fn internal_errors_hide_their_cause() {

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use actix_web::{get, web, HttpResponse};
 
+use crate::error::Code;
+use crate::i18n::Lang;
 use crate::store::Db;
 use crate::telemetry::Metrics;
 
@@ -22,12 +24,13 @@ pub async fn readyz(db: web::Data<Db>) -> HttpResponse {
     if db.ping().await {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
     } else {
-        HttpResponse::ServiceUnavailable()
+        // Not an ApiError, so the problem middleware leaves it in English whatever the request asks.
+        HttpResponse::build(Code::DatabaseUnavailable.status())
             .content_type("application/problem+json")
             .json(serde_json::json!({
-                "type": format!("{}database-unavailable", crate::error::PROBLEM_BASE),
-                "title": "Service unavailable",
-                "status": 503,
+                "type": Code::DatabaseUnavailable.problem_type(),
+                "title": Code::DatabaseUnavailable.title(Lang::En),
+                "status": Code::DatabaseUnavailable.status().as_u16(),
                 "detail": "the database does not answer"
             }))
     }

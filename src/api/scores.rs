@@ -17,7 +17,7 @@ use super::score_body::{batch_items, ScoreBody};
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
 use crate::domain::{Deal, FieldError, FieldMessage, ParseOptions, ValidationErrors};
-use crate::error::{ApiError, ApiResult, Detail, KnownDetail, Problem};
+use crate::error::{ApiError, ApiResult, Code, Detail, KnownDetail, Problem};
 use crate::i18n::Lang;
 use crate::model::ModelArtifact;
 use crate::ranking::SortKey;
@@ -36,7 +36,7 @@ const INLINE_BATCH: usize = 64;
 /// The model, or the 503 that says how to get one.
 pub fn active_model(holder: &ActiveModel) -> ApiResult<Arc<ModelArtifact>> {
     holder.get().ok_or_else(|| ApiError::Unavailable {
-        code: "no-active-model",
+        code: Code::NoActiveModel,
         detail: Detail::Known(KnownDetail::NoActiveModel),
     })
 }
