@@ -1,10 +1,12 @@
 //! The `activities` table, and the interaction measures derived from it.
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::sql::{values_placeholders, OptionalF64, Style};
 use super::Db;
-use crate::domain::{derive_interactions, from_epoch_ms, to_epoch_ms, Activity, ActivityDirection};
+use crate::domain::{
+    derive_interactions, from_epoch_ms, to_epoch_ms, Activity, ActivityDirection, ActivityKind,
+};
 
 /// Result of attaching activities to one opportunity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -79,16 +81,15 @@ pub async fn add_in(
 /// [`derive_interactions`] for the rule). Measures the activities cannot give — no answered
 /// inbound activity yet — fall back to the values the client reported.
 pub async fn refresh_derived(tx: &mut Transaction<'_, Any>, opportunity_id: i64) -> Result<(), sqlx::Error> {
-    let rows = sqlx::query("SELECT direction, occurred_at FROM activities WHERE opportunity_id = $1")
-        .bind(opportunity_id)
-        .fetch_all(&mut **tx)
-        .await?;
-    let mut events = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let direction: String = row.try_get("direction")?;
-        let direction = ActivityDirection::parse(&direction).unwrap_or(ActivityDirection::Outbound);
-        events.push((direction, from_epoch_ms(row.try_get("occurred_at")?)));
-    }
+    let rows: Vec<TouchRow> =
+        sqlx::query_as("SELECT direction, occurred_at FROM activities WHERE opportunity_id = $1")
+            .bind(opportunity_id)
+            .fetch_all(&mut **tx)
+            .await?;
+    let events: Vec<_> = rows
+        .into_iter()
+        .map(|row| (direction(&row.direction), from_epoch_ms(row.occurred_at)))
+        .collect();
     if events.is_empty() {
         sqlx::query(
             "UPDATE opportunities SET interaction_count = reported_interaction_count, \
@@ -119,23 +120,45 @@ pub async fn refresh_derived(tx: &mut Transaction<'_, Any>, opportunity_id: i64)
 
 /// Activities of an opportunity, oldest first.
 pub async fn list_for(db: &Db, external_id: &str) -> Result<Vec<Activity>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows: Vec<ActivityRow> = sqlx::query_as(
         "SELECT a.activity_id, a.kind, a.direction, a.occurred_at FROM activities a \
          JOIN opportunities o ON o.id = a.opportunity_id WHERE o.external_id = $1 ORDER BY a.occurred_at, a.id",
     )
     .bind(external_id.to_owned())
     .fetch_all(&db.pool)
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let kind: String = row.try_get("kind")?;
-        let direction: String = row.try_get("direction")?;
-        out.push(Activity {
-            id: row.try_get("activity_id")?,
-            kind: crate::domain::ActivityKind::parse(&kind).unwrap_or(crate::domain::ActivityKind::Other),
-            direction: ActivityDirection::parse(&direction).unwrap_or(ActivityDirection::Outbound),
-            occurred_at: from_epoch_ms(row.try_get("occurred_at")?),
-        });
+    Ok(rows.into_iter().map(Activity::from).collect())
+}
+
+/// When and which way an opportunity was touched: what its derived measures are computed from.
+#[derive(sqlx::FromRow)]
+struct TouchRow {
+    direction: String,
+    occurred_at: i64,
+}
+
+/// An `activities` row as [`list_for`] reads it.
+#[derive(sqlx::FromRow)]
+struct ActivityRow {
+    activity_id: Option<String>,
+    kind: String,
+    direction: String,
+    occurred_at: i64,
+}
+
+impl From<ActivityRow> for Activity {
+    fn from(row: ActivityRow) -> Self {
+        Activity {
+            id: row.activity_id,
+            kind: ActivityKind::parse(&row.kind).unwrap_or(ActivityKind::Other),
+            direction: direction(&row.direction),
+            occurred_at: from_epoch_ms(row.occurred_at),
+        }
     }
-    Ok(out)
+}
+
+/// A stored direction; only this code writes the column, so anything else is read as outbound
+/// rather than failing the read.
+fn direction(text: &str) -> ActivityDirection {
+    ActivityDirection::parse(text).unwrap_or(ActivityDirection::Outbound)
 }

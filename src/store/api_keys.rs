@@ -1,7 +1,6 @@
 //! The `api_keys` table. Only a SHA-256 hash of each key is stored.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
@@ -59,29 +58,39 @@ pub async fn insert(db: &Db, name: &str, role: &str, key_hash: &str) -> Result<(
 
 /// The role and name of the active key with this hash.
 pub async fn find_active(db: &Db, key_hash: &str) -> Result<Option<(String, String)>, sqlx::Error> {
-    let row = sqlx::query("SELECT name, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+    sqlx::query_as("SELECT name, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
         .bind(key_hash.to_owned())
         .fetch_optional(&db.pool)
-        .await?;
-    row.map(|r| Ok((r.try_get("name")?, r.try_get("role")?)))
-        .transpose()
+        .await
 }
 
 /// Every key, newest first.
 pub async fn list(db: &Db) -> Result<Vec<ApiKeyRecord>, sqlx::Error> {
-    let rows = sqlx::query("SELECT name, role, created_at, revoked_at FROM api_keys ORDER BY id DESC")
-        .fetch_all(&db.pool)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ApiKeyRecord {
-                name: r.try_get("name")?,
-                role: r.try_get("role")?,
-                created_at: from_epoch_ms(r.try_get("created_at")?),
-                revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_epoch_ms),
-            })
-        })
-        .collect()
+    let rows: Vec<ApiKeyRow> =
+        sqlx::query_as("SELECT name, role, created_at, revoked_at FROM api_keys ORDER BY id DESC")
+            .fetch_all(&db.pool)
+            .await?;
+    Ok(rows.into_iter().map(ApiKeyRecord::from).collect())
+}
+
+/// An `api_keys` row without its hash.
+#[derive(sqlx::FromRow)]
+struct ApiKeyRow {
+    name: String,
+    role: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl From<ApiKeyRow> for ApiKeyRecord {
+    fn from(row: ApiKeyRow) -> Self {
+        ApiKeyRecord {
+            name: row.name,
+            role: row.role,
+            created_at: from_epoch_ms(row.created_at),
+            revoked_at: row.revoked_at.map(from_epoch_ms),
+        }
+    }
 }
 
 /// Revokes the active key named `name`. True when one was revoked.

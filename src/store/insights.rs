@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use futures_util::TryStreamExt;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::sql::{values_placeholders, Style};
 use super::Db;
@@ -18,19 +18,27 @@ const COMPACT_ABOVE_ROWS: i64 = 1_000;
 /// The change stamp: grows with every committed write to `opportunities` or `scores` (triggers
 /// of migration 0004), never shrinks. Equal stamps mean equal data.
 pub async fn change_stamp(db: &Db) -> Result<i64, sqlx::Error> {
-    let row = sqlx::query(
+    let changes: ChangesRow = sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(weight), 0) AS BIGINT) AS stamp, COUNT(*) AS n, \
          CAST(COALESCE(MAX(id), 0) AS BIGINT) AS last FROM insights_changes",
     )
     .fetch_one(&db.pool)
     .await?;
-    let stamp: i64 = row.try_get("stamp")?;
-    let rows: i64 = row.try_get("n")?;
-    let last: i64 = row.try_get("last")?;
-    if rows > COMPACT_ABOVE_ROWS {
-        compact_changes(db, last).await?;
+    if changes.n > COMPACT_ABOVE_ROWS {
+        compact_changes(db, changes.last).await?;
     }
-    Ok(stamp)
+    Ok(changes.stamp)
+}
+
+/// The summary of `insights_changes` [`change_stamp`] reads.
+#[derive(FromRow)]
+struct ChangesRow {
+    /// Total weight: the stamp.
+    stamp: i64,
+    /// Rows.
+    n: i64,
+    /// Highest row id.
+    last: i64,
 }
 
 /// Replaces the change rows up to `last` by one row of the same total weight, so the stamp keeps
@@ -48,7 +56,7 @@ async fn compact_changes(db: &Db, last: i64) -> Result<(), sqlx::Error> {
 }
 
 /// One opportunity as the insights need it: categories as text, times in epoch ms.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct DealRow {
     /// Internal id.
     pub id: i64,
@@ -69,6 +77,7 @@ pub struct DealRow {
     /// Currency.
     pub currency: String,
     /// Status.
+    #[sqlx(try_from = "String")]
     pub status: Status,
     /// Creation (epoch ms).
     pub created_at: Option<i64>,
@@ -84,51 +93,27 @@ pub struct DealRow {
 
 /// Streams every opportunity to `each`, in id order. Only the columns the insights read.
 pub async fn for_each_deal(db: &Db, mut each: impl FnMut(DealRow)) -> Result<(), sqlx::Error> {
-    let mut rows = sqlx::query(
+    let mut rows = sqlx::query_as::<_, DealRow>(
         "SELECT id, external_id, account, sector, region, owner, contact_role, amount, currency, status, \
          created_at, closed_at, interaction_count, response_hours, last_activity_at FROM opportunities ORDER BY id",
     )
     .fetch(&db.pool);
     while let Some(row) = rows.try_next().await? {
-        let status_text: String = row.try_get("status")?;
-        let status = Status::parse(&status_text).ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: "status".into(),
-            source: format!("bad status {status_text}").into(),
-        })?;
-        each(DealRow {
-            id: row.try_get("id")?,
-            external_id: row.try_get("external_id")?,
-            account: row.try_get("account")?,
-            sector: row.try_get("sector")?,
-            region: row.try_get("region")?,
-            owner: row.try_get("owner")?,
-            contact_role: row.try_get("contact_role")?,
-            amount: row.try_get("amount")?,
-            currency: row.try_get("currency")?,
-            status,
-            created_at: row.try_get("created_at")?,
-            closed_at: row.try_get("closed_at")?,
-            interaction_count: row.try_get("interaction_count")?,
-            response_hours: row.try_get("response_hours")?,
-            last_activity_at: row.try_get("last_activity_at")?,
-        });
+        each(row);
     }
     Ok(())
 }
 
 /// The probability of the latest stored score of every scored open opportunity, by internal id.
 pub async fn latest_open_probabilities(db: &Db) -> Result<HashMap<i64, f64>, sqlx::Error> {
-    let mut rows = sqlx::query(
+    sqlx::query_as::<_, (i64, f64)>(
         "SELECT s.opportunity_id, s.probability FROM scores s \
          JOIN (SELECT opportunity_id, MAX(id) AS id FROM scores GROUP BY opportunity_id) latest ON latest.id = s.id \
          JOIN opportunities o ON o.id = s.opportunity_id WHERE o.status = 'open'",
     )
-    .fetch(&db.pool);
-    let mut out = HashMap::new();
-    while let Some(row) = rows.try_next().await? {
-        out.insert(row.try_get("opportunity_id")?, row.try_get("probability")?);
-    }
-    Ok(out)
+    .fetch(&db.pool)
+    .try_collect()
+    .await
 }
 
 /// A sales target.
@@ -181,24 +166,36 @@ pub async fn upsert_objectives(db: &Db, objectives: &[Objective]) -> Result<(), 
 
 /// The objectives of one period, in (scope, name, metric, currency) order.
 pub async fn objectives_of_period(db: &Db, period: &str) -> Result<Vec<Objective>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows: Vec<ObjectiveRow> = sqlx::query_as(
         "SELECT scope, scope_value, period, metric, currency, target FROM objectives WHERE period = $1 \
          ORDER BY scope, scope_value, metric, currency",
     )
     .bind(period.to_owned())
     .fetch_all(&db.pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            let currency: String = r.try_get("currency")?;
-            Ok(Objective {
-                scope: r.try_get("scope")?,
-                name: r.try_get("scope_value")?,
-                period: r.try_get("period")?,
-                metric: r.try_get("metric")?,
-                currency: (!currency.is_empty()).then_some(currency),
-                target: r.try_get("target")?,
-            })
-        })
-        .collect()
+    Ok(rows.into_iter().map(Objective::from).collect())
+}
+
+/// An `objectives` row: a target without a currency stores `''`.
+#[derive(FromRow)]
+struct ObjectiveRow {
+    scope: String,
+    scope_value: String,
+    period: String,
+    metric: String,
+    currency: String,
+    target: f64,
+}
+
+impl From<ObjectiveRow> for Objective {
+    fn from(row: ObjectiveRow) -> Self {
+        Objective {
+            scope: row.scope,
+            name: row.scope_value,
+            period: row.period,
+            metric: row.metric,
+            currency: (!row.currency.is_empty()).then_some(row.currency),
+            target: row.target,
+        }
+    }
 }

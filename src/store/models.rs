@@ -1,7 +1,7 @@
 //! The `model_versions` registry: every trained model's artifact, its status and activations.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
@@ -96,20 +96,69 @@ pub struct NewModelVersion<'a> {
 const RECORD_COLUMNS: &str =
     "version, status, created_at, sha256, train_rows, holdout_auc, activated_at, activated_by, gate";
 
-fn record(row: &sqlx::any::AnyRow) -> Result<ModelVersionRecord, sqlx::Error> {
-    Ok(ModelVersionRecord {
-        version: row.try_get("version")?,
-        status: ModelStatus::parse(&row.try_get::<String, _>("status")?),
-        created_at: from_epoch_ms(row.try_get("created_at")?),
-        sha256: row.try_get("sha256")?,
-        train_rows: row.try_get("train_rows")?,
-        holdout_auc: row.try_get("holdout_auc")?,
-        activated_at: row.try_get::<Option<i64>, _>("activated_at")?.map(from_epoch_ms),
-        activated_by: row.try_get("activated_by")?,
-        gate: row
-            .try_get::<Option<String>, _>("gate")?
-            .and_then(|text| serde_json::from_str(&text).ok()),
-    })
+/// A `model_versions` row as [`RECORD_COLUMNS`] reads it.
+#[derive(FromRow)]
+struct VersionRow {
+    version: String,
+    status: String,
+    created_at: i64,
+    sha256: String,
+    train_rows: i64,
+    holdout_auc: Option<f64>,
+    activated_at: Option<i64>,
+    activated_by: Option<String>,
+    gate: Option<String>,
+}
+
+impl From<VersionRow> for ModelVersionRecord {
+    fn from(row: VersionRow) -> Self {
+        ModelVersionRecord {
+            version: row.version,
+            status: ModelStatus::parse(&row.status),
+            created_at: from_epoch_ms(row.created_at),
+            sha256: row.sha256,
+            train_rows: row.train_rows,
+            holdout_auc: row.holdout_auc,
+            activated_at: row.activated_at.map(from_epoch_ms),
+            activated_by: row.activated_by,
+            // A gate record this version cannot read is left out rather than failing the list.
+            gate: row.gate.and_then(|text| serde_json::from_str(&text).ok()),
+        }
+    }
+}
+
+/// A version with its artifact JSON.
+#[derive(FromRow)]
+struct WithArtifactRow {
+    #[sqlx(flatten)]
+    record: VersionRow,
+    artifact: String,
+}
+
+impl From<WithArtifactRow> for (ModelVersionRecord, String) {
+    fn from(row: WithArtifactRow) -> Self {
+        (row.record.into(), row.artifact)
+    }
+}
+
+/// A `model_activations` row.
+#[derive(FromRow)]
+struct ActivationRow {
+    version: String,
+    activated_at: i64,
+    activated_by: String,
+    reason: String,
+}
+
+impl From<ActivationRow> for ActivationRecord {
+    fn from(row: ActivationRow) -> Self {
+        ActivationRecord {
+            version: row.version,
+            activated_at: from_epoch_ms(row.activated_at),
+            activated_by: row.activated_by,
+            reason: row.reason,
+        }
+    }
 }
 
 /// Registers a version as a candidate; when `activate` is true (or no model is active yet), makes
@@ -212,25 +261,25 @@ pub async fn activate(db: &Db, version: &str, who: &str, reason: &str) -> Result
 /// The active version and its artifact JSON.
 pub async fn active(db: &Db) -> Result<Option<(ModelVersionRecord, String)>, sqlx::Error> {
     let sql = format!("SELECT {RECORD_COLUMNS}, artifact FROM model_versions WHERE status = 'active'");
-    let row = sqlx::query(&sql).fetch_optional(&db.pool).await?;
-    row.map(|r| Ok((record(&r)?, r.try_get("artifact")?))).transpose()
+    let row: Option<WithArtifactRow> = sqlx::query_as(&sql).fetch_optional(&db.pool).await?;
+    Ok(row.map(Into::into))
 }
 
 /// One version and its artifact JSON.
 pub async fn get(db: &Db, version: &str) -> Result<Option<(ModelVersionRecord, String)>, sqlx::Error> {
     let sql = format!("SELECT {RECORD_COLUMNS}, artifact FROM model_versions WHERE version = $1");
-    let row = sqlx::query(&sql)
+    let row: Option<WithArtifactRow> = sqlx::query_as(&sql)
         .bind(version.to_owned())
         .fetch_optional(&db.pool)
         .await?;
-    row.map(|r| Ok((record(&r)?, r.try_get("artifact")?))).transpose()
+    Ok(row.map(Into::into))
 }
 
 /// Every version, newest first.
 pub async fn list(db: &Db) -> Result<Vec<ModelVersionRecord>, sqlx::Error> {
     let sql = format!("SELECT {RECORD_COLUMNS} FROM model_versions ORDER BY created_at DESC, version DESC");
-    let rows = sqlx::query(&sql).fetch_all(&db.pool).await?;
-    rows.iter().map(record).collect()
+    let rows: Vec<VersionRow> = sqlx::query_as(&sql).fetch_all(&db.pool).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// Every activation, newest first (at most `limit`); only `version`'s when given.
@@ -248,21 +297,12 @@ pub async fn activations(
         "SELECT version, activated_at, activated_by, reason FROM model_activations {filter} \
          ORDER BY id DESC LIMIT {limit}"
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query_as::<_, ActivationRow>(&sql);
     if let Some(version) = version {
         query = query.bind(version.to_owned());
     }
     let rows = query.fetch_all(&db.pool).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ActivationRecord {
-                version: r.try_get("version")?,
-                activated_at: from_epoch_ms(r.try_get("activated_at")?),
-                activated_by: r.try_get("activated_by")?,
-                reason: r.try_get("reason")?,
-            })
-        })
-        .collect()
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// Every version with its artifact JSON, newest first.
@@ -270,8 +310,6 @@ pub async fn list_with_artifacts(db: &Db) -> Result<Vec<(ModelVersionRecord, Str
     let sql = format!(
         "SELECT {RECORD_COLUMNS}, artifact FROM model_versions ORDER BY created_at DESC, version DESC"
     );
-    let rows = sqlx::query(&sql).fetch_all(&db.pool).await?;
-    rows.iter()
-        .map(|r| Ok((record(r)?, r.try_get("artifact")?)))
-        .collect()
+    let rows: Vec<WithArtifactRow> = sqlx::query_as(&sql).fetch_all(&db.pool).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }

@@ -6,10 +6,9 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Row, Transaction};
+use sqlx::{Any, AnyConnection, FromRow, Transaction};
 
-use super::sql::{select_by_keys, values_placeholders, OptionalF64, Style};
+use super::sql::{bad_column, select_by_keys, values_placeholders, OptionalF64, Style};
 use super::Db;
 use crate::domain::{
     from_epoch_ms, to_epoch_ms, AttributeValue, ContactRole, Deal, ExternalId, Opportunity, Status,
@@ -173,8 +172,9 @@ pub async fn upsert_batch_in(
             query.execute(&mut **tx).await?;
         } else {
             for row in query.fetch_all(&mut **tx).await? {
-                if !row.try_get::<bool, _>("inserted")? {
-                    conflicted.insert(row.try_get("external_id")?);
+                let written = WrittenRow::from_row(&row)?;
+                if !written.inserted {
+                    conflicted.insert(written.external_id);
                 }
             }
         }
@@ -203,6 +203,14 @@ pub async fn upsert_batch_in(
     Ok(outcomes)
 }
 
+/// What PostgreSQL's `RETURNING` says of a written row.
+#[derive(FromRow)]
+struct WrittenRow {
+    external_id: String,
+    /// False when the row existed (a concurrent insert won the race).
+    inserted: bool,
+}
+
 /// What the upsert needs to know of a row that already exists.
 struct ExistingRow {
     content_hash: String,
@@ -210,40 +218,48 @@ struct ExistingRow {
     derived: Option<i64>,
 }
 
+/// The columns [`existing_rows`] reads.
+#[derive(FromRow)]
+struct ExistingColumns {
+    id: i64,
+    external_id: String,
+    content_hash: String,
+    derived_from_activities: i64,
+}
+
 async fn existing_rows(
     tx: &mut Transaction<'_, Any>,
     opps: &[Opportunity],
 ) -> Result<HashMap<String, ExistingRow>, sqlx::Error> {
     let ids: Vec<&str> = opps.iter().map(|o| o.external_id.as_str()).collect();
-    let rows = select_by_keys(tx, None, &ids, |_, list| {
+    let rows: Vec<ExistingColumns> = select_by_keys(tx, None, &ids, |_, list| {
         format!(
             "SELECT id, external_id, content_hash, derived_from_activities FROM opportunities \
              WHERE external_id IN ({list})"
         )
     })
     .await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let derived = row.try_get::<i64, _>("derived_from_activities")? == 1;
-        out.insert(
-            row.try_get("external_id")?,
-            ExistingRow {
-                content_hash: row.try_get("content_hash")?,
-                derived: if derived { Some(row.try_get("id")?) } else { None },
-            },
-        );
-    }
-    Ok(out)
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let derived = row.derived_from_activities == 1;
+            let existing = ExistingRow {
+                content_hash: row.content_hash,
+                derived: derived.then_some(row.id),
+            };
+            (row.external_id, existing)
+        })
+        .collect())
 }
 
 /// Reads one opportunity by external id.
 pub async fn get(db: &Db, external_id: &str) -> Result<Option<StoredOpportunity>, sqlx::Error> {
     let sql = format!("SELECT {SELECT_COLUMNS} FROM opportunities WHERE external_id = $1");
-    let row = sqlx::query(&sql)
+    let row: Option<OpportunityRow> = sqlx::query_as(&sql)
         .bind(external_id.to_owned())
         .fetch_optional(&db.pool)
         .await?;
-    row.map(|r| from_row(&r)).transpose()
+    row.map(StoredOpportunity::try_from).transpose()
 }
 
 /// Reads several opportunities by external id, 400 per statement (one
@@ -268,13 +284,13 @@ async fn read_many(
     conn: &mut AnyConnection,
     external_ids: &[&str],
 ) -> Result<HashMap<String, StoredOpportunity>, sqlx::Error> {
-    let rows = select_by_keys(conn, None, external_ids, |_, list| {
+    let rows: Vec<OpportunityRow> = select_by_keys(conn, None, external_ids, |_, list| {
         format!("SELECT {SELECT_COLUMNS} FROM opportunities WHERE external_id IN ({list})")
     })
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for row in rows {
-        let stored = from_row(&row)?;
+        let stored = StoredOpportunity::try_from(row)?;
         out.insert(stored.opportunity.external_id.as_str().to_owned(), stored);
     }
     Ok(out)
@@ -282,11 +298,10 @@ async fn read_many(
 
 /// The internal id of an opportunity, if it exists.
 pub async fn id_of(tx: &mut Transaction<'_, Any>, external_id: &str) -> Result<Option<i64>, sqlx::Error> {
-    let row = sqlx::query("SELECT id FROM opportunities WHERE external_id = $1")
+    sqlx::query_scalar("SELECT id FROM opportunities WHERE external_id = $1")
         .bind(external_id.to_owned())
         .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|r| r.try_get("id")).transpose()
+        .await
 }
 
 /// Deletes one opportunity (and its activities). True when it existed.
@@ -319,11 +334,11 @@ pub async fn get_in(
     external_id: &str,
 ) -> Result<Option<StoredOpportunity>, sqlx::Error> {
     let sql = format!("SELECT {SELECT_COLUMNS} FROM opportunities WHERE external_id = $1");
-    let row = sqlx::query(&sql)
+    let row: Option<OpportunityRow> = sqlx::query_as(&sql)
         .bind(external_id.to_owned())
         .fetch_optional(&mut **tx)
         .await?;
-    row.map(|r| from_row(&r)).transpose()
+    row.map(StoredOpportunity::try_from).transpose()
 }
 
 /// One page of opportunities in id order, after the row `after_id` (exclusive).
@@ -351,16 +366,16 @@ pub async fn list(
         clauses.join(" AND "),
         limit + 1
     );
-    let mut query = sqlx::query(&sql).bind(after_id);
+    let mut query = sqlx::query_as(&sql).bind(after_id);
     for b in binds {
         query = query.bind(b);
     }
-    let rows = query.fetch_all(&db.pool).await?;
+    let rows: Vec<OpportunityRow> = query.fetch_all(&db.pool).await?;
     let more = rows.len() > limit;
     let page = rows
-        .iter()
+        .into_iter()
         .take(limit)
-        .map(from_row)
+        .map(StoredOpportunity::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     Ok((page, more))
 }
@@ -433,13 +448,13 @@ pub async fn closed_deals(
         "SELECT {SELECT_COLUMNS} FROM opportunities WHERE status IN ('won', 'lost') \
          AND closed_at >= $1 AND closed_at <= $2 ORDER BY closed_at, external_id"
     );
-    let mut rows = sqlx::query(&sql)
+    let mut rows = sqlx::query_as::<_, OpportunityRow>(&sql)
         .bind(since.map(to_epoch_ms).unwrap_or(i64::MIN))
         .bind(until.map(to_epoch_ms).unwrap_or(i64::MAX))
         .fetch(&db.pool);
     let mut out = Vec::new();
     while let Some(row) = rows.try_next().await? {
-        out.push(from_row(&row)?.opportunity);
+        out.push(StoredOpportunity::try_from(row)?.opportunity);
     }
     Ok(out)
 }
@@ -466,59 +481,75 @@ pub async fn first_open_owner(db: &Db) -> Result<Option<String>, sqlx::Error> {
 
 /// Counts of stored opportunities per status.
 pub async fn count_by_status(db: &Db) -> Result<BTreeMap<String, i64>, sqlx::Error> {
-    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM opportunities GROUP BY status")
-        .fetch_all(&db.pool)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get::<String, _>("status")?, r.try_get::<i64, _>("n")?)))
-        .collect()
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) AS n FROM opportunities GROUP BY status")
+            .fetch_all(&db.pool)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
-pub(super) fn from_row(row: &AnyRow) -> Result<StoredOpportunity, sqlx::Error> {
-    let decode = |column: &str, message: String| sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: message.into(),
-    };
-    let status_text: String = row.try_get("status")?;
-    let status =
-        Status::parse(&status_text).ok_or_else(|| decode("status", format!("bad status {status_text}")))?;
-    let attributes_text: String = row.try_get("attributes")?;
-    let attributes: BTreeMap<String, AttributeValue> =
-        serde_json::from_str(&attributes_text).map_err(|e| decode("attributes", e.to_string()))?;
-    let time = |column: &str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-        Ok(row.try_get::<Option<i64>, _>(column)?.map(from_epoch_ms))
-    };
-    let external_id: String = row.try_get("external_id")?;
-    let external_id = ExternalId::parse(&external_id)
-        .map_err(|_| decode("external_id", format!("bad external_id {external_id:?}")))?;
-    let opportunity = Opportunity {
-        external_id,
-        deal: Deal {
-            name: row.try_get("name")?,
-            account: row.try_get("account")?,
-            sector: row.try_get("sector")?,
-            region: row.try_get("region")?,
-            owner: row.try_get("owner")?,
-            contact_role: row
-                .try_get::<Option<String>, _>("contact_role")?
-                .and_then(|r| ContactRole::normalise(&r)),
-            amount: row.try_get("amount")?,
-            currency: row.try_get("currency")?,
-            stage: row.try_get("stage")?,
-            status,
-            created_at: time("created_at")?,
-            closed_at: time("closed_at")?,
-            interaction_count: row.try_get("interaction_count")?,
-            response_hours: row.try_get("response_hours")?,
-            last_activity_at: time("last_activity_at")?,
-            attributes,
-            cycle_days: None,
-        },
-    };
-    Ok(StoredOpportunity {
-        id: row.try_get("id")?,
-        opportunity,
-        derived_from_activities: row.try_get::<i64, _>("derived_from_activities")? != 0,
-        updated_at: from_epoch_ms(row.try_get("updated_at")?),
-    })
+/// An `opportunities` row as [`SELECT_COLUMNS`] reads it: times in epoch milliseconds, the
+/// attributes as JSON text.
+#[derive(FromRow)]
+pub(super) struct OpportunityRow {
+    id: i64,
+    external_id: String,
+    name: Option<String>,
+    account: Option<String>,
+    sector: Option<String>,
+    region: Option<String>,
+    owner: Option<String>,
+    contact_role: Option<String>,
+    amount: Option<f64>,
+    currency: String,
+    stage: Option<String>,
+    #[sqlx(try_from = "String")]
+    status: Status,
+    created_at: Option<i64>,
+    closed_at: Option<i64>,
+    interaction_count: Option<i64>,
+    response_hours: Option<f64>,
+    last_activity_at: Option<i64>,
+    derived_from_activities: i64,
+    attributes: String,
+    updated_at: i64,
+}
+
+impl TryFrom<OpportunityRow> for StoredOpportunity {
+    type Error = sqlx::Error;
+
+    fn try_from(row: OpportunityRow) -> Result<Self, sqlx::Error> {
+        let attributes: BTreeMap<String, AttributeValue> =
+            serde_json::from_str(&row.attributes).map_err(|e| bad_column("attributes", e.to_string()))?;
+        let external_id = ExternalId::parse(&row.external_id)
+            .map_err(|_| bad_column("external_id", format!("bad external_id {:?}", row.external_id)))?;
+        let opportunity = Opportunity {
+            external_id,
+            deal: Deal {
+                name: row.name,
+                account: row.account,
+                sector: row.sector,
+                region: row.region,
+                owner: row.owner,
+                contact_role: row.contact_role.and_then(|r| ContactRole::normalise(&r)),
+                amount: row.amount,
+                currency: row.currency,
+                stage: row.stage,
+                status: row.status,
+                created_at: row.created_at.map(from_epoch_ms),
+                closed_at: row.closed_at.map(from_epoch_ms),
+                interaction_count: row.interaction_count,
+                response_hours: row.response_hours,
+                last_activity_at: row.last_activity_at.map(from_epoch_ms),
+                attributes,
+                cycle_days: None,
+            },
+        };
+        Ok(StoredOpportunity {
+            id: row.id,
+            opportunity,
+            derived_from_activities: row.derived_from_activities != 0,
+            updated_at: from_epoch_ms(row.updated_at),
+        })
+    }
 }

@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, FromRow, Transaction};
 
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
@@ -46,7 +45,7 @@ pub async fn insert_in(
     payload: &str,
 ) -> Result<i64, sqlx::Error> {
     let now = to_epoch_ms(Utc::now());
-    let row = sqlx::query(
+    sqlx::query_scalar(
         "INSERT INTO webhook_outbox (source, external_id, payload, status, attempts, next_attempt_at, \
          created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4) RETURNING id",
     )
@@ -55,8 +54,7 @@ pub async fn insert_in(
     .bind(payload.to_owned())
     .bind(now)
     .fetch_one(&mut **tx)
-    .await?;
-    row.try_get("id")
+    .await
 }
 
 /// Pending deliveries due at `now`, oldest due first.
@@ -65,11 +63,11 @@ pub async fn due(db: &Db, now: DateTime<Utc>, limit: usize) -> Result<Vec<Outbox
         "SELECT {COLUMNS} FROM webhook_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
          ORDER BY next_attempt_at, id LIMIT {limit}"
     );
-    let rows = sqlx::query(&sql)
+    let rows: Vec<OutboxRow> = sqlx::query_as(&sql)
         .bind(to_epoch_ms(now))
         .fetch_all(&db.pool)
         .await?;
-    rows.iter().map(from_row).collect()
+    Ok(rows.into_iter().map(OutboxEntry::from).collect())
 }
 
 /// Takes a due delivery for this process until `lease_until`. Only one of several servers
@@ -125,8 +123,9 @@ pub async fn list(
     status: Option<&str>,
     limit: usize,
 ) -> Result<Vec<OutboxEntry>, sqlx::Error> {
-    let rows = super::sql::recent_for_source(db, "webhook_outbox", COLUMNS, source, status, limit).await?;
-    rows.iter().map(from_row).collect()
+    let rows: Vec<OutboxRow> =
+        super::sql::recent_for_source(db, "webhook_outbox", COLUMNS, source, status, limit).await?;
+    Ok(rows.into_iter().map(OutboxEntry::from).collect())
 }
 
 /// What [`retry_now`] did.
@@ -153,7 +152,7 @@ pub async fn retry_now(db: &Db, source: &str, id: i64) -> Result<RetryResult, sq
     .execute(&db.pool)
     .await?;
     let sql = format!("SELECT {COLUMNS} FROM webhook_outbox WHERE id = $1 AND source = $2");
-    let row = sqlx::query(&sql)
+    let row: Option<OutboxRow> = sqlx::query_as(&sql)
         .bind(id)
         .bind(source.to_owned())
         .fetch_optional(&db.pool)
@@ -161,22 +160,40 @@ pub async fn retry_now(db: &Db, source: &str, id: i64) -> Result<RetryResult, sq
     Ok(match row {
         None => RetryResult::NotFound,
         Some(_) if done.rows_affected() == 0 => RetryResult::AlreadyDelivered,
-        Some(row) => RetryResult::Scheduled(Box::new(from_row(&row)?)),
+        Some(row) => RetryResult::Scheduled(Box::new(row.into())),
     })
 }
 
-fn from_row(row: &AnyRow) -> Result<OutboxEntry, sqlx::Error> {
-    let payload: String = row.try_get("payload")?;
-    Ok(OutboxEntry {
-        id: row.try_get("id")?,
-        source: row.try_get("source")?,
-        external_id: row.try_get("external_id")?,
-        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
-        status: row.try_get("status")?,
-        attempts: row.try_get("attempts")?,
-        next_attempt_at: from_epoch_ms(row.try_get("next_attempt_at")?),
-        last_error: row.try_get("last_error")?,
-        created_at: from_epoch_ms(row.try_get("created_at")?),
-        updated_at: from_epoch_ms(row.try_get("updated_at")?),
-    })
+/// A `webhook_outbox` row as [`COLUMNS`] reads it: times in epoch milliseconds, the payload as
+/// text.
+#[derive(FromRow)]
+struct OutboxRow {
+    id: i64,
+    source: String,
+    external_id: String,
+    payload: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<OutboxRow> for OutboxEntry {
+    fn from(row: OutboxRow) -> Self {
+        OutboxEntry {
+            id: row.id,
+            source: row.source,
+            external_id: row.external_id,
+            // Shown as stored when it is not JSON, rather than failing the whole list.
+            payload: serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::String(row.payload)),
+            status: row.status,
+            attempts: row.attempts,
+            next_attempt_at: from_epoch_ms(row.next_attempt_at),
+            last_error: row.last_error,
+            created_at: from_epoch_ms(row.created_at),
+            updated_at: from_epoch_ms(row.updated_at),
+        }
+    }
 }

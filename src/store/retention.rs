@@ -2,7 +2,7 @@
 //! them. The policy itself and the artifact files: `crate::retention`.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, FromRow, Transaction};
 
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
@@ -45,24 +45,29 @@ async fn versions_to_prune(
     tx: &mut Transaction<'_, Any>,
     keep_versions: usize,
 ) -> Result<Vec<PrunedVersion>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows: Vec<VersionRow> = sqlx::query_as(
         "SELECT version, status, created_at FROM model_versions ORDER BY created_at DESC, version DESC",
     )
     .fetch_all(&mut **tx)
     .await?;
-    let mut out = Vec::new();
-    for row in rows.iter().skip(keep_versions) {
-        let status: String = row.try_get("status")?;
-        if status == "active" {
-            continue;
-        }
-        out.push(PrunedVersion {
-            version: row.try_get("version")?,
-            status,
-            created_at: from_epoch_ms(row.try_get("created_at")?),
-        });
-    }
-    Ok(out)
+    Ok(rows
+        .into_iter()
+        .skip(keep_versions)
+        .filter(|row| row.status != "active")
+        .map(|row| PrunedVersion {
+            version: row.version,
+            status: row.status,
+            created_at: from_epoch_ms(row.created_at),
+        })
+        .collect())
+}
+
+/// What retention reads of a `model_versions` row.
+#[derive(FromRow)]
+struct VersionRow {
+    version: String,
+    status: String,
+    created_at: i64,
 }
 
 /// What `rules` would remove now, without removing anything.
@@ -70,11 +75,10 @@ pub async fn plan(db: &Db, rules: &KeepRules) -> Result<PruneSet, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     let versions = versions_to_prune(&mut tx, rules.keep_versions).await?;
     let sql = format!("SELECT COUNT(*) AS n {OLD_SCORES}");
-    let score_rows: i64 = sqlx::query(&sql)
+    let score_rows: i64 = sqlx::query_scalar(&sql)
         .bind(to_epoch_ms(rules.scores_before))
         .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
+        .await?;
     tx.commit().await?;
     Ok(PruneSet { versions, score_rows })
 }

@@ -1,12 +1,13 @@
 //! The `scores` table: the score history of stored opportunities.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Any, Row, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, FromRow, Row, Transaction};
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use super::opportunities::{self, StoredOpportunity};
+use super::opportunities::{self, OpportunityRow, StoredOpportunity};
 use super::sql::{select_by_keys, values_placeholders, OptionalF64, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
@@ -71,11 +72,11 @@ impl NewScore {
 
 /// The latest stored score of an opportunity.
 pub async fn latest(db: &Db, opportunity_id: i64) -> Result<Option<StoredScore>, sqlx::Error> {
-    let row = sqlx::query(LATEST_SQL)
+    let row: Option<ScoreRow> = sqlx::query_as(LATEST_SQL)
         .bind(opportunity_id)
         .fetch_optional(&db.pool)
         .await?;
-    row.map(|r| from_row(&r)).transpose()
+    Ok(row.map(StoredScore::from))
 }
 
 /// The latest stored score of an opportunity, with the hash of the deal it was computed from
@@ -114,7 +115,7 @@ pub async fn opportunities_with_latest_in(
     external_ids: &[&str],
 ) -> Result<HashMap<String, (StoredOpportunity, Option<StoredScore>)>, sqlx::Error> {
     let columns = ALIASED_OPPORTUNITY_COLUMNS.as_str();
-    let rows = select_by_keys(tx, None, external_ids, |_, list| {
+    let rows: Vec<WithLatestRow> = select_by_keys(tx, None, external_ids, |_, list| {
         format!(
             "SELECT {columns}, s.model_version, s.probability, s.score, s.grade, s.expected_value, s.focus, \
              s.scored_at FROM opportunities o LEFT JOIN scores s \
@@ -125,11 +126,8 @@ pub async fn opportunities_with_latest_in(
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for row in rows {
-        let stored = opportunities::from_row(&row)?;
-        let latest = match row.try_get::<Option<String>, _>("model_version")? {
-            Some(_) => Some(from_row(&row)?),
-            None => None,
-        };
+        let stored = StoredOpportunity::try_from(row.opportunity)?;
+        let latest = row.latest.map(StoredScore::from);
         out.insert(
             stored.opportunity.external_id.as_str().to_owned(),
             (stored, latest),
@@ -140,7 +138,7 @@ pub async fn opportunities_with_latest_in(
 
 /// An opportunity's score history, newest first.
 pub async fn history(db: &Db, opportunity_id: i64, limit: i64) -> Result<Vec<StoredScore>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows: Vec<ScoreRow> = sqlx::query_as(
         "SELECT model_version, probability, score, grade, expected_value, focus, scored_at FROM scores \
          WHERE opportunity_id = $1 ORDER BY id DESC LIMIT $2",
     )
@@ -148,19 +146,54 @@ pub async fn history(db: &Db, opportunity_id: i64, limit: i64) -> Result<Vec<Sto
     .bind(limit)
     .fetch_all(&db.pool)
     .await?;
-    rows.iter().map(from_row).collect()
+    Ok(rows.into_iter().map(StoredScore::from).collect())
 }
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<StoredScore, sqlx::Error> {
-    Ok(StoredScore {
-        model_version: r.try_get("model_version")?,
-        probability: r.try_get("probability")?,
-        score: r.try_get("score")?,
-        grade: r.try_get("grade")?,
-        expected_value: r.try_get("expected_value")?,
-        focus: r.try_get("focus")?,
-        scored_at: from_epoch_ms(r.try_get("scored_at")?),
-    })
+/// A `scores` row without its ids: `scored_at` in epoch milliseconds.
+#[derive(FromRow)]
+struct ScoreRow {
+    model_version: String,
+    probability: f64,
+    score: i64,
+    grade: String,
+    expected_value: Option<f64>,
+    focus: String,
+    scored_at: i64,
+}
+
+impl From<ScoreRow> for StoredScore {
+    fn from(row: ScoreRow) -> Self {
+        StoredScore {
+            model_version: row.model_version,
+            probability: row.probability,
+            score: row.score,
+            grade: row.grade,
+            expected_value: row.expected_value,
+            focus: row.focus,
+            scored_at: from_epoch_ms(row.scored_at),
+        }
+    }
+}
+
+/// An opportunity joined to its latest score: the `LEFT JOIN` leaves the score columns NULL
+/// when it was never scored, which `model_version` (never NULL in `scores`) tells.
+struct WithLatestRow {
+    opportunity: OpportunityRow,
+    latest: Option<ScoreRow>,
+}
+
+impl<'r> FromRow<'r, AnyRow> for WithLatestRow {
+    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        let scored = row.try_get::<Option<String>, _>("model_version")?.is_some();
+        Ok(WithLatestRow {
+            opportunity: OpportunityRow::from_row(row)?,
+            latest: if scored {
+                Some(ScoreRow::from_row(row)?)
+            } else {
+                None
+            },
+        })
+    }
 }
 
 /// Records scores in one transaction.
@@ -205,13 +238,11 @@ pub async fn latest_for(db: &Db, ids: &[i64]) -> Result<std::collections::HashMa
              WHERE opportunity_id IN ({}) GROUP BY opportunity_id) last ON last.id = s.id",
             super::sql::list_placeholders(Style::for_backend(db.backend), chunk.len())
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
         for id in chunk {
             query = query.bind(*id);
         }
-        for row in query.fetch_all(&db.pool).await? {
-            out.insert(row.try_get("opportunity_id")?, row.try_get("score")?);
-        }
+        out.extend(query.fetch_all(&db.pool).await?);
     }
     Ok(out)
 }

@@ -1,9 +1,41 @@
-//! Small helpers for SQL text built at run time (multi-row statements).
+//! Small helpers for SQL text built at run time (multi-row statements), and the column types the
+//! row structs share.
 
 use sqlx::any::{AnyRow, AnyTypeInfo};
 use sqlx::encode::{Encode, IsNull};
 use sqlx::error::BoxDynError;
-use sqlx::{Any, AnyConnection, Database, Type};
+use sqlx::{Any, AnyConnection, Database, FromRow, Type};
+
+use crate::domain::Status;
+
+/// A stored text the domain does not accept. Only this crate writes these columns, so it means a
+/// damaged row: the read fails with a `ColumnDecode` error naming the column.
+#[derive(Debug, thiserror::Error)]
+#[error("bad {column} {value}")]
+pub struct BadColumn {
+    column: &'static str,
+    value: String,
+}
+
+/// Reads a `status` column (`#[sqlx(try_from = "String")]` in the row structs).
+impl TryFrom<String> for Status {
+    type Error = BadColumn;
+
+    fn try_from(value: String) -> Result<Self, BadColumn> {
+        Status::parse(&value).ok_or(BadColumn {
+            column: "status",
+            value,
+        })
+    }
+}
+
+/// The `ColumnDecode` error of a column whose text the domain refuses.
+pub(crate) fn bad_column(column: &str, source: impl Into<BoxDynError>) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: source.into(),
+    }
+}
 
 /// An optional `f64` to bind, whose NULL PostgreSQL sees as a `float8`.
 ///
@@ -119,12 +151,15 @@ const KEYS_PER_STATEMENT: usize = 400;
 /// placeholders of a chunk of keys, bound after it. Cached on SQLite; planned per execution on
 /// PostgreSQL, where a plan cached while a table was still empty keeps scanning it sequentially
 /// as it grows (measured: 1 s per 400-key lookup at 280k rows).
-pub(crate) async fn select_by_keys(
+pub(crate) async fn select_by_keys<R>(
     conn: &mut AnyConnection,
     leading: Option<&str>,
     keys: &[&str],
     select: impl Fn(&str, &str) -> String,
-) -> Result<Vec<AnyRow>, sqlx::Error> {
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
     let style = Style::of(conn);
     let (lead, first) = match (leading, style) {
         (None, _) => (String::new(), 1),
@@ -134,7 +169,7 @@ pub(crate) async fn select_by_keys(
     let mut rows = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(KEYS_PER_STATEMENT) {
         let sql = select(&lead, &list_placeholders_from(style, first, chunk.len()));
-        let mut query = sqlx::query(&sql).persistent(style == Style::Question);
+        let mut query = sqlx::query_as(&sql).persistent(style == Style::Question);
         if let Some(value) = leading {
             query = query.bind(value.to_owned());
         }
@@ -148,19 +183,22 @@ pub(crate) async fn select_by_keys(
 
 /// The newest rows of a per-source log table (`webhook_events`, `webhook_outbox`), optionally with
 /// one status. `table` and `columns` are constants of the calling module, never user input.
-pub(crate) async fn recent_for_source(
+pub(crate) async fn recent_for_source<R>(
     db: &super::Db,
     table: &str,
     columns: &str,
     source: &str,
     status: Option<&str>,
     limit: usize,
-) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
     let status_clause = if status.is_some() { " AND status = $2" } else { "" };
     let sql = format!(
         "SELECT {columns} FROM {table} WHERE source = $1{status_clause} ORDER BY id DESC LIMIT {limit}"
     );
-    let mut query = sqlx::query(&sql).bind(source.to_owned());
+    let mut query = sqlx::query_as(&sql).bind(source.to_owned());
     if let Some(status) = status {
         query = query.bind(status.to_owned());
     }

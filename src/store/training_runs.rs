@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::FromRow;
 use utoipa::ToSchema;
 
 use super::Db;
@@ -49,7 +49,7 @@ impl RunState {
 }
 
 /// Where a run is: phase name and steps done out of the total.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, FromRow)]
 pub struct RunProgress {
     /// `queued`, `loading`, `cross_validation`, `holdout_fit`, `final_fit`, `gate`, `done`.
     pub phase: String,
@@ -95,27 +95,45 @@ pub struct RunRecord {
 const COLUMNS: &str = "id, state, trigger, requested_by, request, phase, done, total, created_at, \
                        started_at, finished_at, heartbeat_at, version, gate, error";
 
-fn record(row: &sqlx::any::AnyRow) -> Result<RunRecord, sqlx::Error> {
-    let json = |text: String| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-    Ok(RunRecord {
-        id: row.try_get("id")?,
-        state: RunState::parse(&row.try_get::<String, _>("state")?),
-        trigger: row.try_get("trigger")?,
-        requested_by: row.try_get("requested_by")?,
-        request: json(row.try_get("request")?),
-        progress: RunProgress {
-            phase: row.try_get("phase")?,
-            done: row.try_get("done")?,
-            total: row.try_get("total")?,
-        },
-        created_at: from_epoch_ms(row.try_get("created_at")?),
-        started_at: row.try_get::<Option<i64>, _>("started_at")?.map(from_epoch_ms),
-        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(from_epoch_ms),
-        heartbeat_at: from_epoch_ms(row.try_get("heartbeat_at")?),
-        version: row.try_get("version")?,
-        gate: row.try_get::<Option<String>, _>("gate")?.map(json),
-        error: row.try_get("error")?,
-    })
+/// A `training_runs` row as [`COLUMNS`] reads it: times in epoch milliseconds, JSON as text.
+#[derive(FromRow)]
+struct RunRow {
+    id: String,
+    state: String,
+    trigger: String,
+    requested_by: String,
+    request: String,
+    #[sqlx(flatten)]
+    progress: RunProgress,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    heartbeat_at: i64,
+    version: Option<String>,
+    gate: Option<String>,
+    error: Option<String>,
+}
+
+impl From<RunRow> for RunRecord {
+    fn from(row: RunRow) -> Self {
+        // Shown as stored when it is not JSON, rather than failing the read.
+        let json = |text: String| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        RunRecord {
+            id: row.id,
+            state: RunState::parse(&row.state),
+            trigger: row.trigger,
+            requested_by: row.requested_by,
+            request: json(row.request),
+            progress: row.progress,
+            created_at: from_epoch_ms(row.created_at),
+            started_at: row.started_at.map(from_epoch_ms),
+            finished_at: row.finished_at.map(from_epoch_ms),
+            heartbeat_at: from_epoch_ms(row.heartbeat_at),
+            version: row.version,
+            gate: row.gate.map(json),
+            error: row.error,
+        }
+    }
 }
 
 /// A run to create.
@@ -147,8 +165,8 @@ pub enum CreateError {
 /// The queued or running run, if any.
 pub async fn in_progress(db: &Db) -> Result<Option<RunRecord>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM training_runs WHERE active_slot = 1");
-    let row = sqlx::query(&sql).fetch_optional(&db.pool).await?;
-    row.as_ref().map(record).transpose()
+    let row: Option<RunRow> = sqlx::query_as(&sql).fetch_optional(&db.pool).await?;
+    Ok(row.map(RunRecord::from))
 }
 
 /// Creates a queued run, unless one is queued or running anywhere ([`CreateError::Busy`]).
@@ -278,18 +296,18 @@ pub async fn fail_stale(db: &Db, stale_before: DateTime<Utc>) -> Result<Vec<Stri
 /// One run.
 pub async fn get(db: &Db, id: &str) -> Result<Option<RunRecord>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM training_runs WHERE id = $1");
-    let row = sqlx::query(&sql)
+    let row: Option<RunRow> = sqlx::query_as(&sql)
         .bind(id.to_owned())
         .fetch_optional(&db.pool)
         .await?;
-    row.as_ref().map(record).transpose()
+    Ok(row.map(RunRecord::from))
 }
 
 /// The newest runs first, at most `limit`.
 pub async fn list(db: &Db, limit: usize) -> Result<Vec<RunRecord>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM training_runs ORDER BY created_at DESC, id DESC LIMIT {limit}");
-    let rows = sqlx::query(&sql).fetch_all(&db.pool).await?;
-    rows.iter().map(record).collect()
+    let rows: Vec<RunRow> = sqlx::query_as(&sql).fetch_all(&db.pool).await?;
+    Ok(rows.into_iter().map(RunRecord::from).collect())
 }
 
 /// Creation time of the newest run with this trigger.

@@ -1,14 +1,15 @@
 //! The `web_sessions` table: sign-ins of the web UI. Only hashes of the session token and of the
 //! API key are stored; a session is valid while unexpired and while its key is not revoked.
 
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::Db;
 
 /// A live session joined with its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct SessionRecord {
     /// Name of the key that signed in.
+    #[sqlx(rename = "name")]
     pub key_name: String,
     /// Role of that key (`rep`, `analyst`, `admin`).
     pub role: String,
@@ -43,7 +44,7 @@ pub async fn insert(
 
 /// The live session with this token hash: unexpired at `now_ms`, its key still active.
 pub async fn find_live(db: &Db, token_hash: &str, now_ms: i64) -> Result<Option<SessionRecord>, sqlx::Error> {
-    let row = sqlx::query(
+    sqlx::query_as(
         "SELECT k.name, k.role, s.csrf_token, s.expires_at FROM web_sessions s \
          JOIN api_keys k ON k.key_hash = s.key_hash AND k.revoked_at IS NULL \
          WHERE s.token_hash = $1 AND s.expires_at > $2",
@@ -51,16 +52,7 @@ pub async fn find_live(db: &Db, token_hash: &str, now_ms: i64) -> Result<Option<
     .bind(token_hash.to_owned())
     .bind(now_ms)
     .fetch_optional(&db.pool)
-    .await?;
-    row.map(|r| {
-        Ok(SessionRecord {
-            key_name: r.try_get("name")?,
-            role: r.try_get("role")?,
-            csrf_token: r.try_get("csrf_token")?,
-            expires_at: r.try_get("expires_at")?,
-        })
-    })
-    .transpose()
+    .await
 }
 
 /// Ends a session (sign-out). Unknown tokens are not an error.

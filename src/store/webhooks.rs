@@ -5,8 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, FromRow, Transaction};
 
 use super::sql::{select_by_keys, values_placeholders, Style};
 use super::Db;
@@ -67,7 +66,7 @@ pub async fn claim_in(
     record: &EventRecord<'_>,
     event_id: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let row = sqlx::query(
+    sqlx::query_scalar(
         "INSERT INTO webhook_events (source, event_id, sent_id, event_type, external_id, occurred_at, \
          received_at, status, reason, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
@@ -83,8 +82,7 @@ pub async fn claim_in(
     .bind(record.reason.map(str::to_owned))
     .bind(record.outcome.map(str::to_owned))
     .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| r.try_get("id")).transpose()
+    .await
 }
 
 /// Sets the final status, reason and outcome of a claimed event. `keep_id` false releases the
@@ -118,15 +116,13 @@ pub async fn original_outcome_in(
     source: &str,
     event_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT outcome FROM webhook_events WHERE source = $1 AND event_id = $2")
-        .bind(source.to_owned())
-        .bind(event_id.to_owned())
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(row
-        .map(|r| r.try_get::<Option<String>, _>("outcome"))
-        .transpose()?
-        .flatten())
+    let outcome: Option<Option<String>> =
+        sqlx::query_scalar("SELECT outcome FROM webhook_events WHERE source = $1 AND event_id = $2")
+            .bind(source.to_owned())
+            .bind(event_id.to_owned())
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(outcome.flatten())
 }
 
 /// Writes a record that reserves no event id (rejections, duplicate deliveries).
@@ -164,7 +160,7 @@ pub async fn lock_clock_in(
     tx: &mut Transaction<'_, Any>,
     external_id: &str,
 ) -> Result<DateTime<Utc>, sqlx::Error> {
-    let row = sqlx::query(
+    let last: i64 = sqlx::query_scalar(
         "INSERT INTO webhook_event_clock (external_id, occurred_at) VALUES ($1, $2) \
          ON CONFLICT (external_id) DO UPDATE SET occurred_at = webhook_event_clock.occurred_at \
          RETURNING occurred_at",
@@ -173,7 +169,6 @@ pub async fn lock_clock_in(
     .bind(NO_EVENT_YET)
     .fetch_one(&mut **tx)
     .await?;
-    let last: i64 = row.try_get("occurred_at")?;
     Ok(if last == NO_EVENT_YET {
         DateTime::<Utc>::MIN_UTC
     } else {
@@ -209,7 +204,7 @@ pub async fn recorded_among_in(
     event_ids: &[&str],
 ) -> Result<HashSet<String>, sqlx::Error> {
     let postgres = Style::of(tx) == Style::Dollar;
-    let rows = select_by_keys(tx, Some(source), event_ids, |source, list| {
+    let rows: Vec<(String,)> = select_by_keys(tx, Some(source), event_ids, |source, list| {
         if postgres {
             // PostgreSQL: one probe of the (source, event_id) key per id. Written as
             // `event_id IN (…)`, a table never analysed yet (a new database, in its first minute)
@@ -227,7 +222,7 @@ pub async fn recorded_among_in(
         }
     })
     .await?;
-    rows.iter().map(|row| row.try_get("event_id")).collect()
+    Ok(rows.into_iter().map(|(event_id,)| event_id).collect())
 }
 
 /// Records applied or ignored events with their outcome, each keeping its `sent_id` claimed as
@@ -319,13 +314,11 @@ async fn clock_values_in(
     tx: &mut Transaction<'_, Any>,
     external_ids: &[&str],
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
-    let rows = select_by_keys(tx, None, external_ids, |_, list| {
+    let rows: Vec<(String, i64)> = select_by_keys(tx, None, external_ids, |_, list| {
         format!("SELECT external_id, occurred_at FROM webhook_event_clock WHERE external_id IN ({list})")
     })
     .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("external_id")?, row.try_get("occurred_at")?)))
-        .collect()
+    Ok(rows.into_iter().collect())
 }
 
 /// The last applied event time of each of the given opportunities that has one.
@@ -349,21 +342,38 @@ pub async fn list(
     limit: usize,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let columns = "id, sent_id, event_type, external_id, occurred_at, received_at, status, reason, outcome";
-    let rows = super::sql::recent_for_source(db, "webhook_events", columns, source, status, limit).await?;
-    rows.iter().map(event_from_row).collect()
+    let rows: Vec<EventRow> =
+        super::sql::recent_for_source(db, "webhook_events", columns, source, status, limit).await?;
+    Ok(rows.into_iter().map(StoredEvent::from).collect())
 }
 
-fn event_from_row(row: &AnyRow) -> Result<StoredEvent, sqlx::Error> {
-    let outcome: Option<String> = row.try_get("outcome")?;
-    Ok(StoredEvent {
-        row: row.try_get("id")?,
-        event_id: row.try_get("sent_id")?,
-        event_type: row.try_get("event_type")?,
-        external_id: row.try_get("external_id")?,
-        occurred_at: row.try_get::<Option<i64>, _>("occurred_at")?.map(from_epoch_ms),
-        received_at: from_epoch_ms(row.try_get("received_at")?),
-        status: row.try_get("status")?,
-        reason: row.try_get("reason")?,
-        outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
-    })
+/// A `webhook_events` row as [`list`] reads it: times in epoch milliseconds, the outcome as
+/// JSON text.
+#[derive(FromRow)]
+struct EventRow {
+    id: i64,
+    sent_id: Option<String>,
+    event_type: Option<String>,
+    external_id: Option<String>,
+    occurred_at: Option<i64>,
+    received_at: i64,
+    status: String,
+    reason: Option<String>,
+    outcome: Option<String>,
+}
+
+impl From<EventRow> for StoredEvent {
+    fn from(row: EventRow) -> Self {
+        StoredEvent {
+            row: row.id,
+            event_id: row.sent_id,
+            event_type: row.event_type,
+            external_id: row.external_id,
+            occurred_at: row.occurred_at.map(from_epoch_ms),
+            received_at: from_epoch_ms(row.received_at),
+            status: row.status,
+            reason: row.reason,
+            outcome: row.outcome.and_then(|o| serde_json::from_str(&o).ok()),
+        }
+    }
 }
