@@ -85,15 +85,14 @@ pub async fn latest_with_deal(
     db: &Db,
     opportunity_id: i64,
 ) -> Result<Option<(StoredScore, Option<String>)>, sqlx::Error> {
-    let row = sqlx::query(
+    let row: Option<ScoreWithDealRow> = sqlx::query_as(
         "SELECT model_version, probability, score, grade, expected_value, focus, scored_at, deal_hash \
          FROM scores WHERE opportunity_id = $1 ORDER BY id DESC LIMIT 1",
     )
     .bind(opportunity_id)
     .fetch_optional(&db.pool)
     .await?;
-    row.map(|r| Ok((from_row(&r)?, r.try_get("deal_hash")?)))
-        .transpose()
+    Ok(row.map(|row| (row.score.into(), row.deal_hash)))
 }
 
 const LATEST_SQL: &str = "SELECT model_version, probability, score, grade, expected_value, focus, scored_at \
@@ -173,6 +172,14 @@ impl From<ScoreRow> for StoredScore {
             scored_at: from_epoch_ms(row.scored_at),
         }
     }
+}
+
+/// A `scores` row with the hash of the deal it was computed from.
+#[derive(FromRow)]
+struct ScoreWithDealRow {
+    #[sqlx(flatten)]
+    score: ScoreRow,
+    deal_hash: Option<String>,
 }
 
 /// An opportunity joined to its latest score: the `LEFT JOIN` leaves the score columns NULL
