@@ -16,6 +16,7 @@ mod lifecycle;
 mod opportunities;
 mod retention;
 mod scoring;
+mod security;
 mod training;
 mod web;
 mod webhooks;

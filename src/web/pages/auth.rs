@@ -19,12 +19,28 @@ use crate::web::text::Text;
 use crate::web::throttle::SignInThrottle;
 use crate::web::{language_links, render, see_other};
 
-/// Only local paths are followed after sign-in (no open redirect to another site).
+/// Where sign-in goes when `next` is absent or refused.
+const DEFAULT_NEXT: &str = "/deals";
+
+/// Only same-origin paths are followed after sign-in (no open redirect to another site).
+///
+/// Browsers resolve a `Location` leniently: they drop TAB, CR and LF anywhere in it, read `\`
+/// as `/`, and take `//host` as another site, so `/<TAB>/evil.example` leads off-site. A path is
+/// followed only when it starts with exactly one `/` and every character is visible ASCII: no
+/// control character, space or backslash can be reinterpreted, and the `Location` header can
+/// always be built (a CR or LF cannot be in a header, and failing to build it is a 500). Paths
+/// the server itself sends here are percent-encoded already, so nothing legitimate is refused.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/deals".to_string(),
+        Some(n) if is_local_path(n) => n.to_string(),
+        _ => DEFAULT_NEXT.to_string(),
     }
+}
+
+fn is_local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && path.chars().all(|c| c.is_ascii_graphic() && c != '\\')
 }
 
 #[derive(Template)]
@@ -174,5 +190,35 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/")), "/deals");
         assert_eq!(safe_next(Some("/\\evil.example")), "/deals");
         assert_eq!(safe_next(None), "/deals");
+    }
+
+    #[test]
+    fn paths_a_browser_would_read_as_another_site_fall_back_to_the_deals() {
+        for next in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/\u{b}/evil.example",
+            "/deals\r\nSet-Cookie: x=1",
+            "/\u{7f}/evil.example",
+            "/\u{85}/evil.example",
+            "/ /evil.example",
+            "\t//evil.example",
+            "/\\/evil.example",
+            "/deals\\..\\",
+            "/ü",
+            "",
+            "deals",
+            "javascript:alert(1)",
+            "https://evil.example/",
+        ] {
+            assert_eq!(safe_next(Some(next)), "/deals", "{next:?}");
+        }
+        assert_eq!(safe_next(Some("/")), "/");
+        assert_eq!(
+            safe_next(Some("/deals?owner=Zo%C3%A9&grade=A")),
+            "/deals?owner=Zo%C3%A9&grade=A"
+        );
+        assert_eq!(safe_next(Some("/models/compare?a=v1&b=v2")), "/models/compare?a=v1&b=v2");
     }
 }
