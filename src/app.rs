@@ -287,6 +287,7 @@ fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
             .wrap(from_fn(crate::error::localize_problems))
             .wrap(from_fn(observe))
             .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
+            .wrap(from_fn(crate::web::security_headers::add))
             .configure(|cfg| state.register(cfg))
             .app_data(web::PayloadConfig::new(max_import))
             .configure(|cfg| crate::api::configure(cfg, max_body, max_batch))

@@ -2,13 +2,15 @@
 //! checked at compile time), SVG charts drawn on the server, English and French, assets
 //! embedded in the binary. Pages call the same library functions as the JSON API.
 //!
-//! Layout: `session` (sign-in, cookies, CSRF), `error` (HTML error pages), `text` (the EN/FR
-//! catalogue), `charts` (SVG), `view` (formatting for templates), `pages/*` (one file per page).
+//! Layout: `session` (sign-in, cookies, CSRF), `error` (HTML error pages), `security_headers`
+//! (CSP and friends on every answer, API included), `text` (the EN/FR catalogue), `charts`
+//! (SVG), `view` (formatting for templates), `pages/*` (one file per page).
 
 pub mod charts;
 pub mod error;
 pub mod memo;
 pub mod pages;
+pub mod security_headers;
 pub mod session;
 pub mod text;
 pub mod throttle;

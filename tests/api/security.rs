@@ -63,3 +63,68 @@ async fn sign_in_returns_only_to_a_path_on_this_site() {
     }
 }
 
+/// Paths answering every kind of response: page, asset, redirect, API success and problem,
+/// HTML error, plain 404, health, OpenAPI, Swagger UI.
+const EVERY_KIND: [(&str, Option<&str>); 11] = [
+    ("/login", None),
+    ("/assets/app.js", None),
+    ("/", None),
+    ("/deals", None),
+    ("/v1/opportunities", Some("rep")),
+    ("/v1/opportunities", None),
+    ("/v1/opportunities?owner=%ZZ", Some("rep")),
+    ("/no/such/page", None),
+    ("/healthz", None),
+    ("/openapi.json", None),
+    ("/docs/", None),
+];
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let app = spawn_app().await;
+    let client = no_redirects();
+    for (path, key) in EVERY_KIND {
+        let mut request = client.get(app.url(path));
+        if key.is_some() {
+            request = request.bearer_auth(&app.rep_key);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let headers = response.headers();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{path} ({status}) has no {name}: {headers:?}"))
+                .to_string()
+        };
+        let policy = header("content-security-policy");
+        assert!(policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
+        assert!(policy.contains("script-src 'self';"), "{path}: {policy}");
+        assert!(!policy.contains("'unsafe-inline' 'self'; script"), "{path}: {policy}");
+        let script = policy
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("script-src"))
+            .unwrap_or_default();
+        assert_eq!(script, "script-src 'self'", "{path}: no inline script");
+        if !path.starts_with("/docs/") {
+            assert!(!policy.contains("unsafe"), "{path}: {policy}");
+        }
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+    }
+    // A POST the server refuses (bad JSON) is covered too.
+    let refused = client
+        .put(app.url("/v1/opportunities/x-1"))
+        .bearer_auth(&app.analyst_key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 400);
+    assert!(refused.headers().contains_key("content-security-policy"));
+}
+
