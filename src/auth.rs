@@ -111,17 +111,21 @@ pub struct Caller {
     pub role: Role,
 }
 
+/// The token of `Bearer <token>`. The scheme is case-insensitive (RFC 9110, section 11.1), so
+/// `bearer` and `BEARER` are the same; spaces around the token are not part of it.
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::Unauthorized(KnownDetail::MissingCredentials.into()))?;
-    let key = header
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| ApiError::Unauthorized(KnownDetail::NotBearer.into()))?;
+    let key = bearer_token(header).ok_or_else(|| ApiError::Unauthorized(KnownDetail::NotBearer.into()))?;
     let hash = hash_key(key);
     let cache = req.app_data::<web::Data<KeyCache>>();
     if let Some(caller) = cache.and_then(|c| c.get(&hash)) {
@@ -193,6 +197,16 @@ mod tests {
         assert_eq!(a.len(), 67);
         assert_eq!(hash_key(&a), hash_key(&a));
         assert_ne!(hash_key(&a), a);
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer ds_x", "bearer ds_x", "BEARER ds_x", "bEaReR   ds_x "] {
+            assert_eq!(bearer_token(header), Some("ds_x"), "{header}");
+        }
+        for header in ["Basic ds_x", "Bearer", "Bearer ", "Bearerds_x", "ds_x", ""] {
+            assert_eq!(bearer_token(header), None, "{header}");
+        }
     }
 
     #[test]

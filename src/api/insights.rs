@@ -119,6 +119,9 @@ pub struct PipelineQuery {
     pub sector: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
+    /// like `Accept-Language`; listed here so it is not an unknown parameter).
+    pub lang: Option<String>,
 }
 
 /// Pipeline KPIs per group, against the previous period of equal length.
@@ -179,6 +182,9 @@ pub struct SuccessFactorsQuery {
     pub contact_role: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
+    /// like `Accept-Language`; listed here so it is not an unknown parameter).
+    pub lang: Option<String>,
 }
 
 /// Won vs lost reference measures from the data, beside the active model's factor effects.
@@ -228,6 +234,9 @@ pub struct AtRiskQuery {
     pub as_of: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
+    /// like `Accept-Language`; listed here so it is not an unknown parameter).
+    pub lang: Option<String>,
 }
 
 /// Open deals outside the won-deal reference, ranked by value at stake, with the model's
@@ -323,6 +332,9 @@ pub struct ResourcesQuery {
     pub to: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
+    /// like `Accept-Language`; listed here so it is not an unknown parameter).
+    pub lang: Option<String>,
 }
 
 /// Per region and per rep: open deals, won revenue, win rate, trend, forecast, workload flags.
@@ -359,6 +371,9 @@ pub struct AccountsQuery {
     pub limit: Option<usize>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
+    /// like `Accept-Language`; listed here so it is not an unknown parameter).
+    pub lang: Option<String>,
 }
 
 /// Per account: deals, won revenue, average won deal value, win rate, first/last deal, repeat flag.
@@ -427,6 +442,9 @@ pub struct ObjectivesQuery {
     pub period: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
+    /// like `Accept-Language`; listed here so it is not an unknown parameter).
+    pub lang: Option<String>,
 }
 
 /// Attainment, gap and forecast-to-target of each objective of a period.

@@ -276,6 +276,9 @@ pub struct CompareQuery {
     pub a: String,
     /// Second version.
     pub b: String,
+    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
+    /// like `Accept-Language`; listed here so it is not an unknown parameter).
+    pub lang: Option<String>,
 }
 
 /// Metric and success-factor differences of two versions, both scored on the newer one's holdout

@@ -100,9 +100,11 @@ pub struct OpportunityPage {
     pub next_cursor: Option<String>,
 }
 
-/// Query of `GET /v1/opportunities`.
+/// Query of `GET /v1/opportunities`. An unknown parameter is a 400 naming it: a misspelt filter
+/// must not silently list every deal.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// open, won or lost.
     pub status: Option<String>,
@@ -115,7 +117,9 @@ pub struct ListQuery {
     /// Page size, 1–1000 (default 50).
     pub limit: Option<usize>,
     /// Opaque cursor from the previous page's `next_cursor`.
-    pub cursor: Option<String>,
+    pub cursor: Option<String>,    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
+    /// like `Accept-Language`; listed here so it is not an unknown parameter).
+    pub lang: Option<String>,
 }
 
 fn validate_path_id(id: &str) -> ApiResult<()> {

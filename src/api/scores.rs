@@ -340,9 +340,11 @@ pub async fn rescore_all(
     Ok(done)
 }
 
-/// Query of the priority list.
+/// Query of the priority list. An unknown parameter is a 400 naming it: a misspelt filter must
+/// not silently rank every deal.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PriorityQuery {
     /// Only this owner.
     pub owner: Option<String>,
@@ -358,6 +360,9 @@ pub struct PriorityQuery {
     pub sort: Option<String>,
     /// 1–500 (default 50).
     pub limit: Option<usize>,
+    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
+    /// like `Accept-Language`; listed here so it is not an unknown parameter).
+    pub lang: Option<String>,
 }
 
 pub use crate::ranking::PriorityItem;

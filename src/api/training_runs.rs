@@ -81,6 +81,9 @@ pub async fn get(
 pub struct ListQuery {
     /// Most runs returned, newest first (1–500, default 50).
     pub limit: Option<usize>,
+    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
+    /// like `Accept-Language`; listed here so it is not an unknown parameter).
+    pub lang: Option<String>,
 }
 
 /// The newest runs first.

@@ -104,9 +104,15 @@ pub fn bad_query(err: QueryPayloadError, req: &HttpRequest) -> actix_web::Error 
     PageError::new(lang, PageErrorKind::BadInput(detail.get(lang).to_owned())).into()
 }
 
-/// `FormConfig` error handler (only the pages read forms).
+/// `FormConfig` error handler (only the pages read forms). Every form of the UI changes state and
+/// carries a CSRF token, so a POST that sends no form at all (no body, or not
+/// `application/x-www-form-urlencoded`) carries no token: it is the CSRF refusal, a 403, like a
+/// form whose token is missing or wrong. A form that is sent but cannot be read is a 400.
 pub fn bad_form(err: UrlencodedError, req: &HttpRequest) -> actix_web::Error {
     let lang = Lang::of_request(req);
+    if matches!(err, UrlencodedError::ContentType) {
+        return PageError::new(lang, PageErrorKind::BadCsrf).into();
+    }
     let detail = tr!(
         "the form cannot be read: {err}",
         "le formulaire est illisible{NBSP}: {err}"

@@ -228,3 +228,143 @@ async fn csv_exports_hand_a_spreadsheet_text_never_a_formula() {
     assert!(csv.contains(&format!("'{owner}")), "{csv}");
 }
 
+#[tokio::test]
+async fn a_misspelt_query_parameter_is_a_400_naming_it() {
+    let app = spawn_app().await;
+    for (path, typo) in [
+        ("/v1/opportunities?stauts=open", "stauts"),
+        ("/v1/opportunities?owner=alice&limt=5", "limt"),
+        ("/v1/opportunities/priority?grdae=A", "grdae"),
+        ("/v1/opportunities/priority?owner=alice&sort_by=score", "sort_by"),
+    ] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(&app.rep_key)
+            .send()
+            .await
+            .expect("request");
+        let problem = assert_problem(response, 400, None).await;
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(typo), "{path}: {problem}");
+    }
+    // Known parameters, `lang` included, are still accepted.
+    let (status, body) = app
+        .get_json("/v1/opportunities?status=open&owner=alice&limit=5&lang=fr", &app.rep_key)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .get_json(
+            "/v1/opportunities/priority?owner=alice&sort=score&limit=5&lang=fr",
+            &app.rep_key,
+        )
+        .await;
+    assert_eq!(status, 503, "valid query, no model yet: {body}");
+    // `?lang=` is documented for every route, strict ones included.
+    for path in [
+        "/v1/insights/accounts?lang=fr",
+        "/v1/insights/pipeline?lang=fr",
+        "/v1/training-runs?lang=fr",
+    ] {
+        let (status, body) = app.get_json(path, &app.analyst_key).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = spawn_app().await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = app
+            .client
+            .get(app.url("/v1/opportunities"))
+            .header("authorization", format!("{scheme} {}", app.rep_key))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
+    let basic = app
+        .client
+        .get(app.url("/v1/opportunities"))
+        .header("authorization", format!("Basic {}", app.rep_key))
+        .send()
+        .await
+        .expect("request");
+    let problem: Value = assert_problem(basic, 401, None).await;
+    assert!(problem["detail"].as_str().unwrap_or_default().contains("Bearer"));
+}
+
+/// Signs in with `key` by hand and returns the `Cookie` header of the session.
+async fn session_cookie(app: &TestApp, key: &str) -> String {
+    let client = no_redirects();
+    let form = client.get(app.url("/login")).send().await.expect("login");
+    let login_cookie = cookie_pair(&form, "dealscore_login_csrf");
+    let csrf = csrf_of(&form.text().await.expect("form"));
+    let signed_in = client
+        .post(app.url("/login"))
+        .header(COOKIE, login_cookie)
+        .form(&[("api_key", key), ("csrf", &csrf)])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(
+        signed_in.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
+        Some("/deals")
+    );
+    cookie_pair(&signed_in, "dealscore_session")
+}
+
+fn cookie_pair(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_form_post_without_its_csrf_token_is_a_403() {
+    let app = spawn_app().await;
+    let cookie = session_cookie(&app, &app.analyst_key).await;
+    let client = no_redirects();
+    for path in ["/logout", "/models/train", "/models/v1/activate"] {
+        // No body at all, a JSON body, an empty form: no token in any of them.
+        let bare = client
+            .post(app.url(path))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(bare.status(), 403, "{path} without a body");
+        let json = client
+            .post(app.url(path))
+            .header(COOKIE, &cookie)
+            .json(&json!({"csrf": "x"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(json.status(), 403, "{path} with JSON");
+        let empty = client
+            .post(app.url(path))
+            .header(COOKIE, &cookie)
+            .form(&[("force", "on")])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(empty.status(), 403, "{path} without the token");
+    }
+    // The session is still open: nothing was signed out.
+    let still = client
+        .get(app.url("/models"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("models");
+    assert_eq!(still.status(), 200);
+}
