@@ -117,7 +117,8 @@ pub struct ListQuery {
     /// Page size, 1–1000 (default 50).
     pub limit: Option<usize>,
     /// Opaque cursor from the previous page's `next_cursor`.
-    pub cursor: Option<String>,    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
+    pub cursor: Option<String>,
+    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
     /// like `Accept-Language`; listed here so it is not an unknown parameter).
     pub lang: Option<String>,
 }

@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn formula_triggers_are_prefixed_with_a_quote() {
         for (value, cell) in [
-            ("=HYPERLINK(\"https://evil.example\",\"x\")", "'=HYPERLINK(\"https://evil.example\",\"x\")"),
+            (
+                "=HYPERLINK(\"https://evil.example\",\"x\")",
+                "'=HYPERLINK(\"https://evil.example\",\"x\")",
+            ),
             ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
             ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
             ("@SUM(1+1)", "'@SUM(1+1)"),
@@ -91,8 +94,22 @@ mod tests {
     #[test]
     fn numbers_and_ordinary_text_are_left_alone() {
         for value in [
-            "-1250.5", "-3", "+3", "-.5", "-3.", "1e-3", "-1.5E+10", "0", "12", "Acme, Inc.", "anna.a",
-            "", "a=b", " =1", "'quoted", "Zoé",
+            "-1250.5",
+            "-3",
+            "+3",
+            "-.5",
+            "-3.",
+            "1e-3",
+            "-1.5E+10",
+            "0",
+            "12",
+            "Acme, Inc.",
+            "anna.a",
+            "",
+            "a=b",
+            " =1",
+            "'quoted",
+            "Zoé",
         ] {
             assert!(matches!(csv_cell(value), Cow::Borrowed(_)), "{value:?}");
         }

@@ -101,7 +101,10 @@ async fn every_answer_carries_the_security_headers() {
         let policy = header("content-security-policy");
         assert!(policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
         assert!(policy.contains("script-src 'self';"), "{path}: {policy}");
-        assert!(!policy.contains("'unsafe-inline' 'self'; script"), "{path}: {policy}");
+        assert!(
+            !policy.contains("'unsafe-inline' 'self'; script"),
+            "{path}: {policy}"
+        );
         let script = policy
             .split(';')
             .map(str::trim)
@@ -157,13 +160,19 @@ async fn csv_exports_hand_a_spreadsheet_text_never_a_formula() {
         "closed_at": "2025-11-15", "interaction_count": 4, "response_hours": 5.0
     });
     let put = app.put_opportunity("csv-1", &deal).await;
-    assert!(put.status().is_success(), "{}", put.text().await.unwrap_or_default());
+    assert!(
+        put.status().is_success(),
+        "{}",
+        put.text().await.unwrap_or_default()
+    );
     let objectives = app
         .client
         .put(app.url("/v1/objectives"))
         .bearer_auth(&app.analyst_key)
-        .json(&json!({"objectives": [{"scope": "owner", "name": owner, "period": "2025-Q4",
-            "metric": "won_revenue", "currency": "EUR", "target": 400}]}))
+        .json(
+            &json!({"objectives": [{"scope": "owner", "name": owner, "period": "2025-Q4",
+            "metric": "won_revenue", "currency": "EUR", "target": 400}]}),
+        )
         .send()
         .await
         .expect("objectives");
@@ -250,7 +259,10 @@ async fn a_misspelt_query_parameter_is_a_400_naming_it() {
     }
     // Known parameters, `lang` included, are still accepted.
     let (status, body) = app
-        .get_json("/v1/opportunities?status=open&owner=alice&limit=5&lang=fr", &app.rep_key)
+        .get_json(
+            "/v1/opportunities?status=open&owner=alice&limit=5&lang=fr",
+            &app.rep_key,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = app

@@ -219,6 +219,9 @@ mod tests {
             safe_next(Some("/deals?owner=Zo%C3%A9&grade=A")),
             "/deals?owner=Zo%C3%A9&grade=A"
         );
-        assert_eq!(safe_next(Some("/models/compare?a=v1&b=v2")), "/models/compare?a=v1&b=v2");
+        assert_eq!(
+            safe_next(Some("/models/compare?a=v1&b=v2")),
+            "/models/compare?a=v1&b=v2"
+        );
     }
 }
