@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::config::Settings;
+use crate::domain::spreadsheet;
 
 /// Arguments of `dealscore score`.
 #[derive(Debug, clap::Args)]
@@ -70,7 +71,7 @@ pub async fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
             if !header_written {
                 let mut header: Vec<&str> = headers.iter().collect();
                 header.extend(SCORE_COLUMNS);
-                writer.write_record(&header).map_err(std::io::Error::other)?;
+                spreadsheet::write_record(&mut writer, &header).map_err(std::io::Error::other)?;
                 header_written = true;
             }
             let mut row: Vec<String> = record.iter().map(str::to_owned).collect();
@@ -111,7 +112,8 @@ pub async fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
                     row.push(format!("line {}: {}", e.line, e.reason));
                 }
             }
-            writer.write_record(&row).map_err(std::io::Error::other)
+            // Input cells are echoed: escaped like every export (docs/operations.md, Security).
+            spreadsheet::write_record(&mut writer, &row).map_err(std::io::Error::other)
         },
     )
     .with_context(|| format!("{}", args.file.display()))?;
