@@ -255,7 +255,9 @@ mod tests {
         };
         let mut subcommand = long_options(train);
         assert!(subcommand.remove("log-format"));
-        let mut alias = long_options(&TrainCommand::command());
+        let mut alias = TrainCommand::command();
+        alias.build();
+        let mut alias = long_options(&alias);
         assert!(alias.remove("version"));
         assert_eq!(subcommand, alias);
         assert!(alias.contains("no-register") && alias.contains("config"));
