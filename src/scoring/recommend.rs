@@ -213,7 +213,7 @@ pub fn levers(
             Source::Core(CoreField::ContactRole) => Lever::Engage { target, now },
             _ => Lever::Other {
                 label: actionable.label(),
-                feature: &feature.def.name(),
+                feature: feature.def.name(),
                 target,
                 now,
             },

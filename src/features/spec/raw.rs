@@ -9,20 +9,15 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// One field as written in a spec.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(super) enum Field<T> {
     /// The key is not there.
+    #[default]
     Absent,
     /// The key holds a value of the expected type.
     Given(T),
     /// The key holds a value of another type (including `null`).
     Wrong,
-}
-
-impl<T> Default for Field<T> {
-    fn default() -> Self {
-        Field::Absent
-    }
 }
 
 impl<T> Field<T> {
