@@ -406,7 +406,7 @@ async fn an_artifact_saved_by_an_earlier_build_loads_from_its_file_and_the_regis
         .iter()
         .map(|f| &f["def"])
         .collect();
-    assert_eq!(stored_defs.len(), 10);
+    assert_eq!(stored_defs.len(), 9);
     let rewritten: Value = serde_json::from_str(&artifact.to_json_pretty().unwrap()).unwrap();
     let rewritten_defs: Vec<&Value> = rewritten["features"]["features"]
         .as_array()
