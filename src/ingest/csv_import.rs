@@ -1,13 +1,22 @@
 //! Streaming CSV import of opportunities and activities.
 //!
 //! A parser thread reads the CSV, validates each row through the same domain parser as the REST
-//! API and hands batches of valid rows to the async writer over a bounded channel, so a file of any
-//! size imports in bounded memory and parsing overlaps with database writes. Each batch is one
-//! transaction; a bad row is rejected with its line number and never blocks the good ones, unless
-//! `strict` (or `max_errors`) is set — then the file is checked completely first and nothing is
-//! written when it fails.
+//! API and hands batches of valid rows to the async writer over a bounded channel, so parsing
+//! overlaps with database writes. Each batch is one transaction; a bad row is rejected with its
+//! line number and never blocks the good ones, unless `strict` (or `max_errors`) is set — then the
+//! file is checked completely first and nothing is written when it fails. Both kinds of file follow
+//! the same rules.
+//!
+//! A record named twice in one file (the same opportunity id; the same activity of the same
+//! opportunity) is a bad row: the first occurrence is imported, the later one is rejected with both
+//! line numbers. Memory grows with the rows read only through that check, about 40 bytes a row
+//! (a 128-bit hash of each row's key and its line).
+//!
+//! Lines may end with LF, CRLF or — for files saved by older spreadsheet software — CR alone.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::{Entry, HashMap, RandomState};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::io::Read;
 
 use serde::Serialize;
@@ -21,7 +30,7 @@ use crate::domain::{FieldMessage, ValidationErrors};
 use crate::i18n::format::{NBSP, NNBSP};
 use crate::i18n::{Lang, Localized};
 use crate::store::activities::{add_in, AddActivitiesError};
-use crate::store::opportunities::{upsert_batch_in, UpsertOutcome};
+use crate::store::opportunities::{existing_ids, upsert_batch_in, UpsertOutcome};
 use crate::store::Db;
 use crate::tr;
 
@@ -64,6 +73,10 @@ pub struct RejectedRow {
     pub external_id: Option<String>,
     /// Why it was rejected (English here; [`ImportSummary::in_lang`] re-words it).
     pub reason: String,
+    /// For a row that repeats a record already read from the same file: the line of that first
+    /// occurrence (which was imported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<u64>,
     /// The reason in every language, when it has a translation (text from the CSV parser has
     /// none).
     #[serde(skip)]
@@ -77,7 +90,16 @@ impl RejectedRow {
             line,
             external_id,
             reason: reason.get(Lang::En).to_owned(),
+            duplicate_of: None,
             localized: Some(Box::new(reason)),
+        }
+    }
+
+    /// A row that repeats the record first read on `first_line` of the same file.
+    pub fn duplicate(line: u64, external_id: Option<String>, first_line: u64, reason: Localized) -> Self {
+        Self {
+            duplicate_of: Some(first_line),
+            ..Self::new(line, external_id, reason)
         }
     }
 
@@ -87,6 +109,7 @@ impl RejectedRow {
             line,
             external_id,
             reason,
+            duplicate_of: None,
             localized: None,
         }
     }
@@ -303,7 +326,84 @@ impl RowReader {
     }
 }
 
-fn csv_reader<R: Read>(source: R, mapping: &ImportMapping) -> csv::Reader<R> {
+/// How far into a file its line endings are sniffed.
+const SNIFF_BYTES: usize = 64 * 1024;
+
+/// A source whose line endings the CSV reader understands: a file that ends its lines with CR
+/// alone (classic Mac OS, some spreadsheet exports) is read as if they were LF, byte for byte, so
+/// line numbers and progress stay right. Other files pass through untouched.
+///
+/// The kind of file is decided on its first 64 KiB: CRs and no LF there means CR-only. Rewriting
+/// every CR is right for such a file, a CR inside a quoted cell included: there it is the line
+/// break the cell holds.
+struct LineEndings<R> {
+    inner: R,
+    /// The sniffed head, replayed before the rest of `inner`.
+    head: Vec<u8>,
+    /// How much of `head` has been handed out.
+    head_pos: usize,
+    /// `None` until the head has been read.
+    cr_only: Option<bool>,
+}
+
+impl<R: Read> LineEndings<R> {
+    fn new(inner: R) -> Self {
+        LineEndings {
+            inner,
+            head: Vec::new(),
+            head_pos: 0,
+            cr_only: None,
+        }
+    }
+
+    fn sniff(&mut self) -> std::io::Result<bool> {
+        let mut chunk = [0u8; 8192];
+        while self.head.len() < SNIFF_BYTES {
+            match self.inner.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => self.head.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.head.contains(&b'\r') && !self.head.contains(&b'\n'))
+    }
+}
+
+impl<R: Read> Read for LineEndings<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let cr_only = match self.cr_only {
+            Some(known) => known,
+            None => {
+                let known = self.sniff()?;
+                self.cr_only = Some(known);
+                known
+            }
+        };
+        let n = if self.head_pos < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.head_pos);
+            buf[..n].copy_from_slice(&self.head[self.head_pos..self.head_pos + n]);
+            self.head_pos += n;
+            if self.head_pos == self.head.len() {
+                self.head = Vec::new();
+                self.head_pos = 0;
+            }
+            n
+        } else {
+            self.inner.read(buf)?
+        };
+        if cr_only {
+            for byte in &mut buf[..n] {
+                if *byte == b'\r' {
+                    *byte = b'\n';
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn csv_reader<R: Read>(source: R, mapping: &ImportMapping) -> csv::Reader<LineEndings<R>> {
     csv::ReaderBuilder::new()
         .delimiter(mapping.delimiter_byte())
         // Records end at '\n' only: with the default CRLF terminator the reader reports the line
@@ -312,7 +412,7 @@ fn csv_reader<R: Read>(source: R, mapping: &ImportMapping) -> csv::Reader<R> {
         .terminator(csv::Terminator::Any(b'\n'))
         .flexible(false)
         .trim(csv::Trim::None)
-        .from_reader(source)
+        .from_reader(LineEndings::new(source))
 }
 
 fn record_line(record: &csv::StringRecord) -> u64 {
@@ -361,26 +461,95 @@ fn record_rejection(summary: &mut ImportSummary, row: RejectedRow) {
     }
 }
 
-/// Reads the whole file once and lists rejected rows, writing nothing.
-fn check_pass<R: Read>(source: R, options: &ImportOptions) -> Result<ImportSummary, ImportError> {
-    let mut reader = csv_reader(source, &options.mapping);
-    let headers = reader.headers().map_err(read_error)?.clone();
-    let rows = RowReader::new(&headers, &options.mapping)?;
-    let mut summary = ImportSummary::default();
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {
-                summary.rows += 1;
-                if let Err(rejected) = rows.parse(&record, record_line(&record)) {
-                    record_rejection(&mut summary, rejected);
-                }
-            }
-            Ok(false) => break,
-            Err(e) => record_rejection(&mut summary, csv_row_error(&e)),
+/// What identifies a row within one file: a later row with the same identity repeats a record
+/// already read, and is rejected.
+trait RowIdentity {
+    /// Feeds the row's identity to `state`.
+    fn hash_identity<H: Hasher>(&self, state: &mut H);
+    /// The id shown with a rejection of this row.
+    fn shown_id(&self) -> Option<String>;
+    /// Why this row, a repeat of the one on `first_line`, is rejected.
+    fn repeat_reason(&self, first_line: u64) -> Localized;
+}
+
+impl RowIdentity for Opportunity {
+    fn hash_identity<H: Hasher>(&self, state: &mut H) {
+        self.external_id.as_str().hash(state);
+    }
+
+    fn shown_id(&self) -> Option<String> {
+        Some(self.external_id.as_str().to_owned())
+    }
+
+    fn repeat_reason(&self, first_line: u64) -> Localized {
+        let id = self.external_id.as_str();
+        tr!(
+            "opportunity `{id}` is already on line {first_line} of this file",
+            "l'opportunité `{id}` figure déjà ligne {first_line} de ce fichier"
+        )
+    }
+}
+
+/// An activity row: the opportunity it belongs to, and the activity. Its identity is the one the
+/// database deduplicates on (the CRM id, or else kind, direction and time) within its opportunity.
+impl RowIdentity for (String, Activity) {
+    fn hash_identity<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.1.dedup_key().hash(state);
+    }
+
+    fn shown_id(&self) -> Option<String> {
+        Some(self.0.clone())
+    }
+
+    fn repeat_reason(&self, first_line: u64) -> Localized {
+        let opportunity = &self.0;
+        match &self.1.id {
+            Some(id) => tr!(
+                "activity `{id}` of opportunity `{opportunity}` is already on line {first_line} of this file",
+                "l'activité `{id}` de l'opportunité `{opportunity}` figure déjà ligne {first_line} de ce fichier"
+            ),
+            None => tr!(
+                "the same activity (kind, direction and time) of opportunity `{opportunity}` is already on \
+                 line {first_line} of this file",
+                "la même activité (type, sens et heure) de l'opportunité `{opportunity}` figure déjà ligne \
+                 {first_line} de ce fichier"
+            ),
         }
     }
-    Ok(summary)
+}
+
+/// The rows read so far, by identity: a 128-bit hash of each row's key and the line it was on.
+/// Two independently keyed SipHashes make a collision between different keys out of reach, and
+/// keep the memory per row small and independent of the key's length.
+struct SeenRows {
+    keys: (RandomState, RandomState),
+    first_line: HashMap<u128, u64>,
+}
+
+impl SeenRows {
+    fn new() -> Self {
+        SeenRows {
+            keys: (RandomState::new(), RandomState::new()),
+            first_line: HashMap::new(),
+        }
+    }
+
+    /// The line `row`'s record was first read on; `None` (and `line` is remembered) when it is new.
+    fn first_line_of<T: RowIdentity>(&mut self, row: &T, line: u64) -> Option<u64> {
+        let mut a = self.keys.0.build_hasher();
+        let mut b = self.keys.1.build_hasher();
+        row.hash_identity(&mut a);
+        row.hash_identity(&mut b);
+        let key = (u128::from(a.finish()) << 64) | u128::from(b.finish());
+        match self.first_line.entry(key) {
+            Entry::Occupied(first) => Some(*first.get()),
+            Entry::Vacant(slot) => {
+                slot.insert(line);
+                None
+            }
+        }
+    }
 }
 
 fn csv_row_error(e: &csv::Error) -> RejectedRow {
@@ -405,19 +574,20 @@ fn csv_row_error(e: &csv::Error) -> RejectedRow {
     }
 }
 
-/// Parser thread body: streams batches of parsed rows with distinct ids.
+/// Parser thread body: streams batches of parsed rows, each record once (a repeat is rejected).
 fn parse_pass<R: Read, K, T, M, P>(
     source: R,
-    options: &ImportOptions,
+    batch_size: usize,
+    mapping: &ImportMapping,
     make_reader: M,
     parse: P,
-    key: fn(&T) -> Option<&str>,
     tx: mpsc::Sender<Result<Batch<T>, ImportError>>,
 ) where
+    T: RowIdentity,
     M: FnOnce(&csv::StringRecord) -> Result<K, ImportError>,
     P: Fn(&K, &csv::StringRecord, u64) -> Result<T, RejectedRow>,
 {
-    let mut reader = csv_reader(source, &options.mapping);
+    let mut reader = csv_reader(source, mapping);
     let headers = match reader.headers() {
         Ok(h) => h.clone(),
         Err(e) => {
@@ -432,39 +602,32 @@ fn parse_pass<R: Read, K, T, M, P>(
             return;
         }
     };
-    let batch_size = options.batch_size.max(1);
+    let batch_size = batch_size.max(1);
     let mut batch = Batch {
         rows: Vec::with_capacity(batch_size),
         rejected: Vec::new(),
         progress: ImportProgress { bytes: 0, rows: 0 },
     };
-    let mut ids: HashSet<String> = HashSet::new();
+    let mut seen = SeenRows::new();
     let mut record = csv::StringRecord::new();
     let mut rows_read = 0u64;
     loop {
-        let outcome = reader.read_record(&mut record);
-        let progress = ImportProgress {
-            bytes: reader.position().byte(),
-            rows: rows_read,
-        };
-        match outcome {
+        match reader.read_record(&mut record) {
             Ok(true) => {
                 rows_read += 1;
-                match parse(&kind, &record, record_line(&record)) {
-                    Ok(item) => {
-                        // Same id twice in one batch: flush first so the file applies in order.
-                        if let Some(id) = key(&item) {
-                            if !ids.insert(id.to_owned()) {
-                                let full = batch.take(batch_size, progress);
-                                if tx.blocking_send(Ok(full)).is_err() {
-                                    return;
-                                }
-                                ids.clear();
-                                ids.insert(id.to_owned());
-                            }
-                        }
-                        batch.rows.push((record_line(&record), item));
-                    }
+                let line = record_line(&record);
+                match parse(&kind, &record, line) {
+                    // A batch therefore never holds a record twice, which a multi-row upsert
+                    // could not apply (PostgreSQL refuses to update a row twice in one statement).
+                    Ok(item) => match seen.first_line_of(&item, line) {
+                        None => batch.rows.push((line, item)),
+                        Some(first) => batch.rejected.push(RejectedRow::duplicate(
+                            line,
+                            item.shown_id(),
+                            first,
+                            item.repeat_reason(first),
+                        )),
+                    },
                     Err(rejected) => batch.rejected.push(rejected),
                 }
             }
@@ -472,15 +635,15 @@ fn parse_pass<R: Read, K, T, M, P>(
             Err(e) => batch.rejected.push(csv_row_error(&e)),
         }
         if batch.rows.len() >= batch_size {
-            batch.progress = ImportProgress {
+            let progress = ImportProgress {
                 bytes: reader.position().byte(),
                 rows: rows_read,
             };
+            batch.progress = progress;
             let full = batch.take(batch_size, progress);
             if tx.blocking_send(Ok(full)).is_err() {
                 return;
             }
-            ids.clear();
         }
     }
     batch.progress = ImportProgress {
@@ -490,39 +653,92 @@ fn parse_pass<R: Read, K, T, M, P>(
     let _ = tx.blocking_send(Ok(batch));
 }
 
-fn opportunity_key(opp: &Opportunity) -> Option<&str> {
-    Some(opp.external_id.as_str())
+/// Batches of parsed rows, as the parser thread hands them over.
+type ParsedBatches<T> = mpsc::Receiver<Result<Batch<T>, ImportError>>;
+
+/// Starts [`parse_pass`] over `source` on a blocking thread.
+fn spawn_parser<R, K, T, M, P>(
+    source: R,
+    options: &ImportOptions,
+    make_reader: M,
+    parse: P,
+) -> (tokio::task::JoinHandle<()>, ParsedBatches<T>)
+where
+    R: Read + Send + 'static,
+    T: RowIdentity + Send + 'static,
+    M: FnOnce(&csv::StringRecord) -> Result<K, ImportError> + Send + 'static,
+    P: Fn(&K, &csv::StringRecord, u64) -> Result<T, RejectedRow> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(2);
+    let (batch_size, mapping) = (options.batch_size, options.mapping.clone());
+    let parser =
+        tokio::task::spawn_blocking(move || parse_pass(source, batch_size, &mapping, make_reader, parse, tx));
+    (parser, rx)
 }
 
-/// Runs the check pass when limits demand it, and fails before writing if they are exceeded.
-fn enforce_limits<R: Read>(
-    open: &dyn Fn() -> std::io::Result<R>,
+async fn join_parser(parser: tokio::task::JoinHandle<()>) -> Result<(), ImportError> {
+    parser
+        .await
+        .map_err(|e| ImportError::Read(format!("parser failed: {e}")))
+}
+
+fn spawn_opportunity_parser<R: Read + Send + 'static>(
+    source: R,
     options: &ImportOptions,
-) -> Result<(), ImportError> {
-    if !options.strict && options.max_errors.is_none() {
-        return Ok(());
-    }
-    let source = open().map_err(|e| ImportError::Read(e.to_string()))?;
-    let summary = check_pass(source, options)?;
-    let limit = if options.strict {
+) -> (tokio::task::JoinHandle<()>, ParsedBatches<Opportunity>) {
+    let mapping = options.mapping.clone();
+    spawn_parser(
+        source,
+        options,
+        move |headers| RowReader::new(headers, &mapping),
+        |reader: &RowReader, record, line| reader.parse(record, line),
+    )
+}
+
+fn spawn_activity_parser<R: Read + Send + 'static>(
+    source: R,
+    options: &ImportOptions,
+) -> (tokio::task::JoinHandle<()>, ParsedBatches<(String, Activity)>) {
+    let date_format = options.mapping.date_format.clone();
+    spawn_parser(
+        source,
+        options,
+        ActivityColumns::new,
+        move |columns: &ActivityColumns, record, line| columns.parse(record, line, date_format.as_deref()),
+    )
+}
+
+/// The most rejected rows `options` allow before the file is refused, when a limit applies.
+fn rejection_limit(options: &ImportOptions) -> Option<usize> {
+    if options.strict {
         Some(0)
     } else {
         options.max_errors
-    };
-    if let Some(limit) = limit {
-        if summary.rejected > limit as u64 {
-            return Err(ImportError::TooManyRejected {
-                rejected: summary.rejected,
-                limit: if options.strict {
-                    tr!("--strict allows none", "--strict n'en permet aucune")
-                } else {
-                    tr!("--max-errors allows {limit}", "--max-errors en permet {limit}")
-                },
-                summary: Box::new(summary),
-            });
-        }
     }
-    Ok(())
+}
+
+/// Refuses the file when its check pass rejected more rows than `options` allow.
+fn refuse_over_limit(mut summary: ImportSummary, options: &ImportOptions) -> Result<(), ImportError> {
+    let Some(limit) = rejection_limit(options) else {
+        return Ok(());
+    };
+    if summary.rejected <= limit as u64 {
+        return Ok(());
+    }
+    summary.rejected_rows.sort_by_key(|r| r.line);
+    Err(ImportError::TooManyRejected {
+        rejected: summary.rejected,
+        limit: if options.strict {
+            tr!("--strict allows none", "--strict n'en permet aucune")
+        } else {
+            tr!("--max-errors allows {limit}", "--max-errors en permet {limit}")
+        },
+        summary: Box::new(summary),
+    })
+}
+
+fn open_source<R>(open: &dyn Fn() -> std::io::Result<R>) -> Result<R, ImportError> {
+    open().map_err(|e| ImportError::Read(e.to_string()))
 }
 
 /// Imports opportunities from the CSV that `open` yields (called twice when a check pass is
@@ -537,27 +753,17 @@ where
     R: Read + Send + 'static,
     F: Fn() -> std::io::Result<R> + Send + Sync + 'static,
 {
-    let open = std::sync::Arc::new(open);
-    {
-        let (open, options) = (open.clone(), options.clone());
-        tokio::task::spawn_blocking(move || enforce_limits(&*open, &options))
-            .await
-            .map_err(|e| ImportError::Read(format!("check pass failed: {e}")))??;
+    if rejection_limit(options).is_some() {
+        // Check pass: every rejection the import would make, before anything is written.
+        let (parser, mut batches) = spawn_opportunity_parser(open_source(&open)?, options);
+        let mut checked = ImportSummary::default();
+        while let Some(batch) = batches.recv().await {
+            checked.absorb_rejections(&mut batch?);
+        }
+        join_parser(parser).await?;
+        refuse_over_limit(checked, options)?;
     }
-    let source = open().map_err(|e| ImportError::Read(e.to_string()))?;
-    let (tx, mut rx) = mpsc::channel(2);
-    let parse_options = options.clone();
-    let parser = tokio::task::spawn_blocking(move || {
-        let mapping = parse_options.mapping.clone();
-        parse_pass(
-            source,
-            &parse_options,
-            |headers| RowReader::new(headers, &mapping),
-            |reader: &RowReader, record, line| reader.parse(record, line),
-            opportunity_key,
-            tx,
-        )
-    });
+    let (parser, mut rx) = spawn_opportunity_parser(open_source(&open)?, options);
     let mut summary = ImportSummary {
         dry_run: options.dry_run,
         ..Default::default()
@@ -587,9 +793,7 @@ where
     }
     // Closed, not returned to the pool (see `Db::bulk_connection`); a failed close loses nothing.
     let _ = conn.close().await;
-    parser
-        .await
-        .map_err(|e| ImportError::Read(format!("parser failed: {e}")))?;
+    join_parser(parser).await?;
     summary.rejected_rows.sort_by_key(|r| r.line);
     Ok(summary)
 }
@@ -657,9 +861,40 @@ impl ActivityColumns {
     }
 }
 
+fn unknown_opportunity(line: u64, opportunity_id: &str) -> RejectedRow {
+    RejectedRow::new(
+        line,
+        Some(opportunity_id.to_owned()),
+        tr!(
+            "opportunity `{opportunity_id}` does not exist",
+            "l'opportunité `{opportunity_id}` n'existe pas"
+        ),
+    )
+}
+
+/// Rejects the rows whose opportunity is not stored, as the import would (a read: nothing is
+/// written).
+async fn reject_unknown_opportunities(
+    db: &Db,
+    rows: &[(u64, (String, Activity))],
+    summary: &mut ImportSummary,
+) -> Result<(), ImportError> {
+    let ids: BTreeSet<&str> = rows.iter().map(|(_, (id, _))| id.as_str()).collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let stored = existing_ids(db, &ids).await?;
+    for (line, (id, _)) in rows {
+        if !stored.contains(id.as_str()) {
+            record_rejection(summary, unknown_opportunity(*line, id));
+        }
+    }
+    Ok(())
+}
+
 /// Imports activities (CSV `opportunity_id,id,kind,direction,occurred_at`) and refreshes the
 /// derived measures of the opportunities they belong to. Rows naming an unknown opportunity are
-/// rejected. Re-importing the same file adds nothing (`unchanged` counts the duplicates).
+/// rejected. Re-importing the same file adds nothing (`unchanged` counts the rows already stored).
+/// `strict` and `max_errors` work as for [`import_opportunities`]: the check pass also looks the
+/// opportunities up, so a row naming an unknown one refuses the file before anything is written.
 pub async fn import_activities<R, F>(
     db: &Db,
     open: F,
@@ -670,22 +905,18 @@ where
     R: Read + Send + 'static,
     F: Fn() -> std::io::Result<R> + Send + Sync + 'static,
 {
-    let source = open().map_err(|e| ImportError::Read(e.to_string()))?;
-    let (tx, mut rx) = mpsc::channel(2);
-    let parse_options = options.clone();
-    let date_format = options.mapping.date_format.clone();
-    let parser = tokio::task::spawn_blocking(move || {
-        parse_pass(
-            source,
-            &parse_options,
-            ActivityColumns::new,
-            move |columns: &ActivityColumns, record, line| {
-                columns.parse(record, line, date_format.as_deref())
-            },
-            |_: &(String, Activity)| None,
-            tx,
-        )
-    });
+    if rejection_limit(options).is_some() {
+        let (parser, mut batches) = spawn_activity_parser(open_source(&open)?, options);
+        let mut checked = ImportSummary::default();
+        while let Some(batch) = batches.recv().await {
+            let mut batch = batch?;
+            checked.absorb_rejections(&mut batch);
+            reject_unknown_opportunities(db, &batch.rows, &mut checked).await?;
+        }
+        join_parser(parser).await?;
+        refuse_over_limit(checked, options)?;
+    }
+    let (parser, mut rx) = spawn_activity_parser(open_source(&open)?, options);
     let mut summary = ImportSummary {
         dry_run: options.dry_run,
         ..Default::default()
@@ -706,19 +937,11 @@ where
                     summary.inserted += added.added as u64;
                     summary.unchanged += added.duplicates as u64;
                 }
+                // Under `strict` the check pass found every opportunity; one deleted since then
+                // is still rejected here, row by row.
                 Err(AddActivitiesError::UnknownOpportunity(_)) => {
                     for (line, _) in rows {
-                        record_rejection(
-                            &mut summary,
-                            RejectedRow::new(
-                                line,
-                                Some(opportunity_id.clone()),
-                                tr!(
-                                    "opportunity `{opportunity_id}` does not exist",
-                                    "l'opportunité `{opportunity_id}` n'existe pas"
-                                ),
-                            ),
-                        );
+                        record_rejection(&mut summary, unknown_opportunity(line, &opportunity_id));
                     }
                 }
                 Err(AddActivitiesError::Db(e)) => return Err(e.into()),
@@ -731,9 +954,7 @@ where
         }
         progress(batch.progress);
     }
-    parser
-        .await
-        .map_err(|e| ImportError::Read(format!("parser failed: {e}")))?;
+    join_parser(parser).await?;
     summary.rejected_rows.sort_by_key(|r| r.line);
     Ok(summary)
 }
@@ -828,15 +1049,30 @@ mod tests {
     }
 
     #[test]
-    fn line_numbers_are_right_for_windows_and_unix_line_endings() {
+    fn line_numbers_are_right_for_windows_unix_and_cr_only_line_endings() {
         for text in [
             "external_id,status,amount\na,open,1\nb,open,-1\n",
             "external_id,status,amount\r\na,open,1\r\nb,open,-1\r\n",
+            "external_id,status,amount\ra,open,1\rb,open,-1\r",
         ] {
             let (opps, summary) = read_opportunities(text.as_bytes(), &ImportMapping::default()).unwrap();
             assert_eq!(opps.len(), 1);
             assert_eq!(summary.rejected_rows[0].line, 3, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_cr_only_file_longer_than_the_sniffed_head_is_read_whole() {
+        let mut text = String::from("external_id,status,amount\r");
+        let rows = SNIFF_BYTES / 10;
+        for i in 0..rows {
+            text.push_str(&format!("r{i:05},open,1\r"));
+        }
+        text.push_str("last,open,-1");
+        let (opps, summary) = read_opportunities(text.as_bytes(), &ImportMapping::default()).unwrap();
+        assert_eq!(opps.len(), rows);
+        assert_eq!(opps[rows - 1].external_id.as_str(), format!("r{:05}", rows - 1));
+        assert_eq!(summary.rejected_rows[0].line, rows as u64 + 2);
     }
 
     #[test]

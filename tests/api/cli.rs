@@ -471,3 +471,53 @@ async fn training_with_no_register_from_the_database_registers_and_activates_not
     assert!(text.contains("Not registered (--no-register)"), "{text}");
     assert!(models::active(&app.db).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn import_cli_refuses_an_activities_file_with_a_bad_row_under_strict() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let deals = dir.path().join("deals.csv");
+    std::fs::write(&deals, "external_id,status,created_at\nA,open,2025-01-01\n").unwrap();
+    let activities = dir.path().join("activities.csv");
+    std::fs::write(
+        &activities,
+        "opportunity_id,id,kind,direction,occurred_at\n\
+         A,a1,email,inbound,2025-01-02T08:00:00Z\n\
+         A,a2,fax,outbound,2025-01-02T10:00:00Z\n",
+    )
+    .unwrap();
+    let (deals_s, activities_s) = (deals.to_str().unwrap(), activities.to_str().unwrap());
+    let out = dealscore(
+        &db,
+        &[
+            "import",
+            "--file",
+            deals_s,
+            "--activities",
+            activities_s,
+            "--strict",
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 3"), "{stderr}");
+    let store = dealscore::store::Db::connect(&db.url, &crate::helpers::pool_options())
+        .await
+        .unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM activities")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "{stderr}");
+
+    let out = dealscore(
+        &db,
+        &["import", "--activities", activities_s, "--max-errors", "1"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM activities")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+}

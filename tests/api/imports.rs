@@ -216,3 +216,158 @@ async fn a_hundred_thousand_rows_import_and_reimport_unchanged() {
     let (_, again) = app.post_csv("", csv).await;
     assert_eq!(again["unchanged"], 100_000);
 }
+
+/// Number of stored activities, straight from the database.
+async fn count_activities(app: &crate::helpers::TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM activities")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn activities_import_honours_strict_and_max_errors_like_opportunities() {
+    let app = spawn_app().await;
+    let mut csv = String::from(HEADER);
+    csv.push_str(&csv_row(2));
+    app.post_csv("", csv).await;
+    let activities = "opportunity_id,id,kind,direction,occurred_at\n\
+        D-000002,a1,email,inbound,2025-01-02T08:00:00Z\n\
+        D-000002,a2,call,outbound,2025-01-02T10:00:00Z\n\
+        D-000002,a3,fax,outbound,2025-01-02T10:00:00Z\n\
+        D-000002,a4,meeting,outbound,2025-01-03T10:00:00Z\n";
+    let (status, body) = app
+        .post_csv("?kind=activities&strict=true", activities.into())
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "line 4", "{body}");
+    let (status, body) = app
+        .post_csv("?kind=activities&max_errors=0", activities.into())
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(count_activities(&app).await, 0);
+
+    // A row naming an unknown opportunity is a bad row too, found before anything is written.
+    let unknown = "opportunity_id,id,kind,direction,occurred_at\n\
+        D-000002,a1,email,inbound,2025-01-02T08:00:00Z\n\
+        nobody,a2,call,outbound,2025-01-02T10:00:00Z\n";
+    let (status, body) = app.post_csv("?kind=activities&strict=true", unknown.into()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "line 3", "{body}");
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap().contains("nobody"),
+        "{body}"
+    );
+    assert_eq!(count_activities(&app).await, 0);
+
+    let (status, summary) = app
+        .post_csv("?kind=activities&max_errors=1", activities.into())
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["inserted"], 3);
+    assert_eq!(summary["rejected"], 1);
+    assert_eq!(count_activities(&app).await, 3);
+}
+
+#[tokio::test]
+async fn a_record_repeated_in_one_file_is_rejected_with_both_line_numbers() {
+    let app = spawn_app().await;
+    let mut csv = String::from(HEADER);
+    csv.push_str(&csv_row(0)); // line 2
+    csv.push_str(&csv_row(1)); // line 3
+    csv.push_str(&csv_row(0).replace("Deal 0,", "Deal zero,")); // line 4: D-000000 again
+    let (status, body) = app.post_csv("?strict=true", csv.clone()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "line 4", "{body}");
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap().contains("line 2"),
+        "{body}"
+    );
+    assert_eq!(app.count_opportunities().await, 0);
+
+    let (status, summary) = app.post_csv("", csv).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        (
+            summary["inserted"].as_u64(),
+            summary["updated"].as_u64(),
+            summary["rejected"].as_u64()
+        ),
+        (Some(2), Some(0), Some(1)),
+        "{summary}"
+    );
+    let rejected = &summary["rejected_rows"][0];
+    assert_eq!(
+        (rejected["line"].as_u64(), rejected["duplicate_of"].as_u64()),
+        (Some(4), Some(2))
+    );
+    assert_eq!(rejected["external_id"], "D-000000");
+    assert!(
+        rejected["reason"].as_str().unwrap().contains("line 2"),
+        "{summary}"
+    );
+    // The first occurrence is the one kept.
+    let got: Value = app.get_opportunity("D-000000").await.json().await.unwrap();
+    assert_eq!(got["name"], "Deal 0");
+
+    // Activities: the same CRM id twice on one opportunity, or the same unnamed activity twice.
+    let activities = "opportunity_id,id,kind,direction,occurred_at\n\
+        D-000000,a1,email,inbound,2025-01-02T08:00:00Z\n\
+        D-000000,,call,outbound,2025-01-02T10:00:00Z\n\
+        D-000000,a1,email,inbound,2025-01-02T09:00:00Z\n\
+        D-000000,,call,outbound,2025-01-02T10:00:00Z\n\
+        D-000001,a1,email,inbound,2025-01-02T08:00:00Z\n";
+    let (status, body) = app
+        .post_csv("?kind=activities&strict=true", activities.into())
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["line 4", "line 5"], "{body}");
+    assert_eq!(count_activities(&app).await, 0);
+    let (status, summary) = app.post_csv("?kind=activities", activities.into()).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        (summary["inserted"].as_u64(), summary["rejected"].as_u64()),
+        (Some(3), Some(2)),
+        "{summary}"
+    );
+    let pairs: Vec<(u64, u64)> = summary["rejected_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["duplicate_of"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(pairs, vec![(4, 2), (5, 3)]);
+}
+
+#[tokio::test]
+async fn a_csv_with_cr_only_line_endings_is_read_like_any_other() {
+    let app = spawn_app().await;
+    let mut csv = String::from(HEADER);
+    csv.push_str(&csv_row(0));
+    csv.push_str("bad-1,x,a,s,r,o,c,-5,EUR,s,open,2025-01-01,,1,1,,web,1\n"); // line 3
+    csv.push_str(&csv_row(1));
+    let (status, summary) = app.post_csv("", csv.replace('\n', "\r")).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        (summary["rows"].as_u64(), summary["inserted"].as_u64()),
+        (Some(3), Some(2)),
+        "{summary}"
+    );
+    assert_eq!(summary["rejected_rows"][0]["line"], 3, "{summary}");
+    let got: Value = app.get_opportunity("D-000001").await.json().await.unwrap();
+    assert_eq!(got["attributes"]["seats"], 1.0, "the last cell holds no stray CR");
+
+    let activities = "opportunity_id,id,kind,direction,occurred_at\r\
+        D-000000,a1,email,inbound,2025-01-02T08:00:00Z\r\
+        D-000001,a2,call,outbound,2025-01-02T10:00:00Z\r";
+    let (status, summary) = app.post_csv("?kind=activities", activities.into()).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["inserted"], 2, "{summary}");
+    assert_eq!(count_activities(&app).await, 2);
+}
