@@ -21,6 +21,7 @@ use crate::i18n::Lang;
 use crate::model::ModelArtifact;
 use crate::refresh::Refreshing;
 use crate::scoring::{score, Focus, Grade, Intervention, RankBy, ScoringConfig, Trend};
+use crate::serving::LoadedModel;
 use crate::store::opportunities::{ListFilter, OpenDealPages};
 use crate::store::{insights as changes, Db};
 
@@ -109,7 +110,7 @@ pub struct PriorityItem {
 /// Every open deal, scored now, in id order.
 async fn score_all(
     db: &Db,
-    model: Arc<ModelArtifact>,
+    model: Arc<LoadedModel>,
     config: &ScoringConfig,
     lang: Lang,
 ) -> Result<Vec<PriorityItem>, ApiError> {
@@ -203,7 +204,7 @@ fn is_fresh(list: &ScoredOpenDeals, stamp: i64, model: &ModelArtifact) -> bool {
 
 async fn build(
     db: &Db,
-    model: Arc<ModelArtifact>,
+    model: Arc<LoadedModel>,
     config: &ScoringConfig,
     lang: Lang,
     stamp: i64,
@@ -243,7 +244,7 @@ impl PriorityCache {
     pub async fn scored(
         &self,
         db: &Db,
-        model: Arc<ModelArtifact>,
+        model: Arc<LoadedModel>,
         config: &ScoringConfig,
         lang: Lang,
     ) -> Result<Arc<ScoredOpenDeals>, ApiError> {
@@ -264,7 +265,7 @@ impl PriorityCache {
     pub async fn scored_or_recent(
         &self,
         db: &Db,
-        model: Arc<ModelArtifact>,
+        model: Arc<LoadedModel>,
         config: &ScoringConfig,
         lang: Lang,
         max_stale: Duration,

@@ -3,18 +3,61 @@
 //! Requests take an `Arc` snapshot, so a swap never disturbs a request in flight. A watcher polls
 //! the registry so every server sharing a database follows activations made on any of them.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
 use crate::model::ModelArtifact;
+use crate::scoring::{Phrasebook, ScoreResult, ScoringModel};
+use crate::store::scores::{NewScore, StoredScore};
 use crate::store::{models, Db};
+
+/// A model loaded to serve: its artifact (plain data, as stored) and the phrasebook of its
+/// sentences, written once per language and reused by every score. It reads as its artifact.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The verified artifact.
+    pub artifact: ModelArtifact,
+    /// The artifact's sentences, built on first use.
+    pub phrases: Phrasebook,
+}
+
+impl LoadedModel {
+    /// `artifact` with an empty phrasebook.
+    pub fn new(artifact: ModelArtifact) -> Self {
+        LoadedModel {
+            artifact,
+            phrases: Phrasebook::default(),
+        }
+    }
+}
+
+impl Deref for LoadedModel {
+    type Target = ModelArtifact;
+
+    fn deref(&self) -> &ModelArtifact {
+        &self.artifact
+    }
+}
+
+impl<'a> From<&'a LoadedModel> for ScoringModel<'a> {
+    fn from(model: &'a LoadedModel) -> Self {
+        ScoringModel::cached(&model.artifact, &model.phrases)
+    }
+}
+
+impl<'a> From<&'a Arc<LoadedModel>> for ScoringModel<'a> {
+    fn from(model: &'a Arc<LoadedModel>) -> Self {
+        ScoringModel::from(&**model)
+    }
+}
 
 /// The model currently serving, if any.
 #[derive(Debug, Default)]
 pub struct ActiveModel {
-    current: ArcSwapOption<ModelArtifact>,
+    current: ArcSwapOption<LoadedModel>,
 }
 
 /// Why a model version could not be loaded.
@@ -40,13 +83,13 @@ impl ActiveModel {
     }
 
     /// A snapshot of the current model.
-    pub fn get(&self) -> Option<Arc<ModelArtifact>> {
+    pub fn get(&self) -> Option<Arc<LoadedModel>> {
         self.current.load_full()
     }
 
     /// Replaces the serving model.
     pub fn set(&self, artifact: ModelArtifact) {
-        self.current.store(Some(Arc::new(artifact)));
+        self.current.store(Some(Arc::new(LoadedModel::new(artifact))));
     }
 
     /// Loads the registry's active model if it differs from the one serving. A corrupt artifact
@@ -105,5 +148,27 @@ impl ActiveModel {
                 }
             }
         })
+    }
+}
+
+/// The history row that records `result`, scored at `scored_at`, for the opportunity with
+/// internal id `opportunity_id` (the store keeps its own row type; scoring knows nothing of it).
+pub fn history_row(
+    opportunity_id: i64,
+    result: &ScoreResult,
+    scored_at: chrono::DateTime<chrono::Utc>,
+) -> NewScore {
+    NewScore {
+        opportunity_id,
+        score: StoredScore {
+            model_version: result.model_version.clone(),
+            probability: result.probability,
+            score: i64::from(result.score),
+            grade: result.grade.as_str().to_owned(),
+            expected_value: result.expected_value,
+            focus: result.focus.as_str().to_owned(),
+            scored_at,
+        },
+        deal_hash: None,
     }
 }

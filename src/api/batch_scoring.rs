@@ -19,14 +19,14 @@ use super::score_body::item_value;
 use super::scores::{parse_for_scoring, BatchAnswer, BatchItem};
 use crate::error::ApiError;
 use crate::i18n::Lang;
-use crate::model::ModelArtifact;
 use crate::scoring::{score, RankBy, ScoringConfig};
+use crate::serving::LoadedModel;
 
 /// Everything the items of one batch are scored with.
 #[derive(Debug, Clone)]
 pub struct BatchJob {
     /// The model.
-    pub model: Arc<ModelArtifact>,
+    pub model: Arc<LoadedModel>,
     /// Scoring rules.
     pub config: ScoringConfig,
     /// How levers are ranked.
@@ -159,7 +159,7 @@ mod tests {
     async fn parallel_answers_are_byte_for_byte_the_single_thread_answer() {
         let (artifact, _, now) = trained_on_generated(1_500, 5);
         let job = BatchJob {
-            model: Arc::new(artifact),
+            model: Arc::new(LoadedModel::new(artifact)),
             config: ScoringConfig::default(),
             rank: RankBy::Probability,
             lang: Lang::Fr,

@@ -4,10 +4,10 @@
 use actix_web::{get, web, HttpResponse};
 use chrono::Utc;
 
-use super::scores::active_model;
 use crate::auth::AnalystAccess;
 use crate::drift::{measure, DriftError, DriftGauges, DriftReport};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::lifecycle::registry::active_model;
 use crate::serving::ActiveModel;
 use crate::store::Db;
 

@@ -20,7 +20,7 @@ use crate::insights::filter::{DealFilter, FilterNames};
 use crate::insights::pipeline::GroupBy;
 use crate::insights::table::Table;
 use crate::insights::{accounts, at_risk, objectives, period, pipeline, resources, success_factors};
-use crate::insights::{InsightsCache, Snapshot};
+use crate::insights::{CachedSnapshot, InsightsCache};
 use crate::scoring::{score, RankBy};
 use crate::serving::ActiveModel;
 use crate::store::insights as store;
@@ -68,8 +68,8 @@ fn respond<T: Serialize>(csv: bool, report: &T, table: impl FnOnce(&T) -> Table)
 
 /// Runs an insight on a blocking thread: the passes over a large snapshot are CPU work.
 async fn compute<T: Send + 'static>(
-    snapshot: Arc<Snapshot>,
-    work: impl FnOnce(&Snapshot) -> T + Send + 'static,
+    snapshot: Arc<CachedSnapshot>,
+    work: impl FnOnce(&CachedSnapshot) -> T + Send + 'static,
 ) -> ApiResult<T> {
     web::block(move || work(&snapshot))
         .await
@@ -215,7 +215,11 @@ pub async fn get_success_factors(
             contact_role: q.contact_role.as_deref(),
             ..FilterNames::default()
         };
-        success_factors::success_factors(s, &DealFilter::new(s, &names), model.as_deref())
+        success_factors::success_factors(
+            s,
+            &DealFilter::new(s, &names),
+            model.as_ref().map(|m| &m.artifact),
+        )
     })
     .await?;
     respond(csv, &report, success_factors::table)
@@ -277,7 +281,7 @@ pub async fn get_at_risk(
             owner: owner.as_deref(),
             ..FilterNames::default()
         };
-        at_risk::at_risk(s, &DealFilter::new(s, &names), as_of, limit)
+        s.at_risk(&DealFilter::new(s, &names), as_of, limit)
     })
     .await?;
     let lang = Lang::of_request(&req);

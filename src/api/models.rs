@@ -5,38 +5,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AnalystAccess;
-use crate::domain::ValidationErrors;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::features::FeatureSpec;
-use crate::i18n::format::NBSP;
 use crate::i18n::format::NNBSP;
-use crate::lifecycle::compare::{compare as compare_models, window_of, Comparison};
+use crate::lifecycle::compare::Comparison;
+use crate::lifecycle::registry::{activate_version, compare_versions, headline, load_verified, Headline};
 use crate::model::{Metrics, ModelArtifact, TrainingSummary};
 use crate::serving::ActiveModel;
 use crate::store::models::{self, ActivationRecord, ModelVersionRecord};
-use crate::store::{opportunities, Db};
+use crate::store::Db;
 use crate::tr;
-
-/// Headline figures of a version (from its artifact).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Headline {
-    /// Won deals trained on.
-    pub won: usize,
-    /// Lost deals trained on.
-    pub lost: usize,
-    /// Training-part rows.
-    pub train_rows: usize,
-    /// Holdout rows.
-    pub holdout_rows: usize,
-    /// Holdout ROC AUC.
-    pub roc_auc: f64,
-    /// Holdout average precision.
-    pub pr_auc: f64,
-    /// Holdout log loss.
-    pub log_loss: f64,
-    /// Holdout Brier score.
-    pub brier: f64,
-}
 
 /// A version in the list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,29 +24,6 @@ pub struct VersionSummary {
     pub record: ModelVersionRecord,
     /// Counts and headline metrics (absent when the stored artifact cannot be read).
     pub headline: Option<Headline>,
-}
-
-/// The parts of an artifact the list needs (the rest of the JSON is skipped).
-#[derive(Deserialize)]
-struct ArtifactHead {
-    training: TrainingSummary,
-    holdout_metrics: Metrics,
-}
-
-/// The headline of a stored artifact's JSON (`None` when it cannot be read).
-pub fn headline(json: &str) -> Option<Headline> {
-    let head: ArtifactHead = serde_json::from_str(json).ok()?;
-    let (t, m) = (head.training, head.holdout_metrics);
-    Some(Headline {
-        won: t.won,
-        lost: t.lost,
-        train_rows: t.train_rows,
-        holdout_rows: t.holdout_rows,
-        roc_auc: m.roc_auc,
-        pr_auc: m.pr_auc,
-        log_loss: m.log_loss,
-        brier: m.brier,
-    })
 }
 
 /// Every version, newest first, with counts and headline metrics.
@@ -120,30 +75,6 @@ pub struct VersionReport {
     /// Solver outcome of the shipped fit.
     #[schema(value_type = Object)]
     pub convergence: crate::model::Convergence,
-}
-
-/// A stored version and its artifact, integrity-checked (404 unknown, 422 refused).
-pub async fn load_verified(db: &Db, version: &str) -> ApiResult<(ModelVersionRecord, ModelArtifact)> {
-    let (record, json) = models::get(db, version)
-        .await?
-        .ok_or_else(|| ApiError::no_model_version(version))?;
-    let parsed = web::block(move || ModelArtifact::from_json_verified(&json))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    match parsed {
-        Ok(artifact) => Ok((record, artifact)),
-        Err(e) => {
-            let mut errors = ValidationErrors::default();
-            errors.push_localized(
-                "version",
-                tr!(
-                    "the stored artifact of `{version}` is refused: {e}",
-                    "l'artefact enregistré de `{version}` est refusé{NBSP}: {e}"
-                ),
-            );
-            Err(ApiError::Validation(errors))
-        }
-    }
 }
 
 fn report(
@@ -227,48 +158,6 @@ pub async fn activate(
 }
 
 /// `GET /v1/models/compare` query.
-/// Activates `version` for every server (a retired version is recorded as a rollback) and
-/// serves it here at once; the others follow from the registry.
-pub async fn activate_version(
-    db: &Db,
-    serving: &ActiveModel,
-    version: &str,
-    who: &str,
-) -> ApiResult<ModelVersionRecord> {
-    let (record, artifact) = load_verified(db, version).await?;
-    let reason = match record.status {
-        models::ModelStatus::Retired => "rollback",
-        _ => "activated",
-    };
-    models::activate(db, version, who, reason).await?;
-    serving.set(artifact);
-    let (record, _) = models::get(db, version)
-        .await?
-        .ok_or_else(|| ApiError::no_model_version(version))?;
-    Ok(record)
-}
-
-/// Compares versions `a` and `b` on the newer one's holdout, rebuilt from the stored deals.
-pub async fn compare_versions(db: &Db, a: &str, b: &str) -> ApiResult<Comparison> {
-    let (_, a) = load_verified(db, a).await?;
-    let (_, b) = load_verified(db, b).await?;
-    let newer = if (b.created_at, &b.version) >= (a.created_at, &a.version) {
-        &b
-    } else {
-        &a
-    };
-    let (since, until) = window_of(newer);
-    let deals = opportunities::closed_deals(db, since, until).await?;
-    let result = web::block(move || compare_models(&a, &b, &deals))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    result.map_err(|e| {
-        let mut errors = ValidationErrors::default();
-        errors.push_localized("b", e.localized());
-        ApiError::Validation(errors)
-    })
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct CompareQuery {

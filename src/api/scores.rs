@@ -17,14 +17,14 @@ use super::score_body::{batch_items, ScoreBody};
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
 use crate::domain::{Deal, FieldError, FieldMessage, ParseOptions, ValidationErrors};
-use crate::error::{ApiError, ApiResult, Code, Detail, KnownDetail, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::i18n::Lang;
-use crate::model::ModelArtifact;
+use crate::lifecycle::registry::active_model;
 use crate::ranking::SortKey;
 use crate::scoring::{score, Focus, Grade, RankBy, ScoreResult};
-use crate::serving::ActiveModel;
+use crate::serving::{history_row, ActiveModel, LoadedModel};
 use crate::store::opportunities::{self, ListFilter};
-use crate::store::scores::{self, NewScore, StoredScore};
+use crate::store::scores::{self, StoredScore};
 use crate::store::Db;
 use crate::tr;
 
@@ -32,14 +32,6 @@ use crate::tr;
 pub const MAX_BATCH: usize = 10_000;
 /// Batches above this size are scored on a blocking thread.
 const INLINE_BATCH: usize = 64;
-
-/// The model, or the 503 that says how to get one.
-pub fn active_model(holder: &ActiveModel) -> ApiResult<Arc<ModelArtifact>> {
-    holder.get().ok_or_else(|| ApiError::Unavailable {
-        code: Code::NoActiveModel,
-        detail: Detail::Known(KnownDetail::NoActiveModel),
-    })
-}
 
 /// A 200 answer whose sentences are written in `lang`, saying so in `Content-Language`.
 pub fn ok_in(lang: Lang) -> HttpResponseBuilder {
@@ -236,7 +228,7 @@ pub async fn score_stored(
         last.model_version == result.model_version && last_deal.as_deref() == Some(deal_hash.as_str())
     });
     if !unchanged {
-        let row = NewScore::of(stored_opp.id, &result, Utc::now()).for_deal(deal_hash);
+        let row = history_row(stored_opp.id, &result, Utc::now()).for_deal(deal_hash);
         scores::insert_batch(&db, &[row]).await?;
     }
     let history = scores::history(&db, stored_opp.id, 20).await?;
@@ -303,7 +295,7 @@ pub async fn rescore(
 /// Scores every open opportunity and records the scores, page by page. Returns the count.
 pub async fn rescore_all(
     db: &Db,
-    model: Arc<ModelArtifact>,
+    model: Arc<LoadedModel>,
     config: crate::scoring::ScoringConfig,
     progress: impl Fn(u64),
 ) -> anyhow::Result<u64> {
@@ -327,7 +319,7 @@ pub async fn rescore_all(
                         RankBy::Probability,
                         Lang::En,
                     );
-                    NewScore::of(o.id, &result, Utc::now())
+                    history_row(o.id, &result, Utc::now())
                         .for_deal(opportunities::content_hash(&o.opportunity))
                 })
                 .collect::<Vec<_>>()

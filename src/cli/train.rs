@@ -14,7 +14,7 @@ use indicatif::ProgressBar;
 use crate::config::{LogFormat, Settings};
 use crate::features::FeatureSpec;
 use crate::ingest::read_opportunities;
-use crate::train_job::{self, TrainJob};
+use crate::lifecycle::train_job::{self, TrainJob};
 use crate::training::{render_report, SplitKind, TrainOptions, TrainProgress};
 
 /// Train a win-probability model on won and lost deals.

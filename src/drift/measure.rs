@@ -7,11 +7,11 @@ use super::report::{DriftReport, Population, PopulationCounter};
 use crate::domain::Status;
 use crate::i18n::format::{NBSP, NNBSP};
 use crate::i18n::Localized;
+use crate::model::profile::TrainingProfile;
 use crate::model::ModelArtifact;
 use crate::store::opportunities::{self, ListFilter};
 use crate::store::Db;
 use crate::tr;
-use crate::training::profile::TrainingProfile;
 
 /// Open deals read per page (memory stays bounded whatever the pipeline size).
 const PAGE: usize = 5_000;

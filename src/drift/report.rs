@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use super::psi::{psi_terms, DriftLevel, ALERT, EPSILON, WATCH};
 use crate::domain::Opportunity;
 use crate::features::FittedFeatures;
-use crate::training::profile::{shares, TrainingProfile};
+use crate::model::profile::{shares, TrainingProfile};
 
 /// Bins listed per feature in [`FeatureDrift::top_bins`].
 pub const TOP_BINS: usize = 3;

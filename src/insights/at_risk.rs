@@ -140,8 +140,8 @@ enum Group {
 /// is none (no won deal has the measure).
 type Resolved = [Option<(f64, Group)>; 3];
 
-/// What at-risk needs that depends on the snapshot alone, kept with it
-/// ([`Snapshot::derived`]): the won-deal references, already resolved per sector (the sector's
+/// What at-risk needs that depends on the snapshot alone, kept beside it
+/// ([`super::cache::CachedSnapshot`]): the won-deal references, already resolved per sector (the sector's
 /// own p75 when it has enough won deals, else the overall one), and where the open deals are.
 /// Without it every request recomputed the p75s of ~340,000 won deals at 1M opportunities
 /// and walked all deals to find the 20% that are open.
@@ -154,7 +154,8 @@ pub(crate) struct Basis {
 }
 
 impl Basis {
-    fn new(snapshot: &Snapshot) -> Basis {
+    /// The basis of `snapshot`.
+    pub(crate) fn new(snapshot: &Snapshot) -> Basis {
         let references = references(snapshot);
         let overall: Resolved = references.overall.map(|r| r.map(|r| (r, Group::All)));
         let mut by_sector = ByName::new(&snapshot.names);
@@ -237,7 +238,17 @@ struct Candidate {
 /// Every open deal is checked (the count is part of the answer), but only the `limit` listed
 /// ones are ranked fully and described: the rest are only partitioned away.
 pub fn at_risk(snapshot: &Snapshot, filter: &DealFilter, as_of: i64, limit: usize) -> AtRiskReport {
-    let basis = snapshot.derived().at_risk.get_or_init(|| Basis::new(snapshot));
+    at_risk_on(snapshot, &Basis::new(snapshot), filter, as_of, limit)
+}
+
+/// [`at_risk`] with the basis of `snapshot` already built (the cache keeps one per snapshot).
+pub(crate) fn at_risk_on(
+    snapshot: &Snapshot,
+    basis: &Basis,
+    filter: &DealFilter,
+    as_of: i64,
+    limit: usize,
+) -> AtRiskReport {
     let deals = &snapshot.deals;
     let name = |id: Option<NameId>| id.map(|i| snapshot.names.name(i).to_owned());
     let mut open = 0u64;

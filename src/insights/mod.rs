@@ -2,12 +2,13 @@
 //! objectives — the dashboards as data (`docs/insights.md`).
 //!
 //! Every insight is a pure function over a [`snapshot::Snapshot`] of the opportunities, kept by
-//! [`snapshot::InsightsCache`] and reloaded only when the data changed, and each renders as JSON
+//! [`cache::InsightsCache`] and reloaded only when the data changed, and each renders as JSON
 //! and as a flat [`table::Table`] for CSV. Money is never summed across currencies: every amount
 //! figure is a map from currency to value.
 
 pub mod accounts;
 pub mod at_risk;
+pub mod cache;
 pub mod filter;
 pub mod objectives;
 pub mod period;
@@ -18,4 +19,5 @@ pub mod stats;
 pub mod success_factors;
 pub mod table;
 
-pub use snapshot::{InsightsCache, Snapshot};
+pub use cache::{CachedSnapshot, InsightsCache};
+pub use snapshot::Snapshot;

@@ -1,19 +1,14 @@
-//! The in-memory snapshot every insight is computed from, and the cache that keeps it.
+//! The in-memory snapshot every insight is computed from (kept, keyed by the database's change
+//! stamp, by [`super::cache`]).
 //!
 //! Loading 1,000,000 opportunities through sqlx takes seconds, and medians are not SQL on
 //! SQLite, so the insights load the few columns they need once into compact rows (categories
-//! interned as numbers) and aggregate in Rust, in milliseconds. The snapshot is keyed by the
-//! database's change stamp (`insights_changes`, bumped by triggers on every write to
-//! opportunities and scores), read *before* the rows: a snapshot is never older than its stamp,
-//! so a cached snapshot is served only while no write has committed since it was loaded.
+//! interned as numbers) and aggregate in Rust, in milliseconds.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
 
 use crate::domain::Status;
-use crate::refresh::Refreshing;
-use crate::store::insights::{self as store, DealRow};
-use crate::store::Db;
+use crate::store::insights::DealRow;
 
 /// Index of a category name in [`Names`].
 pub type NameId = u32;
@@ -232,19 +227,6 @@ pub struct Snapshot {
     pub names: Names,
     /// When it was loaded (`None` for snapshots built in tests).
     pub loaded_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Figures that depend on the deals alone, computed on first use and then kept as long as
-    /// the snapshot (see [`Snapshot::derived`]).
-    derived: Derived,
-}
-
-/// What several requests would otherwise recompute from the same deals: each part is built by
-/// the first request that needs it and reused by every later request on this snapshot, so a
-/// request pays only for what depends on its own parameters. A new change stamp means a new
-/// snapshot, hence new parts; nothing here can outlive the deals it came from.
-#[derive(Debug, Default)]
-pub(crate) struct Derived {
-    /// The at-risk won-deal references and the open deals they are checked against.
-    pub(crate) at_risk: OnceLock<super::at_risk::Basis>,
 }
 
 impl Snapshot {
@@ -264,11 +246,8 @@ impl Snapshot {
         snapshot
     }
 
-    fn push(&mut self, row: DealRow, probabilities: &HashMap<i64, f64>) {
-        // Parts derived from fewer deals would be wrong now (only tests push after a use).
-        if self.derived.at_risk.get().is_some() {
-            self.derived = Derived::default();
-        }
+    /// Adds one deal (the loader, row by row).
+    pub(crate) fn push(&mut self, row: DealRow, probabilities: &HashMap<i64, f64>) {
         let names = &mut self.names;
         let mut intern = |v: Option<String>| v.filter(|s| !s.is_empty()).map(|s| names.intern(&s));
         let account = intern(row.account);
@@ -299,11 +278,6 @@ impl Snapshot {
         });
     }
 
-    /// The per-snapshot parts (built lazily; `deals` must not change once they are in use).
-    pub(crate) fn derived(&self) -> &Derived {
-        &self.derived
-    }
-
     /// The display name of an optional category (`(none)` when absent).
     pub fn label(&self, id: Option<NameId>) -> String {
         id.map_or_else(|| NONE_LABEL.to_owned(), |i| self.names.name(i).to_owned())
@@ -312,90 +286,6 @@ impl Snapshot {
 
 /// Label of the group of deals without a value for the grouping field.
 pub const NONE_LABEL: &str = "(none)";
-
-/// Keeps the latest snapshot; reloads it when the change stamp moved.
-#[derive(Debug, Default)]
-pub struct InsightsCache {
-    kept: Refreshing<Snapshot>,
-}
-
-/// A snapshot and whether it predates the last write (a newer one is loading).
-#[derive(Debug, Clone)]
-pub struct MaybeStale {
-    /// The snapshot.
-    pub snapshot: Arc<Snapshot>,
-    /// True when the data changed since it was loaded.
-    pub stale: bool,
-}
-
-async fn load(db: &Db, stamp: i64) -> Result<Arc<Snapshot>, sqlx::Error> {
-    let started = std::time::Instant::now();
-    let probabilities = store::latest_open_probabilities(db).await?;
-    let mut snapshot = Snapshot {
-        stamp,
-        loaded_at: Some(chrono::Utc::now()),
-        ..Snapshot::default()
-    };
-    store::for_each_deal(db, |row| snapshot.push(row, &probabilities)).await?;
-    tracing::info!(
-        deals = snapshot.deals.len(),
-        stamp,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "insights snapshot loaded"
-    );
-    Ok(Arc::new(snapshot))
-}
-
-impl InsightsCache {
-    /// An empty cache (the first request loads).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The snapshot kept, fresh or not (none before the first load).
-    pub fn kept(&self) -> Option<Arc<Snapshot>> {
-        self.kept.get()
-    }
-
-    /// A snapshot at least as new as the last committed write. Concurrent callers wait for one
-    /// load rather than each loading; the old snapshot is dropped before the new one loads, so
-    /// two are never in memory at once.
-    pub async fn snapshot(&self, db: &Db) -> Result<Arc<Snapshot>, sqlx::Error> {
-        let stamp = store::change_stamp(db).await?;
-        self.kept
-            .fresh(|s| s.stamp == stamp, true, || load(db, stamp))
-            .await
-    }
-
-    /// Like [`InsightsCache::snapshot`], but when the data changed since the last snapshot,
-    /// answers that one at once and loads the new one in the background (memory then holds two
-    /// snapshots until the load ends). For dashboards a person reads; the API keeps
-    /// [`InsightsCache::snapshot`].
-    pub async fn snapshot_or_recent(&self, db: &Db) -> Result<MaybeStale, sqlx::Error> {
-        let stamp = store::change_stamp(db).await?;
-        let Some(previous) = self.kept.get() else {
-            let snapshot = self.snapshot(db).await?;
-            return Ok(MaybeStale {
-                snapshot,
-                stale: false,
-            });
-        };
-        if previous.stamp == stamp {
-            return Ok(MaybeStale {
-                snapshot: previous,
-                stale: false,
-            });
-        }
-        // One load at a time; if one is running, this view just uses the previous snapshot.
-        let db = db.clone();
-        self.kept
-            .rebuild_in_background("insights snapshot", async move { load(&db, stamp).await });
-        Ok(MaybeStale {
-            snapshot: previous,
-            stale: true,
-        })
-    }
-}
 
 /// A random but reproducible snapshot for the unit tests of the insights: every optional field
 /// sometimes missing, a rare sector (below the at-risk group minimum), repeated amounts (ties in
@@ -500,41 +390,5 @@ mod tests {
         set.extend(None);
         set.extend(Some(0));
         assert_eq!(set.len(), 4);
-    }
-
-    #[test]
-    fn pushing_a_deal_drops_the_derived_parts() {
-        let mut s = sample(300, 1);
-        let before = crate::insights::at_risk::at_risk(&s, &Default::default(), 1_760_000_000_000, 5);
-        assert!(s.derived().at_risk.get().is_some());
-        let mut row = sample_row(&s, 0);
-        row.id = 10_000;
-        s.push(row, &HashMap::new());
-        assert!(s.derived().at_risk.get().is_none());
-        let after = crate::insights::at_risk::at_risk(&s, &Default::default(), 1_760_000_000_000, 5);
-        assert_eq!(after.open_deals, before.open_deals + 1);
-    }
-
-    /// A row like deal `i` of `s`, open.
-    fn sample_row(s: &Snapshot, i: usize) -> DealRow {
-        let d = &s.deals[i];
-        let name = |id: Option<NameId>| id.map(|i| s.names.name(i).to_owned());
-        DealRow {
-            id: d.id,
-            external_id: format!("{}-copy", d.external_id),
-            account: name(d.account),
-            sector: name(d.sector),
-            region: name(d.region),
-            owner: name(d.owner),
-            contact_role: name(d.contact_role),
-            amount: d.amount,
-            currency: s.names.name(d.currency).to_owned(),
-            status: Status::Open,
-            created_at: d.created_at,
-            closed_at: None,
-            interaction_count: d.interaction_count,
-            response_hours: d.response_hours,
-            last_activity_at: d.last_activity_at,
-        }
     }
 }

@@ -5,5 +5,7 @@ pub mod background;
 pub mod compare;
 pub mod gate;
 pub mod holdout;
+pub mod registry;
 pub mod runner;
 pub mod schedule;
+pub mod train_job;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::gate::GatePolicy;
+use super::train_job::{self, TrainJob};
 use crate::domain::ValidationErrors;
 use crate::features::FeatureSpec;
 use crate::i18n::format::NBSP;
@@ -17,7 +18,6 @@ use crate::serving::ActiveModel;
 use crate::store::training_runs::{self, CreateError, NewRun, RunProgress, RunRecord};
 use crate::store::{opportunities, Db};
 use crate::tr;
-use crate::train_job::{self, TrainJob};
 use crate::training::{SplitKind, TrainOptions, TrainProgress};
 
 /// How often a running run records a sign of life.

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::evaluation::{Convergence, CvSummary, Metrics};
 use super::factors::SuccessFactor;
+use super::profile::TrainingProfile;
 use crate::features::FittedFeatures;
-use crate::training::profile::TrainingProfile;
 
 /// The artifact format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -55,9 +55,6 @@ pub struct ModelArtifact {
     /// Hex SHA-256 of the artifact's canonical JSON with this field empty (see models/README.md).
     #[serde(default)]
     pub sha256: String,
-    /// The model's sentences in each language, written on first use (never serialized).
-    #[serde(skip)]
-    pub phrases: crate::scoring::Phrasebook,
 }
 
 /// A named coefficient.

@@ -5,11 +5,13 @@
 //! - [`predict`](mod@predict): [`predict()`], [`explain()`].
 //! - [`evaluation`]: metric records stored in the artifact.
 //! - [`factors`]: success factors and won/lost reference values.
+//! - [`profile`]: the training distributions a drift check compares open deals with.
 
 pub mod artifact;
 pub mod evaluation;
 pub mod factors;
 pub mod predict;
+pub mod profile;
 
 pub use artifact::{ArtifactError, ColumnCoefficient, ModelArtifact, TrainingSummary, FORMAT_VERSION};
 pub use evaluation::{CalibrationBin, ConfusionMatrix, Convergence, CvResult, CvSummary, Metrics, RocPoint};

@@ -1,6 +1,6 @@
 //! Factor explanations in words a rep understands, with the won-deal reference.
 
-use super::phrases::FeaturePhrases;
+use super::phrases::{FeaturePhrases, Phrases};
 use super::text::{self, Standing};
 use super::{Direction, Factor, ScoringConfig};
 use crate::domain::Deal;
@@ -61,6 +61,7 @@ fn categorical_message(
 /// `lang` (the explanation's display values must be in `lang` too, see [`crate::model::explain_in`]).
 pub fn factors(
     artifact: &ModelArtifact,
+    phrases: &Phrases,
     opp: &Deal,
     explanation: &Explanation,
     config: &ScoringConfig,
@@ -76,7 +77,6 @@ pub fn factors(
     ranked.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     let raising = ranked.iter().filter(|(_, c)| *c > 0.0).take(MAX_PER_DIRECTION);
     let lowering = ranked.iter().filter(|(_, c)| *c < 0.0).take(MAX_PER_DIRECTION);
-    let phrases = artifact.phrases.get(artifact, lang);
     raising
         .chain(lowering)
         .filter_map(|&(i, contribution)| {

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use crate::config::ScoringConfig;
 use crate::domain::Deal;
 use crate::features::encode::observe;
 use crate::features::Encoder;
@@ -22,43 +23,6 @@ use crate::i18n::Lang;
 use crate::model::{explain_in, ModelArtifact};
 pub use phrases::Phrasebook;
 pub use recommend::{Intervention, RankBy};
-
-/// Tunable scoring rules. Every field has a documented default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ScoringConfig {
-    /// Lowest score of grades A, B and C (below the last: D). Default `[60, 40, 20]`: with typical
-    /// B2B win rates of 20–45 %, A means "clearly above the usual odds".
-    pub grade_cuts: [u8; 3],
-    /// Score change (points) that counts as improving/declining. Default 5.
-    pub trend_threshold: u8,
-    /// Probability from which a deal is to be `secure`d. Default 0.6.
-    pub secure_probability: f64,
-    /// Probability from which a deal is a `prioritize` one. Default 0.4.
-    pub prioritize_probability: f64,
-    /// Available uplift (probability points, 0–1) that also makes a deal a `prioritize` one.
-    /// Default 0.10.
-    pub prioritize_uplift: f64,
-    /// Below this probability, with no lever lifting it above, a deal is `deprioritize`d.
-    /// Default 0.2.
-    pub deprioritize_probability: f64,
-    /// Won deals a sector needs before its own reference is used as a target. Default 20.
-    pub min_sector_won: usize,
-}
-
-impl Default for ScoringConfig {
-    fn default() -> Self {
-        ScoringConfig {
-            grade_cuts: [60, 40, 20],
-            trend_threshold: 5,
-            secure_probability: 0.6,
-            prioritize_probability: 0.4,
-            prioritize_uplift: 0.10,
-            deprioritize_probability: 0.2,
-            min_sector_won: crate::model::factors::MIN_WON_FOR_GROUP_TARGET,
-        }
-    }
-}
 
 /// A–D.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -232,11 +196,40 @@ pub fn focus(probability: f64, best: Option<&Intervention>, config: &ScoringConf
     }
 }
 
+/// What scoring reads: a model artifact and, when the caller keeps one for it, the phrasebook of
+/// its sentences. The serving model keeps one (`serving::LoadedModel`), so its sentences are
+/// written once per language; a bare artifact is scored with sentences written for that one call
+/// (the same words, see `phrases.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct ScoringModel<'a> {
+    artifact: &'a ModelArtifact,
+    phrases: Option<&'a Phrasebook>,
+}
+
+impl<'a> ScoringModel<'a> {
+    /// `artifact` with `phrases`, a phrasebook kept for this artifact and no other.
+    pub fn cached(artifact: &'a ModelArtifact, phrases: &'a Phrasebook) -> Self {
+        ScoringModel {
+            artifact,
+            phrases: Some(phrases),
+        }
+    }
+}
+
+impl<'a> From<&'a ModelArtifact> for ScoringModel<'a> {
+    fn from(artifact: &'a ModelArtifact) -> Self {
+        ScoringModel {
+            artifact,
+            phrases: None,
+        }
+    }
+}
+
 /// Scores one opportunity with everything a rep needs, its sentences (factor messages and
 /// references, interventions, imputation notes) and display values written in `lang`. Numbers,
 /// grades and enums are the same in every language.
-pub fn score(
-    artifact: &ModelArtifact,
+pub fn score<'a>(
+    model: impl Into<ScoringModel<'a>>,
     config: &ScoringConfig,
     opp: &Deal,
     now: DateTime<Utc>,
@@ -244,10 +237,20 @@ pub fn score(
     rank: RankBy,
     lang: Lang,
 ) -> ScoreResult {
+    let model = model.into();
+    let artifact = model.artifact;
     let explanation = explain_in(artifact, opp, now, lang);
     let probability = explanation.probability;
     let score = (probability * 100.0).round().clamp(0.0, 100.0) as u8;
-    let factors = messages::factors(artifact, opp, &explanation, config, lang);
+    let written;
+    let phrases = match model.phrases {
+        Some(book) => book.get(artifact, lang),
+        None => {
+            written = phrases::Phrases::build(artifact, lang);
+            &written
+        }
+    };
+    let factors = messages::factors(artifact, phrases, opp, &explanation, config, lang);
     let mut levers = recommend::levers(artifact, opp, now, explanation.logit, config, rank, lang);
     let next_intervention = (!levers.is_empty()).then(|| levers.remove(0));
     let mut imputed = explanation.imputed;
@@ -342,5 +345,14 @@ mod tests {
         assert_eq!(focus(0.10, None, &c), Focus::Deprioritize);
         assert_eq!(focus(0.15, Some(&lever(0.22, 0.07)), &c), Focus::Nurture);
         assert_eq!(focus(0.30, None, &c), Focus::Nurture);
+    }
+
+    /// Settings cannot name the model's threshold, so they repeat it; this keeps the two equal.
+    #[test]
+    fn default_sector_threshold_is_the_models() {
+        assert_eq!(
+            ScoringConfig::default().min_sector_won,
+            crate::model::MIN_WON_FOR_GROUP_TARGET
+        );
     }
 }

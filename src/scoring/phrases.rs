@@ -19,35 +19,23 @@ use crate::i18n::Lang;
 use crate::model::factors::NumericReference;
 use crate::model::ModelArtifact;
 
-/// A model's sentences in each language, built on first use. Derived data: it is never
-/// serialized, a clone starts empty, and it takes no part in comparing artifacts. An artifact
-/// is not changed once built (servers share it behind an `Arc`), so the sentences cannot go
-/// stale.
+/// A model's sentences in each language, built on first use. It is kept beside the artifact it
+/// was built for (`serving::LoadedModel`), never inside it: the artifact stays plain data. An
+/// artifact is not changed once loaded (servers share it behind an `Arc`), so the sentences
+/// cannot go stale.
 #[derive(Default)]
 pub struct Phrasebook {
     by_lang: [OnceLock<Phrases>; 2],
 }
 
 impl Phrasebook {
-    /// The sentences of `artifact` (the artifact holding this phrasebook) in `lang`.
+    /// The sentences of `artifact` (the artifact this phrasebook is kept for) in `lang`.
     pub(super) fn get(&self, artifact: &ModelArtifact, lang: Lang) -> &Phrases {
         let slot = match lang {
             Lang::En => &self.by_lang[0],
             Lang::Fr => &self.by_lang[1],
         };
         slot.get_or_init(|| Phrases::build(artifact, lang))
-    }
-}
-
-impl Clone for Phrasebook {
-    fn clone(&self) -> Self {
-        Phrasebook::default()
-    }
-}
-
-impl PartialEq for Phrasebook {
-    fn eq(&self, _: &Self) -> bool {
-        true
     }
 }
 
@@ -68,7 +56,8 @@ impl Phrases {
         self.features.get(index)
     }
 
-    fn build(artifact: &ModelArtifact, lang: Lang) -> Phrases {
+    /// Writes the sentences of `artifact` in `lang`.
+    pub(super) fn build(artifact: &ModelArtifact, lang: Lang) -> Phrases {
         let closed = artifact.training.won + artifact.training.lost;
         let overall_rate = if closed > 0 {
             artifact.training.won as f64 / closed as f64
@@ -206,7 +195,7 @@ mod tests {
     use super::*;
     use crate::domain::{Opportunity, Status};
     use crate::model::explain_in;
-    use crate::scoring::{score, RankBy, ScoringConfig};
+    use crate::scoring::{score, RankBy, ScoringConfig, ScoringModel};
     use crate::training::fixtures::trained_on_generated;
 
     /// A factor's (message, reference) written from scratch for this deal, the way scoring wrote
@@ -277,9 +266,11 @@ mod tests {
             ..ScoringConfig::default()
         };
         let (mut compared, mut by_sector) = (0usize, 0usize);
+        let book = Phrasebook::default();
+        let kept = ScoringModel::cached(&artifact, &book);
         for opp in deals.iter().filter(|o| o.status == Status::Open).take(400) {
             for lang in Lang::ALL {
-                let result = score(&artifact, &config, opp, now, None, RankBy::Probability, lang);
+                let result = score(kept, &config, opp, now, None, RankBy::Probability, lang);
                 let explanation = explain_in(&artifact, opp, now, lang);
                 for factor in &result.factors {
                     let raw = explanation
@@ -306,12 +297,11 @@ mod tests {
         }
         assert!(compared > 2_000, "{compared}");
         assert!(by_sector > 100, "{by_sector}");
-        // A clone starts without phrases and still writes the same sentences.
-        let copy = artifact.clone();
+        // Sentences written for one call are the ones the kept phrasebook hands out.
         let opp = deals.iter().find(|o| o.status == Status::Open).unwrap();
         let config = ScoringConfig::default();
         assert_eq!(
-            score(&copy, &config, opp, now, None, RankBy::Probability, Lang::Fr),
+            score(kept, &config, opp, now, None, RankBy::Probability, Lang::Fr),
             score(&artifact, &config, opp, now, None, RankBy::Probability, Lang::Fr)
         );
     }

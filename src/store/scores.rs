@@ -11,7 +11,6 @@ use super::opportunities::{self, OpportunityRow, StoredOpportunity};
 use super::sql::{select_by_keys, values_placeholders, OptionalF64, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms};
-use crate::scoring::ScoreResult;
 
 /// One stored score.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -45,24 +44,6 @@ pub struct NewScore {
 }
 
 impl NewScore {
-    /// The history row of `result`, scored at `scored_at`, for the opportunity with internal id
-    /// `opportunity_id`.
-    pub fn of(opportunity_id: i64, result: &ScoreResult, scored_at: DateTime<Utc>) -> NewScore {
-        NewScore {
-            opportunity_id,
-            score: StoredScore {
-                model_version: result.model_version.clone(),
-                probability: result.probability,
-                score: i64::from(result.score),
-                grade: result.grade.as_str().to_owned(),
-                expected_value: result.expected_value,
-                focus: result.focus.as_str().to_owned(),
-                scored_at,
-            },
-            deal_hash: None,
-        }
-    }
-
     /// The same row, marked as computed from the deal whose hash is `deal_hash`.
     pub fn for_deal(mut self, deal_hash: String) -> NewScore {
         self.deal_hash = Some(deal_hash);

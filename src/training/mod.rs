@@ -6,7 +6,6 @@
 pub mod factors;
 pub mod fit;
 pub mod metrics;
-pub mod profile;
 pub mod report;
 pub mod split;
 
@@ -23,6 +22,7 @@ use serde::Serialize;
 use crate::domain::{Opportunity, Status};
 use crate::features::{FeatureSpec, FittedFeatures};
 use crate::model::artifact::version_id;
+use crate::model::profile::TrainingProfile;
 use crate::model::{
     ColumnCoefficient, Convergence, CvResult, CvSummary, ModelArtifact, TrainingSummary, FORMAT_VERSION,
 };
@@ -353,7 +353,7 @@ pub fn train(
     let final_fit = fit_large(&x_all, &won, alpha, options.max_iterations)?;
     let probabilities = final_fit.probabilities(&x_all);
     let success_factors = factors::success_factors(&features, &x_all, &final_fit.weights, &closed, &won, now);
-    let profile = profile::TrainingProfile::compute(&features, &closed, now);
+    let profile = TrainingProfile::compute(&features, &closed, now);
     drop(x_all);
 
     for (name, c) in [
@@ -426,7 +426,6 @@ pub fn train(
         convergence: final_fit.convergence.clone(),
         profile: Some(profile),
         sha256: String::new(),
-        phrases: Default::default(),
     };
     artifact.seal();
     let training_predictions = closed

@@ -87,7 +87,7 @@ impl Ui {
     }
 
     /// Marks the page as showing the snapshot of `answer` when it predates the last write.
-    pub fn note_stale(&mut self, answer: &crate::insights::snapshot::MaybeStale) {
+    pub fn note_stale(&mut self, answer: &crate::insights::cache::MaybeStale) {
         self.stale_since = answer
             .stale
             .then_some(answer.snapshot.loaded_at)

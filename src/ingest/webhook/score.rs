@@ -14,7 +14,7 @@ use crate::i18n::Lang;
 use crate::scoring::{RankBy, ScoreResult, ScoringConfig};
 use crate::store::distinct_runs;
 use crate::store::opportunities::content_hash;
-use crate::store::scores::{self, NewScore};
+use crate::store::scores;
 
 /// The score part of an opportunity event's answer.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -44,7 +44,7 @@ impl ScoreAnswer {
 #[derive(Debug, Clone)]
 pub struct EventScoring {
     /// The serving model at arrival (none: events are stored, answers say scoring is unavailable).
-    pub model: Option<Arc<crate::model::ModelArtifact>>,
+    pub model: Option<Arc<crate::serving::LoadedModel>>,
     /// Grade cuts and thresholds.
     pub config: ScoringConfig,
     /// Score move (points) that triggers a write-back even without a grade change.
@@ -197,7 +197,7 @@ async fn score_and_record(
                 continue;
             }
             let deal_hash = content_hash(&job.opportunity);
-            new_scores.push(NewScore::of(job.opportunity_id, &result, now).for_deal(deal_hash));
+            new_scores.push(crate::serving::history_row(job.opportunity_id, &result, now).for_deal(deal_hash));
             let previous_score = job.previous.as_ref().map(|(score, _)| *score);
             let old = job
                 .previous
@@ -231,7 +231,7 @@ const PARALLEL_SCORES: usize = 128;
 /// One opportunity to score, with everything the computation needs (owned: it may run on
 /// another thread).
 struct ScoreJob {
-    model: Arc<crate::model::ModelArtifact>,
+    model: Arc<crate::serving::LoadedModel>,
     config: ScoringConfig,
     lang: Lang,
     opportunity_id: i64,
@@ -290,7 +290,7 @@ mod tests {
     #[tokio::test]
     async fn scores_computed_on_several_threads_come_back_in_order() {
         let (artifact, deals, now) = trained_on_generated(1_500, 9);
-        let model = Arc::new(artifact);
+        let model = Arc::new(crate::serving::LoadedModel::new(artifact));
         let jobs = || -> Vec<Option<ScoreJob>> {
             deals
                 .iter()

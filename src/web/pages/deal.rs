@@ -5,11 +5,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::Utc;
 
-use crate::api::scores::active_model;
 use crate::config::Settings;
 use crate::features::spec::{CoreField, Source};
 use crate::features::{observe, Encoder};
 use crate::i18n::{format, Lang};
+use crate::lifecycle::registry::active_model;
 use crate::model::ModelArtifact;
 use crate::scoring::{score, Direction, RankBy, ScoringConfig};
 use crate::serving::ActiveModel;

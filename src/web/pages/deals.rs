@@ -5,8 +5,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::non_empty;
-use crate::api::scores::active_model;
 use crate::config::Settings;
+use crate::lifecycle::registry::active_model;
 use crate::ranking::{self, PriorityQuery, SortKey};
 use crate::scoring::{Focus, Grade};
 use crate::serving::ActiveModel;

@@ -9,11 +9,11 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{non_empty, CsrfForm};
-use crate::api::models::{activate_version, compare_versions, headline, load_verified};
 use crate::auth::Role;
 use crate::drift::psi::DriftLevel;
 use crate::drift::DriftGauges;
 use crate::i18n::{format, Lang};
+use crate::lifecycle::registry::{activate_version, compare_versions, headline, load_verified};
 use crate::lifecycle::runner::{TrainRequest, Trainer};
 use crate::serving::ActiveModel;
 use crate::store::models::{self, ModelStatus};

@@ -183,8 +183,7 @@ pub async fn show(
                     owner: owner.as_deref(),
                     ..FilterNames::default()
                 };
-                let risk =
-                    at_risk::at_risk(&snapshot, &DealFilter::new(&snapshot, &names), now, AT_RISK_ROWS);
+                let risk = snapshot.at_risk(&DealFilter::new(&snapshot, &names), now, AT_RISK_ROWS);
                 (by_level(&snapshot, by_role), risk)
             })
             .await?;

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::background::run_low_priority;
+use super::gate::{self, GateDecision, GatePolicy};
+use super::holdout::holdout_deals;
 use crate::domain::Opportunity;
 use crate::features::FeatureSpec;
-use crate::lifecycle::background::run_low_priority;
-use crate::lifecycle::gate::{self, GateDecision, GatePolicy};
-use crate::lifecycle::holdout::holdout_deals;
 use crate::model::ModelArtifact;
 use crate::store::models::{self, ModelStatus, NewModelVersion};
 use crate::store::Db;

@@ -1,0 +1,187 @@
+//! The cache that keeps the latest snapshot and what is derived from its deals alone.
+//!
+//! The snapshot is keyed by the database's change stamp (`insights_changes`, bumped by triggers
+//! on every write to opportunities and scores), read *before* the rows: a snapshot is never older
+//! than its stamp, so a cached snapshot is served only while no write has committed since it was
+//! loaded. Parts derived from the deals (the at-risk basis) sit beside the snapshot, never inside
+//! it: the snapshot stays plain data, and the cached pair cannot change once built.
+
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
+use super::at_risk::{self, AtRiskReport, Basis};
+use super::filter::DealFilter;
+use super::snapshot::Snapshot;
+use crate::refresh::Refreshing;
+use crate::store::insights as store;
+use crate::store::Db;
+
+/// A snapshot and what several requests would otherwise recompute from the same deals: each
+/// part is built by the first request that needs it and reused by every later request on this
+/// snapshot, so a request pays only for what depends on its own parameters. A new change stamp
+/// means a new snapshot, hence new parts; nothing here can outlive the deals it came from. It
+/// reads as its snapshot.
+#[derive(Debug)]
+pub struct CachedSnapshot {
+    snapshot: Snapshot,
+    /// The at-risk won-deal references and the open deals they are checked against.
+    at_risk: OnceLock<Basis>,
+}
+
+impl CachedSnapshot {
+    /// `snapshot`, with nothing derived yet.
+    pub fn new(snapshot: Snapshot) -> Self {
+        CachedSnapshot {
+            snapshot,
+            at_risk: OnceLock::new(),
+        }
+    }
+
+    /// [`at_risk::at_risk`] on this snapshot, with the basis built once and kept.
+    pub fn at_risk(&self, filter: &DealFilter, as_of: i64, limit: usize) -> AtRiskReport {
+        let basis = self.at_risk.get_or_init(|| Basis::new(&self.snapshot));
+        at_risk::at_risk_on(&self.snapshot, basis, filter, as_of, limit)
+    }
+}
+
+impl Deref for CachedSnapshot {
+    type Target = Snapshot;
+
+    fn deref(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
+/// Keeps the latest snapshot; reloads it when the change stamp moved.
+#[derive(Debug, Default)]
+pub struct InsightsCache {
+    kept: Refreshing<CachedSnapshot>,
+}
+
+/// A snapshot and whether it predates the last write (a newer one is loading).
+#[derive(Debug, Clone)]
+pub struct MaybeStale {
+    /// The snapshot.
+    pub snapshot: Arc<CachedSnapshot>,
+    /// True when the data changed since it was loaded.
+    pub stale: bool,
+}
+
+async fn load(db: &Db, stamp: i64) -> Result<Arc<CachedSnapshot>, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let probabilities = store::latest_open_probabilities(db).await?;
+    let mut snapshot = Snapshot {
+        stamp,
+        loaded_at: Some(chrono::Utc::now()),
+        ..Snapshot::default()
+    };
+    store::for_each_deal(db, |row| snapshot.push(row, &probabilities)).await?;
+    tracing::info!(
+        deals = snapshot.deals.len(),
+        stamp,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "insights snapshot loaded"
+    );
+    Ok(Arc::new(CachedSnapshot::new(snapshot)))
+}
+
+impl InsightsCache {
+    /// An empty cache (the first request loads).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The snapshot kept, fresh or not (none before the first load).
+    pub fn kept(&self) -> Option<Arc<CachedSnapshot>> {
+        self.kept.get()
+    }
+
+    /// A snapshot at least as new as the last committed write. Concurrent callers wait for one
+    /// load rather than each loading; the old snapshot is dropped before the new one loads, so
+    /// two are never in memory at once.
+    pub async fn snapshot(&self, db: &Db) -> Result<Arc<CachedSnapshot>, sqlx::Error> {
+        let stamp = store::change_stamp(db).await?;
+        self.kept
+            .fresh(|s| s.stamp == stamp, true, || load(db, stamp))
+            .await
+    }
+
+    /// Like [`InsightsCache::snapshot`], but when the data changed since the last snapshot,
+    /// answers that one at once and loads the new one in the background (memory then holds two
+    /// snapshots until the load ends). For dashboards a person reads; the API keeps
+    /// [`InsightsCache::snapshot`].
+    pub async fn snapshot_or_recent(&self, db: &Db) -> Result<MaybeStale, sqlx::Error> {
+        let stamp = store::change_stamp(db).await?;
+        let Some(previous) = self.kept.get() else {
+            let snapshot = self.snapshot(db).await?;
+            return Ok(MaybeStale {
+                snapshot,
+                stale: false,
+            });
+        };
+        if previous.stamp == stamp {
+            return Ok(MaybeStale {
+                snapshot: previous,
+                stale: false,
+            });
+        }
+        // One load at a time; if one is running, this view just uses the previous snapshot.
+        let db = db.clone();
+        self.kept
+            .rebuild_in_background("insights snapshot", async move { load(&db, stamp).await });
+        Ok(MaybeStale {
+            snapshot: previous,
+            stale: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::domain::Status;
+    use crate::insights::snapshot::{sample, NameId};
+    use crate::store::insights::DealRow;
+
+    const AS_OF: i64 = 1_760_000_000_000;
+
+    #[test]
+    fn the_kept_at_risk_basis_answers_like_a_fresh_one_and_sees_every_deal() {
+        let mut s = sample(300, 1);
+        let before = at_risk::at_risk(&s, &Default::default(), AS_OF, 5);
+        let mut row = sample_row(&s, 0);
+        row.id = 10_000;
+        s.push(row, &HashMap::new());
+        let cached = CachedSnapshot::new(s);
+        assert!(cached.at_risk.get().is_none());
+        let after = cached.at_risk(&Default::default(), AS_OF, 5);
+        assert!(cached.at_risk.get().is_some());
+        assert_eq!(after.open_deals, before.open_deals + 1);
+        assert_eq!(after, at_risk::at_risk(&cached, &Default::default(), AS_OF, 5));
+    }
+
+    /// A row like deal `i` of `s`, open.
+    fn sample_row(s: &Snapshot, i: usize) -> DealRow {
+        let d = &s.deals[i];
+        let name = |id: Option<NameId>| id.map(|i| s.names.name(i).to_owned());
+        DealRow {
+            id: d.id,
+            external_id: format!("{}-copy", d.external_id),
+            account: name(d.account),
+            sector: name(d.sector),
+            region: name(d.region),
+            owner: name(d.owner),
+            contact_role: name(d.contact_role),
+            amount: d.amount,
+            currency: s.names.name(d.currency).to_owned(),
+            status: Status::Open,
+            created_at: d.created_at,
+            closed_at: None,
+            interaction_count: d.interaction_count,
+            response_hours: d.response_hours,
+            last_activity_at: d.last_activity_at,
+        }
+    }
+}
