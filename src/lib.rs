@@ -18,8 +18,9 @@
 //! 4. [`store`]: every SQL statement, on SQLite and PostgreSQL.
 //! 5. [`serving`] (the active model and its sentences), [`error`] (problem+json),
 //!    [`refresh`], [`retention`].
-//! 6. services: [`ingest`], [`insights`], [`lifecycle`] (training jobs, the model registry, the
-//!    promotion gate), [`drift`], [`ranking`], [`auth`], [`writeback`], [`warmup`].
+//! 6. services: [`ingest`] (CSV import, CRM webhooks and score write-back), [`insights`],
+//!    [`lifecycle`] (training jobs, the model registry, the promotion gate), [`drift`],
+//!    [`ranking`], [`auth`], [`warmup`].
 //! 7. front ends: [`api`] (JSON) and [`web`] (pages), which never import each other.
 //! 8. [`app`]: the server, built from settings.
 //! 9. the command line: [`cli`].

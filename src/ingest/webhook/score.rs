@@ -197,7 +197,8 @@ async fn score_and_record(
                 continue;
             }
             let deal_hash = content_hash(&job.opportunity);
-            new_scores.push(crate::serving::history_row(job.opportunity_id, &result, now).for_deal(deal_hash));
+            new_scores
+                .push(crate::serving::history_row(job.opportunity_id, &result, now).for_deal(deal_hash));
             let previous_score = job.previous.as_ref().map(|(score, _)| *score);
             let old = job
                 .previous
