@@ -39,7 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("front ends", &["api", "web"]),
     ("application", &["app"]),
-    ("command line", &["cli", "train_cli"]),
+    ("command line", &["cli"]),
 ];
 
 /// Same-layer imports that are refused outright, whichever way they go.
