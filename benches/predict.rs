@@ -64,6 +64,8 @@ fn bench(c: &mut Criterion) {
         now: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
         ..TrainOptions::default()
     };
+    // `check` consumes the options: keep the instant the bench scores at.
+    let now = options.now;
     let trained = train(
         &history,
         &FeatureSpec::default_spec(),
@@ -73,7 +75,6 @@ fn bench(c: &mut Criterion) {
     .expect("train");
     let artifact = trained.artifact;
     let batch: Vec<Opportunity> = history.into_iter().take(1_000).collect();
-    let now = options.now;
     let mut group = c.benchmark_group("score_1000_deals");
     group.throughput(Throughput::Elements(batch.len() as u64));
     group.bench_function("predict", |b| {
