@@ -1,7 +1,9 @@
 //! API keys and roles.
 //!
 //! Keys are random 32-byte secrets printed once as `ds_<64 hex>`; only their SHA-256 is stored.
-//! Roles are ordered: `rep` < `analyst` < `admin`; a route names the lowest role it accepts.
+//! Roles are ordered: `rep` < `manager` < `analyst` < `admin`; a route names the lowest role it
+//! accepts. A rep key sees only its owner's deals and a manager key only its team's (a list of
+//! owners or a region): the key's [`Scope`], carried by its [`Caller`] down to the store queries.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,14 +16,17 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, KnownDetail};
+use crate::store::scope::Scope;
 use crate::store::{api_keys, Db};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Reads opportunities and scores.
+    /// Reads and scores the deals of one owner (the key's).
     Rep,
+    /// Rep, for the deals of a team: a list of owners or a region.
+    Manager,
     /// Rep, plus imports, training, models and insights.
     Analyst,
     /// Analyst, plus key management and webhook administration.
@@ -29,20 +34,28 @@ pub enum Role {
 }
 
 impl Role {
-    /// Parses `rep`, `analyst` or `admin`.
+    /// Parses `rep`, `manager`, `analyst` or `admin`.
     pub fn parse(text: &str) -> Option<Role> {
         match text {
             "rep" => Some(Role::Rep),
+            "manager" => Some(Role::Manager),
             "analyst" => Some(Role::Analyst),
             "admin" => Some(Role::Admin),
             _ => None,
         }
     }
 
+    /// True when keys of this role must be tied to owners or a region: they never see every
+    /// deal.
+    pub fn needs_scope(self) -> bool {
+        self <= Role::Manager
+    }
+
     /// Lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Rep => "rep",
+            Role::Manager => "manager",
             Role::Analyst => "analyst",
             Role::Admin => "admin",
         }
@@ -109,6 +122,24 @@ pub struct Caller {
     pub name: String,
     /// Key role.
     pub role: Role,
+    /// The deals the key sees.
+    pub scope: Scope,
+}
+
+/// The scope a key of `role` works in: its stored one for reps and managers (refused when it
+/// has none, so an old rep key never falls back to every deal), every deal above.
+pub fn effective_scope(name: &str, role: Role, stored: Scope) -> Result<Scope, KnownDetail> {
+    if !role.needs_scope() {
+        return Ok(Scope::All);
+    }
+    if stored.is_limited() {
+        Ok(stored)
+    } else {
+        Err(KnownDetail::KeyWithoutOwner {
+            key: name.to_owned(),
+            role: role.as_str(),
+        })
+    }
 }
 
 /// The token of `Bearer <token>`. The scheme is case-insensitive (RFC 9110, section 11.1), so
@@ -134,12 +165,17 @@ async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let db = req
         .app_data::<web::Data<Db>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("database missing from app data")))?;
-    let (name, role) = api_keys::find_active(db, &hash)
+    let key = api_keys::find_active(db, &hash)
         .await?
         .ok_or_else(|| ApiError::Unauthorized(KnownDetail::UnknownKey.into()))?;
-    let role = Role::parse(&role)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("bad role {role} in api_keys")))?;
-    let caller = Caller { name, role };
+    let role = Role::parse(&key.role)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("bad role {} in api_keys", key.role)))?;
+    let scope = effective_scope(&key.name, role, key.scope).map_err(|d| ApiError::Forbidden(d.into()))?;
+    let caller = Caller {
+        name: key.name,
+        role,
+        scope,
+    };
     if let Some(cache) = cache {
         cache.put(hash, caller.clone());
     }
@@ -177,7 +213,11 @@ macro_rules! role_extractor {
     };
 }
 
-role_extractor!(RepAccess, Role::Rep, "A caller with at least the `rep` role.");
+role_extractor!(
+    RepAccess,
+    Role::Rep,
+    "A caller with at least the `rep` role (its reads are limited to `scope`)."
+);
 role_extractor!(
     AnalystAccess,
     Role::Analyst,
@@ -211,8 +251,20 @@ mod tests {
 
     #[test]
     fn roles_are_ordered() {
-        assert!(Role::Rep < Role::Analyst && Role::Analyst < Role::Admin);
+        assert!(Role::Rep < Role::Manager && Role::Manager < Role::Analyst && Role::Analyst < Role::Admin);
+        assert_eq!(Role::parse("manager"), Some(Role::Manager));
         assert_eq!(Role::parse("admin"), Some(Role::Admin));
         assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn reps_and_managers_need_a_scope_and_analysts_see_all() {
+        let ana = Scope::Owners(vec!["ana".into()]);
+        assert_eq!(effective_scope("k", Role::Rep, ana.clone()), Ok(ana.clone()));
+        assert!(effective_scope("k", Role::Rep, Scope::All).is_err());
+        assert!(effective_scope("k", Role::Manager, Scope::All).is_err());
+        assert_eq!(effective_scope("k", Role::Analyst, Scope::All), Ok(Scope::All));
+        // A scope stored on an analyst key does not narrow it: analysts see every deal.
+        assert_eq!(effective_scope("k", Role::Admin, ana), Ok(Scope::All));
     }
 }

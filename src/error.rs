@@ -165,6 +165,13 @@ pub enum KnownDetail {
         /// The key's role.
         has: &'static str,
     },
+    /// A rep or manager key tied to no owner and no region (created before keys had owners).
+    KeyWithoutOwner {
+        /// Key name.
+        key: String,
+        /// The key's role.
+        role: &'static str,
+    },
     /// Scoring before any model was activated.
     NoActiveModel,
     /// The connection pool timed out, or other writers held the lock too long.
@@ -202,6 +209,19 @@ impl KnownDetail {
             (KnownDetail::RoleTooLow { needed, key, has }, Lang::Fr) => {
                 format!("cette action demande le rôle `{needed}`{NNBSP}; la clé `{key}` a le rôle `{has}`")
             }
+            (KnownDetail::KeyWithoutOwner { key, role }, Lang::En) => format!(
+                "key `{key}` has the `{role}` role but no owner: {role} keys only see their own deals \
+                 since keys have owners. Ask an admin to revoke it and create one with \
+                 `dealscore keys create --role rep --owner NAME` (or `--role manager --owners a,b` / \
+                 `--region NAME`); see the Security section of docs/operations.md"
+            ),
+            (KnownDetail::KeyWithoutOwner { key, role }, Lang::Fr) => format!(
+                "la clé `{key}` a le rôle `{role}` mais aucun propriétaire{NNBSP}: une clé {role} ne voit \
+                 que ses propres affaires depuis que les clés ont un propriétaire. Demandez à un \
+                 administrateur de la révoquer et d'en créer une avec \
+                 `dealscore keys create --role rep --owner NOM` (ou `--role manager --owners a,b` / \
+                 `--region NOM`){NNBSP}; voir la section Sécurité de docs/operations.md"
+            ),
             (KnownDetail::NoActiveModel, Lang::En) => {
                 "no model is active yet: train one with `dealscore-train` (or `dealscore demo`), \
                  or activate a version with POST /v1/models/{version}/activate"

@@ -64,7 +64,7 @@ impl SortKey {
 /// Which open deals, in which order.
 #[derive(Debug, Clone, Default)]
 pub struct PriorityQuery {
-    /// Owner, region and sector filters (status is forced to open).
+    /// Owner, region and sector filters and the caller's scope (status is forced to open).
     pub filter: ListFilter,
     /// Only this grade.
     pub grade: Option<Grade>,
@@ -170,8 +170,13 @@ pub struct ScoredOpenDeals {
 }
 
 fn facets(items: &[PriorityItem]) -> [Vec<String>; 3] {
+    facets_of(items.iter())
+}
+
+/// Owners, regions and sectors present among `items`, each sorted and distinct.
+pub fn facets_of<'a>(items: impl Iterator<Item = &'a PriorityItem> + Clone) -> [Vec<String>; 3] {
     let collect = |get: fn(&PriorityItem) -> Option<&String>| {
-        let set: std::collections::BTreeSet<&String> = items.iter().filter_map(get).collect();
+        let set: std::collections::BTreeSet<&String> = items.clone().filter_map(get).collect();
         set.into_iter().cloned().collect::<Vec<_>>()
     };
     [
@@ -298,7 +303,8 @@ pub fn ranked<'a>(scored: &'a ScoredOpenDeals, query: &PriorityQuery) -> Vec<&'a
         .items
         .iter()
         .filter(|i| {
-            same(&f.owner, &i.owner)
+            f.scope.admits(i.owner.as_deref(), i.region.as_deref())
+                && same(&f.owner, &i.owner)
                 && same(&f.region, &i.region)
                 && same(&f.sector, &i.sector)
                 && query.grade.is_none_or(|g| i.grade == g)

@@ -244,14 +244,14 @@ pub struct AtRiskQuery {
 }
 
 /// Open deals outside the won-deal reference, ranked by value at stake, with the model's
-/// recommended intervention.
+/// recommended intervention; a rep or manager key lists only the deals of its scope.
 #[utoipa::path(get, path = "/v1/insights/at-risk", tag = "insights", params(AtRiskQuery),
     responses((status = 200, description = "JSON, or CSV with format=csv", body = at_risk::AtRiskReport),
         (status = 422, body = Problem)),
     security(("api_key" = [])))]
 #[get("/insights/at-risk")]
 pub async fn get_at_risk(
-    _caller: RepAccess,
+    caller: RepAccess,
     req: HttpRequest,
     db: web::Data<Db>,
     cache: web::Data<InsightsCache>,
@@ -276,12 +276,16 @@ pub async fn get_at_risk(
     }
     let snapshot = cache.snapshot(&db).await?;
     let owner = q.owner.clone();
+    let scope = caller.0.scope;
     let mut report = compute(snapshot, move |s| {
         let names = FilterNames {
             owner: owner.as_deref(),
             ..FilterNames::default()
         };
-        s.at_risk(&DealFilter::new(s, &names), as_of, limit)
+        // The references stay those of every won deal; only the deals checked and listed are
+        // limited to the caller's scope.
+        let filter = DealFilter::new(s, &names).within(s, &scope);
+        s.at_risk(&filter, as_of, limit)
     })
     .await?;
     let lang = Lang::of_request(&req);

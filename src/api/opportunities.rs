@@ -253,9 +253,9 @@ pub async fn put(
     responses((status = 200, body = OpportunityView), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 #[get("/opportunities/{external_id}")]
-pub async fn get(_caller: RepAccess, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get(caller: RepAccess, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let external_id = path.into_inner();
-    let stored = opportunities::get(&db, &external_id)
+    let stored = opportunities::get_in_scope(&db, &external_id, &caller.0.scope)
         .await?
         .ok_or_else(|| ApiError::no_opportunity(&external_id))?;
     Ok(HttpResponse::Ok().json(stored))
@@ -280,13 +280,14 @@ pub async fn delete(
     }
 }
 
-/// Lists opportunities with filters and stable cursor pagination (id order).
+/// Lists opportunities with filters and stable cursor pagination (id order); a rep or manager
+/// key lists only the deals of its scope.
 #[utoipa::path(get, path = "/v1/opportunities", tag = "opportunities", params(ListQuery),
     responses((status = 200, body = OpportunityPage), (status = 400, body = Problem)),
     security(("api_key" = [])))]
 #[get("/opportunities")]
 pub async fn list(
-    _caller: RepAccess,
+    caller: RepAccess,
     db: web::Data<Db>,
     query: web::Query<ListQuery>,
 ) -> ApiResult<HttpResponse> {
@@ -324,6 +325,7 @@ pub async fn list(
         owner: query.owner,
         region: query.region,
         sector: query.sector,
+        scope: caller.0.scope,
     };
     let (items, more) = opportunities::list(&db, &filter, after_id, limit).await?;
     let next_cursor = if more {
@@ -394,12 +396,15 @@ pub async fn add_activities(
     security(("api_key" = [])))]
 #[get("/opportunities/{external_id}/activities")]
 pub async fn list_activities(
-    _caller: RepAccess,
+    caller: RepAccess,
     db: web::Data<Db>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let external_id = path.into_inner();
-    if opportunities::get(&db, &external_id).await?.is_none() {
+    if opportunities::get_in_scope(&db, &external_id, &caller.0.scope)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::no_opportunity(&external_id));
     }
     Ok(HttpResponse::Ok().json(activities::list_for(&db, &external_id).await?))

@@ -197,7 +197,7 @@ pub struct StoredScoreAnswer {
 #[get("/opportunities/{external_id}/score")]
 pub async fn score_stored(
     req: HttpRequest,
-    _caller: RepAccess,
+    caller: RepAccess,
     db: web::Data<Db>,
     holder: web::Data<ActiveModel>,
     settings: web::Data<Settings>,
@@ -207,7 +207,7 @@ pub async fn score_stored(
     let external_id = path.into_inner();
     let lang = Lang::of_request(&req);
     let model = active_model(&holder)?;
-    let stored_opp = opportunities::get(&db, &external_id)
+    let stored_opp = opportunities::get_in_scope(&db, &external_id, &caller.0.scope)
         .await?
         .ok_or_else(|| ApiError::no_opportunity(&external_id))?;
     let latest = scores::latest_with_deal(&db, stored_opp.id).await?;
@@ -359,14 +359,15 @@ pub struct PriorityQuery {
 
 pub use crate::ranking::PriorityItem;
 
-/// Open deals ranked by priority, each with score, grade, focus and next intervention.
+/// Open deals ranked by priority, each with score, grade, focus and next intervention; a rep or
+/// manager key ranks only the deals of its scope (the filters narrow it, never widen it).
 #[utoipa::path(get, path = "/v1/opportunities/priority", tag = "scoring", params(PriorityQuery),
     responses((status = 200, body = Vec<PriorityItem>), (status = 400, body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])))]
 #[get("/opportunities/priority")]
 pub async fn priority(
     req: HttpRequest,
-    _caller: RepAccess,
+    caller: RepAccess,
     db: web::Data<Db>,
     holder: web::Data<ActiveModel>,
     settings: web::Data<Settings>,
@@ -431,6 +432,7 @@ pub async fn priority(
             owner: query.owner,
             region: query.region,
             sector: query.sector,
+            scope: caller.0.scope,
             ..ListFilter::default()
         },
         grade,

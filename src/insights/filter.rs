@@ -1,6 +1,7 @@
 //! Deal filters by category name (`region=`, `owner=`, `sector=`, `contact_role=`).
 
 use super::snapshot::{Deal, NameId, Snapshot};
+use crate::store::scope::Scope;
 
 /// One field's filter, resolved against the snapshot's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,13 +45,26 @@ pub struct FilterNames<'a> {
     pub contact_role: Option<&'a str>,
 }
 
+/// A caller's [`Scope`] resolved against one snapshot.
+#[derive(Debug, Clone, Default)]
+enum InScope {
+    /// Every deal.
+    #[default]
+    Any,
+    /// Deals of these owners (names no deal has are left out).
+    Owners(Vec<NameId>),
+    /// Deals of this region.
+    Region(Want),
+}
+
 /// A filter resolved against one snapshot.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DealFilter {
     region: Want,
     owner: Want,
     sector: Want,
     contact_role: Want,
+    scope: InScope,
 }
 
 impl DealFilter {
@@ -61,7 +75,20 @@ impl DealFilter {
             owner: Want::resolve(snapshot, names.owner),
             sector: Want::resolve(snapshot, names.sector),
             contact_role: Want::resolve(snapshot, names.contact_role),
+            scope: InScope::Any,
         }
+    }
+
+    /// The same filter, limited to the deals of `scope` (a rep's or a manager's).
+    pub fn within(mut self, snapshot: &Snapshot, scope: &Scope) -> Self {
+        self.scope = match scope {
+            Scope::All => InScope::Any,
+            Scope::Owners(names) => {
+                InScope::Owners(names.iter().filter_map(|n| snapshot.names.find(n)).collect())
+            }
+            Scope::Region(name) => InScope::Region(Want::resolve(snapshot, Some(name))),
+        };
+        self
     }
 
     /// True when the deal passes every field's filter.
@@ -70,5 +97,10 @@ impl DealFilter {
             && self.owner.accepts(d.owner)
             && self.sector.accepts(d.sector)
             && self.contact_role.accepts(d.contact_role)
+            && match &self.scope {
+                InScope::Any => true,
+                InScope::Owners(ids) => d.owner.is_some_and(|o| ids.contains(&o)),
+                InScope::Region(want) => want.accepts(d.region),
+            }
     }
 }

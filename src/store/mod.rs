@@ -12,6 +12,7 @@ pub mod models;
 pub mod opportunities;
 pub mod outbox;
 pub mod retention;
+pub mod scope;
 pub mod scores;
 mod sql;
 pub mod training_runs;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, AnyConnection, FromRow, Transaction};
 
+use super::scope::Scope;
 use super::sql::{bad_column, select_by_keys, values_placeholders, OptionalF64, Style};
 use super::Db;
 use crate::domain::{
@@ -53,6 +54,9 @@ pub struct ListFilter {
     pub region: Option<String>,
     /// Only this sector.
     pub sector: Option<String>,
+    /// Only the deals the caller may see (on top of the filters above, so a filter can narrow
+    /// the scope but never widen it).
+    pub scope: Scope,
 }
 
 const COLUMNS: &str = "external_id, name, account, sector, region, owner, contact_role, amount, currency, \
@@ -338,6 +342,25 @@ pub async fn delete_in(tx: &mut Transaction<'_, Any>, external_id: &str) -> Resu
     Ok(done.rows_affected() > 0)
 }
 
+/// Reads one opportunity if it is in `scope`: one outside answers `None`, exactly like an
+/// unknown id, so a caller cannot tell another owner's deal from one that does not exist.
+pub async fn get_in_scope(
+    db: &Db,
+    external_id: &str,
+    scope: &Scope,
+) -> Result<Option<StoredOpportunity>, sqlx::Error> {
+    let Some((condition, binds)) = scope.sql_condition(2) else {
+        return get(db, external_id).await;
+    };
+    let sql = format!("SELECT {SELECT_COLUMNS} FROM opportunities WHERE external_id = $1 AND {condition}");
+    let mut query = sqlx::query_as(&sql).bind(external_id.to_owned());
+    for b in binds {
+        query = query.bind(b);
+    }
+    let row: Option<OpportunityRow> = query.fetch_optional(&db.pool).await?;
+    row.map(StoredOpportunity::try_from).transpose()
+}
+
 /// Reads one opportunity inside a caller's transaction.
 pub async fn get_in(
     tx: &mut Transaction<'_, Any>,
@@ -371,6 +394,10 @@ pub async fn list(
     add("owner", filter.owner.as_deref());
     add("region", filter.region.as_deref());
     add("sector", filter.sector.as_deref());
+    if let Some((condition, values)) = filter.scope.sql_condition(binds.len() + 2) {
+        clauses.push(condition);
+        binds.extend(values);
+    }
     let sql = format!(
         "SELECT {SELECT_COLUMNS} FROM opportunities WHERE {} ORDER BY id LIMIT {}",
         clauses.join(" AND "),

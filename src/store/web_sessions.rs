@@ -3,16 +3,18 @@
 
 use sqlx::FromRow;
 
+use super::scope::Scope;
 use super::Db;
 
 /// A live session joined with its key.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     /// Name of the key that signed in.
-    #[sqlx(rename = "name")]
     pub key_name: String,
-    /// Role of that key (`rep`, `analyst`, `admin`).
+    /// Role of that key (`rep`, `manager`, `analyst`, `admin`).
     pub role: String,
+    /// The deals that key sees, as stored.
+    pub scope: Scope,
     /// The token forms must echo back.
     pub csrf_token: String,
     /// Expiry, epoch milliseconds.
@@ -44,15 +46,37 @@ pub async fn insert(
 
 /// The live session with this token hash: unexpired at `now_ms`, its key still active.
 pub async fn find_live(db: &Db, token_hash: &str, now_ms: i64) -> Result<Option<SessionRecord>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT k.name, k.role, s.csrf_token, s.expires_at FROM web_sessions s \
+    let row: Option<SessionRow> = sqlx::query_as(
+        "SELECT k.name, k.role, k.scope_owners, k.scope_region, s.csrf_token, s.expires_at \
+         FROM web_sessions s \
          JOIN api_keys k ON k.key_hash = s.key_hash AND k.revoked_at IS NULL \
          WHERE s.token_hash = $1 AND s.expires_at > $2",
     )
     .bind(token_hash.to_owned())
     .bind(now_ms)
     .fetch_optional(&db.pool)
-    .await
+    .await?;
+    row.map(|r| {
+        Ok(SessionRecord {
+            key_name: r.name,
+            role: r.role,
+            scope: Scope::of_key(super::api_keys::parse_owners(r.scope_owners)?, r.scope_region),
+            csrf_token: r.csrf_token,
+            expires_at: r.expires_at,
+        })
+    })
+    .transpose()
+}
+
+/// A session row joined with its key's columns.
+#[derive(FromRow)]
+struct SessionRow {
+    name: String,
+    role: String,
+    scope_owners: Option<String>,
+    scope_region: Option<String>,
+    csrf_token: String,
+    expires_at: i64,
 }
 
 /// Ends a session (sign-out). Unknown tokens are not an error.

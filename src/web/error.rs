@@ -21,6 +21,8 @@ pub enum PageErrorKind {
     },
     /// The session's role is too low for this page.
     Forbidden,
+    /// The key signed in is a rep or manager key tied to no owner (what to do about it).
+    KeyWithoutOwner(String),
     /// Nothing at this address.
     NotFound(String),
     /// The query or form is invalid (what to fix).
@@ -85,7 +87,10 @@ impl std::fmt::Display for PageError {
         match &self.kind {
             PageErrorKind::SignIn { .. } => write!(f, "sign-in required"),
             PageErrorKind::Forbidden => write!(f, "role too low"),
-            PageErrorKind::NotFound(d) | PageErrorKind::BadInput(d) | PageErrorKind::Unavailable(d) => {
+            PageErrorKind::NotFound(d)
+            | PageErrorKind::BadInput(d)
+            | PageErrorKind::Unavailable(d)
+            | PageErrorKind::KeyWithoutOwner(d) => {
                 write!(f, "{d}")
             }
             PageErrorKind::BadCsrf => write!(f, "missing or stale CSRF token"),
@@ -144,7 +149,9 @@ impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self.kind {
             PageErrorKind::SignIn { .. } => StatusCode::SEE_OTHER,
-            PageErrorKind::Forbidden | PageErrorKind::BadCsrf => StatusCode::FORBIDDEN,
+            PageErrorKind::Forbidden | PageErrorKind::BadCsrf | PageErrorKind::KeyWithoutOwner(_) => {
+                StatusCode::FORBIDDEN
+            }
             PageErrorKind::NotFound(_) => StatusCode::NOT_FOUND,
             PageErrorKind::BadInput(_) => StatusCode::BAD_REQUEST,
             PageErrorKind::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -166,6 +173,7 @@ impl ResponseError for PageError {
                 t.get("error.forbidden_detail").to_string(),
             ),
             PageErrorKind::BadCsrf => (t.get("error.csrf"), t.get("error.csrf_detail").to_string()),
+            PageErrorKind::KeyWithoutOwner(d) => (t.get("error.forbidden"), d.clone()),
             PageErrorKind::NotFound(d) => (t.get("error.not_found"), d.clone()),
             PageErrorKind::BadInput(d) => (t.get("error.bad_input"), d.clone()),
             PageErrorKind::Unavailable(d) => (t.get("error.unavailable"), d.clone()),

@@ -14,7 +14,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::error::{OrPage, PageError, PageErrorKind};
-use crate::auth::{hash_key, Role};
+use crate::auth::{effective_scope, hash_key, Role};
+use crate::store::scope::Scope;
 use crate::config::Settings;
 use crate::domain::to_epoch_ms;
 use crate::i18n::Lang;
@@ -132,6 +133,8 @@ pub struct Viewer {
     pub name: String,
     /// Its role.
     pub role: Role,
+    /// The deals it sees (a rep: their own; a manager: their team's).
+    pub scope: Scope,
     /// Token that state-changing forms must carry.
     pub csrf: String,
     /// Language of the request.
@@ -175,9 +178,14 @@ async fn viewer_of(req: &HttpRequest) -> Result<Viewer, PageError> {
         .ok_or_else(sign_in)?;
     let role = Role::parse(&record.role)
         .ok_or_else(|| PageError::internal(lang, anyhow::anyhow!("bad role {} in api_keys", record.role)))?;
+    // A rep key without an owner is refused on every page, as on the API, rather than shown
+    // every deal.
+    let scope = effective_scope(&record.key_name, role, record.scope)
+        .map_err(|d| PageError::new(lang, PageErrorKind::KeyWithoutOwner(d.text(lang))))?;
     Ok(Viewer {
         name: record.key_name,
         role,
+        scope,
         csrf: record.csrf_token,
         lang,
     })

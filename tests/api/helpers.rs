@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use dealscore::app::Application;
 use dealscore::auth::{generate_key, hash_key};
 use dealscore::config::Settings;
+use dealscore::store::scope::Scope;
 use dealscore::store::{api_keys, Db, PoolOptions};
 use serde_json::Value;
 
@@ -96,6 +97,9 @@ pub fn pool_options() -> PoolOptions {
     PoolOptions::from(&Settings::default())
 }
 
+/// Owner of the test app's rep key.
+pub const TEST_REP_OWNER: &str = "alice";
+
 /// A running app with one key per role.
 pub struct TestApp {
     pub address: String,
@@ -162,7 +166,13 @@ async fn spawn_app_on(test_db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Te
     let mut keys = Vec::new();
     for role in ["admin", "analyst", "rep"] {
         let key = generate_key();
-        api_keys::insert(&db, &format!("test-{role}"), role, &hash_key(&key))
+        // A rep key sees its owner's deals only; the test rep is `alice`, the owner of
+        // `won_deal` and of most hand-written deals.
+        let scope = match role {
+            "rep" => Scope::Owners(vec![TEST_REP_OWNER.to_owned()]),
+            _ => Scope::All,
+        };
+        api_keys::insert_scoped(&db, &format!("test-{role}"), role, &hash_key(&key), &scope)
             .await
             .expect("key");
         keys.push(key);
@@ -211,10 +221,11 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `GET /v1/opportunities/{id}` with a key that sees every deal.
     pub async fn get_opportunity(&self, id: &str) -> reqwest::Response {
         self.client
             .get(self.url(&format!("/v1/opportunities/{id}")))
-            .bearer_auth(&self.rep_key)
+            .bearer_auth(&self.analyst_key)
             .send()
             .await
             .expect("request")

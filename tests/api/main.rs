@@ -15,6 +15,7 @@ mod insights;
 mod lifecycle;
 mod opportunities;
 mod retention;
+mod scopes;
 mod scoring;
 mod security;
 mod training;

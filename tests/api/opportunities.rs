@@ -99,7 +99,7 @@ async fn list_filters_and_paginates_with_a_stable_cursor() {
     let (_, body) = app
         .get_json(
             "/v1/opportunities?region=EMEA&sector=software&limit=100",
-            &app.rep_key,
+            &app.analyst_key,
         )
         .await;
     let ids: Vec<&str> = body["items"]

@@ -136,7 +136,8 @@ pub async fn show(
     let lang = viewer.lang;
     let t = Text(lang);
     let external_id = path.into_inner();
-    let stored = opportunities::get(&db, &external_id)
+    // Another owner's deal is "not found", like an unknown id: its existence is not told.
+    let stored = opportunities::get_in_scope(&db, &external_id, &viewer.scope)
         .await
         .or_page(lang)?
         .ok_or_else(|| {

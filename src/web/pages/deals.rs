@@ -130,6 +130,7 @@ pub async fn list(
             owner: owner.clone(),
             region: region.clone(),
             sector: sector.clone(),
+            scope: viewer.scope.clone(),
             ..ListFilter::default()
         },
         grade,
@@ -142,7 +143,18 @@ pub async fn list(
         .or_page(lang)?;
     let scored = answer.list.clone();
     let items = ranking::ranked(&scored, &request);
-    let [owners, regions, sectors] = scored.facets.clone();
+    // The filter choices of a rep or manager come from their own deals only: the names of other
+    // owners, regions and sectors are not theirs to see.
+    let [owners, regions, sectors] = if viewer.scope.is_limited() {
+        ranking::facets_of(
+            scored
+                .items
+                .iter()
+                .filter(|i| viewer.scope.admits(i.owner.as_deref(), i.region.as_deref())),
+        )
+    } else {
+        scored.facets.clone()
+    };
     let total = items.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
