@@ -602,7 +602,7 @@ async fn at_risk_lists_open_deals_beyond_the_won_reference_ranked_by_value_for_r
     let app = spawn_app().await;
     let deals = load_generated(&app, 2_000, 21).await;
     let (status, body) = app
-        .get_json("/v1/insights/at-risk?as_of=2026-01-01&limit=20", &app.rep_key)
+        .get_json("/v1/insights/at-risk?as_of=2026-01-01&limit=20", &app.analyst_key)
         .await;
     assert_eq!(status, 200, "{body}");
     let open = deals.iter().filter(|o| o.status == Status::Open).count() as u64;
@@ -632,10 +632,15 @@ async fn at_risk_lists_open_deals_beyond_the_won_reference_ranked_by_value_for_r
         assert!(d["recommended_intervention"].is_null(), "no model active");
     }
     let mine = app
-        .get_json("/v1/insights/at-risk?as_of=2026-01-01&owner=nobody", &app.rep_key)
+        .get_json("/v1/insights/at-risk?as_of=2026-01-01&owner=nobody", &app.analyst_key)
         .await
         .1;
     assert_eq!(mine["open_deals"], 0);
+    // A rep reaches it too, for their own deals (the scopes tests check which).
+    let (status, _) = app
+        .get_json("/v1/insights/at-risk?as_of=2026-01-01", &app.rep_key)
+        .await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
@@ -864,7 +869,7 @@ async fn with_an_active_model_at_risk_deals_carry_an_intervention_and_success_fa
         .to_owned();
     crate::helpers::wait_for_model(&app, &version).await;
     let (status, at_risk) = app
-        .get_json("/v1/insights/at-risk?as_of=2026-01-01&limit=10", &app.rep_key)
+        .get_json("/v1/insights/at-risk?as_of=2026-01-01&limit=10", &app.analyst_key)
         .await;
     assert_eq!(status, 200, "{at_risk}");
     assert_eq!(at_risk["model_version"], version.as_str());

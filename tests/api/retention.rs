@@ -140,7 +140,7 @@ async fn prune_keeps_the_active_model_the_newest_versions_and_each_latest_score(
     .expect("old scores");
     for n in [2, 3] {
         let (status, body) = app
-            .get_json(&format!("/v1/opportunities/{}/score", id(n)), &app.rep_key)
+            .get_json(&format!("/v1/opportunities/{}/score", id(n)), &app.analyst_key)
             .await;
         assert_eq!(status, 200, "{body}");
     }

@@ -161,23 +161,23 @@ async fn batches_score_valid_items_and_report_invalid_ones_by_index() {
 async fn stored_scores_build_a_history_with_trend_and_rescoring_covers_every_open_deal() {
     let (app, _) = trained_app().await;
     let (_, page) = app
-        .get_json("/v1/opportunities?status=open&limit=1", &app.rep_key)
+        .get_json("/v1/opportunities?status=open&limit=1", &app.analyst_key)
         .await;
     let id = page["items"][0]["external_id"].as_str().unwrap().to_owned();
     let (status, first) = app
-        .get_json(&format!("/v1/opportunities/{id}/score"), &app.rep_key)
+        .get_json(&format!("/v1/opportunities/{id}/score"), &app.analyst_key)
         .await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["trend"], "new");
     let (_, second) = app
-        .get_json(&format!("/v1/opportunities/{id}/score"), &app.rep_key)
+        .get_json(&format!("/v1/opportunities/{id}/score"), &app.analyst_key)
         .await;
     assert_eq!(second["trend"], "steady");
     assert_eq!(second["previous_score"], first["score"]);
     // the same deal under the same model: reading it again adds no history row
     assert_eq!(second["history"].as_array().unwrap().len(), 1);
     let (status, _) = app
-        .get_json("/v1/opportunities/unknown/score", &app.rep_key)
+        .get_json("/v1/opportunities/unknown/score", &app.analyst_key)
         .await;
     assert_eq!(status, 404);
 
@@ -185,7 +185,7 @@ async fn stored_scores_build_a_history_with_trend_and_rescoring_covers_every_ope
     let response = app
         .client
         .post(app.url("/v1/opportunities/rescore"))
-        .bearer_auth(&app.rep_key)
+        .bearer_auth(&app.analyst_key)
         .send()
         .await
         .unwrap();
@@ -218,7 +218,7 @@ async fn stored_scores_build_a_history_with_trend_and_rescoring_covers_every_ope
 async fn the_priority_list_ranks_open_deals_and_filters() {
     let (app, _) = trained_app().await;
     let (status, items) = app
-        .get_json("/v1/opportunities/priority?limit=20", &app.rep_key)
+        .get_json("/v1/opportunities/priority?limit=20", &app.analyst_key)
         .await;
     assert_eq!(status, 200, "{items}");
     let items = items.as_array().unwrap().clone();
@@ -232,7 +232,7 @@ async fn the_priority_list_ranks_open_deals_and_filters() {
     let (_, mine) = app
         .get_json(
             &format!("/v1/opportunities/priority?owner={owner}&sort=score"),
-            &app.rep_key,
+            &app.analyst_key,
         )
         .await;
     let mine = mine.as_array().unwrap();
@@ -240,11 +240,11 @@ async fn the_priority_list_ranks_open_deals_and_filters() {
     let scores: Vec<u64> = mine.iter().map(|i| i["score"].as_u64().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]));
     let (_, graded) = app
-        .get_json("/v1/opportunities/priority?grade=D&limit=500", &app.rep_key)
+        .get_json("/v1/opportunities/priority?grade=D&limit=500", &app.analyst_key)
         .await;
     assert!(graded.as_array().unwrap().iter().all(|i| i["grade"] == "D"));
     let (status, _) = app
-        .get_json("/v1/opportunities/priority?grade=E", &app.rep_key)
+        .get_json("/v1/opportunities/priority?grade=E", &app.analyst_key)
         .await;
     assert_eq!(status, 400);
 }

@@ -202,6 +202,11 @@ pub async fn app_with_two_versions() -> (TestApp, String, String) {
 #[tokio::test]
 async fn reps_see_their_deals_ranked_and_a_deal_explained_but_not_the_analyst_pages() {
     let app = trained_app().await;
+    // The test rep's own deals: a rep's list holds no other.
+    for id in ["MINE-1", "MINE-2", "MINE-3"] {
+        let deal = crate::helpers::open_deal(id, crate::helpers::TEST_REP_OWNER, "EMEA");
+        assert_eq!(app.put_opportunity(id, &deal).await.status(), 201);
+    }
     let mut rep = Browser::new(&app);
     rep.sign_in(&app.rep_key).await;
     let (status, _, page) = rep.get("/deals").await;
@@ -387,7 +392,7 @@ fn deal_count(page: &str) -> usize {
 async fn after_a_write_the_list_shows_the_previous_order_then_the_new_one() {
     let app = trained_app().await;
     let mut rep = Browser::new(&app);
-    rep.sign_in(&app.rep_key).await;
+    rep.sign_in(&app.analyst_key).await;
     let (_, _, before) = rep.get("/deals").await;
     assert!(!before.contains("id=\"stale\""), "a fresh list");
     let open = deal_count(&before);
@@ -407,7 +412,7 @@ async fn after_a_write_the_list_shows_the_previous_order_then_the_new_one() {
     assert_eq!(deal_count(&after), open + 1);
     // The API answers lists as of the last write only (no stale mode there).
     let (status, list) = app
-        .get_json("/v1/opportunities/priority?owner=zoe", &app.rep_key)
+        .get_json("/v1/opportunities/priority?owner=zoe", &app.analyst_key)
         .await;
     assert_eq!(status, 200);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
