@@ -97,6 +97,10 @@ error_codes! {
     /// Valid credentials whose role is too low.
     Forbidden => "forbidden", FORBIDDEN,
         "Insufficient role", "Rôle insuffisant", None;
+    /// A rep or manager key tied to no owner and no region: refused rather than shown every deal
+    /// until it is replaced by a key with an owner.
+    KeyWithoutOwner => "key-without-owner", FORBIDDEN,
+        "Key without owner", "Clé sans propriétaire", None;
     /// No such resource, or no such route.
     NotFound => "not-found", NOT_FOUND,
         "Not found", "Introuvable", None;
@@ -452,6 +456,7 @@ impl ApiError {
             ApiError::BadQuery(_) => Code::InvalidQuery,
             ApiError::Validation(_) => Code::Validation,
             ApiError::Unauthorized(_) => Code::Unauthorized,
+            ApiError::Forbidden(Detail::Known(KnownDetail::KeyWithoutOwner { .. })) => Code::KeyWithoutOwner,
             ApiError::Forbidden(_) => Code::Forbidden,
             ApiError::NotFound(_) | ApiError::NoRoute { .. } => Code::NotFound,
             ApiError::Conflict(_) => Code::Conflict,

@@ -15,10 +15,10 @@ use sha2::{Digest, Sha256};
 
 use super::error::{OrPage, PageError, PageErrorKind};
 use crate::auth::{effective_scope, hash_key, Role};
-use crate::store::scope::Scope;
 use crate::config::Settings;
 use crate::domain::to_epoch_ms;
 use crate::i18n::Lang;
+use crate::store::scope::Scope;
 use crate::store::{api_keys, web_sessions, Db};
 
 /// Cookie carrying the session token.

@@ -632,7 +632,10 @@ async fn at_risk_lists_open_deals_beyond_the_won_reference_ranked_by_value_for_r
         assert!(d["recommended_intervention"].is_null(), "no model active");
     }
     let mine = app
-        .get_json("/v1/insights/at-risk?as_of=2026-01-01&owner=nobody", &app.analyst_key)
+        .get_json(
+            "/v1/insights/at-risk?as_of=2026-01-01&owner=nobody",
+            &app.analyst_key,
+        )
         .await
         .1;
     assert_eq!(mine["open_deals"], 0);

@@ -32,7 +32,11 @@ async fn seed(app: &TestApp) {
     }
     let mut ownerless = open_deal("S-N1", "x", "Zeta");
     ownerless.as_object_mut().expect("object").remove("owner");
-    assert!(app.put_opportunity("S-N1", &ownerless).await.status().is_success());
+    assert!(app
+        .put_opportunity("S-N1", &ownerless)
+        .await
+        .status()
+        .is_success());
 }
 
 /// The external ids of a list answer (`items` of a page, or a bare array), sorted, keeping
@@ -56,9 +60,21 @@ fn ids(body: &Value) -> Vec<String> {
 
 /// A deal outside the scope and an unknown deal answer the same problem (the id aside).
 async fn assert_hidden(app: &TestApp, key: &str, path_of: impl Fn(&str) -> String) {
-    let hidden = app.client.get(app.url(&path_of("S-C1"))).bearer_auth(key).send().await.unwrap();
+    let hidden = app
+        .client
+        .get(app.url(&path_of("S-C1")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
     let hidden = assert_problem(hidden, 404, None).await;
-    let unknown = app.client.get(app.url(&path_of("S-ZZ"))).bearer_auth(key).send().await.unwrap();
+    let unknown = app
+        .client
+        .get(app.url(&path_of("S-ZZ")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
     let unknown = assert_problem(unknown, 404, None).await;
     assert_eq!(hidden["type"], unknown["type"]);
     assert_eq!(hidden["title"], unknown["title"]);
@@ -76,7 +92,11 @@ async fn a_rep_lists_reads_and_scores_only_their_own_deals() {
 
     let (status, page) = app.get_json("/v1/opportunities?limit=1000", &ana).await;
     assert_eq!(status, 200, "{page}");
-    assert_eq!(page["items"].as_array().unwrap().len(), 2, "only ana's deals at all");
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        2,
+        "only ana's deals at all"
+    );
     assert_eq!(ids(&page), ["S-A1", "S-A2"]);
     // A filter narrows the scope but never widens it.
     let (_, other) = app.get_json("/v1/opportunities?owner=scope-cy", &ana).await;
@@ -86,10 +106,14 @@ async fn a_rep_lists_reads_and_scores_only_their_own_deals() {
     assert_eq!(status, 200, "{ranked}");
     assert_eq!(ranked.as_array().unwrap().len(), 2, "{ranked}");
     assert_eq!(ids(&ranked), ["S-A1", "S-A2"]);
-    let (_, widened) = app.get_json("/v1/opportunities/priority?owner=scope-bo", &ana).await;
+    let (_, widened) = app
+        .get_json("/v1/opportunities/priority?owner=scope-bo", &ana)
+        .await;
     assert_eq!(widened, json!([]));
 
-    let (status, risky) = app.get_json("/v1/insights/at-risk?as_of=2026-01-01&limit=500", &ana).await;
+    let (status, risky) = app
+        .get_json("/v1/insights/at-risk?as_of=2026-01-01&limit=500", &ana)
+        .await;
     assert_eq!(status, 200, "{risky}");
     assert_eq!(risky["open_deals"], 2, "{risky}");
     assert!(risky["deals"]
@@ -110,7 +134,9 @@ async fn a_rep_lists_reads_and_scores_only_their_own_deals() {
     assert_hidden(&app, &ana, |id| format!("/v1/opportunities/{id}/score")).await;
     assert_hidden(&app, &ana, |id| format!("/v1/opportunities/{id}/activities")).await;
     // The refused read of another's score recorded nothing in that deal's history.
-    let (_, theirs) = app.get_json("/v1/opportunities/S-C1/score", &app.analyst_key).await;
+    let (_, theirs) = app
+        .get_json("/v1/opportunities/S-C1/score", &app.analyst_key)
+        .await;
     assert_eq!(theirs["history"].as_array().unwrap().len(), 1, "{theirs}");
 }
 
@@ -189,8 +215,12 @@ async fn analysts_see_every_deal_and_ownerless_rep_keys_are_refused() {
             .await
             .unwrap();
         let body = assert_problem(response, 403, None).await;
+        assert_eq!(body["type"], "https://dealscore.dev/problems/key-without-owner");
         let detail = body["detail"].as_str().unwrap();
         assert!(detail.contains(name) && detail.contains("no owner"), "{detail}");
-        assert!(detail.contains("--owner") && detail.contains("docs/operations.md"), "{detail}");
+        assert!(
+            detail.contains("--owner") && detail.contains("docs/operations.md"),
+            "{detail}"
+        );
     }
 }

@@ -185,7 +185,7 @@ async fn stored_scores_build_a_history_with_trend_and_rescoring_covers_every_ope
     let response = app
         .client
         .post(app.url("/v1/opportunities/rescore"))
-        .bearer_auth(&app.analyst_key)
+        .bearer_auth(&app.rep_key)
         .send()
         .await
         .unwrap();

@@ -810,7 +810,9 @@ async fn with_a_model_an_event_answers_its_fresh_score_and_queues_a_write_back()
 
     // the score is in the history, and reading it again adds no row (same deal, same model);
     // ?score=false leaves it out of the answer
-    let (_, stored) = app.get_json("/v1/opportunities/W-1/score", &app.analyst_key).await;
+    let (_, stored) = app
+        .get_json("/v1/opportunities/W-1/score", &app.analyst_key)
+        .await;
     assert_eq!(stored["history"].as_array().unwrap().len(), 1);
     let body =
         json!({"id": "evt-score-2", "type": "opportunity.upserted", "occurred_at": "2026-11-02T10:00:00Z",
@@ -847,7 +849,9 @@ async fn with_a_model_an_event_answers_its_fresh_score_and_queues_a_write_back()
     assert_eq!(scored[0]["score"]["trend"], "new", "{answer}");
     assert_eq!(scored[2]["score"]["trend"], "steady", "{answer}");
     assert_eq!(scored[0]["score"]["score"], scored[2]["score"]["score"]);
-    let (_, w2) = app.get_json("/v1/opportunities/W-2/score", &app.analyst_key).await;
+    let (_, w2) = app
+        .get_json("/v1/opportunities/W-2/score", &app.analyst_key)
+        .await;
     assert_eq!(w2["history"].as_array().unwrap().len(), 2, "{w2}");
 }
 
@@ -910,7 +914,9 @@ async fn duplicates_ignored_events_and_rereads_add_no_score_history() {
 
     // Reading the stored score, again and again, adds no row while deal and model stay the same.
     for _ in 0..3 {
-        let (status, read) = app.get_json("/v1/opportunities/H-1/score", &app.analyst_key).await;
+        let (status, read) = app
+            .get_json("/v1/opportunities/H-1/score", &app.analyst_key)
+            .await;
         assert_eq!(status, 200, "{read}");
         assert_eq!(read["history"].as_array().unwrap().len(), 1, "{read}");
     }
@@ -920,7 +926,8 @@ async fn duplicates_ignored_events_and_rereads_add_no_score_history() {
     let changed = post(deal("h2", "2026-11-03T10:00:00Z", 40000.0)).await;
     assert_eq!(changed["result"], "updated", "{changed}");
     assert_eq!(score_rows(&app, "H-1").await, 2);
-    app.get_json("/v1/opportunities/H-1/score", &app.analyst_key).await;
+    app.get_json("/v1/opportunities/H-1/score", &app.analyst_key)
+        .await;
     assert_eq!(score_rows(&app, "H-1").await, 2);
     // A change made elsewhere (PUT) is news for the next read, once.
     let put = app
@@ -932,7 +939,8 @@ async fn duplicates_ignored_events_and_rereads_add_no_score_history() {
         .await;
     assert!(put.status().is_success(), "{}", put.text().await.unwrap());
     for _ in 0..2 {
-        app.get_json("/v1/opportunities/H-1/score", &app.analyst_key).await;
+        app.get_json("/v1/opportunities/H-1/score", &app.analyst_key)
+            .await;
     }
     assert_eq!(score_rows(&app, "H-1").await, 3);
 }
