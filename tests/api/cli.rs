@@ -521,3 +521,74 @@ async fn import_cli_refuses_an_activities_file_with_a_bad_row_under_strict() {
         .unwrap();
     assert_eq!(stored, 1);
 }
+
+#[tokio::test]
+async fn keys_carry_an_owner_or_a_team_and_list_shows_keys_without_one() {
+    let db = TestDb::new().await;
+    let run = |args: &[&str]| {
+        let out = dealscore(&db, args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for args in [
+        &[
+            "keys", "create", "--name", "ana", "--role", "rep", "--owner", "Ana Lima",
+        ][..],
+        &[
+            "keys",
+            "create",
+            "--name",
+            "lead",
+            "--role",
+            "manager",
+            "--owners",
+            "Bo Chen,Ana Lima",
+        ],
+        &[
+            "keys", "create", "--name", "emea", "--role", "manager", "--region", "EMEA",
+        ],
+        &["keys", "create", "--name", "ops", "--role", "analyst"],
+    ] {
+        let (ok, stderr) = run(args);
+        assert!(ok, "{args:?}: {stderr}");
+    }
+    for args in [
+        &["keys", "create", "--name", "r1", "--role", "rep"][..],
+        &[
+            "keys", "create", "--name", "r2", "--role", "rep", "--region", "EMEA",
+        ],
+        &["keys", "create", "--name", "m1", "--role", "manager"],
+        &[
+            "keys", "create", "--name", "m2", "--role", "manager", "--owners", "a", "--region", "EMEA",
+        ],
+        &[
+            "keys", "create", "--name", "a1", "--role", "analyst", "--owner", "Ana Lima",
+        ],
+        &["keys", "create", "--name", "r3", "--role", "rep", "--owner", " "],
+    ] {
+        let (ok, stderr) = run(args);
+        assert!(!ok, "{args:?} was accepted");
+        assert!(stderr.contains("--"), "{args:?}: {stderr}");
+    }
+    // A rep key from before keys had owners.
+    let store = dealscore::store::Db::connect(&db.url, &crate::helpers::pool_options())
+        .await
+        .expect("db");
+    dealscore::store::api_keys::insert(&store, "old-rep", "rep", "some-hash")
+        .await
+        .expect("old key");
+
+    let out = dealscore(&db, &["keys", "list"]);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "ana\trep\towner Ana Lima\t",
+        "lead\tmanager\towners Ana Lima,Bo Chen\t",
+        "emea\tmanager\tregion EMEA\t",
+        "ops\tanalyst\tno owner (all deals)\t",
+        "old-rep\trep\tno owner (refused: recreate with --owner)\t",
+    ] {
+        assert!(listed.contains(line), "{line:?} not in\n{listed}");
+    }
+}
