@@ -115,6 +115,17 @@ async fn sign_in(client: &Client, app: &TestApp, key: &str) {
         .expect("signed in, on /deals");
 }
 
+/// The owner with the most open deals, and how many.
+async fn busiest_owner(app: &TestApp) -> (String, i64) {
+    sqlx::query_as(
+        "SELECT owner, COUNT(*) AS n FROM opportunities WHERE status = 'open' AND owner IS NOT NULL \
+         GROUP BY owner ORDER BY n DESC, owner LIMIT 1",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("an owner with open deals")
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
@@ -132,12 +143,37 @@ async fn a_rep_and_an_analyst_work_through_the_ui_in_a_real_browser() {
     let (app, older, _newer) = app_with_two_versions().await;
     let driver = start_driver().await;
 
-    // A rep: priority list, a filter, a deal with its factors chart and intervention.
+    // A rep: their own deals only in priority order, a filter, a deal with its factors chart
+    // and intervention. The rep owns the most open deals of the generated history.
+    let (owner, own_open) = busiest_owner(&app).await;
+    let rep_key = dealscore::auth::generate_key();
+    dealscore::store::api_keys::insert_scoped(
+        &app.db,
+        "browser-rep",
+        "rep",
+        &dealscore::auth::hash_key(&rep_key),
+        &dealscore::store::scope::Scope::Owners(vec![owner.clone()]),
+    )
+    .await
+    .expect("rep key");
     let rep = browser(&driver).await;
-    sign_in(&rep, &app, &app.rep_key).await;
+    sign_in(&rep, &app, &rep_key).await;
     assert_eq!(text_of(&rep, "h1").await, "My deals");
     shoot(&rep, "deals").await;
     let before = text_of(&rep, "#deal-count").await;
+    assert!(
+        before.ends_with(&format!(" {own_open}")),
+        "{before}: the rep's {own_open} open deals, no other"
+    );
+    let owners = rep.find_all(Locator::Css("td .sub")).await.expect("owner cells");
+    assert!(!owners.is_empty());
+    for cell in owners {
+        assert_eq!(
+            cell.text().await.expect("owner"),
+            owner,
+            "only the rep's deals are listed"
+        );
+    }
     rep.find(Locator::Id("filter-focus"))
         .await
         .expect("focus filter")
