@@ -117,6 +117,10 @@ error_codes! {
     /// no retry hint.
     NoActiveModel => "no-active-model", SERVICE_UNAVAILABLE,
         "Service unavailable", "Service indisponible", None;
+    /// The registry's active version failed verification (its artifact does not match its
+    /// checksums) and no model is serving: lasts until a valid version is activated.
+    ActiveModelInvalid => "active-model-invalid", SERVICE_UNAVAILABLE,
+        "Active model refused", "Modèle actif refusé", None;
     /// Other writers held the database too long; the same request soon succeeds.
     DatabaseBusy => "database-busy", SERVICE_UNAVAILABLE,
         "Service unavailable", "Service indisponible", Some(1);
@@ -394,6 +398,18 @@ impl ApiError {
         ApiError::Unavailable {
             code: Code::DatabaseBusy,
             detail: KnownDetail::DatabaseBusy.into(),
+        }
+    }
+
+    /// 503 `active-model-invalid`: the registry's active `version` failed verification.
+    pub fn active_model_invalid(version: &str) -> ApiError {
+        ApiError::Unavailable {
+            code: Code::ActiveModelInvalid,
+            detail: crate::tr!(
+                "the active model `{version}` is refused: its artifact does not match the checksum recorded in the registry, so it may have been altered; activate a valid version with POST /v1/models/{{version}}/activate",
+                "le modèle actif `{version}` est refusé{NBSP}: son artefact ne correspond pas à la somme de contrôle enregistrée dans le registre et a pu être modifié{NNBSP}; activez une version valide avec POST /v1/models/{{version}}/activate"
+            )
+            .into(),
         }
     }
 

@@ -58,6 +58,10 @@ impl<'a> From<&'a Arc<LoadedModel>> for ScoringModel<'a> {
 #[derive(Debug, Default)]
 pub struct ActiveModel {
     current: ArcSwapOption<LoadedModel>,
+    /// The registry's active version when its artifact failed verification (cleared once the
+    /// active version loads, or none is active): with nothing serving, scoring and readiness say
+    /// so instead of "no model is active yet".
+    refused: ArcSwapOption<String>,
 }
 
 /// Why a model version could not be loaded.
@@ -90,26 +94,39 @@ impl ActiveModel {
     /// Replaces the serving model.
     pub fn set(&self, artifact: ModelArtifact) {
         self.current.store(Some(Arc::new(LoadedModel::new(artifact))));
+        self.refused.store(None);
     }
 
-    /// Loads the registry's active model if it differs from the one serving. A corrupt artifact
-    /// is refused (logged) and the previous model keeps serving. Returns the version now serving.
+    /// The registry's active version whose artifact failed verification, if the last refresh
+    /// refused it.
+    pub fn refused_version(&self) -> Option<Arc<String>> {
+        self.refused.load_full()
+    }
+
+    /// Loads the registry's active model if it differs from the one serving. The artifact must
+    /// match its own checksum and the checksum the registry recorded; one that does not is
+    /// refused (logged, remembered in [`ActiveModel::refused_version`]) and the previous model,
+    /// if any, keeps serving. Returns the version now serving.
     pub async fn refresh(&self, db: &Db) -> Result<Option<String>, LoadError> {
         let serving = self.get().map(|m| m.version.clone());
         let Some((record, json)) = models::active(db).await? else {
+            self.refused.store(None);
             return Ok(serving);
         };
         if serving.as_deref() == Some(record.version.as_str()) {
+            self.refused.store(None);
             return Ok(serving);
         }
         let version = record.version.clone();
+        let registered = record.sha256.clone();
         // Parsing a large artifact is CPU work; keep it off the reactor.
-        let parsed = tokio::task::spawn_blocking(move || ModelArtifact::from_json_verified(&json))
-            .await
-            .map_err(|e| LoadError::Refused {
-                version: version.clone(),
-                reason: e.to_string(),
-            })?;
+        let parsed =
+            tokio::task::spawn_blocking(move || ModelArtifact::from_registry_verified(&json, &registered))
+                .await
+                .map_err(|e| LoadError::Refused {
+                    version: version.clone(),
+                    reason: e.to_string(),
+                })?;
         match parsed {
             Ok(artifact) => {
                 tracing::info!(version = %artifact.version, "serving model");
@@ -117,7 +134,17 @@ impl ActiveModel {
                 Ok(Some(record.version))
             }
             Err(e) => {
-                tracing::error!(version = %record.version, error = %e, "model artifact refused; previous model keeps serving");
+                match &serving {
+                    Some(previous) => tracing::error!(
+                        version = %record.version, error = %e, previous = %previous,
+                        "model artifact refused; previous model keeps serving"
+                    ),
+                    None => tracing::error!(
+                        version = %record.version, error = %e,
+                        "model artifact refused; no model is serving, scoring answers 503 active-model-invalid"
+                    ),
+                }
+                self.refused.store(Some(Arc::new(record.version.clone())));
                 Err(LoadError::Refused {
                     version: record.version,
                     reason: e.to_string(),

@@ -6,6 +6,7 @@ use actix_web::{get, web, HttpResponse};
 
 use crate::error::Code;
 use crate::i18n::Lang;
+use crate::serving::ActiveModel;
 use crate::store::Db;
 use crate::telemetry::Metrics;
 
@@ -16,11 +17,25 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers, and the registry's active model is not one that failed
+/// verification with nothing else serving (an instance that can only answer 503 to scoring
+/// should leave the load balancer's rotation).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "ready"), (status = 503, description = "database unreachable")))]
+    (status = 200, description = "ready"),
+    (status = 503, description = "database unreachable, or the active model failed verification and no model serves")))]
 #[get("/readyz")]
-pub async fn readyz(db: web::Data<Db>) -> HttpResponse {
+pub async fn readyz(db: web::Data<Db>, model: web::Data<ActiveModel>) -> HttpResponse {
+    if let (None, Some(version)) = (model.get(), model.refused_version()) {
+        let code = Code::ActiveModelInvalid;
+        return HttpResponse::build(code.status())
+            .content_type("application/problem+json")
+            .json(serde_json::json!({
+                "type": code.problem_type(),
+                "title": code.title(Lang::En),
+                "status": code.status().as_u16(),
+                "detail": format!("the active model `{version}` failed verification and no model is serving")
+            }));
+    }
     if db.ping().await {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
     } else {

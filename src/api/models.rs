@@ -9,7 +9,9 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::features::FeatureSpec;
 use crate::i18n::format::NNBSP;
 use crate::lifecycle::compare::Comparison;
-use crate::lifecycle::registry::{activate_version, compare_versions, headline, load_verified, Headline};
+use crate::lifecycle::registry::{
+    activate_version, compare_versions, headline, load_active_verified, load_verified, Headline,
+};
 use crate::model::{Metrics, ModelArtifact, TrainingSummary};
 use crate::serving::ActiveModel;
 use crate::store::models::{self, ActivationRecord, ModelVersionRecord};
@@ -119,13 +121,14 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(report(record, activations, artifact)?))
 }
 
-/// The active version's report (404 when no model is active).
+/// The active version's report (404 when no model is active, 503 `active-model-invalid` when
+/// its artifact fails verification).
 #[utoipa::path(get, path = "/v1/models/active", tag = "models",
-    responses((status = 200, body = VersionReport), (status = 404, body = Problem)),
+    responses((status = 200, body = VersionReport), (status = 404, body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])))]
 #[get("/models/active")]
 pub async fn active(_caller: AnalystAccess, db: web::Data<Db>) -> ApiResult<HttpResponse> {
-    let (record, _) = models::active(&db).await?.ok_or_else(|| {
+    let (record, artifact) = load_active_verified(&db).await?.ok_or_else(|| {
         ApiError::NotFound(
             tr!(
                 "no model is active; train one (POST /v1/models/train)",
@@ -134,7 +137,6 @@ pub async fn active(_caller: AnalystAccess, db: web::Data<Db>) -> ApiResult<Http
             .into(),
         )
     })?;
-    let (record, artifact) = load_verified(&db, &record.version).await?;
     let activations = models::activations(&db, Some(&record.version), 100).await?;
     Ok(HttpResponse::Ok().json(report(record, activations, artifact)?))
 }

@@ -16,17 +16,21 @@ use super::compare::{compare as compare_models, window_of, Comparison};
 use crate::domain::ValidationErrors;
 use crate::error::{ApiError, ApiResult, Code, Detail, KnownDetail};
 use crate::i18n::format::NBSP;
-use crate::model::{Metrics, ModelArtifact, TrainingSummary};
+use crate::model::{ArtifactError, Metrics, ModelArtifact, TrainingSummary};
 use crate::serving::{ActiveModel, LoadedModel};
 use crate::store::models::{self, ModelVersionRecord};
 use crate::store::{opportunities, Db};
 use crate::tr;
 
-/// The model, or the 503 that says how to get one.
+/// The model, or the 503 that says how to get one: `active-model-invalid` when the registry's
+/// active version was refused and nothing serves, else `no-active-model`.
 pub fn active_model(holder: &ActiveModel) -> ApiResult<Arc<LoadedModel>> {
-    holder.get().ok_or_else(|| ApiError::Unavailable {
-        code: Code::NoActiveModel,
-        detail: Detail::Known(KnownDetail::NoActiveModel),
+    holder.get().ok_or_else(|| match holder.refused_version() {
+        Some(version) => ApiError::active_model_invalid(&version),
+        None => ApiError::Unavailable {
+            code: Code::NoActiveModel,
+            detail: Detail::Known(KnownDetail::NoActiveModel),
+        },
     })
 }
 
@@ -74,15 +78,40 @@ pub fn headline(json: &str) -> Option<Headline> {
     })
 }
 
-/// A stored version and its artifact, integrity-checked (404 unknown, 422 refused).
+/// A stored artifact checked against its own checksum and the one the registry recorded for
+/// `record` (off the reactor: parsing a large artifact is CPU work).
+async fn verify(
+    record: &ModelVersionRecord,
+    json: String,
+) -> ApiResult<Result<ModelArtifact, ArtifactError>> {
+    let registered = record.sha256.clone();
+    web::block(move || ModelArtifact::from_registry_verified(&json, &registered))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))
+}
+
+/// The registry's active version and its artifact, integrity-checked: `None` when no version is
+/// active, 503 `active-model-invalid` when its artifact fails verification.
+pub async fn load_active_verified(db: &Db) -> ApiResult<Option<(ModelVersionRecord, ModelArtifact)>> {
+    let Some((record, json)) = models::active(db).await? else {
+        return Ok(None);
+    };
+    match verify(&record, json).await? {
+        Ok(artifact) => Ok(Some((record, artifact))),
+        Err(e) => {
+            tracing::error!(version = %record.version, error = %e, "the active model's artifact is refused");
+            Err(ApiError::active_model_invalid(&record.version))
+        }
+    }
+}
+
+/// A stored version and its artifact, integrity-checked against its own checksum and the
+/// registry's (404 unknown, 422 refused).
 pub async fn load_verified(db: &Db, version: &str) -> ApiResult<(ModelVersionRecord, ModelArtifact)> {
     let (record, json) = models::get(db, version)
         .await?
         .ok_or_else(|| ApiError::no_model_version(version))?;
-    let parsed = web::block(move || ModelArtifact::from_json_verified(&json))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    match parsed {
+    match verify(&record, json).await? {
         Ok(artifact) => Ok((record, artifact)),
         Err(e) => {
             let mut errors = ValidationErrors::default();

@@ -124,6 +124,18 @@ pub enum ArtifactError {
         /// Checksum of the content.
         computed: String,
     },
+    /// The artifact's bytes do not match the checksum the registry recorded when it was
+    /// registered: the stored artifact was changed afterwards (its own checksum may have been
+    /// recomputed, so only the registry's copy catches it).
+    #[error(
+        "model artifact checksum does not match the registry: registered {registered}, computed {computed}"
+    )]
+    RegistryMismatch {
+        /// Checksum recorded in the registry.
+        registered: String,
+        /// Checksum of the stored artifact's bytes.
+        computed: String,
+    },
     /// Internally inconsistent (e.g. coefficient count ≠ column count).
     #[error("model artifact is inconsistent: {0}")]
     Inconsistent(String),
@@ -179,6 +191,22 @@ impl ModelArtifact {
             });
         }
         artifact.check_consistency()?;
+        Ok(artifact)
+    }
+
+    /// [`ModelArtifact::from_json_verified`], and the checksum of the text must also equal
+    /// `registered`, the one the registry recorded when the version was registered. The embedded
+    /// checksum only proves the file is whole: whoever can edit the artifact can recompute it, so
+    /// the registry's copy is what proves the artifact is the one that was registered.
+    pub fn from_registry_verified(text: &str, registered: &str) -> Result<ModelArtifact, ArtifactError> {
+        let artifact = ModelArtifact::from_json_verified(text)?;
+        // `from_json_verified` proved the embedded checksum is the checksum of the text.
+        if !artifact.sha256.eq_ignore_ascii_case(registered.trim()) {
+            return Err(ArtifactError::RegistryMismatch {
+                registered: registered.to_owned(),
+                computed: artifact.sha256,
+            });
+        }
         Ok(artifact)
     }
 

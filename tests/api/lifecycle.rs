@@ -636,3 +636,96 @@ async fn two_servers_on_one_database_follow_an_activation_within_five_seconds_wi
     eprintln!("server two followed the activation after {delay:?} ({ok} requests, 0 failed)");
     assert!(delay < Duration::from_secs(5), "took {delay:?}");
 }
+
+/// `artifact` with its intercept shifted and its embedded checksum recomputed: it passes its own
+/// check, so only the checksum the registry recorded can tell it was altered.
+fn forge(artifact: &str, version: &str) -> String {
+    let mut forged = dealscore::model::ModelArtifact::from_json_verified(artifact).unwrap();
+    forged.version = version.to_owned();
+    forged.intercept += 3.0;
+    forged.seal();
+    let text = forged.to_json_pretty().unwrap();
+    assert!(dealscore::model::ModelArtifact::from_json_verified(&text).is_ok());
+    text
+}
+
+#[tokio::test]
+async fn an_artifact_resealed_after_registration_is_refused_on_activation_and_when_active() {
+    let (app, _models) = lifecycle_app().await;
+    import_generated(&app, 3000, 11).await;
+    let run = train_over_http(&app, &json!({"options": {"cv": 3}})).await;
+    let good = run["version"].as_str().unwrap().to_owned();
+    wait_for_model(&app, &good).await;
+    let (record, artifact) = dealscore::store::models::active(&app.db).await.unwrap().unwrap();
+
+    // A version registered with one checksum whose artifact is later replaced, sealed anew.
+    let forged = forge(&artifact, "m-forged");
+    let new = dealscore::store::models::NewModelVersion {
+        version: "m-forged",
+        created_at: chrono::Utc::now(),
+        sha256: &record.sha256,
+        artifact_json: &forged,
+        train_rows: 1,
+        holdout_auc: None,
+    };
+    dealscore::store::models::register(&app.db, &new, false, "test", "forged")
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .post(app.url("/v1/models/m-forged/activate"))
+        .bearer_auth(&app.analyst_key)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(response, 422, Some("version")).await;
+    assert!(body.to_string().contains("registry"), "{body}");
+    let (active, _) = dealscore::store::models::active(&app.db).await.unwrap().unwrap();
+    assert_eq!(active.version, good);
+
+    // The active version's artifact replaced the same way: a server starting on it serves
+    // nothing and says why.
+    sqlx::query("UPDATE model_versions SET artifact = $1 WHERE version = $2")
+        .bind(forge(&artifact, &good))
+        .bind(good.clone())
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let restarted = dealscore::app::Application::build(test_settings(&app.db_url))
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", restarted.port());
+    tokio::spawn(restarted.run_until_stopped());
+    let response = app
+        .client
+        .post(format!("{address}/v1/score"))
+        .bearer_auth(&app.rep_key)
+        .json(&json!({"cycle_days": 30}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(response, 503, None).await;
+    assert_eq!(
+        body["type"], "https://dealscore.dev/problems/active-model-invalid",
+        "{body}"
+    );
+    let response = app
+        .client
+        .get(format!("{address}/v1/models/active"))
+        .bearer_auth(&app.analyst_key)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(response, 503, None).await;
+    assert_eq!(
+        body["type"], "https://dealscore.dev/problems/active-model-invalid",
+        "{body}"
+    );
+    let response = app.client.get(format!("{address}/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["type"], "https://dealscore.dev/problems/active-model-invalid",
+        "{body}"
+    );
+}
