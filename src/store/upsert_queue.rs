@@ -8,9 +8,15 @@
 //! lookup, one upsert and one read-back per group, whatever the group's size. Like the group
 //! commit it runs on, it never waits to fill a group: a lone `PUT` is written at once.
 //!
-//! A group fails as a whole only when the database fails; its writes are then retried one by one,
-//! so one write the database refuses does not take the others down with it. Every answer is sent
-//! after the commit, so an acknowledged write is durable.
+//! A group writes its rows in key order (external id, byte order), whatever order the `PUT`s
+//! arrived in: on PostgreSQL several instances each write their own groups in concurrent
+//! transactions, and two groups that locked the same rows in opposite orders would deadlock. In
+//! key order every transaction takes its row locks in the same order, so they only wait for one
+//! another. Writes to the same id keep their arrival order, so the last one sent is the one kept.
+//!
+//! A group fails as a whole only when the database fails; its writes are then retried one by one
+//! (logged with the cause), so one write the database refuses does not take the others down with
+//! it. Every answer is sent after the commit, so an acknowledged write is durable.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -95,11 +101,29 @@ async fn write_group(
     match writer.run(group_work(Arc::clone(&requests), 0..n)).await {
         Ok(done) if done.len() == n => done.into_iter().map(Ok).collect(),
         Err(e) if n == 1 => vec![Err(e)],
-        Ok(_) | Err(_) => {
+        outcome => {
+            match &outcome {
+                Err(e) => {
+                    tracing::warn!(writes = n, error = %e, "grouped upsert failed; retrying its writes one by one")
+                }
+                Ok(done) => tracing::warn!(
+                    writes = n,
+                    answers = done.len(),
+                    "grouped upsert answered for the wrong number of writes; retrying them one by one"
+                ),
+            }
             let mut results = Vec::with_capacity(n);
             for i in 0..n {
                 let alone = group_work(Arc::clone(&requests), i..i + 1);
-                results.push(writer.run(alone).await.map(one_result));
+                let result = writer.run(alone).await.map(one_result);
+                if let Err(e) = &result {
+                    tracing::warn!(
+                        external_id = %requests[i].opportunity.external_id.as_str(),
+                        error = %e,
+                        "upsert failed on its own too"
+                    );
+                }
+                results.push(result);
             }
             results
         }
@@ -111,14 +135,56 @@ fn one_result(mut done: Vec<UpsertDone>) -> UpsertDone {
     done.swap_remove(0)
 }
 
-/// The writes `requests[range]`, in arrival order, inside the shared transaction.
+/// The order in which a group's rows are written, as indices into `requests`: by external id
+/// (byte order, the same in every instance), and in arrival order for the same id (a stable sort).
+fn key_order(requests: &[UpsertRequest]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..requests.len()).collect();
+    order.sort_by(|&a, &b| {
+        let id = |i: usize| requests[i].opportunity.external_id.as_str().as_bytes();
+        id(a).cmp(id(b))
+    });
+    order
+}
+
+/// Splits `order` into the runs written by one statement each: distinct ids only (a statement
+/// cannot write a row twice), and a write with activities ends its run. Those activities are
+/// added right after the run's upsert and lock their opportunity's row then, even when the upsert
+/// left it unchanged (unlocked); ending the run there keeps every lock of the transaction in key
+/// order.
+fn runs(requests: &[UpsertRequest], order: &[usize]) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for run in super::distinct_runs(
+        order
+            .iter()
+            .map(|&i| requests[i].opportunity.external_id.as_str()),
+    ) {
+        debug_assert_eq!(run.start, start);
+        for at in run.clone() {
+            if !requests[order[at]].activities.is_empty() {
+                runs.push(start..at + 1);
+                start = at + 1;
+            }
+        }
+        if start < run.end {
+            runs.push(start..run.end);
+            start = run.end;
+        }
+    }
+    runs
+}
+
+/// The writes `requests[range]` inside the shared transaction, in key order (see the module
+/// documentation); answers in the requests' order.
 fn group_work(requests: Arc<[UpsertRequest]>, range: Range<usize>) -> TxWork<Vec<UpsertDone>, sqlx::Error> {
     Box::new(move |tx| {
         Box::pin(async move {
             let requests = &requests[range];
-            let mut done = Vec::with_capacity(requests.len());
-            for run in super::distinct_runs(requests.iter().map(|r| r.opportunity.external_id.as_str())) {
-                let run = &requests[run];
+            let order = key_order(requests);
+            let mut answers: Vec<Option<UpsertDone>> = vec![None; requests.len()];
+            for run in runs(requests, &order) {
+                let indices = &order[run];
+                let run: Vec<&UpsertRequest> = indices.iter().map(|&i| &requests[i]).collect();
                 let opportunities: Vec<Opportunity> = run.iter().map(|r| r.opportunity.clone()).collect();
                 let outcomes = upsert_batch_in(tx, &opportunities).await?;
                 for request in run.iter().filter(|r| !r.activities.is_empty()) {
@@ -134,14 +200,18 @@ fn group_work(requests: Arc<[UpsertRequest]>, range: Range<usize>) -> TxWork<Vec
                 }
                 let ids: Vec<&str> = run.iter().map(|r| r.opportunity.external_id.as_str()).collect();
                 let mut stored = get_many_in(tx, &ids).await?;
-                for (request, outcome) in run.iter().zip(outcomes) {
+                for ((request, outcome), &i) in run.iter().zip(outcomes).zip(indices) {
                     let row = stored
                         .remove(request.opportunity.external_id.as_str())
                         .ok_or(sqlx::Error::RowNotFound)?;
-                    done.push(UpsertDone { outcome, stored: row });
+                    answers[i] = Some(UpsertDone { outcome, stored: row });
                 }
             }
-            Ok(done)
+            // Every request is in exactly one run, so every answer is set.
+            answers
+                .into_iter()
+                .map(|a| a.ok_or(sqlx::Error::RowNotFound))
+                .collect()
         })
     })
 }
@@ -159,6 +229,26 @@ mod tests {
             opportunity: Opportunity::parse(Some(id), &map, ParseOptions::default()).unwrap(),
             activities: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_group_is_written_in_key_order_with_repeats_in_arrival_order() {
+        let mut requests: Vec<UpsertRequest> = [("c", 1.0), ("a", 2.0), ("c", 3.0), ("b", 4.0), ("a", 5.0)]
+            .into_iter()
+            .map(|(id, amount)| request(id, amount))
+            .collect();
+        let order = key_order(&requests);
+        assert_eq!(order, vec![1, 4, 3, 0, 2]);
+        // Each run holds distinct ids, and the runs follow one another in key order.
+        assert_eq!(runs(&requests, &order), vec![0..1, 1..4, 4..5]);
+        // A write with activities ends its run.
+        requests[3].activities.push(crate::domain::Activity {
+            id: Some("x".into()),
+            kind: crate::domain::ActivityKind::Call,
+            direction: crate::domain::ActivityDirection::Outbound,
+            occurred_at: chrono::Utc::now(),
+        });
+        assert_eq!(runs(&requests, &order), vec![0..1, 1..3, 3..4, 4..5]);
     }
 
     #[tokio::test]

@@ -127,7 +127,7 @@ mod postgres_only {
 
     use dealscore::store::{Backend, Db};
 
-    use crate::helpers::{pool_options, spawn_app};
+    use crate::helpers::{pool_options, spawn_app, spawn_app_beside};
 
     /// PostgreSQL sets no lock timeout: a write behind a conflicting table lock waits for it
     /// (no error, no 503) and is committed once the lock is released.
@@ -177,5 +177,89 @@ mod postgres_only {
         )
         .expect("n");
         assert_eq!(stored, 1);
+    }
+
+    /// Two instances on one database take concurrent PUTs of the same deals, one in ascending and
+    /// the other in descending order, every deal changed each round so that every write takes its
+    /// row lock. Each instance writes the PUTs queued at one moment in one transaction; written in
+    /// arrival order, two such transactions lock the same rows in opposite orders and PostgreSQL
+    /// breaks the deadlock by failing one of them. Written in key order, they only wait.
+    #[tokio::test]
+    #[ignore = "PostgreSQL only: TEST_DATABASE_URL=postgres://… cargo test --test api postgres_only -- --include-ignored"]
+    async fn two_instances_putting_the_same_deals_in_opposite_orders_never_deadlock() {
+        const DEALS: usize = 32;
+        const ROUNDS: usize = 25;
+        let first = spawn_app().await;
+        assert_eq!(
+            first.db.backend,
+            Backend::Postgres,
+            "this test needs PostgreSQL: set TEST_DATABASE_URL"
+        );
+        let second = spawn_app_beside(&first).await;
+        let ids: Vec<String> = (0..DEALS).map(|i| format!("shared-{i:03}")).collect();
+        let mut failures = Vec::new();
+        for round in 0..ROUNDS {
+            let mut puts = Vec::new();
+            for (instance, app) in [&first, &second].into_iter().enumerate() {
+                let order: Vec<&String> = if instance == 0 {
+                    ids.iter().collect()
+                } else {
+                    ids.iter().rev().collect()
+                };
+                for id in order {
+                    let mut body = super::deal();
+                    body["amount"] = serde_json::json!(1000 + round * 10 + instance);
+                    let request = app
+                        .client
+                        .put(app.url(&format!("/v1/opportunities/{id}")))
+                        .bearer_auth(&app.analyst_key)
+                        .json(&body);
+                    puts.push(tokio::spawn(async move { request.send().await }));
+                }
+            }
+            for put in puts {
+                let response = put.await.expect("request task").expect("request");
+                if !response.status().is_success() {
+                    let status = response.status();
+                    failures.push(format!("{status}: {}", response.text().await.unwrap_or_default()));
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} PUTs failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
+
+        // A server process reports its deadlocks to the statistics when its connection ends: close
+        // both instances' connections, then read the count from a fresh one.
+        first.db.pool.close().await;
+        second.db.pool.close().await;
+        let observer = Db::connect(&first.db_url, &pool_options())
+            .await
+            .expect("connect");
+        let mut deadlocks = 0;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            deadlocks = sqlx::query_scalar::<_, i64>(
+                "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+            )
+            .fetch_one(&observer.pool)
+            .await
+            .expect("deadlock count");
+            if deadlocks > 0 {
+                break;
+            }
+        }
+        assert_eq!(
+            deadlocks, 0,
+            "PostgreSQL detected deadlocks between the instances"
+        );
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM opportunities")
+            .fetch_one(&observer.pool)
+            .await
+            .expect("count");
+        assert_eq!(stored, DEALS as i64);
     }
 }

@@ -142,27 +142,31 @@ pub async fn spawn_sqlite_app_with(adjust: impl FnOnce(&mut Settings)) -> TestAp
     spawn_app_on(TestDb::sqlite(), adjust).await
 }
 
-async fn spawn_app_on(test_db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    // With TEST_LOG, every log line goes to stderr as the server would write it. Otherwise
-    // warnings and errors go through the test harness's capture, which shows them only for a
-    // failing test: a 500 in CI then comes with its cause.
-    if std::env::var_os("TEST_LOG").is_some() {
-        dealscore::telemetry::init_logging(dealscore::config::LogFormat::Human);
-    } else {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-            .with_test_writer()
-            .with_ansi(false)
-            .try_init();
+/// A second server on `app`'s database, as when several instances share one PostgreSQL: it
+/// accepts `app`'s keys. The database belongs to `app` and is dropped with it, so keep `app`
+/// alive while this one runs.
+pub async fn spawn_app_beside(app: &TestApp) -> TestApp {
+    let shared = TestDb {
+        url: app.db_url.clone(),
+        _dir: None,
+        pg_drop: None,
+    };
+    let (address, db, models_dir) = start_server(&shared.url, |_| {}).await;
+    TestApp {
+        db_url: shared.url.clone(),
+        address,
+        db,
+        client: http_client(),
+        admin_key: app.admin_key.clone(),
+        analyst_key: app.analyst_key.clone(),
+        rep_key: app.rep_key.clone(),
+        _test_db: shared,
+        _models_dir: models_dir,
     }
-    let models_dir = tempfile::tempdir().expect("models tempdir");
-    let mut settings = test_settings(&test_db.url);
-    settings.models_dir = models_dir.path().display().to_string();
-    adjust(&mut settings);
-    let app = Application::build(settings).await.expect("build app");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let db = app.db().clone();
-    tokio::spawn(app.run_until_stopped());
+}
+
+async fn spawn_app_on(test_db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let (address, db, models_dir) = start_server(&test_db.url, adjust).await;
     let mut keys = Vec::new();
     for role in ["admin", "analyst", "rep"] {
         let key = generate_key();
@@ -181,18 +185,48 @@ async fn spawn_app_on(test_db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Te
         db_url: test_db.url.clone(),
         address,
         db,
-        // Idle connections are dropped before the server's 5 s keep-alive closes them, so a reused
-        // connection is never one the server is closing (a client-side race, not a server error).
-        client: reqwest::Client::builder()
-            .pool_idle_timeout(std::time::Duration::from_secs(1))
-            .build()
-            .expect("http client"),
+        client: http_client(),
         admin_key: keys[0].clone(),
         analyst_key: keys[1].clone(),
         rep_key: keys[2].clone(),
         _test_db: test_db,
         _models_dir: models_dir,
     }
+}
+
+fn http_client() -> reqwest::Client {
+    // Idle connections are dropped before the server's 5 s keep-alive closes them, so a reused
+    // connection is never one the server is closing (a client-side race, not a server error).
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(1))
+        .build()
+        .expect("http client")
+}
+
+/// Starts a server on the database at `url`; returns its address, its database handle and the
+/// folder its training runs write to.
+async fn start_server(url: &str, adjust: impl FnOnce(&mut Settings)) -> (String, Db, tempfile::TempDir) {
+    // With TEST_LOG, every log line goes to stderr as the server would write it. Otherwise
+    // warnings and errors go through the test harness's capture, which shows them only for a
+    // failing test: a 500 in CI then comes with its cause.
+    if std::env::var_os("TEST_LOG").is_some() {
+        dealscore::telemetry::init_logging(dealscore::config::LogFormat::Human);
+    } else {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_test_writer()
+            .with_ansi(false)
+            .try_init();
+    }
+    let models_dir = tempfile::tempdir().expect("models tempdir");
+    let mut settings = test_settings(url);
+    settings.models_dir = models_dir.path().display().to_string();
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.db().clone();
+    tokio::spawn(app.run_until_stopped());
+    (address, db, models_dir)
 }
 
 impl TestApp {
