@@ -41,7 +41,8 @@ const SCORE_COLUMNS: [&str; 9] = [
 /// Runs `dealscore score` with the active model, or the artifact given by `--model`.
 pub async fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
     let mapping = super::read_mapping(args.mapping.as_deref())?;
-    let model = match &args.model {
+    // Wrapped so the model's fixed sentences are written once, not once per row.
+    let model = crate::serving::LoadedModel::new(match &args.model {
         Some(path) => crate::model::ModelArtifact::load_verified(path)
             .with_context(|| format!("model {}", path.display()))?,
         None => {
@@ -52,7 +53,7 @@ pub async fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
             crate::model::ModelArtifact::from_json_verified(&json)
                 .with_context(|| format!("active model {}", record.version))?
         }
-    };
+    });
     let file =
         std::fs::File::open(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let out: Box<dyn std::io::Write> = match &args.out {
