@@ -164,15 +164,25 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_cleanly() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start dealscore");
-    let mut stream = None;
-    for _ in 0..200 {
-        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            stream = Some(s);
-            break;
+    // Wait until the server answers, not merely until the port accepts: the listener is bound
+    // before start-up ends, and a signal that arrives before the server runs is not the case
+    // under test (on a loaded machine it came first and ended the process unhandled).
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    let client = reqwest::Client::new();
+    let mut serving = false;
+    for _ in 0..400 {
+        if let Ok(r) = client.get(&health).send().await {
+            if r.status().is_success() {
+                serving = true;
+                break;
+            }
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let mut stream = stream.expect("dealscore listens");
+    assert!(serving, "dealscore answers /healthz");
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("dealscore listens");
 
     let body = r#"{"name":"Graceful","status":"open","amount":1200,"created_at":"2026-10-01"}"#;
     let head = format!(
