@@ -366,17 +366,8 @@ fn parse_action(kind: EventType, data: Map<String, Value>, source: &Source) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::mapping::ImportMapping;
+    use crate::ingest::webhook::source::tests::source;
     use serde_json::json;
-
-    fn source(mapping: &str) -> Source {
-        Source {
-            name: "crm".into(),
-            secrets: vec!["k".into()],
-            mapping: ImportMapping::from_toml(mapping).unwrap(),
-            callback_url: None,
-        }
-    }
 
     #[test]
     fn events_are_checked_field_by_field() {

@@ -159,11 +159,12 @@ pub fn apply_mapping(data: Map<String, Value>, mapping: &ImportMapping) -> Map<S
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn source(mapping: &str) -> Source {
+    /// A source named `crm` with one secret and `mapping`; the event tests use it too.
+    pub(in crate::ingest::webhook) fn source(mapping: &str) -> Source {
         Source {
             name: "crm".into(),
             secrets: vec!["k".into()],
