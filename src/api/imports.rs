@@ -10,7 +10,9 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
 use crate::ingest::csv_import::{too_many_rejected, ImportError};
-use crate::ingest::{import_activities, import_opportunities, ImportMapping, ImportOptions, ImportSummary};
+use crate::ingest::{
+    import_activities, import_history, import_opportunities, ImportMapping, ImportOptions, ImportSummary,
+};
 use crate::store::Db;
 use crate::tr;
 
@@ -18,7 +20,8 @@ use crate::tr;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ImportQuery {
-    /// `opportunities` (default) or `activities`.
+    /// `opportunities` (default), `activities` or `history` (past field changes of stored deals:
+    /// `external_id,field,value,changed_at`).
     pub kind: Option<String>,
     /// Check and count, write nothing.
     #[serde(default)]
@@ -97,11 +100,12 @@ pub async fn create(
     let result = match query.kind.as_deref() {
         None | Some("opportunities") => import_opportunities(&db, open, &options, &|_| {}).await,
         Some("activities") => import_activities(&db, open, &options, &|_| {}).await,
+        Some("history") => import_history(&db, open, &options, &|_| {}).await,
         Some(other) => {
             return Err(ApiError::BadQuery(
                 tr!(
-                    "kind `{other}` is not one of opportunities, activities",
-                    "kind `{other}` n'est pas opportunities ni activities"
+                    "kind `{other}` is not one of opportunities, activities, history",
+                    "kind `{other}` n'est pas opportunities, activities ni history"
                 )
                 .into(),
             ))

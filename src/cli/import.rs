@@ -1,4 +1,5 @@
-//! `dealscore import`: stream opportunities and activities from CSV files into the database.
+//! `dealscore import`: stream opportunities, activities and field history from CSV files into the
+//! database.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Settings;
 use crate::ingest::csv_import::{ImportError, ImportProgress};
-use crate::ingest::{import_activities, import_opportunities, ImportOptions, ImportSummary};
+use crate::ingest::{import_activities, import_history, import_opportunities, ImportOptions, ImportSummary};
 
 /// Arguments of `dealscore import`.
 #[derive(Debug, clap::Args)]
@@ -19,6 +20,10 @@ pub struct ImportArgs {
     /// Activities CSV (opportunity_id,id,kind,direction,occurred_at), imported after `--file`.
     #[arg(long, value_name = "FILE")]
     pub activities: Option<PathBuf>,
+    /// Field history CSV (external_id,field,value,changed_at: past changes of stored deals),
+    /// imported after `--file` and `--activities`.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
     /// TOML column mapping.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
@@ -59,11 +64,16 @@ pub(super) fn open_file(
 
 /// Runs `dealscore import`: opportunities first, then activities, each with its summary.
 pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
-    if args.file.is_none() && args.activities.is_none() {
-        anyhow::bail!("nothing to import: give --file and/or --activities");
+    if args.file.is_none() && args.activities.is_none() && args.history.is_none() {
+        anyhow::bail!("nothing to import: give --file, --activities and/or --history");
     }
     let mapping = super::read_mapping(args.mapping.as_deref())?;
-    for path in args.file.iter().chain(args.activities.iter()) {
+    for path in args
+        .file
+        .iter()
+        .chain(args.activities.iter())
+        .chain(args.history.iter())
+    {
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     }
     let db = super::open_db(settings).await?;
@@ -93,6 +103,14 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
         let result = import_activities(&db, open_file(path.clone()), &options, &report).await;
         bar.finish_and_clear();
         summaries.push(("activities", import_result(result, &path)?));
+    }
+    if let Some(path) = args.history.clone() {
+        let size = std::fs::metadata(&path)?.len();
+        let bar = progress_bar(size, "field history");
+        let report = |p: ImportProgress| bar.set_position(p.bytes);
+        let result = import_history(&db, open_file(path.clone()), &options, &report).await;
+        bar.finish_and_clear();
+        summaries.push(("history", import_result(result, &path)?));
     }
     if args.json {
         let object: serde_json::Map<String, serde_json::Value> = summaries

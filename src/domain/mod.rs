@@ -5,6 +5,7 @@
 
 mod activity;
 pub mod currency;
+pub mod history;
 mod opportunity;
 pub mod spreadsheet;
 mod time;
@@ -13,6 +14,7 @@ mod validation;
 pub use activity::{
     derive_interactions, Activity, ActivityDirection, ActivityInput, ActivityKind, DerivedInteractions,
 };
+pub use history::{ChangeSource, FieldChange, Previous};
 pub use opportunity::{
     AttributeValue, ContactRole, Deal, ExternalId, Opportunity, OpportunityInput, ParseOptions, Status,
     DEFAULT_CURRENCY, MAX_AMOUNT, MAX_EXTERNAL_ID_LEN, RECORD_FIELDS,

@@ -339,8 +339,10 @@ pub struct ParseOptions<'a> {
 /// What the fields are parsed for: a stored opportunity, or a deal sent to be scored, whose
 /// `external_id` is optional, `status` defaults to open and `cycle_days` is accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Purpose {
+pub(super) enum Purpose {
+    /// A stored opportunity.
     Store,
+    /// A deal sent to be scored (also one field of a recorded change, see `history`).
     Score,
 }
 
@@ -418,7 +420,7 @@ impl Deal {
 
 /// Parses the fields of an opportunity or of a deal sent to be scored, collecting every problem;
 /// the identifier is `None` when absent or invalid (the reason is then among the errors).
-fn parse_fields(
+pub(super) fn parse_fields(
     path_id: Option<&str>,
     input: &OpportunityInput,
     options: ParseOptions<'_>,

@@ -4,7 +4,9 @@
 //! - [`fitted`]: encoders learned on training rows (bins, vocabularies, imputation values).
 //! - [`encode`](mod@encode): turning one opportunity into design-matrix entries.
 //! - [`raw`]: reading a feature's raw value out of an opportunity.
+//! - [`as_of`](mod@as_of): a deal as it stood at an instant, from its history and activities.
 
+pub mod as_of;
 pub mod encode;
 pub mod fitted;
 pub mod raw;

@@ -1,4 +1,5 @@
-//! Streaming CSV import of opportunities and activities.
+//! Streaming CSV import of opportunities and activities (and, in `history`, of a CRM's field
+//! history).
 //!
 //! A parser thread reads the CSV, validates each row through the same domain parser as the REST
 //! API and hands batches of valid rows to the async writer over a bounded channel, so parsing
@@ -25,14 +26,24 @@ use sqlx::Connection;
 use tokio::sync::mpsc;
 
 use super::mapping::ImportMapping;
-use crate::domain::{Activity, Opportunity, ParseOptions};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    bad_timestamp, in_accepted_years, parse_timestamp_with_format, Activity, ChangeSource, Opportunity,
+    ParseOptions, MAX_YEAR, MIN_YEAR,
+};
 use crate::domain::{FieldMessage, ValidationErrors};
 use crate::i18n::format::{NBSP, NNBSP};
 use crate::i18n::{Lang, Localized};
 use crate::store::activities::{add_in, AddActivitiesError};
+use crate::store::history::Provenance;
 use crate::store::opportunities::{existing_ids, upsert_batch_in, UpsertOutcome};
 use crate::store::Db;
 use crate::tr;
+
+mod history;
+
+pub use history::import_history;
 
 /// Most rejected rows listed one by one in a summary (all are counted).
 pub const MAX_LISTED_REJECTIONS: usize = 1000;
@@ -207,6 +218,8 @@ pub fn too_many_rejected(rejected: u64, limit: &Localized) -> Localized {
 enum Target {
     Field(&'static str),
     Attribute(String),
+    /// When the row's changes took effect (recorded in the deals' history, not a field).
+    ChangedAt,
     Ignore,
 }
 
@@ -230,6 +243,8 @@ impl RowReader {
             }
             let target = if mapping.ignore.iter().any(|i| i == header) {
                 Target::Ignore
+            } else if header == mapping.header_of("changed_at") {
+                Target::ChangedAt
             } else if let Some(field) = mapping.field_for_header(header) {
                 Target::Field(field)
             } else if header.is_empty() {
@@ -273,6 +288,34 @@ impl RowReader {
         })
     }
 
+    /// A row of a deal import: the deal, and when its changes took effect when the file says.
+    fn parse_row(&self, record: &csv::StringRecord, line: u64) -> Result<DealRow, RejectedRow> {
+        let opportunity = self.parse(record, line)?;
+        let cell = self
+            .targets
+            .iter()
+            .zip(record.iter())
+            .find(|(t, _)| matches!(t, Target::ChangedAt))
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty());
+        let changed_at = match cell {
+            None => None,
+            Some(text) => Some(
+                parse_changed_at(text, self.mapping.date_format.as_deref()).map_err(|errors| {
+                    RejectedRow::new(
+                        line,
+                        Some(opportunity.external_id.to_string()),
+                        errors.localized_summary(),
+                    )
+                })?,
+            ),
+        };
+        Ok(DealRow {
+            opportunity,
+            changed_at,
+        })
+    }
+
     fn parse(&self, record: &csv::StringRecord, line: u64) -> Result<Opportunity, RejectedRow> {
         let mut fields = Map::new();
         let mut attributes = Map::new();
@@ -290,7 +333,7 @@ impl RowReader {
                 Target::Attribute(name) => {
                     attributes.insert(name.clone(), Value::String(value.to_owned()));
                 }
-                Target::Ignore => {}
+                Target::ChangedAt | Target::Ignore => {}
             }
         }
         for (field, default) in &self.mapping.defaults {
@@ -490,6 +533,53 @@ impl RowIdentity for Opportunity {
     }
 }
 
+/// A row of a deal import: the deal and, when the file has a `changed_at` column, when its
+/// changes took effect.
+struct DealRow {
+    opportunity: Opportunity,
+    changed_at: Option<DateTime<Utc>>,
+}
+
+impl RowIdentity for DealRow {
+    fn hash_identity<H: Hasher>(&self, state: &mut H) {
+        self.opportunity.hash_identity(state);
+    }
+
+    fn shown_id(&self) -> Option<String> {
+        self.opportunity.shown_id()
+    }
+
+    fn repeat_reason(&self, first_line: u64) -> Localized {
+        self.opportunity.repeat_reason(first_line)
+    }
+}
+
+/// Reads a `changed_at` cell: a timestamp like any other (the mapping's `date_format` first).
+fn parse_changed_at(text: &str, date_format: Option<&str>) -> Result<DateTime<Utc>, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    if text.chars().any(char::is_control) {
+        errors.push_known("changed_at", FieldMessage::ControlCharacters);
+        return Err(errors);
+    }
+    match parse_timestamp_with_format(text, date_format) {
+        Ok(t) if in_accepted_years(t) => Ok(t),
+        Ok(_) => {
+            errors.push_known(
+                "changed_at",
+                FieldMessage::YearOutOfRange {
+                    min: MIN_YEAR,
+                    max: MAX_YEAR,
+                },
+            );
+            Err(errors)
+        }
+        Err(_) => {
+            errors.push_known("changed_at", bad_timestamp(text, date_format));
+            Err(errors)
+        }
+    }
+}
+
 /// An activity row: the opportunity it belongs to, and the activity. Its identity is the one the
 /// database deduplicates on (the CRM id, or else kind, direction and time) within its opportunity.
 impl RowIdentity for (String, Activity) {
@@ -685,13 +775,13 @@ async fn join_parser(parser: tokio::task::JoinHandle<()>) -> Result<(), ImportEr
 fn spawn_opportunity_parser<R: Read + Send + 'static>(
     source: R,
     options: &ImportOptions,
-) -> (tokio::task::JoinHandle<()>, ParsedBatches<Opportunity>) {
+) -> (tokio::task::JoinHandle<()>, ParsedBatches<DealRow>) {
     let mapping = options.mapping.clone();
     spawn_parser(
         source,
         options,
         move |headers| RowReader::new(headers, &mapping),
-        |reader: &RowReader, record, line| reader.parse(record, line),
+        |reader: &RowReader, record, line| reader.parse_row(record, line),
     )
 }
 
@@ -773,9 +863,19 @@ where
         let mut batch = batch?;
         summary.absorb_rejections(&mut batch);
         if !batch.rows.is_empty() {
-            let opps: Vec<Opportunity> = batch.rows.into_iter().map(|(_, o)| o).collect();
+            let (opps, provenance): (Vec<Opportunity>, Vec<Provenance>) = batch
+                .rows
+                .into_iter()
+                .map(|(_, row)| {
+                    let provenance = Provenance {
+                        source: ChangeSource::Import,
+                        changed_at: row.changed_at,
+                    };
+                    (row.opportunity, provenance)
+                })
+                .unzip();
             let mut txn = db.begin_write_on(&mut conn).await?;
-            let outcomes = upsert_batch_in(&mut txn, &opps).await?;
+            let outcomes = upsert_batch_in(&mut txn, &opps, &provenance).await?;
             if options.dry_run {
                 txn.rollback().await?;
             } else {

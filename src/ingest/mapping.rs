@@ -19,7 +19,13 @@
 //! [ids]                           # for exports without an id column
 //! from_line = true                # external_id = prefix + line number
 //! prefix = "crm-"
+//!
+//! [field_names]                   # field history imports: "CRM field name" = dealscore field
+//! StageName = "stage"
+//! "Close Date" = "closed_at"
 //! ```
+//! `[columns]` also names the `changed_at` column (when a deal import's changes took effect) and
+//! the `field` and `value` columns of a field history import.
 //! Every column that is neither mapped, a dealscore field name, nor ignored becomes a custom
 //! attribute (numbers stay numbers).
 
@@ -34,6 +40,10 @@ use crate::tr;
 
 /// Field names a CSV column can map to.
 pub const FIELDS: [&str; 16] = crate::domain::RECORD_FIELDS;
+
+/// Columns besides the record fields that `[columns]` can name: when a change took effect (deal
+/// and field history imports), and the field and value of a field history row.
+pub const EXTRA_COLUMNS: [&str; 3] = ["changed_at", "field", "value"];
 
 /// A parsed, validated mapping.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -60,6 +70,9 @@ pub struct ImportMapping {
     /// Generated identifiers.
     #[serde(default)]
     pub ids: IdGeneration,
+    /// Field history imports: CRM field name → dealscore field (`stage`, `attributes.tier`…).
+    #[serde(default)]
+    pub field_names: BTreeMap<String, String>,
 }
 
 /// How to make ids for exports without an id column.
@@ -99,8 +112,8 @@ impl ImportMapping {
             }
         }
         for field in self.columns.keys() {
-            if !FIELDS.contains(&field.as_str()) {
-                let fields = FIELDS.join(", ");
+            if !FIELDS.contains(&field.as_str()) && !EXTRA_COLUMNS.contains(&field.as_str()) {
+                let fields = [&FIELDS[..], &EXTRA_COLUMNS[..]].concat().join(", ");
                 problems.push(tr!(
                     "[columns] `{field}` is not a dealscore field ({fields})",
                     "[columns] `{field}` n'est pas un champ de dealscore ({fields})"
@@ -120,6 +133,16 @@ impl ImportMapping {
                 problems.push(tr!(
                     "[status_values] `{raw}` maps to `{status}`, not one of open, won, lost",
                     "[status_values] associe `{raw}` à `{status}`, qui n'est pas open, won ni lost"
+                ));
+            }
+        }
+        for (crm, field) in &self.field_names {
+            if !crate::domain::history::is_tracked_field(field) {
+                problems.push(tr!(
+                    "[field_names] maps `{crm}` to `{field}`, which is not a field with a history \
+                     (a deal field other than external_id, or attributes.<name>)",
+                    "[field_names] associe `{crm}` à `{field}`, qui n'est pas un champ historisé \
+                     (un champ d'opportunité autre que external_id, ou attributes.<nom>)"
                 ));
             }
         }
@@ -154,6 +177,24 @@ impl ImportMapping {
             .iter()
             .copied()
             .find(|f| *f == header && !self.columns.contains_key(*f))
+    }
+
+    /// The CSV header of a column: the one `[columns]` maps `name` to, else `name` itself.
+    pub fn header_of<'a>(&'a self, name: &'a str) -> &'a str {
+        self.columns.get(name).map_or(name, String::as_str)
+    }
+
+    /// The dealscore field a field history row names: through `[field_names]` (exact, then
+    /// case-insensitive), else the name as written.
+    pub fn history_field<'a>(&'a self, crm_name: &'a str) -> &'a str {
+        let name = crm_name.trim();
+        if let Some(field) = self.field_names.get(name) {
+            return field;
+        }
+        self.field_names
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map_or(name, |(_, v)| v.as_str())
     }
 
     /// Maps a raw status value through `[status_values]` (exact, then case-insensitive).
@@ -213,6 +254,37 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn history_columns_and_field_names_are_mapped_and_checked() {
+        let m = ImportMapping::from_toml(
+            r#"
+            [columns]
+            external_id = "OpportunityId"
+            field = "Field"
+            value = "NewValue"
+            changed_at = "CreatedDate"
+            [field_names]
+            StageName = "stage"
+            Tier__c = "attributes.tier"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(m.header_of("value"), "NewValue");
+        assert_eq!(m.header_of("status"), "status");
+        assert_eq!(m.history_field("StageName"), "stage");
+        assert_eq!(m.history_field("stagename"), "stage");
+        assert_eq!(m.history_field("tier__c"), "attributes.tier");
+        assert_eq!(m.history_field("amount"), "amount");
+        assert_eq!(
+            m.field_for_header("CreatedDate"),
+            None,
+            "changed_at is not a deal field"
+        );
+        let err = ImportMapping::from_toml("[field_names]\nStageName = \"stages\"\nId = \"external_id\"\n")
+            .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod signature;
 pub mod webhook;
 
 pub use csv_import::{
-    import_activities, import_opportunities, read_opportunities, ImportOptions, ImportSummary, RejectedRow,
+    import_activities, import_history, import_opportunities, read_opportunities, ImportOptions,
+    ImportSummary, RejectedRow,
 };
 pub use mapping::{ImportMapping, MappingError};

@@ -130,6 +130,54 @@ pub async fn list_for(db: &Db, external_id: &str) -> Result<Vec<Activity>, sqlx:
     Ok(rows.into_iter().map(Activity::from).collect())
 }
 
+/// The activities of the deals with these internal ids that happened at or before `until` (all
+/// without it), per deal, oldest first; 400 deals per statement.
+pub async fn for_ids(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[i64],
+    until: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<std::collections::HashMap<i64, Vec<Activity>>, sqlx::Error> {
+    let style = Style::of(conn);
+    let mut out: std::collections::HashMap<i64, Vec<Activity>> = std::collections::HashMap::new();
+    for chunk in ids.chunks(400) {
+        let sql = format!(
+            "SELECT opportunity_id, activity_id, kind, direction, occurred_at FROM activities \
+             WHERE occurred_at <= {} AND opportunity_id IN ({}) ORDER BY opportunity_id, occurred_at, id",
+            match style {
+                Style::Question => "?",
+                Style::Dollar => "$1",
+            },
+            super::sql::list_placeholders_from(style, 2, chunk.len())
+        );
+        let mut query = sqlx::query_as::<_, OwnedActivityRow>(&sql)
+            .persistent(style == Style::Question)
+            .bind(until.map_or(i64::MAX, to_epoch_ms));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let id = row.opportunity_id;
+            out.entry(id).or_default().push(Activity::from(ActivityRow {
+                activity_id: row.activity_id,
+                kind: row.kind,
+                direction: row.direction,
+                occurred_at: row.occurred_at,
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// An `activities` row with the deal it belongs to, as [`for_ids`] reads it.
+#[derive(sqlx::FromRow)]
+struct OwnedActivityRow {
+    opportunity_id: i64,
+    activity_id: Option<String>,
+    kind: String,
+    direction: String,
+    occurred_at: i64,
+}
+
 /// When and which way an opportunity was touched: what its derived measures are computed from.
 #[derive(sqlx::FromRow)]
 struct TouchRow {

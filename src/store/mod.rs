@@ -7,6 +7,7 @@
 pub mod activities;
 pub mod api_keys;
 pub mod group_commit;
+pub mod history;
 pub mod insights;
 pub mod models;
 pub mod opportunities;

@@ -8,11 +8,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, AnyConnection, FromRow, Transaction};
 
+use super::history::{NewChange, Provenance};
 use super::scope::Scope;
 use super::sql::{bad_column, select_by_keys, values_placeholders, OptionalF64, Style};
 use super::Db;
 use crate::domain::{
-    from_epoch_ms, to_epoch_ms, AttributeValue, ContactRole, Deal, ExternalId, Opportunity, Status,
+    from_epoch_ms, history, to_epoch_ms, AttributeValue, ChangeSource, ContactRole, Deal, ExternalId,
+    Opportunity, Status,
 };
 
 /// What an upsert did to one opportunity.
@@ -78,25 +80,41 @@ pub fn content_hash(opp: &Opportunity) -> String {
     hex::encode(&Sha256::digest(&json)[..16])
 }
 
-/// Inserts or replaces one opportunity.
+/// Inserts or replaces one opportunity (its changes recorded as the API's, effective now).
 pub async fn upsert(db: &Db, opp: &Opportunity) -> Result<UpsertOutcome, sqlx::Error> {
     let outcomes = upsert_batch(db, std::slice::from_ref(opp)).await?;
     Ok(outcomes.first().copied().unwrap_or(UpsertOutcome::Unchanged))
 }
 
-/// Inserts or replaces a batch in one transaction. External ids must be distinct within the batch.
+/// Inserts or replaces a batch in one transaction (changes recorded as the API's, effective now).
+/// External ids must be distinct within the batch.
 pub async fn upsert_batch(db: &Db, opps: &[Opportunity]) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    let outcomes = upsert_batch_in(&mut tx, opps).await?;
+    let provenance = vec![Provenance::written(ChangeSource::Api); opps.len()];
+    let outcomes = upsert_batch_in(&mut tx, opps, &provenance).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
-/// [`upsert_batch`] inside a caller's transaction (webhook events record their id alongside).
+/// [`upsert_batch`] inside a caller's transaction (webhook events record their id alongside),
+/// with where each write comes from and when it took effect (`provenance[i]` for `opps[i]`).
+///
+/// Every real change of a field is appended to the deal's history in this same transaction,
+/// after the upsert and in the order of `opps`: a write that fails or is rolled back leaves no
+/// history, and no history row exists without its write. A first write records every field it
+/// sets; an unchanged deal records nothing.
 pub async fn upsert_batch_in(
     tx: &mut Transaction<'_, Any>,
     opps: &[Opportunity],
+    provenance: &[Provenance],
 ) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
+    if provenance.len() != opps.len() {
+        return Err(sqlx::Error::Protocol(format!(
+            "upsert of {} opportunities given {} provenances",
+            opps.len(),
+            provenance.len()
+        )));
+    }
     let hashes: Vec<String> = opps.iter().map(content_hash).collect();
     let existing = existing_rows(tx, opps).await?;
     let mut outcomes = Vec::with_capacity(opps.len());
@@ -112,7 +130,16 @@ pub async fn upsert_batch_in(
         }
         outcomes.push(outcome);
     }
-    let now = to_epoch_ms(Utc::now());
+    // What the changed deals held before this write, read before it overwrites them.
+    let changed: Vec<&str> = opps
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| **outcome == UpsertOutcome::Updated)
+        .map(|(opp, _)| opp.external_id.as_str())
+        .collect();
+    let before = reported_deals(tx, &changed).await?;
+    let written_at = Utc::now();
+    let now = to_epoch_ms(written_at);
     let style = Style::of(tx);
     // On PostgreSQL concurrent transactions can both miss a row in the lookup above and both
     // "insert" it; the statement itself says which row it really inserted (`xmax = 0`), so the
@@ -190,6 +217,7 @@ pub async fn upsert_batch_in(
             }
         }
     }
+    record_changes(tx, opps, provenance, &outcomes, &existing, &before, written_at).await?;
     // Opportunities whose measures come from activities keep them, but a changed reported value
     // may be the fallback for a measure the activities do not give (see activities.rs). Only rows
     // that existed can have activities, and the lookup above said which ones do.
@@ -198,13 +226,146 @@ pub async fn upsert_batch_in(
             continue;
         }
         if let Some(ExistingRow {
-            derived: Some(id), ..
+            id, derived: true, ..
         }) = existing.get(opp.external_id.as_str())
         {
             super::activities::refresh_derived(tx, *id).await?;
         }
     }
     Ok(outcomes)
+}
+
+/// Appends the history of a batch just upserted: for each write that was not unchanged, the
+/// fields that differ from what the deal held `before` (every field for a new deal).
+async fn record_changes(
+    tx: &mut Transaction<'_, Any>,
+    opps: &[Opportunity],
+    provenance: &[Provenance],
+    outcomes: &[UpsertOutcome],
+    existing: &HashMap<String, ExistingRow>,
+    before: &HashMap<String, Deal>,
+    written_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let inserted: Vec<&str> = opps
+        .iter()
+        .zip(outcomes)
+        .filter(|(opp, _)| !existing.contains_key(opp.external_id.as_str()))
+        .filter(|(_, outcome)| **outcome != UpsertOutcome::Unchanged)
+        .map(|(opp, _)| opp.external_id.as_str())
+        .collect();
+    let new_ids = ids_in(tx, &inserted).await?;
+    let mut rows = Vec::new();
+    for ((opp, outcome), provenance) in opps.iter().zip(outcomes).zip(provenance) {
+        if *outcome == UpsertOutcome::Unchanged {
+            continue;
+        }
+        let key = opp.external_id.as_str();
+        let id = match existing.get(key) {
+            Some(row) => row.id,
+            None => new_ids.get(key).copied().ok_or(sqlx::Error::RowNotFound)?,
+        };
+        let changed_at = provenance.changed_at.unwrap_or(written_at);
+        // A deal another transaction inserted meanwhile (PostgreSQL only, see the upsert) is
+        // compared with nothing: its first version here lists every field.
+        for change in history::changed_fields(before.get(key), &opp.deal) {
+            rows.push(NewChange {
+                opportunity_id: id,
+                field: change.field,
+                value: change.value,
+                previous: change.previous,
+                changed_at,
+                source: provenance.source,
+            });
+        }
+    }
+    super::history::append_in(tx, &rows, written_at).await?;
+    Ok(())
+}
+
+/// The internal ids of the opportunities among `external_ids` that exist (400 per statement).
+pub async fn ids_in(
+    tx: &mut Transaction<'_, Any>,
+    external_ids: &[&str],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    if external_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, String)> = select_by_keys(tx, None, external_ids, |_, list| {
+        format!("SELECT id, external_id FROM opportunities WHERE external_id IN ({list})")
+    })
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, external_id)| (external_id, id))
+        .collect())
+}
+
+/// The columns [`reported_deals`] reads: the fields as the client last sent them.
+#[derive(FromRow)]
+struct ReportedRow {
+    external_id: String,
+    name: Option<String>,
+    account: Option<String>,
+    sector: Option<String>,
+    region: Option<String>,
+    owner: Option<String>,
+    contact_role: Option<String>,
+    amount: Option<f64>,
+    currency: String,
+    stage: Option<String>,
+    #[sqlx(try_from = "String")]
+    status: Status,
+    created_at: Option<i64>,
+    closed_at: Option<i64>,
+    reported_interaction_count: Option<i64>,
+    reported_response_hours: Option<f64>,
+    reported_last_activity_at: Option<i64>,
+    attributes: String,
+}
+
+/// The deals among `external_ids` as their last write sent them (the reported interaction
+/// measures, not the ones derived from activities): what a new write is compared with.
+async fn reported_deals(
+    tx: &mut Transaction<'_, Any>,
+    external_ids: &[&str],
+) -> Result<HashMap<String, Deal>, sqlx::Error> {
+    if external_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<ReportedRow> = select_by_keys(tx, None, external_ids, |_, list| {
+        format!(
+            "SELECT external_id, name, account, sector, region, owner, contact_role, amount, currency, \
+             stage, status, created_at, closed_at, reported_interaction_count, reported_response_hours, \
+             reported_last_activity_at, attributes FROM opportunities WHERE external_id IN ({list})"
+        )
+    })
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let attributes: BTreeMap<String, AttributeValue> =
+            serde_json::from_str(&row.attributes).map_err(|e| bad_column("attributes", e.to_string()))?;
+        let deal = Deal {
+            name: row.name,
+            account: row.account,
+            sector: row.sector,
+            region: row.region,
+            owner: row.owner,
+            contact_role: row.contact_role.and_then(|r| ContactRole::normalise(&r)),
+            amount: row.amount,
+            currency: row.currency,
+            stage: row.stage,
+            status: row.status,
+            created_at: row.created_at.map(from_epoch_ms),
+            closed_at: row.closed_at.map(from_epoch_ms),
+            interaction_count: row.reported_interaction_count,
+            response_hours: row.reported_response_hours,
+            last_activity_at: row.reported_last_activity_at.map(from_epoch_ms),
+            attributes,
+            cycle_days: None,
+        };
+        out.insert(row.external_id, deal);
+    }
+    Ok(out)
 }
 
 /// What PostgreSQL's `RETURNING` says of a written row.
@@ -217,9 +378,10 @@ struct WrittenRow {
 
 /// What the upsert needs to know of a row that already exists.
 struct ExistingRow {
+    id: i64,
     content_hash: String,
-    /// The row id, when its measures are derived from activities.
-    derived: Option<i64>,
+    /// True when its measures are derived from activities.
+    derived: bool,
 }
 
 /// The columns [`existing_rows`] reads.
@@ -246,10 +408,10 @@ async fn existing_rows(
     Ok(rows
         .into_iter()
         .map(|row| {
-            let derived = row.derived_from_activities == 1;
             let existing = ExistingRow {
+                id: row.id,
                 content_hash: row.content_hash,
-                derived: derived.then_some(row.id),
+                derived: row.derived_from_activities == 1,
             };
             (row.external_id, existing)
         })
@@ -329,12 +491,15 @@ pub async fn delete(db: &Db, external_id: &str) -> Result<bool, sqlx::Error> {
 /// [`delete`] inside a caller's transaction (webhook events record their id alongside).
 pub async fn delete_in(tx: &mut Transaction<'_, Any>, external_id: &str) -> Result<bool, sqlx::Error> {
     // Explicit delete of children: PostgreSQL cascades, SQLite only with foreign_keys on.
-    sqlx::query(
-        "DELETE FROM activities WHERE opportunity_id IN (SELECT id FROM opportunities WHERE external_id = $1)",
-    )
-    .bind(external_id.to_owned())
-    .execute(&mut **tx)
-    .await?;
+    for child in ["activities", "opportunity_history"] {
+        let sql = format!(
+            "DELETE FROM {child} WHERE opportunity_id IN (SELECT id FROM opportunities WHERE external_id = $1)"
+        );
+        sqlx::query(&sql)
+            .bind(external_id.to_owned())
+            .execute(&mut **tx)
+            .await?;
+    }
     let done = sqlx::query("DELETE FROM opportunities WHERE external_id = $1")
         .bind(external_id.to_owned())
         .execute(&mut **tx)

@@ -25,8 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::activities::{add_in, AddActivitiesError};
 use super::group_commit::{Ask, AskQueue, GroupCommit, GroupCommitError, TxWork};
+use super::history::Provenance;
 use super::opportunities::{get_many_in, upsert_batch_in, StoredOpportunity, UpsertOutcome};
-use crate::domain::{Activity, Opportunity};
+use crate::domain::{Activity, ChangeSource, Opportunity};
 
 /// Most writes coalesced into one group (bounds the statement sizes and one group's latency).
 const MAX_GROUP: usize = 256;
@@ -186,7 +187,8 @@ fn group_work(requests: Arc<[UpsertRequest]>, range: Range<usize>) -> TxWork<Vec
                 let indices = &order[run];
                 let run: Vec<&UpsertRequest> = indices.iter().map(|&i| &requests[i]).collect();
                 let opportunities: Vec<Opportunity> = run.iter().map(|r| r.opportunity.clone()).collect();
-                let outcomes = upsert_batch_in(tx, &opportunities).await?;
+                let provenance = vec![Provenance::written(ChangeSource::Api); opportunities.len()];
+                let outcomes = upsert_batch_in(tx, &opportunities, &provenance).await?;
                 for request in run.iter().filter(|r| !r.activities.is_empty()) {
                     match add_in(tx, &request.opportunity.external_id, &request.activities).await {
                         Ok(_) => {}

@@ -8,6 +8,7 @@ mod contention;
 mod drift;
 mod health;
 mod helpers;
+mod history;
 mod i18n;
 mod imports;
 mod input_bounds;

@@ -2,14 +2,16 @@
 //! its action, record its outcome. A redelivered id answers the original outcome (a duplicate);
 //! an event refused while parsing is recorded with its reasons.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::event::{prefixed, Action, EventStatus, Prepared, Refused};
 use super::score::ScoreAnswer;
 use super::source::Source;
-use crate::domain::{Opportunity, ParseOptions, ValidationErrors};
+use crate::domain::{ChangeSource, Opportunity, ParseOptions, ValidationErrors};
 use crate::store::activities::{add_in, AddActivitiesError};
+use crate::store::history::Provenance;
 use crate::store::opportunities::{delete_in, get_in, upsert_batch_in, UpsertOutcome};
 use crate::store::webhooks::{self, EventRecord};
 use crate::tr;
@@ -155,10 +157,12 @@ pub(super) async fn apply_one(
     }
     let result: Result<&str, ValidationErrors> = match &event.action {
         Action::Upsert(opportunity) => {
-            let outcomes = upsert_batch_in(tx, std::slice::from_ref(opportunity.as_ref())).await?;
+            let provenance = [Provenance::at(ChangeSource::Webhook, event.occurred_at)];
+            let outcomes =
+                upsert_batch_in(tx, std::slice::from_ref(opportunity.as_ref()), &provenance).await?;
             Ok(upsert_word(outcomes.first().copied()))
         }
-        Action::Close(id, data) => match close(tx, id, data, source).await? {
+        Action::Close(id, data) => match close(tx, id, data, source, event.occurred_at).await? {
             Ok(word) => Ok(word),
             Err(errors) => Err(errors),
         },
@@ -230,6 +234,7 @@ async fn close(
     id: &str,
     data: &Map<String, Value>,
     source: &Source,
+    occurred_at: DateTime<Utc>,
 ) -> Result<Result<&'static str, ValidationErrors>, sqlx::Error> {
     let mut merged = match get_in(tx, id).await? {
         Some(stored) => match serde_json::to_value(&stored.opportunity) {
@@ -247,7 +252,8 @@ async fn close(
     };
     match Opportunity::parse(None, &merged, options) {
         Ok(opportunity) => {
-            let outcomes = upsert_batch_in(tx, std::slice::from_ref(&opportunity)).await?;
+            let provenance = [Provenance::at(ChangeSource::Webhook, occurred_at)];
+            let outcomes = upsert_batch_in(tx, std::slice::from_ref(&opportunity), &provenance).await?;
             Ok(Ok(upsert_word(outcomes.first().copied())))
         }
         Err(errors) => Ok(Err(prefixed(errors))),

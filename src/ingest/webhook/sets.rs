@@ -18,7 +18,8 @@ use chrono::{DateTime, Utc};
 use super::apply::{apply_one, duplicate, record_refused, settled, upsert_word, EventOutcome};
 use super::event::{Action, EventStatus, Prepared, Refused};
 use super::source::Source;
-use crate::domain::Opportunity;
+use crate::domain::{ChangeSource, Opportunity};
+use crate::store::history::Provenance;
 use crate::store::opportunities::upsert_batch_in;
 use crate::store::webhooks::{self, EventRecord};
 
@@ -111,15 +112,19 @@ async fn apply_upserts(
     let last_applied = webhooks::clocks_in(tx, &behind).await?;
 
     // 3. One upsert for every applied opportunity.
-    let to_upsert: Vec<Opportunity> = run
+    //    Each change is recorded in the deal's history as of its event's time.
+    let (to_upsert, provenance): (Vec<Opportunity>, Vec<Provenance>) = run
         .iter()
         .filter(|(source, event)| is_new(source, event) && advanced.contains(&event.external_id))
         .filter_map(|(_, event)| match &event.action {
-            Action::Upsert(opportunity) => Some(opportunity.as_ref().clone()),
+            Action::Upsert(opportunity) => Some((
+                opportunity.as_ref().clone(),
+                Provenance::at(ChangeSource::Webhook, event.occurred_at),
+            )),
             _ => None,
         })
-        .collect();
-    let upserted = upsert_batch_in(tx, &to_upsert).await?;
+        .unzip();
+    let upserted = upsert_batch_in(tx, &to_upsert, &provenance).await?;
     let words: HashMap<&str, &'static str> = to_upsert
         .iter()
         .zip(upserted)

@@ -1,0 +1,286 @@
+//! The `opportunity_history` table: every change of a deal's fields, appended in the transaction
+//! of the write that made it (see `opportunities::upsert_batch_in`), plus imported field history.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{Any, AnyConnection, FromRow, Transaction};
+
+use super::opportunities::StoredOpportunity;
+use super::sql::{list_placeholders_from, values_placeholders, Style};
+use super::Db;
+use crate::domain::{from_epoch_ms, to_epoch_ms, Activity, ChangeSource, FieldChange, Previous};
+
+/// Rows per multi-row insert (7 parameters each).
+const ROWS_PER_STATEMENT: usize = 500;
+/// Deal ids per `IN (…)` list.
+const IDS_PER_STATEMENT: usize = 400;
+
+/// Where a write comes from and when its changes took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provenance {
+    /// The write path.
+    pub source: ChangeSource,
+    /// When the change took effect; `None`: when it is written.
+    pub changed_at: Option<DateTime<Utc>>,
+}
+
+impl Provenance {
+    /// A change that takes effect when it is written.
+    pub fn written(source: ChangeSource) -> Provenance {
+        Provenance {
+            source,
+            changed_at: None,
+        }
+    }
+
+    /// A change that took effect at `at`.
+    pub fn at(source: ChangeSource, at: DateTime<Utc>) -> Provenance {
+        Provenance {
+            source,
+            changed_at: Some(at),
+        }
+    }
+}
+
+/// One history row to append.
+#[derive(Debug, Clone)]
+pub(super) struct NewChange {
+    pub(super) opportunity_id: i64,
+    pub(super) field: String,
+    pub(super) value: Option<Value>,
+    pub(super) previous: Previous,
+    pub(super) changed_at: DateTime<Utc>,
+    pub(super) source: ChangeSource,
+}
+
+/// Appends `changes` in the caller's transaction, in the order given, and returns how many rows
+/// were added. An imported change already recorded (same deal, field and time) is skipped.
+pub(super) async fn append_in(
+    tx: &mut Transaction<'_, Any>,
+    changes: &[NewChange],
+    recorded_at: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let style = Style::of(tx);
+    let recorded_at = to_epoch_ms(recorded_at);
+    let mut added = 0;
+    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+        // Only imported rows can collide (the partial unique index); a conflict target naming
+        // that index's predicate is accepted by both SQLite and PostgreSQL.
+        let imported = chunk.iter().any(|c| c.source == ChangeSource::HistoryImport);
+        let on_conflict = if imported {
+            " ON CONFLICT (opportunity_id, field, changed_at) WHERE source = 'history-import' DO NOTHING"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "INSERT INTO opportunity_history (opportunity_id, field, value, previous, changed_at, source, \
+             recorded_at) VALUES {}{on_conflict}",
+            values_placeholders(style, chunk.len(), 7)
+        );
+        let mut query = sqlx::query(&sql);
+        for change in chunk {
+            query = query
+                .bind(change.opportunity_id)
+                .bind(change.field.clone())
+                .bind(change.value.as_ref().map(Value::to_string))
+                .bind(match &change.previous {
+                    Previous::Unknown => None,
+                    Previous::Was(v) => Some(v.as_ref().unwrap_or(&Value::Null).to_string()),
+                })
+                .bind(to_epoch_ms(change.changed_at))
+                .bind(change.source.as_str())
+                .bind(recorded_at);
+        }
+        added += query.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(added)
+}
+
+/// One field change of a stored deal to import (a row of a CRM's field history export).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedChange {
+    /// The deal's CRM id (it must exist).
+    pub external_id: String,
+    /// A tracked field.
+    pub field: String,
+    /// The value in canonical form (`None`: cleared).
+    pub value: Option<Value>,
+    /// When the change took effect.
+    pub changed_at: DateTime<Utc>,
+}
+
+/// What importing a batch of changes did, per change in the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportedOutcome {
+    /// Recorded.
+    Added,
+    /// Already recorded by an earlier import (same deal, field and time): left as it was.
+    AlreadyRecorded,
+    /// The deal does not exist.
+    UnknownDeal,
+}
+
+/// Imports field changes in the caller's transaction (source `history-import`). The deals'
+/// current fields are not touched: the history says what they were, the deal what they are.
+pub async fn import_in(
+    tx: &mut Transaction<'_, Any>,
+    changes: &[ImportedChange],
+) -> Result<Vec<ImportedOutcome>, sqlx::Error> {
+    let mut ids: Vec<&str> = changes.iter().map(|c| c.external_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let known = super::opportunities::ids_in(tx, &ids).await?;
+    let mut outcomes = Vec::with_capacity(changes.len());
+    let now = Utc::now();
+    // One statement per row to learn each row's fate (added or already there); imports of field
+    // history are rare and small next to deal imports.
+    for change in changes {
+        let Some(&opportunity_id) = known.get(change.external_id.as_str()) else {
+            outcomes.push(ImportedOutcome::UnknownDeal);
+            continue;
+        };
+        let row = NewChange {
+            opportunity_id,
+            field: change.field.clone(),
+            value: change.value.clone(),
+            previous: Previous::Unknown,
+            changed_at: change.changed_at,
+            source: ChangeSource::HistoryImport,
+        };
+        let added = append_in(tx, std::slice::from_ref(&row), now).await?;
+        outcomes.push(if added > 0 {
+            ImportedOutcome::Added
+        } else {
+            ImportedOutcome::AlreadyRecorded
+        });
+    }
+    Ok(outcomes)
+}
+
+/// A history row as read back.
+#[derive(FromRow)]
+struct ChangeRow {
+    opportunity_id: i64,
+    field: String,
+    value: Option<String>,
+    previous: Option<String>,
+    changed_at: i64,
+    source: String,
+}
+
+impl ChangeRow {
+    fn into_change(self) -> Result<(i64, FieldChange), sqlx::Error> {
+        let json = |column: &str, text: &str| {
+            serde_json::from_str::<Value>(text).map_err(|e| super::sql::bad_column(column, e.to_string()))
+        };
+        let value = match self.value.as_deref() {
+            None => None,
+            Some(text) => Some(json("value", text)?),
+        };
+        let previous = match self.previous.as_deref() {
+            None => Previous::Unknown,
+            Some(text) => Previous::Was(Some(json("previous", text)?).filter(|v| !v.is_null())),
+        };
+        let source = ChangeSource::parse(&self.source)
+            .ok_or_else(|| super::sql::bad_column("source", format!("bad source {:?}", self.source)))?;
+        Ok((
+            self.opportunity_id,
+            FieldChange {
+                field: self.field,
+                value,
+                previous,
+                changed_at: from_epoch_ms(self.changed_at),
+                source,
+            },
+        ))
+    }
+}
+
+/// The recorded changes of the deals with these internal ids that took effect at or before
+/// `until` (every change without it), per deal, oldest first (ties in the order recorded).
+pub async fn for_ids(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    until: Option<DateTime<Utc>>,
+) -> Result<HashMap<i64, Vec<FieldChange>>, sqlx::Error> {
+    let style = Style::of(conn);
+    let mut out: HashMap<i64, Vec<FieldChange>> = HashMap::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT opportunity_id, field, value, previous, changed_at, source FROM opportunity_history \
+             WHERE changed_at <= {} AND opportunity_id IN ({}) ORDER BY opportunity_id, changed_at, id",
+            match style {
+                Style::Question => "?".to_owned(),
+                Style::Dollar => "$1".to_owned(),
+            },
+            list_placeholders_from(style, 2, chunk.len())
+        );
+        let mut query = sqlx::query_as::<_, ChangeRow>(&sql)
+            .persistent(style == Style::Question)
+            .bind(until.map_or(i64::MAX, to_epoch_ms));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let (id, change) = row.into_change()?;
+            out.entry(id).or_default().push(change);
+        }
+    }
+    Ok(out)
+}
+
+/// The recorded changes of one deal up to `until` (all without it), oldest first; `None` when
+/// the deal does not exist.
+pub async fn for_deal(
+    db: &Db,
+    external_id: &str,
+    until: Option<DateTime<Utc>>,
+) -> Result<Option<Vec<FieldChange>>, sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM opportunities WHERE external_id = $1")
+        .bind(external_id.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let mut all = for_ids(&mut conn, &[id], until).await?;
+    Ok(Some(all.remove(&id).unwrap_or_default()))
+}
+
+/// Everything the "as of" feature builder needs about one deal: the deal as stored now, its
+/// recorded changes and its activities.
+#[derive(Debug, Clone)]
+pub struct DealTimeline {
+    /// The deal as stored now.
+    pub stored: StoredOpportunity,
+    /// Its recorded changes, oldest first.
+    pub history: Vec<FieldChange>,
+    /// Its activities, oldest first.
+    pub activities: Vec<Activity>,
+}
+
+/// Loads the whole timelines of several deals — the deals, all their changes, all their
+/// activities — in three statements per 400 deals, whatever their number. The "as of" builder
+/// needs the changes after the instant too (what a field held before its first recorded change).
+/// Ids not found are left out.
+pub async fn timelines(db: &Db, external_ids: &[&str]) -> Result<HashMap<String, DealTimeline>, sqlx::Error> {
+    let stored = super::opportunities::get_many(db, external_ids).await?;
+    let ids: Vec<i64> = stored.values().map(|s| s.id).collect();
+    let mut conn = db.pool.acquire().await?;
+    let mut history = for_ids(&mut conn, &ids, None).await?;
+    let mut activities = super::activities::for_ids(&mut conn, &ids, None).await?;
+    Ok(stored
+        .into_iter()
+        .map(|(external_id, stored)| {
+            let timeline = DealTimeline {
+                history: history.remove(&stored.id).unwrap_or_default(),
+                activities: activities.remove(&stored.id).unwrap_or_default(),
+                stored,
+            };
+            (external_id, timeline)
+        })
+        .collect())
+}
