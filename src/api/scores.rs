@@ -6,7 +6,7 @@ use actix_web::body::SizedStream;
 use actix_web::error::JsonPayloadError;
 use actix_web::http::header::{ContentType, CONTENT_LANGUAGE};
 use actix_web::{get, post, web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -18,6 +18,7 @@ use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
 use crate::domain::{Deal, FieldError, FieldMessage, ParseOptions, ValidationErrors};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::features::as_of::{as_of, AsOfRules};
 use crate::i18n::Lang;
 use crate::lifecycle::registry::active_model;
 use crate::ranking::SortKey;
@@ -61,6 +62,28 @@ fn json_answer(mut response: HttpResponseBuilder, value: &impl Serialize, capaci
 pub struct ScoreQuery {
     /// Rank levers by `probability` uplift (default) or expected `value` uplift.
     pub rank: Option<RankBy>,
+    /// The instant to score at (a date, its midnight UTC, or an RFC 3339 time); default now. A
+    /// deal sent is scored with its age at that instant; a stored deal is rebuilt as it stood
+    /// then from its history and activities (docs/history.md), and that score is not recorded.
+    /// The same instant gives the same score whatever day the request runs.
+    pub as_of: Option<String>,
+}
+
+impl ScoreQuery {
+    /// The `as_of` instant, when one was given; a 422 naming `as_of` when it is not a time.
+    fn instant(&self) -> Result<Option<DateTime<Utc>>, ValidationErrors> {
+        let Some(text) = self.as_of.as_deref() else {
+            return Ok(None);
+        };
+        match crate::insights::period::parse_from(text) {
+            Ok(ms) => Ok(Some(crate::domain::from_epoch_ms(ms))),
+            Err(message) => {
+                let mut errors = ValidationErrors::default();
+                errors.push_localized("as_of", message);
+                Err(errors)
+            }
+        }
+    }
 }
 
 /// One item of a batch answer: a result or the item's errors.
@@ -129,12 +152,14 @@ pub async fn score_stateless(
 ) -> ApiResult<HttpResponse> {
     let rank = query.rank.unwrap_or_default();
     let lang = Lang::of_request(&req);
+    let at = query.instant()?;
+    let now = at.unwrap_or_else(Utc::now);
     let model = active_model(&holder)?;
     let config = settings.scoring.clone();
     let batch = match body.into_inner() {
         ScoreBody::One(opportunity) => {
             let opp = parse_for_scoring(&opportunity, None)?;
-            let result = score(&model, &config, &opp, Utc::now(), None, rank, lang);
+            let result = score(&model, &config, &opp, now, None, rank, lang);
             return Ok(json_answer(ok_in(lang), &result, SCORE_JSON_BYTES));
         }
         ScoreBody::Batch(batch) => batch,
@@ -160,7 +185,7 @@ pub async fn score_stateless(
         config,
         rank,
         lang,
-        now: Utc::now(),
+        now,
     };
     if items.len() <= INLINE_BATCH {
         let capacity = SCORE_JSON_BYTES * (items.len() + 1);
@@ -186,6 +211,19 @@ pub struct StoredScoreAnswer {
     /// Recent score history, newest first: this score, or the last one recorded for the same
     /// deal and model.
     pub history: Vec<StoredScore>,
+    /// For a score `as_of` an instant: the instant and the fields unknown then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<AsOfNote>,
+}
+
+/// The instant a stored deal was scored at, and what was not known of it then.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AsOfNote {
+    /// The instant (RFC 3339).
+    pub at: String,
+    /// Fields unknown at that instant, left empty for the score (closing fields without a
+    /// recorded value: `stage`, reported interaction measures…).
+    pub hidden: Vec<String>,
 }
 
 /// Scores a stored opportunity with the active model and records the score in its history when
@@ -206,10 +244,37 @@ pub async fn score_stored(
 ) -> ApiResult<HttpResponse> {
     let external_id = path.into_inner();
     let lang = Lang::of_request(&req);
+    let at = query.instant()?;
     let model = active_model(&holder)?;
     let stored_opp = opportunities::get_in_scope(&db, &external_id, &caller.0.scope)
         .await?
         .ok_or_else(|| ApiError::no_opportunity(&external_id))?;
+    if let Some(at) = at {
+        // A score of the past is not the deal's score: answered, never recorded.
+        let mut timelines = crate::store::history::timelines(&db, &[external_id.as_str()]).await?;
+        let timeline = timelines
+            .remove(external_id.as_str())
+            .ok_or_else(|| ApiError::no_opportunity(&external_id))?;
+        let then = as_of(
+            &timeline.stored.opportunity.deal,
+            &timeline.history,
+            &timeline.activities,
+            at,
+            &AsOfRules::default(),
+        );
+        let rank = query.rank.unwrap_or_default();
+        let result = score(&model, &settings.scoring, &then.deal, at, None, rank, lang);
+        let history = scores::history(&db, stored_opp.id, 20).await?;
+        return Ok(ok_in(lang).json(StoredScoreAnswer {
+            external_id,
+            result,
+            history,
+            as_of: Some(AsOfNote {
+                at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                hidden: then.hidden,
+            }),
+        }));
+    }
     let latest = scores::latest_with_deal(&db, stored_opp.id).await?;
     let previous_score = latest.as_ref().map(|(p, _)| p.score.clamp(0, 100) as u8);
     let result = score(
@@ -236,6 +301,7 @@ pub async fn score_stored(
         external_id,
         result,
         history,
+        as_of: None,
     }))
 }
 

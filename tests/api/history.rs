@@ -483,3 +483,79 @@ async fn the_cli_imports_a_field_history_and_refuses_a_bad_one_under_strict() {
     assert!(stdout.contains("history: 1 rows read, 1 inserted"), "{stdout}");
     assert_eq!(count_history(&app).await, written + 1);
 }
+
+#[tokio::test]
+async fn a_stored_deal_scored_as_of_an_instant_is_scored_as_it_stood_then() {
+    let (app, _) = crate::scoring::trained_app().await;
+    // The deal's life, imported with the times its changes took effect.
+    let header = "external_id,owner,sector,contact_role,amount,stage,status,created_at,closed_at,interaction_count,response_hours,changed_at\n";
+    for row in [
+        "A-1,alice,software,end_user,40000,Discovery,open,2025-01-01,,3,30,2025-01-02\n",
+        "A-1,alice,software,decision_maker,55000,Negotiation,open,2025-01-01,,9,4,2025-05-01\n",
+        "A-1,alice,software,decision_maker,55000,Closed Won,won,2025-01-01,2025-06-01,12,4,2025-06-01\n",
+    ] {
+        let (status, summary) = app.post_csv("", format!("{header}{row}")).await;
+        assert_eq!(status, 200, "{summary}");
+    }
+    let at = |instant: &str| format!("/v1/opportunities/A-1/score?as_of={instant}");
+    let (status, first) = app.get_json(&at("2025-03-01"), &app.rep_key).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["as_of"]["at"], "2025-03-01T00:00:00.000Z");
+    assert_eq!(first["as_of"]["hidden"], json!(["last_activity_at"]));
+    assert!(first["history"].as_array().unwrap().is_empty(), "not recorded");
+
+    // The deal as it stood on 1 March, sent to be scored at that instant: the same score.
+    let then = json!({"owner": "alice", "sector": "software", "contact_role": "end_user",
+                      "amount": 40000, "stage": "Discovery", "created_at": "2025-01-01",
+                      "interaction_count": 3, "response_hours": 30});
+    let response = app
+        .client
+        .post(app.url("/v1/score?as_of=2025-03-01"))
+        .bearer_auth(&app.rep_key)
+        .json(&then)
+        .send()
+        .await
+        .unwrap();
+    let stateless: Value = response.json().await.unwrap();
+    assert_eq!(stateless["probability"], first["probability"], "{stateless}");
+
+    // Later the same day, or any other day: the same answer. Scoring now records a row; scoring
+    // as of an instant never does.
+    let (_, now) = app.get_json("/v1/opportunities/A-1/score", &app.rep_key).await;
+    assert!(now.get("as_of").is_none());
+    assert_eq!(now["history"].as_array().unwrap().len(), 1);
+    let (_, again) = app.get_json(&at("2025-03-01"), &app.rep_key).await;
+    assert_eq!(again["probability"], first["probability"]);
+    assert_eq!(again["factors"], first["factors"]);
+    assert_eq!(again["history"].as_array().unwrap().len(), 1);
+
+    // Mid-May it had moved on: the values of the second import.
+    let (_, may) = app.get_json(&at("2025-05-15"), &app.rep_key).await;
+    let then = json!({"owner": "alice", "sector": "software", "contact_role": "decision_maker",
+                      "amount": 55000, "stage": "Negotiation", "created_at": "2025-01-01",
+                      "interaction_count": 9, "response_hours": 4});
+    let response = app
+        .client
+        .post(app.url("/v1/score?as_of=2025-05-15"))
+        .bearer_auth(&app.rep_key)
+        .json(&then)
+        .send()
+        .await
+        .unwrap();
+    let stateless: Value = response.json().await.unwrap();
+    assert_eq!(stateless["probability"], may["probability"], "{stateless}");
+
+    // A bad instant is a field error, on both routes.
+    let (status, body) = app.get_json(&at("soon"), &app.rep_key).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "as_of");
+    let response = app
+        .client
+        .post(app.url("/v1/score?as_of=2025-13-01"))
+        .bearer_auth(&app.rep_key)
+        .json(&then)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+}
