@@ -113,7 +113,8 @@ impl AppState {
         }
         if model.get().is_none() {
             tracing::warn!(
-                "no active model: train one with `dealscore-train`; scoring answers 503 meanwhile"
+                database = %crate::store::redact(&settings.database_url),
+                "no active model in this database: train one with `dealscore train`; scoring answers 503 meanwhile"
             );
         }
         let drift = DriftGauges::register(&metrics.registry)?;

@@ -40,7 +40,11 @@ pub enum KeysAction {
 
 /// Runs one `dealscore keys` action.
 pub async fn run(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
-    let db = super::open_db(settings).await?;
+    // Listing or revoking keys in a database that does not exist would create an empty one.
+    let db = match action {
+        KeysAction::Create { .. } => super::open_db(settings).await?,
+        KeysAction::List | KeysAction::Revoke { .. } => super::open_existing_db(settings).await?,
+    };
     match action {
         KeysAction::Create {
             name,

@@ -90,11 +90,67 @@ fn load_settings(config: Option<&Path>, log_format: Option<LogFormat>) -> anyhow
     Ok(settings)
 }
 
-/// Opens the configured database (migrations applied).
+/// Exit status of a command that ran to its end but has something to report, such as rows an
+/// import rejected: the binaries exit with [`Exit::code`] after printing the message. Exit codes
+/// are documented in the README ("Exit codes").
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    /// The process exit code.
+    pub code: u8,
+    /// What happened, printed on standard error.
+    pub message: String,
+}
+
+/// Exit code of `dealscore import` when rows were rejected and the others imported.
+pub const EXIT_ROWS_REJECTED: u8 = 3;
+
+/// The process exit code for a command's error: the one an [`Exit`] carries, 1 for any other.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    error.downcast_ref::<Exit>().map_or(1, |exit| exit.code)
+}
+
+/// Where the database URL came from, so a message can say which one was used and how to change it.
+pub fn describe_database_url(settings: &Settings) -> String {
+    let url = redact(&settings.database_url);
+    if std::env::var_os("DATABASE_URL").is_some() {
+        format!("DATABASE_URL={url}")
+    } else if settings.database_url == Settings::default().database_url {
+        format!("DATABASE_URL={url} (the default: DATABASE_URL is not set)")
+    } else {
+        format!("DATABASE_URL={url} (from the configuration file)")
+    }
+}
+
+/// Opens the configured database (created if it is a SQLite file that does not exist yet;
+/// migrations applied). For commands that write.
 pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
     Db::connect(&settings.database_url, &PoolOptions::from(settings))
         .await
-        .with_context(|| format!("database {}", redact(&settings.database_url)))
+        .with_context(|| format!("database {}", describe_database_url(settings)))
+}
+
+/// The file of a SQLite URL (`sqlite://data/x.db?mode=rwc` → `data/x.db`); `None` for another
+/// backend or an in-memory database.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Opens the configured database for a command that only reads (or changes what must already be
+/// there): a SQLite file that does not exist is an error naming the URL, never created empty.
+pub async fn open_existing_db(settings: &Settings) -> anyhow::Result<Db> {
+    if let Some(path) = sqlite_file(&settings.database_url) {
+        if !path.exists() {
+            anyhow::bail!(
+                "no database at {} ({}); set DATABASE_URL to the database the server uses",
+                path.display(),
+                describe_database_url(settings)
+            );
+        }
+    }
+    open_db(settings).await
 }
 
 /// Reads a TOML column mapping, or the default mapping when none is given.
@@ -145,6 +201,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    #[test]
+    fn sqlite_files_are_read_from_their_urls() {
+        use std::path::PathBuf;
+        let file = super::sqlite_file;
+        assert_eq!(file("sqlite://data/x.db"), Some(PathBuf::from("data/x.db")));
+        assert_eq!(
+            file("sqlite:///tmp/x.db?mode=rwc"),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(file("sqlite:x.db"), Some(PathBuf::from("x.db")));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("postgres://u@h/db"), None);
+    }
+
+    #[test]
+    fn rejected_rows_have_their_own_exit_code() {
+        let rejected = anyhow::Error::new(super::Exit {
+            code: super::EXIT_ROWS_REJECTED,
+            message: "2 rows rejected".into(),
+        });
+        assert_eq!(super::exit_code(&rejected), 3);
+        assert_eq!(super::exit_code(&rejected.context("import")), 3);
+        assert_eq!(super::exit_code(&anyhow::anyhow!("no such file")), 1);
+    }
 
     #[test]
     fn the_command_lines_are_well_formed() {

@@ -30,7 +30,7 @@ pub async fn run(settings: &Settings, args: PruneArgs) -> anyhow::Result<()> {
     if let Some(days) = args.score_days {
         policy.score_days = days;
     }
-    let db = super::open_db(settings).await?;
+    let db = super::open_existing_db(settings).await?;
     let report = crate::retention::run(
         &db,
         &policy,

@@ -23,20 +23,44 @@ pub struct ScoreArgs {
     /// Score with this artifact instead of the database's active model.
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
+    /// Start the output with a UTF-8 byte order mark, so spreadsheet programs read it as UTF-8
+    /// ("—", "é") rather than in the system's legacy code page.
+    #[arg(long)]
+    pub bom: bool,
 }
 
 /// Result columns appended by `dealscore score`.
-const SCORE_COLUMNS: [&str; 9] = [
+const SCORE_COLUMNS: [&str; 11] = [
     "probability",
     "score",
     "grade",
     "focus",
     "expected_value",
     "next_intervention",
+    "lever",
     "uplift",
+    "top_factors",
     "model_version",
     "error",
 ];
+
+/// How many factors the `top_factors` column lists, strongest first.
+const TOP_FACTORS: usize = 3;
+
+/// Separates the sentences of the `top_factors` column (sentences hold commas and semicolons).
+const FACTOR_SEPARATOR: &str = " | ";
+
+/// The strongest factors of a score, raising or lowering, as sentences in one cell.
+fn top_factors(factors: &[crate::scoring::Factor]) -> String {
+    let mut strongest: Vec<&crate::scoring::Factor> = factors.iter().collect();
+    strongest.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+    strongest
+        .iter()
+        .take(TOP_FACTORS)
+        .map(|f| f.message.as_str())
+        .collect::<Vec<_>>()
+        .join(FACTOR_SEPARATOR)
+}
 
 /// Runs `dealscore score` with the active model, or the artifact given by `--model`.
 pub async fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
@@ -46,22 +70,29 @@ pub async fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
         Some(path) => crate::model::ModelArtifact::load_verified(path)
             .with_context(|| format!("model {}", path.display()))?,
         None => {
-            let db = super::open_db(settings).await?;
-            let (record, json) = crate::store::models::active(&db)
-                .await?
-                .context("no active model: train one with `dealscore-train`, or pass --model FILE")?;
+            let db = super::open_existing_db(settings).await?;
+            let (record, json) = crate::store::models::active(&db).await?.with_context(|| {
+                format!(
+                    "no active model in the database at {}: train one with `dealscore train`, \
+                     or pass --model FILE",
+                    super::describe_database_url(settings)
+                )
+            })?;
             crate::model::ModelArtifact::from_json_verified(&json)
                 .with_context(|| format!("active model {}", record.version))?
         }
     });
     let file =
         std::fs::File::open(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let out: Box<dyn std::io::Write> = match &args.out {
+    let mut out: Box<dyn std::io::Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
         )),
         None => Box::new(std::io::stdout().lock()),
     };
+    if args.bom {
+        std::io::Write::write_all(&mut out, "\u{FEFF}".as_bytes())?;
+    }
     let mut writer = csv::Writer::from_writer(out);
     let now = chrono::Utc::now();
     let (mut scored, mut rejected, mut header_written) = (0u64, 0u64, false);
@@ -101,8 +132,13 @@ pub async fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
                             .unwrap_or_default(),
                         r.next_intervention
                             .as_ref()
+                            .map(|n| n.feature.clone())
+                            .unwrap_or_default(),
+                        r.next_intervention
+                            .as_ref()
                             .map(|n| format!("{:.6}", n.uplift))
                             .unwrap_or_default(),
+                        top_factors(&r.factors),
                         r.model_version,
                         String::new(),
                     ]);

@@ -122,10 +122,12 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
         window_until: args.until,
         ..TrainOptions::default()
     };
-    let db = if args.no_register && args.from_csv.is_some() {
-        None
-    } else {
-        Some(super::open_db(&settings).await?)
+    // Training from the database reads deals that must already be there; registering a model
+    // trained from a file may create the database.
+    let db = match (&args.from_csv, args.no_register) {
+        (Some(_), true) => None,
+        (Some(_), false) => Some(super::open_db(&settings).await?),
+        (None, _) => Some(super::open_existing_db(&settings).await?),
     };
     let deals = match &args.from_csv {
         Some(path) => {

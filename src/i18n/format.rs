@@ -1,8 +1,17 @@
-//! Numbers, money, percentages and dates written the way each language writes them.
+//! Numbers, money, percentages and dates written the way each language writes them: the one
+//! formatting layer of the pages, the API's sentences and the command line.
 //!
-//! English: `12,500.00 €`-style grouping with a comma and a decimal point, currency symbol first
-//! (`€12,500.00`). French: narrow no-break space (U+202F) between thousands, decimal comma, symbol
-//! after a no-break space (`12 500,00 €`), as CLDR's `fr` locale does.
+//! English: grouping with a comma and a decimal point, currency symbol first (`€12,500`),
+//! percent sign right after the number (`42%`). French: narrow no-break space (U+202F) between
+//! thousands, decimal comma, symbol after a no-break space (`12 500 €`), as CLDR's `fr` locale
+//! does, and a narrow no-break space before `:` `;` `!` `?` `%` ([`colon`], [`percent`]).
+//!
+//! - counts: [`count`] (`4,000` / `4 000`);
+//! - measures in sentences: [`quantity`], 2–3 significant digits (`9.4`, `45`, `0.25`);
+//! - money: [`money`] without noise decimals (`€188,350`, `€12.50`), [`money_whole`];
+//! - percentages: [`percent`], the same in the API's sentences and on the pages;
+//! - a label and its value: [`label_value`] (`Focus: Prioritize` / `Priorité : Prioriser`);
+//! - a line of parts: [`join_parts`], which skips empty parts (no `a · · b`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -114,6 +123,20 @@ pub fn number(value: f64, decimals: usize, lang: Lang) -> String {
     out
 }
 
+/// A count, grouped by thousands: `4,000` / `4 000` (narrow no-break space).
+pub fn count(n: u64, lang: Lang) -> String {
+    let mut out = String::with_capacity(24);
+    push_grouped(&mut out, itoa::Buffer::new().format(n), group_separator(lang));
+    out
+}
+
+fn group_separator(lang: Lang) -> char {
+    match lang {
+        Lang::En => ',',
+        Lang::Fr => NNBSP,
+    }
+}
+
 /// [`number`] through the float formatter (ties and huge values).
 fn number_slow(value: f64, decimals: usize, group: char, point: char) -> String {
     let text = format!("{:.decimals$}", value.abs());
@@ -145,10 +168,25 @@ fn currency_symbol(code: &str) -> &str {
     }
 }
 
-/// An amount in a currency (ISO 4217 code), two decimals.
+/// Amounts from this size up are written in whole units: their cents are noise on a page.
+const WHOLE_MONEY_FROM: f64 = 1_000.0;
+
+/// An amount in a currency (ISO 4217 code) without noise decimals: whole units from 1,000 up
+/// or when there are no cents (`€188,350`, `€40`), cents otherwise (`€12.50`).
 pub fn money(amount: f64, currency: &str, lang: Lang) -> String {
+    let cents = (amount * 100.0).round();
+    let decimals = if amount.abs() >= WHOLE_MONEY_FROM || cents % 100.0 == 0.0 {
+        0
+    } else {
+        2
+    };
+    money_with(amount, decimals, currency, lang)
+}
+
+/// An amount with exactly `decimals` digits after the separator.
+fn money_with(amount: f64, decimals: usize, currency: &str, lang: Lang) -> String {
     let symbol = currency_symbol(currency);
-    let digits = number(amount, 2, lang);
+    let digits = number(amount, decimals, lang);
     match lang {
         Lang::Fr => format!("{digits}{NBSP}{symbol}"),
         Lang::En if symbol.len() > 1 && symbol.chars().all(|c| c.is_ascii_uppercase()) => {
@@ -163,12 +201,7 @@ pub fn money(amount: f64, currency: &str, lang: Lang) -> String {
 
 /// An amount rounded to whole units (dashboards: "1.2M" is too vague, cents are noise).
 pub fn money_whole(amount: f64, currency: &str, lang: Lang) -> String {
-    let full = money(amount.round(), currency, lang);
-    let point = match lang {
-        Lang::En => ".00",
-        Lang::Fr => ",00",
-    };
-    full.replacen(point, "", 1)
+    money_with(amount, 0, currency, lang)
 }
 
 /// A 0–1 fraction as a percentage with `decimals` digits (`42 %` in French, `42%` in English).
@@ -179,6 +212,62 @@ pub fn percent(fraction: f64, decimals: usize, lang: Lang) -> String {
     }
     text.push('%');
     text
+}
+
+/// A measure as a sentence shows it, with 2–3 significant digits and no trailing zeros: whole
+/// from 10 up (`45`, `1,250`), one decimal from 1 to 10 (`9.4`, `7`), two significant digits
+/// below 1 (`0.25`, `0.034`). A dash when it is not a number.
+pub fn quantity(value: f64, lang: Lang) -> String {
+    if !value.is_finite() {
+        return "–".into();
+    }
+    let magnitude = value.abs();
+    let decimals = if magnitude >= 10.0 || magnitude == 0.0 {
+        0
+    } else if magnitude >= 1.0 {
+        1
+    } else {
+        // 0.25 → 2 decimals, 0.034 → 3: two significant digits.
+        (1 - magnitude.log10().floor() as i32).clamp(1, 6) as usize
+    };
+    let mut text = number(value, decimals, lang);
+    if decimals > 0 {
+        let point = match lang {
+            Lang::En => '.',
+            Lang::Fr => ',',
+        };
+        let kept = text.trim_end_matches('0').trim_end_matches(point).len();
+        text.truncate(kept);
+    }
+    if text == "-0" {
+        text = "0".into();
+    }
+    text
+}
+
+/// The separator between a label and its value: `: ` in English, a narrow no-break space before
+/// the colon in French (` : `).
+pub fn colon(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => ": ",
+        Lang::Fr => "\u{202F}: ",
+    }
+}
+
+/// `label: value` in `lang` (`Focus: Prioritize` / `Priorité : Prioriser`).
+pub fn label_value(label: &str, value: &str, lang: Lang) -> String {
+    [label, colon(lang), value].concat()
+}
+
+/// The parts that are not empty, joined by ` · ` (an account without a stage gives
+/// `Acme · lena`, never `Acme · lena · ·`).
+pub fn join_parts<S: AsRef<str>>(parts: &[S]) -> String {
+    parts
+        .iter()
+        .map(|p| p.as_ref().trim())
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// A calendar date: `Nov 28, 2026` / `28 nov. 2026`.
@@ -218,15 +307,137 @@ mod tests {
 
     #[test]
     fn french_amounts_group_with_narrow_spaces_and_a_decimal_comma() {
-        assert_eq!(money(12_500.0, "EUR", Lang::Fr), "12\u{202F}500,00\u{A0}€");
-        assert_eq!(money(12_500.0, "EUR", Lang::En), "€12,500.00");
+        assert_eq!(money(12_500.0, "EUR", Lang::Fr), "12\u{202F}500\u{A0}€");
+        assert_eq!(money(12_500.0, "EUR", Lang::En), "€12,500");
         assert_eq!(money(-3.5, "USD", Lang::En), "-$3.50");
-        assert_eq!(money(1_234_567.891, "CHF", Lang::En), "CHF\u{A0}1,234,567.89");
+        assert_eq!(money(1_234_567.891, "CHF", Lang::En), "CHF\u{A0}1,234,568");
         assert_eq!(
             money_whole(1_234_567.891, "EUR", Lang::Fr),
             "1\u{202F}234\u{202F}568\u{A0}€"
         );
         assert_eq!(money_whole(999.5, "EUR", Lang::En), "€1,000");
+    }
+
+    /// One row per case: the value, then English and French.
+    #[test]
+    fn the_formatting_layer_in_both_languages() {
+        type Case = (&'static str, String, String);
+        let both = |f: &dyn Fn(Lang) -> String| (f(Lang::En), f(Lang::Fr));
+        let rows: Vec<Case> = vec![
+            ("count 4000", count(4_000, Lang::En), count(4_000, Lang::Fr)),
+            ("count 0", count(0, Lang::En), count(0, Lang::Fr)),
+            (
+                "count 1234567",
+                count(1_234_567, Lang::En),
+                count(1_234_567, Lang::Fr),
+            ),
+            ("quantity 9.4", quantity(9.4, Lang::En), quantity(9.4, Lang::Fr)),
+            ("quantity 7.0", quantity(7.0, Lang::En), quantity(7.0, Lang::Fr)),
+            (
+                "quantity 44.57",
+                quantity(44.57, Lang::En),
+                quantity(44.57, Lang::Fr),
+            ),
+            (
+                "quantity 1250.4",
+                quantity(1250.4, Lang::En),
+                quantity(1250.4, Lang::Fr),
+            ),
+            (
+                "quantity 0.254",
+                quantity(0.254, Lang::En),
+                quantity(0.254, Lang::Fr),
+            ),
+            (
+                "quantity 0.0341",
+                quantity(0.0341, Lang::En),
+                quantity(0.0341, Lang::Fr),
+            ),
+            (
+                "quantity 9.96",
+                quantity(9.96, Lang::En),
+                quantity(9.96, Lang::Fr),
+            ),
+            (
+                "quantity -0.0012",
+                quantity(-0.0012, Lang::En),
+                quantity(-0.0012, Lang::Fr),
+            ),
+            ("quantity 0", quantity(0.0, Lang::En), quantity(0.0, Lang::Fr)),
+            (
+                "quantity NaN",
+                quantity(f64::NAN, Lang::En),
+                quantity(f64::NAN, Lang::Fr),
+            ),
+            (
+                "money 188349.73",
+                money(188_349.73, "EUR", Lang::En),
+                money(188_349.73, "EUR", Lang::Fr),
+            ),
+            (
+                "money 40",
+                money(40.0, "USD", Lang::En),
+                money(40.0, "USD", Lang::Fr),
+            ),
+            (
+                "money 12.5",
+                money(12.5, "GBP", Lang::En),
+                money(12.5, "GBP", Lang::Fr),
+            ),
+            (
+                "money -950.256",
+                money(-950.256, "EUR", Lang::En),
+                money(-950.256, "EUR", Lang::Fr),
+            ),
+            (
+                "percent 0.43",
+                percent(0.43, 0, Lang::En),
+                percent(0.43, 0, Lang::Fr),
+            ),
+            (
+                "percent 0.4237 .1",
+                percent(0.4237, 1, Lang::En),
+                percent(0.4237, 1, Lang::Fr),
+            ),
+            {
+                let (en, fr) = both(&|lang| label_value("X", "y", lang));
+                ("label_value", en, fr)
+            },
+        ];
+        let expected: [(&str, &str, &str); 20] = [
+            ("count 4000", "4,000", "4\u{202F}000"),
+            ("count 0", "0", "0"),
+            ("count 1234567", "1,234,567", "1\u{202F}234\u{202F}567"),
+            ("quantity 9.4", "9.4", "9,4"),
+            ("quantity 7.0", "7", "7"),
+            ("quantity 44.57", "45", "45"),
+            ("quantity 1250.4", "1,250", "1\u{202F}250"),
+            ("quantity 0.254", "0.25", "0,25"),
+            ("quantity 0.0341", "0.034", "0,034"),
+            ("quantity 9.96", "10", "10"),
+            ("quantity -0.0012", "-0.0012", "-0,0012"),
+            ("quantity 0", "0", "0"),
+            ("quantity NaN", "–", "–"),
+            ("money 188349.73", "€188,350", "188\u{202F}350\u{A0}€"),
+            ("money 40", "$40", "40\u{A0}$"),
+            ("money 12.5", "£12.50", "12,50\u{A0}£"),
+            ("money -950.256", "-€950.26", "-950,26\u{A0}€"),
+            ("percent 0.43", "43%", "43\u{202F}%"),
+            ("percent 0.4237 .1", "42.4%", "42,4\u{202F}%"),
+            ("label_value", "X: y", "X\u{202F}: y"),
+        ];
+        assert_eq!(rows.len(), expected.len());
+        for ((name, en, fr), (want_name, want_en, want_fr)) in rows.iter().zip(expected) {
+            assert_eq!(*name, want_name);
+            assert_eq!((en.as_str(), fr.as_str()), (want_en, want_fr), "{name}");
+        }
+    }
+
+    #[test]
+    fn joined_parts_never_show_an_empty_one() {
+        assert_eq!(join_parts(&["Acme", "lena", "", "€40"]), "Acme · lena · €40");
+        assert_eq!(join_parts(&["", " ", "a"]), "a");
+        assert_eq!(join_parts::<&str>(&[]), "");
     }
 
     #[test]

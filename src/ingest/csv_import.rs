@@ -25,12 +25,12 @@ use serde_json::{Map, Value};
 use sqlx::Connection;
 use tokio::sync::mpsc;
 
-use super::mapping::ImportMapping;
 use chrono::{DateTime, Utc};
 
+use super::mapping::{self, ImportMapping};
 use crate::domain::{
     bad_timestamp, in_accepted_years, parse_timestamp_with_format, Activity, ChangeSource, Opportunity,
-    ParseOptions, MAX_YEAR, MIN_YEAR,
+    ParseOptions, Status, MAX_YEAR, MIN_YEAR,
 };
 use crate::domain::{FieldMessage, ValidationErrors};
 use crate::i18n::format::{NBSP, NNBSP};
@@ -47,6 +47,9 @@ pub use history::import_history;
 
 /// Most rejected rows listed one by one in a summary (all are counted).
 pub const MAX_LISTED_REJECTIONS: usize = 1000;
+
+/// The longest cycle a `cycle_days` column may give: a hundred years.
+const MAX_CYCLE_DAYS: f64 = 36_500.0;
 
 /// How to run an import.
 #[derive(Debug, Clone)]
@@ -227,6 +230,9 @@ enum Target {
 struct RowReader {
     targets: Vec<Target>,
     mapping: ImportMapping,
+    /// The end of an open deal's cycle read from a `cycle_days` column: one instant per file, so
+    /// every row of it is dated alike.
+    now: DateTime<Utc>,
 }
 
 impl RowReader {
@@ -263,14 +269,14 @@ impl RowReader {
             return Err(ImportError::Header(tr!(
                 "the file has no `external_id` column: name it so, map one in [columns], or set [ids] \
                  from_line = true",
-                "le fichier n'a pas de colonne `external_id`{NBSP}: nommez-la ainsi, associez-en une dans \
+                "le fichier n'a pas de colonne `external_id`{NNBSP}: nommez-la ainsi, associez-en une dans \
                  [columns] ou indiquez [ids] from_line = true"
             )));
         }
         if !has("status") && !mapping.defaults.contains_key("status") {
             return Err(ImportError::Header(tr!(
                 "the file has no `status` column: name it so, map one in [columns], or set a [defaults] status",
-                "le fichier n'a pas de colonne `status`{NBSP}: nommez-la ainsi, associez-en une dans [columns] \
+                "le fichier n'a pas de colonne `status`{NNBSP}: nommez-la ainsi, associez-en une dans [columns] \
                  ou donnez un status dans [defaults]"
             )));
         }
@@ -285,6 +291,7 @@ impl RowReader {
         Ok(RowReader {
             targets,
             mapping: mapping.clone(),
+            now: Utc::now(),
         })
     }
 
@@ -316,11 +323,49 @@ impl RowReader {
         })
     }
 
+    /// The creation date a `cycle_days` cell implies for `opp` (see [`mapping::CYCLE_DAYS`]):
+    /// `Ok(None)` when the cell is empty or the row has its own `created_at`.
+    fn created_from_cycle(
+        &self,
+        cell: Option<&str>,
+        opp: Option<&Opportunity>,
+    ) -> Result<Option<DateTime<Utc>>, Localized> {
+        let Some(cell) = cell.map(str::trim).filter(|c| !c.is_empty()) else {
+            return Ok(None);
+        };
+        let field = mapping::CYCLE_DAYS;
+        let days = match cell.parse::<f64>() {
+            Ok(days) if days.is_finite() && (0.0..=MAX_CYCLE_DAYS).contains(&days) => days,
+            _ => {
+                return Err(tr!(
+                    "{field}: `{cell}` is not a number of days between 0 and {MAX_CYCLE_DAYS}",
+                    "{field}{NNBSP}: `{cell}` n'est pas un nombre de jours entre 0 et {MAX_CYCLE_DAYS}"
+                ))
+            }
+        };
+        let Some(opp) = opp.filter(|o| o.created_at.is_none()) else {
+            return Ok(None);
+        };
+        let end = match opp.status {
+            Status::Open => self.now,
+            // A closed deal without closed_at is already refused by its own parse.
+            Status::Won | Status::Lost => match opp.closed_at {
+                Some(closed) => closed,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(
+            end - chrono::Duration::milliseconds((days * 86_400_000.0).round() as i64),
+        ))
+    }
+
     fn parse(&self, record: &csv::StringRecord, line: u64) -> Result<Opportunity, RejectedRow> {
         let mut fields = Map::new();
         let mut attributes = Map::new();
+        let mut cycle = None;
         for (target, value) in self.targets.iter().zip(record.iter()) {
             match target {
+                Target::Field(mapping::CYCLE_DAYS) => cycle = Some(value),
                 Target::Field("status") => {
                     fields.insert(
                         "status".into(),
@@ -358,14 +403,28 @@ impl RowReader {
             date_format: self.mapping.date_format.as_deref(),
             from_text: true,
         };
-        Opportunity::parse(None, &fields, options).map_err(|errors| {
-            let external_id = fields
-                .get("external_id")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned);
-            RejectedRow::new(line, external_id, errors.localized_summary())
-        })
+        let parsed = Opportunity::parse(None, &fields, options);
+        let created = self.created_from_cycle(cycle, parsed.as_ref().ok());
+        let reason = match (parsed, created) {
+            (Ok(mut opp), Ok(created)) => {
+                if created.is_some() {
+                    opp.created_at = created;
+                }
+                return Ok(opp);
+            }
+            (Ok(_), Err(cycle)) => cycle,
+            (Err(errors), Ok(_)) => errors.localized_summary(),
+            (Err(errors), Err(cycle)) => {
+                let errors = errors.localized_summary();
+                Localized::from_fn(|lang| format!("{}; {}", errors.get(lang), cycle.get(lang)))
+            }
+        };
+        let external_id = fields
+            .get("external_id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        Err(RejectedRow::new(line, external_id, reason))
     }
 }
 
@@ -916,7 +975,7 @@ impl ActivityColumns {
                 return Err(ImportError::Header(tr!(
                     "the activities file has no `{required}` column (expected \
                      opportunity_id,id,kind,direction,occurred_at)",
-                    "le fichier d'activités n'a pas de colonne `{required}` (attendu{NBSP}: \
+                    "le fichier d'activités n'a pas de colonne `{required}` (attendu{NNBSP}: \
                      opportunity_id,id,kind,direction,occurred_at)"
                 )));
             }
@@ -1130,6 +1189,37 @@ pub fn read_opportunities<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_days_to_close_column_dates_the_cycle_of_rows_without_a_creation_date() {
+        let mapping = ImportMapping::from_toml("[columns]\ncycle_days = \"Days to close\"\n").unwrap();
+        let csv = "external_id,status,closed_at,created_at,Days to close\n\
+                   won,won,2026-03-31,,30\n\
+                   open,open,,,12.5\n\
+                   dated,lost,2026-03-31,2026-03-01,90\n\
+                   none,open,,,\n\
+                   bad,open,,,-3\n\
+                   worse,maybe,,,soon\n";
+        let (deals, summary) = read_opportunities(csv.as_bytes(), &mapping).unwrap();
+        let by_id = |id: &str| deals.iter().find(|d| d.external_id.as_ref() == id).unwrap();
+        let now = Utc::now();
+        let won = by_id("won");
+        assert_eq!(won.cycle_days(now), Some(30.0));
+        assert_eq!(won.created_at.unwrap().to_rfc3339(), "2026-03-01T00:00:00+00:00");
+        let open = by_id("open").cycle_days(now).unwrap();
+        assert!((open - 12.5).abs() < 0.01, "{open}");
+        // The row's own dates win over the column.
+        assert_eq!(by_id("dated").cycle_days(now), Some(30.0));
+        assert_eq!(by_id("none").created_at, None);
+        assert_eq!(summary.rejected, 2);
+        let reasons: Vec<&str> = summary.rejected_rows.iter().map(|r| r.reason.as_str()).collect();
+        assert!(reasons[0].contains("cycle_days: `-3`"), "{reasons:?}");
+        // Every problem of a row is reported, the cycle's with the others.
+        assert!(
+            reasons[1].contains("status") && reasons[1].contains("`soon`"),
+            "{reasons:?}"
+        );
+    }
 
     #[test]
     fn reads_the_salvirt_dataset_with_its_shipped_mapping() {

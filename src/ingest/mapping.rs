@@ -8,6 +8,7 @@
 //! [columns]                       # dealscore field = "CSV header"
 //! external_id = "Opportunity ID"
 //! status = "Stage Outcome"
+//! cycle_days = "Days to close"    # a cycle in days instead of a creation date
 //!
 //! [status_values]                 # "CSV value" = "open" | "won" | "lost"
 //! "Closed Won" = "won"
@@ -34,12 +35,27 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::domain::Status;
-use crate::i18n::format::NBSP;
+use crate::i18n::format::NNBSP;
 use crate::i18n::{Lang, Localized};
 use crate::tr;
 
-/// Field names a CSV column can map to.
-pub const FIELDS: [&str; 16] = crate::domain::RECORD_FIELDS;
+/// Field names a CSV column can map to: the record fields, and `cycle_days`.
+pub const FIELDS: [&str; 17] = {
+    let record = crate::domain::RECORD_FIELDS;
+    let mut fields = [CYCLE_DAYS; 17];
+    let mut i = 0;
+    while i < record.len() {
+        fields[i] = record[i];
+        i += 1;
+    }
+    fields
+};
+
+/// A column holding the deal's cycle in days ("Days to close", "Age"): for a won or lost deal
+/// its length from creation to close, for an open deal its age so far. It is not stored: a row
+/// without `created_at` gets the creation date it implies (`closed_at` − days for a closed deal,
+/// the time of the import − days for an open one); a row with `created_at` keeps its dates.
+pub const CYCLE_DAYS: &str = "cycle_days";
 
 /// Columns besides the record fields that `[columns]` can name: when a change took effect (deal
 /// and field history imports), and the field and value of a field history row.
@@ -96,7 +112,7 @@ impl ImportMapping {
     /// Parses and validates a TOML mapping, listing every problem.
     pub fn from_toml(text: &str) -> Result<ImportMapping, MappingError> {
         let mapping: ImportMapping = toml::from_str(text)
-            .map_err(|e| MappingError(vec![tr!("invalid TOML: {e}", "TOML invalide{NBSP}: {e}")]))?;
+            .map_err(|e| MappingError(vec![tr!("invalid TOML: {e}", "TOML invalide{NNBSP}: {e}")]))?;
         mapping.validate()?;
         Ok(mapping)
     }
@@ -107,7 +123,7 @@ impl ImportMapping {
             if d.len() != 1 {
                 problems.push(tr!(
                     "delimiter must be a single byte, got {d:?}",
-                    "delimiter doit être un seul octet, reçu{NBSP}: {d:?}"
+                    "delimiter doit être un seul octet, reçu{NNBSP}: {d:?}"
                 ));
             }
         }
@@ -121,7 +137,7 @@ impl ImportMapping {
             }
         }
         for field in self.defaults.keys() {
-            if !FIELDS.contains(&field.as_str()) || field == "external_id" {
+            if !FIELDS.contains(&field.as_str()) || field == "external_id" || field == CYCLE_DAYS {
                 problems.push(tr!(
                     "[defaults] `{field}` is not a field that can have a default",
                     "[defaults] `{field}` n'est pas un champ qui peut avoir une valeur par défaut"
@@ -285,6 +301,18 @@ mod tests {
         let err = ImportMapping::from_toml("[field_names]\nStageName = \"stages\"\nId = \"external_id\"\n")
             .unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
+    }
+
+    #[test]
+    fn a_cycle_column_maps_to_cycle_days_but_has_no_default() {
+        let m = ImportMapping::from_toml("[columns]\ncycle_days = \"Days to close\"\n").unwrap();
+        assert_eq!(m.field_for_header("Days to close"), Some(CYCLE_DAYS));
+        assert_eq!(
+            ImportMapping::default().field_for_header("cycle_days"),
+            Some(CYCLE_DAYS)
+        );
+        let err = ImportMapping::from_toml("[defaults]\ncycle_days = \"30\"\n").unwrap_err();
+        assert!(err.to_string().contains("cycle_days"), "{err}");
     }
 
     #[test]

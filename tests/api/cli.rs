@@ -64,11 +64,18 @@ async fn import_cli_with_mapping_is_idempotent_and_strict_writes_nothing() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 4"));
 
+    // Rows were rejected: the good ones are in, and the exit code says the others were not.
     let out = dealscore(
         &db,
         &["import", "--file", csv_s, "--mapping", mapping_s, "--json"],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 row(s) rejected"));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["opportunities"]["inserted"], 2);
     assert_eq!(summary["opportunities"]["rejected_rows"][0]["line"], 4);
@@ -524,7 +531,12 @@ async fn import_cli_refuses_an_activities_file_with_a_bad_row_under_strict() {
         &db,
         &["import", "--activities", activities_s, "--max-errors", "1"],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM activities")
         .fetch_one(&store.pool)
         .await
@@ -601,4 +613,109 @@ async fn keys_carry_an_owner_or_a_team_and_list_shows_keys_without_one() {
     ] {
         assert!(listed.contains(line), "{line:?} not in\n{listed}");
     }
+}
+
+#[tokio::test]
+async fn import_logs_progress_off_a_terminal_and_exits_3_on_rejected_rows_unless_allowed() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("deals.csv");
+    let mut text = String::from("external_id,status,created_at,amount\n");
+    for i in 0..2_500 {
+        text.push_str(&format!(
+            "D{i},open,2025-01-01,{}\n",
+            if i == 7 { "-1" } else { "100" }
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let csv = csv.to_str().unwrap();
+
+    // Standard error is a pipe here: progress comes as plain lines, one per batch with 0 s.
+    let out = dealscore(&db, &["import", "--file", csv, "--progress-secs", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("opportunities: 2,500 rows read, 100% of"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 row(s) rejected"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("2,500 rows read, 2,499 inserted, 0 updated, 0 unchanged, 1 rejected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 9 (D7)"), "{stdout}");
+
+    // The default period is longer than this import: no progress line, only the summary.
+    let out = dealscore(&db, &["import", "--file", csv, "--allow-rejects"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("rows read"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2,499 unchanged, 1 rejected"));
+
+    // A dry run with rejected rows says so too.
+    let out = dealscore(&db, &["import", "--file", csv, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the other rows were checked"));
+}
+
+#[tokio::test]
+async fn reading_commands_name_the_database_they_looked_at_and_never_create_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nowhere").join("dealscore.db");
+    let url = format!("sqlite://{}", file.display());
+    let csv = dir.path().join("open.csv");
+    std::fs::write(&csv, "external_id,status\nA,open\n").unwrap();
+    let run = |args: &[&str], url: Option<&str>| {
+        let mut command = Command::new(bin_path());
+        command.args(args).env("RUST_LOG", "warn").current_dir(dir.path());
+        match url {
+            Some(url) => command.env("DATABASE_URL", url),
+            None => command.env_remove("DATABASE_URL"),
+        };
+        command.output().unwrap()
+    };
+    let csv = csv.to_str().unwrap();
+    for args in [
+        &["score", "--file", csv][..],
+        &["keys", "list"],
+        &["keys", "revoke", "ci"],
+        &["prune", "--dry-run"],
+        &["train"],
+    ] {
+        let out = run(args, Some(&url));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("no database at {}", file.display()))
+                && stderr.contains(&format!("DATABASE_URL={url}")),
+            "{args:?}: {stderr}"
+        );
+        assert!(!file.exists() && !file.parent().unwrap().exists(), "{args:?}");
+    }
+    // Without DATABASE_URL the message says the default was used, and the default stays absent.
+    let out = run(&["score", "--file", csv], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DATABASE_URL=sqlite://data/dealscore.db (the default: DATABASE_URL is not set)"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data").exists(), "{stderr}");
+}
+
+#[tokio::test]
+async fn scoring_without_an_active_model_names_the_database() {
+    let db = TestDb::new().await;
+    assert!(dealscore(&db, &["migrate"]).status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("open.csv");
+    std::fs::write(&csv, "external_id,status\nA,open\n").unwrap();
+    let out = dealscore(&db, &["score", "--file", csv.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no active model in the database at DATABASE_URL=")
+            && stderr.contains("dealscore train"),
+        "{stderr}"
+    );
 }

@@ -378,6 +378,32 @@ async fn the_score_command_writes_every_row_back_with_its_result() {
     assert!(["A", "B", "C", "D"].contains(&&rows[0][col("grade")]));
     assert!(rows[1][col("error")].contains("amount"));
     assert!(rows[2][col("score")].parse::<u8>().is_ok());
+    // The lever's feature and the strongest factors, as sentences, beside the recommendation.
+    for row in [&rows[0], &rows[2]] {
+        let factors = &row[col("top_factors")];
+        assert!(
+            !factors.is_empty() && factors.split(" | ").count() <= 3,
+            "{factors}"
+        );
+        if !row[col("next_intervention")].is_empty() {
+            assert!(
+                ["response_hours", "interaction_count", "contact_role"].contains(&&row[col("lever")]),
+                "{:?}",
+                &row[col("lever")]
+            );
+        }
+    }
+    assert!(rows[1][col("lever")].is_empty() && rows[1][col("top_factors")].is_empty());
+    let plain = std::fs::read(&output).unwrap();
+    assert!(plain.starts_with(b"external_id,"));
+
+    // --bom starts the file with a UTF-8 byte order mark, for spreadsheet programs; the CSV is
+    // otherwise the same.
+    let out = run(&["--bom"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let with_bom = std::fs::read(&output).unwrap();
+    assert!(with_bom.starts_with("\u{FEFF}external_id,".as_bytes()));
+    assert_eq!(with_bom.len(), plain.len() + 3);
 
     // with an artifact file instead of the registry
     let (_, json) = dealscore::store::models::active(&app.db).await.unwrap().unwrap();
