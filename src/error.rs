@@ -236,7 +236,7 @@ impl KnownDetail {
                     .into()
             }
             (KnownDetail::NoActiveModel, Lang::Fr) => format!(
-                "aucun modèle n'est encore actif{NBSP}: entraînez-en un avec `dealscore-train` (ou \
+                "aucun modèle n'est encore actif{NNBSP}: entraînez-en un avec `dealscore-train` (ou \
                  `dealscore demo`), ou activez une version avec POST /v1/models/{{version}}/activate"
             ),
             (KnownDetail::DatabaseBusy, Lang::En) => {
@@ -407,7 +407,7 @@ impl ApiError {
             code: Code::ActiveModelInvalid,
             detail: crate::tr!(
                 "the active model `{version}` is refused: its artifact does not match the checksum recorded in the registry, so it may have been altered; activate a valid version with POST /v1/models/{{version}}/activate",
-                "le modèle actif `{version}` est refusé{NBSP}: son artefact ne correspond pas à la somme de contrôle enregistrée dans le registre et a pu être modifié{NNBSP}; activez une version valide avec POST /v1/models/{{version}}/activate"
+                "le modèle actif `{version}` est refusé{NNBSP}: son artefact ne correspond pas à la somme de contrôle enregistrée dans le registre et a pu être modifié{NNBSP}; activez une version valide avec POST /v1/models/{{version}}/activate"
             )
             .into(),
         }

@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::i18n::format::{self, NBSP};
+use crate::i18n::format::{self, NNBSP};
 use crate::i18n::{Lang, Localized};
 
 /// One problem with one input field.
@@ -357,28 +357,32 @@ impl FieldMessage {
                 ),
                 M::ExpectedString { got: None } => "une chaîne est attendue".into(),
                 M::ExpectedString { got: Some(got) } => {
-                    format!("une chaîne est attendue, reçu{NBSP}: {}", got.name(lang))
+                    format!("une chaîne est attendue, reçu{NNBSP}: {}", got.name(lang))
                 }
-                M::ExpectedNumber { got } => format!("un nombre est attendu, reçu{NBSP}: {}", got.name(lang)),
+                M::ExpectedNumber { got } => {
+                    format!("un nombre est attendu, reçu{NNBSP}: {}", got.name(lang))
+                }
                 M::ExpectedFiniteNumber => "un nombre fini est attendu".into(),
                 M::ExpectedWholeNumber => "un nombre entier est attendu".into(),
                 M::Negative => "doit être positif ou nul".into(),
                 M::ExpectedTimestamp { got } => format!(
-                    "un horodatage RFC 3339 ou une date AAAA-MM-JJ est attendu, reçu{NBSP}: {}",
+                    "un horodatage RFC 3339 ou une date AAAA-MM-JJ est attendu, reçu{NNBSP}: {}",
                     got.name(lang)
                 ),
                 M::BadTimestamp {
                     text,
                     format: Some(f),
                 } => {
-                    format!("`{text}` n'est pas un horodatage (attendu{NBSP}: `{f}`, RFC 3339 ou AAAA-MM-JJ)")
+                    format!(
+                        "`{text}` n'est pas un horodatage (attendu{NNBSP}: `{f}`, RFC 3339 ou AAAA-MM-JJ)"
+                    )
                 }
                 M::BadTimestamp { text, format: None } => {
-                    format!("`{text}` n'est pas un horodatage (attendu{NBSP}: RFC 3339 ou AAAA-MM-JJ)")
+                    format!("`{text}` n'est pas un horodatage (attendu{NNBSP}: RFC 3339 ou AAAA-MM-JJ)")
                 }
-                M::ExpectedObject { got } => format!("un objet est attendu, reçu{NBSP}: {}", got.name(lang)),
+                M::ExpectedObject { got } => format!("un objet est attendu, reçu{NNBSP}: {}", got.name(lang)),
                 M::ExpectedStringOrNumber { got } => format!(
-                    "une chaîne ou un nombre est attendu, reçu{NBSP}: {}",
+                    "une chaîne ou un nombre est attendu, reçu{NNBSP}: {}",
                     got.name(lang)
                 ),
                 M::TooManyAttributes { max } => format!("{} attributs au plus sont acceptés", n(*max)),
@@ -406,7 +410,7 @@ impl FieldMessage {
                 M::ExpectedOpportunity => "un objet opportunité est attendu".into(),
                 M::ExpectedOpportunityList => "une liste d'opportunités est attendue".into(),
                 M::TooManyOpportunities { max, got } => format!(
-                    "{} opportunités au plus par requête, reçu{NBSP}: {}",
+                    "{} opportunités au plus par requête, reçu{NNBSP}: {}",
                     n(*max),
                     n(*got)
                 ),
@@ -424,7 +428,7 @@ pub struct ValidationErrors(pub Vec<FieldError>);
 fn summary(errors: &[FieldError], lang: Lang) -> String {
     let colon = match lang {
         Lang::En => ": ".to_owned(),
-        Lang::Fr => format!("{NBSP}: "),
+        Lang::Fr => format!("{NNBSP}: "),
     };
     errors
         .iter()
@@ -500,7 +504,7 @@ mod tests {
         );
         assert_eq!(
             batch.text(Lang::Fr),
-            "10\u{202F}000 opportunités au plus par requête, reçu\u{A0}: 12\u{202F}345"
+            "10\u{202F}000 opportunités au plus par requête, reçu\u{202F}: 12\u{202F}345"
         );
     }
 }

@@ -12,6 +12,10 @@ use super::report::DriftReport;
 use crate::serving::ActiveModel;
 use crate::store::Db;
 
+/// How soon the refresher notices that another model serves (at most; less when the refresh
+/// period itself is shorter).
+const MODEL_FOLLOW: Duration = Duration::from_secs(5);
+
 /// `dealscore_feature_psi{feature, population}` and `dealscore_drift_rows{population}`.
 #[derive(Clone)]
 pub struct DriftGauges {
@@ -105,7 +109,9 @@ impl DriftGauges {
     }
 
     /// Refreshes the gauges every `every` in the background (first run after one period, so
-    /// startup is not slowed by a scan of the pipeline).
+    /// startup is not slowed by a scan of the pipeline), and soon after the serving model
+    /// changes (an activation on this server or another, a training run that passed the gate),
+    /// so the last check never describes the previous model for a whole period.
     pub fn spawn_refresher(
         &self,
         db: Db,
@@ -114,12 +120,23 @@ impl DriftGauges {
     ) -> tokio::task::JoinHandle<()> {
         let gauges = self.clone();
         tokio::spawn(async move {
-            let start = tokio::time::Instant::now() + every;
-            let mut ticker = tokio::time::interval_at(start, every);
+            let follow = every.min(MODEL_FOLLOW);
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + follow, follow);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_error: Option<String> = None;
+            let mut next_full = tokio::time::Instant::now() + every;
+            // The serving version at the last check (or attempt): a model without a profile is
+            // tried once, not at every tick. The one serving at startup waits for the period.
+            let mut checked: Option<String> = model.get().map(|m| m.version.clone());
             loop {
                 ticker.tick().await;
+                let serving = model.get().map(|m| m.version.clone());
+                let now = tokio::time::Instant::now();
+                if now < next_full && serving == checked {
+                    continue;
+                }
+                next_full = now + every;
+                checked = serving;
                 match gauges.refresh(&db, &model).await {
                     Ok(_) => last_error = None,
                     Err(e) => {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::report::{DriftReport, Population, PopulationCounter};
 use crate::domain::Status;
-use crate::i18n::format::{NBSP, NNBSP};
+use crate::i18n::format::NNBSP;
 use crate::i18n::Localized;
 use crate::model::profile::TrainingProfile;
 use crate::model::ModelArtifact;
@@ -44,7 +44,7 @@ impl DriftError {
                 "model {version} carries no training profile, so drift cannot be measured against it: \
                  retrain (dealscore-train or POST /v1/models/train) and activate the new version",
                 "le modèle {version} n'a pas de profil d'entraînement, la dérive ne peut donc pas être \
-                 mesurée par rapport à lui{NBSP}: réentraînez (dealscore-train ou POST /v1/models/train) \
+                 mesurée par rapport à lui{NNBSP}: réentraînez (dealscore-train ou POST /v1/models/train) \
                  et activez la nouvelle version"
             ),
             DriftError::ProfileMismatch { version } => tr!(
@@ -54,7 +54,7 @@ impl DriftError {
             ),
             DriftError::Db(e) => Localized::new(
                 self.to_string(),
-                format!("impossible de lire les affaires{NBSP}: {e}"),
+                format!("impossible de lire les affaires{NNBSP}: {e}"),
             ),
         }
     }

@@ -158,7 +158,7 @@ pub fn display_value(feature: &FittedFeature, obs: &Observation<'_>, lang: Lang)
                 let imputed = display_numeric_in(&feature.def.source(), enc.impute, lang);
                 match lang {
                     Lang::En => format!("missing (imputed {imputed})"),
-                    Lang::Fr => format!("manquant (imputé\u{A0}: {imputed})"),
+                    Lang::Fr => format!("manquant (imputé\u{202F}: {imputed})"),
                 }
             }
         },

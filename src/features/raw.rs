@@ -113,9 +113,13 @@ pub fn format_number_in(x: f64, lang: Lang) -> String {
     }
 }
 
-/// [`display_numeric`] in `lang` (`30 days` / `30 jours`, `4.5 h` / `4,5 h`).
+/// [`display_numeric`] in `lang` (`30 days` / `30 jours`, `4.5 h` / `4,5 h`): the number as
+/// sentences write measures, with 2–3 significant digits ([`crate::i18n::format::quantity`]).
 pub fn display_numeric_in(source: &Source<'_>, x: f64, lang: Lang) -> String {
-    let mut text = format_number_in(x, lang);
+    if !x.is_finite() {
+        return format_number(x);
+    }
+    let mut text = crate::i18n::format::quantity(x, lang);
     let unit = match (source, lang) {
         (Source::Core(CoreField::CycleDays), Lang::En) => " days",
         // French nouns stay singular below 2 ("1,5 jour").
@@ -152,5 +156,11 @@ mod tests {
         assert_eq!(display_numeric_in(&days, 30.0, Lang::Fr), "30 jours");
         assert_eq!(display_numeric_in(&days, 1.5, Lang::Fr), "1,5 jour");
         assert_eq!(display_numeric_in(&days, 30.0, Lang::En), "30 days");
+        assert_eq!(display_numeric_in(&days, 44.57, Lang::Fr), "45 jours");
+        let hours = Source::Core(CoreField::ResponseHours);
+        assert_eq!(display_numeric_in(&hours, 9.4321, Lang::En), "9.4 h");
+        assert_eq!(display_numeric_in(&hours, 7.0, Lang::En), "7 h");
+        let amount = Source::Core(CoreField::Amount);
+        assert_eq!(display_numeric_in(&amount, 12_500.0, Lang::En), "12,500");
     }
 }

@@ -137,8 +137,7 @@ impl fmt::Display for Localized {
 
 /// A [`Localized`] message from an English and a French format string, each with the same
 /// captured variables: `tr!("no opportunity `{id}`", "aucune opportunité `{id}`")`. French
-/// typography: a no-break space before `:` (`{NBSP}`) and a narrow one before `;` `?` `!` (`{NNBSP}`),
-/// from [`format`].
+/// typography: a narrow no-break space before `:` `;` `?` `!` (`{NNBSP}`), from [`format`].
 #[macro_export]
 macro_rules! tr {
     ($en:literal, $fr:literal $(,)?) => {

@@ -4,7 +4,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::i18n::format::NBSP;
+use crate::i18n::format::{NBSP, NNBSP};
 use crate::i18n::{Lang, Localized};
 use crate::tr;
 
@@ -83,7 +83,7 @@ impl SignatureError {
             SignatureError::Malformed(defect) => Localized::from_fn(|lang| match lang {
                 Lang::En => format!("malformed Dealscore-Signature header: {}", defect.text(lang)),
                 Lang::Fr => format!(
-                    "en-tête Dealscore-Signature mal formé{NBSP}: {}",
+                    "en-tête Dealscore-Signature mal formé{NNBSP}: {}",
                     defect.text(lang)
                 ),
             }),

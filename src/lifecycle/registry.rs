@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::compare::{compare as compare_models, window_of, Comparison};
 use crate::domain::ValidationErrors;
 use crate::error::{ApiError, ApiResult, Code, Detail, KnownDetail};
-use crate::i18n::format::NBSP;
+use crate::i18n::format::NNBSP;
 use crate::model::{ArtifactError, Metrics, ModelArtifact, TrainingSummary};
 use crate::serving::{ActiveModel, LoadedModel};
 use crate::store::models::{self, ModelVersionRecord};
@@ -119,7 +119,7 @@ pub async fn load_verified(db: &Db, version: &str) -> ApiResult<(ModelVersionRec
                 "version",
                 tr!(
                     "the stored artifact of `{version}` is refused: {e}",
-                    "l'artefact enregistré de `{version}` est refusé{NBSP}: {e}"
+                    "l'artefact enregistré de `{version}` est refusé{NNBSP}: {e}"
                 ),
             );
             Err(ApiError::Validation(errors))

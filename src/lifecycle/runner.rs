@@ -13,7 +13,7 @@ use super::gate::GatePolicy;
 use super::train_job::{self, TrainJob};
 use crate::domain::ValidationErrors;
 use crate::features::FeatureSpec;
-use crate::i18n::format::NBSP;
+use crate::i18n::format::NNBSP;
 use crate::serving::ActiveModel;
 use crate::store::training_runs::{self, CreateError, NewRun, RunProgress, RunRecord};
 use crate::store::{opportunities, Db};
@@ -147,7 +147,7 @@ impl TrainRequest {
                     "options.split",
                     tr!(
                         "must be `time` or `random`, got `{other}`",
-                        "doit être `time` ou `random`, reçu{NBSP}: `{other}`"
+                        "doit être `time` ou `random`, reçu{NNBSP}: `{other}`"
                     ),
                 );
                 SplitKind::Time

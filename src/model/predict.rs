@@ -84,7 +84,7 @@ pub struct FeatureContribution {
 fn note_text(note: &ImputedNote, lang: Lang) -> String {
     match lang {
         Lang::En => format!("{}: {}", note.feature, note.message),
-        Lang::Fr => format!("{}\u{A0}: {}", note.feature, note.message),
+        Lang::Fr => format!("{}\u{202F}: {}", note.feature, note.message),
     }
 }
 

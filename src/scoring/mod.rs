@@ -24,6 +24,15 @@ use crate::model::{explain_in, ModelArtifact};
 pub use phrases::Phrasebook;
 pub use recommend::{Intervention, RankBy};
 
+/// A feature's name for a reader in `lang` (`cycle_days` → "Deal age" / "Âge de l'affaire",
+/// `attr.lead_source` → "lead source"): what pages and charts show instead of the spec name.
+pub fn feature_name_label(feature: &str, lang: Lang) -> String {
+    match crate::features::spec::Source::parse(feature) {
+        Some(source) => text::feature_label(source, lang),
+        None => feature.replace('_', " "),
+    }
+}
+
 /// A–D.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 pub enum Grade {
@@ -294,6 +303,16 @@ fn unseen_categories(artifact: &ModelArtifact, opp: &Deal, now: DateTime<Utc>, l
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn feature_names_read_as_labels_in_both_languages() {
+        use super::{feature_name_label, Lang};
+        assert_eq!(feature_name_label("cycle_days", Lang::En), "Deal age");
+        assert_eq!(feature_name_label("cycle_days", Lang::Fr), "Âge de l'affaire");
+        assert_eq!(feature_name_label("sector", Lang::Fr), "Secteur");
+        assert_eq!(feature_name_label("attr.lead_source", Lang::Fr), "lead source");
+        assert_eq!(feature_name_label("odd_name", Lang::En), "odd name");
+    }
+
     use super::*;
 
     #[test]

@@ -1,7 +1,7 @@
 //! The words of a score that depend only on the model and the language, written once per model.
 //!
 //! A factor's label, a numeric feature's won median ("won median 6 h") and a category's whole
-//! sentence ("Sector software: 47 % of 748 closed deals with it were won (all deals: 40 %)") are
+//! sentence ("Sector software: 47% of 748 closed deals with it were won (all deals: 40%)") are
 //! the same for every deal the model scores, yet every score wrote them again. A [`Phrasebook`]
 //! writes them the first time a language is asked for and hands out copies afterwards; with it
 //! (and the cheaper per-deal sentences of the same change) a score went from 46,600 to 28,700
@@ -184,9 +184,9 @@ pub(super) struct Median {
 
 /// Sentences of one category level.
 pub(super) struct CategoryPhrases {
-    /// "Sector software: 47 % of 748 closed deals with it were won (all deals: 40 %)".
+    /// "Sector software: 47% of 748 closed deals with it were won (all deals: 40%)".
     pub message: String,
-    /// "win rate 47 % (overall 40 %)".
+    /// "win rate 47% (overall 40%)".
     pub reference: String,
 }
 

@@ -2,9 +2,9 @@
 //! `match lang`, so a sentence's English and French sit side by side and the scoring logic in
 //! `messages.rs` and `recommend.rs` never spells text itself.
 //!
-//! English is the wording the API has always answered (clients and tests match on it), including
-//! its house style of a space before `%`. French follows French typography: decimal comma,
-//! narrow no-break space before `%` and `;`, no-break space before `:`, « guillemets ».
+//! Numbers, counts and percentages come from `i18n::format`, so a sentence writes them as the
+//! pages do (`42%`, `1,310`, `9.4 h`). French follows French typography: decimal comma, narrow
+//! no-break space before `%` `:` `;` `!` `?`, « guillemets ».
 //!
 //! The sentences written for every score (numeric factors, levers) are slices joined with
 //! `concat()`: one allocation, no template to scan, cheaper than `format!` (BENCHMARKS.md,
@@ -13,7 +13,7 @@
 
 use crate::features::raw::display_numeric_in;
 use crate::features::spec::{CoreField, Source};
-use crate::i18n::format::{self, NBSP, NNBSP};
+use crate::i18n::format::{self, NNBSP};
 use crate::i18n::Lang;
 
 /// A feature's name for a rep ("Deal age", "Âge de l'affaire"); custom attributes keep their
@@ -36,25 +36,15 @@ pub(super) fn feature_label(source: Source<'_>, lang: Lang) -> String {
     }
 }
 
-/// A 0–1 fraction as a whole percentage: `42 %` (English house style, ordinary space) or
-/// `42 %` with a narrow no-break space (French).
+/// A 0–1 fraction as a whole percentage, as the pages write it: `42%`, or `42 %` with a narrow
+/// no-break space (French).
 pub(super) fn percent(fraction: f64, lang: Lang) -> String {
-    match lang {
-        Lang::En => {
-            let mut text = format::number(fraction * 100.0, 0, lang);
-            text.push_str(" %");
-            text
-        }
-        Lang::Fr => format::percent(fraction, 0, lang),
-    }
+    format::percent(fraction, 0, lang)
 }
 
-/// A count of deals (`1234` in English as always, `1 234` in French).
+/// A count of deals (`1,234` / `1 234`).
 fn count(n: usize, lang: Lang) -> String {
-    match lang {
-        Lang::En => n.to_string(),
-        Lang::Fr => format::number(n as f64, 0, lang),
-    }
+    format::count(n as u64, lang)
 }
 
 /// A feature value with its unit (`6 h`, `30 days` / `30 jours`).
@@ -100,7 +90,7 @@ pub(super) enum Standing {
     InLine,
 }
 
-/// "Interactions of 3 is lower than 70 % of won deals (median 8)". `is_time` picks
+/// "Interactions of 3 is lower than 70% of won deals (median 8)". `is_time` picks
 /// slower/faster over higher/lower.
 pub(super) fn numeric_factor(
     name: &str,
@@ -145,7 +135,7 @@ pub(super) fn numeric_factor(
         .concat(),
         (Lang::Fr, Some((f, _, word))) => [
             name,
-            "\u{A0}: ",
+            "\u{202F}: ",
             value,
             ", ",
             word,
@@ -158,7 +148,7 @@ pub(super) fn numeric_factor(
         .concat(),
         (Lang::Fr, None) => [
             name,
-            "\u{A0}: ",
+            "\u{202F}: ",
             value,
             ", dans la norme des affaires gagnées (médiane ",
             median,
@@ -172,7 +162,7 @@ pub(super) fn numeric_factor(
 pub(super) fn bare_factor(name: &str, value: &str, lang: Lang) -> String {
     match lang {
         Lang::En => [name, ": ", value].concat(),
-        Lang::Fr => [name, "\u{A0}: ", value].concat(),
+        Lang::Fr => [name, "\u{202F}: ", value].concat(),
     }
 }
 
@@ -180,11 +170,11 @@ pub(super) fn bare_factor(name: &str, value: &str, lang: Lang) -> String {
 pub(super) fn won_median(median: &str, lang: Lang) -> String {
     match lang {
         Lang::En => ["won median ", median].concat(),
-        Lang::Fr => ["médiane des affaires gagnées\u{A0}: ", median].concat(),
+        Lang::Fr => ["médiane des affaires gagnées\u{202F}: ", median].concat(),
     }
 }
 
-/// "Contact role end user: 21 % of 310 closed deals with it were won (all deals: 43 %)".
+/// "Contact role end user: 21% of 310 closed deals with it were won (all deals: 43%)".
 pub(super) fn category_factor(
     name: &str,
     level: &str,
@@ -203,18 +193,18 @@ pub(super) fn category_factor(
             format!("{name} {level}: {rate} of {closed} closed deals with it were won (all deals: {overall})")
         }
         Lang::Fr => format!(
-            "{name} «{NNBSP}{level}{NNBSP}»{NBSP}: {rate} des {closed} affaires clôturées avec cette valeur \
-             ont été gagnées (toutes affaires{NBSP}: {overall})"
+            "{name} «{NNBSP}{level}{NNBSP}»{NNBSP}: {rate} des {closed} affaires clôturées avec cette valeur \
+             ont été gagnées (toutes affaires{NNBSP}: {overall})"
         ),
     }
 }
 
-/// "win rate 21 % (overall 43 %)".
+/// "win rate 21% (overall 43%)".
 pub(super) fn category_reference(win_rate: f64, overall: f64, lang: Lang) -> String {
     let (rate, overall) = (percent(win_rate, lang), percent(overall, lang));
     match lang {
         Lang::En => format!("win rate {rate} (overall {overall})"),
-        Lang::Fr => format!("taux de gain {rate} (toutes affaires{NBSP}: {overall})"),
+        Lang::Fr => format!("taux de gain {rate} (toutes affaires{NNBSP}: {overall})"),
     }
 }
 
@@ -223,7 +213,9 @@ pub(super) fn rare_category(name: &str, level: &str, lang: Lang) -> String {
     match lang {
         Lang::En => format!("{name} {level}: too rare in past deals to compare"),
         Lang::Fr => {
-            format!("{name} «{NNBSP}{level}{NNBSP}»{NBSP}: trop rare dans les affaires passées pour comparer")
+            format!(
+                "{name} «{NNBSP}{level}{NNBSP}»{NNBSP}: trop rare dans les affaires passées pour comparer"
+            )
         }
     }
 }
@@ -253,7 +245,7 @@ pub(super) enum Lever<'a> {
     },
 }
 
-/// "Answer the prospect within 4 h (now 12 h) — lifts the win probability from 31 % to 38 %".
+/// "Answer the prospect within 4 h (now 12 h) — lifts the win probability from 31% to 38%".
 pub(super) fn intervention(lever: Lever<'_>, before: f64, after: f64, lang: Lang) -> String {
     let (before, after) = (percent(before, lang), percent(after, lang));
     let role = Source::Core(CoreField::ContactRole);
@@ -304,7 +296,7 @@ pub(super) fn intervention(lever: Lever<'_>, before: f64, after: f64, lang: Lang
                         None => format!("le contact «{NNBSP}{}{NNBSP}»", level(role, target, lang)),
                     };
                     format!(
-                        "Impliquer {whom} (actuellement{NBSP}: {})",
+                        "Impliquer {whom} (actuellement{NNBSP}: {})",
                         level(role, now, lang)
                     )
                 }
@@ -313,7 +305,7 @@ pub(super) fn intervention(lever: Lever<'_>, before: f64, after: f64, lang: Lang
                     feature,
                     target,
                     now,
-                } => format!("{label}{NBSP}: {feature} → {target} (actuellement {now})"),
+                } => format!("{label}{NNBSP}: {feature} → {target} (actuellement {now})"),
             };
             [
                 &what,
@@ -332,7 +324,7 @@ pub(super) fn unseen_category(feature: &str, level: &str, other: &str, lang: Lan
     match lang {
         Lang::En => format!("{feature}: `{level}` was not seen in training; scored as {other}"),
         Lang::Fr => format!(
-            "{feature}{NBSP}: `{level}` n'apparaît pas dans l'entraînement{NNBSP}; évalué comme {other}"
+            "{feature}{NNBSP}: `{level}` n'apparaît pas dans l'entraînement{NNBSP}; évalué comme {other}"
         ),
     }
 }
@@ -346,12 +338,12 @@ mod tests {
         let text = numeric_factor("Interactions", "3", Standing::Below(0.7), false, "8", Lang::Fr);
         assert_eq!(
             text,
-            "Interactions\u{A0}: 3, moins que pour 70\u{202F}% des affaires gagnées (médiane 8)"
+            "Interactions\u{202F}: 3, moins que pour 70\u{202F}% des affaires gagnées (médiane 8)"
         );
         let english = numeric_factor("Interactions", "3", Standing::Below(0.7), false, "8", Lang::En);
         assert_eq!(
             english,
-            "Interactions of 3 is lower than 70 % of won deals (median 8)"
+            "Interactions of 3 is lower than 70% of won deals (median 8)"
         );
         let role = category_factor(
             "Rôle du contact",
@@ -361,7 +353,7 @@ mod tests {
             0.43,
             Lang::Fr,
         );
-        assert!(role.starts_with("Rôle du contact «\u{202F}utilisateur final\u{202F}»\u{A0}: 21\u{202F}%"));
+        assert!(role.starts_with("Rôle du contact «\u{202F}utilisateur final\u{202F}»\u{202F}: 21\u{202F}%"));
         assert!(role.contains("des 1\u{202F}310 affaires clôturées"), "{role}");
     }
 
@@ -378,7 +370,7 @@ mod tests {
         );
         assert_eq!(
             text,
-            "Impliquer le décideur (actuellement\u{A0}: utilisateur final) — fait passer la probabilité \
+            "Impliquer le décideur (actuellement\u{202F}: utilisateur final) — fait passer la probabilité \
              de gain de 32\u{202F}% à 38\u{202F}%"
         );
         let english = intervention(
@@ -392,7 +384,7 @@ mod tests {
         );
         assert_eq!(
             english,
-            "Engage the decision maker (now: end user) — lifts the win probability from 32 % to 38 %"
+            "Engage the decision maker (now: end user) — lifts the win probability from 32% to 38%"
         );
         let respond = intervention(
             Lever::Respond {

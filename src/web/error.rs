@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::text::Text;
 use crate::error::ApiError;
-use crate::i18n::format::NBSP;
+use crate::i18n::format::NNBSP;
 use crate::i18n::Lang;
 use crate::tr;
 
@@ -104,7 +104,7 @@ pub fn bad_query(err: QueryPayloadError, req: &HttpRequest) -> actix_web::Error 
     let lang = Lang::of_request(req);
     let detail = tr!(
         "invalid query string: {err}",
-        "paramètres de requête invalides{NBSP}: {err}"
+        "paramètres de requête invalides{NNBSP}: {err}"
     );
     PageError::new(lang, PageErrorKind::BadInput(detail.get(lang).to_owned())).into()
 }
@@ -120,7 +120,7 @@ pub fn bad_form(err: UrlencodedError, req: &HttpRequest) -> actix_web::Error {
     }
     let detail = tr!(
         "the form cannot be read: {err}",
-        "le formulaire est illisible{NBSP}: {err}"
+        "le formulaire est illisible{NNBSP}: {err}"
     );
     PageError::new(lang, PageErrorKind::BadInput(detail.get(lang).to_owned())).into()
 }

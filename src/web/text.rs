@@ -33,6 +33,12 @@ impl Text {
     pub fn code(&self) -> &'static str {
         self.0.code()
     }
+
+    /// The separator between a label and its value (`: `, or ` : ` in French), for templates
+    /// that write `label: value`.
+    pub fn colon(&self) -> &'static str {
+        crate::i18n::format::colon(self.0)
+    }
 }
 
 fn table() -> &'static HashMap<&'static str, (&'static str, &'static str)> {
@@ -68,7 +74,7 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     (
         "login.throttled",
         "Too many failed sign-ins from this address: try again in a minute.",
-        "Trop d'échecs de connexion depuis cette adresse\u{a0}: réessayez dans une minute.",
+        "Trop d'échecs de connexion depuis cette adresse\u{202F}: réessayez dans une minute.",
     ),
     (
         "login.missing",
@@ -78,7 +84,7 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     (
         "login.expired",
         "The form expired; please sign in again.",
-        "Le formulaire a expiré ; reconnectez-vous.",
+        "Le formulaire a expiré\u{202F}; reconnectez-vous.",
     ),
     // Errors
     ("error.back", "Back to my deals", "Retour à mes affaires"),
@@ -109,7 +115,7 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     (
         "error.internal_detail",
         "The error was logged; try again in a moment.",
-        "L'erreur a été journalisée ; réessayez dans un instant.",
+        "L'erreur a été journalisée\u{202F}; réessayez dans un instant.",
     ),
     // Filters, pager, CSV
     ("filter.any", "Any", "Tous"),
@@ -130,16 +136,16 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
         "Open deals by priority",
         "Affaires ouvertes par priorité",
     ),
-    ("deals.count", "Open deals:", "Affaires ouvertes :"),
+    ("deals.count", "Open deals:", "Affaires ouvertes\u{202F}:"),
     (
         "dashboard.stale",
         "The data changed since these figures were computed; refresh in a moment for the new ones. Figures as of",
-        "Les données ont changé depuis le calcul de ces chiffres ; actualisez dans un instant. Chiffres du",
+        "Les données ont changé depuis le calcul de ces chiffres\u{202F}; actualisez dans un instant. Chiffres du",
     ),
     (
         "deals.stale",
         "Deals changed since this list was scored; refresh in a few seconds for the new order. List as of",
-        "Des affaires ont changé depuis le calcul de cette liste ; actualisez dans quelques secondes pour le nouvel ordre. Liste du",
+        "Des affaires ont changé depuis le calcul de cette liste\u{202F}; actualisez dans quelques secondes pour le nouvel ordre. Liste du",
     ),
     (
         "deals.empty",
@@ -269,7 +275,7 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("risk.age", "Age (days)", "Âge (jours)"),
     // Resources
     ("resources.title", "Resources", "Ressources"),
-    ("resources.window", "Period:", "Période :"),
+    ("resources.window", "Period:", "Période\u{202F}:"),
     ("resources.regions", "Regions", "Régions"),
     ("resources.reps", "Reps", "Commerciaux"),
     (
@@ -319,11 +325,68 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("models.start", "Start training", "Lancer l'entraînement"),
     ("models.run", "Training run", "Entraînement"),
     ("models.drift", "Drift", "Dérive"),
-    ("models.drift_at", "Last check:", "Dernier contrôle :"),
+    ("models.drift_at", "Last check:", "Dernier contrôle\u{202F}:"),
     (
         "models.no_drift",
-        "No drift check yet since the server started (GET /v1/drift measures now).",
-        "Aucun contrôle de dérive depuis le démarrage (GET /v1/drift le mesure).",
+        "No drift check of the active version yet (GET /v1/models/active/drift measures now).",
+        "Aucun contrôle de dérive de la version active pour l'instant (GET /v1/models/active/drift le mesure).",
+    ),
+    ("models.drift_of", "Version checked:", "Version contrôlée\u{202F}:"),
+    ("drift.pop.open", "open deals", "affaires ouvertes"),
+    (
+        "drift.pop.closed_since",
+        "closed since training",
+        "clôturées depuis l'entraînement",
+    ),
+    ("metric.roc_auc", "ROC AUC", "AUC ROC"),
+    ("metric.pr_auc", "PR AUC", "AUC PR"),
+    ("metric.log_loss", "Log loss", "Perte logarithmique"),
+    ("metric.brier", "Brier score", "Score de Brier"),
+    ("metric.top_decile_lift", "Top-decile lift", "Lift du premier décile"),
+    ("gate.title", "Promotion gate", "Contrôle de promotion"),
+    (
+        "gate.first_model",
+        "First model: activated.",
+        "Premier modèle\u{202F}: activé.",
+    ),
+    (
+        "gate.activated",
+        "Passed the gate: activated.",
+        "Contrôle réussi\u{202F}: activé.",
+    ),
+    (
+        "gate.held",
+        "Held by the gate: it stays a candidate, the active version keeps serving.",
+        "Retenu par le contrôle\u{202F}: il reste candidat, la version active continue de servir.",
+    ),
+    (
+        "gate.forced",
+        "Activated by override, whatever the figures.",
+        "Activé par forçage, quels que soient les chiffres.",
+    ),
+    (
+        "gate.candidate_auc",
+        "New version's ROC AUC on its holdout",
+        "AUC ROC de la nouvelle version sur son jeu de test",
+    ),
+    (
+        "gate.active_auc",
+        "Active version's ROC AUC on the same deals",
+        "AUC ROC de la version active sur les mêmes affaires",
+    ),
+    ("gate.tolerance", "Tolerance", "Tolérance"),
+    (
+        "gate.active_age",
+        "Age of the active version (days)",
+        "Âge de la version active (jours)",
+    ),
+    ("gate.max_age", "Maximum age (days)", "Âge maximal (jours)"),
+    ("compare.metrics", "Metrics", "Mesures"),
+    ("compare.factors", "Factor importance", "Importance des facteurs"),
+    (
+        "compare.factors_help",
+        "How much each factor moves the scores (spread of its effect on the log-odds across deals); a dash when a version does not use it.",
+        "Combien chaque facteur fait varier les scores (dispersion de son effet en log-cote selon les affaires)\u{202F}; un tiret quand une version ne l'utilise pas.",
     ),
     ("models.population", "Population", "Population"),
     ("models.feature", "Feature", "Variable"),
@@ -374,7 +437,7 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     (
         "model.effects_help",
         "Log-odds effect of each bin or category; ×n is the odds ratio.",
-        "Effet en log-cote de chaque tranche ou catégorie ; ×n est le rapport de cotes.",
+        "Effet en log-cote de chaque tranche ou catégorie\u{202F}; ×n est le rapport de cotes.",
     ),
     ("model.activations", "Activations", "Activations"),
     (
@@ -448,6 +511,26 @@ mod tests {
             assert!(!en.is_empty() && !fr.is_empty(), "{key}");
         }
         assert_eq!(table().len(), CATALOGUE.len(), "a key is listed twice");
+    }
+
+    /// French puts a narrow no-break space before `:` `;` `!` `?` `%`, never an ordinary or a
+    /// full no-break space, and never nothing.
+    #[test]
+    fn french_texts_follow_french_typography() {
+        let mut wrong = Vec::new();
+        for (key, _, fr) in CATALOGUE {
+            let chars: Vec<char> = fr.chars().collect();
+            for (i, c) in chars.iter().enumerate() {
+                // `GET /v1/…` and `http://` are code, not prose.
+                let code = *c == ':' && chars.get(i + 1) == Some(&'/');
+                if i > 0 && [':', ';', '!', '?', '%'].contains(c) && !code && chars[i - 1] != '\u{202F}' {
+                    wrong.push(format!("{key}: {fr}"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+        assert_eq!(Text(Lang::Fr).colon(), "\u{202F}: ");
+        assert_eq!(Text(Lang::En).colon(), ": ");
     }
 
     #[test]

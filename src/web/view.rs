@@ -20,7 +20,8 @@ pub fn trend(trend: Trend) -> (&'static str, &'static str) {
         Trend::Improving => ("▲", "trend.improving"),
         Trend::Steady => ("▶", "trend.steady"),
         Trend::Declining => ("▼", "trend.declining"),
-        Trend::New => ("•", "trend.new"),
+        // No glyph: a bullet beside the " · " separators reads as an empty part ("43% · · new").
+        Trend::New => ("", "trend.new"),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::scoring::trained_app;
 /// A slow, thinly worked deal with an end user: the model has levers and sentences for it.
 fn weak_deal() -> Value {
     json!({"sector": "software", "contact_role": "end_user", "amount": 40000, "cycle_days": 30,
-           "interaction_count": 3, "response_hours": 40.5})
+           "interaction_count": 3, "response_hours": 40.7})
 }
 
 fn content_language(response: &Response) -> String {
@@ -94,12 +94,12 @@ async fn scoring_answers_in_the_language_asked_for_with_the_same_numbers() {
         fr["factors"].as_array().map(Vec::len),
         en["factors"].as_array().map(Vec::len)
     );
-    // Decimal comma in displayed values.
+    // Displayed values keep 2–3 significant digits, as the pages do.
     let response_factor = fr["factors"]
         .as_array()
         .and_then(|f| f.iter().find(|f| f["feature"] == "response_hours"))
         .expect("response time is a factor");
-    assert_eq!(response_factor["value"], "40,5 h");
+    assert_eq!(response_factor["value"], "41 h");
 
     // ?lang= beats Accept-Language, both ways.
     let (language, overridden) = score(&app, "?lang=fr", "en").await;
@@ -303,7 +303,7 @@ async fn free_text_problems_imports_and_webhook_answers_are_french_too() {
     assert_eq!(summary["inserted"], 1, "{summary}");
     assert_eq!(
         summary["rejected_rows"][0]["reason"],
-        "amount\u{A0}: doit être positif ou nul"
+        "amount\u{202F}: doit être positif ou nul"
     );
     // A header problem is a French field error.
     let response = app
@@ -361,7 +361,7 @@ async fn free_text_problems_imports_and_webhook_answers_are_french_too() {
     assert!(
         rejected["reason"]
             .as_str()
-            .is_some_and(|r| r.starts_with("type\u{A0}: type d'événement")),
+            .is_some_and(|r| r.starts_with("type\u{202F}: type d'événement")),
         "{answer}"
     );
 }

@@ -304,7 +304,20 @@ async fn analysts_read_the_dashboards_and_activate_an_older_model() {
     assert!(model.contains("Courbe ROC") || model.contains("ROC curve"));
     let (status, _, compare) = analyst.get(&format!("/models/compare?a={older}&b={newer}")).await;
     assert_eq!(status, 200, "{compare}");
-    assert!(compare.contains("roc_auc"));
+    // Metric and feature names as a reader writes them, and the factors beside the metrics.
+    assert!(
+        (compare.contains("AUC ROC") || compare.contains("ROC AUC")) && !compare.contains("roc_auc"),
+        "{compare}"
+    );
+    let factors = compare
+        .split("id=\"compare-factors\"")
+        .nth(1)
+        .expect("a factor table");
+    assert!(
+        (factors.contains("Âge de l&#39;affaire") || factors.contains("Deal age"))
+            && !factors.contains("cycle_days"),
+        "{factors}"
+    );
 
     // Activation is a form with the session's token; without it nothing changes.
     let (_, _, list) = analyst.get("/models").await;
@@ -331,6 +344,14 @@ async fn analysts_read_the_dashboards_and_activate_an_older_model() {
         .and_then(|s| s.split("</tr>").next())
         .expect("row of the older version");
     assert!(row.contains("badge active"), "{row}");
+    // The drift check now describes the version just activated, not the previous one.
+    let drift_version = list
+        .split("id=\"drift-version\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("a drift check of the active version");
+    assert_eq!(drift_version, older.as_str());
+    assert!(list.contains("class=\"notice\" role=\"status\" id=\"notice\""));
 }
 
 #[tokio::test]
@@ -383,7 +404,9 @@ fn deal_count(page: &str) -> usize {
     page.split("id=\"deal-count\">")
         .nth(1)
         .and_then(|s| s.split('<').next())
-        .and_then(|s| s.split_whitespace().last())
+        .and_then(|s| s.split(' ').next_back())
+        // Grouped as the language writes counts: `4,000` / `4 000`.
+        .map(|n| n.replace([',', '\u{202F}'], ""))
         .and_then(|n| n.parse().ok())
         .expect("deal count")
 }
@@ -602,6 +625,15 @@ async fn analysts_start_a_training_run_and_watch_it_finish() {
                 page.contains("href=\"/models/m-"),
                 "links the new version: {page}"
             );
+            // And what the promotion gate decided, with its figures.
+            let gate = page.split("id=\"gate-outcome\"").nth(1).expect("the gate's decision");
+            assert!(
+                ["Passed the gate", "Held by the gate", "First model", "Activated by override"]
+                    .iter()
+                    .any(|o| gate.contains(o)),
+                "{gate}"
+            );
+            assert!(gate.contains("ROC AUC on its holdout"), "{gate}");
             break;
         }
         assert!(

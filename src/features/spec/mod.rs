@@ -28,7 +28,7 @@ pub use def::{Actionable, FeatureDef};
 pub use vocab::{CoreField, Direction, Kind, Source, Transform};
 
 use crate::domain::FieldError;
-use crate::i18n::format::NBSP;
+use crate::i18n::format::NNBSP;
 use crate::tr;
 
 /// The default spec shipped with dealscore (`training/features.toml`).
@@ -83,7 +83,7 @@ impl FeatureSpec {
         let table: toml::Table = toml::from_str(text).map_err(|e| {
             SpecErrors(vec![FieldError::localized(
                 "spec",
-                tr!("not valid TOML: {e}", "TOML invalide{NBSP}: {e}"),
+                tr!("not valid TOML: {e}", "TOML invalide{NNBSP}: {e}"),
             )])
         })?;
         let value = serde_json::to_value(table).map_err(|e| {
@@ -91,7 +91,7 @@ impl FeatureSpec {
                 "spec",
                 tr!(
                     "unsupported TOML value: {e}",
-                    "valeur TOML non prise en charge{NBSP}: {e}"
+                    "valeur TOML non prise en charge{NNBSP}: {e}"
                 ),
             )])
         })?;
@@ -104,7 +104,7 @@ impl FeatureSpec {
         let value: Value = serde_json::from_str(text).map_err(|e| {
             SpecErrors(vec![FieldError::localized(
                 "spec",
-                tr!("not valid JSON: {e}", "JSON invalide{NBSP}: {e}"),
+                tr!("not valid JSON: {e}", "JSON invalide{NNBSP}: {e}"),
             )])
         })?;
         validate::spec(&value)

@@ -16,7 +16,7 @@ use super::raw::{Field, RawActionable, RawFeature, RawSpec};
 use super::vocab::{CoreField, Kind, Source, Transform};
 use super::{FeatureSpec, SpecErrors, DEFAULT_BINS, DEFAULT_MIN_COUNT, MAX_BINS};
 use crate::domain::FieldError;
-use crate::i18n::format::{NBSP, NNBSP};
+use crate::i18n::format::NNBSP;
 use crate::tr;
 
 /// Validates a whole spec given as a generic value (the common form of TOML and JSON).
@@ -34,7 +34,7 @@ pub(super) fn spec(value: &Value) -> Result<FeatureSpec, SpecErrors> {
             key.clone(),
             tr!(
                 "unknown key (expected `feature`)",
-                "clé inconnue (attendu{NBSP}: `feature`)"
+                "clé inconnue (attendu{NNBSP}: `feature`)"
             ),
         ));
     }
@@ -175,7 +175,7 @@ fn feature(raw: &RawFeature, path: &str, errors: &mut Vec<FieldError>) -> Option
                 format!("{path}.name"),
                 tr!(
                     "unknown field `{n}` (core fields: {core}; custom attributes: attr.<name>)",
-                    "champ `{n}` inconnu (champs de base{NBSP}: {core}{NNBSP}; attributs personnalisés{NBSP}: \
+                    "champ `{n}` inconnu (champs de base{NNBSP}: {core}{NNBSP}; attributs personnalisés{NNBSP}: \
                      attr.<nom>)"
                 ),
             ));

@@ -37,7 +37,7 @@ pub use queue::{ApplyError, DeliveryQueue};
 pub use score::{EventScoring, ScoreAnswer};
 pub use source::{apply_mapping, Source, SourceConfigError, Sources};
 
-use crate::i18n::format::{NBSP, NNBSP};
+use crate::i18n::format::NNBSP;
 use crate::i18n::Localized;
 use crate::tr;
 
@@ -80,7 +80,7 @@ pub fn parse_delivery(body: &[u8]) -> Result<Delivery, DeliveryError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         DeliveryError::Malformed(tr!(
             "the body is not valid JSON: {e}",
-            "le corps n'est pas du JSON valide{NBSP}: {e}"
+            "le corps n'est pas du JSON valide{NNBSP}: {e}"
         ))
     })?;
     let Value::Object(mut object) = value else {

@@ -134,7 +134,7 @@ impl Unavailable {
         match (self, lang) {
             (Unavailable::NoModel, Lang::En) => "no active model: the event is stored and will be scored once one is",
             (Unavailable::NoModel, Lang::Fr) => {
-                "aucun modèle actif\u{A0}: l'événement est enregistré et sera évalué dès qu'il y en aura un"
+                "aucun modèle actif\u{202F}: l'événement est enregistré et sera évalué dès qu'il y en aura un"
             }
             (Unavailable::Gone, Lang::En) => "the opportunity no longer exists",
             (Unavailable::Gone, Lang::Fr) => "l'opportunité n'existe plus",

@@ -59,10 +59,8 @@ pub struct ActivityRow {
 struct DealPage {
     ui: Ui,
     name: String,
-    account: String,
-    owner: String,
-    stage: String,
-    amount: String,
+    /// Account, owner, stage and amount, the ones the deal has.
+    sub: String,
     score: u8,
     grade: &'static str,
     grade_class: &'static str,
@@ -70,6 +68,7 @@ struct DealPage {
     trend_arrow: &'static str,
     trend: &'static str,
     focus: &'static str,
+    focus_line: String,
     history_chart: String,
     factors_chart: String,
     factors: Vec<FactorRow>,
@@ -187,7 +186,11 @@ pub async fn show(
         .factors
         .iter()
         .map(|f| Diverging {
-            label: format!("{} = {}", f.feature.replace('_', " "), f.value),
+            label: format::label_value(
+                &crate::scoring::feature_name_label(&f.feature, lang),
+                &f.value,
+                lang,
+            ),
             value: f.contribution,
             value_text: format!(
                 "{}{}",
@@ -209,20 +212,26 @@ pub async fn show(
         uplift: view::points(Some(i.uplift), lang),
     };
     let (trend_arrow, trend_key) = view::trend(result.trend);
+    let focus = t.get(view::focus_key(result.focus));
     let page = DealPage {
         ui: Ui::new(&viewer, &req, Nav::Deals),
         name: opp.name.clone().unwrap_or_else(|| opp.external_id.to_string()),
-        account: opp.account.clone().unwrap_or_default(),
-        owner: opp.owner.clone().unwrap_or_default(),
-        stage: opp.stage.clone().unwrap_or_default(),
-        amount: view::money(opp.amount, &opp.currency, lang),
+        sub: format::join_parts(&[
+            opp.account.clone().unwrap_or_default(),
+            opp.owner.clone().unwrap_or_default(),
+            opp.stage.clone().unwrap_or_default(),
+            opp.amount
+                .map(|a| format::money(a, &opp.currency, lang))
+                .unwrap_or_default(),
+        ]),
+        focus_line: format::label_value(t.get("deals.focus"), focus, lang),
         score: result.score,
         grade: result.grade.as_str(),
         grade_class: view::grade_class(result.grade),
         probability: view::probability(result.probability, lang),
         trend_arrow,
         trend: t.get(trend_key),
-        focus: t.get(view::focus_key(result.focus)),
+        focus,
         history_chart,
         factors_chart,
         factors: result

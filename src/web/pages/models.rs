@@ -13,6 +13,7 @@ use crate::auth::Role;
 use crate::drift::psi::DriftLevel;
 use crate::drift::DriftGauges;
 use crate::i18n::{format, Lang};
+use crate::lifecycle::gate::{GateDecision, GateOutcome};
 use crate::lifecycle::registry::{activate_version, compare_versions, headline, load_verified};
 use crate::lifecycle::runner::{TrainRequest, Trainer};
 use crate::serving::ActiveModel;
@@ -63,6 +64,7 @@ struct ModelsPage {
     versions: Vec<VersionRow>,
     runs: Vec<RunRow>,
     drift_at: Option<String>,
+    drift_of: Option<String>,
     drift: Vec<DriftRow>,
     version_names: Vec<String>,
     notice: Option<&'static str>,
@@ -159,14 +161,19 @@ pub async fn list(
             id: r.id,
         })
         .collect();
-    let last = gauges.last();
+    // A check of another version (the one active before an activation on another server, until
+    // its refresher catches up) is not shown as the active version's.
+    let active = versions.iter().find(|v| v.active).map(|v| v.version.clone());
+    let last = gauges
+        .last()
+        .filter(|r| Some(&r.model_version) == active.as_ref());
     let drift = last
         .iter()
         .flat_map(|report| {
             report.populations.iter().flat_map(move |p| {
                 p.features.iter().map(move |f| DriftRow {
-                    population: p.population.as_str().replace('_', " "),
-                    feature: f.feature.clone(),
+                    population: t.get(&format!("drift.pop.{}", p.population.as_str())).to_owned(),
+                    feature: crate::scoring::feature_name_label(&f.feature, lang),
                     psi: metric(f.psi, lang),
                     level: t.get(drift_key(f.level)),
                 })
@@ -182,7 +189,8 @@ pub async fn list(
         version_names: versions.iter().map(|v| v.version.clone()).collect(),
         versions,
         runs,
-        drift_at: last.map(|r| format::timestamp(r.computed_at, lang)),
+        drift_at: last.as_ref().map(|r| format::timestamp(r.computed_at, lang)),
+        drift_of: last.map(|r| r.model_version.clone()),
         drift,
         notice,
     };
@@ -236,16 +244,16 @@ pub async fn show(
     let (h, b) = (&a.holdout_metrics, &a.baseline_metrics);
     type Get = fn(&crate::model::Metrics) -> f64;
     let rows: [(&str, Get); 5] = [
-        ("ROC AUC", |m| m.roc_auc),
-        ("PR AUC", |m| m.pr_auc),
-        ("Log loss", |m| m.log_loss),
-        ("Brier", |m| m.brier),
-        ("Top-decile lift", |m| m.top_decile_lift),
+        ("metric.roc_auc", |m| m.roc_auc),
+        ("metric.pr_auc", |m| m.pr_auc),
+        ("metric.log_loss", |m| m.log_loss),
+        ("metric.brier", |m| m.brier),
+        ("metric.top_decile_lift", |m| m.top_decile_lift),
     ];
     let metrics = rows
         .iter()
-        .map(|(name, get)| MetricRow {
-            name,
+        .map(|(key, get)| MetricRow {
+            name: t.get(key),
             holdout: format::number(get(h), 3, lang),
             baseline: format::number(get(b), 3, lang),
         })
@@ -286,9 +294,13 @@ pub async fn show(
     let effects = factors
         .iter()
         .map(|f| EffectChart {
-            feature: f.feature.replace('_', " "),
+            feature: crate::scoring::feature_name_label(&f.feature, lang),
             svg: charts::diverging(
-                &format!("{} — {}", t.get("model.effects"), f.feature),
+                &format!(
+                    "{} — {}",
+                    t.get("model.effects"),
+                    crate::scoring::feature_name_label(&f.feature, lang)
+                ),
                 &f.levels
                     .iter()
                     .map(|l| Diverging {
@@ -323,11 +335,13 @@ pub async fn show(
     render(&req, lang, &page)
 }
 
-/// `POST /models/{version}/activate`.
+/// `POST /models/{version}/activate`: activates, then checks the new version's drift so the
+/// models page does not go on showing the previous version's.
 pub async fn activate(
     viewer: Viewer,
     db: web::Data<Db>,
     serving: web::Data<ActiveModel>,
+    gauges: web::Data<DriftGauges>,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -336,6 +350,10 @@ pub async fn activate(
     activate_version(&db, &serving, &path.into_inner(), &viewer.name)
         .await
         .or_page(viewer.lang)?;
+    // The activation stands whatever the check gives; a model without a profile clears the gauges.
+    if let Err(e) = gauges.refresh(&db, &serving).await {
+        tracing::warn!(error = %e, "drift check after activation failed");
+    }
     Ok(see_other("/models?notice=activated"))
 }
 
@@ -346,6 +364,14 @@ pub struct CompareQuery {
     b: Option<String>,
 }
 
+/// One success factor's importance in both versions.
+pub struct FactorCompareRow {
+    feature: String,
+    a: String,
+    b: String,
+    difference: String,
+}
+
 #[derive(Template)]
 #[template(path = "web/compare.html")]
 struct ComparePage {
@@ -354,6 +380,16 @@ struct ComparePage {
     b: String,
     holdout_of: String,
     rows: Vec<(String, String, String, String, &'static str)>,
+    factors: Vec<FactorCompareRow>,
+}
+
+/// A signed difference with three decimals (`+0.012`).
+fn signed_metric(value: f64, lang: Lang) -> String {
+    format!(
+        "{}{}",
+        if value > 0.0 { "+" } else { "" },
+        format::number(value, 3, lang)
+    )
 }
 
 /// `GET /models/compare?a=&b=`.
@@ -373,20 +409,17 @@ pub async fn compare(
         ));
     };
     let c = compare_versions(&db, &a, &b).await.or_page(lang)?;
+    let t = Text(lang);
     let rows = c
         .metrics
         .iter()
         .map(|m| {
             let better = (m.difference > 0.0) == m.higher_is_better && m.difference != 0.0;
             (
-                m.metric.clone(),
+                t.get(&format!("metric.{}", m.metric)).to_owned(),
                 format::number(m.a, 3, lang),
                 format::number(m.b, 3, lang),
-                format!(
-                    "{}{}",
-                    if m.difference > 0.0 { "+" } else { "" },
-                    format::number(m.difference, 3, lang)
-                ),
+                signed_metric(m.difference, lang),
                 if m.difference == 0.0 {
                     "flat"
                 } else if better {
@@ -397,12 +430,30 @@ pub async fn compare(
             )
         })
         .collect();
+    let mut factors: Vec<&crate::lifecycle::compare::FactorDiff> = c.factors.iter().collect();
+    // Largest change first; factors only one version uses after those.
+    factors.sort_by(|x, y| {
+        let size = |f: &crate::lifecycle::compare::FactorDiff| f.difference.map_or(-1.0, f64::abs);
+        size(y).total_cmp(&size(x))
+    });
+    let factors = factors
+        .into_iter()
+        .map(|f| FactorCompareRow {
+            feature: crate::scoring::feature_name_label(&f.feature, lang),
+            a: metric(f.a, lang),
+            b: metric(f.b, lang),
+            difference: f
+                .difference
+                .map_or_else(|| "–".into(), |d| signed_metric(d, lang)),
+        })
+        .collect();
     let page = ComparePage {
         ui: Ui::new(&viewer, &req, Nav::Models),
         a: c.a,
         b: c.b,
         holdout_of: c.holdout_of,
         rows,
+        factors,
     };
     render(&req, lang, &page)
 }
@@ -454,6 +505,52 @@ struct RunPage {
     total: i64,
     version: Option<String>,
     error: Option<String>,
+    gate: Option<GateView>,
+}
+
+/// The promotion gate's decision on a run, as the run page shows it.
+pub struct GateView {
+    outcome: &'static str,
+    held: bool,
+    /// `(label, value)` of each figure the decision was based on.
+    figures: Vec<(&'static str, String)>,
+}
+
+fn gate_view(decision: &GateDecision, t: Text) -> GateView {
+    let lang = t.0;
+    let outcome = match decision.outcome {
+        GateOutcome::FirstModel => "gate.first_model",
+        GateOutcome::Activated => "gate.activated",
+        GateOutcome::Held => "gate.held",
+        GateOutcome::Forced => "gate.forced",
+    };
+    let mut figures = vec![(
+        t.get("gate.candidate_auc"),
+        format::number(decision.candidate_auc, 3, lang),
+    )];
+    if let Some(auc) = decision.active_auc {
+        figures.push((t.get("gate.active_auc"), format::number(auc, 3, lang)));
+        figures.push((
+            t.get("gate.tolerance"),
+            format::number(decision.auc_tolerance, 3, lang),
+        ));
+    }
+    if let Some(age) = decision.active_age_days {
+        figures.push((t.get("gate.active_age"), format::quantity(age, lang)));
+        figures.push((
+            t.get("gate.max_age"),
+            format::quantity(decision.max_age_days, lang),
+        ));
+    }
+    figures.push((
+        t.get("model.holdout_rows"),
+        format::count(decision.holdout_rows as u64, lang),
+    ));
+    GateView {
+        outcome: t.get(outcome),
+        held: decision.outcome == GateOutcome::Held,
+        figures,
+    }
 }
 
 /// `GET /models/runs/{id}`: refreshes itself while the run is queued or running.
@@ -481,6 +578,11 @@ pub async fn run(
         total: run.progress.total.max(1),
         version: run.version,
         error: run.error,
+        // A decision this build cannot read is left out rather than failing the page.
+        gate: run
+            .gate
+            .and_then(|g| serde_json::from_value::<GateDecision>(g).ok())
+            .map(|g| gate_view(&g, Text(lang))),
         id: run.id,
     };
     render(&req, lang, &page)

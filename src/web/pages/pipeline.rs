@@ -125,9 +125,9 @@ pub struct Breakdown {
 /// One group of a breakdown.
 pub struct BreakdownRow {
     key: String,
-    won: u64,
-    lost: u64,
-    open: u64,
+    won: String,
+    lost: String,
+    open: String,
     win_rate: String,
     revenue: String,
 }
@@ -207,9 +207,9 @@ fn rows(report: &PipelineReport, lang: Lang) -> Vec<BreakdownRow> {
         .iter()
         .map(|g| BreakdownRow {
             key: g.key.clone(),
-            won: g.current.won_deals,
-            lost: g.current.lost_deals,
-            open: g.current.open_deals,
+            won: format::count(g.current.won_deals, lang),
+            lost: format::count(g.current.lost_deals, lang),
+            open: format::count(g.current.open_deals, lang),
             win_rate: view::rate(g.current.win_rate, lang),
             revenue: money_map(&g.current.won_revenue, lang),
         })

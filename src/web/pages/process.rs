@@ -100,7 +100,7 @@ pub struct MeasureChart {
 /// One level's win rate.
 pub struct LevelRow {
     level: String,
-    closed: u64,
+    closed: String,
     win_rate: String,
 }
 
@@ -121,8 +121,8 @@ struct ProcessPage {
     charts: Vec<MeasureChart>,
     win_rates: Vec<LevelRow>,
     win_rate_chart: String,
-    open_deals: u64,
-    at_risk_deals: u64,
+    open_deals: String,
+    at_risk_deals: String,
     risks: Vec<RiskRow>,
 }
 
@@ -250,13 +250,13 @@ pub async fn show(
             .iter()
             .map(|l| LevelRow {
                 level: l.level.replace('_', " "),
-                closed: l.closed,
+                closed: crate::i18n::format::count(l.closed, lang),
                 win_rate: view::rate(ratio(l.won, l.closed), lang),
             })
             .collect(),
         win_rate_chart,
-        open_deals: risk.open_deals,
-        at_risk_deals: risk.at_risk_deals,
+        open_deals: crate::i18n::format::count(risk.open_deals, lang),
+        at_risk_deals: crate::i18n::format::count(risk.at_risk_deals, lang),
         risks: risk
             .deals
             .iter()

@@ -23,10 +23,10 @@ use crate::web::{blocking, render, view, Nav, Ui};
 /// One region or rep as shown.
 pub struct Row {
     name: String,
-    open: u64,
+    open: String,
     open_value: String,
-    won: u64,
-    lost: u64,
+    won: String,
+    lost: String,
     win_rate: String,
     revenue: String,
     forecast: String,
@@ -72,10 +72,10 @@ fn row(r: &ResourceRow, lang: Lang) -> Row {
     };
     Row {
         name: r.name.clone(),
-        open: r.open_deals,
+        open: crate::i18n::format::count(r.open_deals, lang),
         open_value: money(&r.open_value, lang),
-        won: r.won_deals,
-        lost: r.lost_deals,
+        won: crate::i18n::format::count(r.won_deals, lang),
+        lost: crate::i18n::format::count(r.lost_deals, lang),
         win_rate: view::rate(r.win_rate, lang),
         revenue: money(&r.won_revenue, lang),
         forecast: money(&r.forecast, lang),
