@@ -626,11 +626,19 @@ async fn analysts_start_a_training_run_and_watch_it_finish() {
                 "links the new version: {page}"
             );
             // And what the promotion gate decided, with its figures.
-            let gate = page.split("id=\"gate-outcome\"").nth(1).expect("the gate's decision");
+            let gate = page
+                .split("id=\"gate-outcome\"")
+                .nth(1)
+                .expect("the gate's decision");
             assert!(
-                ["Passed the gate", "Held by the gate", "First model", "Activated by override"]
-                    .iter()
-                    .any(|o| gate.contains(o)),
+                [
+                    "Passed the gate",
+                    "Held by the gate",
+                    "First model",
+                    "Activated by override"
+                ]
+                .iter()
+                .any(|o| gate.contains(o)),
                 "{gate}"
             );
             assert!(gate.contains("ROC AUC on its holdout"), "{gate}");
