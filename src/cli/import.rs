@@ -183,10 +183,10 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = args.history.clone() {
         let size = std::fs::metadata(&path)?.len();
-        let bar = progress_bar(size, "field history");
-        let report = |p: ImportProgress| bar.set_position(p.bytes);
+        let progress = Progress::new(size, "field history", every);
+        let report = |p: ImportProgress| progress.report(p);
         let result = import_history(&db, open_file(path.clone()), &options, &report).await;
-        bar.finish_and_clear();
+        progress.finish();
         summaries.push(("history", import_result(result, &path)?));
     }
     if args.json {

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::domain::history::{is_tracked_field, parse_field_value, TRACKED_FIELDS};
 use crate::domain::{ExternalId, FieldMessage, ParseOptions, ValidationErrors};
-use crate::i18n::format::NBSP;
+use crate::i18n::format::NNBSP;
 use crate::i18n::Localized;
 use crate::ingest::mapping::ImportMapping;
 use crate::store::history::{import_in, ImportedChange, ImportedOutcome};
@@ -47,7 +47,7 @@ impl HistoryColumns {
                 ImportError::Header(tr!(
                     "the field history file has no `{header}` column (expected \
                      external_id,field,value,changed_at, or names given in [columns])",
-                    "le fichier d'historique n'a pas de colonne `{header}` (attendu{NBSP}: \
+                    "le fichier d'historique n'a pas de colonne `{header}` (attendu{NNBSP}: \
                      external_id,field,value,changed_at, ou les noms donnés dans [columns])"
                 ))
             })?;
@@ -84,7 +84,7 @@ impl HistoryColumns {
                 tr!(
                     "`{crm_field}` is not a field with a history ({fields}, attributes.<name>; \
                      or a CRM name given in [field_names])",
-                    "`{crm_field}` n'est pas un champ historisé ({fields}, attributes.<nom>{NBSP}; \
+                    "`{crm_field}` n'est pas un champ historisé ({fields}, attributes.<nom>{NNBSP}; \
                      ou un nom CRM donné dans [field_names])"
                 ),
             );
