@@ -96,6 +96,23 @@ fn run_state_key(state: RunState) -> &'static str {
     }
 }
 
+/// A training run's phase in the reader's language; a phase this build does not know is shown
+/// as recorded.
+fn phase_text(phase: &str, t: Text) -> String {
+    let key = match phase {
+        "queued" => "phase.queued",
+        "loading" => "phase.loading",
+        "cross_validation" => "phase.cross_validation",
+        "holdout_fit" => "phase.holdout_fit",
+        "final_fit" => "phase.final_fit",
+        "gate" => "phase.gate",
+        "done" => "phase.done",
+        "failed" => "phase.failed",
+        other => return other.replace('_', " "),
+    };
+    t.get(key).to_owned()
+}
+
 fn drift_key(level: Option<DriftLevel>) -> &'static str {
     match level {
         Some(DriftLevel::Ok) => "drift.ok",
@@ -573,7 +590,7 @@ pub async fn run(
         ui: Ui::new(&viewer, &req, Nav::Models),
         state: Text(lang).get(run_state_key(run.state)),
         finished: matches!(run.state, RunState::Succeeded | RunState::Failed),
-        phase: run.progress.phase.replace('_', " "),
+        phase: phase_text(&run.progress.phase, Text(lang)),
         done: run.progress.done,
         total: run.progress.total.max(1),
         version: run.version,

@@ -133,16 +133,27 @@ const MEASURE_KEYS: [&str; 3] = [
 ];
 
 fn signal_text(t: Text, s: &at_risk::Signal, lang: Lang) -> String {
-    let key = match s.measure.as_str() {
-        "response_hours" => "risk.response_hours",
-        "days_since_last_interaction" => "risk.silence",
-        _ => "risk.age",
+    let (value, reference) = (
+        format::quantity(s.value, lang),
+        format::quantity(s.reference, lang),
+    );
+    // Which won deals the reference comes from: the deal's sector's, or all of them.
+    let group = match s.reference_group.strip_prefix("sector:") {
+        Some(sector) => format!("{} {sector}", t.get("risk.won_sector")),
+        None => t.get("risk.won_all").to_owned(),
     };
+    let (measure, unit) = match s.measure.as_str() {
+        "response_hours" => ("risk.response_hours", "h"),
+        "days_since_last_interaction" => ("risk.silence", t.get("risk.days")),
+        _ => ("risk.age", t.get("risk.days")),
+    };
+    // "Response time: 40 h, above 12 h (75th percentile of won deals in software)".
     format!(
-        "{} {} (> {})",
-        t.get(key),
-        format::number(s.value, 0, lang),
-        format::number(s.reference, 0, lang)
+        "{}{}{value}\u{A0}{unit}, {} {reference}\u{A0}{unit} ({} {group})",
+        t.get(measure),
+        t.colon(),
+        t.get("risk.above"),
+        t.get("risk.p75"),
     )
 }
 
@@ -275,4 +286,40 @@ pub async fn show(
             .collect(),
     };
     render(&req, lang, &page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_says_its_value_and_the_won_deal_reference_it_exceeds() {
+        let signal = |measure: &str, value: f64, reference: f64, group: &str| at_risk::Signal {
+            measure: measure.into(),
+            value,
+            reference,
+            reference_group: group.into(),
+        };
+        let response = signal("response_hours", 40.4, 11.96, "sector:software");
+        assert_eq!(
+            signal_text(Text(Lang::En), &response, Lang::En),
+            "Response time: 40\u{A0}h, above 12\u{A0}h (75th percentile of won deals in software)"
+        );
+        assert_eq!(
+            signal_text(Text(Lang::Fr), &response, Lang::Fr),
+            "Délai de réponse\u{202F}: 40\u{A0}h, au-dessus de 12\u{A0}h (75e centile des affaires \
+             gagnées du secteur software)"
+        );
+        let age = signal("age_days", 1234.0, 95.2, "all");
+        assert_eq!(
+            signal_text(Text(Lang::En), &age, Lang::En),
+            "Open for: 1,234\u{A0}days, above 95\u{A0}days (75th percentile of all won deals)"
+        );
+        let silence = signal("days_since_last_interaction", 9.46, 4.0, "all");
+        assert_eq!(
+            signal_text(Text(Lang::Fr), &silence, Lang::Fr),
+            "Sans interaction\u{202F}: 9,5\u{A0}jours, au-dessus de 4\u{A0}jours (75e centile des \
+             affaires gagnées)"
+        );
+    }
 }
