@@ -24,6 +24,16 @@ use crate::model::{explain_in, ModelArtifact};
 pub use phrases::Phrasebook;
 pub use recommend::{Intervention, RankBy};
 
+/// A category level as a reader sees it in `lang`: contact roles dealscore knows by their name
+/// (`end_user` → "end user" / "utilisateur final"), other levels as recorded with spaces for
+/// underscores.
+pub fn level_label(feature: &str, level: &str, lang: Lang) -> String {
+    match crate::features::spec::Source::parse(feature) {
+        Some(source) => text::level(source, level, lang),
+        None => level.to_owned(),
+    }
+}
+
 /// A feature's name for a reader in `lang` (`cycle_days` → "Deal age" / "Âge de l'affaire",
 /// `attr.lead_source` → "lead source"): what pages and charts show instead of the spec name.
 pub fn feature_name_label(feature: &str, lang: Lang) -> String {
@@ -311,6 +321,14 @@ mod tests {
         assert_eq!(feature_name_label("sector", Lang::Fr), "Secteur");
         assert_eq!(feature_name_label("attr.lead_source", Lang::Fr), "lead source");
         assert_eq!(feature_name_label("odd_name", Lang::En), "odd name");
+        assert_eq!(
+            super::level_label("contact_role", "end_user", Lang::Fr),
+            "utilisateur final"
+        );
+        assert_eq!(
+            super::level_label("contact_role", "end_user", Lang::En),
+            "end user"
+        );
     }
 
     use super::*;

@@ -123,6 +123,15 @@ fn measures(
         .collect()
 }
 
+/// A factor's value as the chart shows it: a contact role by its name in the reader's language,
+/// anything else as the factor's sentence writes it.
+fn factor_value(f: &crate::scoring::Factor, lang: Lang) -> String {
+    match f.feature.as_str() {
+        "contact_role" => crate::scoring::level_label(&f.feature, &f.value, lang),
+        _ => f.value.clone(),
+    }
+}
+
 /// `GET /deals/{external_id}`.
 pub async fn show(
     req: HttpRequest,
@@ -188,7 +197,7 @@ pub async fn show(
         .map(|f| Diverging {
             label: format::label_value(
                 &crate::scoring::feature_name_label(&f.feature, lang),
-                &f.value,
+                &factor_value(f, lang),
                 lang,
             ),
             value: f.contribution,
