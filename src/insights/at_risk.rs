@@ -7,6 +7,11 @@
 //! - `days_since_last_interaction` (since the last activity, or creation when there is none)
 //!   above the won p75 of the average gap between interactions (`cycle_days / interactions`);
 //! - `age_days` (since creation) above the won p75 of `cycle_days`.
+//!
+//! A deal with a signal is at risk when it is also among the [`MAX_SHARE`] of the open deals
+//! checked that stand furthest beyond their references (the largest ratio of a value to its
+//! reference): past deals make the p75 easy to exceed on one measure or another, and a list of
+//! three open deals in four is no working list.
 
 use std::collections::HashMap;
 
@@ -21,6 +26,30 @@ use super::table::{cell, opt, Table};
 use crate::domain::Status;
 use crate::model::factors::MIN_WON_FOR_GROUP_TARGET;
 use crate::scoring::Intervention;
+
+/// The largest share of the open deals checked that is reported at risk.
+pub const MAX_SHARE: f64 = 1.0 / 3.0;
+
+/// How many of `open` deals may be at risk.
+fn at_risk_cap(open: u64) -> usize {
+    (open as f64 * MAX_SHARE).ceil() as usize
+}
+
+/// How far a deal stands beyond its references: the largest ratio of a value to its reference
+/// (infinite beyond a reference of 0).
+fn severity(found: &[Option<(f64, f64, Group)>; 3]) -> f64 {
+    found
+        .iter()
+        .flatten()
+        .map(|(value, reference, _)| {
+            if *reference > 0.0 {
+                value / reference
+            } else {
+                f64::INFINITY
+            }
+        })
+        .fold(0.0, f64::max)
+}
 
 /// The checked measures, in report order.
 pub const SIGNALS: [&str; 3] = ["response_hours", "days_since_last_interaction", "age_days"];
@@ -230,6 +259,7 @@ fn signals(snapshot: &Snapshot, found: [Option<(f64, f64, Group)>; 3]) -> Vec<Si
 struct Candidate {
     index: usize,
     stake: Option<f64>,
+    severity: f64,
 }
 
 /// Finds the at-risk open deals passing `filter`, ranked, at most `limit` of them (interventions
@@ -258,15 +288,36 @@ pub(crate) fn at_risk_on(
             continue;
         }
         open += 1;
-        if basis.check(d, as_of).iter().any(Option::is_some) {
+        let found = basis.check(d, as_of);
+        if found.iter().any(Option::is_some) {
             let stake = d.amount.map(|a| d.probability.map_or(a, |p| p * a));
-            risky.push(Candidate { index, stake });
+            risky.push(Candidate {
+                index,
+                stake,
+                severity: severity(&found),
+            });
+        }
+    }
+    let external_id = |c: &Candidate| deals.get(c.index).map_or("", |d| &d.external_id);
+    // Only the deals furthest beyond their references, at most a share of the open ones.
+    let cap = at_risk_cap(open);
+    if risky.len() > cap {
+        let furthest = |a: &Candidate, b: &Candidate| {
+            b.severity
+                .total_cmp(&a.severity)
+                .then_with(|| external_id(a).cmp(external_id(b)))
+                .then_with(|| a.index.cmp(&b.index))
+        };
+        if cap == 0 {
+            risky.clear();
+        } else {
+            risky.select_nth_unstable_by(cap - 1, furthest);
+            risky.truncate(cap);
         }
     }
     let at_risk_deals = risky.len() as u64;
     // Largest stake first, then external id; the position breaks the (impossible) tie of two
     // equal external ids, so the order is total and the same as a stable sort of all of them.
-    let external_id = |c: &Candidate| deals.get(c.index).map_or("", |d| &d.external_id);
     let order = |a: &Candidate, b: &Candidate| {
         b.stake
             .unwrap_or(f64::NEG_INFINITY)
@@ -396,6 +447,25 @@ mod tests {
                 risky.push((d, found, d.amount.map(|a| d.probability.map_or(a, |p| p * a))));
             }
         }
+        // The furthest beyond their references, a third of the open deals at most.
+        let far = |signals: &[Signal]| {
+            signals
+                .iter()
+                .map(|s| {
+                    if s.reference > 0.0 {
+                        s.value / s.reference
+                    } else {
+                        f64::INFINITY
+                    }
+                })
+                .fold(0.0, f64::max)
+        };
+        risky.sort_by(|a, b| {
+            far(&b.1)
+                .total_cmp(&far(&a.1))
+                .then_with(|| a.0.external_id.cmp(&b.0.external_id))
+        });
+        risky.truncate((open as f64 / 3.0).ceil() as usize);
         let at_risk_deals = risky.len() as u64;
         risky.sort_by(|a, b| {
             b.2.unwrap_or(f64::NEG_INFINITY)
@@ -425,6 +495,40 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn at_most_a_third_of_the_open_deals_are_at_risk_the_furthest_beyond_their_references() {
+        let s = sample(4_000, 7);
+        let filter = DealFilter::new(&s, &FilterNames::default());
+        let as_of = 1_700_000_000_000_i64 + 900 * DAY_MS;
+        let report = at_risk(&s, &filter, as_of, 100_000);
+        let basis = Basis::new(&s);
+        let with_a_signal = basis
+            .open
+            .iter()
+            .filter(|&&i| basis.check(&s.deals[i], as_of).iter().any(Option::is_some))
+            .count() as u64;
+        assert!(with_a_signal > report.open_deals / 3, "{with_a_signal}");
+        assert_eq!(report.at_risk_deals, report.open_deals.div_ceil(3));
+        assert_eq!(report.deals.len() as u64, report.at_risk_deals);
+        // Every listed deal stands further beyond its references than any deal left out.
+        let listed: std::collections::HashSet<&str> =
+            report.deals.iter().map(|d| d.external_id.as_str()).collect();
+        let far = |i: usize| severity(&basis.check(&s.deals[i], as_of));
+        let least_listed = basis
+            .open
+            .iter()
+            .filter(|&&i| listed.contains(&*s.deals[i].external_id))
+            .map(|&i| far(i))
+            .fold(f64::INFINITY, f64::min);
+        let most_left = basis
+            .open
+            .iter()
+            .filter(|&&i| !listed.contains(&*s.deals[i].external_id))
+            .map(|&i| far(i))
+            .fold(0.0, f64::max);
+        assert!(least_listed >= most_left, "{least_listed} < {most_left}");
     }
 
     #[test]
@@ -481,6 +585,9 @@ mod tests {
                     if owner.is_none() && limit == 50 {
                         assert!(expected.at_risk_deals > 50 && expected.deals.len() == 50);
                     }
+                    // At most a third of the open deals, and as many as that when more have a
+                    // signal (the sample's old open deals all do).
+                    assert!(expected.at_risk_deals <= expected.open_deals.div_ceil(3));
                 }
             }
         }
