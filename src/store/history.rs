@@ -12,8 +12,14 @@ use super::sql::{list_placeholders_from, values_placeholders, Style};
 use super::Db;
 use crate::domain::{from_epoch_ms, to_epoch_ms, Activity, ChangeSource, FieldChange, Previous};
 
+/// The `field` of the row a deal's first write is recorded in: its `value` is a JSON object of
+/// every field the write set (canonical values), read back as one change per field with an
+/// unknown previous value. One row instead of one per field keeps a first import of many deals
+/// from writing a dozen history rows per deal (docs/performance.md, "CSV import").
+pub(super) const FIRST_WRITE: &str = "*";
+
 /// Rows per multi-row insert (7 parameters each).
-const ROWS_PER_STATEMENT: usize = 500;
+pub(super) const ROWS_PER_STATEMENT: usize = 500;
 /// Deal ids per `IN (…)` list.
 const IDS_PER_STATEMENT: usize = 400;
 
@@ -171,6 +177,29 @@ struct ChangeRow {
 }
 
 impl ChangeRow {
+    /// The changes this row records: one, or one per field of a first write.
+    fn into_changes(self, out: &mut Vec<FieldChange>) -> Result<(), sqlx::Error> {
+        let (_, change) = self.into_change()?;
+        if change.field != FIRST_WRITE {
+            out.push(change);
+            return Ok(());
+        }
+        let Some(Value::Object(fields)) = change.value else {
+            return Err(super::sql::bad_column(
+                "value",
+                "a first write that is not an object",
+            ));
+        };
+        out.extend(fields.into_iter().map(|(field, value)| FieldChange {
+            field,
+            value: Some(value).filter(|v| !v.is_null()),
+            previous: Previous::Unknown,
+            changed_at: change.changed_at,
+            source: change.source,
+        }));
+        Ok(())
+    }
+
     fn into_change(self) -> Result<(i64, FieldChange), sqlx::Error> {
         let json = |column: &str, text: &str| {
             serde_json::from_str::<Value>(text).map_err(|e| super::sql::bad_column(column, e.to_string()))
@@ -224,8 +253,8 @@ pub async fn for_ids(
             query = query.bind(*id);
         }
         for row in query.fetch_all(&mut *conn).await? {
-            let (id, change) = row.into_change()?;
-            out.entry(id).or_default().push(change);
+            let id = row.opportunity_id;
+            row.into_changes(out.entry(id).or_default())?;
         }
     }
     Ok(out)

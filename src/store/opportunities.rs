@@ -14,7 +14,7 @@ use super::sql::{bad_column, select_by_keys, values_placeholders, OptionalF64, S
 use super::Db;
 use crate::domain::{
     from_epoch_ms, history, to_epoch_ms, AttributeValue, ChangeSource, ContactRole, Deal, ExternalId,
-    Opportunity, Status,
+    Opportunity, Previous, Status,
 };
 
 /// What an upsert did to one opportunity.
@@ -254,7 +254,9 @@ async fn record_changes(
         .map(|(opp, _)| opp.external_id.as_str())
         .collect();
     let new_ids = ids_in(tx, &inserted).await?;
-    let mut rows = Vec::new();
+    // Written a statement's worth at a time: an import batch of 10,000 new deals holds some
+    // 130,000 changes, which need not all sit in memory at once.
+    let mut rows = Vec::with_capacity(super::history::ROWS_PER_STATEMENT + 32);
     for ((opp, outcome), provenance) in opps.iter().zip(outcomes).zip(provenance) {
         if *outcome == UpsertOutcome::Unchanged {
             continue;
@@ -265,17 +267,37 @@ async fn record_changes(
             None => new_ids.get(key).copied().ok_or(sqlx::Error::RowNotFound)?,
         };
         let changed_at = provenance.changed_at.unwrap_or(written_at);
-        // A deal another transaction inserted meanwhile (PostgreSQL only, see the upsert) is
-        // compared with nothing: its first version here lists every field.
-        for change in history::changed_fields(before.get(key), &opp.deal) {
-            rows.push(NewChange {
+        match before.get(key) {
+            // A first write: every field it sets, in one row (see `history::FIRST_WRITE`). A
+            // deal another transaction inserted meanwhile (PostgreSQL only, see the upsert) is
+            // recorded the same way.
+            None => rows.push(NewChange {
                 opportunity_id: id,
-                field: change.field,
-                value: change.value,
-                previous: change.previous,
+                field: super::history::FIRST_WRITE.to_owned(),
+                value: Some(serde_json::Value::Object(
+                    history::tracked_values(&opp.deal).into_iter().collect(),
+                )),
+                previous: Previous::Unknown,
                 changed_at,
                 source: provenance.source,
-            });
+            }),
+            Some(old) => {
+                for change in history::changed_fields(Some(old), &opp.deal) {
+                    rows.push(NewChange {
+                        opportunity_id: id,
+                        field: change.field,
+                        value: change.value,
+                        previous: change.previous,
+                        changed_at,
+                        source: provenance.source,
+                    });
+                }
+            }
+        }
+        if rows.len() >= super::history::ROWS_PER_STATEMENT {
+            let rest = rows.split_off(super::history::ROWS_PER_STATEMENT);
+            super::history::append_in(tx, &rows, written_at).await?;
+            rows = rest;
         }
     }
     super::history::append_in(tx, &rows, written_at).await?;

@@ -71,6 +71,7 @@ async fn a_put_records_its_first_values_then_only_real_changes() {
     assert!(first
         .iter()
         .all(|c| c.changed_at >= before - chrono::Duration::seconds(1)));
+    assert_eq!(count_history(&app).await, 1, "a first write is one row");
 
     // The same values again: nothing recorded.
     assert_eq!(app.put_opportunity("H-1", &deal).await.status(), 200);
@@ -83,6 +84,7 @@ async fn a_put_records_its_first_values_then_only_real_changes() {
     assert_eq!(app.put_opportunity("H-1", &deal).await.status(), 200);
     let after = history_of(&app, "H-1").await;
     assert_eq!(after.len(), first.len() + 3);
+    assert_eq!(count_history(&app).await, 4, "then one row per changed field");
     assert_eq!(
         changes_of(&after, "stage"),
         [
