@@ -6,7 +6,8 @@ use chrono::Utc;
 
 use crate::auth::AnalystAccess;
 use crate::drift::{measure, DriftError, DriftGauges, DriftReport};
-use crate::error::{ApiError, ApiResult, Problem};
+use super::problems::problems;
+use crate::error::{ApiError, ApiResult};
 use crate::lifecycle::registry::active_model;
 use crate::serving::ActiveModel;
 use crate::store::Db;
@@ -24,14 +25,15 @@ impl From<DriftError> for ApiError {
     }
 }
 
+problems!(DriftProblems: AUTH, CONFLICT, MODEL);
+
 /// Per feature, the population stability index between the active model's training data and
 /// the open deals, and the deals closed since training, with a level and the most shifted bins.
 /// Also refreshes the `dealscore_feature_psi` gauges.
 #[utoipa::path(get, path = "/v1/models/active/drift", tag = "models",
     responses(
         (status = 200, body = DriftReport),
-        (status = 409, body = Problem, description = "the active model has no training profile: retrain"),
-        (status = 503, body = Problem, description = "no active model")),
+        DriftProblems),
     security(("api_key" = [])))]
 #[get("/models/active/drift")]
 pub async fn get(

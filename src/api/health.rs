@@ -4,14 +4,28 @@ use std::sync::Arc;
 
 use actix_web::{get, web, HttpResponse};
 
+use super::problems::problems;
 use crate::error::Code;
 use crate::i18n::Lang;
 use crate::serving::ActiveModel;
 use crate::store::Db;
 use crate::telemetry::Metrics;
 
+/// The body of the liveness and readiness answers.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct HealthStatus {
+    /// `ok` (alive) or `ready`.
+    #[schema(pattern = "^(ok|ready)$")]
+    pub status: String,
+}
+
+/// The database does not answer, or the active model failed verification and no model serves.
+const NOT_READY: &[Code] = &[Code::DatabaseUnavailable, Code::ActiveModelInvalid];
+problems!(ReadyProblems: NOT_READY);
+
 /// Liveness: the process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "alive", body = HealthStatus, example = json!({"status": "ok"}))))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
@@ -21,8 +35,8 @@ pub async fn healthz() -> HttpResponse {
 /// verification with nothing else serving (an instance that can only answer 503 to scoring
 /// should leave the load balancer's rotation).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "ready"),
-    (status = 503, description = "database unreachable, or the active model failed verification and no model serves")))]
+    (status = 200, description = "ready", body = HealthStatus, example = json!({"status": "ready"})),
+    ReadyProblems))]
 #[get("/readyz")]
 pub async fn readyz(db: web::Data<Db>, model: web::Data<ActiveModel>) -> HttpResponse {
     if let (None, Some(version)) = (model.get(), model.refused_version()) {
@@ -52,7 +66,8 @@ pub async fn readyz(db: web::Data<Db>, model: web::Data<ActiveModel>) -> HttpRes
 }
 
 /// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "metrics")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 pub async fn metrics(metrics: web::Data<Arc<Metrics>>) -> HttpResponse {
     HttpResponse::Ok()

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::AnalystAccess;
-use crate::error::{ApiError, ApiResult, Problem};
+use super::problems::problems;
+use crate::error::{ApiError, ApiResult};
 use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
 use crate::ingest::csv_import::{too_many_rejected, ImportError};
@@ -43,6 +44,8 @@ pub struct ImportBody {
     pub mapping: Option<String>,
 }
 
+problems!(ImportProblems: AUTH, QUERY, JSON_BODY, VALIDATION);
+
 /// Imports a CSV body (`text/csv`, default mapping) or a JSON `{csv, mapping}` body.
 /// Answers the import summary; with `strict`/`max_errors` exceeded, 422 and nothing written.
 #[utoipa::path(post, path = "/v1/imports", tag = "imports", params(ImportQuery),
@@ -50,7 +53,7 @@ pub struct ImportBody {
         description = "CSV with a header line; or application/json {\"csv\": ..., \"mapping\": ...}"),
     responses(
         (status = 200, description = "imported (rejected rows listed)", body = ImportSummary),
-        (status = 415, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
+        ImportProblems),
     security(("api_key" = [])))]
 #[post("/imports")]
 pub async fn create(

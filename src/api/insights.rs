@@ -13,7 +13,8 @@ use utoipa::IntoParams;
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
 use crate::domain::{to_epoch_ms, ValidationErrors};
-use crate::error::{ApiError, ApiResult, Problem};
+use super::problems::problems;
+use crate::error::{ApiError, ApiResult};
 use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
 use crate::insights::filter::{DealFilter, FilterNames};
@@ -100,6 +101,11 @@ fn limit_of(value: Option<usize>, default: usize, max: usize, errors: &mut Valid
     limit
 }
 
+// Unknown query parameters and values of the wrong type are 400s; values of the right type that
+// make no sense (a `to` before `from`, an unknown `group_by`) are 422s naming the parameter.
+problems!(InsightProblems: AUTH, QUERY, VALIDATION);
+problems!(PutObjectivesProblems: AUTH, JSON_BODY, VALIDATION);
+
 /// Query of the pipeline insight.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -126,8 +132,8 @@ pub struct PipelineQuery {
 
 /// Pipeline KPIs per group, against the previous period of equal length.
 #[utoipa::path(get, path = "/v1/insights/pipeline", tag = "insights", params(PipelineQuery),
-    responses((status = 200, description = "JSON, or CSV with format=csv", body = pipeline::PipelineReport),
-        (status = 422, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`",
+        content((pipeline::PipelineReport = "application/json"), (String = "text/csv"))), InsightProblems),
     security(("api_key" = [])))]
 #[get("/insights/pipeline")]
 pub async fn get_pipeline(
@@ -189,8 +195,8 @@ pub struct SuccessFactorsQuery {
 
 /// Won vs lost reference measures from the data, beside the active model's factor effects.
 #[utoipa::path(get, path = "/v1/insights/success-factors", tag = "insights", params(SuccessFactorsQuery),
-    responses((status = 200, description = "JSON, or CSV with format=csv", body = success_factors::SuccessFactorsReport),
-        (status = 422, body = Problem)),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`",
+        content((success_factors::SuccessFactorsReport = "application/json"), (String = "text/csv"))), InsightProblems),
     security(("api_key" = [])))]
 #[get("/insights/success-factors")]
 pub async fn get_success_factors(
@@ -246,8 +252,8 @@ pub struct AtRiskQuery {
 /// Open deals outside the won-deal reference, ranked by value at stake, with the model's
 /// recommended intervention; a rep or manager key lists only the deals of its scope.
 #[utoipa::path(get, path = "/v1/insights/at-risk", tag = "insights", params(AtRiskQuery),
-    responses((status = 200, description = "JSON, or CSV with format=csv", body = at_risk::AtRiskReport),
-        (status = 422, body = Problem)),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`",
+        content((at_risk::AtRiskReport = "application/json"), (String = "text/csv"))), InsightProblems),
     security(("api_key" = [])))]
 #[get("/insights/at-risk")]
 pub async fn get_at_risk(
@@ -347,8 +353,8 @@ pub struct ResourcesQuery {
 
 /// Per region and per rep: open deals, won revenue, win rate, trend, forecast, workload flags.
 #[utoipa::path(get, path = "/v1/insights/resources", tag = "insights", params(ResourcesQuery),
-    responses((status = 200, description = "JSON, or CSV with format=csv", body = resources::ResourcesReport),
-        (status = 422, body = Problem)),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`",
+        content((resources::ResourcesReport = "application/json"), (String = "text/csv"))), InsightProblems),
     security(("api_key" = [])))]
 #[get("/insights/resources")]
 pub async fn get_resources(
@@ -386,8 +392,8 @@ pub struct AccountsQuery {
 
 /// Per account: deals, won revenue, average won deal value, win rate, first/last deal, repeat flag.
 #[utoipa::path(get, path = "/v1/insights/accounts", tag = "insights", params(AccountsQuery),
-    responses((status = 200, description = "JSON, or CSV with format=csv", body = accounts::AccountsReport),
-        (status = 422, body = Problem)),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`",
+        content((accounts::AccountsReport = "application/json"), (String = "text/csv"))), InsightProblems),
     security(("api_key" = [])))]
 #[get("/insights/accounts")]
 pub async fn get_accounts(
@@ -428,7 +434,7 @@ pub struct ObjectivesStored {
 /// nothing: one invalid item refuses the whole request.
 #[utoipa::path(put, path = "/v1/objectives", tag = "insights",
     request_body = ObjectivesBody,
-    responses((status = 200, body = ObjectivesStored), (status = 422, body = Problem)),
+    responses((status = 200, body = ObjectivesStored), PutObjectivesProblems),
     security(("api_key" = [])))]
 #[put("/objectives")]
 pub async fn put_objectives(
@@ -457,8 +463,8 @@ pub struct ObjectivesQuery {
 
 /// Attainment, gap and forecast-to-target of each objective of a period.
 #[utoipa::path(get, path = "/v1/insights/objectives", tag = "insights", params(ObjectivesQuery),
-    responses((status = 200, description = "JSON, or CSV with format=csv", body = objectives::ObjectivesReport),
-        (status = 422, body = Problem)),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`",
+        content((objectives::ObjectivesReport = "application/json"), (String = "text/csv"))), InsightProblems),
     security(("api_key" = [])))]
 #[get("/insights/objectives")]
 pub async fn get_objectives(

@@ -9,7 +9,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::AnalystAccess;
-use crate::error::{ApiError, ApiResult, Problem};
+use super::problems::problems;
+use crate::error::{ApiError, ApiResult};
 use crate::tr;
 
 /// State of a job.
@@ -111,10 +112,12 @@ impl Jobs {
     }
 }
 
+problems!(JobProblems: AUTH, NOT_FOUND);
+
 /// A job's status.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "scoring",
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = JobStatus), (status = 404, body = Problem)),
+    responses((status = 200, body = JobStatus), JobProblems),
     security(("api_key" = [])))]
 #[get("/jobs/{id}")]
 pub async fn get(

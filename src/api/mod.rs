@@ -9,6 +9,7 @@ pub mod insights;
 pub mod jobs;
 pub mod models;
 pub mod opportunities;
+pub mod problems;
 pub mod score_body;
 pub mod score_json;
 pub mod scores;

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AnalystAccess;
-use crate::error::{ApiError, ApiResult, Problem};
+use super::problems::problems;
+use crate::error::{ApiError, ApiResult};
 use crate::features::FeatureSpec;
 use crate::i18n::format::NNBSP;
 use crate::lifecycle::compare::Comparison;
@@ -28,9 +29,14 @@ pub struct VersionSummary {
     pub headline: Option<Headline>,
 }
 
+problems!(ListProblems: AUTH);
+problems!(VersionProblems: AUTH, NOT_FOUND, VALIDATION);
+problems!(ActiveProblems: AUTH, NOT_FOUND, MODEL);
+problems!(CompareProblems: AUTH, QUERY, NOT_FOUND, VALIDATION);
+
 /// Every version, newest first, with counts and headline metrics.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
-    responses((status = 200, body = [VersionSummary])), security(("api_key" = [])))]
+    responses((status = 200, body = [VersionSummary]), ListProblems), security(("api_key" = [])))]
 #[get("/models")]
 pub async fn list(_caller: AnalystAccess, db: web::Data<Db>) -> ApiResult<HttpResponse> {
     let versions = models::list_with_artifacts(&db).await?;
@@ -107,7 +113,7 @@ fn report(
 /// 422 when its stored artifact fails verification).
 #[utoipa::path(get, path = "/v1/models/{version}", tag = "models",
     params(("version" = String, Path, description = "version id")),
-    responses((status = 200, body = VersionReport), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = VersionReport), VersionProblems),
     security(("api_key" = [])))]
 #[get("/models/{version}")]
 pub async fn get(
@@ -124,7 +130,7 @@ pub async fn get(
 /// The active version's report (404 when no model is active, 503 `active-model-invalid` when
 /// its artifact fails verification).
 #[utoipa::path(get, path = "/v1/models/active", tag = "models",
-    responses((status = 200, body = VersionReport), (status = 404, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = VersionReport), ActiveProblems),
     security(("api_key" = [])))]
 #[get("/models/active")]
 pub async fn active(_caller: AnalystAccess, db: web::Data<Db>) -> ApiResult<HttpResponse> {
@@ -146,7 +152,7 @@ pub async fn active(_caller: AnalystAccess, db: web::Data<Db>) -> ApiResult<Http
 /// with who and when; every server follows within its refresh period.
 #[utoipa::path(post, path = "/v1/models/{version}/activate", tag = "models",
     params(("version" = String, Path, description = "version id")),
-    responses((status = 200, body = ModelVersionRecord), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = ModelVersionRecord), VersionProblems),
     security(("api_key" = [])))]
 #[post("/models/{version}/activate")]
 pub async fn activate(
@@ -175,7 +181,7 @@ pub struct CompareQuery {
 /// Metric and success-factor differences of two versions, both scored on the newer one's holdout
 /// (rebuilt from the stored deals).
 #[utoipa::path(get, path = "/v1/models/compare", tag = "models", params(CompareQuery),
-    responses((status = 200, body = Comparison), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = Comparison), CompareProblems),
     security(("api_key" = [])))]
 #[get("/models/compare")]
 pub async fn compare(

@@ -12,7 +12,8 @@ use crate::domain::{
     Activity, ActivityDirection, ActivityKind, AttributeValue, ExternalId, Opportunity, ParseOptions, Status,
     ValidationErrors,
 };
-use crate::error::{ApiError, ApiResult, Problem};
+use super::problems::problems;
+use crate::error::{ApiError, ApiResult};
 use crate::i18n::format::NBSP;
 use crate::store::opportunities::{ListFilter, StoredOpportunity, UpsertOutcome};
 use crate::store::upsert_queue::{UpsertQueue, UpsertRequest};
@@ -192,6 +193,11 @@ fn parse_activity_list(value: &Value, prefix: &str) -> Result<Vec<Activity>, Val
     errors.into_result(out)
 }
 
+problems!(PutProblems: AUTH, JSON_BODY, VALIDATION, GROUP_COMMIT);
+problems!(ReadProblems: AUTH, NOT_FOUND);
+problems!(ListProblems: AUTH, QUERY);
+problems!(AddActivitiesProblems: AUTH, JSON_BODY, NOT_FOUND, VALIDATION);
+
 /// Creates or replaces an opportunity (201 created, 200 replaced or unchanged).
 #[utoipa::path(put, path = "/v1/opportunities/{external_id}", tag = "opportunities",
     params(("external_id" = String, Path, description = "CRM id")),
@@ -199,9 +205,7 @@ fn parse_activity_list(value: &Value, prefix: &str) -> Result<Vec<Activity>, Val
     responses(
         (status = 201, description = "created", body = OpportunityView),
         (status = 200, description = "replaced or unchanged", body = OpportunityView),
-        (status = 400, description = "malformed JSON", body = Problem),
-        (status = 422, description = "invalid fields", body = Problem),
-        (status = 413, description = "body too large", body = Problem)),
+        PutProblems),
     security(("api_key" = [])))]
 #[put("/opportunities/{external_id}")]
 pub async fn put(
@@ -250,7 +254,7 @@ pub async fn put(
 /// Reads one opportunity.
 #[utoipa::path(get, path = "/v1/opportunities/{external_id}", tag = "opportunities",
     params(("external_id" = String, Path, description = "CRM id")),
-    responses((status = 200, body = OpportunityView), (status = 404, body = Problem)),
+    responses((status = 200, body = OpportunityView), ReadProblems),
     security(("api_key" = [])))]
 #[get("/opportunities/{external_id}")]
 pub async fn get(caller: RepAccess, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<HttpResponse> {
@@ -264,7 +268,7 @@ pub async fn get(caller: RepAccess, db: web::Data<Db>, path: web::Path<String>) 
 /// Deletes one opportunity and its activities (204; 404 when unknown).
 #[utoipa::path(delete, path = "/v1/opportunities/{external_id}", tag = "opportunities",
     params(("external_id" = String, Path, description = "CRM id")),
-    responses((status = 204), (status = 404, body = Problem)),
+    responses((status = 204, description = "deleted"), ReadProblems),
     security(("api_key" = [])))]
 #[delete("/opportunities/{external_id}")]
 pub async fn delete(
@@ -283,7 +287,7 @@ pub async fn delete(
 /// Lists opportunities with filters and stable cursor pagination (id order); a rep or manager
 /// key lists only the deals of its scope.
 #[utoipa::path(get, path = "/v1/opportunities", tag = "opportunities", params(ListQuery),
-    responses((status = 200, body = OpportunityPage), (status = 400, body = Problem)),
+    responses((status = 200, body = OpportunityPage), ListProblems),
     security(("api_key" = [])))]
 #[get("/opportunities")]
 pub async fn list(
@@ -362,7 +366,7 @@ pub struct ActivitiesAdded {
 #[utoipa::path(post, path = "/v1/opportunities/{external_id}/activities", tag = "opportunities",
     params(("external_id" = String, Path, description = "CRM id")),
     request_body(content = Vec<ActivityBody>, description = "one activity object or a list"),
-    responses((status = 200, body = ActivitiesAdded), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = ActivitiesAdded), AddActivitiesProblems),
     security(("api_key" = [])))]
 #[post("/opportunities/{external_id}/activities")]
 pub async fn add_activities(
@@ -392,7 +396,7 @@ pub async fn add_activities(
 /// Lists an opportunity's activities, oldest first.
 #[utoipa::path(get, path = "/v1/opportunities/{external_id}/activities", tag = "opportunities",
     params(("external_id" = String, Path, description = "CRM id")),
-    responses((status = 200, body = Vec<ActivityBody>), (status = 404, body = Problem)),
+    responses((status = 200, body = Vec<ActivityBody>), ReadProblems),
     security(("api_key" = [])))]
 #[get("/opportunities/{external_id}/activities")]
 pub async fn list_activities(

@@ -17,7 +17,8 @@ use super::score_body::{batch_items, ScoreBody};
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
 use crate::domain::{Deal, FieldError, FieldMessage, ParseOptions, ValidationErrors};
-use crate::error::{ApiError, ApiResult, Problem};
+use super::problems::problems;
+use crate::error::{ApiError, ApiResult};
 use crate::features::as_of::{as_of, AsOfRules};
 use crate::i18n::Lang;
 use crate::lifecycle::registry::active_model;
@@ -133,13 +134,18 @@ pub(crate) fn parse_for_scoring(value: &Value, index: Option<usize>) -> Result<D
     }
 }
 
+problems!(ScoreProblems: AUTH, QUERY, JSON_BODY, VALIDATION, MODEL);
+problems!(ScoreStoredProblems: AUTH, QUERY, NOT_FOUND, MODEL);
+problems!(RescoreProblems: AUTH, CONFLICT, MODEL);
+problems!(PriorityProblems: AUTH, QUERY, MODEL);
+
 /// Scores one opportunity, or `{"opportunities": [...]}` (up to 10,000). Nothing is stored.
 #[utoipa::path(post, path = "/v1/score", tag = "scoring", params(ScoreQuery),
     request_body(content = crate::api::opportunities::OpportunityBody,
         description = "one opportunity (status defaults to open; `created_at` or `cycle_days`), or {\"opportunities\": [...]}"),
     responses(
         (status = 200, description = "a ScoreResult, or a BatchAnswer for a batch", body = ScoreResult),
-        (status = 422, body = Problem), (status = 503, description = "no active model", body = Problem)),
+        ScoreProblems),
     security(("api_key" = [])))]
 #[post("")]
 pub async fn score_stateless(
@@ -230,7 +236,7 @@ pub struct AsOfNote {
 /// the model or the deal changed since the last recorded score.
 #[utoipa::path(get, path = "/v1/opportunities/{external_id}/score", tag = "scoring",
     params(("external_id" = String, Path, description = "CRM id"), ScoreQuery),
-    responses((status = 200, body = StoredScoreAnswer), (status = 404, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = StoredScoreAnswer), ScoreStoredProblems),
     security(("api_key" = [])))]
 #[get("/opportunities/{external_id}/score")]
 pub async fn score_stored(
@@ -316,7 +322,7 @@ pub struct RescoreStarted {
 
 /// Rescores every open opportunity in the background (batches, off the request threads).
 #[utoipa::path(post, path = "/v1/opportunities/rescore", tag = "scoring",
-    responses((status = 202, body = RescoreStarted), (status = 409, body = Problem), (status = 503, body = Problem)),
+    responses((status = 202, body = RescoreStarted), RescoreProblems),
     security(("api_key" = [])))]
 #[post("/opportunities/rescore")]
 pub async fn rescore(
@@ -428,7 +434,7 @@ pub use crate::ranking::PriorityItem;
 /// Open deals ranked by priority, each with score, grade, focus and next intervention; a rep or
 /// manager key ranks only the deals of its scope (the filters narrow it, never widen it).
 #[utoipa::path(get, path = "/v1/opportunities/priority", tag = "scoring", params(PriorityQuery),
-    responses((status = 200, body = Vec<PriorityItem>), (status = 400, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = Vec<PriorityItem>), PriorityProblems),
     security(("api_key" = [])))]
 #[get("/opportunities/priority")]
 pub async fn priority(

@@ -6,19 +6,26 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::AnalystAccess;
-use crate::error::{ApiError, ApiResult, Problem};
+use super::problems::problems;
+use crate::error::{ApiError, ApiResult};
 use crate::i18n::format::{NBSP, NNBSP};
 use crate::lifecycle::runner::{TrainRequest, Trainer};
 use crate::store::training_runs::{self, CreateError, RunRecord};
 use crate::store::Db;
 use crate::tr;
 
+// The body is read as bytes (an empty body means the defaults), so no 415: any media type is
+// read as JSON.
+problems!(StartProblems: AUTH, MALFORMED_BODY, CONFLICT, VALIDATION);
+problems!(RunProblems: AUTH, NOT_FOUND);
+problems!(ListProblems: AUTH, QUERY);
+
 /// Starts a training run (202 with the run; 409 when one is already queued or running on any
 /// server; 422 listing every problem of the spec, window and options). An empty body trains with
 /// the defaults of `dealscore-train`.
 #[utoipa::path(post, path = "/v1/models/train", tag = "models",
     request_body(content = Option<TrainRequest>, content_type = "application/json"),
-    responses((status = 202, body = RunRecord), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 202, body = RunRecord), StartProblems),
     security(("api_key" = [])))]
 #[post("/models/train")]
 pub async fn start(
@@ -60,7 +67,7 @@ pub async fn start(
 /// failed (with the reason).
 #[utoipa::path(get, path = "/v1/training-runs/{id}", tag = "models",
     params(("id" = String, Path, description = "run id")),
-    responses((status = 200, body = RunRecord), (status = 404, body = Problem)),
+    responses((status = 200, body = RunRecord), RunProblems),
     security(("api_key" = [])))]
 #[get("/training-runs/{id}")]
 pub async fn get(
@@ -88,7 +95,7 @@ pub struct ListQuery {
 
 /// The newest runs first.
 #[utoipa::path(get, path = "/v1/training-runs", tag = "models", params(ListQuery),
-    responses((status = 200, body = [RunRecord]), (status = 400, body = Problem)),
+    responses((status = 200, body = [RunRecord]), ListProblems),
     security(("api_key" = [])))]
 #[get("/training-runs")]
 pub async fn list(

@@ -12,7 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AdminAccess;
 use crate::config::Settings;
-use crate::error::{ApiError, ApiResult, KnownDetail, Problem};
+use super::problems::problems;
+use crate::error::{ApiError, ApiResult, Code, KnownDetail};
 use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
 use crate::ingest::signature;
@@ -99,6 +100,20 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
     Ok(body)
 }
 
+/// A delivery's own problems: a missing, malformed, wrong or stale signature (401), a body that
+/// is not JSON (400), over the byte limit or with more than 1,000 events (413), a single event
+/// that is invalid (422).
+const DELIVERY: &[Code] = &[
+    Code::Unauthorized,
+    Code::MalformedBody,
+    Code::PayloadTooLarge,
+    Code::Validation,
+];
+problems!(ReceiveProblems: DATABASE, QUERY, NOT_FOUND, DELIVERY, GROUP_COMMIT);
+problems!(ListProblems: AUTH, QUERY, NOT_FOUND);
+// An outbox id that is not a number is a 400 like a bad query parameter.
+problems!(RetryProblems: AUTH, QUERY, NOT_FOUND, CONFLICT);
+
 /// Receives one signed event or a batch (`{"events": [...]}`, up to 1,000, applied in order).
 /// 2xx only after the commit. A single event answers 200 with its outcome (422 when invalid); a
 /// batch answers 200 when no event was rejected, 207 when some were, listing every outcome.
@@ -110,11 +125,7 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
     responses(
         (status = 200, description = "event outcome (or batch without rejections)", body = Object),
         (status = 207, description = "batch with at least one rejected event", body = BatchOutcome),
-        (status = 400, description = "malformed JSON", body = Problem),
-        (status = 401, description = "missing, malformed, wrong or stale signature", body = Problem),
-        (status = 404, description = "unknown source", body = Problem),
-        (status = 413, description = "body over the limit or more than 1,000 events", body = Problem),
-        (status = 422, description = "invalid event (single event)", body = Problem)))]
+        ReceiveProblems))]
 #[post("/webhooks/{source}")]
 #[expect(clippy::too_many_arguments, reason = "actix extractors")]
 pub async fn receive(
@@ -273,7 +284,7 @@ fn checked(query: &ListQuery, allowed: &[&str]) -> ApiResult<(Option<String>, us
 /// Recent events of a source, newest first, with reasons (admin).
 #[utoipa::path(get, path = "/v1/webhooks/{source}/events", tag = "webhooks",
     params(("source" = String, Path, description = "source name"), ListQuery),
-    responses((status = 200, body = Vec<StoredEvent>), (status = 400, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = Vec<StoredEvent>), ListProblems),
     security(("api_key" = [])))]
 #[get("/webhooks/{source}/events")]
 pub async fn list_events(
@@ -292,7 +303,7 @@ pub async fn list_events(
 /// Score write-backs of a source, newest first (admin).
 #[utoipa::path(get, path = "/v1/webhooks/{source}/outbox", tag = "webhooks",
     params(("source" = String, Path, description = "source name"), ListQuery),
-    responses((status = 200, body = Vec<OutboxEntry>), (status = 400, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = Vec<OutboxEntry>), ListProblems),
     security(("api_key" = [])))]
 #[get("/webhooks/{source}/outbox")]
 pub async fn list_outbox(
@@ -311,8 +322,7 @@ pub async fn list_outbox(
 /// Makes a dead or pending write-back due now, with a fresh attempt budget (admin).
 #[utoipa::path(post, path = "/v1/webhooks/{source}/outbox/{id}/retry", tag = "webhooks",
     params(("source" = String, Path, description = "source name"), ("id" = i64, Path, description = "outbox id")),
-    responses((status = 200, body = OutboxEntry), (status = 404, body = Problem),
-        (status = 409, description = "already delivered", body = Problem)),
+    responses((status = 200, body = OutboxEntry), RetryProblems),
     security(("api_key" = [])))]
 #[post("/webhooks/{source}/outbox/{id}/retry")]
 pub async fn retry(
