@@ -22,7 +22,7 @@ use super::{drift, health, imports, insights, jobs, models, opportunities, score
         insights::get_pipeline, insights::get_success_factors, insights::get_at_risk, insights::get_resources,
         insights::get_accounts, insights::get_objectives, insights::put_objectives,
     ),
-    components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary)),
+    components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary, crate::scoring::RankBy)),
     modifiers(&BearerAuth),
     tags(
         (name = "opportunities", description = "CRM opportunities and activities"),

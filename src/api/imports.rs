@@ -23,6 +23,7 @@ use crate::tr;
 pub struct ImportQuery {
     /// `opportunities` (default), `activities` or `history` (past field changes of stored deals:
     /// `external_id,field,value,changed_at`).
+    #[param(pattern = "^(opportunities|activities|history)$")]
     pub kind: Option<String>,
     /// Check and count, write nothing.
     #[serde(default)]

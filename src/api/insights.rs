@@ -116,6 +116,7 @@ pub struct PipelineQuery {
     /// Window end: a date (inclusive) or RFC 3339 time (exclusive); default end of today (UTC).
     pub to: Option<String>,
     /// `month` (default), `quarter`, `region`, `owner` or `sector`.
+    #[param(pattern = "^(month|quarter|region|owner|sector)$")]
     pub group_by: Option<String>,
     /// Only this region.
     pub region: Option<String>,
@@ -124,6 +125,7 @@ pub struct PipelineQuery {
     /// Only this sector.
     pub sector: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
     /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
     /// like `Accept-Language`; listed here so it is not an unknown parameter).
@@ -187,6 +189,7 @@ pub struct SuccessFactorsQuery {
     /// Only this contact role.
     pub contact_role: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
     /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
     /// like `Accept-Language`; listed here so it is not an unknown parameter).
@@ -239,10 +242,12 @@ pub struct AtRiskQuery {
     /// Only this owner.
     pub owner: Option<String>,
     /// 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// Instant ages and silences are measured at (date or RFC 3339); default now.
     pub as_of: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
     /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
     /// like `Accept-Language`; listed here so it is not an unknown parameter).
@@ -345,6 +350,7 @@ pub struct ResourcesQuery {
     /// Window end (date inclusive, or RFC 3339 exclusive); default end of today (UTC).
     pub to: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
     /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
     /// like `Accept-Language`; listed here so it is not an unknown parameter).
@@ -382,8 +388,10 @@ pub async fn get_resources(
 #[serde(deny_unknown_fields)]
 pub struct AccountsQuery {
     /// Most rows, 1–100000 (default 1000); totals cover every account.
+    #[param(minimum = 1, maximum = 100_000)]
     pub limit: Option<usize>,
     /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
     /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
     /// like `Accept-Language`; listed here so it is not an unknown parameter).
@@ -415,11 +423,69 @@ pub async fn get_accounts(
     respond(csv, &report, accounts::table)
 }
 
-/// Body of `PUT /v1/objectives` (for the API description; parsing is field by field).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// Body of `PUT /v1/objectives` (for the API description; parsing is field by field). Two
+/// objectives with the same scope, name, period, metric and currency are refused.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ObjectivesBody {
     /// 1 to 1000 objectives.
-    pub objectives: Vec<store::Objective>,
+    #[schema(min_items = 1, max_items = 1000)]
+    pub objectives: Vec<ObjectiveItem>,
+}
+
+/// One objective: a won-revenue target in a currency, or a won-deals count.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ObjectiveItem {
+    /// Won revenue in a currency.
+    Revenue(RevenueObjective),
+    /// Won deals.
+    Deals(DealsObjective),
+}
+
+/// A won-revenue target (documentation shape).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevenueObjective {
+    /// `owner` or `region`.
+    #[schema(pattern = "^(owner|region)$")]
+    pub scope: String,
+    /// The rep or region name.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub name: String,
+    /// `2026`, `2026-Q1` or `2026-03` (years 1970–9999).
+    #[schema(pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})(-[Qq][1-4]|-(0[1-9]|1[0-2]))?$")]
+    pub period: String,
+    /// `won_revenue`.
+    #[schema(pattern = "^won_revenue$")]
+    pub metric: String,
+    /// ISO 4217 code (three letters, any case).
+    #[schema(pattern = "^[A-Za-z]{3}$")]
+    pub currency: String,
+    /// The target, above 0 and below 10¹⁵.
+    #[schema(exclusive_minimum = 0, exclusive_maximum = 1e15)]
+    pub target: f64,
+}
+
+/// A won-deals target (documentation shape).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DealsObjective {
+    /// `owner` or `region`.
+    #[schema(pattern = "^(owner|region)$")]
+    pub scope: String,
+    /// The rep or region name.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub name: String,
+    /// `2026`, `2026-Q1` or `2026-03` (years 1970–9999).
+    #[schema(pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})(-[Qq][1-4]|-(0[1-9]|1[0-2]))?$")]
+    pub period: String,
+    /// `won_deals`.
+    #[schema(pattern = "^won_deals$")]
+    pub metric: String,
+    /// The number of won deals, above 0 and below 10¹⁵.
+    #[schema(exclusive_minimum = 0, exclusive_maximum = 1e15)]
+    pub target: f64,
 }
 
 /// Answer of `PUT /v1/objectives`.
@@ -453,8 +519,10 @@ pub async fn put_objectives(
 #[serde(deny_unknown_fields)]
 pub struct ObjectivesQuery {
     /// `2026`, `2026-Q1` or `2026-03` (required).
+    #[param(required = true, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})(-[Qq][1-4]|-(0[1-9]|1[0-2]))?$")]
     pub period: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
     /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
     /// like `Accept-Language`; listed here so it is not an unknown parameter).

@@ -19,6 +19,15 @@ use crate::store::models::{self, ActivationRecord, ModelVersionRecord};
 use crate::store::Db;
 use crate::tr;
 
+/// A version, or 404 for text no version can be (control characters, over 200 characters),
+/// without asking the database (PostgreSQL refuses a NUL in a query parameter).
+fn known_version(version: &str) -> ApiResult<()> {
+    if version.is_empty() || version.chars().count() > 200 || version.chars().any(char::is_control) {
+        return Err(ApiError::no_model_version(version));
+    }
+    Ok(())
+}
+
 /// A version in the list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VersionSummary {
@@ -122,6 +131,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let version = path.into_inner();
+    known_version(&version)?;
     let (record, artifact) = load_verified(&db, &version).await?;
     let activations = models::activations(&db, Some(&version), 100).await?;
     Ok(HttpResponse::Ok().json(report(record, activations, artifact)?))
@@ -161,7 +171,9 @@ pub async fn activate(
     serving: web::Data<ActiveModel>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let record = activate_version(&db, &serving, &path.into_inner(), &caller.0.name).await?;
+    let version = path.into_inner();
+    known_version(&version)?;
+    let record = activate_version(&db, &serving, &version, &caller.0.name).await?;
     Ok(HttpResponse::Ok().json(record))
 }
 
@@ -189,6 +201,8 @@ pub async fn compare(
     db: web::Data<Db>,
     query: web::Query<CompareQuery>,
 ) -> ApiResult<HttpResponse> {
+    known_version(&query.a)?;
+    known_version(&query.b)?;
     let comparison = compare_versions(&db, &query.a, &query.b).await?;
     Ok(HttpResponse::Ok().json(comparison))
 }

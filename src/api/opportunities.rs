@@ -23,58 +23,166 @@ use crate::tr;
 /// Most activities accepted in one request.
 const MAX_ACTIVITIES_PER_REQUEST: usize = 10_000;
 
-/// Opportunity fields (request body of `PUT`; documentation shape).
+/// Opportunity fields (request body of `PUT`; documentation shape). Unknown fields are refused
+/// (422 naming them); text is trimmed, and text that is empty once trimmed counts as absent.
+/// Text fields are one line: no control characters (NUL, tab, line breaks, escape…).
+/// Timestamps are RFC 3339 or `YYYY-MM-DD` in the years 1900–2200 (a day that does not exist,
+/// such as 2026-02-30, fits the pattern and is still refused).
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct OpportunityBody {
     /// CRM id; optional in the body (the URL gives it), must match when present. 1–200 chars.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub external_id: Option<String>,
     /// Deal name.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub name: Option<String>,
     /// Account.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub account: Option<String>,
     /// Sector.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub sector: Option<String>,
     /// Region.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub region: Option<String>,
     /// Owning rep.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub owner: Option<String>,
     /// decision_maker, economic_buyer, champion, influencer, technical, end_user, procurement,
     /// other — or free text, normalised to lower snake case.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub contact_role: Option<String>,
     /// Deal value: a finite number, 0 ≤ amount ≤ 10¹⁵.
+    #[schema(minimum = 0, maximum = 1e15)]
     pub amount: Option<f64>,
-    /// An active ISO 4217 code, any case (default EUR).
+    /// An active ISO 4217 code, any case (default EUR); a withdrawn or unassigned code such as
+    /// `HRK` or `ZZZ` is refused.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// CRM stage (free text).
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub stage: Option<String>,
     /// open, won or lost.
     pub status: Status,
     /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
+    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
     pub created_at: Option<String>,
-    /// Required for won/lost, absent for open; in the years 1900–2200.
+    /// Required for won/lost, absent for open; not before `created_at`; in the years 1900–2200.
+    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
     pub closed_at: Option<String>,
     /// ≥ 0; derived from activities when there are any.
+    #[schema(minimum = 0, maximum = 1e12)]
     pub interaction_count: Option<i64>,
-    /// Average hours to answer the prospect, ≥ 0; derived from activities when possible.
+    /// Average hours to answer the prospect, 0–100,000; derived from activities when possible.
+    #[schema(minimum = 0, maximum = 100_000)]
     pub response_hours: Option<f64>,
     /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
+    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
     pub last_activity_at: Option<String>,
-    /// Custom CRM fields: strings or numbers.
+    /// Custom CRM fields (at most 200; names 1–100 characters without control characters):
+    /// text up to 1,000 characters (tabs and line breaks allowed, never a NUL) or a number
+    /// between -10¹⁵ and 10¹⁵.
     pub attributes: Option<BTreeMap<String, AttributeValue>>,
     /// Activities to attach at the same time.
+    #[schema(max_items = 10_000)]
     pub activities: Option<Vec<ActivityBody>>,
 }
 
-/// One activity (documentation shape).
+/// A deal to score (documentation shape of `POST /v1/score`): the fields of an opportunity, all
+/// optional, with `cycle_days` in place of the dates if wanted. Unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreDeal {
+    /// CRM id (optional; checked like a stored deal's, plays no part in the score).
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub external_id: Option<String>,
+    /// Deal name.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub name: Option<String>,
+    /// Account.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub account: Option<String>,
+    /// Sector.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub sector: Option<String>,
+    /// Region.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub region: Option<String>,
+    /// Owning rep.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub owner: Option<String>,
+    /// decision_maker, economic_buyer, champion, influencer, technical, end_user, procurement,
+    /// other — or free text, normalised to lower snake case.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub contact_role: Option<String>,
+    /// Deal value: a finite number, 0 ≤ amount ≤ 10¹⁵.
+    #[schema(minimum = 0, maximum = 1e15)]
+    pub amount: Option<f64>,
+    /// An active ISO 4217 code, any case (default EUR); a withdrawn or unassigned code such as
+    /// `HRK` or `ZZZ` is refused.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
+    pub currency: Option<String>,
+    /// CRM stage (free text).
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub stage: Option<String>,
+    /// open (default), won or lost.
+    pub status: Option<Status>,
+    /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
+    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    pub created_at: Option<String>,
+    /// Required for won/lost, absent for open; not before `created_at`; in the years 1900–2200.
+    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    pub closed_at: Option<String>,
+    /// ≥ 0; derived from activities when there are any.
+    #[schema(minimum = 0, maximum = 1e12)]
+    pub interaction_count: Option<i64>,
+    /// Average hours to answer the prospect, 0–100,000; derived from activities when possible.
+    #[schema(minimum = 0, maximum = 100_000)]
+    pub response_hours: Option<f64>,
+    /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
+    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    pub last_activity_at: Option<String>,
+    /// Custom CRM fields (at most 200; names 1–100 characters without control characters):
+    /// text up to 1,000 characters (tabs and line breaks allowed, never a NUL) or a number
+    /// between -10¹⁵ and 10¹⁵.
+    pub attributes: Option<BTreeMap<String, AttributeValue>>,
+    /// Age of the deal in days, in place of `created_at` (0–110,000).
+    #[schema(minimum = 0, maximum = 110_000)]
+    pub cycle_days: Option<f64>,
+}
+
+/// A batch to score: up to 10,000 deals, each answered by its index (an invalid one with its
+/// field errors, the others scored).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreBatch {
+    /// The deals, in the order of the answer's `results`.
+    #[schema(max_items = 10_000)]
+    pub opportunities: Vec<ScoreDeal>,
+}
+
+/// The body of `POST /v1/score`: one deal, or a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ScoreRequest {
+    /// One deal, answered with a `ScoreResult`.
+    One(ScoreDeal),
+    /// A batch, answered with a `BatchAnswer`.
+    Batch(ScoreBatch),
+}
+
+/// One activity (documentation shape). Unknown fields are refused.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct ActivityBody {
     /// The CRM's activity id (recommended: makes repeated deliveries harmless).
+    #[schema(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub id: Option<String>,
     /// email, call, meeting, demo or other.
     pub kind: ActivityKind,
     /// inbound (prospect → rep) or outbound.
     pub direction: ActivityDirection,
     /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
+    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
     pub occurred_at: String,
 }
 
@@ -107,21 +215,36 @@ pub struct OpportunityPage {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// open, won or lost.
+    /// open, won or lost (empty: every status).
+    #[param(pattern = "^(open|won|lost)?$")]
     pub status: Option<String>,
     /// Owner (rep).
+    #[param(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub owner: Option<String>,
     /// Region.
+    #[param(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub region: Option<String>,
     /// Sector.
+    #[param(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub sector: Option<String>,
     /// Page size, 1–1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Opaque cursor from the previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
     /// like `Accept-Language`; listed here so it is not an unknown parameter).
     pub lang: Option<String>,
+}
+
+/// The id of a stored opportunity, or 404: an id no opportunity can have (a NUL, a line break,
+/// over 200 characters) is unknown, and never reaches the database (PostgreSQL refuses a NUL in
+/// a query parameter).
+pub(crate) fn known_id(id: &str) -> ApiResult<()> {
+    match ExternalId::parse(id) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ApiError::no_opportunity(id)),
+    }
 }
 
 fn validate_path_id(id: &str) -> ApiResult<()> {
@@ -259,6 +382,7 @@ pub async fn put(
 #[get("/opportunities/{external_id}")]
 pub async fn get(caller: RepAccess, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let external_id = path.into_inner();
+    known_id(&external_id)?;
     let stored = opportunities::get_in_scope(&db, &external_id, &caller.0.scope)
         .await?
         .ok_or_else(|| ApiError::no_opportunity(&external_id))?;
@@ -277,6 +401,7 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let external_id = path.into_inner();
+    known_id(&external_id)?;
     if opportunities::delete(&db, &external_id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -311,6 +436,22 @@ pub async fn list(
     let limit = query.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::limit_out_of_range(1000));
+    }
+    // No stored owner, region or sector has control characters (and PostgreSQL refuses a NUL).
+    for (name, value) in [
+        ("owner", &query.owner),
+        ("region", &query.region),
+        ("sector", &query.sector),
+    ] {
+        if value.as_deref().is_some_and(|v| v.chars().any(char::is_control)) {
+            return Err(ApiError::BadQuery(
+                tr!(
+                    "{name} must not contain control characters",
+                    "{name} ne doit pas contenir de caractère de contrôle"
+                )
+                .into(),
+            ));
+        }
     }
     let after_id = match query.cursor.as_deref() {
         None | Some("") => 0,
@@ -376,6 +517,7 @@ pub async fn add_activities(
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     let external_id = path.into_inner();
+    known_id(&external_id)?;
     let parsed = parse_activity_list(&body, "")?;
     let result = activities::add(&db, &external_id, &parsed)
         .await
@@ -405,6 +547,7 @@ pub async fn list_activities(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let external_id = path.into_inner();
+    known_id(&external_id)?;
     if opportunities::get_in_scope(&db, &external_id, &caller.0.scope)
         .await?
         .is_none()

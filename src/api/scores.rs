@@ -141,10 +141,11 @@ problems!(PriorityProblems: AUTH, QUERY, MODEL);
 
 /// Scores one opportunity, or `{"opportunities": [...]}` (up to 10,000). Nothing is stored.
 #[utoipa::path(post, path = "/v1/score", tag = "scoring", params(ScoreQuery),
-    request_body(content = crate::api::opportunities::OpportunityBody,
+    request_body(content = crate::api::opportunities::ScoreRequest,
         description = "one opportunity (status defaults to open; `created_at` or `cycle_days`), or {\"opportunities\": [...]}"),
     responses(
-        (status = 200, description = "a ScoreResult, or a BatchAnswer for a batch", body = ScoreResult),
+        (status = 200, description = "a ScoreResult for one deal, a BatchAnswer for a batch",
+            content((ScoreResponse = "application/json"))),
         ScoreProblems),
     security(("api_key" = [])))]
 #[post("")]
@@ -206,6 +207,16 @@ pub async fn score_stateless(
         .body(SizedStream::new(length, stream)))
 }
 
+/// The answer of `POST /v1/score` (documentation shape).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ScoreResponse {
+    /// One deal's score.
+    One(ScoreResult),
+    /// A batch's answer.
+    Batch(BatchAnswer),
+}
+
 /// A stored score with the full result.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StoredScoreAnswer {
@@ -249,6 +260,7 @@ pub async fn score_stored(
     query: web::Query<ScoreQuery>,
 ) -> ApiResult<HttpResponse> {
     let external_id = path.into_inner();
+    super::opportunities::known_id(&external_id)?;
     let lang = Lang::of_request(&req);
     let at = query.instant()?;
     let model = active_model(&holder)?;
@@ -416,13 +428,17 @@ pub struct PriorityQuery {
     pub region: Option<String>,
     /// Only this sector.
     pub sector: Option<String>,
-    /// Only this grade (A–D).
+    /// Only this grade (A–D; empty: every grade).
+    #[param(pattern = "^[A-D]?$")]
     pub grade: Option<String>,
-    /// Only this focus.
+    /// Only this focus (empty: every focus).
+    #[param(pattern = "^(prioritize|secure|deprioritize|nurture)?$")]
     pub focus: Option<String>,
     /// `value` (expected value, default), `score`, or `uplift` (available uplift).
+    #[param(pattern = "^(value|score|uplift)$")]
     pub sort: Option<String>,
     /// 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
     /// like `Accept-Language`; listed here so it is not an unknown parameter).

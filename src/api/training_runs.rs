@@ -76,9 +76,12 @@ pub async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let run = training_runs::get(&db, &id).await?.ok_or_else(|| {
-        ApiError::NotFound(tr!("no training run `{id}`", "aucun entraînement `{id}`").into())
-    })?;
+    let not_found = || ApiError::NotFound(tr!("no training run `{id}`", "aucun entraînement `{id}`").into());
+    // No run id has control characters, and PostgreSQL refuses a NUL in a query parameter.
+    if id.chars().any(char::is_control) {
+        return Err(not_found());
+    }
+    let run = training_runs::get(&db, &id).await?.ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(run))
 }
 
@@ -87,6 +90,7 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Most runs returned, newest first (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
     /// like `Accept-Language`; listed here so it is not an unknown parameter).

@@ -38,9 +38,8 @@ pub struct ReceiveQuery {
 /// Answer to a batch delivery.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchOutcome {
-    /// One outcome per event, in order: `{id, type, status, external_id?, result?, reason?,
-    /// errors?, duplicate?, score?, scoring?, scoring_reason?}`.
-    #[schema(value_type = Vec<Object>)]
+    /// One outcome per event, in order.
+    #[schema(value_type = Vec<EventOutcomeDoc>)]
     pub events: Vec<EventAnswer>,
     /// Counts per status (a duplicate counts as duplicate).
     pub summary: BatchSummary,
@@ -100,6 +99,165 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
     Ok(body)
 }
 
+/// Declares the documentation shape of one event type: the envelope every event has, with the
+/// type's name and its `data`.
+macro_rules! event_doc {
+    ($(#[$doc:meta])* $name:ident, $type_pattern:literal, $data:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Deserialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// The sender's event id, unique per source: 1–200 characters without control
+            /// characters. A redelivery with the same id is answered as a duplicate.
+            #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+            pub id: String,
+            /// The event type.
+            #[serde(rename = "type")]
+            #[schema(pattern = $type_pattern)]
+            pub kind: String,
+            /// When it happened in the CRM (RFC 3339); events of one opportunity apply in this
+            /// order, an older one is ignored.
+            #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")]
+            pub occurred_at: String,
+            /// The event's fields, named as in the CSV import or as the source's mapping renames
+            /// them (shown here without a mapping).
+            pub data: $data,
+        }
+    };
+}
+
+event_doc!(
+    /// `opportunity.upserted`: create or replace an opportunity.
+    UpsertedEvent, "^opportunity\\.upserted$", crate::api::opportunities::OpportunityBody
+);
+event_doc!(
+    /// `opportunity.closed`: close a stored opportunity, merging `data` onto it.
+    ClosedEvent, "^opportunity\\.closed$", ClosedData
+);
+event_doc!(
+    /// `opportunity.deleted`: delete an opportunity and its activities.
+    DeletedEvent, "^opportunity\\.deleted$", DeletedData
+);
+event_doc!(
+    /// `activity.logged`: attach an activity to a stored opportunity.
+    ActivityLoggedEvent, "^activity\\.logged$", ActivityData
+);
+
+/// `data` of `opportunity.closed`: the outcome, and any other opportunity field to change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ClosedData {
+    /// The opportunity's CRM id.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub external_id: String,
+    /// won or lost.
+    #[schema(pattern = "^(won|lost)$")]
+    pub status: String,
+    /// RFC 3339 or YYYY-MM-DD, not before the deal's `created_at`.
+    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    pub closed_at: String,
+}
+
+/// `data` of `opportunity.deleted`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeletedData {
+    /// The opportunity's CRM id.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub external_id: String,
+}
+
+/// `data` of `activity.logged`: the activity, and the opportunity it belongs to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityData {
+    /// The opportunity's CRM id.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub opportunity_id: String,
+    /// The CRM's activity id (makes repeated deliveries harmless).
+    #[schema(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub id: Option<String>,
+    /// email, call, meeting, demo or other.
+    pub kind: crate::domain::ActivityKind,
+    /// inbound (prospect → rep) or outbound.
+    pub direction: crate::domain::ActivityDirection,
+    /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
+    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    pub occurred_at: String,
+}
+
+/// One CRM event (documentation shape): `{id, type, occurred_at, data}`, `data` per type.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum WebhookEvent {
+    /// Create or replace.
+    Upserted(UpsertedEvent),
+    /// Close.
+    Closed(ClosedEvent),
+    /// Delete.
+    Deleted(DeletedEvent),
+    /// Attach an activity.
+    ActivityLogged(ActivityLoggedEvent),
+}
+
+/// A batch of events, applied in order in one transaction.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBatch {
+    /// 1 to 1,000 events (more: 413).
+    #[schema(max_items = 1000)]
+    pub events: Vec<WebhookEvent>,
+}
+
+/// The body of `POST /v1/webhooks/{source}`: one event or a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum WebhookDelivery {
+    /// One event, answered with its outcome.
+    One(WebhookEvent),
+    /// A batch, answered with every outcome.
+    Batch(WebhookBatch),
+}
+
+/// One event's outcome as answered (documentation shape).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventOutcomeDoc {
+    /// The event id (absent when it could not be read).
+    pub id: Option<String>,
+    /// The event type as sent.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// applied, duplicate, ignored or rejected (a duplicate carries the original's).
+    #[schema(pattern = "^(applied|duplicate|ignored|rejected)$")]
+    pub status: String,
+    /// The opportunity concerned.
+    pub external_id: Option<String>,
+    /// What the event did (`created`, `updated`, `deleted`, `closed`, `activity_added`…).
+    pub result: Option<String>,
+    /// Why it was rejected, ignored or a duplicate.
+    pub reason: Option<String>,
+    /// The field errors of a rejected event.
+    pub errors: Option<Vec<crate::domain::FieldError>>,
+    /// True for a redelivery.
+    pub duplicate: Option<bool>,
+    /// The opportunity's fresh score (opportunity events, unless `score=false`).
+    #[schema(value_type = Option<Object>)]
+    pub score: Option<Value>,
+    /// `scored`, or why no score was written.
+    pub scoring: Option<String>,
+    /// Why scoring was skipped.
+    pub scoring_reason: Option<String>,
+}
+
+/// The 200 answer: one event's outcome, or a batch with no rejected event.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ReceiveAnswer {
+    /// A single event.
+    One(EventOutcomeDoc),
+    /// A batch.
+    Batch(BatchOutcome),
+}
+
 /// A delivery's own problems: a missing, malformed, wrong or stale signature (401), a body that
 /// is not JSON (400), over the byte limit or with more than 1,000 events (413), a single event
 /// that is invalid (422).
@@ -120,10 +278,11 @@ problems!(RetryProblems: AUTH, QUERY, NOT_FOUND, CONFLICT);
 #[utoipa::path(post, path = "/v1/webhooks/{source}", tag = "webhooks",
     params(("source" = String, Path, description = "configured source name"), ReceiveQuery,
         ("Dealscore-Signature" = String, Header,
-            description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>")),
-    request_body(content = Object, description = "an event {id, type, occurred_at, data} or {events: [...]}"),
+            description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")> (several v1= during a secret rotation); t within DEALSCORE_WEBHOOK_TOLERANCE_SECS of now")),
+    request_body(content = WebhookDelivery,
+        description = "an event {id, type, occurred_at, data} or {\"events\": [...]}, signed as sent (docs/webhooks.md)"),
     responses(
-        (status = 200, description = "event outcome (or batch without rejections)", body = Object),
+        (status = 200, description = "event outcome (or batch without rejections)", body = ReceiveAnswer),
         (status = 207, description = "batch with at least one rejected event", body = BatchOutcome),
         ReceiveProblems))]
 #[post("/webhooks/{source}")]
@@ -253,9 +412,12 @@ fn delivery_error(e: DeliveryError) -> ApiError {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only this status.
+    /// Only this status: applied, duplicate, ignored or rejected for events; pending, delivered
+    /// or dead for the outbox (empty: every status).
+    #[param(pattern = "^(applied|duplicate|ignored|rejected|pending|delivered|dead)?$")]
     pub status: Option<String>,
     /// Most rows, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

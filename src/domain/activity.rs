@@ -228,7 +228,9 @@ pub struct DerivedInteractions {
 /// Rule: every activity counts as one interaction. The response clock starts at the first
 /// inbound activity that is not yet answered (later inbound ones before the answer do not restart
 /// it) and stops at the next outbound activity; `response_hours` is the mean of those waits.
-/// An inbound activity still unanswered is not counted (its wait is not known yet).
+/// An inbound activity still unanswered is not counted (its wait is not known yet). The mean is
+/// held to the bound a sent `response_hours` has ([`crate::domain::opportunity::MAX_RESPONSE_HOURS`]), so a
+/// stored deal's measure is within it whichever way it came.
 pub fn derive_interactions(activities: &[(ActivityDirection, DateTime<Utc>)]) -> DerivedInteractions {
     let mut sorted: Vec<_> = activities.to_vec();
     sorted.sort_by_key(|(_, t)| *t);
@@ -250,7 +252,8 @@ pub fn derive_interactions(activities: &[(ActivityDirection, DateTime<Utc>)]) ->
     }
     DerivedInteractions {
         interaction_count: sorted.len() as i64,
-        response_hours: (answered > 0).then(|| total_hours / f64::from(answered)),
+        response_hours: (answered > 0)
+            .then(|| (total_hours / f64::from(answered)).min(crate::domain::opportunity::MAX_RESPONSE_HOURS)),
         last_activity_at: sorted.last().map(|(_, t)| *t),
     }
 }
@@ -295,6 +298,12 @@ mod tests {
             (Inbound, at("2025-01-01T06:00:00Z")),
         ]);
         assert_eq!(derived.response_hours, Some(6.0));
+        // A wait of centuries (dates at both ends of the accepted years) is held to the bound.
+        let derived = derive_interactions(&[(Inbound, at("1900-01-01")), (Outbound, at("2200-01-01"))]);
+        assert_eq!(
+            derived.response_hours,
+            Some(crate::domain::opportunity::MAX_RESPONSE_HOURS)
+        );
     }
 
     #[test]

@@ -23,6 +23,14 @@ const MAX_ATTRIBUTES: usize = 200;
 /// Largest accepted `amount`: far above any deal, and small enough that sums over every deal
 /// (won revenue, pipeline value) stay finite and exact to the cent.
 pub const MAX_AMOUNT: f64 = 1e15;
+/// Largest `response_hours` accepted: about eleven years. A larger figure is a unit mix-up
+/// (seconds sent as hours) or a placeholder, and would dominate the response-time feature.
+pub const MAX_RESPONSE_HOURS: f64 = 100_000.0;
+/// Largest `cycle_days` of a deal sent to be scored: the span of the accepted years 1900–2200.
+pub const MAX_CYCLE_DAYS: f64 = 110_000.0;
+/// Largest magnitude of a numeric custom attribute, like [`MAX_AMOUNT`]: beyond it a number is
+/// no measure of a deal, and squared or summed in a feature it would leave the range of `f64`.
+pub const MAX_ATTRIBUTE_NUMBER: f64 = 1e15;
 
 /// Outcome state of a deal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -517,9 +525,9 @@ pub(super) fn parse_fields(
     let closed_at = reader.timestamp("closed_at");
     let last_activity_at = reader.timestamp("last_activity_at");
     let interaction_count = reader.count("interaction_count");
-    let response_hours = reader.non_negative_number("response_hours");
+    let response_hours = reader.bounded("response_hours", MAX_RESPONSE_HOURS);
     let cycle_days = if purpose == Purpose::Score {
-        reader.non_negative_number("cycle_days")
+        reader.bounded("cycle_days", MAX_CYCLE_DAYS)
     } else {
         None
     };
@@ -651,14 +659,15 @@ impl FieldReader<'_, '_> {
     }
 
     fn amount(&mut self, field: &str) -> Option<f64> {
+        self.bounded(field, MAX_AMOUNT)
+    }
+
+    /// A number in `0..=max`.
+    fn bounded(&mut self, field: &str, max: f64) -> Option<f64> {
         let v = self.non_negative_number(field)?;
-        if v > MAX_AMOUNT {
-            self.errors.push_known(
-                field,
-                FieldMessage::TooLarge {
-                    max: MAX_AMOUNT as u64,
-                },
-            );
+        if v > max {
+            self.errors
+                .push_known(field, FieldMessage::TooLarge { max: max as u64 });
             return None;
         }
         Some(v)
@@ -732,9 +741,15 @@ impl FieldReader<'_, '_> {
             match value {
                 Value::Null => {}
                 Value::Number(n) => match n.as_f64() {
-                    Some(v) if v.is_finite() => {
+                    Some(v) if v.abs() <= MAX_ATTRIBUTE_NUMBER => {
                         out.insert(key.clone(), AttributeValue::Number(v));
                     }
+                    Some(v) if v.is_finite() => self.errors.push_known(
+                        field,
+                        FieldMessage::OutOfRange {
+                            max: MAX_ATTRIBUTE_NUMBER as u64,
+                        },
+                    ),
                     _ => self.errors.push_known(field, FieldMessage::ExpectedFiniteNumber),
                 },
                 Value::String(s) => {
@@ -761,6 +776,16 @@ impl FieldReader<'_, '_> {
                         None
                     };
                     let v = match parsed {
+                        // A CSV cell is held to the bound of a JSON number.
+                        Some(n) if n.abs() > MAX_ATTRIBUTE_NUMBER => {
+                            self.errors.push_known(
+                                field,
+                                FieldMessage::OutOfRange {
+                                    max: MAX_ATTRIBUTE_NUMBER as u64,
+                                },
+                            );
+                            continue;
+                        }
                         Some(n) => AttributeValue::Number(n),
                         None => AttributeValue::Text(s.to_owned()),
                     };
@@ -836,6 +861,18 @@ mod tests {
             (
                 json!({"external_id": "a", "status": "open", "response_hours": -0.5}),
                 "response_hours",
+            ),
+            (
+                json!({"external_id": "a", "status": "open", "response_hours": 100_000.5}),
+                "response_hours",
+            ),
+            (
+                json!({"external_id": "a", "status": "open", "attributes": {"seats": 2e15}}),
+                "attributes.seats",
+            ),
+            (
+                json!({"external_id": "a", "status": "open", "attributes": {"gap": -1e300}}),
+                "attributes.gap",
             ),
             (json!({"external_id": "a", "status": "won"}), "closed_at"),
             (

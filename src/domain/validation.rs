@@ -224,6 +224,11 @@ pub enum FieldMessage {
         /// Largest value accepted.
         max: u64,
     },
+    /// A number whose magnitude is above the field's bound (negative numbers allowed).
+    OutOfRange {
+        /// Largest magnitude accepted.
+        max: u64,
+    },
     /// A date outside the years dealscore accepts.
     YearOutOfRange {
         /// First year accepted.
@@ -326,6 +331,7 @@ impl FieldMessage {
                 M::BadCurrency { code } => format!("`{code}` is not an ISO 4217 code (three letters)"),
                 M::UnknownCurrency { code } => format!("`{code}` is not an active ISO 4217 currency code"),
                 M::TooLarge { max } => format!("must be at most {}", big(*max)),
+                M::OutOfRange { max } => format!("must be between -{} and {}", big(*max), big(*max)),
                 M::YearOutOfRange { min, max } => format!("must be a date between the years {min} and {max}"),
                 M::BadStatus { status } => format!("`{status}` is not one of open, won, lost"),
                 M::ClosedWhileOpen => "must be absent while the deal is open".into(),
@@ -394,6 +400,9 @@ impl FieldMessage {
                     format!("`{code}` n'est pas un code de devise ISO 4217 en vigueur")
                 }
                 M::TooLarge { max } => format!("doit valoir au plus {}", big(*max)),
+                M::OutOfRange { max } => {
+                    format!("doit être compris entre -{} et {}", big(*max), big(*max))
+                }
                 M::YearOutOfRange { min, max } => {
                     format!("doit être une date comprise entre les années {min} et {max}")
                 }

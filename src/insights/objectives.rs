@@ -55,13 +55,16 @@ pub fn parse_objectives(body: &Value) -> Result<Vec<Objective>, ValidationErrors
             }
         };
         let name = match text("name") {
-            Some(n) if !n.is_empty() && n.len() <= 200 => n.to_owned(),
+            // PostgreSQL cannot store a NUL, and a name is one line.
+            Some(n) if !n.is_empty() && n.chars().count() <= 200 && !n.chars().any(char::is_control) => {
+                n.to_owned()
+            }
             _ => {
                 errors.push_localized(
                     field("name"),
                     tr!(
-                        "the rep or region name is required (at most 200 characters)",
-                        "le nom du commercial ou de la région est obligatoire (200{NBSP}caractères au plus)"
+                        "the rep or region name is required (at most 200 characters, no control characters)",
+                        "le nom du commercial ou de la région est obligatoire (200{NBSP}caractères au plus, sans caractère de contrôle)"
                     ),
                 );
                 String::new()

@@ -53,7 +53,7 @@ pub struct StoredEvent {
     /// Why (rejections, ignored and duplicate events).
     pub reason: Option<String>,
     /// The outcome answered to the sender.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub outcome: Option<serde_json::Value>,
 }
 

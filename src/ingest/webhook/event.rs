@@ -146,12 +146,12 @@ pub(super) fn prepare(value: &Value, source: &Source) -> Result<Prepared, Box<Re
         }
     }
     let id = match object.get("id") {
-        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_EVENT_ID_LEN => {
-            if s.chars().any(char::is_control) {
-                errors.push_known("id", FieldMessage::ControlCharacters);
-            }
-            Some(s.clone())
+        // Refused, and not recorded with the rejection: PostgreSQL cannot store a NUL.
+        Some(Value::String(s)) if s.chars().any(char::is_control) => {
+            errors.push_known("id", FieldMessage::ControlCharacters);
+            None
         }
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_EVENT_ID_LEN => Some(s.clone()),
         Some(Value::String(_)) => {
             errors.push_localized(
                 "id",
@@ -177,7 +177,15 @@ pub(super) fn prepare(value: &Value, source: &Source) -> Result<Prepared, Box<Re
             None
         }
     };
-    let type_name = object.get("type").and_then(Value::as_str).map(str::to_owned);
+    let type_sent = object.get("type").and_then(Value::as_str);
+    // A type with control characters is refused without being quoted back or recorded.
+    let type_name = match type_sent {
+        Some(t) if t.chars().any(char::is_control) => {
+            errors.push_known("type", FieldMessage::ControlCharacters);
+            None
+        }
+        other => other.map(str::to_owned),
+    };
     let event_type = match &type_name {
         Some(t) => EventType::parse(t).or_else(|| {
             errors.push_localized(
@@ -191,12 +199,17 @@ pub(super) fn prepare(value: &Value, source: &Source) -> Result<Prepared, Box<Re
             );
             None
         }),
+        None if type_sent.is_some() => None,
         None => {
             errors.push_known("type", FieldMessage::Required);
             None
         }
     };
     let occurred_at = match object.get("occurred_at").and_then(Value::as_str) {
+        Some(t) if t.chars().any(char::is_control) => {
+            errors.push_known("occurred_at", FieldMessage::ControlCharacters);
+            None
+        }
         Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(_) => {
@@ -379,6 +392,14 @@ mod tests {
         let refused = prepare(&bad, &s).unwrap_err();
         let fields: Vec<&str> = refused.errors.0.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["id", "type", "occurred_at", "data"]);
+        // Control characters in the envelope are refused and never kept for the record.
+        let nul = json!({"id": "e\u{0}1", "type": "opportunity.deleted\u{0}", "occurred_at": "2025\n",
+                         "data": {"external_id": "D-1"}});
+        let refused = prepare(&nul, &s).unwrap_err();
+        let fields: Vec<&str> = refused.errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["id", "type", "occurred_at"]);
+        assert_eq!((refused.id, refused.type_name), (None, None));
+        assert!(!refused.errors.to_string().contains('\u{0}'));
         let closed = json!({"id": "e2", "type": "opportunity.closed", "occurred_at": "2025-01-01T00:00:00Z",
                             "data": {"external_id": "D-1", "status": "open"}});
         let refused = prepare(&closed, &s).unwrap_err();
