@@ -4,9 +4,9 @@
 use actix_web::{get, web, HttpResponse};
 use chrono::Utc;
 
+use super::problems::problems;
 use crate::auth::AnalystAccess;
 use crate::drift::{measure, DriftError, DriftGauges, DriftReport};
-use super::problems::problems;
 use crate::error::{ApiError, ApiResult};
 use crate::lifecycle::registry::active_model;
 use crate::serving::ActiveModel;

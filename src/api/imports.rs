@@ -5,8 +5,8 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::AnalystAccess;
 use super::problems::problems;
+use crate::auth::AnalystAccess;
 use crate::error::{ApiError, ApiResult};
 use crate::i18n::format::NBSP;
 use crate::i18n::Lang;

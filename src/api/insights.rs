@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::IntoParams;
 
+use super::problems::problems;
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
 use crate::domain::{to_epoch_ms, ValidationErrors};
-use super::problems::problems;
 use crate::error::{ApiError, ApiResult};
 use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
@@ -451,7 +451,11 @@ pub struct RevenueObjective {
     #[schema(pattern = "^(owner|region)$")]
     pub scope: String,
     /// The rep or region name.
-    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
     /// `2026`, `2026-Q1` or `2026-03` (years 1970–9999).
     #[schema(pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})(-[Qq][1-4]|-(0[1-9]|1[0-2]))?$")]
@@ -475,7 +479,11 @@ pub struct DealsObjective {
     #[schema(pattern = "^(owner|region)$")]
     pub scope: String,
     /// The rep or region name.
-    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
     /// `2026`, `2026-Q1` or `2026-03` (years 1970–9999).
     #[schema(pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})(-[Qq][1-4]|-(0[1-9]|1[0-2]))?$")]
@@ -519,7 +527,10 @@ pub async fn put_objectives(
 #[serde(deny_unknown_fields)]
 pub struct ObjectivesQuery {
     /// `2026`, `2026-Q1` or `2026-03` (required).
-    #[param(required = true, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})(-[Qq][1-4]|-(0[1-9]|1[0-2]))?$")]
+    #[param(
+        required = true,
+        pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})(-[Qq][1-4]|-(0[1-9]|1[0-2]))?$"
+    )]
     pub period: Option<String>,
     /// `json` (default) or `csv`.
     #[param(pattern = "^(json|csv)$")]

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::AnalystAccess;
 use super::problems::problems;
+use crate::auth::AnalystAccess;
 use crate::error::{ApiError, ApiResult};
 use crate::tr;
 

@@ -4,8 +4,8 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::AnalystAccess;
 use super::problems::problems;
+use crate::auth::AnalystAccess;
 use crate::error::{ApiError, ApiResult};
 use crate::features::FeatureSpec;
 use crate::i18n::format::NNBSP;

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::problems::problems;
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::domain::{
     Activity, ActivityDirection, ActivityKind, AttributeValue, ExternalId, Opportunity, ParseOptions, Status,
     ValidationErrors,
 };
-use super::problems::problems;
 use crate::error::{ApiError, ApiResult};
 use crate::i18n::format::NBSP;
 use crate::store::opportunities::{ListFilter, StoredOpportunity, UpsertOutcome};
@@ -31,7 +31,11 @@ const MAX_ACTIVITIES_PER_REQUEST: usize = 10_000;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct OpportunityBody {
     /// CRM id; optional in the body (the URL gives it), must match when present. 1–200 chars.
-    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub external_id: Option<String>,
     /// Deal name.
     #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
@@ -65,10 +69,14 @@ pub struct OpportunityBody {
     /// open, won or lost.
     pub status: Status,
     /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
-    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    #[schema(
+        pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub created_at: Option<String>,
     /// Required for won/lost, absent for open; not before `created_at`; in the years 1900–2200.
-    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    #[schema(
+        pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub closed_at: Option<String>,
     /// ≥ 0; derived from activities when there are any.
     #[schema(minimum = 0, maximum = 1e12)]
@@ -77,7 +85,9 @@ pub struct OpportunityBody {
     #[schema(minimum = 0, maximum = 100_000)]
     pub response_hours: Option<f64>,
     /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
-    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    #[schema(
+        pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub last_activity_at: Option<String>,
     /// Custom CRM fields (at most 200; names 1–100 characters without control characters):
     /// text up to 1,000 characters (tabs and line breaks allowed, never a NUL) or a number
@@ -94,7 +104,11 @@ pub struct OpportunityBody {
 #[serde(deny_unknown_fields)]
 pub struct ScoreDeal {
     /// CRM id (optional; checked like a stored deal's, plays no part in the score).
-    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub external_id: Option<String>,
     /// Deal name.
     #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
@@ -128,10 +142,14 @@ pub struct ScoreDeal {
     /// open (default), won or lost.
     pub status: Option<Status>,
     /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
-    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    #[schema(
+        pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub created_at: Option<String>,
     /// Required for won/lost, absent for open; not before `created_at`; in the years 1900–2200.
-    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    #[schema(
+        pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub closed_at: Option<String>,
     /// ≥ 0; derived from activities when there are any.
     #[schema(minimum = 0, maximum = 1e12)]
@@ -140,7 +158,9 @@ pub struct ScoreDeal {
     #[schema(minimum = 0, maximum = 100_000)]
     pub response_hours: Option<f64>,
     /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
-    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    #[schema(
+        pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub last_activity_at: Option<String>,
     /// Custom CRM fields (at most 200; names 1–100 characters without control characters):
     /// text up to 1,000 characters (tabs and line breaks allowed, never a NUL) or a number
@@ -164,6 +184,7 @@ pub struct ScoreBatch {
 /// The body of `POST /v1/score`: one deal, or a batch.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[expect(clippy::large_enum_variant, reason = "a documentation shape, never built")]
 pub enum ScoreRequest {
     /// One deal, answered with a `ScoreResult`.
     One(ScoreDeal),
@@ -182,7 +203,9 @@ pub struct ActivityBody {
     /// inbound (prospect → rep) or outbound.
     pub direction: ActivityDirection,
     /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
-    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    #[schema(
+        pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub occurred_at: String,
 }
 

@@ -136,11 +136,7 @@ mod tests {
         assert_eq!(statuses[&400], [Code::InvalidQuery, Code::MalformedBody]);
         assert_eq!(
             statuses[&503],
-            [
-                Code::DatabaseBusy,
-                Code::NoActiveModel,
-                Code::ActiveModelInvalid
-            ]
+            [Code::DatabaseBusy, Code::NoActiveModel, Code::ActiveModelInvalid]
         );
         let built = responses(&[AUTH]);
         let RefOr::T(forbidden) = &built["403"] else {

@@ -13,11 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::batch_scoring::BatchJob;
 use super::jobs::Jobs;
+use super::problems::problems;
 use super::score_body::{batch_items, ScoreBody};
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
 use crate::domain::{Deal, FieldError, FieldMessage, ParseOptions, ValidationErrors};
-use super::problems::problems;
 use crate::error::{ApiError, ApiResult};
 use crate::features::as_of::{as_of, AsOfRules};
 use crate::i18n::Lang;
@@ -210,6 +210,7 @@ pub async fn score_stateless(
 /// The answer of `POST /v1/score` (documentation shape).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
+#[expect(clippy::large_enum_variant, reason = "a documentation shape, never built")]
 pub enum ScoreResponse {
     /// One deal's score.
     One(ScoreResult),

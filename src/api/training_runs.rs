@@ -5,8 +5,8 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::AnalystAccess;
 use super::problems::problems;
+use crate::auth::AnalystAccess;
 use crate::error::{ApiError, ApiResult};
 use crate::i18n::format::{NBSP, NNBSP};
 use crate::lifecycle::runner::{TrainRequest, Trainer};

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
+use super::problems::problems;
 use crate::auth::AdminAccess;
 use crate::config::Settings;
-use super::problems::problems;
 use crate::error::{ApiError, ApiResult, Code, KnownDetail};
 use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
@@ -147,13 +147,19 @@ event_doc!(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ClosedData {
     /// The opportunity's CRM id.
-    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub external_id: String,
     /// won or lost.
     #[schema(pattern = "^(won|lost)$")]
     pub status: String,
     /// RFC 3339 or YYYY-MM-DD, not before the deal's `created_at`.
-    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    #[schema(
+        pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub closed_at: String,
 }
 
@@ -162,7 +168,11 @@ pub struct ClosedData {
 #[serde(deny_unknown_fields)]
 pub struct DeletedData {
     /// The opportunity's CRM id.
-    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub external_id: String,
 }
 
@@ -171,7 +181,11 @@ pub struct DeletedData {
 #[serde(deny_unknown_fields)]
 pub struct ActivityData {
     /// The opportunity's CRM id.
-    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub opportunity_id: String,
     /// The CRM's activity id (makes repeated deliveries harmless).
     #[schema(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
@@ -181,13 +195,16 @@ pub struct ActivityData {
     /// inbound (prospect → rep) or outbound.
     pub direction: crate::domain::ActivityDirection,
     /// RFC 3339 or YYYY-MM-DD, in the years 1900–2200.
-    #[schema(pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$")]
+    #[schema(
+        pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub occurred_at: String,
 }
 
 /// One CRM event (documentation shape): `{id, type, occurred_at, data}`, `data` per type.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[expect(clippy::large_enum_variant, reason = "a documentation shape, never built")]
 pub enum WebhookEvent {
     /// Create or replace.
     Upserted(UpsertedEvent),
@@ -211,6 +228,7 @@ pub struct WebhookBatch {
 /// The body of `POST /v1/webhooks/{source}`: one event or a batch.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[expect(clippy::large_enum_variant, reason = "a documentation shape, never built")]
 pub enum WebhookDelivery {
     /// One event, answered with its outcome.
     One(WebhookEvent),

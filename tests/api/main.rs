@@ -14,6 +14,7 @@ mod imports;
 mod input_bounds;
 mod insights;
 mod lifecycle;
+mod openapi;
 mod opportunities;
 mod retention;
 mod scopes;
