@@ -67,6 +67,9 @@ pub struct ScoreQuery {
     /// deal sent is scored with its age at that instant; a stored deal is rebuilt as it stood
     /// then from its history and activities (docs/history.md), and that score is not recorded.
     /// The same instant gives the same score whatever day the request runs.
+    #[param(
+        pattern = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub as_of: Option<String>,
 }
 
@@ -135,7 +138,8 @@ pub(crate) fn parse_for_scoring(value: &Value, index: Option<usize>) -> Result<D
 }
 
 problems!(ScoreProblems: AUTH, QUERY, JSON_BODY, VALIDATION, MODEL);
-problems!(ScoreStoredProblems: AUTH, QUERY, NOT_FOUND, MODEL);
+// A malformed `as_of` is a 422 naming it.
+problems!(ScoreStoredProblems: AUTH, QUERY, NOT_FOUND, VALIDATION, MODEL);
 problems!(RescoreProblems: AUTH, CONFLICT, MODEL);
 problems!(PriorityProblems: AUTH, QUERY, MODEL);
 
