@@ -719,3 +719,53 @@ async fn scoring_without_an_active_model_names_the_database() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn score_cli_writes_formula_cells_as_text_in_its_output_csv() {
+    let app = crate::helpers::spawn_app().await;
+    import_generated(&app, 600, 21).await;
+    crate::helpers::train_cli(&app, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("open.csv");
+    let output = dir.path().join("scored.csv");
+    // Every trigger a spreadsheet evaluates: = + - @, and a leading TAB or CR.
+    let names = [
+        "=HYPERLINK(\"https://evil.example\",\"x\")",
+        "+SUM(1+1)",
+        "-2+3+cmd|' /C calc'!A0",
+        "@SUM(1)",
+        "\t=1+1",
+        "\r=1+1",
+    ];
+    let mut csv = String::from("external_id,name,sector,amount,status,created_at\n");
+    for (i, name) in names.iter().enumerate() {
+        csv.push_str(&format!(
+            "F-{i},\"{}\",retail,1000,open,2025-01-01\n",
+            name.replace('"', "\"\"")
+        ));
+    }
+    std::fs::write(&input, csv).expect("write input");
+    let out = std::process::Command::new(bin_path())
+        .args([
+            "score",
+            "--file",
+            input.to_str().unwrap(),
+            "--out",
+            output.to_str().unwrap(),
+        ])
+        .env("DATABASE_URL", &app.db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run dealscore score");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&output).expect("output csv");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().expect("header").clone();
+    let column = headers.iter().position(|h| h == "name").expect("name column");
+    let cells: Vec<String> = reader
+        .records()
+        .map(|r| r.expect("record")[column].to_owned())
+        .collect();
+    let expected: Vec<String> = names.iter().map(|n| format!("'{n}")).collect();
+    assert_eq!(cells, expected, "{text}");
+}
