@@ -5,7 +5,7 @@
 //! status shared by two groups (400 for a bad query and for a malformed body, 503 for a busy
 //! database and for a missing model) is one response listing both.
 //!
-//! ```ignore
+//! ```text
 //! problems!(GetProblems: AUTH, NOT_FOUND);
 //! #[utoipa::path(get, path = "/v1/x/{id}", responses((status = 200, body = X), GetProblems))]
 //! ```
