@@ -331,6 +331,7 @@ impl Trainer {
             activate: force,
             gate: self.gate,
             who: who.to_owned(),
+            low_priority: true,
         };
         let db = self.db.clone();
         let training = train_job::run(job, input, Some(&db), Some(&db), move |p| {
