@@ -242,6 +242,7 @@ pub async fn run(
         }
         None => (None, None),
     };
+    let mut trained = trained;
     for (name, seconds) in after.iter() {
         trained.phases.add(name, seconds);
     }

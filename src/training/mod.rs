@@ -685,9 +685,11 @@ fn cross_validate_rows(
             })
             .collect();
         drop(sender);
-        for (done, (fold, a, auc)) in receiver.into_iter().enumerate() {
+        let mut done = 0;
+        for (fold, a, auc) in receiver {
+            done += 1;
             progress(TrainProgress::CrossValidation {
-                done: done + 1,
+                done,
                 total,
                 alpha: options.alphas[a],
                 fold,
