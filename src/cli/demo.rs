@@ -76,7 +76,6 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         activate: true,
         gate: crate::lifecycle::gate::GatePolicy::from_settings(&settings),
         who: "dealscore demo".into(),
-        low_priority: false,
     };
     let input = crate::lifecycle::train_job::TrainInput::Database {
         since: None,

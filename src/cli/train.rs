@@ -191,7 +191,6 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
         activate: args.activate,
         gate: crate::lifecycle::gate::GatePolicy::from_settings(&settings),
         who: "dealscore-train".into(),
-        low_priority: false,
     };
     let training = train_job::run(job, input, db.as_ref(), registry, move |p| {
         let mut status = progress_status.lock().unwrap_or_else(PoisonError::into_inner);

@@ -331,7 +331,6 @@ impl Trainer {
             activate: force,
             gate: self.gate,
             who: who.to_owned(),
-            low_priority: true,
         };
         let db = self.db.clone();
         let training = train_job::run(job, input, Some(&db), Some(&db), move |p| {

@@ -85,10 +85,6 @@ pub struct TrainJob {
     pub gate: GatePolicy,
     /// Who asked (recorded with an activation).
     pub who: String,
-    /// Run the CPU work at the lowest scheduling priority: true in the server, whose HTTP workers
-    /// come first; false for the command line, where the job is the process's whole work (run
-    /// it under `nice` to yield to other work).
-    pub low_priority: bool,
 }
 
 /// Runs training on `input` (CPU work on a low-priority thread), writes `out_dir/<version>.json`,
@@ -110,7 +106,6 @@ pub async fn run(
         activate,
         gate: policy,
         who,
-        low_priority,
     } = job;
     let out_dir: &Path = &out_dir;
     let who: &str = &who;
@@ -133,11 +128,9 @@ pub async fn run(
     let mut job_phases = Phases::default();
     let data = match input {
         TrainInput::Deals(deals) => {
-            progress(TrainProgress::Phase {
-                name: "encode".into(),
-            });
+            progress(TrainProgress::Phase { name: "encode".into() });
             let started = Instant::now();
-            let data = run_cpu("dealscore-encode", low_priority, move || {
+            let data = run_low_priority("dealscore-encode", move || {
                 CompactDeals::from_deals(&deals, &sources, now)
             })
             .await
@@ -159,7 +152,7 @@ pub async fn run(
             data
         }
     };
-    let (result, data, progress) = run_cpu("dealscore-train", low_priority, move || {
+    let (result, data, progress) = run_low_priority("dealscore-train", move || {
         let result = train_compact(&data, &spec, &options, &mut progress);
         (result, data, progress)
     })
@@ -189,17 +182,15 @@ pub async fn run(
             progress(TrainProgress::Phase { name: "gate".into() });
             let started = Instant::now();
             let candidate = artifact.clone();
-            let decision = run_cpu("dealscore-gate", low_priority, move || {
+            let decision = run_low_priority("dealscore-gate", move || {
                 // The active model scores the holdout rows as it scores deals when serving.
                 let measured = active.as_ref().map(|a| {
                     let holdout_won: Vec<bool> = run.holdout.iter().map(|&r| data.won()[r]).collect();
                     let probabilities: Vec<f64> =
-                        logits(&a.features, &data, &run.holdout, a.intercept, &|i| {
-                            a.coefficient(i)
-                        })
-                        .into_iter()
-                        .map(sigmoid)
-                        .collect();
+                        logits(&a.features, &data, &run.holdout, a.intercept, &|i| a.coefficient(i))
+                            .into_iter()
+                            .map(sigmoid)
+                            .collect();
                     (a, roc_auc(&probabilities, &holdout_won))
                 });
                 gate::decide_measured(
@@ -252,22 +243,6 @@ pub async fn run(
         status,
         gate,
     })
-}
-
-/// Runs CPU work off the async threads: at the lowest priority when `low_priority`, else on a
-/// blocking thread at the process's own priority.
-async fn run_cpu<T, F>(name: &str, low_priority: bool, work: F) -> Result<T, String>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    if low_priority {
-        run_low_priority(name, work).await
-    } else {
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| format!("the {name} work stopped without a result: {e}"))
-    }
 }
 
 /// The registry's active model, if it loads. One whose artifact fails verification cannot be

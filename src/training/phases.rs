@@ -73,9 +73,7 @@ impl PhaseClock {
     pub fn enter(&mut self, name: &'static str, progress: &mut dyn FnMut(TrainProgress)) {
         self.stop();
         self.current = Some((name, Instant::now()));
-        progress(TrainProgress::Phase {
-            name: name.to_owned(),
-        });
+        progress(TrainProgress::Phase { name: name.to_owned() });
     }
 
     /// Ends the running phase, if any.
@@ -130,9 +128,7 @@ mod tests {
         assert_eq!(
             seen,
             [
-                TrainProgress::Phase {
-                    name: "encode".into()
-                },
+                TrainProgress::Phase { name: "encode".into() },
                 TrainProgress::Phase {
                     name: "cross_validation".into()
                 }
