@@ -12,29 +12,14 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::opportunity::{parse_fields, Purpose};
+use super::opportunity::{parse_fields, Purpose, RECORD_FIELDS};
 use super::validation::{FieldMessage, ValidationErrors};
 use super::{AttributeValue, ContactRole, Deal, ParseOptions, Status, DEFAULT_CURRENCY};
 
-/// The record fields whose changes are recorded, in their documented order; custom attributes
-/// are recorded too, each as `attributes.<name>`.
-pub const TRACKED_FIELDS: [&str; 15] = [
-    "name",
-    "account",
-    "sector",
-    "region",
-    "owner",
-    "contact_role",
-    "amount",
-    "currency",
-    "stage",
-    "status",
-    "created_at",
-    "closed_at",
-    "interaction_count",
-    "response_hours",
-    "last_activity_at",
-];
+/// The record fields whose changes are recorded, in their documented order: every record field
+/// but `external_id`, which names the deal. Custom attributes are recorded too, each as
+/// `attributes.<name>`.
+pub const TRACKED_FIELDS: &[&str] = RECORD_FIELDS.split_at(1).1;
 
 /// The prefix of a custom attribute's field name (`attributes.tier`).
 pub const ATTRIBUTE_PREFIX: &str = "attributes.";
@@ -311,6 +296,14 @@ mod tests {
     use super::*;
     use crate::domain::{Opportunity, OpportunityInput};
     use serde_json::json;
+
+    #[test]
+    fn every_record_field_but_the_id_is_tracked() {
+        assert_eq!(TRACKED_FIELDS.len() + 1, RECORD_FIELDS.len());
+        assert!(!TRACKED_FIELDS.contains(&"external_id"));
+        assert_eq!(TRACKED_FIELDS.first(), Some(&"name"));
+        assert!(is_tracked_field("last_activity_at"));
+    }
 
     fn deal(value: Value) -> Deal {
         let Value::Object(map) = value else {

@@ -1031,22 +1031,48 @@ fn unknown_opportunity(line: u64, opportunity_id: &str) -> RejectedRow {
     )
 }
 
-/// Rejects the rows whose opportunity is not stored, as the import would (a read: nothing is
-/// written).
-async fn reject_unknown_opportunities(
+/// Rejects the rows whose deal (named by `deal_of`) is not stored, as the import would (a read:
+/// nothing is written).
+async fn reject_unknown_deals<T>(
     db: &Db,
-    rows: &[(u64, (String, Activity))],
+    rows: &[(u64, T)],
+    deal_of: impl Fn(&T) -> &str,
     summary: &mut ImportSummary,
 ) -> Result<(), ImportError> {
-    let ids: BTreeSet<&str> = rows.iter().map(|(_, (id, _))| id.as_str()).collect();
+    let ids: BTreeSet<&str> = rows.iter().map(|(_, row)| deal_of(row)).collect();
     let ids: Vec<&str> = ids.into_iter().collect();
     let stored = existing_ids(db, &ids).await?;
-    for (line, (id, _)) in rows {
-        if !stored.contains(id.as_str()) {
+    for (line, row) in rows {
+        let id = deal_of(row);
+        if !stored.contains(id) {
             record_rejection(summary, unknown_opportunity(*line, id));
         }
     }
     Ok(())
+}
+
+/// The check pass of `strict` and `max_errors` for a file whose rows each name a stored deal:
+/// reads the whole file through `parse` (parse errors and unknown deals both count) and refuses
+/// it before anything is written when the rejections pass the limit. Without a limit it reads
+/// nothing.
+async fn check_rows_naming_deals<T>(
+    db: &Db,
+    options: &ImportOptions,
+    parse: impl FnOnce() -> Result<(tokio::task::JoinHandle<()>, ParsedBatches<T>), ImportError>,
+    deal_of: impl Fn(&T) -> &str,
+) -> Result<(), ImportError> {
+    if rejection_limit(options).is_none() {
+        return Ok(());
+    }
+    let (parser, mut batches) = parse()?;
+    let mut checked = ImportSummary::default();
+    while let Some(batch) = batches.recv().await {
+        let mut batch = batch?;
+        checked.absorb_rejections(&mut batch);
+        reject_unknown_deals(db, &batch.rows, &deal_of, &mut checked).await?;
+    }
+    join_parser(parser).await?;
+    refuse_over_limit(checked, options)
 }
 
 /// Imports activities (CSV `opportunity_id,id,kind,direction,occurred_at`) and refreshes the
@@ -1064,17 +1090,13 @@ where
     R: Read + Send + 'static,
     F: Fn() -> std::io::Result<R> + Send + Sync + 'static,
 {
-    if rejection_limit(options).is_some() {
-        let (parser, mut batches) = spawn_activity_parser(open_source(&open)?, options);
-        let mut checked = ImportSummary::default();
-        while let Some(batch) = batches.recv().await {
-            let mut batch = batch?;
-            checked.absorb_rejections(&mut batch);
-            reject_unknown_opportunities(db, &batch.rows, &mut checked).await?;
-        }
-        join_parser(parser).await?;
-        refuse_over_limit(checked, options)?;
-    }
+    check_rows_naming_deals(
+        db,
+        options,
+        || Ok(spawn_activity_parser(open_source(&open)?, options)),
+        |(opportunity_id, _)| opportunity_id,
+    )
+    .await?;
     let (parser, mut rx) = spawn_activity_parser(open_source(&open)?, options);
     let mut summary = ImportSummary {
         dry_run: options.dry_run,

@@ -15,9 +15,9 @@ use std::hash::{Hash, Hasher};
 use std::io::Read;
 
 use super::{
-    join_parser, open_source, parse_changed_at, record_rejection, refuse_over_limit, rejection_limit,
-    spawn_parser, unknown_opportunity, ImportError, ImportOptions, ImportProgress, ImportSummary,
-    ParsedBatches, RejectedRow, RowIdentity,
+    check_rows_naming_deals, join_parser, open_source, parse_changed_at, record_rejection, spawn_parser,
+    unknown_opportunity, ImportError, ImportOptions, ImportProgress, ImportSummary, ParsedBatches,
+    RejectedRow, RowIdentity,
 };
 use crate::domain::history::{is_tracked_field, parse_field_value, TRACKED_FIELDS};
 use crate::domain::{ExternalId, FieldMessage, ParseOptions, ValidationErrors};
@@ -25,7 +25,6 @@ use crate::i18n::format::NNBSP;
 use crate::i18n::Localized;
 use crate::ingest::mapping::ImportMapping;
 use crate::store::history::{import_in, ImportedChange, ImportedOutcome};
-use crate::store::opportunities::existing_ids;
 use crate::store::Db;
 use crate::tr;
 
@@ -160,24 +159,6 @@ fn spawn_history_parser<R: Read + Send + 'static>(
     )
 }
 
-/// Rejects the rows whose deal is not stored (a read: nothing is written).
-async fn reject_unknown_deals(
-    db: &Db,
-    rows: &[(u64, ImportedChange)],
-    summary: &mut ImportSummary,
-) -> Result<(), ImportError> {
-    let mut ids: Vec<&str> = rows.iter().map(|(_, c)| c.external_id.as_str()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let stored = existing_ids(db, &ids).await?;
-    for (line, change) in rows {
-        if !stored.contains(change.external_id.as_str()) {
-            record_rejection(summary, unknown_opportunity(*line, &change.external_id));
-        }
-    }
-    Ok(())
-}
-
 /// Imports a field history CSV (`external_id,field,value,changed_at`, renamed by the mapping's
 /// `[columns]`) into the deals' history. `inserted` counts the changes recorded, `unchanged` those
 /// an earlier import already recorded; a row naming an unknown deal is rejected. `strict` and
@@ -192,17 +173,13 @@ where
     R: Read + Send + 'static,
     F: Fn() -> std::io::Result<R> + Send + Sync + 'static,
 {
-    if rejection_limit(options).is_some() {
-        let (parser, mut batches) = spawn_history_parser(open_source(&open)?, options);
-        let mut checked = ImportSummary::default();
-        while let Some(batch) = batches.recv().await {
-            let mut batch = batch?;
-            checked.absorb_rejections(&mut batch);
-            reject_unknown_deals(db, &batch.rows, &mut checked).await?;
-        }
-        join_parser(parser).await?;
-        refuse_over_limit(checked, options)?;
-    }
+    check_rows_naming_deals(
+        db,
+        options,
+        || Ok(spawn_history_parser(open_source(&open)?, options)),
+        |change: &ImportedChange| change.external_id.as_str(),
+    )
+    .await?;
     let (parser, mut rx) = spawn_history_parser(open_source(&open)?, options);
     let mut summary = ImportSummary {
         dry_run: options.dry_run,
