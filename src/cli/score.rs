@@ -27,6 +27,18 @@ pub struct ScoreArgs {
     /// ("—", "é") rather than in the system's legacy code page.
     #[arg(long)]
     pub bom: bool,
+    /// Score every deal as it stood at this instant (`YYYY-MM-DD` for its midnight UTC, or RFC
+    /// 3339): ages are counted to it, so the same file scored with the same `--as-of` gives the
+    /// same scores whatever day it runs. Default: now.
+    #[arg(long, value_name = "TIME", value_parser = parse_as_of)]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Reads `--as-of` as the API reads `as_of`; clap prints the reason and exits with 2.
+fn parse_as_of(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::insights::period::parse_from(text)
+        .map(crate::domain::from_epoch_ms)
+        .map_err(|message| message.get(crate::i18n::Lang::En).to_owned())
 }
 
 /// Result columns appended by `dealscore score`.
@@ -94,7 +106,7 @@ pub async fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
         std::io::Write::write_all(&mut out, "\u{FEFF}".as_bytes())?;
     }
     let mut writer = csv::Writer::from_writer(out);
-    let now = chrono::Utc::now();
+    let now = args.as_of.unwrap_or_else(chrono::Utc::now);
     let (mut scored, mut rejected, mut header_written) = (0u64, 0u64, false);
     crate::ingest::csv_import::for_each_row(
         std::io::BufReader::new(file),
@@ -156,8 +168,9 @@ pub async fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
     .with_context(|| format!("{}", args.file.display()))?;
     writer.flush()?;
     eprintln!(
-        "scored {scored} opportunities with model {} ({rejected} rows rejected)",
-        model.version
+        "scored {scored} opportunities with model {} as of {} ({rejected} rows rejected)",
+        model.version,
+        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     Ok(())
 }

@@ -769,3 +769,69 @@ async fn score_cli_writes_formula_cells_as_text_in_its_output_csv() {
     let expected: Vec<String> = names.iter().map(|n| format!("'{n}")).collect();
     assert_eq!(cells, expected, "{text}");
 }
+
+#[tokio::test]
+async fn score_cli_as_of_gives_the_same_scores_whatever_day_it_runs() {
+    let app = crate::helpers::spawn_app().await;
+    import_generated(&app, 600, 23).await;
+    crate::helpers::train_cli(&app, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("open.csv");
+    let mut csv = String::from("external_id,sector,amount,status,created_at,interaction_count\n");
+    for i in 0..20 {
+        csv.push_str(&format!(
+            "T-{i},retail,{},open,2026-0{}-1{}T08:00:00Z,{}\n",
+            1000 + 250 * i,
+            1 + i % 6,
+            i % 10,
+            i % 7
+        ));
+    }
+    std::fs::write(&input, csv).expect("write input");
+    let score = |extra: &[&str]| {
+        let out = std::process::Command::new(bin_path())
+            .args(["score", "--file", input.to_str().unwrap()])
+            .args(extra)
+            .env("DATABASE_URL", &app.db_url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run dealscore score");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let probabilities = |text: &str| -> Vec<String> {
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let column = reader
+            .headers()
+            .expect("header")
+            .iter()
+            .position(|h| h == "probability")
+            .expect("probability column");
+        reader
+            .records()
+            .map(|r| r.expect("record")[column].to_owned())
+            .collect()
+    };
+    let (code, first, stderr) = score(&["--as-of", "2026-07-01T00:00:00Z"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("as of 2026-07-01T00:00:00Z"), "{stderr}");
+    // Seconds apart, the instant is the same: the output is too, byte for byte.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (_, second, _) = score(&["--as-of", "2026-07-01"]);
+    assert_eq!(first, second);
+    // The instant matters: a year later every deal is older and some probabilities move.
+    let (_, later, _) = score(&["--as-of", "2027-07-01"]);
+    assert_eq!(probabilities(&first).len(), 20);
+    assert_ne!(probabilities(&first), probabilities(&later));
+    // A malformed instant is refused before anything is read, with the reason.
+    let (code, stdout, stderr) = score(&["--as-of", "next tuesday"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("--as-of") && stderr.contains("is not a date (YYYY-MM-DD) or an RFC 3339 time"),
+        "{stderr}"
+    );
+}
