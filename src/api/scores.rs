@@ -26,7 +26,7 @@ use crate::ranking::SortKey;
 use crate::scoring::{score, Focus, Grade, RankBy, ScoreResult};
 use crate::serving::{history_row, ActiveModel, LoadedModel};
 use crate::store::opportunities::{self, ListFilter};
-use crate::store::scores::{self, StoredScore};
+use crate::store::scores::{self, ExplainedScore};
 use crate::store::Db;
 use crate::tr;
 
@@ -231,8 +231,8 @@ pub struct StoredScoreAnswer {
     #[serde(flatten)]
     pub result: ScoreResult,
     /// Recent score history, newest first: this score, or the last one recorded for the same
-    /// deal and model.
-    pub history: Vec<StoredScore>,
+    /// deal and model; each entry says what moved it since the one before (`since_previous`).
+    pub history: Vec<ExplainedScore>,
     /// For a score `as_of` an instant: the instant and the fields unknown then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub as_of: Option<AsOfNote>,
@@ -287,7 +287,7 @@ pub async fn score_stored(
         );
         let rank = query.rank.unwrap_or_default();
         let result = score(&model, &settings.scoring, &then.deal, at, None, rank, lang);
-        let history = scores::history(&db, stored_opp.id, 20).await?;
+        let history = scores::history_explained(&db, stored_opp.id, 20).await?;
         return Ok(ok_in(lang).json(StoredScoreAnswer {
             external_id,
             result,
@@ -319,7 +319,7 @@ pub async fn score_stored(
         let row = history_row(stored_opp.id, &result, Utc::now()).for_deal(deal_hash);
         scores::insert_batch(&db, &[row]).await?;
     }
-    let history = scores::history(&db, stored_opp.id, 20).await?;
+    let history = scores::history_explained(&db, stored_opp.id, 20).await?;
     Ok(ok_in(lang).json(StoredScoreAnswer {
         external_id,
         result,

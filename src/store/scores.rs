@@ -129,6 +129,111 @@ pub async fn history(db: &Db, opportunity_id: i64, limit: i64) -> Result<Vec<Sto
     Ok(rows.into_iter().map(StoredScore::from).collect())
 }
 
+/// What moved a recorded score since the score recorded before it, so a rep sees why a deal
+/// went from B to C: the model that scored it, the fields that changed, the activities that
+/// happened in between.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ScoreMove {
+    /// The version that scored the previous entry, when another model scored this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_model_version: Option<String>,
+    /// Fields whose value dealscore recorded as changed in between (`stage`,
+    /// `attributes.tier`…), each once, in the order their first change was recorded.
+    pub fields: Vec<String>,
+    /// Activities that occurred in between.
+    pub activities: u64,
+}
+
+/// One entry of a deal's score history with what moved it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ExplainedScore {
+    /// The score.
+    #[serde(flatten)]
+    pub score: StoredScore,
+    /// What changed since the entry before it; absent for the deal's first recorded score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_previous: Option<ScoreMove>,
+}
+
+/// The latest `limit` scores of an opportunity, newest first, each with what moved it since the
+/// score before it ([`ScoreMove`]): field changes by the time dealscore recorded them, activities
+/// by the time they occurred. Three statements, whatever `limit`.
+pub async fn history_explained(
+    db: &Db,
+    opportunity_id: i64,
+    limit: i64,
+) -> Result<Vec<ExplainedScore>, sqlx::Error> {
+    // One more than shown: the oldest shown entry is explained against the one before it.
+    let scores = history(db, opportunity_id, limit.saturating_add(1)).await?;
+    let (Some(newest), Some(oldest)) = (scores.first(), scores.last()) else {
+        return Ok(Vec::new());
+    };
+    let (from, to) = (to_epoch_ms(oldest.scored_at), to_epoch_ms(newest.scored_at));
+    let fields: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT field, recorded_at FROM opportunity_history WHERE opportunity_id = $1 \
+         AND recorded_at > $2 AND recorded_at <= $3 AND field <> '*' ORDER BY recorded_at, id",
+    )
+    .bind(opportunity_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&db.pool)
+    .await?;
+    let activities: Vec<(i64,)> = sqlx::query_as(
+        "SELECT occurred_at FROM activities WHERE opportunity_id = $1 \
+         AND occurred_at > $2 AND occurred_at <= $3",
+    )
+    .bind(opportunity_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&db.pool)
+    .await?;
+    let activities: Vec<i64> = activities.into_iter().map(|(at,)| at).collect();
+    let mut explained = explain_moves(scores, &fields, &activities);
+    explained.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(explained)
+}
+
+/// Pairs each score (newest first) with what happened between it and the next older one: the
+/// `fields` recorded (field, epoch ms) and the `activities` that occurred (epoch ms) in
+/// (older.scored_at, score.scored_at]. The oldest score has nothing to compare with.
+fn explain_moves(
+    scores: Vec<StoredScore>,
+    fields: &[(String, i64)],
+    activities: &[i64],
+) -> Vec<ExplainedScore> {
+    let older: Vec<Option<(String, i64)>> = scores
+        .iter()
+        .skip(1)
+        .map(|s| Some((s.model_version.clone(), to_epoch_ms(s.scored_at))))
+        .chain(std::iter::once(None))
+        .collect();
+    scores
+        .into_iter()
+        .zip(older)
+        .map(|(score, older)| {
+            let since_previous = older.map(|(model, from)| {
+                let to = to_epoch_ms(score.scored_at);
+                let within = |at: i64| at > from && at <= to;
+                let mut changed: Vec<String> = Vec::new();
+                for (field, _) in fields.iter().filter(|(_, at)| within(*at)) {
+                    if !changed.contains(field) {
+                        changed.push(field.clone());
+                    }
+                }
+                ScoreMove {
+                    previous_model_version: (model != score.model_version).then_some(model),
+                    fields: changed,
+                    activities: activities.iter().filter(|&&at| within(at)).count() as u64,
+                }
+            });
+            ExplainedScore {
+                score,
+                since_previous,
+            }
+        })
+        .collect()
+}
+
 /// A `scores` row without its ids: `scored_at` in epoch milliseconds.
 #[derive(FromRow)]
 struct ScoreRow {
@@ -233,4 +338,58 @@ pub async fn latest_for(db: &Db, ids: &[i64]) -> Result<std::collections::HashMa
         out.extend(query.fetch_all(&db.pool).await?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod move_tests {
+    use super::*;
+
+    fn score(model: &str, at_ms: i64) -> StoredScore {
+        StoredScore {
+            model_version: model.into(),
+            probability: 0.5,
+            score: 50,
+            grade: "B".into(),
+            expected_value: None,
+            focus: "nurture".into(),
+            scored_at: from_epoch_ms(at_ms),
+        }
+    }
+
+    #[test]
+    fn each_score_names_what_happened_since_the_one_before() {
+        // Newest first: v2 at 300, v1 at 200, v1 at 100.
+        let scores = vec![score("v2", 300), score("v1", 200), score("v1", 100)];
+        let fields = vec![
+            ("stage".to_owned(), 150),
+            ("amount".to_owned(), 200),
+            ("stage".to_owned(), 180),
+            ("region".to_owned(), 250),
+            ("owner".to_owned(), 100), // at the oldest score itself: before it, not after
+        ];
+        let activities = [120, 130, 301];
+        let explained = explain_moves(scores, &fields, &activities);
+        assert_eq!(
+            explained[0].since_previous,
+            Some(ScoreMove {
+                previous_model_version: Some("v1".into()),
+                fields: vec!["region".into()],
+                activities: 0,
+            })
+        );
+        assert_eq!(
+            explained[1].since_previous,
+            Some(ScoreMove {
+                previous_model_version: None,
+                fields: vec!["stage".into(), "amount".into()],
+                activities: 2,
+            })
+        );
+        assert_eq!(explained[2].since_previous, None);
+    }
+
+    #[test]
+    fn no_scores_nothing_to_explain() {
+        assert!(explain_moves(Vec::new(), &[], &[]).is_empty());
+    }
 }

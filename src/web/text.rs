@@ -181,6 +181,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("deal.probability", "Win probability", "Probabilité de gain"),
     ("deal.now", "now", "maintenant"),
     ("deal.history", "Score history", "Historique du score"),
+    ("deal.moves", "What moved the score", "Ce qui a fait bouger le score"),
+    ("deal.moved_fields", "changed", "modifié"),
+    ("deal.moved_activities", "new activities", "nouvelles activités"),
+    ("deal.moved_model", "new model", "nouveau modèle"),
+    ("deal.moved_nothing", "rescored", "recalculé"),
     (
         "deal.factors",
         "What drives this score",

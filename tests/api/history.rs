@@ -561,3 +561,88 @@ async fn a_stored_deal_scored_as_of_an_instant_is_scored_as_it_stood_then() {
         .unwrap();
     assert_eq!(response.status(), 422);
 }
+
+#[tokio::test]
+async fn each_score_history_entry_says_what_moved_it() {
+    let (app, first_model) = crate::scoring::trained_app().await;
+    let mut deal = open_deal("M-1", "alice", "EMEA");
+    deal["stage"] = json!("Discovery");
+    assert_eq!(app.put_opportunity("M-1", &deal).await.status(), 201);
+    let score_now = || async { app.get_json("/v1/opportunities/M-1/score", &app.rep_key).await.1 };
+    let first = score_now().await;
+    assert_eq!(first["history"].as_array().unwrap().len(), 1, "{first}");
+    assert!(
+        first["history"][0].get("since_previous").is_none(),
+        "the first score: {first}"
+    );
+
+    // Two fields change: the new entry names both, and nothing else.
+    deal["stage"] = json!("Negotiation");
+    deal["amount"] = json!(99000);
+    assert_eq!(app.put_opportunity("M-1", &deal).await.status(), 200);
+    let second = score_now().await;
+    let moved = &second["history"][0]["since_previous"];
+    let mut fields: Vec<&str> = moved["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["amount", "stage"], "{second}");
+    assert_eq!(moved["activities"], 0);
+    assert!(moved.get("previous_model_version").is_none(), "{second}");
+    // The older entry keeps saying it was the first.
+    assert!(second["history"][1].get("since_previous").is_none(), "{second}");
+
+    // Two activities happen: counted on the next entry.
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let activities = json!([
+        {"id": "m1", "kind": "email", "direction": "inbound", "occurred_at": now},
+        {"id": "m2", "kind": "call", "direction": "outbound", "occurred_at": now}
+    ]);
+    let response = app
+        .client
+        .post(app.url("/v1/opportunities/M-1/activities"))
+        .bearer_auth(&app.analyst_key)
+        .json(&activities)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let third = score_now().await;
+    assert_eq!(third["history"].as_array().unwrap().len(), 3, "{third}");
+    assert_eq!(third["history"][0]["since_previous"]["activities"], 2, "{third}");
+
+    // A new model, nothing else: the entry names the version before it.
+    let report = crate::helpers::train_cli(&app, &["--cv", "3", "--activate"]);
+    let second_model = report["artifact"]["version"].as_str().unwrap().to_owned();
+    assert_ne!(second_model, first_model);
+    crate::helpers::wait_for_model(&app, &second_model).await;
+    let fourth = score_now().await;
+    let moved = &fourth["history"][0]["since_previous"];
+    assert_eq!(moved["previous_model_version"], first_model.as_str(), "{fourth}");
+    assert_eq!(moved["fields"], json!([]));
+    assert_eq!(moved["activities"], 0);
+
+    // The deal page lists the same moves, newest first, in the reader's language.
+    let mut browser = crate::web::Browser::new(&app);
+    browser.sign_in(&app.rep_key).await;
+    let (status, _, page) = browser.get("/deals/M-1").await;
+    assert_eq!(status, 200, "{page}");
+    let list = page
+        .split("id=\"score-moves\"")
+        .nth(1)
+        .expect("the moves list")
+        .split("</ul>")
+        .next()
+        .unwrap();
+    let items: Vec<&str> = list.split("<li>").skip(1).collect();
+    assert_eq!(items.len(), 3, "{list}");
+    assert!(items[0].contains(&format!("new model: {second_model}")), "{list}");
+    assert!(items[1].contains("new activities: 2"), "{list}");
+    assert!(
+        items[2].contains("changed: ") && items[2].contains("Amount"),
+        "{list}"
+    );
+}

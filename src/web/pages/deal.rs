@@ -47,6 +47,14 @@ pub struct MeasureRow {
     lost: String,
 }
 
+/// One recorded score change and what moved it.
+pub struct MoveRow {
+    when: String,
+    from: String,
+    to: String,
+    why: String,
+}
+
 /// One recent activity.
 pub struct ActivityRow {
     when: String,
@@ -70,6 +78,7 @@ struct DealPage {
     focus: &'static str,
     focus_line: String,
     history_chart: String,
+    moves: Vec<MoveRow>,
     factors_chart: String,
     factors: Vec<FactorRow>,
     next: Option<InterventionView>,
@@ -77,6 +86,63 @@ struct DealPage {
     measures: Vec<MeasureRow>,
     activities: Vec<ActivityRow>,
     model_version: String,
+}
+
+/// Most score changes listed under the history chart.
+const MOVES: usize = 5;
+
+/// The latest score changes (newest first), each with what moved it: the fields that changed,
+/// the activities that happened, a new model.
+fn moves(history: &[scores::ExplainedScore], lang: Lang) -> Vec<MoveRow> {
+    let t = Text(lang);
+    let shown = |s: &scores::StoredScore| format!("{} {}", s.grade, s.score);
+    history
+        .windows(2)
+        .filter_map(|pair| {
+            let (entry, before) = (&pair[0], &pair[1]);
+            let moved = entry.since_previous.as_ref()?;
+            let mut parts: Vec<String> = Vec::new();
+            if !moved.fields.is_empty() {
+                let names: Vec<String> = moved
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        let feature = f.replacen(crate::domain::history::ATTRIBUTE_PREFIX, "attr.", 1);
+                        crate::scoring::feature_name_label(&feature, lang)
+                    })
+                    .collect();
+                parts.push(format::label_value(
+                    t.get("deal.moved_fields"),
+                    &names.join(", "),
+                    lang,
+                ));
+            }
+            if moved.activities > 0 {
+                parts.push(format::label_value(
+                    t.get("deal.moved_activities"),
+                    &format::count(moved.activities, lang),
+                    lang,
+                ));
+            }
+            if moved.previous_model_version.is_some() {
+                parts.push(format::label_value(
+                    t.get("deal.moved_model"),
+                    &entry.score.model_version,
+                    lang,
+                ));
+            }
+            if parts.is_empty() {
+                parts.push(t.get("deal.moved_nothing").to_owned());
+            }
+            Some(MoveRow {
+                when: format::timestamp_date(entry.score.scored_at, lang),
+                from: shown(&before.score),
+                to: shown(&entry.score),
+                why: format::join_parts(&parts),
+            })
+        })
+        .take(MOVES)
+        .collect()
 }
 
 fn measure_label(source: &Source<'_>) -> Option<&'static str> {
@@ -155,7 +221,11 @@ pub async fn show(
             )
         })?;
     let model = active_model(&holder).or_page(lang)?;
-    let mut history = scores::history(&db, stored.id, HISTORY).await.or_page(lang)?;
+    let explained = scores::history_explained(&db, stored.id, HISTORY)
+        .await
+        .or_page(lang)?;
+    let moves = moves(&explained, lang);
+    let mut history: Vec<scores::StoredScore> = explained.into_iter().map(|e| e.score).collect();
     history.reverse();
     let previous = history.last().map(|s| s.score.clamp(0, 100) as u8);
     let config = settings.scoring.clone();
@@ -242,6 +312,7 @@ pub async fn show(
         trend: t.get(trend_key),
         focus,
         history_chart,
+        moves,
         factors_chart,
         factors: result
             .factors
