@@ -349,7 +349,24 @@ async fn demo_trains_on_its_history_and_serves_the_scores_its_examples_ask_for()
         .unwrap();
     let probability = stored["probability"].as_f64().expect("a score");
     assert!((0.0..=1.0).contains(&probability), "{stored}");
+    // Scored once before serving; reading it adds nothing, the deal and model being unchanged.
     assert_eq!(stored["history"].as_array().map(Vec::len), Some(1), "{stored}");
+    // Every open deal was scored before serving: the forecast has no unscored deal.
+    let resources: Value = client
+        .get(format!("{base}/v1/insights/resources"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let regions = resources["regions"].as_array().expect("regions");
+    assert!(!regions.is_empty(), "{resources}");
+    for region in regions {
+        assert_eq!(region["unscored_open_deals"], 0, "{region}");
+        assert!(region["scored_open_deals"].as_u64().unwrap_or(0) > 0, "{region}");
+    }
 
     let response = client
         .post(format!("{base}/v1/score"))
