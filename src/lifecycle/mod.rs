@@ -2,6 +2,7 @@
 //! retraining. Operations guide: docs/operations.md.
 
 pub mod background;
+pub mod backtest;
 pub mod compare;
 pub mod gate;
 pub mod holdout;

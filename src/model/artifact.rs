@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::evaluation::{Convergence, CvSummary, Metrics};
+use super::evaluation::{Backtest, Convergence, CvSummary, Metrics};
 use super::factors::SuccessFactor;
 use super::profile::TrainingProfile;
 use crate::features::FittedFeatures;
@@ -52,6 +52,10 @@ pub struct ModelArtifact {
     /// artifacts trained before profiles existed; such models still load and score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<TrainingProfile>,
+    /// Backtests: the model's method retrained on what was known before past instants, scoring
+    /// the deals open then (empty when the training data had no dates or no such deals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backtests: Vec<Backtest>,
     /// Hex SHA-256 of the artifact's canonical JSON with this field empty (see models/README.md).
     #[serde(default)]
     pub sha256: String,

@@ -1,6 +1,7 @@
 //! Evaluation records stored in the artifact: holdout metrics, calibration, cross-validation and
 //! solver convergence. Training computes them; they are plain data here.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Quality of probabilities on a set of deals (the holdout).
@@ -75,6 +76,51 @@ pub struct CalibrationBin {
     pub mean_predicted: Option<f64>,
     /// Observed win rate in the bin (`None` when empty).
     pub observed_win_rate: Option<f64>,
+}
+
+/// How a model trained on what was known before a past instant ranks and calibrates the deals
+/// that were open at that instant, scored as they stood then, against how they ended: the quality
+/// of the scores reps use, where the closed-deal holdout measures final states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Backtest {
+    /// The instant T.
+    pub as_of: DateTime<Utc>,
+    /// Closed deals known before T, which the backtest model was trained on.
+    pub trained_on: usize,
+    /// Deals open at T that have closed since (those still open have no outcome yet).
+    pub open_deals: usize,
+    /// Of those, the won ones.
+    pub won: usize,
+    /// Open deals at T with a recorded field history or activities before T; the others are
+    /// scored on their current values, closing fields hidden.
+    pub with_history: usize,
+    /// ROC AUC of the scores at T against the outcomes (`None` without both outcomes).
+    pub roc_auc: Option<f64>,
+    /// Mean squared error of the probabilities (`None` without deals).
+    pub brier: Option<f64>,
+    /// Mean predicted probability.
+    pub mean_probability: Option<f64>,
+    /// Share of the open deals that were eventually won.
+    pub win_rate: Option<f64>,
+    /// Ten equal-width probability bins.
+    pub calibration: Vec<CalibrationBin>,
+    /// Calibration by the deal's age at T: young deals must not be written off.
+    pub by_age: Vec<AgeBand>,
+}
+
+/// Calibration of the deals of one age band at the backtest instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgeBand {
+    /// Youngest age in the band, in days (inclusive).
+    pub from_days: u32,
+    /// Oldest age, in days (exclusive); `None` for the last band.
+    pub to_days: Option<u32>,
+    /// Deals in the band.
+    pub deals: usize,
+    /// Mean predicted probability (`None` when empty).
+    pub mean_probability: Option<f64>,
+    /// Observed win rate (`None` when empty).
+    pub win_rate: Option<f64>,
 }
 
 /// Cross-validated ROC AUC for one alpha.

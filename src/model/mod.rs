@@ -14,7 +14,9 @@ pub mod predict;
 pub mod profile;
 
 pub use artifact::{ArtifactError, ColumnCoefficient, ModelArtifact, TrainingSummary, FORMAT_VERSION};
-pub use evaluation::{CalibrationBin, ConfusionMatrix, Convergence, CvResult, CvSummary, Metrics, RocPoint};
+pub use evaluation::{
+    AgeBand, Backtest, CalibrationBin, ConfusionMatrix, Convergence, CvResult, CvSummary, Metrics, RocPoint,
+};
 pub use factors::{
     CategoryStat, GroupReference, LevelEffect, NumericReference, Quartiles, SuccessFactor,
     MIN_WON_FOR_GROUP_TARGET,

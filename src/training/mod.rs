@@ -3,6 +3,7 @@
 //! [`train`] is the one entry point; the `dealscore-train` binary and the server's retrain
 //! endpoint both call it. Method and metrics: docs/scoring-method.md.
 
+pub mod backtest;
 pub mod factors;
 pub mod fit;
 pub mod metrics;
@@ -425,6 +426,7 @@ pub fn train(
         success_factors,
         convergence: final_fit.convergence.clone(),
         profile: Some(profile),
+        backtests: Vec::new(),
         sha256: String::new(),
     };
     artifact.seal();

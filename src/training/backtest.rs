@@ -1,0 +1,256 @@
+//! The backtest: the training method replayed at a past instant T. A model is fitted on the deals
+//! closed by T (what was known then, with the alpha the job chose), then scores the deals that
+//! were open at T, as they stood at T, and the scores are compared with how those deals ended.
+//! The closed-deal holdout measures final states; this measures the scores reps act on.
+
+use chrono::{DateTime, Utc};
+
+use super::fit::{design_matrix, fit_large};
+use super::metrics::{brier, calibration_table, roc_auc};
+use super::TrainError;
+use crate::domain::{Opportunity, Status};
+use crate::features::{FeatureSpec, FittedFeatures};
+use crate::model::{AgeBand, Backtest};
+
+/// Age bands (days at T, lower bounds) of the calibration by age: young deals first, since a
+/// model that learns from final states writes them off.
+pub const AGE_BANDS: [u32; 4] = [0, 21, 60, 120];
+
+/// Fewest closed deals of each outcome known by T for a backtest model to be fitted.
+pub const MIN_OUTCOMES: usize = 5;
+
+/// A deal that was open at the backtest instant.
+#[derive(Debug, Clone)]
+pub struct OpenAtInstant {
+    /// The deal as it stood at T (closing fields hidden, measures as of T).
+    pub deal: Opportunity,
+    /// Its age at T in days, when its creation date is known.
+    pub age_days: Option<f64>,
+    /// How it ended.
+    pub won: bool,
+    /// Whether a recorded field history or activities before T shaped it.
+    pub with_history: bool,
+}
+
+/// Replays training at `at`: fits on the deals of `closed` that closed by `at`, scores `open`
+/// as of `at`. `None` when too few outcomes were known by then to fit (fewer than
+/// [`MIN_OUTCOMES`] won or lost).
+pub fn backtest(
+    closed: &[&Opportunity],
+    open: &[OpenAtInstant],
+    at: DateTime<Utc>,
+    spec: &FeatureSpec,
+    alpha: f64,
+    max_iterations: u64,
+) -> Result<Option<Backtest>, TrainError> {
+    let known: Vec<&Opportunity> = closed
+        .iter()
+        .copied()
+        .filter(|d| d.status.is_closed() && d.closed_at.is_some_and(|c| c <= at))
+        .collect();
+    let known_won: Vec<bool> = known.iter().map(|d| d.status == Status::Won).collect();
+    let n_won = known_won.iter().filter(|w| **w).count();
+    if n_won < MIN_OUTCOMES || known.len() - n_won < MIN_OUTCOMES {
+        return Ok(None);
+    }
+    // Encoders, bins included, are fitted on what was known at T, like the fit.
+    let features = FittedFeatures::fit(spec, &known, at);
+    let fit = fit_large(
+        &design_matrix(&features, &known, at),
+        &known_won,
+        alpha,
+        max_iterations,
+    )?;
+    let rows: Vec<&Opportunity> = open.iter().map(|o| &o.deal).collect();
+    let probabilities = fit.probabilities(&design_matrix(&features, &rows, at));
+    let won: Vec<bool> = open.iter().map(|o| o.won).collect();
+    let ages: Vec<Option<f64>> = open.iter().map(|o| o.age_days).collect();
+    Ok(Some(summarise(
+        at,
+        known.len(),
+        &probabilities,
+        &won,
+        &ages,
+        open,
+    )))
+}
+
+/// The backtest's figures from the probabilities at T and the outcomes.
+fn summarise(
+    at: DateTime<Utc>,
+    trained_on: usize,
+    probabilities: &[f64],
+    won: &[bool],
+    ages: &[Option<f64>],
+    open: &[OpenAtInstant],
+) -> Backtest {
+    let n = probabilities.len();
+    let n_won = won.iter().filter(|w| **w).count();
+    let mean = |values: &mut dyn Iterator<Item = f64>| -> Option<f64> {
+        let (sum, count) = values.fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
+        (count > 0).then(|| sum / count as f64)
+    };
+    Backtest {
+        as_of: at,
+        trained_on,
+        open_deals: n,
+        won: n_won,
+        with_history: open.iter().filter(|o| o.with_history).count(),
+        roc_auc: (n_won > 0 && n_won < n).then(|| roc_auc(probabilities, won)),
+        brier: (n > 0).then(|| brier(probabilities, won)),
+        mean_probability: mean(&mut probabilities.iter().copied()),
+        win_rate: (n > 0).then(|| n_won as f64 / n as f64),
+        calibration: calibration_table(probabilities, won, 10),
+        by_age: age_bands(probabilities, won, ages),
+    }
+}
+
+/// Calibration per [`AGE_BANDS`] band; deals of unknown age are left out.
+fn age_bands(probabilities: &[f64], won: &[bool], ages: &[Option<f64>]) -> Vec<AgeBand> {
+    AGE_BANDS
+        .iter()
+        .enumerate()
+        .map(|(i, &from)| {
+            let to = AGE_BANDS.get(i + 1).copied();
+            let inside = |age: f64| age >= f64::from(from) && to.is_none_or(|t| age < f64::from(t));
+            let members: Vec<usize> = (0..probabilities.len())
+                .filter(|&k| ages[k].is_some_and(inside))
+                .collect();
+            let deals = members.len();
+            let share = |value: &dyn Fn(usize) -> f64| -> Option<f64> {
+                (deals > 0).then(|| members.iter().map(|&k| value(k)).sum::<f64>() / deals as f64)
+            };
+            AgeBand {
+                from_days: from,
+                to_days: to,
+                deals,
+                mean_probability: share(&|k| probabilities[k]),
+                win_rate: share(&|k| f64::from(u8::from(won[k]))),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::as_of::{as_of, AsOfRules};
+    use crate::generate::{generate, GeneratorConfig};
+
+    fn any_deal() -> Opportunity {
+        generate(&GeneratorConfig {
+            deals: 1,
+            ..GeneratorConfig::default()
+        })
+        .opportunities
+        .remove(0)
+    }
+
+    fn open(age: f64, won: bool) -> OpenAtInstant {
+        OpenAtInstant {
+            deal: any_deal(),
+            age_days: Some(age),
+            won,
+            with_history: age < 30.0,
+        }
+    }
+
+    #[test]
+    fn age_bands_split_deals_by_their_age_at_the_instant() {
+        let probabilities = [0.1, 0.3, 0.5, 0.7, 0.9];
+        let won = [false, true, false, true, true];
+        let ages = [Some(2.0), Some(20.9), Some(21.0), Some(500.0), None];
+        let bands = age_bands(&probabilities, &won, &ages);
+        assert_eq!(bands.len(), 4);
+        assert_eq!(
+            (bands[0].from_days, bands[0].to_days, bands[0].deals),
+            (0, Some(21), 2)
+        );
+        assert!((bands[0].mean_probability.unwrap() - 0.2).abs() < 1e-12);
+        assert_eq!(bands[0].win_rate, Some(0.5));
+        assert_eq!((bands[1].deals, bands[1].win_rate), (1, Some(0.0)));
+        assert_eq!((bands[2].deals, bands[2].mean_probability), (0, None));
+        assert_eq!(
+            (bands[3].to_days, bands[3].deals, bands[3].win_rate),
+            (None, 1, Some(1.0))
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_outcomes_and_leaves_auc_out_with_one_outcome() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let deals = [open(5.0, true), open(50.0, false), open(90.0, true)];
+        let ages = [Some(5.0), Some(50.0), Some(90.0)];
+        let summary = summarise(at, 40, &[0.8, 0.2, 0.6], &[true, false, true], &ages, &deals);
+        assert_eq!(
+            (
+                summary.open_deals,
+                summary.won,
+                summary.with_history,
+                summary.trained_on
+            ),
+            (3, 2, 1, 40)
+        );
+        assert_eq!(summary.roc_auc, Some(1.0));
+        assert!((summary.brier.unwrap() - (0.04 + 0.04 + 0.16) / 3.0).abs() < 1e-12);
+        let all_won = summarise(at, 40, &[0.8], &[true], &[Some(5.0)], &deals[..1]);
+        assert_eq!(all_won.roc_auc, None);
+        assert_eq!(all_won.win_rate, Some(1.0));
+    }
+
+    #[test]
+    fn a_replay_fits_on_what_was_closed_by_the_instant_and_scores_what_was_open() {
+        let config = GeneratorConfig {
+            deals: 3000,
+            seed: 5,
+            with_activities: false,
+            ..GeneratorConfig::default()
+        };
+        let history = generate(&config);
+        let closed: Vec<&Opportunity> = history
+            .opportunities
+            .iter()
+            .filter(|d| d.status.is_closed())
+            .collect();
+        let mut closes: Vec<DateTime<Utc>> = closed.iter().filter_map(|d| d.closed_at).collect();
+        closes.sort_unstable();
+        let at = closes[closes.len() * 3 / 4];
+        let open: Vec<OpenAtInstant> = closed
+            .iter()
+            .filter(|d| d.created_at.is_some_and(|c| c <= at) && d.closed_at.is_some_and(|c| c > at))
+            .map(|d| {
+                let then = as_of(&d.deal, &[], &[], at, &AsOfRules::default());
+                OpenAtInstant {
+                    deal: Opportunity {
+                        external_id: d.external_id.clone(),
+                        deal: then.deal,
+                    },
+                    age_days: then.age_days,
+                    won: d.status == Status::Won,
+                    with_history: false,
+                }
+            })
+            .collect();
+        assert!(open.len() > 50, "{}", open.len());
+        let spec = FeatureSpec::default_spec();
+        let replay = backtest(&closed, &open, at, &spec, 1.0, 200)
+            .unwrap()
+            .expect("enough outcomes");
+        assert_eq!(
+            replay.trained_on,
+            closed
+                .iter()
+                .filter(|d| d.closed_at.is_some_and(|c| c <= at))
+                .count()
+        );
+        assert_eq!(replay.open_deals, open.len());
+        assert_eq!(replay.by_age.iter().map(|b| b.deals).sum::<usize>(), open.len());
+        let auc = replay.roc_auc.expect("both outcomes");
+        assert!(auc > 0.5 && auc <= 1.0, "{auc}");
+        // Before any deal closed there is nothing to learn from.
+        let first = closes[0] - chrono::Duration::days(1);
+        assert!(backtest(&closed, &open, first, &spec, 1.0, 200)
+            .unwrap()
+            .is_none());
+    }
+}
