@@ -39,18 +39,28 @@ fn open(out: &mut String, width: f64, height: f64, label: &str) {
     );
 }
 
-/// "Nice" upper bound for an axis: 1, 2, 2.5 or 5 times a power of ten, at least `max`.
-fn nice_max(max: f64) -> f64 {
-    if max.is_nan() || max <= 0.0 {
-        return 1.0;
+/// A "nice" axis for values up to `max`: a step of 1, 2 or 5 times a power of ten, and the
+/// smallest multiple of it at least `max`, with at most [`MAX_TICKS`] steps. Returns
+/// `(axis maximum, step)`.
+fn nice_axis(max: f64) -> (f64, f64) {
+    if !max.is_finite() || max <= 0.0 {
+        return (1.0, 0.25);
     }
-    let magnitude = 10f64.powf(max.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0]
+    let rough = max / MAX_TICKS as f64;
+    let magnitude = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
         .into_iter()
         .map(|m| m * magnitude)
-        .find(|v| *v >= max)
-        .unwrap_or(10.0 * magnitude)
+        .find(|s| max / s <= MAX_TICKS as f64 + 1e-9)
+        .unwrap_or(10.0 * magnitude);
+    ((max / step - 1e-9).ceil().max(1.0) * step, step)
 }
+
+/// Most tick steps on a value axis.
+const MAX_TICKS: usize = 5;
+
+/// More x labels than this are written slanted, so every one can be shown.
+const UPRIGHT_LABELS: usize = 12;
 
 /// A named series of values, one per x label.
 #[derive(Debug, Clone)]
@@ -79,10 +89,11 @@ fn legend(out: &mut String, series: &[&Series], y: f64) {
     }
 }
 
-fn y_axis(out: &mut String, max: f64, format: &dyn Fn(f64) -> String, plot_h: f64) {
-    for i in 0..=4 {
-        let v = max * f64::from(i) / 4.0;
-        let y = TOP + plot_h - plot_h * f64::from(i) / 4.0;
+fn y_axis(out: &mut String, (max, step): (f64, f64), format: &dyn Fn(f64) -> String, plot_h: f64) {
+    let ticks = (max / step).round() as usize;
+    for i in 0..=ticks {
+        let v = step * i as f64;
+        let y = TOP + plot_h - plot_h * v / max;
         let _ = write!(
             out,
             r#"<line class="grid" x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}"/><text class="tick" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
@@ -94,17 +105,36 @@ fn y_axis(out: &mut String, max: f64, format: &dyn Fn(f64) -> String, plot_h: f6
     }
 }
 
+/// Extra height below the plot that `labels` need: slanted labels take the room of their
+/// longest one.
+fn x_label_room(labels: &[String]) -> f64 {
+    if labels.len() <= UPRIGHT_LABELS {
+        return 0.0;
+    }
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64;
+    // 11 px text at 45°: about 4.5 px of height per character, less the upright label's row.
+    (longest * 4.5 - 12.0).max(0.0)
+}
+
 fn x_labels(out: &mut String, labels: &[String], step: f64, plot_h: f64) {
-    // At most ~12 labels fit; thin them out evenly beyond that.
-    let every = labels.len().div_ceil(12).max(1);
-    for (i, label) in labels.iter().enumerate().filter(|(i, _)| i % every == 0) {
+    // Every label is written: upright while they fit, slanted beyond.
+    let slanted = labels.len() > UPRIGHT_LABELS;
+    for (i, label) in labels.iter().enumerate() {
         let x = LEFT + step * (i as f64 + 0.5);
-        let _ = write!(
-            out,
-            r#"<text class="tick" x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            TOP + plot_h + 16.0,
-            escape(label)
-        );
+        let y = TOP + plot_h + 16.0;
+        if slanted {
+            let _ = write!(
+                out,
+                r#"<text class="tick" x="{x:.1}" y="{y:.1}" text-anchor="end" transform="rotate(-45 {x:.1} {y:.1})">{}</text>"#,
+                escape(label)
+            );
+        } else {
+            let _ = write!(
+                out,
+                r#"<text class="tick" x="{x:.1}" y="{y:.1}" text-anchor="middle">{}</text>"#,
+                escape(label)
+            );
+        }
     }
 }
 
@@ -119,15 +149,18 @@ pub fn bars_and_rates(
     rate_format: &dyn Fn(f64) -> String,
 ) -> String {
     let mut out = String::new();
-    open(&mut out, W, H + 20.0, label);
+    let room = x_label_room(x);
+    open(&mut out, W, H + 20.0 + room, label);
     let plot_h = H - TOP - BOTTOM;
     let plot_w = W - LEFT - RIGHT - if rates.is_empty() { 0.0 } else { 40.0 };
-    let max = nice_max(
+    let axis = nice_axis(
         bars.iter()
             .flat_map(|s| s.values.iter().copied())
+            .filter(|v| v.is_finite())
             .fold(0.0, f64::max),
     );
-    y_axis(&mut out, max, format, plot_h);
+    let max = axis.0;
+    y_axis(&mut out, axis, format, plot_h);
     let step = plot_w / x.len().max(1) as f64;
     let bar_w = (step * 0.8) / bars.len().max(1) as f64;
     for (k, s) in bars.iter().enumerate() {
@@ -179,7 +212,7 @@ pub fn bars_and_rates(
     }
     x_labels(&mut out, x, step, plot_h);
     let all: Vec<&Series> = bars.iter().chain(rates).collect();
-    legend(&mut out, &all, H + 12.0);
+    legend(&mut out, &all, H + 12.0 + room);
     out.push_str("</svg>");
     out
 }
@@ -193,10 +226,12 @@ pub fn line(
     format: &dyn Fn(f64) -> String,
 ) -> String {
     let mut out = String::new();
-    open(&mut out, W, H, label);
+    open(&mut out, W, H + x_label_room(x), label);
     let plot_h = H - TOP - BOTTOM;
     let plot_w = W - LEFT - RIGHT;
+    let y_max = nice_axis(y_max);
     y_axis(&mut out, y_max, format, plot_h);
+    let y_max = y_max.0;
     let step = plot_w / x.len().max(1) as f64;
     let mut points = String::new();
     for (i, v) in series.values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
@@ -235,14 +270,22 @@ pub struct Diverging {
     pub value_text: String,
 }
 
-/// Horizontal bars around a centre line: what raises to the right, what lowers to the left.
+/// Horizontal bars around a centre line: what raises to the right, what lowers to the left,
+/// scaled to the largest bar.
 pub fn diverging(label: &str, rows: &[Diverging], raises: &str, lowers: &str) -> String {
+    let max = rows.iter().map(|r| r.value.abs()).fold(0.0, f64::max);
+    diverging_on_scale(label, rows, raises, lowers, max)
+}
+
+/// [`diverging`] with bars drawn to a scale where `scale` fills the half width, so several
+/// charts side by side compare (the factor effects of a model share one scale).
+pub fn diverging_on_scale(label: &str, rows: &[Diverging], raises: &str, lowers: &str, scale: f64) -> String {
     let row_h = 26.0;
     let height = TOP + 24.0 + row_h * rows.len().max(1) as f64 + 8.0;
     let label_w = 220.0;
     let centre = label_w + (W - label_w - RIGHT) / 2.0;
     let half = (W - label_w - RIGHT) / 2.0 - 60.0;
-    let max = rows.iter().map(|r| r.value.abs()).fold(0.0, f64::max).max(1e-9);
+    let max = if scale.is_finite() { scale.max(1e-9) } else { 1e-9 };
     let mut out = String::new();
     open(&mut out, W, height, label);
     let _ = write!(
@@ -255,7 +298,7 @@ pub fn diverging(label: &str, rows: &[Diverging], raises: &str, lowers: &str) ->
     );
     for (i, r) in rows.iter().enumerate() {
         let y = TOP + 16.0 + row_h * i as f64;
-        let w = half * r.value.abs() / max;
+        let w = half * (r.value.abs() / max).min(1.0);
         let (x, class, anchor, tx) = if r.value >= 0.0 {
             (centre, "raises", "start", centre + w + 4.0)
         } else {
@@ -397,11 +440,75 @@ mod tests {
 
     #[test]
     fn nice_axis_bounds() {
-        assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(7.0), 10.0);
-        assert_eq!(nice_max(180.0), 200.0);
-        assert_eq!(nice_max(2_100.0), 2_500.0);
-        assert_eq!(nice_max(f64::NAN), 1.0);
+        // Steps of 1, 2 or 5 times a power of ten, at most five of them.
+        assert_eq!(nice_axis(0.0), (1.0, 0.25));
+        assert_eq!(nice_axis(7.0), (8.0, 2.0));
+        assert_eq!(nice_axis(100.0), (100.0, 20.0));
+        assert_eq!(nice_axis(180.0), (200.0, 50.0));
+        assert_eq!(nice_axis(2_100.0), (2_500.0, 500.0));
+        assert_eq!(nice_axis(4_000.0), (4_000.0, 1_000.0));
+        assert_eq!(nice_axis(0.43), (0.5, 0.1));
+        assert_eq!(nice_axis(f64::NAN), (1.0, 0.25));
+        for max in [1.0, 3.0, 12.0, 38.0, 62.0, 188.0, 1_250.0, 3_750.0, 99_999.0] {
+            let (top, step) = nice_axis(max);
+            let mantissa = step / 10f64.powf(step.log10().floor());
+            assert!(
+                [1.0, 2.0, 5.0].iter().any(|m| (m - mantissa).abs() < 1e-9),
+                "{max}: step {step}"
+            );
+            assert!(
+                top >= max && top / step <= 5.0 + 1e-9 && top - step < max,
+                "{max}: {top} by {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_x_label_is_written_slanted_when_many() {
+        let few: Vec<String> = (0..5).map(|i| format!("rep {i}")).collect();
+        let many: Vec<String> = (0..40).map(|i| format!("representative {i}")).collect();
+        let values = |n: usize| Series {
+            label: "open".into(),
+            class: "s-open",
+            values: (0..n).map(|i| i as f64).collect(),
+        };
+        let upright = bars_and_rates("x", &few, &[values(5)], &[], &|v| v.to_string(), &|v| {
+            v.to_string()
+        });
+        assert!(!upright.contains("rotate(-45"));
+        let slanted = bars_and_rates("x", &many, &[values(40)], &[], &|v| v.to_string(), &|v| {
+            v.to_string()
+        });
+        well_formed(&slanted);
+        for label in &many {
+            assert!(slanted.contains(&format!(">{label}</text>")), "{label}");
+        }
+        assert_eq!(slanted.matches("rotate(-45").count(), 40);
+    }
+
+    #[test]
+    fn diverging_charts_on_one_scale_draw_equal_values_equally_long() {
+        let bar = |v: f64| Diverging {
+            label: "x".into(),
+            value: v,
+            value_text: v.to_string(),
+        };
+        let width = |svg: &str| -> String {
+            let at = svg.find("<rect class=\"raises\"").expect("a bar");
+            svg[at..]
+                .split("width=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        let small = diverging_on_scale("a", &[bar(1.06)], "up", "down", 2.48);
+        let large = diverging_on_scale("b", &[bar(1.06), bar(2.48)], "up", "down", 2.48);
+        assert_eq!(width(&small), width(&large));
+        // Alone, each chart fills its half width.
+        assert_ne!(width(&diverging("a", &[bar(1.06)], "up", "down")), width(&small));
     }
 
     #[test]

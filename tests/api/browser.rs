@@ -292,3 +292,93 @@ async fn a_rep_and_an_analyst_work_through_the_ui_in_a_real_browser() {
     shoot(&analyst, "model").await;
     analyst.close().await.expect("close");
 }
+
+/// What breaks a page's layout, measured in the browser: the page scrolling sideways, a table
+/// wider than its card that the card does not scroll, a chart much narrower than its card.
+const LAYOUT_PROBLEMS: &str = r#"
+const problems = [];
+const root = document.documentElement;
+if (root.scrollWidth > window.innerWidth + 1) {
+  problems.push(`the page is ${root.scrollWidth}px wide in a ${window.innerWidth}px window`);
+}
+for (const table of document.querySelectorAll('table')) {
+  const card = table.closest('.card, .table-wrap');
+  if (!card) { problems.push('a table outside any card'); continue; }
+  const style = getComputedStyle(card);
+  const scrolls = style.overflowX === 'auto' || style.overflowX === 'scroll';
+  if (table.getBoundingClientRect().width > card.clientWidth + 1 && !scrolls) {
+    problems.push(`a ${Math.round(table.getBoundingClientRect().width)}px table cut by a ${card.clientWidth}px card`);
+  }
+}
+for (const svg of document.querySelectorAll('svg.chart')) {
+  const holder = svg.closest('.card');
+  if (!holder) continue;
+  const style = getComputedStyle(holder);
+  const inner = holder.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const width = svg.getBoundingClientRect().width;
+  if (width < 0.9 * inner) {
+    problems.push(`a ${Math.round(width)}px chart in a ${Math.round(inner)}px card`);
+  }
+}
+return problems;
+"#;
+
+/// Every page, in English and French, at a desktop (1,280 px) and a phone (375 px) width: the
+/// page never scrolls sideways, tables fit their cards or scroll inside them, charts take their
+/// card's width. A screenshot of each goes with the others.
+#[tokio::test]
+#[ignore = "needs Debian's chromium and chromium-driver (installed by .ci/run)"]
+async fn every_page_fits_its_cards_in_both_languages_at_desktop_and_phone_widths() {
+    let (app, older, newer) = app_with_two_versions().await;
+    let (_, deals) = app
+        .get_json("/v1/opportunities?status=open&limit=1", &app.analyst_key)
+        .await;
+    let deal = deals["items"][0]["external_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an open deal: {deals}"))
+        .to_owned();
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    sign_in(&client, &app, &app.analyst_key).await;
+    let pages = [
+        ("deals", "/deals".to_owned()),
+        ("deal", format!("/deals/{deal}")),
+        ("pipeline", "/pipeline".to_owned()),
+        ("process", "/process".to_owned()),
+        ("resources", "/resources".to_owned()),
+        ("models", "/models".to_owned()),
+        ("model", format!("/models/{newer}")),
+        ("compare", format!("/models/compare?a={older}&b={newer}")),
+    ];
+    let mut problems = Vec::new();
+    for (width, height) in [(1280u32, 1000u32), (375, 812)] {
+        client.set_window_size(width, height).await.expect("window size");
+        for lang in ["en", "fr"] {
+            for (name, path) in &pages {
+                let separator = if path.contains('?') { '&' } else { '?' };
+                client
+                    .goto(&app.url(&format!("{path}{separator}lang={lang}")))
+                    .await
+                    .expect("page");
+                client
+                    .wait()
+                    .for_element(Locator::Css(&format!("html[lang={lang}]")))
+                    .await
+                    .expect("the page in its language");
+                let found = client
+                    .execute(LAYOUT_PROBLEMS, vec![])
+                    .await
+                    .expect("layout script");
+                for problem in found.as_array().into_iter().flatten() {
+                    problems.push(format!(
+                        "{name} ({lang}, {width}px): {}",
+                        problem.as_str().unwrap_or_default()
+                    ));
+                }
+                shoot(&client, &format!("{name}-{lang}-{width}")).await;
+            }
+        }
+    }
+    client.close().await.expect("close");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

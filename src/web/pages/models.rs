@@ -308,11 +308,17 @@ pub async fn show(
     });
     let mut factors: Vec<&crate::model::SuccessFactor> = a.success_factors.iter().collect();
     factors.sort_by(|x, y| y.importance.total_cmp(&x.importance));
+    // One scale for every factor, so a level's bar length compares across charts.
+    let scale = factors
+        .iter()
+        .flat_map(|f| f.levels.iter().map(|l| l.coefficient.abs()))
+        .filter(|c| c.is_finite())
+        .fold(0.0, f64::max);
     let effects = factors
         .iter()
         .map(|f| EffectChart {
             feature: crate::scoring::feature_name_label(&f.feature, lang),
-            svg: charts::diverging(
+            svg: charts::diverging_on_scale(
                 &format!(
                     "{} — {}",
                     t.get("model.effects"),
@@ -328,6 +334,7 @@ pub async fn show(
                     .collect::<Vec<_>>(),
                 t.get("deal.raises"),
                 t.get("deal.lowers"),
+                scale,
             ),
         })
         .collect();
