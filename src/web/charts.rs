@@ -282,7 +282,10 @@ pub fn diverging(label: &str, rows: &[Diverging], raises: &str, lowers: &str) ->
 pub fn diverging_on_scale(label: &str, rows: &[Diverging], raises: &str, lowers: &str, scale: f64) -> String {
     let row_h = 26.0;
     let height = TOP + 24.0 + row_h * rows.len().max(1) as f64 + 8.0;
-    let label_w = 220.0;
+    // Room for the longest label (11 px text: about 6.5 px a character), within bounds that
+    // leave the bars their space.
+    let longest = rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(0) as f64;
+    let label_w = (longest * 6.5 + 12.0).clamp(120.0, 300.0);
     let centre = label_w + (W - label_w - RIGHT) / 2.0;
     let half = (W - label_w - RIGHT) / 2.0 - 60.0;
     let max = if scale.is_finite() { scale.max(1e-9) } else { 1e-9 };

@@ -191,9 +191,13 @@ fn measures(
 
 /// A factor's value as the chart shows it: a contact role by its name in the reader's language,
 /// anything else as the factor's sentence writes it.
-fn factor_value(f: &crate::scoring::Factor, lang: Lang) -> String {
+fn factor_value(f: &crate::scoring::Factor, deal: &crate::domain::Deal, lang: Lang) -> String {
     match f.feature.as_str() {
         "contact_role" => crate::scoring::level_label(&f.feature, &f.value, lang),
+        // An amount means little without its currency.
+        "amount" => deal
+            .amount
+            .map_or_else(|| f.value.clone(), |a| format::money(a, &deal.currency, lang)),
         _ => f.value.clone(),
     }
 }
@@ -267,7 +271,7 @@ pub async fn show(
         .map(|f| Diverging {
             label: format::label_value(
                 &crate::scoring::feature_name_label(&f.feature, lang),
-                &factor_value(f, lang),
+                &factor_value(f, &opp, lang),
                 lang,
             ),
             value: f.contribution,
