@@ -9,4 +9,5 @@ pub mod holdout;
 pub mod registry;
 pub mod runner;
 pub mod schedule;
+pub mod snapshots;
 pub mod train_job;

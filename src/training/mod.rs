@@ -8,6 +8,7 @@ pub mod factors;
 pub mod fit;
 pub mod metrics;
 pub mod report;
+pub mod snapshots;
 pub mod split;
 
 #[cfg(test)]

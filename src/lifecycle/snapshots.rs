@@ -1,0 +1,54 @@
+//! Training snapshots from the database: each closed deal with its recorded history and
+//! activities, expanded into the states it went through while open (`training::snapshots`).
+
+use crate::domain::Opportunity;
+use crate::features::as_of::AsOfRules;
+use crate::store::{history, Db};
+use crate::training::snapshots::snapshots;
+
+/// Deals whose timelines are read per round trip (three statements each, see
+/// [`history::timelines`]).
+const TIMELINES_PER_READ: usize = 2_000;
+
+/// What [`expand`] produced.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    /// The snapshots, `per_deal` per closed deal, deal after deal.
+    pub rows: Vec<Opportunity>,
+    /// Closed deals with a recorded field history or activities.
+    pub with_history: usize,
+    /// Closed deals expanded.
+    pub deals: usize,
+}
+
+/// Expands every closed deal of `deals` into `per_deal` snapshots of its open life, read with its
+/// recorded history and activities; open deals are left out (they have no outcome yet).
+pub async fn expand(db: &Db, deals: &[Opportunity], per_deal: usize) -> Result<Expanded, sqlx::Error> {
+    let rules = AsOfRules::default();
+    let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
+    let mut out = Expanded {
+        rows: Vec::with_capacity(closed.len() * per_deal),
+        ..Expanded::default()
+    };
+    for chunk in closed.chunks(TIMELINES_PER_READ) {
+        let ids: Vec<&str> = chunk.iter().map(|d| d.external_id.as_str()).collect();
+        let mut timelines = history::timelines(db, &ids).await?;
+        for deal in chunk {
+            let (changes, activities) = timelines
+                .remove(deal.external_id.as_str())
+                .map(|t| (t.history, t.activities))
+                .unwrap_or_default();
+            // A first write at the close is no history of the open life.
+            let before_close = |at| deal.closed_at.is_none_or(|c| at < c);
+            if changes.iter().any(|c| before_close(c.changed_at))
+                || activities.iter().any(|a| before_close(a.occurred_at))
+            {
+                out.with_history += 1;
+            }
+            out.rows
+                .extend(snapshots(deal, &changes, &activities, per_deal, &rules));
+            out.deals += 1;
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,153 @@
+//! Training snapshots: a closed deal seen at several instants of its open life, each labelled with
+//! how it ended. Open deals are what gets scored, so the model learns from deals as they stood
+//! while open — their age then, the activities so far, the fields as they were — rather than
+//! from their final state (docs/scoring-method.md).
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::domain::{Activity, FieldChange, Opportunity};
+use crate::features::as_of::{as_of, AsOfRules};
+
+/// Snapshots per closed deal by default: every deal weighs the same.
+pub const DEFAULT_PER_DEAL: usize = 3;
+
+/// Most snapshots per deal a job may ask for.
+pub const MAX_PER_DEAL: usize = 12;
+
+/// The instants a deal open from `created` to `closed` is seen at: `per_deal` points spread
+/// evenly inside its open life (`i / (per_deal + 1)` of the way, for i = 1..=per_deal), so none
+/// is the creation or the close itself.
+pub fn instants(created: DateTime<Utc>, closed: DateTime<Utc>, per_deal: usize) -> Vec<DateTime<Utc>> {
+    let life = (closed - created).num_milliseconds();
+    let parts = per_deal as i64 + 1;
+    (1..parts)
+        .map(|i| created + Duration::milliseconds(life * i / parts))
+        .collect()
+}
+
+/// The snapshots of one closed deal: the deal as it stood at each of [`instants`], with its
+/// outcome and close date kept (the label, and the time split keeps a deal's snapshots on one
+/// side) and its age then as its cycle. A deal without both dates, or closed the instant it was
+/// created, cannot be placed in time: its final state stands for it, `per_deal` times, so it
+/// weighs as much as the others.
+pub fn snapshots(
+    deal: &Opportunity,
+    history: &[FieldChange],
+    activities: &[Activity],
+    per_deal: usize,
+    rules: &AsOfRules,
+) -> Vec<Opportunity> {
+    let per_deal = per_deal.clamp(1, MAX_PER_DEAL);
+    let (Some(created), Some(closed)) = (deal.created_at, deal.closed_at) else {
+        return vec![deal.clone(); per_deal];
+    };
+    if closed <= created || !deal.status.is_closed() {
+        return vec![deal.clone(); per_deal];
+    }
+    instants(created, closed, per_deal)
+        .into_iter()
+        .map(|at| snapshot_at(deal, history, activities, at, rules))
+        .collect()
+}
+
+/// One snapshot: the deal as of `at` (the "as of" builder scoring uses), labelled.
+pub fn snapshot_at(
+    deal: &Opportunity,
+    history: &[FieldChange],
+    activities: &[Activity],
+    at: DateTime<Utc>,
+    rules: &AsOfRules,
+) -> Opportunity {
+    let then = as_of(&deal.deal, history, activities, at, rules);
+    let mut state = then.deal;
+    // The label and the split key; the features read the age at `at`, set just below.
+    state.status = deal.status;
+    state.closed_at = deal.closed_at;
+    state.cycle_days = then.age_days;
+    Opportunity {
+        external_id: deal.external_id.clone(),
+        deal: state,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ActivityDirection, ActivityKind, Status};
+    use crate::generate::{generate, GeneratorConfig};
+
+    fn t(text: &str) -> DateTime<Utc> {
+        crate::domain::parse_timestamp(text).unwrap()
+    }
+
+    fn closed_deal() -> Opportunity {
+        let mut deal = generate(&GeneratorConfig {
+            deals: 1,
+            ..GeneratorConfig::default()
+        })
+        .opportunities
+        .remove(0);
+        deal.deal.status = Status::Won;
+        deal.deal.stage = Some("Closed Won".into());
+        deal.deal.created_at = Some(t("2025-01-01T00:00:00Z"));
+        deal.deal.closed_at = Some(t("2025-05-01T00:00:00Z"));
+        deal.deal.interaction_count = Some(40);
+        deal.deal.cycle_days = None;
+        deal
+    }
+
+    fn activity(at: &str) -> Activity {
+        Activity {
+            id: None,
+            kind: ActivityKind::Email,
+            direction: ActivityDirection::Outbound,
+            occurred_at: t(at),
+        }
+    }
+
+    #[test]
+    fn instants_split_the_open_life_evenly() {
+        let got = instants(t("2025-01-01T00:00:00Z"), t("2025-01-05T00:00:00Z"), 3);
+        assert_eq!(
+            got,
+            [
+                t("2025-01-02T00:00:00Z"),
+                t("2025-01-03T00:00:00Z"),
+                t("2025-01-04T00:00:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn each_snapshot_is_the_deal_as_it_stood_labelled_with_its_outcome() {
+        let deal = closed_deal();
+        let activities = [activity("2025-01-10T00:00:00Z"), activity("2025-03-15T00:00:00Z")];
+        let shots = snapshots(&deal, &[], &activities, 3, &AsOfRules::default());
+        assert_eq!(shots.len(), 3);
+        for shot in &shots {
+            assert_eq!(shot.status, Status::Won);
+            assert_eq!(shot.closed_at, deal.closed_at);
+            // The closing stage is not known while the deal is open.
+            assert_eq!(shot.stage, None);
+        }
+        // 30 days in, one activity so far; 60 days, one; 90 days, two.
+        let ages: Vec<f64> = shots.iter().map(|s| s.cycle_days.unwrap().round()).collect();
+        assert_eq!(ages, [30.0, 60.0, 90.0]);
+        let counts: Vec<Option<i64>> = shots.iter().map(|s| s.interaction_count).collect();
+        assert_eq!(counts, [Some(1), Some(1), Some(2)]);
+        // The age is what the features read.
+        assert_eq!(
+            shots[0].cycle_days(t("2030-01-01T00:00:00Z")),
+            shots[0].cycle_days
+        );
+    }
+
+    #[test]
+    fn a_deal_without_dates_stands_for_itself_as_often_as_the_others() {
+        let mut deal = closed_deal();
+        deal.deal.created_at = None;
+        let shots = snapshots(&deal, &[], &[], 4, &AsOfRules::default());
+        assert_eq!(shots.len(), 4);
+        assert!(shots.iter().all(|s| s == &deal));
+    }
+}
