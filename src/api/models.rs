@@ -74,6 +74,11 @@ pub struct VersionReport {
     /// The feature spec it was trained with.
     #[schema(value_type = Object)]
     pub spec: FeatureSpec,
+    /// Backtests, the headline: a model replayed on what was known at a past instant, scoring
+    /// the deals open then as they stood, against how they ended (`as_of`, `open_deals`,
+    /// `roc_auc`, `brier`, `calibration`, `by_age`…). Empty when the data had no dates.
+    #[schema(value_type = Vec<Object>)]
+    pub backtests: Vec<crate::model::Backtest>,
     /// Data it was trained on.
     #[schema(value_type = Object)]
     pub training: TrainingSummary,
@@ -109,6 +114,7 @@ fn report(
         record,
         activations,
         spec,
+        backtests: a.backtests,
         training: a.training,
         holdout_metrics: a.holdout_metrics,
         baseline_metrics: a.baseline_metrics,

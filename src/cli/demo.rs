@@ -77,6 +77,10 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         activate: true,
         gate: crate::lifecycle::gate::GatePolicy::from_settings(&settings),
         who: "dealscore demo".into(),
+        point_in_time: crate::lifecycle::point_in_time::PointInTime {
+            source: Some(db.clone()),
+            snapshots: None,
+        },
     };
     let outcome = crate::lifecycle::train_job::run(job, deals, Some(&db), |_| {}).await?;
     let artifact = &outcome.trained.artifact;

@@ -79,6 +79,19 @@ pub struct TrainArgs {
     /// Print one JSON document instead of the report.
     #[arg(long)]
     pub json: bool,
+    /// Learn from each closed deal as it stood at N instants of its open life (1–12; needs the
+    /// time split and the database), instead of from its final state.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=12))]
+    pub snapshots: Option<u8>,
+    /// Learn from each closed deal as it stood at each of these ages (days, increasing, e.g.
+    /// `7,30,90,180`) it reached while open: a deal weighs as much as it stayed open.
+    #[arg(
+        long,
+        value_name = "DAYS",
+        value_delimiter = ',',
+        conflicts_with = "snapshots"
+    )]
+    pub snapshot_ages: Option<Vec<u32>>,
 }
 
 /// `--split`.
@@ -92,6 +105,18 @@ pub enum SplitArg {
 
 fn parse_date(text: &str) -> Result<DateTime<Utc>, String> {
     crate::domain::parse_timestamp(text)
+}
+
+impl TrainArgs {
+    /// The snapshot plan the flags ask for, if any.
+    fn snapshot_plan(&self) -> Option<crate::training::snapshots::SnapshotPlan> {
+        use crate::training::snapshots::SnapshotPlan;
+        match (&self.snapshots, &self.snapshot_ages) {
+            (Some(n), _) => Some(SnapshotPlan::PerDeal(usize::from(*n))),
+            (None, Some(ages)) => Some(SnapshotPlan::Ages(ages.clone())),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Runs the training command with the settings of `config`, logging in `log_format` (human for
@@ -183,6 +208,11 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
         activate: args.activate,
         gate: crate::lifecycle::gate::GatePolicy::from_settings(&settings),
         who: "dealscore-train".into(),
+        point_in_time: crate::lifecycle::point_in_time::PointInTime {
+            // Deals read from a file have no recorded history here.
+            source: if args.from_csv.is_some() { None } else { db.clone() },
+            snapshots: args.snapshot_plan(),
+        },
     };
     let outcome = train_job::run(job, deals, registry, move |p| {
         progress_bar.set_message(describe(&p));

@@ -10,6 +10,7 @@ pub mod as_of;
 pub mod encode;
 pub mod fitted;
 pub mod raw;
+pub mod snapshot_plan;
 pub mod spec;
 
 pub use encode::{encode, observe, FeatureCode, ImputedNote, Observation};

@@ -10,6 +10,7 @@ use crate::features::FeatureSpec;
 use crate::model::Backtest;
 use crate::store::{history, opportunities, Db};
 use crate::training::backtest::{backtest, OpenAtInstant};
+use crate::training::snapshots::SnapshotPlan;
 use crate::training::TrainError;
 
 /// Below this share of open deals with a recorded history or activities before the instant, the
@@ -63,8 +64,8 @@ pub async fn open_at(
         .collect())
 }
 
-/// Replays training at `at` on the database's deals: fits on those closed by then, scores those
-/// open then as they stood; `None` when too few outcomes were known by then. The deals are read
+/// Replays training at `at` on the database's deals: fits on those closed by then (on their
+/// snapshots when `snapshots` is set), scores those open then as they stood; `None` when too few outcomes were known by then. The deals are read
 /// here rather than shared with the job, which keeps only compact columns of them.
 pub async fn run(
     db: &Db,
@@ -72,8 +73,13 @@ pub async fn run(
     spec: &FeatureSpec,
     alpha: f64,
     max_iterations: u64,
+    snapshots: Option<&SnapshotPlan>,
 ) -> Result<Option<Backtest>, BacktestError> {
-    let known = opportunities::closed_deals(db, None, Some(at)).await?;
+    let mut known = opportunities::closed_deals(db, None, Some(at)).await?;
+    // The method replayed is the job's: on snapshots when the job learns from them.
+    if let Some(plan) = snapshots {
+        known = super::snapshots::expand(db, &known, plan).await?.rows;
+    }
     let later = opportunities::closed_deals(db, Some(at + chrono::Duration::milliseconds(1)), None).await?;
     let later: Vec<&Opportunity> = later.iter().collect();
     let open = open_at(db, &later, at).await?;

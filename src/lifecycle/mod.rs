@@ -6,6 +6,7 @@ pub mod backtest;
 pub mod compare;
 pub mod gate;
 pub mod holdout;
+pub mod point_in_time;
 pub mod registry;
 pub mod runner;
 pub mod schedule;

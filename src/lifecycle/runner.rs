@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::gate::GatePolicy;
+use super::point_in_time::PointInTime;
 use super::train_job::{self, TrainJob};
 use crate::domain::ValidationErrors;
 use crate::features::FeatureSpec;
@@ -63,6 +64,14 @@ pub struct TrainRequestOptions {
     pub min_won: Option<usize>,
     /// Fewest lost deals accepted (default 40).
     pub min_lost: Option<usize>,
+    /// Learn from each closed deal as it stood at this many instants of its open life
+    /// (docs/scoring-method.md); default: from final states. Needs the time split.
+    #[schema(minimum = 1, maximum = 12)]
+    pub snapshots: Option<usize>,
+    /// Or learn from each closed deal as it stood at each of these ages in days (increasing,
+    /// 1–24 of them) that it reached while open. Not with `snapshots`.
+    #[schema(min_items = 1, max_items = 24)]
+    pub snapshot_ages: Option<Vec<u32>>,
 }
 
 /// A validated request, ready to run.
@@ -74,6 +83,8 @@ pub struct RunPlan {
     pub options: TrainOptions,
     /// Forced activation.
     pub force: bool,
+    /// The instants each closed deal is seen at (`None`: final states).
+    pub snapshots: Option<crate::training::snapshots::SnapshotPlan>,
     /// The request as recorded on the run.
     pub recorded: serde_json::Value,
 }
@@ -177,6 +188,36 @@ impl TrainRequest {
                 errors.push_localized(field, tr!("must be at least 2", "doit valoir au moins 2"));
             }
         }
+        use crate::training::snapshots::SnapshotPlan;
+        let snapshots = match (o.snapshots, &o.snapshot_ages) {
+            (Some(_), Some(_)) => {
+                errors.push_localized(
+                    "options.snapshot_ages",
+                    tr!(
+                        "give `snapshots` or `snapshot_ages`, not both",
+                        "donnez `snapshots` ou `snapshot_ages`, pas les deux"
+                    ),
+                );
+                None
+            }
+            (Some(n), None) => Some(("options.snapshots", SnapshotPlan::PerDeal(n))),
+            (None, Some(ages)) => Some(("options.snapshot_ages", SnapshotPlan::Ages(ages.clone()))),
+            (None, None) => None,
+        };
+        if let Some((field, plan)) = &snapshots {
+            if let Err(reason) = plan.check() {
+                errors.push_localized(*field, crate::i18n::Localized::new(reason.clone(), reason));
+            } else if split == SplitKind::Random {
+                errors.push_localized(
+                    *field,
+                    tr!(
+                        "needs the time split: a deal's snapshots must stay on one side of it",
+                        "demande le découpage temporel{NNBSP}: les instantanés d'une affaire doivent rester du même côté"
+                    ),
+                );
+            }
+        }
+        let snapshots = snapshots.map(|(_, plan)| plan);
         let options = TrainOptions {
             split,
             test_fraction,
@@ -201,6 +242,8 @@ impl TrainRequest {
                 "cv": cv,
                 "min_won": min_won,
                 "min_lost": min_lost,
+                "snapshots": o.snapshots,
+                "snapshot_ages": o.snapshot_ages,
             },
             "force": self.force,
         });
@@ -208,6 +251,7 @@ impl TrainRequest {
             spec,
             options,
             force: self.force,
+            snapshots,
             recorded,
         })
     }
@@ -314,6 +358,7 @@ impl Trainer {
             spec,
             mut options,
             force,
+            snapshots,
             ..
         } = plan;
         options.now = Utc::now();
@@ -330,6 +375,10 @@ impl Trainer {
             activate: force,
             gate: self.gate,
             who: who.to_owned(),
+            point_in_time: PointInTime {
+                source: Some(self.db.clone()),
+                snapshots,
+            },
         };
         let db = self.db.clone();
         let training = train_job::run(job, deals, Some(&db), move |p| {

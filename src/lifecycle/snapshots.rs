@@ -4,7 +4,7 @@
 use crate::domain::Opportunity;
 use crate::features::as_of::AsOfRules;
 use crate::store::{history, Db};
-use crate::training::snapshots::snapshots;
+use crate::training::snapshots::{snapshots, SnapshotPlan};
 
 /// Deals whose timelines are read per round trip (three statements each, see
 /// [`history::timelines`]).
@@ -13,7 +13,7 @@ const TIMELINES_PER_READ: usize = 2_000;
 /// What [`expand`] produced.
 #[derive(Debug, Default)]
 pub struct Expanded {
-    /// The snapshots, `per_deal` per closed deal, deal after deal.
+    /// The snapshots of each closed deal, deal after deal.
     pub rows: Vec<Opportunity>,
     /// Closed deals with a recorded field history or activities.
     pub with_history: usize,
@@ -21,15 +21,12 @@ pub struct Expanded {
     pub deals: usize,
 }
 
-/// Expands every closed deal of `deals` into `per_deal` snapshots of its open life, read with its
-/// recorded history and activities; open deals are left out (they have no outcome yet).
-pub async fn expand(db: &Db, deals: &[Opportunity], per_deal: usize) -> Result<Expanded, sqlx::Error> {
+/// Expands every closed deal of `deals` into the snapshots of its open life `plan` asks for,
+/// read with its recorded history and activities; open deals are left out (no outcome yet).
+pub async fn expand(db: &Db, deals: &[Opportunity], plan: &SnapshotPlan) -> Result<Expanded, sqlx::Error> {
     let rules = AsOfRules::default();
     let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
-    let mut out = Expanded {
-        rows: Vec::with_capacity(closed.len() * per_deal),
-        ..Expanded::default()
-    };
+    let mut out = Expanded::default();
     for chunk in closed.chunks(TIMELINES_PER_READ) {
         let ids: Vec<&str> = chunk.iter().map(|d| d.external_id.as_str()).collect();
         let mut timelines = history::timelines(db, &ids).await?;
@@ -46,7 +43,7 @@ pub async fn expand(db: &Db, deals: &[Opportunity], per_deal: usize) -> Result<E
                 out.with_history += 1;
             }
             out.rows
-                .extend(snapshots(deal, &changes, &activities, per_deal, &rules));
+                .extend(snapshots(deal, &changes, &activities, plan, &rules));
             out.deals += 1;
         }
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::background::run_low_priority;
 use super::gate::{self, GateDecision, GatePolicy};
 use super::holdout::holdout_deals;
+use super::point_in_time::{self, PointInTime, PointInTimeError};
 use crate::domain::Opportunity;
 use crate::features::FeatureSpec;
 use crate::model::ModelArtifact;
@@ -42,6 +43,9 @@ pub enum TrainJobError {
     /// The registry could not be updated.
     #[error("cannot register the model: {0}")]
     Db(#[from] sqlx::Error),
+    /// Snapshots could not be prepared.
+    #[error(transparent)]
+    PointInTime(#[from] PointInTimeError),
 }
 
 /// What to train and where the result goes.
@@ -59,6 +63,8 @@ pub struct TrainJob {
     pub gate: GatePolicy,
     /// Who asked (recorded with an activation).
     pub who: String,
+    /// Snapshots and the backtest, from the database the deals came from.
+    pub point_in_time: PointInTime,
 }
 
 /// Runs training on `deals` (CPU work on a low-priority thread), writes `out_dir/<version>.json`,
@@ -77,18 +83,23 @@ pub async fn run(
         activate,
         gate: policy,
         who,
+        point_in_time,
     } = job;
     let out_dir: &Path = &out_dir;
     let who: &str = &who;
     let mut progress = progress;
     let options = options.check().map_err(TrainError::from)?;
+    let (deals, prepared) =
+        point_in_time::prepare(&point_in_time, deals, options.split, options.test_fraction).await?;
+    let (spec_used, max_iterations) = (spec.clone(), options.max_iterations);
     let (trained, deals) = run_low_priority("dealscore-train", move || {
         let trained = train(&deals, &spec, &options, &mut progress);
         (trained, deals)
     })
     .await
     .map_err(TrainJobError::Write)?;
-    let trained = trained?;
+    let mut trained = trained?;
+    point_in_time::finish(&point_in_time, prepared, &mut trained, &spec_used, max_iterations).await;
     let artifact = &trained.artifact;
     // The checksum covers the pretty form, so the registry stores exactly what the file holds.
     let json = artifact

@@ -101,8 +101,16 @@ pub struct TrainingSummary {
     pub last_closed_at: Option<DateTime<Utc>>,
     /// Time split: earliest closed_at in the holdout.
     pub holdout_from: Option<DateTime<Utc>>,
-    /// Rows the shipped model was refit on (all closed deals).
+    /// Rows the shipped model was refit on (all closed deals, or their snapshots).
     pub final_rows: usize,
+    /// The instants of each closed deal's open life the model learnt from (`{"per_deal": 3}` or
+    /// `{"ages": [7, 30, …]}`); absent for a model trained on final states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<crate::features::snapshot_plan::SnapshotPlan>,
+    /// With snapshots: closed deals that had a recorded field history or activities before
+    /// their close (the others were seen on their current values, closing fields hidden).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deals_with_history: Option<usize>,
 }
 
 /// Why an artifact was refused.

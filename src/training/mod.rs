@@ -421,6 +421,8 @@ pub fn train(
             last_closed_at: closed_dates.iter().max().copied(),
             holdout_from: holdout_deals.iter().filter_map(|d| d.closed_at).min(),
             final_rows: closed.len(),
+            snapshots: None,
+            deals_with_history: None,
         },
         holdout_metrics,
         baseline_metrics,

@@ -21,10 +21,41 @@ pub fn render_report(trained: &TrainedModel) -> String {
         a.version, a.dealscore_version, a.format_version
     );
     let _ = writeln!(out, "sha256 {}", a.sha256);
+    for b in &a.backtests {
+        write_backtest(&mut out, b);
+    }
+    if let Some(plan) = &t.snapshots {
+        let seen = match plan {
+            crate::features::snapshot_plan::SnapshotPlan::PerDeal(n) => {
+                format!("{n} snapshots per closed deal")
+            }
+            crate::features::snapshot_plan::SnapshotPlan::Ages(ages) => format!(
+                "each closed deal at the ages it reached of {} days",
+                ages.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "\nLearnt from deals as they stood while open: {seen}{}",
+            t.deals_with_history
+                .map(|n| format!(", {n} deals with a recorded history before their close"))
+                .unwrap_or_default()
+        );
+    }
     let _ = writeln!(
         out,
-        "\nData: {} closed deals ({} won, {} lost); {} split, {} training rows, {} holdout rows",
-        t.final_rows, t.won, t.lost, t.split, t.train_rows, t.holdout_rows
+        "\nData: {} {} ({} won, {} lost); {} split, {} training rows, {} holdout rows",
+        t.final_rows,
+        if t.snapshots.is_some() {
+            "snapshots of closed deals"
+        } else {
+            "closed deals"
+        },
+        t.won,
+        t.lost,
+        t.split,
+        t.train_rows,
+        t.holdout_rows
     );
     if let (Some(first), Some(last)) = (t.first_closed_at, t.last_closed_at) {
         let _ = writeln!(
@@ -160,4 +191,40 @@ pub fn render_report(trained: &TrainedModel) -> String {
     }
     let _ = writeln!(out, "\nTrained in {:.2} s", trained.elapsed_seconds);
     out
+}
+
+/// The backtest, first in the report: the quality of the scores reps act on.
+fn write_backtest(out: &mut String, b: &crate::model::Backtest) {
+    let figure = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.3}"));
+    let _ = writeln!(
+        out,
+        "\nBacktest as of {}: the deals open then, scored as they stood, against how they ended",
+        b.as_of.date_naive()
+    );
+    let _ = writeln!(
+        out,
+        "  {} open deals ({} won), {} with a recorded history; replayed model fitted on {} rows closed by then",
+        b.open_deals, b.won, b.with_history, b.trained_on
+    );
+    let _ = writeln!(
+        out,
+        "  ROC AUC {}   Brier {}   mean predicted {} vs won {}",
+        figure(b.roc_auc),
+        figure(b.brier),
+        figure(b.mean_probability),
+        figure(b.win_rate)
+    );
+    for band in b.by_age.iter().filter(|band| band.deals > 0) {
+        let ages = match band.to_days {
+            Some(to) => format!("{}–{to} days", band.from_days),
+            None => format!("{}+ days", band.from_days),
+        };
+        let _ = writeln!(
+            out,
+            "  aged {ages:<12} {:>6} deals   predicted {}   won {}",
+            band.deals,
+            figure(band.mean_probability),
+            figure(band.win_rate)
+        );
+    }
 }

@@ -3,48 +3,38 @@
 //! while open — their age then, the activities so far, the fields as they were — rather than
 //! from their final state (docs/scoring-method.md).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::domain::{Activity, FieldChange, Opportunity};
 use crate::features::as_of::{as_of, AsOfRules};
+pub use crate::features::snapshot_plan::{instants, SnapshotPlan, MAX_AGES, MAX_PER_DEAL};
 
 /// Snapshots per closed deal by default: every deal weighs the same.
 pub const DEFAULT_PER_DEAL: usize = 3;
 
-/// Most snapshots per deal a job may ask for.
-pub const MAX_PER_DEAL: usize = 12;
-
-/// The instants a deal open from `created` to `closed` is seen at: `per_deal` points spread
-/// evenly inside its open life (`i / (per_deal + 1)` of the way, for i = 1..=per_deal), so none
-/// is the creation or the close itself.
-pub fn instants(created: DateTime<Utc>, closed: DateTime<Utc>, per_deal: usize) -> Vec<DateTime<Utc>> {
-    let life = (closed - created).num_milliseconds();
-    let parts = per_deal as i64 + 1;
-    (1..parts)
-        .map(|i| created + Duration::milliseconds(life * i / parts))
-        .collect()
-}
-
-/// The snapshots of one closed deal: the deal as it stood at each of [`instants`], with its
+/// The snapshots of one closed deal: the deal as it stood at each instant of `plan`, with its
 /// outcome and close date kept (the label, and the time split keeps a deal's snapshots on one
 /// side) and its age then as its cycle. A deal without both dates, or closed the instant it was
-/// created, cannot be placed in time: its final state stands for it, `per_deal` times, so it
-/// weighs as much as the others.
+/// created, cannot be placed in time: its final state stands for it (as many times as a
+/// per-deal count, so it weighs as much as the others; once with ages).
 pub fn snapshots(
     deal: &Opportunity,
     history: &[FieldChange],
     activities: &[Activity],
-    per_deal: usize,
+    plan: &SnapshotPlan,
     rules: &AsOfRules,
 ) -> Vec<Opportunity> {
-    let per_deal = per_deal.clamp(1, MAX_PER_DEAL);
+    let undated = match plan {
+        SnapshotPlan::PerDeal(n) => (*n).clamp(1, MAX_PER_DEAL),
+        SnapshotPlan::Ages(_) => 1,
+    };
     let (Some(created), Some(closed)) = (deal.created_at, deal.closed_at) else {
-        return vec![deal.clone(); per_deal];
+        return vec![deal.clone(); undated];
     };
     if closed <= created || !deal.status.is_closed() {
-        return vec![deal.clone(); per_deal];
+        return vec![deal.clone(); undated];
     }
-    instants(created, closed, per_deal)
+    plan.instants(created, closed)
         .into_iter()
         .map(|at| snapshot_at(deal, history, activities, at, rules))
         .collect()
@@ -122,7 +112,13 @@ mod tests {
     fn each_snapshot_is_the_deal_as_it_stood_labelled_with_its_outcome() {
         let deal = closed_deal();
         let activities = [activity("2025-01-10T00:00:00Z"), activity("2025-03-15T00:00:00Z")];
-        let shots = snapshots(&deal, &[], &activities, 3, &AsOfRules::default());
+        let shots = snapshots(
+            &deal,
+            &[],
+            &activities,
+            &SnapshotPlan::PerDeal(3),
+            &AsOfRules::default(),
+        );
         assert_eq!(shots.len(), 3);
         for shot in &shots {
             assert_eq!(shot.status, Status::Won);
@@ -146,8 +142,54 @@ mod tests {
     fn a_deal_without_dates_stands_for_itself_as_often_as_the_others() {
         let mut deal = closed_deal();
         deal.deal.created_at = None;
-        let shots = snapshots(&deal, &[], &[], 4, &AsOfRules::default());
+        let shots = snapshots(&deal, &[], &[], &SnapshotPlan::PerDeal(4), &AsOfRules::default());
         assert_eq!(shots.len(), 4);
         assert!(shots.iter().all(|s| s == &deal));
+        let once = snapshots(
+            &deal,
+            &[],
+            &[],
+            &SnapshotPlan::Ages(vec![7, 30]),
+            &AsOfRules::default(),
+        );
+        assert_eq!(once, [deal]);
+    }
+
+    #[test]
+    fn a_deal_is_seen_at_each_listed_age_it_reached_while_open() {
+        let plan = SnapshotPlan::Ages(vec![7, 30, 90, 365]);
+        let (created, closed) = (t("2025-01-01T00:00:00Z"), t("2025-05-01T00:00:00Z"));
+        assert_eq!(
+            plan.instants(created, closed),
+            [
+                t("2025-01-08T00:00:00Z"),
+                t("2025-01-31T00:00:00Z"),
+                t("2025-04-01T00:00:00Z")
+            ]
+        );
+        // Closed before the first age: once, halfway.
+        assert_eq!(
+            plan.instants(created, t("2025-01-05T00:00:00Z")),
+            [t("2025-01-03T00:00:00Z")]
+        );
+        let deal = closed_deal();
+        assert_eq!(snapshots(&deal, &[], &[], &plan, &AsOfRules::default()).len(), 3);
+    }
+
+    #[test]
+    fn plans_out_of_range_are_refused_with_the_reason() {
+        assert!(SnapshotPlan::PerDeal(3).check().is_ok());
+        assert!(SnapshotPlan::Ages(vec![7, 30]).check().is_ok());
+        assert!(SnapshotPlan::PerDeal(0)
+            .check()
+            .unwrap_err()
+            .contains("between 1 and 12"));
+        assert!(SnapshotPlan::PerDeal(13).check().is_err());
+        assert!(SnapshotPlan::Ages(vec![]).check().is_err());
+        assert!(SnapshotPlan::Ages(vec![30, 7])
+            .check()
+            .unwrap_err()
+            .contains("increasing"));
+        assert!(SnapshotPlan::Ages(vec![7, 7]).check().is_err());
     }
 }

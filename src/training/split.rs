@@ -40,7 +40,21 @@ pub fn time_split(deals: &[&Opportunity], fraction: f64) -> Result<Split, TrainE
         (deals[a].closed_at, &deals[a].external_id).cmp(&(deals[b].closed_at, &deals[b].external_id))
     });
     let k = holdout_size(deals.len(), fraction);
-    let cut = deals.len() - k;
+    let mut cut = deals.len() - k;
+    // Rows of one deal (its snapshots, adjacent in this order) stay on one side: the cut moves
+    // past the deal it would split, or before it when that would empty the holdout.
+    let same_deal = |cut: usize| deals[order[cut]].external_id == deals[order[cut - 1]].external_id;
+    let mut later = cut;
+    while later < deals.len() && same_deal(later) {
+        later += 1;
+    }
+    if later < deals.len() {
+        cut = later;
+    } else {
+        while cut > 1 && same_deal(cut) {
+            cut -= 1;
+        }
+    }
     let mut train = order[..cut].to_vec();
     let mut holdout = order[cut..].to_vec();
     train.sort_unstable();
@@ -130,6 +144,28 @@ mod tests {
         assert_eq!(split.holdout, vec![2, 3]);
         assert_eq!(split.train, vec![0, 1, 4]);
         assert_eq!(time_split(&refs, 0.4).unwrap(), split);
+    }
+
+    #[test]
+    fn a_deals_snapshots_stay_on_one_side_of_the_time_split() {
+        // Three snapshots each of four deals, in no particular order.
+        let deals: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .zip([1, 2, 3, 4])
+            .flat_map(|(id, day)| std::iter::repeat_n(closed(id, day), 3))
+            .rev()
+            .collect();
+        let refs: Vec<_> = deals.iter().collect();
+        for fraction in [0.1, 0.2, 0.3, 0.5, 0.9] {
+            let split = time_split(&refs, fraction).unwrap();
+            let side = |rows: &[usize]| -> std::collections::BTreeSet<String> {
+                rows.iter().map(|&i| deals[i].external_id.to_string()).collect()
+            };
+            let (train, holdout) = (side(&split.train), side(&split.holdout));
+            assert!(train.is_disjoint(&holdout), "{fraction}: {train:?} / {holdout:?}");
+            assert!(!holdout.is_empty() && !train.is_empty(), "{fraction}");
+            assert_eq!(split.train.len() + split.holdout.len(), 12);
+        }
     }
 
     #[test]

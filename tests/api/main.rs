@@ -16,6 +16,7 @@ mod insights;
 mod lifecycle;
 mod openapi;
 mod opportunities;
+mod point_in_time;
 mod retention;
 mod scopes;
 mod scoring;

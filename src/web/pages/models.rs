@@ -16,6 +16,7 @@ use crate::i18n::{format, Lang};
 use crate::lifecycle::gate::{GateDecision, GateOutcome};
 use crate::lifecycle::registry::{activate_version, compare_versions, headline, load_verified};
 use crate::lifecycle::runner::{TrainRequest, Trainer};
+use crate::model::ModelArtifact;
 use crate::serving::ActiveModel;
 use crate::store::models::{self, ModelStatus};
 use crate::store::training_runs::{self, CreateError, RunState};
@@ -24,7 +25,7 @@ use crate::web::charts::{self, Curve, Diverging};
 use crate::web::error::{OrPage, PageError, PageErrorKind};
 use crate::web::session::Viewer;
 use crate::web::text::Text;
-use crate::web::{blocking, render, see_other, url_encode, Nav, Ui};
+use crate::web::{blocking, render, see_other, url_encode, view, Nav, Ui};
 
 /// One version in the list.
 pub struct VersionRow {
@@ -221,6 +222,64 @@ pub struct MetricRow {
     baseline: String,
 }
 
+/// A backtest as shown: the headline figures, then calibration by age at the instant.
+pub struct BacktestView {
+    as_of: String,
+    summary: String,
+    figures: Vec<(&'static str, String)>,
+    bands: Vec<(String, String, String, String)>,
+}
+
+/// The backtests of a version, figures written for `lang`.
+fn backtest_views(a: &ModelArtifact, lang: Lang) -> Vec<BacktestView> {
+    let t = Text(lang);
+    let figure =
+        |v: Option<f64>, digits: usize| v.map_or_else(|| "–".to_owned(), |v| format::number(v, digits, lang));
+    let share = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| view::probability(v, lang));
+    a.backtests
+        .iter()
+        .map(|b| BacktestView {
+            as_of: format::timestamp_date(b.as_of, lang),
+            summary: format::join_parts(&[
+                format::label_value(
+                    t.get("backtest.open_deals"),
+                    &format::count(b.open_deals as u64, lang),
+                    lang,
+                ),
+                format::label_value(t.get("backtest.won"), &format::count(b.won as u64, lang), lang),
+                format::label_value(
+                    t.get("backtest.with_history"),
+                    &format::count(b.with_history as u64, lang),
+                    lang,
+                ),
+            ]),
+            figures: vec![
+                (t.get("metric.roc_auc"), figure(b.roc_auc, 3)),
+                (t.get("metric.brier"), figure(b.brier, 3)),
+                (t.get("backtest.mean_probability"), share(b.mean_probability)),
+                (t.get("backtest.win_rate"), share(b.win_rate)),
+            ],
+            bands: b
+                .by_age
+                .iter()
+                .filter(|band| band.deals > 0)
+                .map(|band| {
+                    let ages = match band.to_days {
+                        Some(to) => format!("{}–{to}", band.from_days),
+                        None => format!("{}+", band.from_days),
+                    };
+                    (
+                        ages,
+                        format::count(band.deals as u64, lang),
+                        share(band.mean_probability),
+                        share(band.win_rate),
+                    )
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// A feature's effects chart.
 pub struct EffectChart {
     feature: String,
@@ -236,6 +295,7 @@ struct ModelPage {
     created: String,
     train_rows: String,
     holdout_rows: String,
+    backtests: Vec<BacktestView>,
     metrics: Vec<MetricRow>,
     calibration_chart: String,
     roc_chart: Option<String>,
@@ -344,6 +404,7 @@ pub async fn show(
         created: format::timestamp(record.created_at, lang),
         train_rows: format::number(a.training.train_rows as f64, 0, lang),
         holdout_rows: format::number(a.training.holdout_rows as f64, 0, lang),
+        backtests: backtest_views(&a, lang),
         metrics,
         calibration_chart,
         roc_chart,
