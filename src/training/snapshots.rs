@@ -96,6 +96,29 @@ mod tests {
     }
 
     #[test]
+    fn a_training_snapshot_scores_exactly_as_the_deal_scored_as_of_that_instant() {
+        let (artifact, deals, _) = crate::training::fixtures::trained_on_generated(600, 11);
+        let activities = [activity("2025-01-10T00:00:00Z"), activity("2025-02-15T00:00:00Z")];
+        let mut checked = 0;
+        for deal in deals.iter().filter(|d| d.status.is_closed()).take(40) {
+            let (Some(created), Some(closed)) = (deal.created_at, deal.closed_at) else {
+                continue;
+            };
+            for at in instants(created, closed, 3) {
+                let shot = snapshot_at(deal, &[], &activities, at, &AsOfRules::default());
+                let scored = as_of(&deal.deal, &[], &activities, at, &AsOfRules::default()).deal;
+                let (a, b) = (
+                    crate::model::predict(&artifact, &shot.deal, at),
+                    crate::model::predict(&artifact, &scored, at),
+                );
+                assert!((a - b).abs() <= 1e-12, "{} at {at}: {a} vs {b}", deal.external_id);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 90, "{checked}");
+    }
+
+    #[test]
     fn instants_split_the_open_life_evenly() {
         let got = instants(t("2025-01-01T00:00:00Z"), t("2025-01-05T00:00:00Z"), 3);
         assert_eq!(
