@@ -13,6 +13,9 @@ use crate::config::Settings;
 use crate::ingest::{import_activities, import_opportunities, ImportOptions};
 use crate::store::{api_keys, opportunities};
 
+/// The ages (days) at which the demo's model sees each closed deal while it was open.
+const DEMO_SNAPSHOT_AGES: [u32; 9] = [0, 7, 14, 30, 60, 90, 120, 180, 365];
+
 /// Arguments of `dealscore demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -79,18 +82,28 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         who: "dealscore demo".into(),
         point_in_time: crate::lifecycle::point_in_time::PointInTime {
             source: Some(db.clone()),
-            snapshots: None,
+            // The demo's history has timestamped activities: it learns from deals as they stood
+            // while open, at the ages open deals are scored at (docs/scoring-method.md).
+            snapshots: Some(crate::training::snapshots::SnapshotPlan::Ages(DEMO_SNAPSHOT_AGES.to_vec())),
         },
     };
     let outcome = crate::lifecycle::train_job::run(job, deals, Some(&db), |_| {}).await?;
     let artifact = &outcome.trained.artifact;
     eprintln!(
-        "   model {}: holdout ROC AUC {:.3} (prior-only baseline {:.3}), {} closed deals",
+        "   model {}: holdout ROC AUC {:.3} (prior-only baseline {:.3}), {} snapshots of closed deals",
         artifact.version,
         artifact.holdout_metrics.roc_auc,
         artifact.baseline_metrics.roc_auc,
         artifact.training.final_rows
     );
+    for b in &artifact.backtests {
+        eprintln!(
+            "   backtest as of {}: {} deals open then, ROC AUC {}",
+            b.as_of.date_naive(),
+            b.open_deals,
+            b.roc_auc.map_or_else(|| "–".to_owned(), |v| format!("{v:.3}"))
+        );
+    }
     // Score the open deals once, so the forecast, at-risk and priority views show values as soon
     // as the server answers instead of waiting for the first rescoring.
     let model = std::sync::Arc::new(crate::serving::LoadedModel::new(artifact.clone()));
