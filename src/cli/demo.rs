@@ -84,7 +84,9 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
             source: Some(db.clone()),
             // The demo's history has timestamped activities: it learns from deals as they stood
             // while open, at the ages open deals are scored at (docs/scoring-method.md).
-            snapshots: Some(crate::training::snapshots::SnapshotPlan::Ages(DEMO_SNAPSHOT_AGES.to_vec())),
+            snapshots: Some(crate::training::snapshots::SnapshotPlan::Ages(
+                DEMO_SNAPSHOT_AGES.to_vec(),
+            )),
         },
     };
     let outcome = crate::lifecycle::train_job::run(job, deals, Some(&db), |_| {}).await?;

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Opportunity, Status};
-use crate::features::as_of::{as_of, AsOfRules};
+use crate::domain::Opportunity;
+use crate::features::as_of::AsOfRules;
 use crate::features::FeatureSpec;
 use crate::model::Backtest;
 use crate::store::{history, opportunities, Db};
@@ -38,7 +38,7 @@ pub async fn open_at(
     let then_open: Vec<&Opportunity> = closed
         .iter()
         .copied()
-        .filter(|d| d.created_at.is_some_and(|c| c <= at) && d.closed_at.is_some_and(|c| c > at))
+        .filter(|d| OpenAtInstant::was_open(d, at))
         .collect();
     let ids: Vec<&str> = then_open.iter().map(|d| d.external_id.as_str()).collect();
     let mut timelines = history::timelines(db, &ids).await?;
@@ -46,20 +46,11 @@ pub async fn open_at(
     Ok(then_open
         .into_iter()
         .map(|d| {
-            let timeline = timelines.remove(d.external_id.as_str());
-            let (changes, activities) = timeline.map(|t| (t.history, t.activities)).unwrap_or_default();
-            let with_history =
-                changes.iter().any(|c| c.changed_at <= at) || activities.iter().any(|a| a.occurred_at <= at);
-            let then = as_of(&d.deal, &changes, &activities, at, &rules);
-            OpenAtInstant {
-                deal: Opportunity {
-                    external_id: d.external_id.clone(),
-                    deal: then.deal,
-                },
-                age_days: then.age_days,
-                won: d.status == Status::Won,
-                with_history,
-            }
+            let (changes, activities) = timelines
+                .remove(d.external_id.as_str())
+                .map(|t| (t.history, t.activities))
+                .unwrap_or_default();
+            OpenAtInstant::rebuild(d, &changes, &activities, at, &rules)
         })
         .collect())
 }

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use super::fit::{design_matrix, fit_large};
 use super::metrics::{brier, calibration_table, roc_auc};
 use super::TrainError;
-use crate::domain::{Opportunity, Status};
+use crate::domain::{Activity, FieldChange, Opportunity, Status};
+use crate::features::as_of::{as_of, AsOfRules};
 use crate::features::{FeatureSpec, FittedFeatures};
 use crate::model::{AgeBand, Backtest};
 
@@ -30,6 +31,36 @@ pub struct OpenAtInstant {
     pub won: bool,
     /// Whether a recorded field history or activities before T shaped it.
     pub with_history: bool,
+}
+
+impl OpenAtInstant {
+    /// Whether `deal` was open at `at`: created by then, closed after.
+    pub fn was_open(deal: &Opportunity, at: DateTime<Utc>) -> bool {
+        deal.created_at.is_some_and(|c| c <= at) && deal.closed_at.is_some_and(|c| c > at)
+    }
+
+    /// `deal` (closed since) as it stood at `at`, rebuilt from its recorded `history` and
+    /// `activities` by the builder scoring uses.
+    pub fn rebuild(
+        deal: &Opportunity,
+        history: &[FieldChange],
+        activities: &[Activity],
+        at: DateTime<Utc>,
+        rules: &AsOfRules,
+    ) -> OpenAtInstant {
+        let with_history =
+            history.iter().any(|c| c.changed_at <= at) || activities.iter().any(|a| a.occurred_at <= at);
+        let then = as_of(&deal.deal, history, activities, at, rules);
+        OpenAtInstant {
+            deal: Opportunity {
+                external_id: deal.external_id.clone(),
+                deal: then.deal,
+            },
+            age_days: then.age_days,
+            won: deal.status == Status::Won,
+            with_history,
+        }
+    }
 }
 
 /// Replays training at `at`: fits on the deals of `closed` that closed by `at`, scores `open`
@@ -134,7 +165,6 @@ fn age_bands(probabilities: &[f64], won: &[bool], ages: &[Option<f64>]) -> Vec<A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::as_of::{as_of, AsOfRules};
     use crate::generate::{generate, GeneratorConfig};
 
     fn any_deal() -> Opportunity {
@@ -217,19 +247,8 @@ mod tests {
         let at = closes[closes.len() * 3 / 4];
         let open: Vec<OpenAtInstant> = closed
             .iter()
-            .filter(|d| d.created_at.is_some_and(|c| c <= at) && d.closed_at.is_some_and(|c| c > at))
-            .map(|d| {
-                let then = as_of(&d.deal, &[], &[], at, &AsOfRules::default());
-                OpenAtInstant {
-                    deal: Opportunity {
-                        external_id: d.external_id.clone(),
-                        deal: then.deal,
-                    },
-                    age_days: then.age_days,
-                    won: d.status == Status::Won,
-                    with_history: false,
-                }
-            })
+            .filter(|d| OpenAtInstant::was_open(d, at))
+            .map(|d| OpenAtInstant::rebuild(d, &[], &[], at, &AsOfRules::default()))
             .collect();
         assert!(open.len() > 50, "{}", open.len());
         let spec = FeatureSpec::default_spec();
