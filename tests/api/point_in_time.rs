@@ -4,17 +4,17 @@
 
 use serde_json::Value;
 
-use crate::helpers::{bin_path, spawn_app, train_cli, TestApp};
+use crate::helpers::{bin_path, spawn_app, TestDb};
 
 /// Generates `deals` deals with their activities (`dealscore generate`) and imports both through
-/// the CLI into the app's database.
-fn import_history_with_activities(app: &TestApp, deals: usize, seed: u64) {
+/// the CLI into a fresh database (no server: only the command line works on it).
+fn import_history_with_activities(db: &TestDb, deals: usize, seed: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (deals_csv, activities_csv) = (dir.path().join("deals.csv"), dir.path().join("activities.csv"));
     let run = |args: &[&str]| {
         let out = std::process::Command::new(bin_path())
             .args(args)
-            .env("DATABASE_URL", &app.db_url)
+            .env("DATABASE_URL", &db.url)
             .env("RUST_LOG", "warn")
             .output()
             .expect("run dealscore");
@@ -47,6 +47,29 @@ fn import_history_with_activities(app: &TestApp, deals: usize, seed: u64) {
     ]);
 }
 
+/// `dealscore-train --json --no-register` on `db`: the report.
+fn train_json(db: &TestDb, extra: &[&str]) -> Value {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dealscore-train"))
+        .args([
+            "--json",
+            "--no-register",
+            "--out",
+            out_dir.path().to_str().expect("path"),
+        ])
+        .args(extra)
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run dealscore-train");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("json report")
+}
+
 fn backtest(report: &Value) -> &Value {
     let backtests = report["artifact"]["backtests"].as_array().expect("backtests");
     assert_eq!(backtests.len(), 1, "{}", report["artifact"]["training"]);
@@ -68,13 +91,10 @@ fn young_band(backtest: &Value) -> (f64, f64, u64) {
 
 #[tokio::test]
 async fn snapshots_rank_open_deals_better_and_keep_young_deals_calibrated() {
-    let app = spawn_app().await;
-    import_history_with_activities(&app, 6000, 3);
-    let final_state = train_cli(&app, &["--no-register"]);
-    let point_in_time = train_cli(
-        &app,
-        &["--no-register", "--snapshot-ages", "0,7,14,30,60,90,120,180,365"],
-    );
+    let db = TestDb::new().await;
+    import_history_with_activities(&db, 6000, 3);
+    let final_state = train_json(&db, &[]);
+    let point_in_time = train_json(&db, &["--snapshot-ages", "0,7,14,30,60,90,120,180,365"]);
 
     let (before, after) = (backtest(&final_state), backtest(&point_in_time));
     // The same deals are judged: those open at the same instant, against how they ended.
