@@ -55,6 +55,45 @@ fn wants_csv(req: &HttpRequest, format: Option<&str>, errors: &mut ValidationErr
     }
 }
 
+/// What every insight request shares: whether it answers CSV, and the problems found in its
+/// parameters so far (all reported together).
+struct Checks {
+    csv: bool,
+    errors: ValidationErrors,
+}
+
+impl Checks {
+    /// Starts the checks with the answer format (`format=` or `Accept`).
+    fn new(req: &HttpRequest, format: Option<&str>) -> Self {
+        let mut errors = ValidationErrors::default();
+        let csv = wants_csv(req, format, &mut errors);
+        Checks { csv, errors }
+    }
+
+    /// `value` when every parameter passed, else the 422 listing each problem.
+    fn passed<T>(self, value: Option<T>) -> ApiResult<(bool, T)> {
+        match value {
+            Some(v) if self.errors.is_empty() => Ok((self.csv, v)),
+            _ => Err(self.errors.into()),
+        }
+    }
+
+    /// Computes `work` on a snapshot at least as new as the last write and answers it as JSON
+    /// or CSV (through `table`); the parameters must all have passed.
+    async fn answer<T: Serialize + Send + 'static>(
+        self,
+        db: &Db,
+        cache: &InsightsCache,
+        work: impl FnOnce(&CachedSnapshot) -> T + Send + 'static,
+        table: impl FnOnce(&T) -> Table,
+    ) -> ApiResult<HttpResponse> {
+        let (csv, ()) = self.passed(Some(()))?;
+        let snapshot = cache.snapshot(db).await?;
+        let report = compute(snapshot, work).await?;
+        respond(csv, &report, table)
+    }
+}
+
 fn respond<T: Serialize>(csv: bool, report: &T, table: impl FnOnce(&T) -> Table) -> ApiResult<HttpResponse> {
     if !csv {
         return Ok(HttpResponse::Ok().json(report));
@@ -146,12 +185,11 @@ pub async fn get_pipeline(
     query: web::Query<PipelineQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = query.into_inner();
-    let mut errors = ValidationErrors::default();
-    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
-    let window = window_of(q.from.as_deref(), q.to.as_deref(), &mut errors);
+    let mut checks = Checks::new(&req, q.format.as_deref());
+    let window = window_of(q.from.as_deref(), q.to.as_deref(), &mut checks.errors);
     let group_by = GroupBy::parse(q.group_by.as_deref().unwrap_or("month"));
     if group_by.is_none() {
-        errors.push_localized(
+        checks.errors.push_localized(
             "group_by",
             tr!(
                 "must be one of month, quarter, region, owner, sector",
@@ -160,13 +198,9 @@ pub async fn get_pipeline(
         );
     }
     let (Some(window), Some(group_by)) = (window, group_by) else {
-        return Err(errors.into());
+        return Err(checks.errors.into());
     };
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
-    let snapshot = cache.snapshot(&db).await?;
-    let report = compute(snapshot, move |s| {
+    let work = move |s: &CachedSnapshot| {
         let names = FilterNames {
             region: q.region.as_deref(),
             owner: q.owner.as_deref(),
@@ -174,9 +208,8 @@ pub async fn get_pipeline(
             contact_role: None,
         };
         pipeline::pipeline(s, window, group_by, &DealFilter::new(s, &names))
-    })
-    .await?;
-    respond(csv, &report, pipeline::table)
+    };
+    checks.answer(&db, &cache, work, pipeline::table).await
 }
 
 /// Query of the success-factors insight.
@@ -211,14 +244,9 @@ pub async fn get_success_factors(
     query: web::Query<SuccessFactorsQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = query.into_inner();
-    let mut errors = ValidationErrors::default();
-    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
+    let checks = Checks::new(&req, q.format.as_deref());
     let model = holder.get();
-    let snapshot = cache.snapshot(&db).await?;
-    let report = compute(snapshot, move |s| {
+    let work = move |s: &CachedSnapshot| {
         let names = FilterNames {
             sector: q.sector.as_deref(),
             contact_role: q.contact_role.as_deref(),
@@ -229,9 +257,8 @@ pub async fn get_success_factors(
             &DealFilter::new(s, &names),
             model.as_ref().map(|m| &m.artifact),
         )
-    })
-    .await?;
-    respond(csv, &report, success_factors::table)
+    };
+    checks.answer(&db, &cache, work, success_factors::table).await
 }
 
 /// Query of the at-risk insight.
@@ -271,20 +298,17 @@ pub async fn get_at_risk(
     query: web::Query<AtRiskQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = query.into_inner();
-    let mut errors = ValidationErrors::default();
-    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
-    let limit = limit_of(q.limit, AT_RISK_DEFAULT, AT_RISK_MAX, &mut errors);
+    let mut checks = Checks::new(&req, q.format.as_deref());
+    let limit = limit_of(q.limit, AT_RISK_DEFAULT, AT_RISK_MAX, &mut checks.errors);
     let as_of = match q.as_of.as_deref().map(period::parse_from) {
         None => to_epoch_ms(Utc::now()),
         Some(Ok(t)) => t,
         Some(Err(message)) => {
-            errors.push_localized("as_of", message);
+            checks.errors.push_localized("as_of", message);
             0
         }
     };
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
+    let (csv, ()) = checks.passed(Some(()))?;
     let snapshot = cache.snapshot(&db).await?;
     let owner = q.owner.clone();
     let scope = caller.0.scope;
@@ -371,15 +395,12 @@ pub async fn get_resources(
     query: web::Query<ResourcesQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = query.into_inner();
-    let mut errors = ValidationErrors::default();
-    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
-    let window = window_of(q.from.as_deref(), q.to.as_deref(), &mut errors);
-    let Some(window) = window.filter(|_| errors.is_empty()) else {
-        return Err(errors.into());
+    let mut checks = Checks::new(&req, q.format.as_deref());
+    let Some(window) = window_of(q.from.as_deref(), q.to.as_deref(), &mut checks.errors) else {
+        return Err(checks.errors.into());
     };
-    let snapshot = cache.snapshot(&db).await?;
-    let report = compute(snapshot, move |s| resources::resources(s, window)).await?;
-    respond(csv, &report, resources::table)
+    let work = move |s: &CachedSnapshot| resources::resources(s, window);
+    checks.answer(&db, &cache, work, resources::table).await
 }
 
 /// Query of the accounts insight.
@@ -412,15 +433,10 @@ pub async fn get_accounts(
     query: web::Query<AccountsQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = query.into_inner();
-    let mut errors = ValidationErrors::default();
-    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
-    let limit = limit_of(q.limit, ACCOUNTS_DEFAULT, ACCOUNTS_MAX, &mut errors);
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
-    let snapshot = cache.snapshot(&db).await?;
-    let report = compute(snapshot, move |s| accounts::accounts(s, limit)).await?;
-    respond(csv, &report, accounts::table)
+    let mut checks = Checks::new(&req, q.format.as_deref());
+    let limit = limit_of(q.limit, ACCOUNTS_DEFAULT, ACCOUNTS_MAX, &mut checks.errors);
+    let work = move |s: &CachedSnapshot| accounts::accounts(s, limit);
+    checks.answer(&db, &cache, work, accounts::table).await
 }
 
 /// Body of `PUT /v1/objectives` (for the API description; parsing is field by field). Two
@@ -554,11 +570,10 @@ pub async fn get_objectives(
     query: web::Query<ObjectivesQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = query.into_inner();
-    let mut errors = ValidationErrors::default();
-    let csv = wants_csv(&req, q.format.as_deref(), &mut errors);
+    let mut checks = Checks::new(&req, q.format.as_deref());
     let parsed = q.period.as_deref().and_then(period::parse_period);
     if parsed.is_none() {
-        errors.push_localized(
+        checks.errors.push_localized(
             "period",
             tr!(
                 "required: a year (2026), a quarter (2026-Q1) or a month (2026-03)",
@@ -566,14 +581,10 @@ pub async fn get_objectives(
             ),
         );
     }
-    let Some((label, window)) = parsed.filter(|_| errors.is_empty()) else {
-        return Err(errors.into());
+    let Some((label, window)) = parsed.filter(|_| checks.errors.is_empty()) else {
+        return Err(checks.errors.into());
     };
     let targets = store::objectives_of_period(&db, &label).await?;
-    let snapshot = cache.snapshot(&db).await?;
-    let report = compute(snapshot, move |s| {
-        objectives::attainment(s, &label, window, targets)
-    })
-    .await?;
-    respond(csv, &report, objectives::table)
+    let work = move |s: &CachedSnapshot| objectives::attainment(s, &label, window, targets);
+    checks.answer(&db, &cache, work, objectives::table).await
 }
