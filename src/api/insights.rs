@@ -140,35 +140,49 @@ fn limit_of(value: Option<usize>, default: usize, max: usize, errors: &mut Valid
     limit
 }
 
+/// A query struct of an insight: its own parameters, then `format` and `lang` that every insight
+/// takes; unknown parameters are refused.
+macro_rules! insight_query {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize, IntoParams)]
+        #[into_params(parameter_in = Query)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty,)*
+            /// `json` (default) or `csv`.
+            #[param(pattern = "^(json|csv)$")]
+            pub format: Option<String>,
+            /// Language of sentences and problem details, `en` or `fr` (read by
+            /// `Lang::of_request`, like `Accept-Language`; listed here so it is not an unknown
+            /// parameter).
+            pub lang: Option<String>,
+        }
+    };
+}
+
 // Unknown query parameters and values of the wrong type are 400s; values of the right type that
 // make no sense (a `to` before `from`, an unknown `group_by`) are 422s naming the parameter.
 problems!(InsightProblems: AUTH, QUERY, VALIDATION);
 problems!(PutObjectivesProblems: AUTH, JSON_BODY, VALIDATION);
 
-/// Query of the pipeline insight.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct PipelineQuery {
-    /// Window start: a date (YYYY-MM-DD) or RFC 3339 time; default 90 days before `to`.
-    pub from: Option<String>,
-    /// Window end: a date (inclusive) or RFC 3339 time (exclusive); default end of today (UTC).
-    pub to: Option<String>,
-    /// `month` (default), `quarter`, `region`, `owner` or `sector`.
-    #[param(pattern = "^(month|quarter|region|owner|sector)$")]
-    pub group_by: Option<String>,
-    /// Only this region.
-    pub region: Option<String>,
-    /// Only this owner.
-    pub owner: Option<String>,
-    /// Only this sector.
-    pub sector: Option<String>,
-    /// `json` (default) or `csv`.
-    #[param(pattern = "^(json|csv)$")]
-    pub format: Option<String>,
-    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
-    /// like `Accept-Language`; listed here so it is not an unknown parameter).
-    pub lang: Option<String>,
+insight_query! {
+    /// Query of the pipeline insight.
+    pub struct PipelineQuery {
+        /// Window start: a date (YYYY-MM-DD) or RFC 3339 time; default 90 days before `to`.
+        pub from: Option<String>,
+        /// Window end: a date (inclusive) or RFC 3339 time (exclusive); default end of today (UTC).
+        pub to: Option<String>,
+        /// `month` (default), `quarter`, `region`, `owner` or `sector`.
+        #[param(pattern = "^(month|quarter|region|owner|sector)$")]
+        pub group_by: Option<String>,
+        /// Only this region.
+        pub region: Option<String>,
+        /// Only this owner.
+        pub owner: Option<String>,
+        /// Only this sector.
+        pub sector: Option<String>,
+    }
 }
 
 /// Pipeline KPIs per group, against the previous period of equal length.
@@ -212,21 +226,14 @@ pub async fn get_pipeline(
     checks.answer(&db, &cache, work, pipeline::table).await
 }
 
-/// Query of the success-factors insight.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct SuccessFactorsQuery {
-    /// Only this sector.
-    pub sector: Option<String>,
-    /// Only this contact role.
-    pub contact_role: Option<String>,
-    /// `json` (default) or `csv`.
-    #[param(pattern = "^(json|csv)$")]
-    pub format: Option<String>,
-    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
-    /// like `Accept-Language`; listed here so it is not an unknown parameter).
-    pub lang: Option<String>,
+insight_query! {
+    /// Query of the success-factors insight.
+    pub struct SuccessFactorsQuery {
+        /// Only this sector.
+        pub sector: Option<String>,
+        /// Only this contact role.
+        pub contact_role: Option<String>,
+    }
 }
 
 /// Won vs lost reference measures from the data, beside the active model's factor effects.
@@ -261,24 +268,17 @@ pub async fn get_success_factors(
     checks.answer(&db, &cache, work, success_factors::table).await
 }
 
-/// Query of the at-risk insight.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct AtRiskQuery {
-    /// Only this owner.
-    pub owner: Option<String>,
-    /// 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<usize>,
-    /// Instant ages and silences are measured at (date or RFC 3339); default now.
-    pub as_of: Option<String>,
-    /// `json` (default) or `csv`.
-    #[param(pattern = "^(json|csv)$")]
-    pub format: Option<String>,
-    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
-    /// like `Accept-Language`; listed here so it is not an unknown parameter).
-    pub lang: Option<String>,
+insight_query! {
+    /// Query of the at-risk insight.
+    pub struct AtRiskQuery {
+        /// Only this owner.
+        pub owner: Option<String>,
+        /// 1–500 (default 50).
+        #[param(minimum = 1, maximum = 500)]
+        pub limit: Option<usize>,
+        /// Instant ages and silences are measured at (date or RFC 3339); default now.
+        pub as_of: Option<String>,
+    }
 }
 
 /// Open deals outside the won-deal reference, ranked by value at stake, with the model's
@@ -364,21 +364,14 @@ pub async fn get_at_risk(
     Ok(response)
 }
 
-/// Query of the resources insight.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ResourcesQuery {
-    /// Window start (date or RFC 3339); default 90 days before `to`.
-    pub from: Option<String>,
-    /// Window end (date inclusive, or RFC 3339 exclusive); default end of today (UTC).
-    pub to: Option<String>,
-    /// `json` (default) or `csv`.
-    #[param(pattern = "^(json|csv)$")]
-    pub format: Option<String>,
-    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
-    /// like `Accept-Language`; listed here so it is not an unknown parameter).
-    pub lang: Option<String>,
+insight_query! {
+    /// Query of the resources insight.
+    pub struct ResourcesQuery {
+        /// Window start (date or RFC 3339); default 90 days before `to`.
+        pub from: Option<String>,
+        /// Window end (date inclusive, or RFC 3339 exclusive); default end of today (UTC).
+        pub to: Option<String>,
+    }
 }
 
 /// Per region and per rep: open deals, won revenue, win rate, trend, forecast, workload flags.
@@ -403,20 +396,13 @@ pub async fn get_resources(
     checks.answer(&db, &cache, work, resources::table).await
 }
 
-/// Query of the accounts insight.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct AccountsQuery {
-    /// Most rows, 1–100000 (default 1000); totals cover every account.
-    #[param(minimum = 1, maximum = 100_000)]
-    pub limit: Option<usize>,
-    /// `json` (default) or `csv`.
-    #[param(pattern = "^(json|csv)$")]
-    pub format: Option<String>,
-    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
-    /// like `Accept-Language`; listed here so it is not an unknown parameter).
-    pub lang: Option<String>,
+insight_query! {
+    /// Query of the accounts insight.
+    pub struct AccountsQuery {
+        /// Most rows, 1–100000 (default 1000); totals cover every account.
+        #[param(minimum = 1, maximum = 100_000)]
+        pub limit: Option<usize>,
+    }
 }
 
 /// Per account: deals, won revenue, average won deal value, win rate, first/last deal, repeat flag.
@@ -537,23 +523,16 @@ pub async fn put_objectives(
     Ok(HttpResponse::Ok().json(ObjectivesStored { stored: parsed.len() }))
 }
 
-/// Query of the objectives insight.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ObjectivesQuery {
-    /// `2026`, `2026-Q1` or `2026-03` (required).
-    #[param(
-        required = true,
-        pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})(-[Qq][1-4]|-(0[1-9]|1[0-2]))?$"
-    )]
-    pub period: Option<String>,
-    /// `json` (default) or `csv`.
-    #[param(pattern = "^(json|csv)$")]
-    pub format: Option<String>,
-    /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
-    /// like `Accept-Language`; listed here so it is not an unknown parameter).
-    pub lang: Option<String>,
+insight_query! {
+    /// Query of the objectives insight.
+    pub struct ObjectivesQuery {
+        /// `2026`, `2026-Q1` or `2026-03` (required).
+        #[param(
+            required = true,
+            pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})(-[Qq][1-4]|-(0[1-9]|1[0-2]))?$"
+        )]
+        pub period: Option<String>,
+    }
 }
 
 /// Attainment, gap and forecast-to-target of each objective of a period.
