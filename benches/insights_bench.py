@@ -11,6 +11,8 @@ paths = [
     "/v1/insights/resources?from=2026-08-01&to=2026-10-31",
     "/v1/insights/accounts",
     "/v1/insights/objectives?period=2026-Q3",
+    "/v1/insights/breakdown?by=owner&from=2026-08-01&to=2026-10-31",
+    "/v1/insights/breakdown?by=attr.lead_source&from=2026-08-01&to=2026-10-31",
 ]
 def run(path):
     out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",

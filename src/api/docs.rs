@@ -20,7 +20,7 @@ use super::{drift, health, imports, insights, jobs, models, opportunities, score
         training_runs::start, training_runs::get, training_runs::list,
         models::list, models::get, models::active, models::activate, models::compare,
         insights::get_pipeline, insights::get_success_factors, insights::get_at_risk, insights::get_resources,
-        insights::get_accounts, insights::get_objectives, insights::put_objectives,
+        insights::get_accounts, insights::get_breakdown, insights::get_objectives, insights::put_objectives,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary, crate::scoring::RankBy)),
     modifiers(&BearerAuth),

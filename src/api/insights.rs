@@ -17,6 +17,7 @@ use crate::domain::{to_epoch_ms, ValidationErrors};
 use crate::error::{ApiError, ApiResult};
 use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
+use crate::insights::breakdown::{self, Field};
 use crate::insights::filter::{DealFilter, FilterNames};
 use crate::insights::pipeline::GroupBy;
 use crate::insights::table::Table;
@@ -89,9 +90,19 @@ impl Checks {
     ) -> ApiResult<HttpResponse> {
         let (csv, ()) = self.passed(Some(()))?;
         let snapshot = cache.snapshot(db).await?;
-        let report = compute(snapshot, work).await?;
-        respond(csv, &report, table)
+        answer_on(csv, snapshot, work, table).await
     }
+}
+
+/// Computes `work` on `snapshot` and answers it as JSON or CSV (through `table`).
+async fn answer_on<T: Serialize + Send + 'static>(
+    csv: bool,
+    snapshot: Arc<CachedSnapshot>,
+    work: impl FnOnce(&CachedSnapshot) -> T + Send + 'static,
+    table: impl FnOnce(&T) -> Table,
+) -> ApiResult<HttpResponse> {
+    let report = compute(snapshot, work).await?;
+    respond(csv, &report, table)
 }
 
 fn respond<T: Serialize>(csv: bool, report: &T, table: impl FnOnce(&T) -> Table) -> ApiResult<HttpResponse> {
@@ -423,6 +434,63 @@ pub async fn get_accounts(
     let limit = limit_of(q.limit, ACCOUNTS_DEFAULT, ACCOUNTS_MAX, &mut checks.errors);
     let work = move |s: &CachedSnapshot| accounts::accounts(s, limit);
     checks.answer(&db, &cache, work, accounts::table).await
+}
+
+insight_query! {
+    /// Query of the breakdown insight.
+    pub struct BreakdownQuery {
+        /// The field: `sector`, `region`, `owner`, `contact_role`, `account`, `currency`, or
+        /// `attr.<name>` for a custom attribute (required).
+        #[param(required = true, pattern = "^(sector|region|owner|contact_role|account|currency|attr\\.[^\\u0000-\\u001F\\u007F-\\u009F]{1,200})$")]
+        pub by: Option<String>,
+        /// Window start (date or RFC 3339); default 90 days before `to`.
+        pub from: Option<String>,
+        /// Window end (date inclusive, or RFC 3339 exclusive); default end of today (UTC).
+        pub to: Option<String>,
+    }
+}
+
+/// Per value of one field: open, won and lost deals, win rate with its 95 % Wilson interval,
+/// won revenue per currency, median won and lost cycle, and the active model's effect of the
+/// value; values with fewer than 10 deals in the period share an `(other)` row.
+#[utoipa::path(get, path = "/v1/insights/breakdown", tag = "insights", params(BreakdownQuery),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`",
+        content((breakdown::BreakdownReport = "application/json"), (String = "text/csv"))), InsightProblems),
+    security(("api_key" = [])))]
+#[get("/insights/breakdown")]
+pub async fn get_breakdown(
+    _caller: AnalystAccess,
+    req: HttpRequest,
+    db: web::Data<Db>,
+    cache: web::Data<InsightsCache>,
+    holder: web::Data<ActiveModel>,
+    query: web::Query<BreakdownQuery>,
+) -> ApiResult<HttpResponse> {
+    let q = query.into_inner();
+    let mut checks = Checks::new(&req, q.format.as_deref());
+    let window = window_of(q.from.as_deref(), q.to.as_deref(), &mut checks.errors);
+    let field = q.by.as_deref().and_then(Field::parse);
+    if field.is_none() {
+        checks.errors.push_localized(
+            "by",
+            tr!(
+                "required: sector, region, owner, contact_role, account, currency or attr.<name>",
+                "obligatoire{NBSP}: sector, region, owner, contact_role, account, currency ou attr.<nom>"
+            ),
+        );
+    }
+    let (csv, (window, field)) = checks.passed(window.zip(field))?;
+    let snapshot = cache.snapshot(&db).await?;
+    let column = match &field {
+        Field::Attribute(name) => Some(cache.attribute(&db, &snapshot, name).await?),
+        Field::Core(_) => None,
+    };
+    let model = holder.get();
+    let work = move |s: &CachedSnapshot| {
+        let artifact = model.as_ref().map(|m| &m.artifact);
+        breakdown::breakdown(s, &field, column.as_deref(), window, artifact)
+    };
+    answer_on(csv, snapshot, work, breakdown::table).await
 }
 
 /// Body of `PUT /v1/objectives` (for the API description; parsing is field by field). Two

@@ -65,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, max_batch_
                 .service(insights::get_at_risk)
                 .service(insights::get_resources)
                 .service(insights::get_accounts)
+                .service(insights::get_breakdown)
                 .service(insights::get_objectives)
                 .service(insights::put_objectives)
                 // No API key here: the signature is the authentication.

@@ -6,10 +6,12 @@
 //! loaded. Parts derived from the deals (the at-risk basis) sit beside the snapshot, never inside
 //! it: the snapshot stays plain data, and the cached pair cannot change once built.
 
+use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::at_risk::{self, AtRiskReport, Basis};
+use super::breakdown::AttributeColumn;
 use super::filter::DealFilter;
 use super::snapshot::Snapshot;
 use crate::refresh::Refreshing;
@@ -26,7 +28,13 @@ pub struct CachedSnapshot {
     snapshot: Snapshot,
     /// The at-risk won-deal references and the open deals they are checked against.
     at_risk: OnceLock<Basis>,
+    /// Custom attribute columns read for breakdowns, by attribute name (at most
+    /// [`KEPT_ATTRIBUTES`]; the snapshot itself holds no attributes, which most insights never read).
+    attributes: Mutex<HashMap<String, Arc<AttributeColumn>>>,
 }
+
+/// Attribute columns kept per snapshot; further ones are read on each request.
+const KEPT_ATTRIBUTES: usize = 16;
 
 impl CachedSnapshot {
     /// `snapshot`, with nothing derived yet.
@@ -34,6 +42,7 @@ impl CachedSnapshot {
         CachedSnapshot {
             snapshot,
             at_risk: OnceLock::new(),
+            attributes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -41,6 +50,21 @@ impl CachedSnapshot {
     pub fn at_risk(&self, filter: &DealFilter, as_of: i64, limit: usize) -> AtRiskReport {
         let basis = self.at_risk.get_or_init(|| Basis::new(&self.snapshot));
         at_risk::at_risk_on(&self.snapshot, basis, filter, as_of, limit)
+    }
+}
+
+impl CachedSnapshot {
+    fn kept_attribute(&self, name: &str) -> Option<Arc<AttributeColumn>> {
+        // A poisoned lock only means another request panicked while inserting: read on.
+        let kept = self.attributes.lock().unwrap_or_else(|p| p.into_inner());
+        kept.get(name).cloned()
+    }
+
+    fn keep_attribute(&self, name: &str, column: Arc<AttributeColumn>) {
+        let mut kept = self.attributes.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < KEPT_ATTRIBUTES {
+            kept.insert(name.to_owned(), column);
+        }
     }
 }
 
@@ -104,6 +128,26 @@ impl InsightsCache {
         self.kept
             .fresh(|s| s.stamp == stamp, true, || load(db, stamp))
             .await
+    }
+
+    /// The values of custom attribute `name` for the deals of `snapshot`, read once per snapshot.
+    /// They are read after the snapshot: a column is kept only when no write came in between
+    /// (the stamp did not move), so a kept column always matches its snapshot's deals.
+    pub async fn attribute(
+        &self,
+        db: &Db,
+        snapshot: &CachedSnapshot,
+        name: &str,
+    ) -> Result<Arc<AttributeColumn>, sqlx::Error> {
+        if let Some(column) = snapshot.kept_attribute(name) {
+            return Ok(column);
+        }
+        let pairs = store::attribute_values(db, name).await?;
+        let column = Arc::new(AttributeColumn::aligned(snapshot, pairs));
+        if store::change_stamp(db).await? == snapshot.stamp {
+            snapshot.keep_attribute(name, column.clone());
+        }
+        Ok(column)
     }
 
     /// Like [`InsightsCache::snapshot`], but when the data changed since the last snapshot,

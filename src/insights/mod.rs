@@ -1,5 +1,5 @@
-//! Sales Ops insights: pipeline KPIs, success factors, at-risk deals, resources, accounts and
-//! objectives — the dashboards as data (`docs/insights.md`).
+//! Sales Ops insights: pipeline KPIs, success factors, at-risk deals, resources, accounts,
+//! breakdowns by any field and objectives — the dashboards as data (`docs/insights.md`).
 //!
 //! Every insight is a pure function over a [`snapshot::Snapshot`] of the opportunities, kept by
 //! [`cache::InsightsCache`] and reloaded only when the data changed, and each renders as JSON
@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod at_risk;
+pub mod breakdown;
 pub mod cache;
 pub mod filter;
 pub mod objectives;

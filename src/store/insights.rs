@@ -1,7 +1,7 @@
 //! Reads behind the insights: the change stamp, the compact deal rows the snapshot is built from,
-//! latest score probabilities, and the `objectives` table.
+//! latest score probabilities, one custom attribute's values, and the `objectives` table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
 use futures_util::TryStreamExt;
@@ -9,7 +9,7 @@ use sqlx::FromRow;
 
 use super::sql::{values_placeholders, Style};
 use super::Db;
-use crate::domain::{to_epoch_ms, Status};
+use crate::domain::{to_epoch_ms, AttributeValue, Status};
 
 /// Rows of `insights_changes` above which the stamp read compacts them into one (PostgreSQL
 /// appends one row per writing statement; SQLite always has one).
@@ -89,6 +89,28 @@ pub struct DealRow {
     pub response_hours: Option<f64>,
     /// Last activity (epoch ms).
     pub last_activity_at: Option<i64>,
+}
+
+/// One custom attribute's value of every opportunity that has it, as `(id, text)` in id order
+/// (numbers as their text, `3` or `2.5`). Attributes are JSON text on both databases, so the
+/// value is picked out here rather than with each database's JSON functions.
+pub async fn attribute_values(db: &Db, name: &str) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    let mut rows = sqlx::query_as::<_, (i64, String)>(
+        "SELECT id, attributes FROM opportunities WHERE attributes <> '{}' ORDER BY id",
+    )
+    .fetch(&db.pool);
+    let mut values = Vec::new();
+    while let Some((id, text)) = rows.try_next().await? {
+        // Stored by this service as a JSON object of numbers and strings; a row that is not
+        // (edited by hand) has no value rather than failing the whole insight.
+        let Ok(map) = serde_json::from_str::<BTreeMap<String, AttributeValue>>(&text) else {
+            continue;
+        };
+        if let Some(v) = map.get(name) {
+            values.push((id, v.to_text()));
+        }
+    }
+    Ok(values)
 }
 
 /// Streams every opportunity to `each`, in id order. Only the columns the insights read.

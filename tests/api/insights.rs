@@ -806,6 +806,9 @@ async fn bad_queries_are_problems_naming_the_field_and_roles_are_enforced() {
         ("/v1/insights/resources?format=xml", "format"),
         ("/v1/insights/accounts?limit=0", "limit"),
         ("/v1/insights/objectives?period=2025-Q9", "period"),
+        ("/v1/insights/breakdown", "by"),
+        ("/v1/insights/breakdown?by=amount", "by"),
+        ("/v1/insights/breakdown?by=attr.", "by"),
     ] {
         let response = app
             .client
@@ -899,6 +902,34 @@ async fn with_an_active_model_at_risk_deals_carry_an_intervention_and_success_fa
         importances.windows(2).all(|w| w[0] >= w[1]),
         "by decreasing importance"
     );
+    // The breakdown by sector carries the model's effect of each sector it has a level for.
+    let sector = model_factors
+        .iter()
+        .find(|f| f["feature"] == "sector")
+        .expect("sector is a feature");
+    let breakdown = get(
+        &app,
+        "/v1/insights/breakdown?by=sector&from=2000-01-01&to=2099-12-31",
+    )
+    .await;
+    assert_eq!(breakdown["model_version"], version.as_str());
+    assert_eq!(breakdown["model_feature"], true);
+    let mut matched = 0;
+    for row in breakdown["rows"].as_array().expect("rows") {
+        let level = sector["levels"]
+            .as_array()
+            .expect("levels")
+            .iter()
+            .find(|l| l["level"] == row["value"]);
+        match level {
+            Some(l) if row["value"] != "(other)" => {
+                assert_eq!(row["model_effect"]["coefficient"], l["coefficient"], "{row}");
+                matched += 1;
+            }
+            _ => assert!(row["model_effect"].is_null(), "{row}"),
+        }
+    }
+    assert!(matched > 0, "{breakdown}");
 }
 
 #[tokio::test]
@@ -967,4 +998,137 @@ async fn the_change_stamp_moves_with_every_write_and_keeps_its_value_when_compac
         put_all(&app, &[deal("b", "North", "open", Some(1.0), "EUR", None)]).await;
         assert!(change_stamp(&app.db).await.expect("stamp") > before_compaction);
     }
+}
+
+/// Per value: (open at the end, won, lost, EUR won revenue, won cycles, lost cycles).
+type ValueFigures = (u64, u64, u64, f64, Vec<f64>, Vec<f64>);
+
+fn median_of(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| sorted_quantile(values, 0.5))
+}
+
+#[tokio::test]
+async fn breakdown_by_a_core_field_and_by_attributes_matches_an_independent_computation() {
+    let app = spawn_app().await;
+    let deals = load_generated(&app, 2_000, 11).await;
+    let (start, end) = (ts(2000, 1, 1), ts(2100, 1, 1));
+    let cycle =
+        |o: &Opportunity| Some((o.closed_at? - o.created_at?).num_milliseconds() as f64 / 86_400_000.0);
+    for by in ["sector", "owner", "attr.lead_source", "attr.competitors"] {
+        let value_of = |o: &Opportunity| -> Option<String> {
+            match by {
+                "sector" => o.sector.clone(),
+                "owner" => o.owner.clone(),
+                _ => o.attributes.get(&by[5..]).map(|v| v.to_text()),
+            }
+        };
+        let mut expected: BTreeMap<Option<String>, ValueFigures> = BTreeMap::new();
+        for o in &deals {
+            let e = expected.entry(value_of(o)).or_default();
+            if open_at(o, end) {
+                e.0 += 1;
+            } else if closed_in(o, start, end) {
+                if o.status == Status::Won {
+                    e.1 += 1;
+                    if o.currency == "EUR" {
+                        e.3 += o.amount.unwrap_or(0.0);
+                    }
+                    e.4.extend(cycle(o));
+                } else {
+                    e.2 += 1;
+                    e.5.extend(cycle(o));
+                }
+            }
+        }
+        let body = get(
+            &app,
+            &format!("/v1/insights/breakdown?by={by}&from=2000-01-01&to=2099-12-31"),
+        )
+        .await;
+        assert_eq!(body["by"], by);
+        assert_eq!(body["other_threshold"], 10);
+        assert_eq!(body["model_feature"], false, "no model is active");
+        let rows = body["rows"].as_array().expect("rows");
+        let mut rare = 0;
+        for (value, (open, won, lost, eur, won_cycles, lost_cycles)) in &expected {
+            let label = value.as_deref().unwrap_or("(none)");
+            if value.is_some() && open + won + lost < 10 {
+                rare += 1;
+                assert!(rows.iter().all(|r| r["value"] != label), "{by} {label} is rare");
+                continue;
+            }
+            let r = rows
+                .iter()
+                .find(|r| r["value"] == label)
+                .unwrap_or_else(|| panic!("{by} {label} missing"));
+            let what = format!("{by}={label}");
+            assert_eq!(
+                (&r["open_deals"], &r["won_deals"], &r["lost_deals"]),
+                (&json!(open), &json!(won), &json!(lost)),
+                "{what}"
+            );
+            let closed = won + lost;
+            let rate = (closed > 0).then(|| *won as f64 / closed as f64);
+            assert_close(&r["win_rate"], rate, &what);
+            // Wilson, written out: (p + z²/2n ± z·√(p(1−p)/n + z²/4n²)) / (1 + z²/n).
+            let wilson = rate.map(|p| {
+                let (n, z) = (closed as f64, 1.959_963_984_540_054_f64);
+                let centre = p + z * z / (2.0 * n);
+                let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+                let d = 1.0 + z * z / n;
+                (((centre - half) / d).max(0.0), ((centre + half) / d).min(1.0))
+            });
+            assert_close(&r["win_rate_low"], wilson.map(|w| w.0), &what);
+            assert_close(&r["win_rate_high"], wilson.map(|w| w.1), &what);
+            let got_eur = r["won_revenue"]["EUR"].as_f64().unwrap_or(0.0);
+            assert!((got_eur - eur).abs() < CENT, "{what}: {got_eur} vs {eur}");
+            assert_close(&r["median_won_cycle_days"], median_of(won_cycles), &what);
+            assert_close(&r["median_lost_cycle_days"], median_of(lost_cycles), &what);
+        }
+        assert_eq!(body["other_values"], rare, "{by}");
+        assert_eq!(rows.iter().any(|r| r["value"] == "(other)"), rare > 0, "{by}");
+    }
+    // The generated competitors count is a number: values are its text.
+    let body = get(
+        &app,
+        "/v1/insights/breakdown?by=attr.competitors&from=2000-01-01&to=2099-12-31",
+    )
+    .await;
+    assert!(
+        body["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .any(|r| r["value"] == "1"),
+        "{body}"
+    );
+    // An attribute no deal has: every deal in `(none)`.
+    let body = get(
+        &app,
+        "/v1/insights/breakdown?by=attr.nothing&from=2000-01-01&to=2099-12-31",
+    )
+    .await;
+    assert_eq!(body["rows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["rows"][0]["value"], "(none)");
+    // CSV: a header and a row per value.
+    let csv = app
+        .client
+        .get(app.url("/v1/insights/breakdown?by=sector&from=2000-01-01&to=2099-12-31&format=csv"))
+        .bearer_auth(&app.analyst_key)
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(csv.status(), 200);
+    let text = csv.text().await.expect("text");
+    assert!(
+        text.starts_with("by,value,open_deals,won_deals,lost_deals,win_rate,win_rate_low"),
+        "{text}"
+    );
+    let rows = get(
+        &app,
+        "/v1/insights/breakdown?by=sector&from=2000-01-01&to=2099-12-31",
+    )
+    .await["rows"]
+        .clone();
+    assert_eq!(text.lines().count(), rows.as_array().map_or(0, Vec::len) + 1);
 }
