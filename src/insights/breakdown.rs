@@ -44,9 +44,9 @@ pub enum Field {
 
 impl Field {
     /// Parses `by`: a core field name or `attr.<name>` (a name of 1 to [`MAX_ATTRIBUTE_NAME`]
-    /// characters without control characters).
+    /// characters without control characters), exactly the pattern the API description states:
+    /// nothing is trimmed, as attribute names are kept as the CRM sent them.
     pub fn parse(text: &str) -> Option<Field> {
-        let text = text.trim();
         if let Some(name) = text.strip_prefix("attr.") {
             let fine = !name.is_empty()
                 && name.chars().count() <= MAX_ATTRIBUTE_NAME
@@ -383,7 +383,16 @@ mod tests {
     fn by_parses_core_fields_and_attributes_only() {
         assert_eq!(Field::parse("sector"), Some(Field::Core("sector")));
         assert_eq!(Field::parse("attr.tier"), Some(Field::Attribute("tier".into())));
-        for bad in ["", "attr.", "amount", "status", "Sector", "attr.a\u{7}"] {
+        assert_eq!(Field::parse("attr. x"), Some(Field::Attribute(" x".into())));
+        for bad in [
+            "",
+            "attr.",
+            "amount",
+            "status",
+            "Sector",
+            " sector",
+            "attr.a\u{7}",
+        ] {
             assert_eq!(Field::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Field::parse(&format!("attr.{}", "x".repeat(201))), None);
