@@ -72,7 +72,6 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     eprint!("{}", render_summary("   activities", &summary));
 
     eprintln!("3/4 training…");
-    let deals = opportunities::closed_deals(&db, None, None).await?;
     let job = crate::lifecycle::train_job::TrainJob {
         spec: crate::features::FeatureSpec::default_spec(),
         options: crate::training::TrainOptions::default(),
@@ -89,7 +88,11 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
             )),
         },
     };
-    let outcome = crate::lifecycle::train_job::run(job, deals, Some(&db), |_| {}).await?;
+    let input = crate::lifecycle::train_job::TrainInput::Database {
+        since: None,
+        until: None,
+    };
+    let outcome = crate::lifecycle::train_job::run(job, input, Some(&db), Some(&db), |_| {}).await?;
     let artifact = &outcome.trained.artifact;
     eprintln!(
         "   model {}: holdout ROC AUC {:.3} (prior-only baseline {:.3}), {} snapshots of closed deals",

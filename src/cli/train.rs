@@ -4,7 +4,8 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -14,7 +15,7 @@ use indicatif::ProgressBar;
 use crate::config::{LogFormat, Settings};
 use crate::features::FeatureSpec;
 use crate::ingest::read_opportunities;
-use crate::lifecycle::train_job::{self, TrainJob};
+use crate::lifecycle::train_job::{self, TrainInput, TrainJob};
 use crate::training::{render_report, SplitKind, TrainOptions, TrainProgress};
 
 /// Train a win-probability model on won and lost deals.
@@ -60,6 +61,10 @@ pub struct TrainArgs {
     /// Cross-validation folds for choosing the L2 strength.
     #[arg(long, default_value_t = 5)]
     pub cv: usize,
+    /// Choose the L2 strength on a stratified sample of this many training rows when the
+    /// training part is larger (0: always on all of it).
+    #[arg(long, value_name = "ROWS", default_value_t = crate::training::CV_SAMPLE_ROWS)]
+    pub cv_sample: usize,
     /// Fewest won deals accepted.
     #[arg(long, default_value_t = 40)]
     pub min_won: usize,
@@ -141,6 +146,7 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
         test_fraction: args.test_fraction,
         seed: args.seed,
         cv_folds: args.cv,
+        cv_sample: args.cv_sample,
         min_won: args.min_won,
         min_lost: args.min_lost,
         window_since: args.since,
@@ -154,7 +160,7 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
         (Some(_), false) => Some(super::open_db(&settings).await?),
         (None, _) => Some(super::open_existing_db(&settings).await?),
     };
-    let deals = match &args.from_csv {
+    let input = match &args.from_csv {
         Some(path) => {
             let mapping = super::read_mapping(args.mapping.as_deref())?;
             let file =
@@ -170,34 +176,36 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
                     summary.rejected_rows.first().map_or("", |r| r.reason.as_str())
                 );
             }
-            deals
-                .into_iter()
-                .filter(|d| {
-                    let closed = d.closed_at;
-                    args.since.is_none_or(|s| closed.is_some_and(|c| c >= s))
-                        && args.until.is_none_or(|u| closed.is_some_and(|c| c <= u))
-                })
-                .collect()
+            TrainInput::Deals(
+                deals
+                    .into_iter()
+                    .filter(|d| {
+                        let closed = d.closed_at;
+                        args.since.is_none_or(|s| closed.is_some_and(|c| c >= s))
+                            && args.until.is_none_or(|u| closed.is_some_and(|c| c <= u))
+                    })
+                    .collect(),
+            )
         }
-        None => {
-            let db = db
-                .as_ref()
-                .context("the database is needed to train without --from-csv")?;
-            crate::store::opportunities::closed_deals(db, args.since, args.until).await?
-        }
+        None => TrainInput::Database {
+            since: args.since,
+            until: args.until,
+        },
     };
     // The database may be open only to read the deals: with --no-register the job gets no
     // registry, so nothing is registered or activated there.
     let registry = if args.no_register { None } else { db.as_ref() };
-    let bar = if std::io::stderr().is_terminal() && !args.json {
+    let terminal = std::io::stderr().is_terminal() && !args.json;
+    let bar = if terminal {
         let bar = ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     } else {
         ProgressBar::hidden()
     };
-    bar.set_message(format!("{} deals loaded", deals.len()));
+    let status = Arc::new(Mutex::new(JobStatus::new()));
     let progress_bar = bar.clone();
+    let progress_status = Arc::clone(&status);
     let job = TrainJob {
         spec,
         options,
@@ -214,10 +222,24 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
             snapshots: args.snapshot_plan(),
         },
     };
-    let outcome = train_job::run(job, deals, registry, move |p| {
-        progress_bar.set_message(describe(&p));
-    })
-    .await;
+    let training = train_job::run(job, input, db.as_ref(), registry, move |p| {
+        let mut status = progress_status.lock().unwrap_or_else(PoisonError::into_inner);
+        status.update(&p, !terminal);
+        progress_bar.set_message(status.line());
+    });
+    tokio::pin!(training);
+    // Without a terminal, a log line per phase and one every LOG_EVERY within a long phase.
+    let mut ticker = tokio::time::interval(LOG_EVERY);
+    ticker.tick().await;
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut training => break outcome,
+            _ = ticker.tick(), if !terminal => {
+                let status = status.lock().unwrap_or_else(PoisonError::into_inner);
+                tracing::info!(phase = %status.phase, "training: {}", status.line());
+            }
+        }
+    };
     bar.finish_and_clear();
     let outcome = outcome?;
     if args.json {
@@ -238,8 +260,68 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
     Ok(())
 }
 
+/// How often a job without a terminal logs the phase it is in.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The job's current phase and latest event, for the spinner and the periodic log lines.
+struct JobStatus {
+    started: Instant,
+    phase: String,
+    phase_started: Instant,
+    detail: String,
+}
+
+impl JobStatus {
+    fn new() -> JobStatus {
+        let now = Instant::now();
+        JobStatus {
+            started: now,
+            phase: "start".into(),
+            phase_started: now,
+            detail: String::new(),
+        }
+    }
+
+    /// Records an event; a new phase is logged at once when `log` (no terminal).
+    fn update(&mut self, p: &TrainProgress, log: bool) {
+        if let TrainProgress::Phase { name } = p {
+            if log && self.phase != "start" {
+                tracing::info!(
+                    phase = %self.phase,
+                    seconds = self.phase_started.elapsed().as_secs_f64(),
+                    "training phase done"
+                );
+            }
+            self.phase.clone_from(name);
+            self.phase_started = Instant::now();
+            self.detail.clear();
+            if log {
+                tracing::info!(phase = %name, "training phase started");
+            }
+        } else {
+            self.detail = describe(p);
+        }
+    }
+
+    /// `[12s] cross_validation (4s): cross-validation 3/25 (alpha 100)`.
+    fn line(&self) -> String {
+        let mut line = format!(
+            "[{:.0}s] {} ({:.0}s)",
+            self.started.elapsed().as_secs_f64(),
+            self.phase,
+            self.phase_started.elapsed().as_secs_f64()
+        );
+        if !self.detail.is_empty() {
+            line.push_str(": ");
+            line.push_str(&self.detail);
+        }
+        line
+    }
+}
+
 fn describe(p: &TrainProgress) -> String {
     match p {
+        TrainProgress::Phase { name } => name.clone(),
         TrainProgress::Prepared {
             won,
             lost,

@@ -116,8 +116,24 @@ pub fn decide(
     force: bool,
     now: DateTime<Utc>,
 ) -> GateDecision {
+    let measured = active.map(|a| (a, auc_on(a, holdout, candidate.training.now)));
+    decide_measured(policy, candidate, measured, holdout.len(), force, now)
+}
+
+/// [`decide`] with the active model already measured on the candidate's `holdout_rows` holdout
+/// deals (`active` is the model and its ROC AUC there); the training job measures it on the
+/// compact rows it trained from.
+pub fn decide_measured(
+    policy: &GatePolicy,
+    candidate: &ModelArtifact,
+    active: Option<(&ModelArtifact, f64)>,
+    holdout_rows: usize,
+    force: bool,
+    now: DateTime<Utc>,
+) -> GateDecision {
     let candidate_auc = candidate.holdout_metrics.roc_auc;
-    let active_auc = active.map(|a| auc_on(a, holdout, candidate.training.now));
+    let active_auc = active.map(|(_, auc)| auc);
+    let active = active.map(|(a, _)| a);
     let active_age_days = active.map(|a| (now - a.created_at).num_milliseconds() as f64 / 86_400_000.0);
     let (outcome, reason) = match (active, active_auc, active_age_days) {
         (None, _, _) if force => (GateOutcome::Forced, "forced; no model was active".to_owned()),
@@ -127,7 +143,7 @@ pub fn decide(
             let too_old = age > policy.max_age_days;
             let figures = format!(
                 "candidate AUC {candidate_auc:.4} vs active AUC {active_auc:.4} on the candidate's {} holdout deals (tolerance {})",
-                holdout.len(),
+                holdout_rows,
                 policy.auc_tolerance
             );
             if force {
@@ -162,7 +178,7 @@ pub fn decide(
         auc_tolerance: policy.auc_tolerance,
         active_age_days,
         max_age_days: policy.max_age_days,
-        holdout_rows: holdout.len(),
+        holdout_rows,
         decided_at: now,
     }
 }

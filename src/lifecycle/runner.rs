@@ -17,7 +17,7 @@ use crate::features::FeatureSpec;
 use crate::i18n::format::NNBSP;
 use crate::serving::ActiveModel;
 use crate::store::training_runs::{self, CreateError, NewRun, RunProgress, RunRecord};
-use crate::store::{opportunities, Db};
+use crate::store::Db;
 use crate::tr;
 use crate::training::{SplitKind, TrainOptions, TrainProgress};
 
@@ -362,9 +362,10 @@ impl Trainer {
             ..
         } = plan;
         options.now = Utc::now();
-        let deals = opportunities::closed_deals(&self.db, options.window_since, options.window_until)
-            .await
-            .map_err(|e| format!("cannot load the closed deals: {e}"))?;
+        let input = train_job::TrainInput::Database {
+            since: options.window_since,
+            until: options.window_until,
+        };
         let cv_total = (options.cv_folds * options.alphas.len()) as i64;
         let total = cv_total + 3;
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
@@ -381,7 +382,7 @@ impl Trainer {
             },
         };
         let db = self.db.clone();
-        let training = train_job::run(job, deals, Some(&db), move |p| {
+        let training = train_job::run(job, input, Some(&db), Some(&db), move |p| {
             // The receiver lives until the job ends; a send can only fail after that.
             let _ = sender.send(p);
         });
@@ -426,6 +427,12 @@ impl Trainer {
 /// Maps a training event to the run's phase and steps.
 fn progress_of(event: &TrainProgress, cv_total: i64, total: i64) -> RunProgress {
     let (phase, done) = match event {
+        TrainProgress::Phase { name } => match name.as_str() {
+            "holdout" => ("holdout_fit", cv_total),
+            "refit" | "factors" => ("final_fit", cv_total + 1),
+            "gate" | "artifact" | "register" => ("gate", cv_total + 2),
+            _ => ("cross_validation", 0),
+        },
         TrainProgress::Prepared { .. } => ("cross_validation", 0),
         TrainProgress::CrossValidation { done, .. } => ("cross_validation", *done as i64),
         TrainProgress::HoldoutFit { .. } => ("holdout_fit", cv_total),

@@ -3,19 +3,39 @@
 //! fails.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::background::run_low_priority;
 use super::gate::{self, GateDecision, GatePolicy};
-use super::holdout::holdout_deals;
-use super::point_in_time::{self, PointInTime, PointInTimeError};
+use super::point_in_time::{self, PointInTime, PointInTimeError, Prepared};
 use crate::domain::Opportunity;
 use crate::features::FeatureSpec;
-use crate::model::ModelArtifact;
+use crate::model::{sigmoid, ModelArtifact};
 use crate::store::models::{self, ModelStatus, NewModelVersion};
+use crate::store::opportunities::{closed_deals, each_closed_deal};
 use crate::store::Db;
-use crate::training::{train, TrainError, TrainOptions, TrainProgress, TrainedModel};
+use crate::training::compact::{logits, sources_for};
+use crate::training::metrics::roc_auc;
+use crate::training::{
+    train_compact, CompactDeals, Phases, SplitKind, TrainError, TrainOptions, TrainProgress, TrainedModel,
+};
+
+/// Where the job's deals come from.
+#[derive(Debug)]
+pub enum TrainInput {
+    /// Deals already read (a CSV, generated history); open ones are ignored.
+    Deals(Vec<Opportunity>),
+    /// The closed deals of the database, closed within the window (both ends optional).
+    Database {
+        /// Only deals closed on or after this time.
+        since: Option<DateTime<Utc>>,
+        /// Only deals closed on or before this time.
+        until: Option<DateTime<Utc>>,
+    },
+}
 
 /// What a finished job produced.
 #[derive(Debug, Serialize)]
@@ -46,6 +66,12 @@ pub enum TrainJobError {
     /// Snapshots could not be prepared.
     #[error(transparent)]
     PointInTime(#[from] PointInTimeError),
+    /// The closed deals could not be read from the database.
+    #[error("cannot load the closed deals: {0}")]
+    Load(sqlx::Error),
+    /// Training from the database without a database.
+    #[error("the database is needed to train without --from-csv")]
+    NoDatabase,
 }
 
 /// What to train and where the result goes.
@@ -67,13 +93,16 @@ pub struct TrainJob {
     pub point_in_time: PointInTime,
 }
 
-/// Runs training on `deals` (CPU work on a low-priority thread), writes `out_dir/<version>.json`,
-/// and registers it in `db` when given: activated when it is the first model, when it passes the
-/// promotion gate against the active model, or when `activate` forces it.
+/// Runs training on `input` (CPU work on a low-priority thread), writes `out_dir/<version>.json`,
+/// and registers it in `registry` when given: activated when it is the first model, when it passes
+/// the promotion gate against the active model, or when `activate` forces it. `source` is the
+/// database [`TrainInput::Database`] reads (it may be open without being the registry). The
+/// report's `phases` times every step, loading included.
 pub async fn run(
     job: TrainJob,
-    deals: Vec<Opportunity>,
-    db: Option<&Db>,
+    input: TrainInput,
+    source: Option<&Db>,
+    registry: Option<&Db>,
     progress: impl FnMut(TrainProgress) + Send + 'static,
 ) -> Result<TrainJobOutcome, TrainJobError> {
     let TrainJob {
@@ -87,19 +116,98 @@ pub async fn run(
     } = job;
     let out_dir: &Path = &out_dir;
     let who: &str = &who;
+    let db = registry;
     let mut progress = progress;
     let options = options.check().map_err(TrainError::from)?;
-    let (deals, prepared) =
-        point_in_time::prepare(&point_in_time, deals, options.split, options.test_fraction).await?;
-    let (spec_used, max_iterations) = (spec.clone(), options.max_iterations);
-    let (trained, deals) = run_low_priority("dealscore-train", move || {
-        let trained = train(&deals, &spec, &options, &mut progress);
-        (trained, deals)
+    let now = options.now;
+    // The active model is read first: the deals are read once, for the candidate's features and
+    // for the active model's, which the gate measures on the candidate's holdout.
+    let active = match db {
+        Some(db) => active_artifact(db).await?,
+        None => None,
+    };
+    let active_spec = active.as_ref().and_then(|a| a.features.spec().ok());
+    let sources = {
+        let mut specs = vec![&spec];
+        specs.extend(active_spec.as_ref());
+        sources_for(&specs)
+    };
+    let mut job_phases = Phases::default();
+    // Snapshots are built from whole deals and their recorded history: that path reads the deals
+    // whole first. Final states go straight from the database into the compact columns.
+    let input = match (input, &point_in_time.snapshots) {
+        (TrainInput::Database { since, until }, Some(_)) => {
+            progress(TrainProgress::Phase { name: "load".into() });
+            let started = Instant::now();
+            let source = source.ok_or(TrainJobError::NoDatabase)?;
+            let deals = closed_deals(source, since, until)
+                .await
+                .map_err(TrainJobError::Load)?;
+            job_phases.add("load", started.elapsed().as_secs_f64());
+            TrainInput::Deals(deals)
+        }
+        (input, _) => input,
+    };
+    let (input, prepared) = match input {
+        TrainInput::Deals(deals) => {
+            let (rows, prepared) =
+                point_in_time::prepare(&point_in_time, deals, options.split, options.test_fraction).await?;
+            (TrainInput::Deals(rows), Some(prepared))
+        }
+        input => (input, None),
+    };
+    let (spec_used, max_iterations, split_kind) = (spec.clone(), options.max_iterations, options.split);
+    let data = match input {
+        TrainInput::Deals(deals) => {
+            progress(TrainProgress::Phase { name: "encode".into() });
+            let started = Instant::now();
+            let data = run_low_priority("dealscore-encode", move || {
+                CompactDeals::from_deals(&deals, &sources, now)
+            })
+            .await
+            .map_err(TrainJobError::Write)?;
+            job_phases.add("encode", started.elapsed().as_secs_f64());
+            data
+        }
+        TrainInput::Database { since, until } => {
+            progress(TrainProgress::Phase { name: "load".into() });
+            let started = Instant::now();
+            let source = source.ok_or(TrainJobError::NoDatabase)?;
+            // Each deal goes straight into the compact columns; none is kept whole.
+            let mut data = CompactDeals::new(&sources, now);
+            each_closed_deal(source, since, until, |opp| data.push(&opp))
+                .await
+                .map_err(TrainJobError::Load)?;
+            data.finish();
+            job_phases.add("load", started.elapsed().as_secs_f64());
+            data
+        }
+    };
+    let (result, data, progress) = run_low_priority("dealscore-train", move || {
+        let result = train_compact(&data, &spec, &options, &mut progress);
+        (result, data, progress)
     })
     .await
     .map_err(TrainJobError::Write)?;
-    let mut trained = trained?;
+    let mut progress = progress;
+    let (mut trained, run) = result?;
+    trained.phases.prepend(job_phases);
+    // Final states read from the database: the backtest looks from the start of the time
+    // split's holdout, which this training computed on the same deals.
+    let prepared = prepared.unwrap_or_else(|| Prepared {
+        backtest_at: match (&point_in_time.source, split_kind) {
+            (Some(_), SplitKind::Time) => trained.artifact.training.holdout_from,
+            _ => None,
+        },
+        ..Prepared::default()
+    });
+    let started = Instant::now();
     point_in_time::finish(&point_in_time, prepared, &mut trained, &spec_used, max_iterations).await;
+    trained.phases.add("backtest", started.elapsed().as_secs_f64());
+    progress(TrainProgress::Phase {
+        name: "artifact".into(),
+    });
+    let started = Instant::now();
     let artifact = &trained.artifact;
     // The checksum covers the pretty form, so the registry stores exactly what the file holds.
     let json = artifact
@@ -110,23 +218,40 @@ pub async fn run(
     let artifact_path = artifact
         .save_atomic(out_dir)
         .map_err(|e| TrainJobError::Write(format!("{}: {e}", out_dir.display())))?;
+    let mut after = Phases::default();
+    after.add("artifact", started.elapsed().as_secs_f64());
     let (status, gate) = match db {
         Some(db) => {
-            let active = active_artifact(db).await?;
+            progress(TrainProgress::Phase { name: "gate".into() });
+            let started = Instant::now();
             let candidate = artifact.clone();
             let decision = run_low_priority("dealscore-gate", move || {
-                let holdout = holdout_deals(&deals, &candidate.training).unwrap_or_default();
-                gate::decide(
+                // The active model scores the holdout rows as it scores deals when serving.
+                let measured = active.as_ref().map(|a| {
+                    let holdout_won: Vec<bool> = run.holdout.iter().map(|&r| data.won()[r]).collect();
+                    let probabilities: Vec<f64> =
+                        logits(&a.features, &data, &run.holdout, a.intercept, &|i| a.coefficient(i))
+                            .into_iter()
+                            .map(sigmoid)
+                            .collect();
+                    (a, roc_auc(&probabilities, &holdout_won))
+                });
+                gate::decide_measured(
                     &policy,
                     &candidate,
-                    &holdout,
-                    active.as_ref(),
+                    measured,
+                    run.holdout.len(),
                     activate,
                     chrono::Utc::now(),
                 )
             })
             .await
             .map_err(TrainJobError::Write)?;
+            after.add("gate", started.elapsed().as_secs_f64());
+            progress(TrainProgress::Phase {
+                name: "register".into(),
+            });
+            let started = Instant::now();
             let gate_json =
                 serde_json::to_string(&decision).map_err(|e| TrainJobError::Write(e.to_string()))?;
             let new = NewModelVersion {
@@ -146,10 +271,15 @@ pub async fn run(
                 Some(&gate_json),
             )
             .await?;
+            after.add("register", started.elapsed().as_secs_f64());
             (Some(status), Some(decision))
         }
         None => (None, None),
     };
+    let mut trained = trained;
+    for (name, seconds) in after.iter() {
+        trained.phases.add(name, seconds);
+    }
     Ok(TrainJobOutcome {
         trained,
         artifact_path,

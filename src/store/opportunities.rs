@@ -668,6 +668,19 @@ pub async fn closed_deals(
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
 ) -> Result<Vec<Opportunity>, sqlx::Error> {
+    let mut out = Vec::new();
+    each_closed_deal(db, since, until, |opp| out.push(opp)).await?;
+    Ok(out)
+}
+
+/// [`closed_deals`] one deal at a time, in the same order, for a reader that keeps less than
+/// every whole deal (training reads them into compact columns); returns how many were read.
+pub async fn each_closed_deal(
+    db: &Db,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    mut each: impl FnMut(Opportunity) + Send,
+) -> Result<usize, sqlx::Error> {
     let sql = format!(
         "SELECT {SELECT_COLUMNS} FROM opportunities WHERE status IN ('won', 'lost') \
          AND closed_at >= $1 AND closed_at <= $2 ORDER BY closed_at, external_id"
@@ -676,11 +689,12 @@ pub async fn closed_deals(
         .bind(since.map(to_epoch_ms).unwrap_or(i64::MIN))
         .bind(until.map(to_epoch_ms).unwrap_or(i64::MAX))
         .fetch(&db.pool);
-    let mut out = Vec::new();
+    let mut read = 0;
     while let Some(row) = rows.try_next().await? {
-        out.push(StoredOpportunity::try_from(row)?.opportunity);
+        each(StoredOpportunity::try_from(row)?.opportunity);
+        read += 1;
     }
-    Ok(out)
+    Ok(read)
 }
 
 /// The external id of the first open deal stored (lowest row id), if any: a stable example of a

@@ -3,40 +3,25 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-use ndarray::Array2;
-
-use crate::domain::Opportunity;
+use super::compact::{feature_shares, CompactDeals};
 use crate::features::fitted::quantile_sorted;
-use crate::features::raw::{category_value, numeric_value, NumericValue};
-use crate::features::{Encoder, FittedFeatures, MISSING_LEVEL};
+use crate::features::{CoreField, Encoder, FittedFeatures, MISSING_LEVEL};
 use crate::model::{CategoryStat, GroupReference, LevelEffect, NumericReference, Quartiles, SuccessFactor};
 
 /// Percentile steps stored for won deals (0, 5, …, 100).
 const PERCENTILE_STEPS: usize = 20;
 
-/// Computes every feature's success factor from the final fit on all closed deals.
-pub fn success_factors(
-    fitted: &FittedFeatures,
-    x: &Array2<f64>,
-    weights: &[f64],
-    deals: &[&Opportunity],
-    won: &[bool],
-    now: DateTime<Utc>,
-) -> Vec<SuccessFactor> {
-    let n = x.nrows().max(1) as f64;
+/// Computes every feature's success factor from the final fit on all closed deals (every row of
+/// `data`).
+pub fn success_factors(fitted: &FittedFeatures, data: &CompactDeals, weights: &[f64]) -> Vec<SuccessFactor> {
+    let n = data.len().max(1) as f64;
+    let won = data.won();
     fitted
         .features
         .iter()
         .map(|feature| {
             // Contribution of this feature on each row: Σ coef·x over its columns.
-            let mut contribution = vec![0.0; x.nrows()];
-            for c in 0..feature.columns.len() {
-                let w = weights.get(feature.offset + c).copied().unwrap_or(0.0);
-                for (acc, v) in contribution.iter_mut().zip(x.column(feature.offset + c)) {
-                    *acc += w * v;
-                }
-            }
+            let contribution = feature_shares(feature, data, weights);
             let mean = contribution.iter().sum::<f64>() / n;
             let var = contribution.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / n;
             let levels = feature
@@ -57,31 +42,21 @@ pub fn success_factors(
                     }
                 })
                 .collect();
-            let source = feature.def.source();
+            let name = feature.def.name();
             let (numeric, categories) = match feature.encoder {
                 Encoder::Numeric(_) => {
-                    let values: Vec<Option<f64>> = deals
-                        .iter()
-                        .map(|d| match numeric_value(&source, d, now) {
-                            NumericValue::Present(v) => Some(v),
-                            _ => None,
-                        })
-                        .collect();
-                    (Some(numeric_reference(&values, won, deals)), Vec::new())
+                    let values: Vec<Option<f64>> = (0..data.len()).map(|r| data.number(name, r)).collect();
+                    (Some(numeric_reference(&values, won, data)), Vec::new())
                 }
                 Encoder::Categorical(_) => {
-                    let levels: Vec<String> = deals
-                        .iter()
-                        .map(|d| {
-                            category_value(&source, d)
-                                .map_or_else(|| MISSING_LEVEL.to_owned(), |c| c.into_owned())
-                        })
+                    let levels: Vec<&str> = (0..data.len())
+                        .map(|r| data.level(name, r).unwrap_or(MISSING_LEVEL))
                         .collect();
                     (None, category_stats(&levels, won))
                 }
             };
             SuccessFactor {
-                feature: feature.def.name().to_owned(),
+                feature: name.to_owned(),
                 importance: var.sqrt(),
                 mean_contribution: mean,
                 levels,
@@ -131,32 +106,32 @@ fn group_reference(values: &[Option<f64>], won: &[bool], keep: impl Fn(usize) ->
     }
 }
 
-fn numeric_reference(values: &[Option<f64>], won: &[bool], deals: &[&Opportunity]) -> NumericReference {
+fn numeric_reference(values: &[Option<f64>], won: &[bool], data: &CompactDeals) -> NumericReference {
     let overall = group_reference(values, won, |_| true);
-    let by = |key: &dyn Fn(&Opportunity) -> Option<String>| -> BTreeMap<String, GroupReference> {
-        let keys: Vec<Option<String>> = deals.iter().map(|d| key(d)).collect();
-        let mut distinct: Vec<&String> = keys.iter().flatten().collect();
-        distinct.sort();
+    let by = |field: CoreField| -> BTreeMap<String, GroupReference> {
+        let keys: Vec<Option<&str>> = (0..data.len()).map(|r| data.level(field.name(), r)).collect();
+        let mut distinct: Vec<&str> = keys.iter().flatten().copied().collect();
+        distinct.sort_unstable();
         distinct.dedup();
         distinct
             .into_iter()
             .map(|k| {
-                let reference = group_reference(values, won, |i| keys[i].as_ref() == Some(k));
-                (k.clone(), reference)
+                let reference = group_reference(values, won, |i| keys[i] == Some(k));
+                (k.to_owned(), reference)
             })
             .collect()
     };
     NumericReference {
         overall,
-        by_sector: by(&|d| d.sector.clone()),
-        by_contact_role: by(&|d| d.contact_role.as_ref().map(|r| r.as_str().to_owned())),
+        by_sector: by(CoreField::Sector),
+        by_contact_role: by(CoreField::ContactRole),
     }
 }
 
-fn category_stats(levels: &[String], won: &[bool]) -> Vec<CategoryStat> {
+fn category_stats(levels: &[&str], won: &[bool]) -> Vec<CategoryStat> {
     let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for (level, w) in levels.iter().zip(won) {
-        let e = counts.entry(level.as_str()).or_default();
+        let e = counts.entry(level).or_default();
         e.0 += 1;
         e.1 += usize::from(*w);
     }
@@ -192,8 +167,7 @@ mod tests {
 
     #[test]
     fn category_stats_count_wins() {
-        let levels: Vec<String> = ["a", "b", "a", "a"].iter().map(|s| s.to_string()).collect();
-        let stats = category_stats(&levels, &[true, false, false, true]);
+        let stats = category_stats(&["a", "b", "a", "a"], &[true, false, false, true]);
         assert_eq!(stats[0].level, "a");
         assert_eq!((stats[0].count, stats[0].won), (3, 2));
         assert!((stats[0].win_rate - 2.0 / 3.0).abs() < 1e-12);

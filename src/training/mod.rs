@@ -4,9 +4,11 @@
 //! endpoint both call it. Method and metrics: docs/scoring-method.md.
 
 pub mod backtest;
+pub mod compact;
 pub mod factors;
 pub mod fit;
 pub mod metrics;
+pub mod phases;
 pub mod report;
 pub mod snapshots;
 pub mod split;
@@ -21,16 +23,24 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{Opportunity, Status};
+use crate::domain::Opportunity;
 use crate::features::{FeatureSpec, FittedFeatures};
 use crate::model::artifact::version_id;
-use crate::model::profile::TrainingProfile;
 use crate::model::{
-    ColumnCoefficient, Convergence, CvResult, CvSummary, ModelArtifact, TrainingSummary, FORMAT_VERSION,
+    sigmoid, ColumnCoefficient, Convergence, CvResult, CvSummary, ModelArtifact, TrainingSummary,
+    FORMAT_VERSION,
 };
+pub use compact::CompactDeals;
+pub use phases::{PhaseClock, Phases};
 pub use report::render_report;
 
-use fit::{design_matrix, fit_large, fit_logistic, LinearFit};
+use fit::{fit_large, fit_logistic, LinearFit};
+
+/// Default of [`TrainOptions::cv_sample`]: above this many training rows, alpha is chosen on a
+/// stratified sample of them. On a million deals every alpha of the grid gives the same holdout
+/// AUC to 1e-4, and 25 fits on the whole training part were most of the job's time
+/// (docs/performance.md, "Training job").
+pub const CV_SAMPLE_ROWS: usize = 100_000;
 
 /// How the holdout is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -66,6 +76,9 @@ pub struct TrainOptions {
     pub alphas: Vec<f64>,
     /// L-BFGS iteration cap per fit (default 200).
     pub max_iterations: u64,
+    /// Training parts larger than this choose alpha on a stratified sample of this many rows
+    /// (default [`CV_SAMPLE_ROWS`]; 0 = always on the whole training part).
+    pub cv_sample: usize,
     /// "Now": age of open deals and the version id's time.
     pub now: DateTime<Utc>,
     /// Informational: start of the extraction window.
@@ -87,6 +100,7 @@ impl Default for TrainOptions {
             min_lost: 40,
             alphas: vec![0.01, 0.1, 1.0, 10.0, 100.0],
             max_iterations: 200,
+            cv_sample: CV_SAMPLE_ROWS,
             now: Utc::now(),
             window_since: None,
             window_until: None,
@@ -144,6 +158,12 @@ pub enum TrainError {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum TrainProgress {
+    /// A phase of the job starts (`load`, `encode`, `cross_validation`, `holdout`, `refit`,
+    /// `factors`, `gate`, `artifact`, `register`); the report's `phases` times each one.
+    Phase {
+        /// The phase's name.
+        name: String,
+    },
     /// Data selected and split.
     Prepared {
         /// Won deals.
@@ -205,8 +225,13 @@ pub struct TrainedModel {
     pub holdout_fit_convergence: Convergence,
     /// Things an analyst should know (non-convergence, retries, ignored open deals…).
     pub warnings: Vec<String>,
+    /// Rows alpha was cross-validated on: the training part, or a stratified sample of it when
+    /// it is larger than `cv_sample`.
+    pub cv_rows: usize,
     /// Wall-clock training time.
     pub elapsed_seconds: f64,
+    /// Seconds per phase, in order (the training job adds loading, gate and artifact).
+    pub phases: Phases,
     /// The shipped model's probabilities for every closed deal, in input order (not in the
     /// JSON report: it can be large).
     #[serde(skip)]
@@ -284,16 +309,57 @@ pub fn train(
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<TrainedModel, TrainError> {
     let started = Instant::now();
+    progress(TrainProgress::Phase { name: "encode".into() });
+    let data = CompactDeals::from_deals(deals, &compact::sources_for(&[spec]), options.now);
+    let encode = started.elapsed().as_secs_f64();
+    let (mut trained, run) = train_compact(&data, spec, options, progress)?;
+    let mut phases = Phases::default();
+    phases.add("encode", encode);
+    trained.phases.prepend(phases);
+    trained.elapsed_seconds = started.elapsed().as_secs_f64();
+    trained.training_predictions = run
+        .probabilities
+        .iter()
+        .enumerate()
+        .map(|(row, p)| DealPrediction {
+            external_id: data.id(row).to_owned(),
+            won: data.won()[row],
+            probability: *p,
+        })
+        .collect();
+    Ok(trained)
+}
+
+/// What [`train_compact`] leaves besides the model, for the job that follows (the gate).
+#[derive(Debug, Clone)]
+pub struct CompactRun {
+    /// Holdout rows (ascending row indices of the data).
+    pub holdout: Vec<usize>,
+    /// The shipped model's P(won) for every row.
+    pub probabilities: Vec<f64>,
+}
+
+/// [`train`] on closed deals already read into compact columns (see [`compact`]). The training
+/// job reads the database straight into them, so the deals are never all held as opportunities.
+/// `training_predictions` is left empty; [`CompactRun::probabilities`] has the figures.
+pub fn train_compact(
+    data: &CompactDeals,
+    spec: &FeatureSpec,
+    options: &ValidTrainOptions,
+    progress: &mut dyn FnMut(TrainProgress),
+) -> Result<(TrainedModel, CompactRun), TrainError> {
+    let started = Instant::now();
+    let mut clock = PhaseClock::new();
+    clock.enter("split", progress);
     let now = options.now;
     let mut warnings = Vec::new();
-    let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
-    let open = deals.len() - closed.len();
+    let open = data.open_ignored();
     if open > 0 {
         warnings.push(format!(
             "{open} open deals were ignored (training uses won and lost deals only)"
         ));
     }
-    let won: Vec<bool> = closed.iter().map(|d| d.status == Status::Won).collect();
+    let won = data.won();
     let n_won = won.iter().filter(|w| **w).count();
     let n_lost = won.len() - n_won;
     if n_won < options.min_won.max(2) || n_lost < options.min_lost.max(2) {
@@ -306,8 +372,8 @@ pub fn train(
     }
 
     let split = match options.split {
-        SplitKind::Time => split::time_split(&closed, options.test_fraction)?,
-        SplitKind::Random => split::random_split(&won, options.test_fraction, options.seed),
+        SplitKind::Time => split::time_split_rows(data.closed_at(), |i| data.id(i), options.test_fraction)?,
+        SplitKind::Random => split::random_split(won, options.test_fraction, options.seed),
     };
     let holdout_won = split.holdout.iter().filter(|&&i| won[i]).count();
     if holdout_won == 0 || holdout_won == split.holdout.len() {
@@ -322,41 +388,55 @@ pub fn train(
         train_rows: split.train.len(),
         holdout_rows: split.holdout.len(),
     });
+    let pick = |rows: &[usize]| -> Vec<bool> { rows.iter().map(|&i| won[i]).collect() };
+    let train_won = pick(&split.train);
+    let holdout_won_flags = pick(&split.holdout);
 
-    let pick = |rows: &[usize]| -> (Vec<&Opportunity>, Vec<bool>) {
-        (
-            rows.iter().map(|&i| closed[i]).collect(),
-            rows.iter().map(|&i| won[i]).collect(),
-        )
+    // Alpha: on a stratified sample of the training part when it is large. The loss is a sum
+    // over rows, so each alpha is scaled to the sample: the sample's fits then penalise each row
+    // as the full fit would (docs/performance.md, "Training job").
+    clock.enter("cross_validation", progress);
+    let cv_rows = if options.cv_sample > 0 {
+        split::stratified_sample(&split.train, won, options.cv_sample, options.seed)
+    } else {
+        split.train.clone()
     };
-    let (train_deals, train_won) = pick(&split.train);
-    let (holdout_deals, holdout_won_flags) = pick(&split.holdout);
+    let alpha_scale = cv_rows.len() as f64 / split.train.len() as f64;
+    let cv = cross_validate_rows(spec, data, &cv_rows, alpha_scale, options, progress)?;
+    drop(cv_rows);
+    let alpha = cv.summary.chosen_alpha;
 
-    let cv = cross_validate(spec, &train_deals, &train_won, options, progress)?;
-    let alpha = cv.chosen_alpha;
-
-    // Holdout metrics: encoders and fit on the training part only.
+    // Holdout metrics: encoders and fit on the training part only, warm-started from the
+    // cross-validation's fit at the chosen alpha.
+    clock.enter("holdout", progress);
     progress(TrainProgress::HoldoutFit { alpha });
-    let train_features = FittedFeatures::fit(spec, &train_deals, now);
-    let x_train = design_matrix(&train_features, &train_deals, now);
-    let holdout_fit = fit_large(&x_train, &train_won, alpha, options.max_iterations)?;
-    let x_holdout = design_matrix(&train_features, &holdout_deals, now);
-    let holdout_probs = holdout_fit.probabilities(&x_holdout);
+    let train_features = compact::fit_features(spec, data, &split.train);
+    let x_train = compact::design(&train_features, data, &split.train);
+    let warm = cv.warm_start(alpha, &train_features);
+    let holdout_fit = fit_from(&x_train, &train_won, alpha, warm.as_ref(), options.max_iterations)?;
+    drop(x_train);
+    let holdout_probs = probabilities(&train_features, data, &split.holdout, &holdout_fit);
     let holdout_metrics = metrics::evaluate(&holdout_probs, &holdout_won_flags);
     let train_base_rate = train_won.iter().filter(|w| **w).count() as f64 / train_won.len() as f64;
     let baseline_metrics = metrics::evaluate(&vec![train_base_rate; holdout_probs.len()], &holdout_won_flags);
-    drop(x_train);
-    drop(x_holdout);
+    drop(holdout_probs);
 
-    // The shipped model: encoders and fit on every closed deal, with the chosen alpha.
-    progress(TrainProgress::FinalFit { rows: closed.len() });
-    let features = FittedFeatures::fit(spec, &closed, now);
-    let x_all = design_matrix(&features, &closed, now);
-    let final_fit = fit_large(&x_all, &won, alpha, options.max_iterations)?;
-    let probabilities = final_fit.probabilities(&x_all);
-    let success_factors = factors::success_factors(&features, &x_all, &final_fit.weights, &closed, &won, now);
-    let profile = TrainingProfile::compute(&features, &closed, now);
+    // The shipped model: encoders and fit on every closed deal, with the chosen alpha,
+    // warm-started from the holdout fit.
+    clock.enter("refit", progress);
+    progress(TrainProgress::FinalFit { rows: data.len() });
+    let all: Vec<usize> = (0..data.len()).collect();
+    let features = compact::fit_features(spec, data, &all);
+    let x_all = compact::design(&features, data, &all);
+    let warm = carry_over(&train_features, &holdout_fit, &features);
+    let final_fit = fit_from(&x_all, won, alpha, warm.as_ref(), options.max_iterations)?;
     drop(x_all);
+    let probabilities = probabilities(&features, data, &all, &final_fit);
+    drop(all);
+
+    clock.enter("factors", progress);
+    let success_factors = factors::success_factors(&features, data, &final_fit.weights);
+    let profile = compact::profile(&features, data);
 
     for (name, c) in [
         ("holdout", &holdout_fit.convergence),
@@ -382,7 +462,7 @@ pub fn train(
             })
         })
         .collect();
-    let closed_dates: Vec<DateTime<Utc>> = closed.iter().filter_map(|d| d.closed_at).collect();
+    let closed_at = data.closed_at();
     let version = options.version.clone().unwrap_or_else(|| {
         let content: Vec<u8> = final_fit
             .weights
@@ -401,7 +481,7 @@ pub fn train(
         features,
         intercept: final_fit.intercept,
         coefficients,
-        cv,
+        cv: cv.summary,
         training: TrainingSummary {
             now,
             window_since: options.window_since,
@@ -417,10 +497,10 @@ pub fn train(
             lost: n_lost,
             train_rows: split.train.len(),
             holdout_rows: split.holdout.len(),
-            first_closed_at: closed_dates.iter().min().copied(),
-            last_closed_at: closed_dates.iter().max().copied(),
-            holdout_from: holdout_deals.iter().filter_map(|d| d.closed_at).min(),
-            final_rows: closed.len(),
+            first_closed_at: closed_at.iter().flatten().min().copied(),
+            last_closed_at: closed_at.iter().flatten().max().copied(),
+            holdout_from: split.holdout.iter().filter_map(|&i| closed_at[i]).min(),
+            final_rows: data.len(),
             snapshots: None,
             deals_with_history: None,
         },
@@ -433,23 +513,72 @@ pub fn train(
         sha256: String::new(),
     };
     artifact.seal();
-    let training_predictions = closed
-        .iter()
-        .zip(&won)
-        .zip(probabilities)
-        .map(|((d, w), p)| DealPrediction {
-            external_id: d.external_id.to_string(),
-            won: *w,
-            probability: p,
-        })
-        .collect();
+    let phases = clock.finish();
     progress(TrainProgress::Finished { version });
-    Ok(TrainedModel {
+    let trained = TrainedModel {
         artifact,
         holdout_fit_convergence: holdout_fit.convergence,
         warnings,
+        cv_rows: cv.rows,
         elapsed_seconds: started.elapsed().as_secs_f64(),
-        training_predictions,
+        phases,
+        training_predictions: Vec::new(),
+    };
+    let run = CompactRun {
+        holdout: split.holdout,
+        probabilities,
+    };
+    Ok((trained, run))
+}
+
+/// P(won) of `rows` under a fit whose columns are `features`', summed as serving sums them.
+fn probabilities(features: &FittedFeatures, data: &CompactDeals, rows: &[usize], fit: &LinearFit) -> Vec<f64> {
+    let coefficient = |i: usize| fit.weights.get(i).copied().unwrap_or(0.0);
+    compact::logits(features, data, rows, fit.intercept, &coefficient)
+        .into_iter()
+        .map(sigmoid)
+        .collect()
+}
+
+/// A fit from `warm` when there is one, else [`fit_large`] (a subsample first on large data).
+fn fit_from(
+    x: &ndarray::Array2<f64>,
+    won: &[bool],
+    alpha: f64,
+    warm: Option<&LinearFit>,
+    max_iterations: u64,
+) -> Result<LinearFit, TrainError> {
+    match warm {
+        Some(w) => fit_logistic(x, won, alpha, Some(w), max_iterations),
+        None => fit_large(x, won, alpha, max_iterations),
+    }
+}
+
+/// `fit`'s coefficients laid out for `to`'s columns, as a warm start: a feature with the same
+/// number of columns keeps its weights in order (bin edges move a little between data sets,
+/// the bins' effects do not), another one keeps those of the columns with the same name.
+fn carry_over(from: &FittedFeatures, fit: &LinearFit, to: &FittedFeatures) -> Option<LinearFit> {
+    if from.features.len() != to.features.len() || fit.weights.len() != from.n_columns {
+        return None;
+    }
+    let mut weights = vec![0.0; to.n_columns];
+    for (f, t) in from.features.iter().zip(&to.features) {
+        let source = &fit.weights[f.offset..f.offset + f.columns.len()];
+        let target = &mut weights[t.offset..t.offset + t.columns.len()];
+        if source.len() == target.len() {
+            target.copy_from_slice(source);
+        } else {
+            for (slot, name) in target.iter_mut().zip(&t.columns) {
+                if let Some(c) = f.columns.iter().position(|n| n == name) {
+                    *slot = source[c];
+                }
+            }
+        }
+    }
+    Some(LinearFit {
+        intercept: fit.intercept,
+        weights,
+        convergence: fit.convergence.clone(),
     })
 }
 
@@ -462,8 +591,8 @@ pub fn cross_validate_all(
     options: &ValidTrainOptions,
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<CvSummary, TrainError> {
-    let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
-    let won: Vec<bool> = closed.iter().map(|d| d.status == Status::Won).collect();
+    let data = CompactDeals::from_deals(deals, &compact::sources_for(&[spec]), options.now);
+    let won = data.won();
     let n_won = won.iter().filter(|w| **w).count();
     let n_lost = won.len() - n_won;
     if n_won < options.min_won.max(options.cv_folds) || n_lost < options.min_lost.max(options.cv_folds) {
@@ -474,55 +603,117 @@ pub fn cross_validate_all(
             min_lost: options.min_lost,
         });
     }
-    cross_validate(spec, &closed, &won, options, progress)
+    let rows: Vec<usize> = (0..data.len()).collect();
+    Ok(cross_validate_rows(spec, &data, &rows, 1.0, options, progress)?.summary)
 }
 
-/// Stratified K-fold CV of every alpha on the training part. Encoders are refit inside each
-/// fold on that fold's training rows, so validation rows never shape bins or vocabularies.
-fn cross_validate(
+/// The outcome of cross-validation, with what the holdout fit can start from.
+struct CvOutcome {
+    summary: CvSummary,
+    /// Rows cross-validated.
+    rows: usize,
+    /// The first fold's encoders and its fit per alpha (grid order).
+    first_fold: Option<(FittedFeatures, Vec<Option<LinearFit>>)>,
+}
+
+impl CvOutcome {
+    /// The first fold's fit at `alpha` (a grid value), laid out for `features`.
+    fn warm_start(&self, alpha: f64, features: &FittedFeatures) -> Option<LinearFit> {
+        let (encoders, fits) = self.first_fold.as_ref()?;
+        let a = self.summary.results.iter().position(|r| r.alpha == alpha)?;
+        carry_over(encoders, fits.get(a)?.as_ref()?, features)
+    }
+}
+
+/// One fold's results.
+struct FoldOutcome {
+    fold: usize,
+    /// Validation ROC AUC per alpha (grid order).
+    aucs: Vec<f64>,
+    /// The first fold keeps its encoders and fits (warm starts for the holdout fit).
+    kept: Option<(FittedFeatures, Vec<Option<LinearFit>>)>,
+}
+
+/// Stratified K-fold CV of every alpha over `rows` (ascending row indices), fitting each alpha
+/// times `alpha_scale`. Encoders are refit inside each fold on that fold's training rows, so
+/// validation rows never shape bins or vocabularies. Folds run on every core; within a fold each
+/// alpha, strongest first, warm-starts the next.
+fn cross_validate_rows(
     spec: &FeatureSpec,
-    deals: &[&Opportunity],
-    won: &[bool],
+    data: &CompactDeals,
+    rows: &[usize],
+    alpha_scale: f64,
     options: &ValidTrainOptions,
     progress: &mut dyn FnMut(TrainProgress),
-) -> Result<CvSummary, TrainError> {
+) -> Result<CvOutcome, TrainError> {
     let k = options.cv_folds;
-    let folds = split::stratified_folds(won, k, options.seed);
+    let all_won = data.won();
+    let won: Vec<bool> = rows.iter().map(|&r| all_won[r]).collect();
+    let folds = split::stratified_folds(&won, k, options.seed);
     // Strongest penalty first: each fit warm-starts the next, weaker one.
     let mut order: Vec<usize> = (0..options.alphas.len()).collect();
     order.sort_by(|&a, &b| options.alphas[b].total_cmp(&options.alphas[a]));
-    let mut fold_aucs = vec![Vec::with_capacity(k); options.alphas.len()];
     let total = k * options.alphas.len();
-    let mut done = 0;
-    for fold in 0..k {
-        let (fit_rows, val_rows): (Vec<usize>, Vec<usize>) =
-            (0..deals.len()).partition(|&i| folds[i] != fold);
-        let fit_deals: Vec<&Opportunity> = fit_rows.iter().map(|&i| deals[i]).collect();
-        let fit_won: Vec<bool> = fit_rows.iter().map(|&i| won[i]).collect();
-        let val_deals: Vec<&Opportunity> = val_rows.iter().map(|&i| deals[i]).collect();
-        let val_won: Vec<bool> = val_rows.iter().map(|&i| won[i]).collect();
-        let encoders = FittedFeatures::fit(spec, &fit_deals, options.now);
-        let x_fit = design_matrix(&encoders, &fit_deals, options.now);
-        let x_val = design_matrix(&encoders, &val_deals, options.now);
-        let mut warm: Option<LinearFit> = None;
-        for &a in &order {
-            let alpha = options.alphas[a];
-            let fit = match &warm {
-                Some(w) => fit_logistic(&x_fit, &fit_won, alpha, Some(w), options.max_iterations)?,
-                None => fit_large(&x_fit, &fit_won, alpha, options.max_iterations)?,
-            };
-            let auc = metrics::roc_auc(&fit.probabilities(&x_val), &val_won);
-            // Folds run in order, so each alpha's list is indexed by fold.
-            fold_aucs[a].push(auc);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, k);
+    let (sender, receiver) = std::sync::mpsc::channel::<(usize, usize, f64)>();
+    let outcomes: Vec<Result<Vec<FoldOutcome>, TrainError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let sender = sender.clone();
+                let (folds, won, order) = (&folds, &won, &order);
+                scope.spawn(move || {
+                    (worker..k)
+                        .step_by(workers)
+                        .map(|fold| {
+                            let task = FoldTask {
+                                spec,
+                                data,
+                                rows,
+                                folds,
+                                won,
+                                order,
+                                alpha_scale,
+                                options,
+                            };
+                            task.run(fold, &sender)
+                        })
+                        .collect::<Result<Vec<FoldOutcome>, TrainError>>()
+                })
+            })
+            .collect();
+        drop(sender);
+        let mut done = 0;
+        for (fold, a, auc) in receiver {
             done += 1;
             progress(TrainProgress::CrossValidation {
                 done,
                 total,
-                alpha,
+                alpha: options.alphas[a],
                 fold,
                 auc,
             });
-            warm = Some(fit);
+        }
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(TrainError::Fit("a cross-validation worker stopped unexpectedly".into()))
+                })
+            })
+            .collect()
+    });
+    let mut fold_aucs = vec![vec![f64::NAN; k]; options.alphas.len()];
+    let mut first_fold = None;
+    for outcome in outcomes {
+        for fold in outcome? {
+            for (a, auc) in fold.aucs.iter().enumerate() {
+                fold_aucs[a][fold.fold] = *auc;
+            }
+            if fold.kept.is_some() {
+                first_fold = fold.kept;
+            }
         }
     }
     let results: Vec<CvResult> = options
@@ -547,9 +738,67 @@ fn cross_validate(
         .filter(|r| r.mean_auc >= best - 1e-9)
         .map(|r| r.alpha)
         .fold(f64::MIN, f64::max);
-    Ok(CvSummary {
-        folds: k,
-        results,
-        chosen_alpha,
+    Ok(CvOutcome {
+        summary: CvSummary {
+            folds: k,
+            results,
+            chosen_alpha,
+        },
+        rows: rows.len(),
+        first_fold,
     })
+}
+
+/// What a fold needs, shared by the workers.
+struct FoldTask<'a> {
+    spec: &'a FeatureSpec,
+    data: &'a CompactDeals,
+    rows: &'a [usize],
+    folds: &'a [usize],
+    won: &'a [bool],
+    order: &'a [usize],
+    alpha_scale: f64,
+    options: &'a ValidTrainOptions,
+}
+
+impl FoldTask<'_> {
+    /// Fits every alpha on the fold's training rows and scores its validation rows; each
+    /// (fold, alpha, AUC) is sent as soon as it is known.
+    fn run(&self, fold: usize, sender: &std::sync::mpsc::Sender<(usize, usize, f64)>) -> Result<FoldOutcome, TrainError> {
+        let (mut fit_rows, mut val_rows) = (Vec::new(), Vec::new());
+        let (mut fit_won, mut val_won) = (Vec::new(), Vec::new());
+        for (i, &row) in self.rows.iter().enumerate() {
+            if self.folds[i] == fold {
+                val_rows.push(row);
+                val_won.push(self.won[i]);
+            } else {
+                fit_rows.push(row);
+                fit_won.push(self.won[i]);
+            }
+        }
+        let encoders = compact::fit_features(self.spec, self.data, &fit_rows);
+        let x_fit = compact::design(&encoders, self.data, &fit_rows);
+        let n_alphas = self.options.alphas.len();
+        let mut aucs = vec![f64::NAN; n_alphas];
+        let mut fits: Vec<Option<LinearFit>> = vec![None; n_alphas];
+        let mut warm: Option<LinearFit> = None;
+        for &a in self.order {
+            let alpha = self.options.alphas[a] * self.alpha_scale;
+            let fit = fit_from(&x_fit, &fit_won, alpha, warm.as_ref(), self.options.max_iterations)?;
+            let probs = probabilities(&encoders, self.data, &val_rows, &fit);
+            let auc = metrics::roc_auc(&probs, &val_won);
+            aucs[a] = auc;
+            // The receiver lives until every worker is done.
+            let _ = sender.send((fold, a, auc));
+            if fold == 0 {
+                fits[a] = Some(fit.clone());
+            }
+            warm = Some(fit);
+        }
+        Ok(FoldOutcome {
+            fold,
+            aucs,
+            kept: (fold == 0).then_some((encoders, fits)),
+        })
+    }
 }

@@ -75,11 +75,20 @@ pub fn render_report(trained: &TrainedModel) -> String {
         a.features.n_columns
     );
 
-    let _ = writeln!(
-        out,
-        "\nAlpha selection ({}-fold stratified CV, ROC AUC):",
-        a.cv.folds
-    );
+    if trained.cv_rows < t.train_rows {
+        let _ = writeln!(
+            out,
+            "\nAlpha selection ({}-fold stratified CV on a stratified sample of {} of the {} training \
+             rows, each alpha scaled to the sample; ROC AUC):",
+            a.cv.folds, trained.cv_rows, t.train_rows
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "\nAlpha selection ({}-fold stratified CV, ROC AUC):",
+            a.cv.folds
+        );
+    }
     for r in &a.cv.results {
         let mark = if r.alpha == a.cv.chosen_alpha {
             "  <- chosen"
@@ -190,6 +199,14 @@ pub fn render_report(trained: &TrainedModel) -> String {
         }
     }
     let _ = writeln!(out, "\nTrained in {:.2} s", trained.elapsed_seconds);
+    let phases: Vec<String> = trained
+        .phases
+        .iter()
+        .map(|(name, seconds)| format!("{name} {seconds:.2} s"))
+        .collect();
+    if !phases.is_empty() {
+        let _ = writeln!(out, "Phases: {}", phases.join(", "));
+    }
     out
 }
 

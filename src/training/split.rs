@@ -1,5 +1,6 @@
 //! Holdout splits and stratified cross-validation folds.
 
+use chrono::{DateTime, Utc};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -24,31 +25,37 @@ fn holdout_size(n: usize, fraction: f64) -> usize {
 /// Time split: deals sorted by (closed_at, external_id); the newest `fraction` is the holdout.
 /// Every deal needs `closed_at`.
 pub fn time_split(deals: &[&Opportunity], fraction: f64) -> Result<Split, TrainError> {
-    let missing: Vec<&str> = deals
-        .iter()
-        .filter(|d| d.closed_at.is_none())
-        .map(|d| d.external_id.as_str())
-        .collect();
-    if let Some(first) = missing.first() {
+    let closed_at: Vec<Option<DateTime<Utc>>> = deals.iter().map(|d| d.closed_at).collect();
+    time_split_rows(&closed_at, |i| deals[i].external_id.as_str(), fraction)
+}
+
+/// [`time_split`] over rows given by their closing times and ids.
+pub fn time_split_rows<'a>(
+    closed_at: &[Option<DateTime<Utc>>],
+    id: impl Fn(usize) -> &'a str,
+    fraction: f64,
+) -> Result<Split, TrainError> {
+    let missing: Vec<usize> = (0..closed_at.len()).filter(|&i| closed_at[i].is_none()).collect();
+    if let Some(&first) = missing.first() {
         return Err(TrainError::MissingClosedAt {
             count: missing.len(),
-            example: (*first).to_owned(),
+            example: id(first).to_owned(),
         });
     }
-    let mut order: Vec<usize> = (0..deals.len()).collect();
-    order.sort_by(|&a, &b| {
-        (deals[a].closed_at, &deals[a].external_id).cmp(&(deals[b].closed_at, &deals[b].external_id))
-    });
-    let k = holdout_size(deals.len(), fraction);
-    let mut cut = deals.len() - k;
+    let mut order: Vec<usize> = (0..closed_at.len()).collect();
+    // Rows read from the database arrive in this order already; the sort then only checks it.
+    order.sort_by(|&a, &b| (closed_at[a], id(a)).cmp(&(closed_at[b], id(b))));
+    let n = closed_at.len();
+    let k = holdout_size(n, fraction);
+    let mut cut = n - k;
     // Rows of one deal (its snapshots, adjacent in this order) stay on one side: the cut moves
     // past the deal it would split, or before it when that would empty the holdout.
-    let same_deal = |cut: usize| deals[order[cut]].external_id == deals[order[cut - 1]].external_id;
+    let same_deal = |cut: usize| id(order[cut]) == id(order[cut - 1]);
     let mut later = cut;
-    while later < deals.len() && same_deal(later) {
+    while later < n && same_deal(later) {
         later += 1;
     }
-    if later < deals.len() {
+    if later < n {
         cut = later;
     } else {
         while cut > 1 && same_deal(cut) {
@@ -60,6 +67,24 @@ pub fn time_split(deals: &[&Opportunity], fraction: f64) -> Result<Split, TrainE
     train.sort_unstable();
     holdout.sort_unstable();
     Ok(Split { train, holdout })
+}
+
+/// A random sample of about `size` of `rows`, stratified by outcome (`won` is indexed by row):
+/// each outcome keeps its share. Ascending, like `rows`. All of `rows` when `size` is not smaller.
+pub fn stratified_sample(rows: &[usize], won: &[bool], size: usize, seed: u64) -> Vec<usize> {
+    if size >= rows.len() {
+        return rows.to_vec();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5851_f42d_4c95_7f2d);
+    let mut sample = Vec::with_capacity(size);
+    for class in [true, false] {
+        let mut of_class: Vec<usize> = rows.iter().copied().filter(|&r| won[r] == class).collect();
+        let keep = ((of_class.len() as f64 * size as f64 / rows.len() as f64).round() as usize).min(of_class.len());
+        let (chosen, _) = of_class.partial_shuffle(&mut rng, keep);
+        sample.extend_from_slice(chosen);
+    }
+    sample.sort_unstable();
+    sample
 }
 
 /// Random split stratified by outcome: the same share of won and of lost deals is held out.
@@ -185,6 +210,19 @@ mod tests {
         assert_eq!(split.holdout.iter().filter(|&&i| won[i]).count(), 5);
         assert_eq!(random_split(&won, 0.2, 7), split);
         assert_ne!(random_split(&won, 0.2, 8), split);
+    }
+
+    #[test]
+    fn a_stratified_sample_keeps_each_outcome_share() {
+        let won: Vec<bool> = (0..1000).map(|i| i % 4 == 0).collect(); // 250 won
+        let rows: Vec<usize> = (0..1000).filter(|i| i % 10 != 3).collect(); // 900 rows, 250 won
+        let sample = stratified_sample(&rows, &won, 300, 9);
+        assert_eq!(sample.len(), 300);
+        assert_eq!(sample.iter().filter(|&&r| won[r]).count(), 83); // 250 · 300 / 900
+        assert!(sample.windows(2).all(|w| w[0] < w[1]));
+        assert!(sample.iter().all(|r| rows.contains(r)));
+        assert_eq!(stratified_sample(&rows, &won, 300, 9), sample);
+        assert_eq!(stratified_sample(&rows, &won, 5000, 9), rows);
     }
 
     #[test]

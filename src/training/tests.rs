@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
-use crate::domain::{AttributeValue, ContactRole, Deal, ExternalId};
+use crate::domain::{AttributeValue, ContactRole, Deal, ExternalId, Status};
 use crate::model::{explain, predict, ArtifactError};
 
 const SECTORS: [&str; 4] = ["retail", "banking", "energy", "public"];

@@ -89,3 +89,67 @@ async fn an_invalid_feature_spec_is_refused_with_every_problem() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("colour") && stderr.contains("cubic"), "{stderr}");
 }
+
+/// The JSON report times every phase of a database training, and without a terminal each phase
+/// is logged as it starts. A second training with other features is gated against the first
+/// model, measured on the second's holdout exactly as scoring the stored deals measures it.
+#[tokio::test]
+async fn training_reports_its_phases_and_gates_against_a_model_with_other_features() {
+    let app = spawn_app().await;
+    import_generated(&app, 1_500, 4).await;
+    let out = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dealscore-train"))
+            .args(args)
+            .args(["--cv", "3", "--json", "--out", out.path().to_str().unwrap()])
+            .env("DATABASE_URL", &app.db_url)
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("run dealscore-train")
+    };
+    let first = run(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let report: Value = serde_json::from_slice(&first.stdout).unwrap();
+    let phases = report["phases"].as_object().expect("phases");
+    let mut names: Vec<&str> = phases.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["artifact", "cross_validation", "factors", "gate", "holdout", "load", "refit", "register", "split"]
+    );
+    assert!(phases.values().all(|s| s.as_f64().is_some_and(|s| s >= 0.0)), "{report}");
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    for phase in ["load", "cross_validation", "refit", "gate"] {
+        assert!(
+            stderr.contains("training phase started") && stderr.contains(&format!("phase={phase}")),
+            "{phase}: {stderr}"
+        );
+    }
+    assert_eq!(report["status"], "active");
+
+    // Features the first model does not have, and one of its own left out.
+    let spec = out.path().join("other.toml");
+    std::fs::write(
+        &spec,
+        "[[feature]]\nname = \"owner\"\nmin_count = 5\n[[feature]]\nname = \"amount\"\ntransform = \"log\"\n\
+         [[feature]]\nname = \"response_hours\"\nbins = 4\n",
+    )
+    .unwrap();
+    let second = run(&["--features", spec.to_str().unwrap()]);
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let report: Value = serde_json::from_slice(&second.stdout).unwrap();
+    let gate = &report["gate"];
+    let measured = gate["active_auc"].as_f64().expect("the active model was measured");
+
+    let load = |path: &str| {
+        dealscore::model::ModelArtifact::from_json_verified(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let candidate = load(report["artifact_path"].as_str().unwrap());
+    let active_version = gate["active_version"].as_str().unwrap();
+    let active = load(out.path().join(format!("{active_version}.json")).to_str().unwrap());
+    let deals = dealscore::store::opportunities::closed_deals(&app.db, None, None).await.unwrap();
+    let holdout = dealscore::lifecycle::holdout::holdout_deals(&deals, &candidate.training).unwrap();
+    assert_eq!(gate["holdout_rows"].as_u64(), Some(holdout.len() as u64));
+    let expected = dealscore::lifecycle::gate::auc_on(&active, &holdout, candidate.training.now);
+    assert!((measured - expected).abs() < 1e-12, "{measured} vs {expected}");
+}

@@ -1,0 +1,715 @@
+//! Closed deals in compact columns: what training reads of each deal, read once.
+//!
+//! Training used to keep every [`Opportunity`] alive and read each feature's raw value again for
+//! every encoder fit and design matrix (once per fold, then for the holdout fit, the refit, the
+//! success factors and the drift profile). Here each deal is read once, with the same readers
+//! ([`numeric_value`], [`category_value`]), into one `f64` per numeric source (NaN = missing)
+//! and one level code per categorical source; the deal itself can then be dropped. A million
+//! closed deals take ~60 MB this way against well over 500 MB as opportunities.
+//!
+//! Encoders, design matrices, scores, success factors and the drift profile are computed from
+//! these columns with the same arithmetic, in the same order, as from the deals: the unit tests
+//! compare both paths value for value.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use ndarray::{Array2, ShapeBuilder};
+
+use crate::domain::{Opportunity, Status};
+use crate::features::encode::{encode_category, encode_numeric};
+use crate::features::fitted::{bin_interval, quantile_edges, quantile_sorted, signed_log};
+use crate::features::raw::{category_value, numeric_value, NumericValue};
+use crate::features::{
+    CategoricalEncoder, CoreField, Encoder, FeatureCode, FeatureSpec, FittedFeature, FittedFeatures, Kind,
+    NumericEncoder, NumericScale, Source, Transform, MISSING_LEVEL, OTHER_LEVEL,
+};
+use crate::model::profile::{FeatureProfile, ProfileBins, TrainingProfile, PROFILE_BINS};
+
+/// Level code of an empty categorical field.
+const NO_LEVEL: u32 = u32::MAX;
+
+/// The sources training reads: every feature of `specs` (the spec being trained, and the active
+/// model's, whose holdout AUC the promotion gate measures), plus sector and contact role, which
+/// the success factors break numeric references down by.
+pub fn sources_for(specs: &[&FeatureSpec]) -> Vec<(String, Kind)> {
+    let mut sources: Vec<(String, Kind)> = Vec::new();
+    let fixed = [
+        (CoreField::Sector.name().to_owned(), Kind::Categorical),
+        (CoreField::ContactRole.name().to_owned(), Kind::Categorical),
+    ];
+    let from_specs = specs
+        .iter()
+        .flat_map(|s| s.features().iter().map(|f| (f.name().to_owned(), f.kind())));
+    for source in from_specs.chain(fixed) {
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
+    sources
+}
+
+/// A numeric source: one value per row, NaN when missing or not a number.
+#[derive(Debug, Clone)]
+struct NumericColumn {
+    name: String,
+    values: Vec<f64>,
+    /// Rows with a value, by ascending value (`f64::total_cmp`), filled by `finish`.
+    by_value: Vec<u32>,
+}
+
+/// A categorical source: one level code per row (`NO_LEVEL` when empty).
+#[derive(Debug, Clone)]
+struct CategoricalColumn {
+    name: String,
+    levels: Vec<String>,
+    lookup: HashMap<String, u32>,
+    codes: Vec<u32>,
+}
+
+/// Closed deals, compact: outcome, closing time, id, and one column per source.
+#[derive(Debug, Clone)]
+pub struct CompactDeals {
+    now: DateTime<Utc>,
+    ids: String,
+    id_ends: Vec<usize>,
+    closed_at: Vec<Option<DateTime<Utc>>>,
+    won: Vec<bool>,
+    numeric: Vec<NumericColumn>,
+    categorical: Vec<CategoricalColumn>,
+    open_ignored: usize,
+}
+
+impl CompactDeals {
+    /// An empty set reading `sources` (see [`sources_for`]) as of `now`.
+    pub fn new(sources: &[(String, Kind)], now: DateTime<Utc>) -> CompactDeals {
+        let mut numeric = Vec::new();
+        let mut categorical = Vec::new();
+        for (name, kind) in sources {
+            match kind {
+                Kind::Numeric => numeric.push(NumericColumn {
+                    name: name.clone(),
+                    values: Vec::new(),
+                    by_value: Vec::new(),
+                }),
+                Kind::Categorical => categorical.push(CategoricalColumn {
+                    name: name.clone(),
+                    levels: Vec::new(),
+                    lookup: HashMap::new(),
+                    codes: Vec::new(),
+                }),
+            }
+        }
+        CompactDeals {
+            now,
+            ids: String::new(),
+            id_ends: Vec::new(),
+            closed_at: Vec::new(),
+            won: Vec::new(),
+            numeric,
+            categorical,
+            open_ignored: 0,
+        }
+    }
+
+    /// Reads every deal of `deals` (open ones are counted and skipped).
+    pub fn from_deals(deals: &[Opportunity], sources: &[(String, Kind)], now: DateTime<Utc>) -> CompactDeals {
+        let mut data = CompactDeals::new(sources, now);
+        for deal in deals {
+            data.push(deal);
+        }
+        data.finish();
+        data
+    }
+
+    /// Reads one deal: a closed one becomes a row, an open one is only counted.
+    pub fn push(&mut self, opp: &Opportunity) {
+        if !opp.status.is_closed() {
+            self.open_ignored += 1;
+            return;
+        }
+        self.ids.push_str(opp.external_id.as_str());
+        self.id_ends.push(self.ids.len());
+        self.closed_at.push(opp.closed_at);
+        self.won.push(opp.status == Status::Won);
+        for column in &mut self.numeric {
+            let source = Source::parse(&column.name).unwrap_or(Source::Attribute(&column.name));
+            let value = match numeric_value(&source, opp, self.now) {
+                NumericValue::Present(v) => v,
+                NumericValue::Missing | NumericValue::NotANumber(_) => f64::NAN,
+            };
+            column.values.push(value);
+        }
+        for column in &mut self.categorical {
+            let source = Source::parse(&column.name).unwrap_or(Source::Attribute(&column.name));
+            let code = match category_value(&source, opp) {
+                None => NO_LEVEL,
+                Some(level) => match column.lookup.get(level.as_ref()) {
+                    Some(code) => *code,
+                    None => {
+                        let code = column.levels.len() as u32;
+                        column.levels.push(level.clone().into_owned());
+                        column.lookup.insert(level.into_owned(), code);
+                        code
+                    }
+                },
+            };
+            column.codes.push(code);
+        }
+    }
+
+    /// Ends reading: sorts each numeric column's rows by value (quantiles then need no sort).
+    pub fn finish(&mut self) {
+        for column in &mut self.numeric {
+            let values = &column.values;
+            let mut rows: Vec<u32> = (0..values.len() as u32)
+                .filter(|&r| !values[r as usize].is_nan())
+                .collect();
+            rows.sort_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]));
+            column.by_value = rows;
+        }
+        for column in &mut self.categorical {
+            // The lookup only serves reading.
+            column.lookup = HashMap::new();
+        }
+    }
+
+    /// Closed deals read.
+    pub fn len(&self) -> usize {
+        self.won.len()
+    }
+
+    /// True when no closed deal was read.
+    pub fn is_empty(&self) -> bool {
+        self.won.is_empty()
+    }
+
+    /// Open deals seen and skipped.
+    pub fn open_ignored(&self) -> usize {
+        self.open_ignored
+    }
+
+    /// The "now" values were read at.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Outcome per row (won = true).
+    pub fn won(&self) -> &[bool] {
+        &self.won
+    }
+
+    /// Closing time per row.
+    pub fn closed_at(&self) -> &[Option<DateTime<Utc>>] {
+        &self.closed_at
+    }
+
+    /// External id of row `row`.
+    pub fn id(&self, row: usize) -> &str {
+        let start = if row == 0 { 0 } else { self.id_ends[row - 1] };
+        &self.ids[start..self.id_ends[row]]
+    }
+
+    fn numeric_column(&self, name: &str) -> Option<&NumericColumn> {
+        self.numeric.iter().find(|c| c.name == name)
+    }
+
+    fn categorical_column(&self, name: &str) -> Option<&CategoricalColumn> {
+        self.categorical.iter().find(|c| c.name == name)
+    }
+
+    /// The raw value of numeric source `name` on `row` (`None`: missing, or not read).
+    pub fn number(&self, name: &str, row: usize) -> Option<f64> {
+        self.numeric_column(name)
+            .map(|c| c.values[row])
+            .filter(|v| !v.is_nan())
+    }
+
+    /// The level text of categorical source `name` on `row` (`None`: empty, or not read).
+    pub fn level(&self, name: &str, row: usize) -> Option<&str> {
+        let column = self.categorical_column(name)?;
+        column.levels.get(column.codes[row] as usize).map(String::as_str)
+    }
+}
+
+/// Rows as a membership mask over all rows.
+fn mask(n: usize, rows: &[usize]) -> Vec<bool> {
+    let mut member = vec![false; n];
+    for &r in rows {
+        member[r] = true;
+    }
+    member
+}
+
+/// Learns every feature's encoder from `rows` (ascending row indices): the same encoders
+/// [`FittedFeatures::fit`] learns from those deals.
+pub fn fit_features(spec: &FeatureSpec, data: &CompactDeals, rows: &[usize]) -> FittedFeatures {
+    let member = mask(data.len(), rows);
+    let mut offset = 0;
+    let mut features = Vec::with_capacity(spec.features().len());
+    for def in spec.features() {
+        let name = def.name();
+        let (encoder, columns) = match def.kind() {
+            Kind::Numeric => {
+                // Sorted values of the member rows, as fit_numeric's sort leaves them.
+                let values: Vec<f64> = data
+                    .numeric_column(name)
+                    .map(|c| {
+                        c.by_value
+                            .iter()
+                            .filter(|&&r| member[r as usize])
+                            .map(|&r| c.values[r as usize])
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                numeric_encoder(def, &values, rows.len())
+            }
+            Kind::Categorical => {
+                let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+                if let Some(column) = data.categorical_column(name) {
+                    let mut per_code = vec![0usize; column.levels.len()];
+                    let mut empty = 0usize;
+                    for &r in rows {
+                        match column.codes[r] {
+                            NO_LEVEL => empty += 1,
+                            code => per_code[code as usize] += 1,
+                        }
+                    }
+                    for (level, &count) in column.levels.iter().zip(&per_code) {
+                        if count > 0 {
+                            *counts.entry(level.clone()).or_default() += count;
+                        }
+                    }
+                    if empty > 0 {
+                        *counts.entry(MISSING_LEVEL.to_owned()).or_default() += empty;
+                    }
+                } else if !rows.is_empty() {
+                    counts.insert(MISSING_LEVEL.to_owned(), rows.len());
+                }
+                categorical_encoder(def, counts)
+            }
+        };
+        let n = columns.len();
+        features.push(FittedFeature {
+            def: def.clone(),
+            offset,
+            columns,
+            encoder,
+        });
+        offset += n;
+    }
+    FittedFeatures {
+        features,
+        n_columns: offset,
+    }
+}
+
+/// `features::fitted`'s numeric fit, from the sorted present values and the row count.
+fn numeric_encoder(def: &crate::features::FeatureDef, values: &[f64], rows: usize) -> (Encoder, Vec<String>) {
+    let missing = rows - values.len();
+    let impute = quantile_sorted(values, 0.5).unwrap_or(0.0);
+    let name = def.name();
+    let (scale, mut columns) = match def.transform() {
+        Transform::Bins => {
+            let edges = quantile_edges(values, def.bins());
+            let columns = (0..=edges.len())
+                .map(|i| format!("{name}{}", bin_interval(&edges, i)))
+                .collect();
+            (NumericScale::Bins { edges }, columns)
+        }
+        transform @ (Transform::Linear | Transform::Log) => {
+            let t = |x: f64| {
+                if transform == Transform::Log {
+                    signed_log(x)
+                } else {
+                    x
+                }
+            };
+            let n = rows.max(1) as f64;
+            let imputed_t = t(impute);
+            let sum: f64 = values.iter().map(|v| t(*v)).sum::<f64>() + imputed_t * missing as f64;
+            let mean = sum / n;
+            let ss: f64 = values.iter().map(|v| (t(*v) - mean).powi(2)).sum::<f64>()
+                + (imputed_t - mean).powi(2) * missing as f64;
+            let sd = (ss / n).sqrt();
+            let sd = if sd > 0.0 && sd.is_finite() { sd } else { 1.0 };
+            let column = if transform == Transform::Log {
+                format!("log({name})")
+            } else {
+                name.to_owned()
+            };
+            (NumericScale::Standardised { mean, sd }, vec![column])
+        }
+    };
+    let missing_indicator = missing > 0;
+    if missing_indicator {
+        columns.push(format!("{name}={MISSING_LEVEL}"));
+    }
+    let encoder = NumericEncoder {
+        impute,
+        missing_indicator,
+        scale,
+        count: values.len(),
+        missing,
+    };
+    (Encoder::Numeric(encoder), columns)
+}
+
+/// `features::fitted`'s categorical fit, from the level counts.
+fn categorical_encoder(
+    def: &crate::features::FeatureDef,
+    counts: BTreeMap<String, usize>,
+) -> (Encoder, Vec<String>) {
+    let min_count = def.min_count().max(1);
+    let levels: Vec<String> = counts
+        .iter()
+        .filter(|(level, c)| **c >= min_count && level.as_str() != OTHER_LEVEL)
+        .map(|(level, _)| level.clone())
+        .collect();
+    let other = counts.len() > levels.len();
+    let mut columns: Vec<String> = levels.iter().map(|l| format!("{}={l}", def.name())).collect();
+    if other {
+        columns.push(format!("{}={OTHER_LEVEL}", def.name()));
+    }
+    (
+        Encoder::Categorical(CategoricalEncoder {
+            levels,
+            other,
+            counts,
+        }),
+        columns,
+    )
+}
+
+/// One fitted feature's code for any row: `observe` + `encode_*` on the compact values.
+enum FeatureCodes<'a> {
+    Numeric {
+        feature: &'a FittedFeature,
+        encoder: &'a NumericEncoder,
+        values: Option<&'a [f64]>,
+    },
+    Categorical {
+        /// Code per level code, then the code of an empty field.
+        table: Vec<FeatureCode>,
+        codes: Option<&'a [u32]>,
+    },
+}
+
+impl<'a> FeatureCodes<'a> {
+    fn new(feature: &'a FittedFeature, data: &'a CompactDeals) -> FeatureCodes<'a> {
+        let name = feature.def.name();
+        match &feature.encoder {
+            Encoder::Numeric(encoder) => FeatureCodes::Numeric {
+                feature,
+                encoder,
+                values: data.numeric_column(name).map(|c| c.values.as_slice()),
+            },
+            Encoder::Categorical(encoder) => {
+                let column = data.categorical_column(name);
+                let mut table: Vec<FeatureCode> = column
+                    .map(|c| {
+                        c.levels
+                            .iter()
+                            .map(|l| encode_category(encoder, Some(l)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                table.push(encode_category(encoder, None));
+                FeatureCodes::Categorical {
+                    table,
+                    codes: column.map(|c| c.codes.as_slice()),
+                }
+            }
+        }
+    }
+
+    fn code(&self, row: usize) -> FeatureCode {
+        match self {
+            FeatureCodes::Numeric {
+                feature,
+                encoder,
+                values,
+            } => {
+                let raw = values.map(|v| v[row]).filter(|v| !v.is_nan());
+                encode_numeric(feature, encoder, raw)
+            }
+            FeatureCodes::Categorical { table, codes } => {
+                let empty = table.len() - 1;
+                let code = codes.map_or(NO_LEVEL, |c| c[row]);
+                let index = if code == NO_LEVEL { empty } else { code as usize };
+                table[index.min(empty)]
+            }
+        }
+    }
+}
+
+/// The column-major design matrix of `rows` (in that order): the matrix
+/// [`super::fit::design_matrix`] builds from those deals.
+pub fn design(fitted: &FittedFeatures, data: &CompactDeals, rows: &[usize]) -> Array2<f64> {
+    let mut x = Array2::<f64>::zeros((rows.len(), fitted.n_columns).f());
+    for feature in &fitted.features {
+        let codes = FeatureCodes::new(feature, data);
+        for (r, &row) in rows.iter().enumerate() {
+            let code = codes.code(row);
+            if let Some((c, v)) = code.column {
+                x[[r, feature.offset + c]] = v;
+            }
+            if let Some(c) = code.indicator {
+                x[[r, feature.offset + c]] = 1.0;
+            }
+        }
+    }
+    x
+}
+
+/// Log-odds of `rows` under `features` with `intercept` and `coefficient(column)`, summed as
+/// `model::logit` sums them (feature by feature), so a model scores a row here exactly as it
+/// scores the deal when serving.
+pub fn logits(
+    features: &FittedFeatures,
+    data: &CompactDeals,
+    rows: &[usize],
+    intercept: f64,
+    coefficient: &dyn Fn(usize) -> f64,
+) -> Vec<f64> {
+    let mut z = vec![intercept; rows.len()];
+    for feature in &features.features {
+        let codes = FeatureCodes::new(feature, data);
+        for (acc, &row) in z.iter_mut().zip(rows) {
+            *acc += feature_share(feature, codes.code(row), coefficient);
+        }
+    }
+    z
+}
+
+/// One feature's share of the log-odds: `model::feature_logit`'s sum.
+fn feature_share(feature: &FittedFeature, code: FeatureCode, coefficient: &dyn Fn(usize) -> f64) -> f64 {
+    let mut sum = 0.0;
+    if let Some((c, v)) = code.column {
+        sum += coefficient(feature.offset + c) * v;
+    }
+    if let Some(c) = code.indicator {
+        sum += coefficient(feature.offset + c);
+    }
+    sum
+}
+
+/// Each row's share of the log-odds from `feature`, for every row in order.
+pub fn feature_shares(feature: &FittedFeature, data: &CompactDeals, weights: &[f64]) -> Vec<f64> {
+    let codes = FeatureCodes::new(feature, data);
+    let coefficient = |i: usize| weights.get(i).copied().unwrap_or(0.0);
+    (0..data.len())
+        .map(|row| feature_share(feature, codes.code(row), &coefficient))
+        .collect()
+}
+
+/// The drift profile of every feature over all rows: what [`TrainingProfile::compute`] gives
+/// on the deals.
+pub fn profile(features: &FittedFeatures, data: &CompactDeals) -> TrainingProfile {
+    let n = data.len();
+    let profiles = features
+        .features
+        .iter()
+        .map(|feature| {
+            let name = feature.def.name();
+            let (bins, counts) = match &feature.encoder {
+                Encoder::Numeric(_) => {
+                    let column = data.numeric_column(name);
+                    let values: Vec<f64> = column
+                        .map(|c| c.by_value.iter().map(|&r| c.values[r as usize]).collect())
+                        .unwrap_or_default();
+                    let edges = quantile_edges(&values, PROFILE_BINS);
+                    let mut counts = vec![0usize; edges.len() + 2];
+                    for row in 0..n {
+                        let bin = match column.map(|c| c.values[row]).filter(|v| !v.is_nan()) {
+                            Some(x) => edges.partition_point(|e| *e <= x),
+                            None => edges.len() + 1,
+                        };
+                        counts[bin] += 1;
+                    }
+                    (ProfileBins::Numeric { edges }, counts)
+                }
+                Encoder::Categorical(encoder) => {
+                    let levels: Vec<String> = encoder
+                        .levels
+                        .iter()
+                        .filter(|l| l.as_str() != MISSING_LEVEL && l.as_str() != OTHER_LEVEL)
+                        .cloned()
+                        .collect();
+                    let mut counts = vec![0usize; levels.len() + 2];
+                    let column = data.categorical_column(name);
+                    // Bin per level code, then the empty field's bin.
+                    let mut table: Vec<usize> = column
+                        .map(|c| {
+                            c.levels
+                                .iter()
+                                .map(|l| levels.iter().position(|k| k == l).unwrap_or(levels.len()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    table.push(levels.len() + 1);
+                    let empty = table.len() - 1;
+                    for row in 0..n {
+                        let code = column.map_or(NO_LEVEL, |c| c.codes[row]);
+                        let index = if code == NO_LEVEL { empty } else { code as usize };
+                        counts[table[index.min(empty)]] += 1;
+                    }
+                    (ProfileBins::Categorical { levels }, counts)
+                }
+            };
+            let mut labels: Vec<String> = match &bins {
+                ProfileBins::Numeric { edges } => (0..=edges.len()).map(|i| bin_interval(edges, i)).collect(),
+                ProfileBins::Categorical { levels } => {
+                    let mut out = levels.clone();
+                    out.push(OTHER_LEVEL.to_owned());
+                    out
+                }
+            };
+            labels.push(MISSING_LEVEL.to_owned());
+            FeatureProfile {
+                feature: name.to_owned(),
+                bins,
+                labels,
+                counts,
+            }
+        })
+        .collect();
+    TrainingProfile {
+        rows: n,
+        features: profiles,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::encode::observe;
+    use crate::generate::{generate, GeneratorConfig};
+
+    /// A spec with every encoding: bins, linear, log, categorical with rare levels, numeric and
+    /// text attributes (the generator's attributes) and a core field read as a category.
+    fn every_encoding() -> FeatureSpec {
+        FeatureSpec::from_toml(
+            r#"
+[[feature]]
+name = "cycle_days"
+bins = 8
+[[feature]]
+name = "response_hours"
+transform = "log"
+[[feature]]
+name = "amount"
+transform = "linear"
+[[feature]]
+name = "interaction_count"
+bins = 5
+[[feature]]
+name = "sector"
+min_count = 50
+[[feature]]
+name = "contact_role"
+min_count = 1
+[[feature]]
+name = "owner"
+min_count = 30
+[[feature]]
+name = "region"
+min_count = 20
+"#,
+        )
+        .unwrap()
+    }
+
+    fn deals() -> (Vec<Opportunity>, DateTime<Utc>) {
+        let config = GeneratorConfig {
+            deals: 3_000,
+            seed: 5,
+            with_activities: false,
+            ..GeneratorConfig::default()
+        };
+        let mut history = generate(&config);
+        // Empty fields and a literal "(missing)" level, which must stay apart from an empty one.
+        for (i, d) in history.opportunities.iter_mut().enumerate() {
+            if i % 11 == 0 {
+                d.response_hours = None;
+            }
+            if i % 13 == 0 {
+                d.sector = None;
+            }
+            if i % 17 == 0 {
+                d.region = Some(MISSING_LEVEL.to_owned());
+            }
+            if i % 19 == 0 {
+                d.amount = None;
+            }
+        }
+        (history.opportunities, config.end)
+    }
+
+    #[test]
+    fn encoders_matrices_scores_and_profile_equal_those_built_from_the_deals() {
+        let (deals, now) = deals();
+        let spec = every_encoding();
+        let data = CompactDeals::from_deals(&deals, &sources_for(&[&spec]), now);
+        let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
+        assert_eq!(data.len(), closed.len());
+        assert_eq!(data.open_ignored(), deals.len() - closed.len());
+        for (row, d) in closed.iter().enumerate() {
+            assert_eq!(data.id(row), d.external_id.as_str());
+        }
+        // A subset in ascending order, as the folds and the split hand them over.
+        let rows: Vec<usize> = (0..closed.len()).filter(|r| r % 3 != 1).collect();
+        let subset: Vec<&Opportunity> = rows.iter().map(|&r| closed[r]).collect();
+        let expected = FittedFeatures::fit(&spec, &subset, now);
+        let fitted = fit_features(&spec, &data, &rows);
+        assert_eq!(fitted, expected);
+
+        let x = design(&fitted, &data, &rows);
+        assert_eq!(x, super::super::fit::design_matrix(&expected, &subset, now));
+
+        // Scores equal serving's, bit for bit.
+        let weights: Vec<f64> = (0..fitted.n_columns).map(|i| (i as f64 * 0.37).sin()).collect();
+        let mut artifact = crate::training::fixtures::trained_on_generated(600, 1).0;
+        artifact.features = expected.clone();
+        artifact.intercept = -0.3;
+        artifact.coefficients = expected
+            .column_names()
+            .into_iter()
+            .zip(&weights)
+            .map(|(column, w)| crate::model::ColumnCoefficient {
+                column,
+                feature: String::new(),
+                coefficient: *w,
+            })
+            .collect();
+        let all: Vec<usize> = (0..closed.len()).collect();
+        let z = logits(&fitted, &data, &all, -0.3, &|i| artifact.coefficient(i));
+        for (row, d) in closed.iter().enumerate() {
+            assert_eq!(z[row], crate::model::predict::logit(&artifact, d, now), "row {row}");
+        }
+        let shares = feature_shares(&fitted.features[4], &data, &weights);
+        for (row, d) in closed.iter().enumerate() {
+            let code = observe(&fitted.features[4], d, now).code;
+            assert_eq!(shares[row], feature_share(&fitted.features[4], code, &|i| weights[i]));
+        }
+
+        let all_fitted = fit_features(&spec, &data, &all);
+        assert_eq!(
+            profile(&all_fitted, &data),
+            TrainingProfile::compute(&all_fitted, &closed, now)
+        );
+    }
+
+    #[test]
+    fn sources_cover_both_specs_once_and_the_success_factor_breakdowns() {
+        let spec = FeatureSpec::default_spec();
+        let other = every_encoding();
+        let sources = sources_for(&[&spec, &other]);
+        let names: Vec<&str> = sources.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"owner") && names.contains(&"sector") && names.contains(&"contact_role"));
+        let mut unique = sources.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), sources.len());
+        assert_eq!(sources.iter().filter(|(n, _)| n == "sector").count(), 1);
+    }
+}
