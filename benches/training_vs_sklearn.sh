@@ -22,6 +22,7 @@ SEED=${SEED:-1}
 BENCH_DIR=${BENCH_DIR:-target/training-bench}
 BIN=${BIN:-target/release}
 SKLEARN=${SKLEARN:-1}
+TRAIN_ARGS=${TRAIN_ARGS:-}
 VENV=target/sklearn-venv
 
 for b in dealscore dealscore-train; do

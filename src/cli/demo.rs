@@ -87,6 +87,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
                 DEMO_SNAPSHOT_AGES.to_vec(),
             )),
         },
+        low_priority: false,
     };
     let input = crate::lifecycle::train_job::TrainInput::Database {
         since: None,

@@ -221,6 +221,7 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
             source: if args.from_csv.is_some() { None } else { db.clone() },
             snapshots: args.snapshot_plan(),
         },
+        low_priority: false,
     };
     let training = train_job::run(job, input, db.as_ref(), registry, move |p| {
         let mut status = progress_status.lock().unwrap_or_else(PoisonError::into_inner);

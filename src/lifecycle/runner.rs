@@ -380,6 +380,7 @@ impl Trainer {
                 source: Some(self.db.clone()),
                 snapshots,
             },
+            low_priority: true,
         };
         let db = self.db.clone();
         let training = train_job::run(job, input, Some(&db), Some(&db), move |p| {

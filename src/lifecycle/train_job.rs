@@ -91,6 +91,10 @@ pub struct TrainJob {
     pub who: String,
     /// Snapshots and the backtest, from the database the deals came from.
     pub point_in_time: PointInTime,
+    /// Run the CPU work at the lowest scheduling priority: true in the server, whose HTTP workers
+    /// come first; false for the command line, where the job is the process's whole work (run
+    /// it under `nice` to yield to other work).
+    pub low_priority: bool,
 }
 
 /// Runs training on `input` (CPU work on a low-priority thread), writes `out_dir/<version>.json`,
@@ -113,6 +117,7 @@ pub async fn run(
         gate: policy,
         who,
         point_in_time,
+        low_priority,
     } = job;
     let out_dir: &Path = &out_dir;
     let who: &str = &who;
@@ -159,9 +164,11 @@ pub async fn run(
     let (spec_used, max_iterations, split_kind) = (spec.clone(), options.max_iterations, options.split);
     let data = match input {
         TrainInput::Deals(deals) => {
-            progress(TrainProgress::Phase { name: "encode".into() });
+            progress(TrainProgress::Phase {
+                name: "encode".into(),
+            });
             let started = Instant::now();
-            let data = run_low_priority("dealscore-encode", move || {
+            let data = run_cpu("dealscore-encode", low_priority, move || {
                 CompactDeals::from_deals(&deals, &sources, now)
             })
             .await
@@ -183,7 +190,7 @@ pub async fn run(
             data
         }
     };
-    let (result, data, progress) = run_low_priority("dealscore-train", move || {
+    let (result, data, progress) = run_cpu("dealscore-train", low_priority, move || {
         let result = train_compact(&data, &spec, &options, &mut progress);
         (result, data, progress)
     })
@@ -225,15 +232,17 @@ pub async fn run(
             progress(TrainProgress::Phase { name: "gate".into() });
             let started = Instant::now();
             let candidate = artifact.clone();
-            let decision = run_low_priority("dealscore-gate", move || {
+            let decision = run_cpu("dealscore-gate", low_priority, move || {
                 // The active model scores the holdout rows as it scores deals when serving.
                 let measured = active.as_ref().map(|a| {
                     let holdout_won: Vec<bool> = run.holdout.iter().map(|&r| data.won()[r]).collect();
                     let probabilities: Vec<f64> =
-                        logits(&a.features, &data, &run.holdout, a.intercept, &|i| a.coefficient(i))
-                            .into_iter()
-                            .map(sigmoid)
-                            .collect();
+                        logits(&a.features, &data, &run.holdout, a.intercept, &|i| {
+                            a.coefficient(i)
+                        })
+                        .into_iter()
+                        .map(sigmoid)
+                        .collect();
                     (a, roc_auc(&probabilities, &holdout_won))
                 });
                 gate::decide_measured(
@@ -286,6 +295,22 @@ pub async fn run(
         status,
         gate,
     })
+}
+
+/// Runs CPU work off the async threads: at the lowest priority when `low_priority`, else on a
+/// blocking thread at the process's own priority.
+async fn run_cpu<T, F>(name: &str, low_priority: bool, work: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    if low_priority {
+        run_low_priority(name, work).await
+    } else {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| format!("the {name} work stopped without a result: {e}"))
+    }
 }
 
 /// The registry's active model, if it loads. One whose artifact fails verification cannot be

@@ -685,12 +685,19 @@ min_count = 20
         let all: Vec<usize> = (0..closed.len()).collect();
         let z = logits(&fitted, &data, &all, -0.3, &|i| artifact.coefficient(i));
         for (row, d) in closed.iter().enumerate() {
-            assert_eq!(z[row], crate::model::predict::logit(&artifact, d, now), "row {row}");
+            assert_eq!(
+                z[row],
+                crate::model::predict::logit(&artifact, d, now),
+                "row {row}"
+            );
         }
         let shares = feature_shares(&fitted.features[4], &data, &weights);
         for (row, d) in closed.iter().enumerate() {
             let code = observe(&fitted.features[4], d, now).code;
-            assert_eq!(shares[row], feature_share(&fitted.features[4], code, &|i| weights[i]));
+            assert_eq!(
+                shares[row],
+                feature_share(&fitted.features[4], code, &|i| weights[i])
+            );
         }
 
         let all_fitted = fit_features(&spec, &data, &all);

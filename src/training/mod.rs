@@ -37,9 +37,8 @@ pub use report::render_report;
 use fit::{fit_large, fit_logistic, LinearFit};
 
 /// Default of [`TrainOptions::cv_sample`]: above this many training rows, alpha is chosen on a
-/// stratified sample of them. On a million deals every alpha of the grid gives the same holdout
-/// AUC to 1e-4, and 25 fits on the whole training part were most of the job's time
-/// (docs/performance.md, "Training job").
+/// stratified sample of them: 25 fits on the whole training part of a million deals were most of
+/// the job's time (docs/performance.md, "Training job").
 pub const CV_SAMPLE_ROWS: usize = 100_000;
 
 /// How the holdout is chosen.
@@ -309,7 +308,9 @@ pub fn train(
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<TrainedModel, TrainError> {
     let started = Instant::now();
-    progress(TrainProgress::Phase { name: "encode".into() });
+    progress(TrainProgress::Phase {
+        name: "encode".into(),
+    });
     let data = CompactDeals::from_deals(deals, &compact::sources_for(&[spec]), options.now);
     let encode = started.elapsed().as_secs_f64();
     let (mut trained, run) = train_compact(&data, spec, options, progress)?;
@@ -532,7 +533,12 @@ pub fn train_compact(
 }
 
 /// P(won) of `rows` under a fit whose columns are `features`', summed as serving sums them.
-fn probabilities(features: &FittedFeatures, data: &CompactDeals, rows: &[usize], fit: &LinearFit) -> Vec<f64> {
+fn probabilities(
+    features: &FittedFeatures,
+    data: &CompactDeals,
+    rows: &[usize],
+    fit: &LinearFit,
+) -> Vec<f64> {
     let coefficient = |i: usize| fit.weights.get(i).copied().unwrap_or(0.0);
     compact::logits(features, data, rows, fit.intercept, &coefficient)
         .into_iter()
@@ -699,7 +705,9 @@ fn cross_validate_rows(
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(TrainError::Fit("a cross-validation worker stopped unexpectedly".into()))
+                    Err(TrainError::Fit(
+                        "a cross-validation worker stopped unexpectedly".into(),
+                    ))
                 })
             })
             .collect()
@@ -764,7 +772,11 @@ struct FoldTask<'a> {
 impl FoldTask<'_> {
     /// Fits every alpha on the fold's training rows and scores its validation rows; each
     /// (fold, alpha, AUC) is sent as soon as it is known.
-    fn run(&self, fold: usize, sender: &std::sync::mpsc::Sender<(usize, usize, f64)>) -> Result<FoldOutcome, TrainError> {
+    fn run(
+        &self,
+        fold: usize,
+        sender: &std::sync::mpsc::Sender<(usize, usize, f64)>,
+    ) -> Result<FoldOutcome, TrainError> {
         let (mut fit_rows, mut val_rows) = (Vec::new(), Vec::new());
         let (mut fit_won, mut val_won) = (Vec::new(), Vec::new());
         for (i, &row) in self.rows.iter().enumerate() {
@@ -784,7 +796,13 @@ impl FoldTask<'_> {
         let mut warm: Option<LinearFit> = None;
         for &a in self.order {
             let alpha = self.options.alphas[a] * self.alpha_scale;
-            let fit = fit_from(&x_fit, &fit_won, alpha, warm.as_ref(), self.options.max_iterations)?;
+            let fit = fit_from(
+                &x_fit,
+                &fit_won,
+                alpha,
+                warm.as_ref(),
+                self.options.max_iterations,
+            )?;
             let probs = probabilities(&encoders, self.data, &val_rows, &fit);
             let auc = metrics::roc_auc(&probs, &val_won);
             aucs[a] = auc;

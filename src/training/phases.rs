@@ -73,7 +73,9 @@ impl PhaseClock {
     pub fn enter(&mut self, name: &'static str, progress: &mut dyn FnMut(TrainProgress)) {
         self.stop();
         self.current = Some((name, Instant::now()));
-        progress(TrainProgress::Phase { name: name.to_owned() });
+        progress(TrainProgress::Phase {
+            name: name.to_owned(),
+        });
     }
 
     /// Ends the running phase, if any.
@@ -128,7 +130,9 @@ mod tests {
         assert_eq!(
             seen,
             [
-                TrainProgress::Phase { name: "encode".into() },
+                TrainProgress::Phase {
+                    name: "encode".into()
+                },
                 TrainProgress::Phase {
                     name: "cross_validation".into()
                 }

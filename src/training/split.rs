@@ -79,7 +79,8 @@ pub fn stratified_sample(rows: &[usize], won: &[bool], size: usize, seed: u64) -
     let mut sample = Vec::with_capacity(size);
     for class in [true, false] {
         let mut of_class: Vec<usize> = rows.iter().copied().filter(|&r| won[r] == class).collect();
-        let keep = ((of_class.len() as f64 * size as f64 / rows.len() as f64).round() as usize).min(of_class.len());
+        let keep =
+            ((of_class.len() as f64 * size as f64 / rows.len() as f64).round() as usize).min(of_class.len());
         let (chosen, _) = of_class.partial_shuffle(&mut rng, keep);
         sample.extend_from_slice(chosen);
     }

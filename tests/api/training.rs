@@ -108,16 +108,33 @@ async fn training_reports_its_phases_and_gates_against_a_model_with_other_featur
             .expect("run dealscore-train")
     };
     let first = run(&[]);
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let report: Value = serde_json::from_slice(&first.stdout).unwrap();
     let phases = report["phases"].as_object().expect("phases");
     let mut names: Vec<&str> = phases.keys().map(String::as_str).collect();
     names.sort_unstable();
     assert_eq!(
         names,
-        ["artifact", "cross_validation", "factors", "gate", "holdout", "load", "refit", "register", "split"]
+        [
+            "artifact",
+            "cross_validation",
+            "factors",
+            "gate",
+            "holdout",
+            "load",
+            "refit",
+            "register",
+            "split"
+        ]
     );
-    assert!(phases.values().all(|s| s.as_f64().is_some_and(|s| s >= 0.0)), "{report}");
+    assert!(
+        phases.values().all(|s| s.as_f64().is_some_and(|s| s >= 0.0)),
+        "{report}"
+    );
     let stderr = String::from_utf8_lossy(&first.stderr);
     for phase in ["load", "cross_validation", "refit", "gate"] {
         assert!(
@@ -136,18 +153,31 @@ async fn training_reports_its_phases_and_gates_against_a_model_with_other_featur
     )
     .unwrap();
     let second = run(&["--features", spec.to_str().unwrap()]);
-    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     let report: Value = serde_json::from_slice(&second.stdout).unwrap();
     let gate = &report["gate"];
-    let measured = gate["active_auc"].as_f64().expect("the active model was measured");
+    let measured = gate["active_auc"]
+        .as_f64()
+        .expect("the active model was measured");
 
     let load = |path: &str| {
         dealscore::model::ModelArtifact::from_json_verified(&std::fs::read_to_string(path).unwrap()).unwrap()
     };
     let candidate = load(report["artifact_path"].as_str().unwrap());
     let active_version = gate["active_version"].as_str().unwrap();
-    let active = load(out.path().join(format!("{active_version}.json")).to_str().unwrap());
-    let deals = dealscore::store::opportunities::closed_deals(&app.db, None, None).await.unwrap();
+    let active = load(
+        out.path()
+            .join(format!("{active_version}.json"))
+            .to_str()
+            .unwrap(),
+    );
+    let deals = dealscore::store::opportunities::closed_deals(&app.db, None, None)
+        .await
+        .unwrap();
     let holdout = dealscore::lifecycle::holdout::holdout_deals(&deals, &candidate.training).unwrap();
     assert_eq!(gate["holdout_rows"].as_u64(), Some(holdout.len() as u64));
     let expected = dealscore::lifecycle::gate::auc_on(&active, &holdout, candidate.training.now);
