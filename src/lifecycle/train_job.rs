@@ -285,7 +285,6 @@ pub async fn run(
         }
         None => (None, None),
     };
-    let mut trained = trained;
     for (name, seconds) in after.iter() {
         trained.phases.add(name, seconds);
     }

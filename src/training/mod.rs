@@ -690,11 +690,9 @@ fn cross_validate_rows(
             })
             .collect();
         drop(sender);
-        let mut done = 0;
-        for (fold, a, auc) in receiver {
-            done += 1;
+        for (done, (fold, a, auc)) in receiver.into_iter().enumerate() {
             progress(TrainProgress::CrossValidation {
-                done,
+                done: done + 1,
                 total,
                 alpha: options.alphas[a],
                 fold,
