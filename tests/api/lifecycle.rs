@@ -729,3 +729,50 @@ async fn an_artifact_resealed_after_registration_is_refused_on_activation_and_wh
         "{body}"
     );
 }
+
+/// While a run reads the closed deals and trains, writes keep being answered: the run's reads and
+/// its progress records never hold the database (on SQLite, a write stuck behind the run would
+/// answer 503 `database-busy`).
+#[tokio::test]
+async fn writes_keep_succeeding_while_a_training_run_loads_and_fits() {
+    let (app, _models) = lifecycle_app().await;
+    import_generated(&app, 30_000, 21).await;
+    let id = start_run(&app, &json!({})).await;
+    let app = std::sync::Arc::new(app);
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let app = std::sync::Arc::clone(&app);
+            let id = id.clone();
+            tokio::spawn(async move {
+                let mut written = 0;
+                for i in 0.. {
+                    let deal = format!("during-{w}-{}", i % 20);
+                    let response = app
+                        .put_opportunity(&deal, &crate::helpers::open_deal(&deal, "alice", "EMEA"))
+                        .await;
+                    let status = response.status().as_u16();
+                    let body = response.text().await.unwrap_or_default();
+                    assert!(
+                        status == 200 || status == 201,
+                        "write {i} of writer {w} answered {status}: {body}"
+                    );
+                    written += 1;
+                    let (_, run) = app
+                        .get_json(&format!("/v1/training-runs/{id}"), &app.analyst_key)
+                        .await;
+                    if run["state"] == "succeeded" || run["state"] == "failed" {
+                        break;
+                    }
+                }
+                written
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for writer in writers {
+        written += writer.await.expect("writer");
+    }
+    let (run, seen) = wait_for_run(&app, &id).await;
+    assert_eq!(run["state"], "succeeded", "{run} {seen:?}");
+    assert!(written > 6, "only {written} writes during the run");
+}
