@@ -368,7 +368,7 @@ impl Trainer {
         };
         let cv_total = (options.cv_folds * options.alphas.len()) as i64;
         let total = cv_total + 3;
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         let job = TrainJob {
             spec,
             options,
@@ -382,29 +382,27 @@ impl Trainer {
             },
             low_priority: true,
         };
+        // Progress and heartbeats are written by a task of their own. The training future reads
+        // the deals from the pool: awaiting a write between two of its polls would leave its
+        // read unfinished and its connection checked out while the write (and every request
+        // write queued behind it) waits for the pool or the lock.
+        let recorder = self.runtime.spawn(record_progress(
+            self.db.clone(),
+            id.to_owned(),
+            receiver,
+            cv_total,
+            total,
+        ));
         let db = self.db.clone();
-        let training = train_job::run(job, input, Some(&db), Some(&db), move |p| {
-            // The receiver lives until the job ends; a send can only fail after that.
+        let result = train_job::run(job, input, Some(&db), Some(&db), move |p| {
+            // The recorder lives until the job ends; a send can only fail after that.
             let _ = sender.send(p);
-        });
-        tokio::pin!(training);
-        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
-        let result = loop {
-            tokio::select! {
-                result = &mut training => break result,
-                Some(event) = receiver.recv() => {
-                    let progress = progress_of(&event, cv_total, total);
-                    if let Err(e) = training_runs::progress(&self.db, id, &progress).await {
-                        tracing::warn!(run = %id, error = %e, "cannot record training progress");
-                    }
-                }
-                _ = beat.tick() => {
-                    if let Err(e) = training_runs::heartbeat(&self.db, id).await {
-                        tracing::warn!(run = %id, error = %e, "cannot record a training heartbeat");
-                    }
-                }
-            }
-        };
+        })
+        .await;
+        // The job (and with it the sender) is gone: the recorder writes what is left and stops.
+        if let Err(e) = recorder.await {
+            tracing::warn!(run = %id, error = %e, "training progress recorder stopped");
+        }
         let outcome = result.map_err(|e| e.to_string())?;
         let gate = outcome
             .gate
@@ -422,6 +420,38 @@ impl Trainer {
             tracing::warn!(run = %id, error = %e, "cannot record training progress");
         }
         Ok((outcome.trained.artifact.version.clone(), gate))
+    }
+}
+
+/// Records a run's progress and heartbeats until the training's sender is dropped. Events that
+/// arrive while a write is under way are coalesced: only the newest is written, so a slow write
+/// never builds a backlog.
+async fn record_progress(
+    db: Db,
+    id: String,
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<TrainProgress>,
+    cv_total: i64,
+    total: i64,
+) {
+    let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tokio::select! {
+            event = receiver.recv() => {
+                let Some(mut event) = event else { return };
+                while let Ok(newer) = receiver.try_recv() {
+                    event = newer;
+                }
+                let progress = progress_of(&event, cv_total, total);
+                if let Err(e) = training_runs::progress(&db, &id, &progress).await {
+                    tracing::warn!(run = %id, error = %e, "cannot record training progress");
+                }
+            }
+            _ = beat.tick() => {
+                if let Err(e) = training_runs::heartbeat(&db, &id).await {
+                    tracing::warn!(run = %id, error = %e, "cannot record a training heartbeat");
+                }
+            }
+        }
     }
 }
 
