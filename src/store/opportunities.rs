@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, AnyConnection, FromRow, Transaction};
@@ -673,28 +672,56 @@ pub async fn closed_deals(
     Ok(out)
 }
 
+/// Closed deals [`each_closed_deal`] reads per statement: a page holds its connection only while
+/// the statement runs, and a few thousand deals keep the page's rows small next to the
+/// compact columns they go into.
+const CLOSED_PAGE: i64 = 4_000;
+
 /// [`closed_deals`] one deal at a time, in the same order, for a reader that keeps less than
 /// every whole deal (training reads them into compact columns); returns how many were read.
+///
+/// The deals are read in pages of [`CLOSED_PAGE`], each one statement on a connection taken from
+/// the pool and given back before `each` sees its rows. A single statement streamed over the
+/// whole load would keep a connection checked out (and, on SQLite, a read open) for as long as
+/// the reader takes, and a reader that pauses would hold it while other work waits for the pool.
 pub async fn each_closed_deal(
     db: &Db,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
     mut each: impl FnMut(Opportunity) + Send,
 ) -> Result<usize, sqlx::Error> {
+    // Keyset pagination on (closed_at, external_id): the next page starts after the last deal of
+    // the one before. External ids are never empty, so "after ''" at `since` is the whole window.
     let sql = format!(
         "SELECT {SELECT_COLUMNS} FROM opportunities WHERE status IN ('won', 'lost') \
-         AND closed_at >= $1 AND closed_at <= $2 ORDER BY closed_at, external_id"
+         AND closed_at >= $1 AND closed_at <= $2 AND (closed_at > $1 OR external_id > $3) \
+         ORDER BY closed_at, external_id LIMIT $4"
     );
-    let mut rows = sqlx::query_as::<_, OpportunityRow>(&sql)
-        .bind(since.map(to_epoch_ms).unwrap_or(i64::MIN))
-        .bind(until.map(to_epoch_ms).unwrap_or(i64::MAX))
-        .fetch(&db.pool);
+    let until = until.map(to_epoch_ms).unwrap_or(i64::MAX);
+    let mut after_closed = since.map(to_epoch_ms).unwrap_or(i64::MIN);
+    let mut after_id = String::new();
     let mut read = 0;
-    while let Some(row) = rows.try_next().await? {
-        each(StoredOpportunity::try_from(row)?.opportunity);
-        read += 1;
+    loop {
+        let rows = sqlx::query_as::<_, OpportunityRow>(&sql)
+            .bind(after_closed)
+            .bind(until)
+            .bind(after_id.clone())
+            .bind(CLOSED_PAGE)
+            .fetch_all(&db.pool)
+            .await?;
+        let full = rows.len() as i64 == CLOSED_PAGE;
+        for row in rows {
+            // The window's condition makes closed_at present on every row read.
+            after_closed = row.closed_at.unwrap_or(after_closed);
+            after_id.clear();
+            after_id.push_str(&row.external_id);
+            each(StoredOpportunity::try_from(row)?.opportunity);
+            read += 1;
+        }
+        if !full {
+            return Ok(read);
+        }
     }
-    Ok(read)
 }
 
 /// The external id of the first open deal stored (lowest row id), if any: a stable example of a
