@@ -183,3 +183,36 @@ async fn training_reports_its_phases_and_gates_against_a_model_with_other_featur
     let expected = dealscore::lifecycle::gate::auc_on(&active, &holdout, candidate.training.now);
     assert!((measured - expected).abs() < 1e-12, "{measured} vs {expected}");
 }
+
+/// The closed deals are read page by page: across page boundaries (4,000 deals a page) every
+/// closed deal comes once, in (closed_at, external_id) order, and a window keeps its bounds.
+#[tokio::test]
+async fn closed_deals_are_read_whole_and_in_order_across_pages() {
+    let app = spawn_app().await;
+    import_generated(&app, 12_000, 5).await;
+    let counts = dealscore::store::opportunities::count_by_status(&app.db)
+        .await
+        .expect("counts");
+    let closed = counts.get("won").copied().unwrap_or(0) + counts.get("lost").copied().unwrap_or(0);
+    assert!(closed > 8_000, "{counts:?}");
+    let deals = dealscore::store::opportunities::closed_deals(&app.db, None, None)
+        .await
+        .expect("closed deals");
+    assert_eq!(deals.len() as i64, closed);
+    let keys: Vec<_> = deals
+        .iter()
+        .map(|d| (d.deal.closed_at.expect("closed_at"), d.external_id.to_string()))
+        .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "not in strict (closed_at, external_id) order"
+    );
+    // A window starting on a closing time shared by several deals keeps them all.
+    let since = keys[keys.len() / 2].0;
+    let until = keys[keys.len() * 3 / 4].0;
+    let window = dealscore::store::opportunities::closed_deals(&app.db, Some(since), Some(until))
+        .await
+        .expect("window");
+    let expected = keys.iter().filter(|(t, _)| *t >= since && *t <= until).count();
+    assert_eq!(window.len(), expected);
+}
