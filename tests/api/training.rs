@@ -121,6 +121,7 @@ async fn training_reports_its_phases_and_gates_against_a_model_with_other_featur
         names,
         [
             "artifact",
+            "backtest",
             "cross_validation",
             "factors",
             "gate",
