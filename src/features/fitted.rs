@@ -169,13 +169,22 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
 impl FittedFeatures {
     /// Learns every feature's encoder from the training rows.
     pub fn fit(spec: &FeatureSpec, rows: &[&Opportunity], now: DateTime<Utc>) -> FittedFeatures {
+        FittedFeatures::from_encoders(spec, |def| match def.kind() {
+            Kind::Numeric => fit_numeric(def, rows, now),
+            Kind::Categorical => fit_categorical(def, rows),
+        })
+    }
+
+    /// Every feature of `spec` with the encoder and columns `fit` learns for it, laid out one
+    /// after the other in the design matrix.
+    pub(crate) fn from_encoders(
+        spec: &FeatureSpec,
+        mut fit: impl FnMut(&FeatureDef) -> (Encoder, Vec<String>),
+    ) -> FittedFeatures {
         let mut offset = 0;
         let mut features = Vec::with_capacity(spec.features().len());
         for def in spec.features() {
-            let (encoder, columns) = match def.kind() {
-                Kind::Numeric => fit_numeric(def, rows, now),
-                Kind::Categorical => fit_categorical(def, rows),
-            };
+            let (encoder, columns) = fit(def);
             let n = columns.len();
             features.push(FittedFeature {
                 def: def.clone(),
@@ -214,14 +223,21 @@ fn fit_numeric(def: &FeatureDef, rows: &[&Opportunity], now: DateTime<Utc>) -> (
             values.push(v);
         }
     }
-    let missing = rows.len() - values.len();
     values.sort_by(f64::total_cmp);
-    let impute = quantile_sorted(&values, 0.5).unwrap_or(0.0);
+    numeric_encoder(def, &values, rows.len())
+}
+
+/// The numeric fit from the sorted present values and the number of rows (the others are
+/// missing): shared by the fit over deals and training's fit over its compact columns, so both
+/// give the same encoder.
+pub(crate) fn numeric_encoder(def: &FeatureDef, values: &[f64], rows: usize) -> (Encoder, Vec<String>) {
+    let missing = rows - values.len();
+    let impute = quantile_sorted(values, 0.5).unwrap_or(0.0);
     let name = def.name();
     let (scale, mut columns) = match def.transform() {
         Transform::Bins => {
             let k = def.bins();
-            let edges = quantile_edges(&values, k);
+            let edges = quantile_edges(values, k);
             let columns = (0..=edges.len())
                 .map(|i| format!("{name}{}", bin_interval(&edges, i)))
                 .collect();
@@ -236,7 +252,7 @@ fn fit_numeric(def: &FeatureDef, rows: &[&Opportunity], now: DateTime<Utc>) -> (
                 }
             };
             // Missing rows take the imputed value, so include them in the standardisation.
-            let n = rows.len().max(1) as f64;
+            let n = rows.max(1) as f64;
             let imputed_t = t(impute);
             let sum: f64 = values.iter().map(|v| t(*v)).sum::<f64>() + imputed_t * missing as f64;
             let mean = sum / n;
@@ -279,7 +295,15 @@ fn fit_categorical(def: &FeatureDef, rows: &[&Opportunity]) -> (Encoder, Vec<Str
             }
         }
     }
-    let counts: BTreeMap<String, usize> = counts.into_iter().collect();
+    categorical_encoder(def, counts.into_iter().collect())
+}
+
+/// The categorical fit from the level counts: shared by the fit over deals and training's fit
+/// over its compact columns, so both give the same encoder.
+pub(crate) fn categorical_encoder(
+    def: &FeatureDef,
+    counts: BTreeMap<String, usize>,
+) -> (Encoder, Vec<String>) {
     let min_count = def.min_count().max(1);
     // BTreeMap iteration is alphabetical, which fixes the column order.
     let levels: Vec<String> = counts

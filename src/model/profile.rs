@@ -156,7 +156,9 @@ fn bins_for(feature: &FittedFeature, rows: &[&Opportunity], now: DateTime<Utc>) 
     }
 }
 
-fn labels(bins: &ProfileBins) -> Vec<String> {
+/// A profile's bin labels: the numeric intervals or the levels and the other level, then the
+/// missing level.
+pub(crate) fn labels(bins: &ProfileBins) -> Vec<String> {
     let mut out: Vec<String> = match bins {
         ProfileBins::Numeric { edges } => (0..=edges.len()).map(|i| bin_interval(edges, i)).collect(),
         ProfileBins::Categorical { levels } => {

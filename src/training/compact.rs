@@ -18,11 +18,11 @@ use ndarray::{Array2, ShapeBuilder};
 
 use crate::domain::{Opportunity, Status};
 use crate::features::encode::{encode_category, encode_numeric};
-use crate::features::fitted::{bin_interval, quantile_edges, quantile_sorted, signed_log};
+use crate::features::fitted::{categorical_encoder, numeric_encoder, quantile_edges};
 use crate::features::raw::{category_value, numeric_value, NumericValue};
 use crate::features::{
-    CategoricalEncoder, CoreField, Encoder, FeatureCode, FeatureSpec, FittedFeature, FittedFeatures, Kind,
-    NumericEncoder, NumericScale, Source, Transform, MISSING_LEVEL, OTHER_LEVEL,
+    CoreField, Encoder, FeatureCode, FeatureSpec, FittedFeature, FittedFeatures, Kind, NumericEncoder,
+    Source, MISSING_LEVEL, OTHER_LEVEL,
 };
 use crate::model::profile::{FeatureProfile, ProfileBins, TrainingProfile, PROFILE_BINS};
 
@@ -245,11 +245,9 @@ fn mask(n: usize, rows: &[usize]) -> Vec<bool> {
 /// [`FittedFeatures::fit`] learns from those deals.
 pub fn fit_features(spec: &FeatureSpec, data: &CompactDeals, rows: &[usize]) -> FittedFeatures {
     let member = mask(data.len(), rows);
-    let mut offset = 0;
-    let mut features = Vec::with_capacity(spec.features().len());
-    for def in spec.features() {
+    FittedFeatures::from_encoders(spec, |def| {
         let name = def.name();
-        let (encoder, columns) = match def.kind() {
+        match def.kind() {
             Kind::Numeric => {
                 // Sorted values of the member rows, as fit_numeric's sort leaves them.
                 let values: Vec<f64> = data
@@ -288,97 +286,8 @@ pub fn fit_features(spec: &FeatureSpec, data: &CompactDeals, rows: &[usize]) -> 
                 }
                 categorical_encoder(def, counts)
             }
-        };
-        let n = columns.len();
-        features.push(FittedFeature {
-            def: def.clone(),
-            offset,
-            columns,
-            encoder,
-        });
-        offset += n;
-    }
-    FittedFeatures {
-        features,
-        n_columns: offset,
-    }
-}
-
-/// `features::fitted`'s numeric fit, from the sorted present values and the row count.
-fn numeric_encoder(def: &crate::features::FeatureDef, values: &[f64], rows: usize) -> (Encoder, Vec<String>) {
-    let missing = rows - values.len();
-    let impute = quantile_sorted(values, 0.5).unwrap_or(0.0);
-    let name = def.name();
-    let (scale, mut columns) = match def.transform() {
-        Transform::Bins => {
-            let edges = quantile_edges(values, def.bins());
-            let columns = (0..=edges.len())
-                .map(|i| format!("{name}{}", bin_interval(&edges, i)))
-                .collect();
-            (NumericScale::Bins { edges }, columns)
         }
-        transform @ (Transform::Linear | Transform::Log) => {
-            let t = |x: f64| {
-                if transform == Transform::Log {
-                    signed_log(x)
-                } else {
-                    x
-                }
-            };
-            let n = rows.max(1) as f64;
-            let imputed_t = t(impute);
-            let sum: f64 = values.iter().map(|v| t(*v)).sum::<f64>() + imputed_t * missing as f64;
-            let mean = sum / n;
-            let ss: f64 = values.iter().map(|v| (t(*v) - mean).powi(2)).sum::<f64>()
-                + (imputed_t - mean).powi(2) * missing as f64;
-            let sd = (ss / n).sqrt();
-            let sd = if sd > 0.0 && sd.is_finite() { sd } else { 1.0 };
-            let column = if transform == Transform::Log {
-                format!("log({name})")
-            } else {
-                name.to_owned()
-            };
-            (NumericScale::Standardised { mean, sd }, vec![column])
-        }
-    };
-    let missing_indicator = missing > 0;
-    if missing_indicator {
-        columns.push(format!("{name}={MISSING_LEVEL}"));
-    }
-    let encoder = NumericEncoder {
-        impute,
-        missing_indicator,
-        scale,
-        count: values.len(),
-        missing,
-    };
-    (Encoder::Numeric(encoder), columns)
-}
-
-/// `features::fitted`'s categorical fit, from the level counts.
-fn categorical_encoder(
-    def: &crate::features::FeatureDef,
-    counts: BTreeMap<String, usize>,
-) -> (Encoder, Vec<String>) {
-    let min_count = def.min_count().max(1);
-    let levels: Vec<String> = counts
-        .iter()
-        .filter(|(level, c)| **c >= min_count && level.as_str() != OTHER_LEVEL)
-        .map(|(level, _)| level.clone())
-        .collect();
-    let other = counts.len() > levels.len();
-    let mut columns: Vec<String> = levels.iter().map(|l| format!("{}={l}", def.name())).collect();
-    if other {
-        columns.push(format!("{}={OTHER_LEVEL}", def.name()));
-    }
-    (
-        Encoder::Categorical(CategoricalEncoder {
-            levels,
-            other,
-            counts,
-        }),
-        columns,
-    )
+    })
 }
 
 /// One fitted feature's code for any row: `observe` + `encode_*` on the compact values.
@@ -557,15 +466,7 @@ pub fn profile(features: &FittedFeatures, data: &CompactDeals) -> TrainingProfil
                     (ProfileBins::Categorical { levels }, counts)
                 }
             };
-            let mut labels: Vec<String> = match &bins {
-                ProfileBins::Numeric { edges } => (0..=edges.len()).map(|i| bin_interval(edges, i)).collect(),
-                ProfileBins::Categorical { levels } => {
-                    let mut out = levels.clone();
-                    out.push(OTHER_LEVEL.to_owned());
-                    out
-                }
-            };
-            labels.push(MISSING_LEVEL.to_owned());
+            let labels = crate::model::profile::labels(&bins);
             FeatureProfile {
                 feature: name.to_owned(),
                 bins,
