@@ -55,6 +55,16 @@ measure() {
     rm -f "$out" "$times"
 }
 
+# Reads a measured run's output ($result): sets wall and mem, auc (the Python expression $1 on
+# the JSON report r) and phases (the report's phase times, then the expressions $2).
+parse_run() {
+    local report
+    read -r wall mem <<<"$(head -1 <<<"$result")"
+    report=$(tail -n +2 <<<"$result")
+    auc=$(python3 -c "import json,sys; r=json.load(sys.stdin); print($1)" <<<"$report")
+    phases=$(python3 -c "import json,sys; r=json.load(sys.stdin); print(' '.join(f'{k} {v:.2f}' for k, v in r['phases'].items()), $2)" <<<"$report")
+}
+
 echo "$(date -u +%FT%TZ) $(git rev-parse --short HEAD) $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "history: $DEALS deals (seed $SEED), database $DB"
 rust_wall=() rust_mem=() rust_auc=() py_wall=() py_mem=() py_auc=()
@@ -64,18 +74,13 @@ for run in $(seq 1 "$RUNS"); do
     # shellcheck disable=SC2086
     result=$(DATABASE_URL="sqlite://$DB" RUST_LOG=warn measure "$BIN/dealscore-train" --json \
         --out "$models" $TRAIN_ARGS)
-    read -r wall mem <<<"$(head -1 <<<"$result")"
-    report=$(tail -n +2 <<<"$result")
-    auc=$(python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["artifact"]["holdout_metrics"]["roc_auc"])' <<<"$report")
-    phases=$(python3 -c 'import json,sys; r=json.load(sys.stdin); print(" ".join(f"{k} {v:.2f}" for k, v in r["phases"].items()), "| alpha", r["artifact"]["cv"]["chosen_alpha"], "| cv rows", r["cv_rows"])' <<<"$report")
+    parse_run 'r["artifact"]["holdout_metrics"]["roc_auc"]' \
+        '"| alpha", r["artifact"]["cv"]["chosen_alpha"], "| cv rows", r["cv_rows"]'
     echo "run $run dealscore-train: ${wall} s, ${mem} MB, holdout AUC $auc | $phases"
     rust_wall+=("$wall") rust_mem+=("$mem") rust_auc+=("$auc")
     if [ "$SKLEARN" != 0 ]; then
         result=$(measure "$VENV/bin/python" benches/training_sklearn.py "$DB")
-        read -r wall mem <<<"$(head -1 <<<"$result")"
-        report=$(tail -n +2 <<<"$result")
-        auc=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["holdout_auc"])' <<<"$report")
-        phases=$(python3 -c 'import json,sys; r=json.load(sys.stdin); print(" ".join(f"{k} {v:.2f}" for k, v in r["phases"].items()), "| alpha", r["chosen_alpha"])' <<<"$report")
+        parse_run 'r["holdout_auc"]' '"| alpha", r["chosen_alpha"]'
         echo "run $run scikit-learn:    ${wall} s, ${mem} MB, holdout AUC $auc | $phases"
         py_wall+=("$wall") py_mem+=("$mem") py_auc+=("$auc")
     fi
