@@ -8,6 +8,7 @@
 //! sort that list in memory, so a page of a rep's deals costs microseconds instead of a scoring
 //! pass over every open deal.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use utoipa::ToSchema;
 use crate::domain::Opportunity;
 use crate::error::ApiError;
 use crate::i18n::Lang;
+use crate::insights::table::{cell, opt, Table};
 use crate::model::ModelArtifact;
 use crate::refresh::Refreshing;
 use crate::scoring::{score, Focus, Grade, Intervention, RankBy, ScoringConfig, Trend};
@@ -72,6 +74,53 @@ pub struct PriorityQuery {
     pub focus: Option<Focus>,
     /// Sort key.
     pub sort: SortKey,
+    /// Only deals whose name or account contains this text, ignoring case (see [`Search`]).
+    pub search: Option<Search>,
+}
+
+/// Text searched for in deal names and accounts, ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search(String);
+
+impl Search {
+    /// Longest search text, in characters.
+    pub const MAX_CHARS: usize = 200;
+
+    /// The search for `text` (trimmed); `None` when it is empty. Text longer than
+    /// [`Search::MAX_CHARS`] or holding control characters is refused: no name holds them.
+    pub fn parse(text: &str) -> Result<Option<Search>, SearchRefused> {
+        let text = text.trim();
+        if text.chars().count() > Self::MAX_CHARS {
+            return Err(SearchRefused::TooLong);
+        }
+        if text.chars().any(char::is_control) {
+            return Err(SearchRefused::ControlCharacter);
+        }
+        Ok((!text.is_empty()).then(|| Search(text.to_lowercase())))
+    }
+
+    /// The text as given, lowercased.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn finds(&self, item: &PriorityItem) -> bool {
+        let has = |field: &Option<String>| {
+            field
+                .as_deref()
+                .is_some_and(|text| text.to_lowercase().contains(&self.0))
+        };
+        has(&item.name) || has(&item.account)
+    }
+}
+
+/// Why a search text was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchRefused {
+    /// Over [`Search::MAX_CHARS`] characters.
+    TooLong,
+    /// A control character (line break, NUL…).
+    ControlCharacter,
 }
 
 /// One row of the priority list.
@@ -309,21 +358,210 @@ pub fn ranked<'a>(scored: &'a ScoredOpenDeals, query: &PriorityQuery) -> Vec<&'a
                 && same(&f.sector, &i.sector)
                 && query.grade.is_none_or(|g| i.grade == g)
                 && query.focus.is_none_or(|x| i.focus == x)
+                && query.search.as_ref().is_none_or(|s| s.finds(i))
         })
         .collect();
-    let key = |i: &&PriorityItem| -> f64 {
-        match query.sort {
-            SortKey::Score => f64::from(i.score),
-            SortKey::Uplift => i.next_intervention.as_ref().map_or(0.0, |n| n.uplift),
-            SortKey::Value => i.expected_value.unwrap_or(0.0),
-        }
-    };
-    items.sort_by(|a, b| {
-        key(b)
-            .total_cmp(&key(a))
-            .then_with(|| a.external_id.cmp(&b.external_id))
-    });
+    items.sort_by(|a, b| order(query.sort, a, b));
     items
+}
+
+/// The value a deal is sorted by.
+fn sort_value(sort: SortKey, item: &PriorityItem) -> f64 {
+    match sort {
+        SortKey::Score => f64::from(item.score),
+        SortKey::Uplift => item.next_intervention.as_ref().map_or(0.0, |n| n.uplift),
+        SortKey::Value => item.expected_value.unwrap_or(0.0),
+    }
+}
+
+/// The list's order: highest value first, ties by external id.
+fn order(sort: SortKey, a: &PriorityItem, b: &PriorityItem) -> std::cmp::Ordering {
+    sort_value(sort, b)
+        .total_cmp(&sort_value(sort, a))
+        .then_with(|| a.external_id.cmp(&b.external_id))
+}
+
+/// A place in a ranked list: the sort value and external id of the last deal of a page. The
+/// next page starts at the first deal after it in the list's order, so a cursor stays right
+/// when deals are added or removed between pages (a deal whose value moved across the cursor
+/// meanwhile is seen twice or not at all, as with any keyset cursor).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    sort: SortKey,
+    value: f64,
+    external_id: String,
+}
+
+impl Cursor {
+    /// The cursor after `item` in a list sorted by `sort`.
+    pub fn after(sort: SortKey, item: &PriorityItem) -> Cursor {
+        Cursor {
+            sort,
+            value: sort_value(sort, item),
+            external_id: item.external_id.clone(),
+        }
+    }
+
+    /// The opaque text given to clients: the sort's letter, the value's bits and the id, in hex
+    /// (URL-safe, no escaping needed).
+    pub fn encode(&self) -> String {
+        let letter = &self.sort.as_str()[..1];
+        format!(
+            "{letter}{:016x}{}",
+            self.value.to_bits(),
+            hex::encode(self.external_id.as_bytes())
+        )
+    }
+
+    /// Reads a cursor given by [`Cursor::encode`] for a list sorted by `sort`; `None` for any
+    /// other text, including a cursor of another sort (its place means nothing in this order).
+    pub fn decode(sort: SortKey, text: &str) -> Option<Cursor> {
+        let rest = text.strip_prefix(&sort.as_str()[..1])?;
+        let bits = u64::from_str_radix(rest.get(..16)?, 16).ok()?;
+        let id = String::from_utf8(hex::decode(rest.get(16..)?).ok()?).ok()?;
+        (!id.is_empty()).then_some(Cursor {
+            sort,
+            value: f64::from_bits(bits),
+            external_id: id,
+        })
+    }
+}
+
+/// Up to `limit` deals of `ranked` (sorted by `sort`) after `cursor`, and the cursor of the
+/// next page when there are more.
+pub fn page<'a>(
+    ranked: &[&'a PriorityItem],
+    sort: SortKey,
+    cursor: Option<&Cursor>,
+    limit: usize,
+) -> (Vec<&'a PriorityItem>, Option<Cursor>) {
+    let start = cursor.map_or(0, |c| {
+        ranked.partition_point(|i| {
+            sort_value(sort, i)
+                .total_cmp(&c.value)
+                .reverse()
+                .then_with(|| i.external_id.as_str().cmp(&c.external_id))
+                .is_le()
+        })
+    });
+    let rest = ranked.get(start..).unwrap_or_default();
+    let items: Vec<&PriorityItem> = rest.iter().take(limit).copied().collect();
+    let next = (rest.len() > items.len())
+        .then(|| items.last().map(|last| Cursor::after(sort, last)))
+        .flatten();
+    (items, next)
+}
+
+/// One rep's open deals in summary: the manager's view of a team.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OwnerSummary {
+    /// The rep (owner); empty for a team's total.
+    pub owner: String,
+    /// Open deals.
+    pub open: usize,
+    /// Sum of expected values, per currency.
+    pub expected_value: BTreeMap<String, f64>,
+    /// Deals graded A, B, C and D.
+    pub grades: [usize; 4],
+    /// Deals whose focus is `prioritize`.
+    pub prioritize: usize,
+}
+
+impl OwnerSummary {
+    fn add(&mut self, item: &PriorityItem) {
+        self.open += 1;
+        if let Some(value) = item.expected_value {
+            *self.expected_value.entry(item.currency.clone()).or_default() += value;
+        }
+        let grade = match item.grade {
+            Grade::A => 0,
+            Grade::B => 1,
+            Grade::C => 2,
+            Grade::D => 3,
+        };
+        self.grades[grade] += 1;
+        self.prioritize += usize::from(item.focus == Focus::Prioritize);
+    }
+}
+
+/// The open deals of `items` summed per owner (sorted by name), with `members` listed even
+/// when they have no open deal, and the total of every item (deals without an owner included).
+pub fn by_owner<'a>(
+    items: impl Iterator<Item = &'a PriorityItem>,
+    members: &[String],
+) -> (Vec<OwnerSummary>, OwnerSummary) {
+    let mut owners: BTreeMap<&str, OwnerSummary> = members
+        .iter()
+        .map(|m| (m.as_str(), OwnerSummary::default()))
+        .collect();
+    let mut total = OwnerSummary::default();
+    for item in items {
+        total.add(item);
+        if let Some(owner) = item.owner.as_deref() {
+            owners.entry(owner).or_default().add(item);
+        }
+    }
+    let reps = owners
+        .into_iter()
+        .map(|(owner, summary)| OwnerSummary {
+            owner: owner.to_string(),
+            ..summary
+        })
+        .collect();
+    (reps, total)
+}
+
+/// A trend as the API writes it.
+fn trend_name(trend: Trend) -> &'static str {
+    match trend {
+        Trend::Improving => "improving",
+        Trend::Steady => "steady",
+        Trend::Declining => "declining",
+        Trend::New => "new",
+    }
+}
+
+/// The deals as a CSV table, one row per deal in list order: the text of the next
+/// intervention in the list's language, amounts and expected values as plain numbers.
+pub fn table(items: &[&PriorityItem]) -> Table {
+    let mut table = Table::new([
+        "external_id",
+        "name",
+        "account",
+        "owner",
+        "region",
+        "sector",
+        "amount",
+        "currency",
+        "expected_value",
+        "score",
+        "grade",
+        "trend",
+        "focus",
+        "next_intervention",
+        "uplift",
+    ]);
+    for i in items {
+        let next = i.next_intervention.as_ref();
+        table.push(vec![
+            i.external_id.clone(),
+            opt(i.name.as_ref()),
+            opt(i.account.as_ref()),
+            opt(i.owner.as_ref()),
+            opt(i.region.as_ref()),
+            opt(i.sector.as_ref()),
+            opt(i.amount),
+            i.currency.clone(),
+            opt(i.expected_value.map(|v| (v * 100.0).round() / 100.0)),
+            cell(i.score),
+            cell(i.grade.as_str()),
+            cell(trend_name(i.trend)),
+            cell(i.focus.as_str()),
+            opt(next.map(|n| &n.message)),
+            opt(next.map(|n| n.uplift)),
+        ]);
+    }
+    table
 }
 
 #[cfg(test)]
@@ -349,6 +587,95 @@ mod tests {
         }
     }
 
+    #[test]
+    fn searches_are_bounded_and_empty_ones_find_everything() {
+        assert_eq!(Search::parse("  "), Ok(None));
+        assert_eq!(Search::parse("a\nb"), Err(SearchRefused::ControlCharacter));
+        assert_eq!(
+            Search::parse(&"é".repeat(Search::MAX_CHARS + 1)),
+            Err(SearchRefused::TooLong)
+        );
+        assert!(Search::parse(&"é".repeat(Search::MAX_CHARS)).is_ok());
+    }
+
+    #[test]
+    fn cursors_walk_the_whole_list_once_and_refuse_garbage() {
+        let items: Vec<PriorityItem> = (0..23)
+            .map(|n| item(&format!("d{n:02}"), "ana", 50, f64::from(n % 5), Focus::Nurture))
+            .collect();
+        let deals = scored(items);
+        for sort in [SortKey::Value, SortKey::Score, SortKey::Uplift] {
+            let query = PriorityQuery {
+                sort,
+                ..PriorityQuery::default()
+            };
+            let all = ranked(&deals, &query);
+            let mut seen = Vec::new();
+            let mut cursor: Option<Cursor> = None;
+            loop {
+                let (items, next) = page(&all, sort, cursor.as_ref(), 4);
+                seen.extend(items.iter().map(|i| i.external_id.clone()));
+                let Some(next) = next else { break };
+                let text = next.encode();
+                cursor = Some(Cursor::decode(sort, &text).expect("round trip"));
+                assert_eq!(cursor.as_ref(), Some(&next));
+            }
+            let expected: Vec<String> = all.iter().map(|i| i.external_id.clone()).collect();
+            assert_eq!(seen, expected, "{sort:?}");
+        }
+        let last = Cursor::after(SortKey::Value, &deals.items[0]).encode();
+        assert_eq!(Cursor::decode(SortKey::Score, &last), None, "another sort");
+        for garbage in [
+            "",
+            "v",
+            "v12",
+            "vzzzzzzzzzzzzzzzz00",
+            "v0000000000000000",
+            "v0000000000000000ff",
+        ] {
+            assert_eq!(Cursor::decode(SortKey::Value, garbage), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn the_table_escapes_formulas() {
+        let mut evil = item("d1", "=cmd|' /C calc'!A0", 50, 10.0, Focus::Secure);
+        evil.account = Some("@SUM(A1)".into());
+        let csv = table(&[&evil]).to_csv().expect("csv");
+        assert!(csv.starts_with("external_id,name,account,owner,"));
+        assert!(csv.contains(",'@SUM(A1),'=cmd|' /C calc'!A0,"), "{csv}");
+        assert!(csv.contains(",20,EUR,10,50,B,new,secure,,"), "{csv}");
+    }
+
+    #[test]
+    fn owners_are_summed_with_silent_members_listed() {
+        let items = [
+            item("a", "ana", 70, 100.0, Focus::Prioritize),
+            item("b", "ana", 30, 50.0, Focus::Nurture),
+            item("c", "bob", 45, 10.0, Focus::Secure),
+            PriorityItem {
+                owner: None,
+                ..item("d", "x", 10, 1.0, Focus::Nurture)
+            },
+        ];
+        let (reps, total) = by_owner(items.iter(), &["cleo".to_string(), "ana".to_string()]);
+        let names: Vec<&str> = reps.iter().map(|r| r.owner.as_str()).collect();
+        assert_eq!(names, ["ana", "bob", "cleo"]);
+        assert_eq!(reps[0].open, 2);
+        assert_eq!(reps[0].grades, [1, 0, 1, 0]);
+        assert_eq!(reps[0].prioritize, 1);
+        assert_eq!(reps[0].expected_value.get("EUR"), Some(&150.0));
+        assert_eq!(
+            reps[2],
+            OwnerSummary {
+                owner: "cleo".into(),
+                ..OwnerSummary::default()
+            }
+        );
+        assert_eq!(total.open, 4, "a deal without owner counts in the total");
+        assert_eq!(total.expected_value.get("EUR"), Some(&161.0));
+    }
+
     fn scored(items: Vec<PriorityItem>) -> ScoredOpenDeals {
         ScoredOpenDeals {
             stamp: 1,
@@ -363,9 +690,15 @@ mod tests {
     #[test]
     fn filters_then_sorts_highest_first_with_ties_by_id() {
         let deals = scored(vec![
-            item("c", "ana", 70, 100.0, Focus::Secure),
+            PriorityItem {
+                name: Some("Q3 Renewal".into()),
+                ..item("c", "ana", 70, 100.0, Focus::Secure)
+            },
             item("a", "bob", 30, 500.0, Focus::Nurture),
-            item("b", "ana", 45, 100.0, Focus::Prioritize),
+            PriorityItem {
+                account: Some("Acme Corp".into()),
+                ..item("b", "ana", 45, 100.0, Focus::Prioritize)
+            },
         ]);
         let ids = |q: &PriorityQuery| {
             ranked(&deals, q)
@@ -398,6 +731,16 @@ mod tests {
         };
         assert_eq!(ids(&secure), ["c"]);
         assert_eq!(deals.facets[0], ["ana", "bob"]);
+        let acme = PriorityQuery {
+            search: Search::parse(" ACME ").expect("valid"),
+            ..PriorityQuery::default()
+        };
+        assert_eq!(ids(&acme), ["b"], "by account, ignoring case");
+        let by_name = PriorityQuery {
+            search: Search::parse("renewal").expect("valid"),
+            ..PriorityQuery::default()
+        };
+        assert_eq!(ids(&by_name), ["c"], "by name");
         assert_eq!(deals.facets[1], ["EMEA"]);
         assert!(deals.facets[2].is_empty());
     }

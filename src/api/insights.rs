@@ -11,6 +11,7 @@ use serde_json::Value;
 use utoipa::IntoParams;
 
 use super::problems::problems;
+use super::wants_csv;
 use crate::auth::{AnalystAccess, RepAccess};
 use crate::config::Settings;
 use crate::domain::{to_epoch_ms, ValidationErrors};
@@ -35,26 +36,6 @@ const AT_RISK_MAX: usize = 500;
 /// Default and maximum rows of the accounts list.
 const ACCOUNTS_DEFAULT: usize = 1_000;
 const ACCOUNTS_MAX: usize = 100_000;
-
-/// True when the client asked for CSV (`format=csv`, or `Accept: text/csv` without `format`).
-fn wants_csv(req: &HttpRequest, format: Option<&str>, errors: &mut ValidationErrors) -> bool {
-    match format.map(str::trim) {
-        Some("csv") => true,
-        Some("json") => false,
-        Some(_) => {
-            errors.push_localized(
-                "format",
-                tr!("must be `json` or `csv`", "doit être `json` ou `csv`"),
-            );
-            false
-        }
-        None => req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|accept| accept.contains("text/csv")),
-    }
-}
 
 /// What every insight request shares: whether it answers CSV, and the problems found in its
 /// parameters so far (all reported together).
@@ -109,12 +90,7 @@ fn respond<T: Serialize>(csv: bool, report: &T, table: impl FnOnce(&T) -> Table)
     if !csv {
         return Ok(HttpResponse::Ok().json(report));
     }
-    let text = table(report)
-        .to_csv()
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
-        .body(text))
+    super::csv_answer(HttpResponse::Ok(), &table(report))
 }
 
 /// Runs an insight on a blocking thread: the passes over a large snapshot are CPU work.

@@ -17,7 +17,11 @@ pub mod training_runs;
 pub mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+
+use crate::domain::ValidationErrors;
+use crate::insights::table::Table;
 
 use crate::error::{ApiError, KnownDetail};
 use crate::i18n::format::NBSP;
@@ -124,6 +128,37 @@ fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
         .into(),
     )
     .into()
+}
+
+/// True when the client asked for CSV (`format=csv`, or `Accept: text/csv` without `format`);
+/// any other `format` than `json` or `csv` is recorded in `errors`.
+pub(crate) fn wants_csv(req: &HttpRequest, format: Option<&str>, errors: &mut ValidationErrors) -> bool {
+    match format.map(str::trim) {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(_) => {
+            errors.push_localized(
+                "format",
+                tr!("must be `json` or `csv`", "doit être `json` ou `csv`"),
+            );
+            false
+        }
+        None => req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/csv")),
+    }
+}
+
+/// `table` as a `text/csv` body of `response` (cells a spreadsheet would evaluate escaped).
+pub(crate) fn csv_answer(mut response: HttpResponseBuilder, table: &Table) -> Result<HttpResponse, ApiError> {
+    let text = table
+        .to_csv()
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+    Ok(response
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .body(text))
 }
 
 /// Problem for routes that do not exist (an error, not a rendered response, so middleware such

@@ -20,9 +20,10 @@ use crate::config::Settings;
 use crate::domain::{Deal, FieldError, FieldMessage, ParseOptions, ValidationErrors};
 use crate::error::{ApiError, ApiResult};
 use crate::features::as_of::{as_of, AsOfRules};
+use crate::i18n::format::NBSP;
 use crate::i18n::Lang;
 use crate::lifecycle::registry::active_model;
-use crate::ranking::SortKey;
+use crate::ranking::{Cursor, Search, SearchRefused, SortKey};
 use crate::scoring::{score, Focus, Grade, RankBy, ScoreResult};
 use crate::serving::{history_row, ActiveModel, LoadedModel};
 use crate::store::opportunities::{self, ListFilter};
@@ -141,7 +142,7 @@ problems!(ScoreProblems: AUTH, QUERY, JSON_BODY, VALIDATION, MODEL);
 // A malformed `as_of` is a 422 naming it.
 problems!(ScoreStoredProblems: AUTH, QUERY, NOT_FOUND, VALIDATION, MODEL);
 problems!(RescoreProblems: AUTH, CONFLICT, MODEL);
-problems!(PriorityProblems: AUTH, QUERY, MODEL);
+problems!(PriorityProblems: AUTH, QUERY, VALIDATION, MODEL);
 
 /// Scores one opportunity, or `{"opportunities": [...]}` (up to 10,000). Nothing is stored.
 #[utoipa::path(post, path = "/v1/score", tag = "scoring", params(ScoreQuery),
@@ -442,9 +443,20 @@ pub struct PriorityQuery {
     /// `value` (expected value, default), `score`, or `uplift` (available uplift).
     #[param(pattern = "^(value|score|uplift)$")]
     pub sort: Option<String>,
-    /// 1–500 (default 50).
+    /// Only deals whose name or account contains this text, ignoring case (at most 200
+    /// characters, no control characters; empty: every deal).
+    #[param(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub search: Option<String>,
+    /// Page size, 1–500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
+    /// Opaque cursor from the previous page's `Next-Cursor` header (same `sort`); the next page
+    /// starts after the last deal of that page.
+    #[param(max_length = 1617, pattern = "^[vsu][0-9a-f]*$")]
+    pub cursor: Option<String>,
+    /// `json` (default) or `csv`; `Accept: text/csv` also asks for CSV.
+    #[param(pattern = "^(json|csv)$")]
+    pub format: Option<String>,
     /// Language of sentences and problem details, `en` or `fr` (read by `Lang::of_request`,
     /// like `Accept-Language`; listed here so it is not an unknown parameter).
     pub lang: Option<String>,
@@ -452,10 +464,19 @@ pub struct PriorityQuery {
 
 pub use crate::ranking::PriorityItem;
 
-/// Open deals ranked by priority, each with score, grade, focus and next intervention; a rep or
-/// manager key ranks only the deals of its scope (the filters narrow it, never widen it).
+/// Open deals ranked by priority, each with score, grade, expected value, focus and next
+/// intervention; a rep or manager key ranks only the deals of its scope (the filters narrow it,
+/// never widen it). A page holds up to `limit` deals; when more follow, the `Next-Cursor`
+/// header gives the `cursor` of the next page and `Link` its URL. With `format=csv` the same
+/// page is a CSV table (cells a spreadsheet would evaluate are escaped).
 #[utoipa::path(get, path = "/v1/opportunities/priority", tag = "scoring", params(PriorityQuery),
-    responses((status = 200, body = Vec<PriorityItem>), PriorityProblems),
+    responses(
+        (status = 200, description = "the page of deals: JSON, or CSV with `format=csv` or `Accept: text/csv`",
+            content((Vec<PriorityItem> = "application/json"), (String = "text/csv")),
+            headers(
+                ("Next-Cursor" = String, description = "the `cursor` of the next page; absent on the last page"),
+                ("Link" = String, description = "`<URL of the next page>; rel=\"next\"`; absent on the last page"))),
+        PriorityProblems),
     security(("api_key" = [])))]
 #[get("/opportunities/priority")]
 pub async fn priority(
@@ -520,6 +541,40 @@ pub async fn priority(
             )
         })?,
     };
+    let search = Search::parse(query.search.as_deref().unwrap_or_default()).map_err(|refused| {
+        ApiError::BadQuery(
+            match refused {
+                SearchRefused::TooLong => {
+                    let max = Search::MAX_CHARS;
+                    tr!(
+                        "search must be at most {max} characters",
+                        "search doit faire au plus {max}{NBSP}caractères"
+                    )
+                }
+                SearchRefused::ControlCharacter => tr!(
+                    "search must not contain control characters",
+                    "search ne doit pas contenir de caractère de contrôle"
+                ),
+            }
+            .into(),
+        )
+    })?;
+    let cursor = match query.cursor.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(Cursor::decode(sort, text).ok_or_else(|| {
+            let by = sort.as_str();
+            ApiError::BadQuery(
+                tr!(
+                    "cursor is not a cursor of this list sorted by {by}",
+                    "cursor n'est pas un curseur de cette liste triée par {by}"
+                )
+                .into(),
+            )
+        })?),
+    };
+    let mut errors = ValidationErrors::default();
+    let csv = super::wants_csv(&req, query.format.as_deref(), &mut errors);
+    errors.into_result(())?;
     let request = crate::ranking::PriorityQuery {
         filter: ListFilter {
             owner: query.owner,
@@ -531,11 +586,25 @@ pub async fn priority(
         grade,
         focus,
         sort,
+        search,
     };
     let scored = cache.scored(&db, model, &settings.scoring, lang).await?;
-    let items: Vec<&PriorityItem> = crate::ranking::ranked(&scored, &request)
-        .into_iter()
-        .take(limit)
-        .collect();
-    Ok(ok_in(lang).json(items))
+    let ranked = crate::ranking::ranked(&scored, &request);
+    let (items, next) = crate::ranking::page(&ranked, sort, cursor.as_ref(), limit);
+    let mut response = ok_in(lang);
+    if let Some(next) = next.map(|c| c.encode()) {
+        let kept = req
+            .query_string()
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("cursor="))
+            .chain(std::iter::once(format!("cursor={next}").as_str()))
+            .collect::<Vec<_>>()
+            .join("&");
+        response.insert_header(("Link", format!("<{}?{kept}>; rel=\"next\"", req.path())));
+        response.insert_header(("Next-Cursor", next));
+    }
+    if csv {
+        return super::csv_answer(response, &crate::ranking::table(&items));
+    }
+    Ok(response.json(items))
 }
