@@ -51,6 +51,8 @@ pub enum Nav {
     Resources,
     /// Models.
     Models,
+    /// A manager's team.
+    Team,
 }
 
 /// What every page template needs: the text catalogue, who reads, the CSRF token and the
@@ -62,6 +64,8 @@ pub struct Ui {
     pub viewer: String,
     /// Whether analyst pages are shown in the navigation.
     pub analyst: bool,
+    /// Whether the team page is shown in the navigation (managers and above).
+    pub manager: bool,
     /// Token for state-changing forms.
     pub csrf: String,
     /// Current navigation entry.
@@ -79,6 +83,7 @@ impl Ui {
             t: Text(viewer.lang),
             viewer: viewer.name.clone(),
             analyst: viewer.role >= Role::Analyst,
+            manager: viewer.role >= Role::Manager,
             csrf: viewer.csrf.clone(),
             nav,
             languages: language_links(req, viewer.lang),
@@ -176,6 +181,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(page("/assets/app.css").route(web::get().to(pages::assets::css)))
         .service(page("/assets/app.js").route(web::get().to(pages::assets::js)))
         .service(page("/deals").route(web::get().to(pages::deals::list)))
+        .service(page("/deals.csv").route(web::get().to(pages::deals::csv)))
+        .service(page("/team").route(web::get().to(pages::team::show)))
         .service(page("/deals/{external_id}").route(web::get().to(pages::deal::show)))
         .service(page("/pipeline").route(web::get().to(pages::pipeline::show)))
         .service(page("/pipeline.csv").route(web::get().to(pages::pipeline::csv)))

@@ -342,6 +342,7 @@ async fn every_page_fits_its_cards_in_both_languages_at_desktop_and_phone_widths
     sign_in(&client, &app, &app.analyst_key).await;
     let pages = [
         ("deals", "/deals".to_owned()),
+        ("team", "/team".to_owned()),
         ("deal", format!("/deals/{deal}")),
         ("pipeline", "/pipeline".to_owned()),
         ("process", "/process".to_owned()),

@@ -14,6 +14,7 @@ mod imports;
 mod input_bounds;
 mod insights;
 mod lifecycle;
+mod lists;
 mod openapi;
 mod opportunities;
 mod point_in_time;

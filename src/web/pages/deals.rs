@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::non_empty;
 use crate::config::Settings;
 use crate::lifecycle::registry::active_model;
-use crate::ranking::{self, PriorityQuery, SortKey};
+use crate::ranking::{self, PriorityQuery, Search, SearchRefused, SortKey};
 use crate::scoring::{Focus, Grade};
 use crate::serving::ActiveModel;
 use crate::store::opportunities::ListFilter;
@@ -30,6 +30,7 @@ pub struct DealsQuery {
     grade: Option<String>,
     focus: Option<String>,
     sort: Option<String>,
+    search: Option<String>,
     page: Option<usize>,
 }
 
@@ -40,6 +41,7 @@ pub struct Row {
     account: String,
     owner: String,
     amount: String,
+    expected_value: String,
     score: u8,
     grade: &'static str,
     grade_class: &'static str,
@@ -61,6 +63,10 @@ pub struct Select {
 struct DealsPage {
     ui: Ui,
     selects: Vec<Select>,
+    /// The search text as typed.
+    search: String,
+    /// This page as CSV (`/deals.csv` with the same query).
+    csv: String,
     rows: Vec<Row>,
     /// The number of deals, as the language writes a count (`4,000`).
     total_text: String,
@@ -94,6 +100,111 @@ fn select(
     Select { name, label, options }
 }
 
+/// The list a query asks for: its filters, read and checked, and the page wanted.
+struct Listing {
+    request: PriorityQuery,
+    owner: Option<String>,
+    region: Option<String>,
+    sector: Option<String>,
+    search: Option<String>,
+    page: Option<usize>,
+}
+
+impl Listing {
+    fn parse(q: DealsQuery, viewer: &Viewer) -> Result<Listing, PageError> {
+        let lang = viewer.lang;
+        let bad = |message: String| PageError::new(lang, PageErrorKind::BadInput(message));
+        let grade = match non_empty(q.grade) {
+            None => None,
+            Some(g) => Some(Grade::parse(&g).ok_or_else(|| bad(format!("grade `{g}`: A, B, C or D")))?),
+        };
+        let focus = match non_empty(q.focus) {
+            None => None,
+            Some(f) => Some(FOCUSES.into_iter().find(|x| x.as_str() == f).ok_or_else(|| {
+                bad(format!(
+                    "focus `{f}`: prioritize, secure, nurture or deprioritize"
+                ))
+            })?),
+        };
+        let sort = match non_empty(q.sort) {
+            None => SortKey::Value,
+            Some(s) => {
+                SortKey::parse(&s).ok_or_else(|| bad(format!("sort `{s}`: value, score or uplift")))?
+            }
+        };
+        let search_text = non_empty(q.search.map(|s| s.trim().to_string()));
+        let search = Search::parse(search_text.as_deref().unwrap_or_default()).map_err(|refused| {
+            let max = Search::MAX_CHARS;
+            bad(match refused {
+                SearchRefused::TooLong => format!("search: at most {max} characters"),
+                SearchRefused::ControlCharacter => "search: no control characters".into(),
+            })
+        })?;
+        let (owner, region, sector) = (non_empty(q.owner), non_empty(q.region), non_empty(q.sector));
+        Ok(Listing {
+            request: PriorityQuery {
+                filter: ListFilter {
+                    owner: owner.clone(),
+                    region: region.clone(),
+                    sector: sector.clone(),
+                    scope: viewer.scope.clone(),
+                    ..ListFilter::default()
+                },
+                grade,
+                focus,
+                sort,
+                search,
+            },
+            owner,
+            region,
+            sector,
+            search: search_text,
+            page: q.page,
+        })
+    }
+
+    /// The query string of this list without its page (`owner=ana&sort=score`).
+    fn query(&self) -> Vec<String> {
+        let r = &self.request;
+        let sort = (r.sort != SortKey::Value).then(|| r.sort.as_str().to_string());
+        [
+            ("owner", self.owner.clone()),
+            ("region", self.region.clone()),
+            ("sector", self.sector.clone()),
+            ("grade", r.grade.map(|g| g.as_str().to_string())),
+            ("focus", r.focus.map(|f| f.as_str().to_string())),
+            ("sort", sort),
+            ("search", self.search.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| format!("{name}={}", url_encode(&v))))
+        .collect()
+    }
+
+    /// The number of pages of `total` deals and the page shown (the last one when asked past
+    /// it).
+    fn page_of(&self, total: usize) -> (usize, usize) {
+        let pages = total.div_ceil(PAGE_SIZE).max(1);
+        (self.page.unwrap_or(1).clamp(1, pages), pages)
+    }
+}
+
+/// The scored list of the viewer's language: fresh, or a recent one while a new one is built.
+pub(super) async fn scored(
+    viewer: &Viewer,
+    db: &Db,
+    holder: &ActiveModel,
+    settings: &Settings,
+    cache: &ranking::PriorityCache,
+) -> Result<ranking::MaybeStale, PageError> {
+    let lang = viewer.lang;
+    let model = active_model(holder).or_page(lang)?;
+    cache
+        .scored_or_recent(db, model, &settings.scoring, lang, MAX_STALE)
+        .await
+        .or_page(lang)
+}
+
 /// `GET /deals`.
 pub async fn list(
     req: HttpRequest,
@@ -106,44 +217,10 @@ pub async fn list(
 ) -> Result<HttpResponse, PageError> {
     let lang = viewer.lang;
     let t = crate::web::text::Text(lang);
-    let q = query.into_inner();
-    let bad = |message: String| PageError::new(lang, PageErrorKind::BadInput(message));
-    let grade = match non_empty(q.grade.clone()) {
-        None => None,
-        Some(g) => Some(Grade::parse(&g).ok_or_else(|| bad(format!("grade `{g}`: A, B, C or D")))?),
-    };
-    let focus = match non_empty(q.focus.clone()) {
-        None => None,
-        Some(f) => Some(FOCUSES.into_iter().find(|x| x.as_str() == f).ok_or_else(|| {
-            bad(format!(
-                "focus `{f}`: prioritize, secure, nurture or deprioritize"
-            ))
-        })?),
-    };
-    let sort = match non_empty(q.sort.clone()) {
-        None => SortKey::Value,
-        Some(s) => SortKey::parse(&s).ok_or_else(|| bad(format!("sort `{s}`: value, score or uplift")))?,
-    };
-    let (owner, region, sector) = (non_empty(q.owner), non_empty(q.region), non_empty(q.sector));
-    let model = active_model(&holder).or_page(lang)?;
-    let request = PriorityQuery {
-        filter: ListFilter {
-            owner: owner.clone(),
-            region: region.clone(),
-            sector: sector.clone(),
-            scope: viewer.scope.clone(),
-            ..ListFilter::default()
-        },
-        grade,
-        focus,
-        sort,
-    };
-    let answer = cache
-        .scored_or_recent(&db, model, &settings.scoring, lang, MAX_STALE)
-        .await
-        .or_page(lang)?;
+    let listing = Listing::parse(query.into_inner(), &viewer)?;
+    let answer = scored(&viewer, &db, &holder, &settings, &cache).await?;
     let scored = answer.list.clone();
-    let items = ranking::ranked(&scored, &request);
+    let items = ranking::ranked(&scored, &listing.request);
     // The filter choices of a rep or manager come from their own deals only: the names of other
     // owners, regions and sectors are not theirs to see.
     let [owners, regions, sectors] = if viewer.scope.is_limited() {
@@ -157,8 +234,7 @@ pub async fn list(
         scored.facets.clone()
     };
     let total = items.len();
-    let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let (page, pages) = listing.page_of(total);
     let rows = items
         .into_iter()
         .skip((page - 1) * PAGE_SIZE)
@@ -171,6 +247,7 @@ pub async fn list(
                 account: i.account.clone().unwrap_or_default(),
                 owner: i.owner.clone().unwrap_or_default(),
                 amount: view::money(i.amount, &i.currency, lang),
+                expected_value: view::money(i.expected_value, &i.currency, lang),
                 score: i.score,
                 grade: i.grade.as_str(),
                 grade_class: view::grade_class(i.grade),
@@ -186,27 +263,28 @@ pub async fn list(
         })
         .collect();
     let plain = |v: Vec<String>| v.into_iter().map(|x| (x.clone(), x)).collect::<Vec<_>>();
+    let (grade, focus, sort) = (listing.request.grade, listing.request.focus, listing.request.sort);
     let selects = vec![
         select(
             "owner",
             "deals.owner",
             t.get("filter.any"),
             plain(owners),
-            owner.as_deref(),
+            listing.owner.as_deref(),
         ),
         select(
             "region",
             "deals.region",
             t.get("filter.any"),
             plain(regions),
-            region.as_deref(),
+            listing.region.as_deref(),
         ),
         select(
             "sector",
             "deals.sector",
             t.get("filter.any"),
             plain(sectors),
-            sector.as_deref(),
+            listing.sector.as_deref(),
         ),
         select(
             "grade",
@@ -239,41 +317,61 @@ pub async fn list(
             (sort != SortKey::Value).then_some(sort.as_str()),
         ),
     ];
-    let mut kept: Vec<String> = Vec::new();
-    for (name, value) in [
-        ("owner", owner),
-        ("region", region),
-        ("sector", sector),
-        ("grade", grade.map(|g| g.as_str().to_string())),
-        ("focus", focus.map(|f| f.as_str().to_string())),
-        (
-            "sort",
-            (sort != SortKey::Value).then(|| sort.as_str().to_string()),
-        ),
-    ] {
-        if let Some(v) = value {
-            kept.push(format!("{name}={}", url_encode(&v)));
-        }
-    }
-    let link = |p: usize| {
+    let kept = listing.query();
+    let link = |path: &str, p: usize| {
         let mut parts = kept.clone();
         parts.push(format!("page={p}"));
-        format!("/deals?{}", parts.join("&"))
+        format!("{path}?{}", parts.join("&"))
     };
     let page_view = DealsPage {
         ui: Ui::new(&viewer, &req, Nav::Deals),
         selects,
+        search: listing.search.clone().unwrap_or_default(),
+        csv: link("/deals.csv", page),
         rows,
         total_text: crate::i18n::format::count(total as u64, lang),
         page,
         pages,
-        prev: (page > 1).then(|| link(page - 1)),
-        next: (page < pages).then(|| link(page + 1)),
+        prev: (page > 1).then(|| link("/deals", page - 1)),
+        next: (page < pages).then(|| link("/deals", page + 1)),
         stale_since: answer
             .stale
             .then(|| crate::i18n::format::timestamp(scored.built_at, lang)),
     };
     render(&req, lang, &page_view)
+}
+
+/// `GET /deals.csv`: the rows `GET /deals` shows for the same query (filters, search, sort and
+/// page), as CSV.
+pub async fn csv(
+    viewer: Viewer,
+    db: web::Data<Db>,
+    holder: web::Data<ActiveModel>,
+    settings: web::Data<Settings>,
+    cache: web::Data<ranking::PriorityCache>,
+    query: web::Query<DealsQuery>,
+) -> Result<HttpResponse, PageError> {
+    let lang = viewer.lang;
+    let listing = Listing::parse(query.into_inner(), &viewer)?;
+    let answer = scored(&viewer, &db, &holder, &settings, &cache).await?;
+    let items = ranking::ranked(&answer.list, &listing.request);
+    let (page, _) = listing.page_of(items.len());
+    let shown: Vec<&ranking::PriorityItem> = items
+        .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
+    let text = ranking::table(&shown)
+        .to_csv()
+        .map_err(|e| PageError::internal(lang, e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"deals-page-{page}.csv\""),
+        ))
+        .insert_header(("Content-Language", lang.code()))
+        .body(text))
 }
 
 #[cfg(test)]
@@ -287,6 +385,7 @@ mod tests {
             t: Text(lang),
             viewer: "ana <rep>".into(),
             analyst: false,
+            manager: false,
             csrf: "tok".into(),
             nav: Nav::Deals,
             languages: vec![("en", "English", "/deals?lang=en".into(), lang == Lang::En)],
@@ -301,6 +400,7 @@ mod tests {
             account: "Acme".into(),
             owner: "ana".into(),
             amount: "12\u{202F}500\u{A0}€".into(),
+            expected_value: "9\u{202F}000\u{A0}€".into(),
             score: 72,
             grade: "A",
             grade_class: "grade grade-a",
@@ -322,6 +422,8 @@ mod tests {
                 vec![("A".into(), "A".into())],
                 Some("A"),
             )],
+            search: "acme".into(),
+            csv: "/deals.csv?search=acme&page=1".into(),
             rows: vec![row("<script>alert(1)</script>")],
             total_text: "1".into(),
             page: 1,
@@ -343,6 +445,13 @@ mod tests {
         );
         assert!(!html.contains("href=\"/models\""), "no analyst entries for a rep");
         assert!(!html.contains("rel=\"next\""), "one page: no next link");
+        assert!(html.contains("value=\"acme\""), "the search is kept in its box");
+        assert!(
+            html.replace("&#38;", "&")
+                .contains("href=\"/deals.csv?search=acme&page=1\""),
+            "the export of this very page"
+        );
+        assert!(html.contains("Valeur attendue") && html.contains("9\u{202F}000\u{A0}€"));
     }
 
     #[test]
@@ -350,6 +459,8 @@ mod tests {
         let page = DealsPage {
             ui: ui(Lang::En),
             selects: Vec::new(),
+            search: String::new(),
+            csv: "/deals.csv?page=1".into(),
             rows: Vec::new(),
             total_text: "0".into(),
             page: 1,

@@ -9,6 +9,7 @@ pub mod models;
 pub mod pipeline;
 pub mod process;
 pub mod resources;
+pub mod team;
 
 use serde::Deserialize;
 
