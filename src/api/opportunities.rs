@@ -270,6 +270,30 @@ pub(crate) fn known_id(id: &str) -> ApiResult<()> {
     }
 }
 
+/// The stored opportunity `external_id` when the caller's scope holds it, else the 404 an
+/// unknown id gets: a deal outside the scope is not told apart from one that does not exist.
+pub(crate) async fn in_scope(db: &Db, caller: &RepAccess, external_id: &str) -> ApiResult<StoredOpportunity> {
+    known_id(external_id)?;
+    opportunities::get_in_scope(db, external_id, &caller.0.scope)
+        .await?
+        .ok_or_else(|| ApiError::no_opportunity(external_id))
+}
+
+/// The query value `value` of parameter `name`, refused (400 naming it) when it holds a control
+/// character: no stored owner, region, sector or name has one, and PostgreSQL refuses a NUL.
+pub(crate) fn no_control_characters(name: &str, value: Option<&str>) -> ApiResult<()> {
+    if value.is_some_and(|v| v.chars().any(char::is_control)) {
+        return Err(ApiError::BadQuery(
+            tr!(
+                "{name} must not contain control characters",
+                "{name} ne doit pas contenir de caractère de contrôle"
+            )
+            .into(),
+        ));
+    }
+    Ok(())
+}
+
 fn validate_path_id(id: &str) -> ApiResult<()> {
     ExternalId::parse(id).map(|_| ()).map_err(|message| {
         let mut errors = ValidationErrors::default();
@@ -404,11 +428,7 @@ pub async fn put(
     security(("api_key" = [])))]
 #[get("/opportunities/{external_id}")]
 pub async fn get(caller: RepAccess, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let external_id = path.into_inner();
-    known_id(&external_id)?;
-    let stored = opportunities::get_in_scope(&db, &external_id, &caller.0.scope)
-        .await?
-        .ok_or_else(|| ApiError::no_opportunity(&external_id))?;
+    let stored = in_scope(&db, &caller, &path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(stored))
 }
 
@@ -460,21 +480,12 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::limit_out_of_range(1000));
     }
-    // No stored owner, region or sector has control characters (and PostgreSQL refuses a NUL).
     for (name, value) in [
         ("owner", &query.owner),
         ("region", &query.region),
         ("sector", &query.sector),
     ] {
-        if value.as_deref().is_some_and(|v| v.chars().any(char::is_control)) {
-            return Err(ApiError::BadQuery(
-                tr!(
-                    "{name} must not contain control characters",
-                    "{name} ne doit pas contenir de caractère de contrôle"
-                )
-                .into(),
-            ));
-        }
+        no_control_characters(name, value.as_deref())?;
     }
     let after_id = match query.cursor.as_deref() {
         None | Some("") => 0,
@@ -570,13 +581,7 @@ pub async fn list_activities(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let external_id = path.into_inner();
-    known_id(&external_id)?;
-    if opportunities::get_in_scope(&db, &external_id, &caller.0.scope)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::no_opportunity(&external_id));
-    }
+    in_scope(&db, &caller, &external_id).await?;
     Ok(HttpResponse::Ok().json(activities::list_for(&db, &external_id).await?))
 }
 

@@ -270,9 +270,7 @@ pub async fn score_stored(
     let lang = Lang::of_request(&req);
     let at = query.instant()?;
     let model = active_model(&holder)?;
-    let stored_opp = opportunities::get_in_scope(&db, &external_id, &caller.0.scope)
-        .await?
-        .ok_or_else(|| ApiError::no_opportunity(&external_id))?;
+    let stored_opp = super::opportunities::in_scope(&db, &caller, &external_id).await?;
     if let Some(at) = at {
         // A score of the past is not the deal's score: answered, never recorded.
         let mut timelines = crate::store::history::timelines(&db, &[external_id.as_str()]).await?;
