@@ -186,24 +186,50 @@ impl Default for Settings {
     }
 }
 
+/// Where grades and focus classes take their cut points from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CutSource {
+    /// Quantiles of the deals the model was calibrated on (recorded in its artifact).
+    #[default]
+    Data,
+    /// The configured fixed probabilities and score cuts.
+    Fixed,
+}
+
 /// Tunable scoring rules (`[scoring]` table), used by [`crate::scoring`]. Every field has a
 /// documented default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScoringConfig {
-    /// Lowest score of grades A, B and C (below the last: D). Default `[60, 40, 20]`: with typical
-    /// B2B win rates of 20–45 %, A means "clearly above the usual odds".
+    /// Where grades and focus classes cut: `data` (default) from the quantiles recorded in the
+    /// model artifact (`cut_points`), so each grade holds about a quarter of the open deals and
+    /// each focus class is a working list; `fixed` from `grade_cuts` and the probabilities below.
+    /// An artifact without recorded quantiles always uses the fixed cuts.
+    pub cut_points: CutSource,
+    /// Largest share (0–1) of the deals that are `prioritize`: those whose best lever gains the
+    /// most expected value. Default 0.25.
+    pub prioritize_share: f64,
+    /// Share (0–1) of the deals with the highest probability that are `secure` (unless they are
+    /// `prioritize`). Default 0.3.
+    pub secure_share: f64,
+    /// Share (0–1) of the deals whose probability even after the best lever is lowest that are
+    /// `deprioritize`. Default 0.3.
+    pub deprioritize_share: f64,
+    /// With `cut_points = "fixed"`: lowest score of grades A, B and C (below the last: D).
+    /// Default `[60, 40, 20]`.
     pub grade_cuts: [u8; 3],
     /// Score change (points) that counts as improving/declining. Default 5.
     pub trend_threshold: u8,
-    /// Probability from which a deal is to be `secure`d. Default 0.6.
+    /// With fixed cuts: probability from which a deal is to be `secure`d. Default 0.6.
     pub secure_probability: f64,
-    /// Probability from which a deal is a `prioritize` one. Default 0.4.
+    /// With fixed cuts: probability from which a deal is a `prioritize` one. Default 0.4.
     pub prioritize_probability: f64,
     /// Available uplift (probability points, 0–1) that also makes a deal a `prioritize` one.
     /// Default 0.10.
     pub prioritize_uplift: f64,
-    /// Below this probability, with no lever lifting it above, a deal is `deprioritize`d.
+    /// With fixed cuts: below this probability, with no lever lifting it above, a deal is
+    /// `deprioritize`d.
     /// Default 0.2.
     pub deprioritize_probability: f64,
     /// Won deals a sector needs before its own reference is used as a target. Default 20.
@@ -213,6 +239,10 @@ pub struct ScoringConfig {
 impl Default for ScoringConfig {
     fn default() -> Self {
         ScoringConfig {
+            cut_points: CutSource::Data,
+            prioritize_share: 0.25,
+            secure_share: 0.3,
+            deprioritize_share: 0.3,
             grade_cuts: [60, 40, 20],
             trend_threshold: 5,
             secure_probability: 0.6,

@@ -97,6 +97,20 @@ pub struct VersionReport {
     /// Solver outcome of the shipped fit.
     #[schema(value_type = Object)]
     pub convergence: crate::model::Convergence,
+    /// The grade cut points recorded at training (null for artifacts trained without them,
+    /// which grade on the configured fixed cuts).
+    pub grade_cuts: Option<RecordedGradeCuts>,
+}
+
+/// Grade cut points derived from the data when the model was trained.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordedGradeCuts {
+    /// Which deals they come from: `open` (open at training) or `holdout`.
+    pub basis: String,
+    /// How many deals.
+    pub deals: u64,
+    /// Lowest win probability of grades A, B and C (the quartiles of those deals).
+    pub probabilities: Vec<f64>,
 }
 
 fn report(
@@ -120,6 +134,11 @@ fn report(
         baseline_metrics: a.baseline_metrics,
         cv: a.cv,
         success_factors: a.success_factors,
+        grade_cuts: a.cut_points.as_ref().map(|c| RecordedGradeCuts {
+            basis: c.basis.clone(),
+            deals: c.deals as u64,
+            probabilities: crate::scoring::cuts::grade_probabilities(c).to_vec(),
+        }),
         convergence: a.convergence,
     })
 }

@@ -4,6 +4,7 @@
 pub mod background;
 pub mod backtest;
 pub mod compare;
+pub mod cut_points;
 pub mod gate;
 pub mod holdout;
 pub mod point_in_time;

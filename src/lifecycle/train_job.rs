@@ -215,6 +215,10 @@ pub async fn run(
         name: "artifact".into(),
     });
     let started = Instant::now();
+    // Where grades and focus classes cut: quantiles of the deals open now, under this model.
+    trained.artifact = super::cut_points::calibrate(trained.artifact, source.or(db), low_priority)
+        .await
+        .map_err(TrainJobError::Write)?;
     let artifact = &trained.artifact;
     // The checksum covers the pretty form, so the registry stores exactly what the file holds.
     let json = artifact

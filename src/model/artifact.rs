@@ -56,6 +56,12 @@ pub struct ModelArtifact {
     /// the deals open then (empty when the training data had no dates or no such deals).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backtests: Vec<Backtest>,
+    /// Quantiles of the scores and lever gains of the deals the model was calibrated on, from
+    /// which grades and focus classes cut by default (`docs/scoring-method.md`). Absent in
+    /// artifacts trained before cut points existed: those grade and focus on the configured
+    /// fixed cuts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_points: Option<super::cuts::CutPoints>,
     /// Hex SHA-256 of the artifact's canonical JSON with this field empty (see models/README.md).
     #[serde(default)]
     pub sha256: String,
@@ -298,6 +304,9 @@ impl ModelArtifact {
                 }
             }
             next += f.columns.len();
+        }
+        if self.cut_points.as_ref().is_some_and(|c| !c.is_consistent()) {
+            return fail("cut_points tables are not 101 ascending finite quantiles".to_owned());
         }
         if next != self.features.n_columns {
             return fail(format!(

@@ -8,6 +8,7 @@
 //! - [`profile`]: the training distributions a drift check compares open deals with.
 
 pub mod artifact;
+pub mod cuts;
 pub mod evaluation;
 pub mod factors;
 pub mod predict;

@@ -3,6 +3,7 @@
 //!
 //! The rules are documented in `docs/recommendations.md`.
 
+pub mod cuts;
 #[cfg(test)]
 mod lever_tests;
 mod messages;
@@ -156,7 +157,8 @@ pub struct ScoreResult {
     pub probability: f64,
     /// round(100 × probability).
     pub score: u8,
-    /// A–D from the configured cut points.
+    /// A–D: quartiles of the scores recorded in the model (`cut_points`), or the configured
+    /// fixed cuts.
     pub grade: Grade,
     /// Against the previous stored score.
     pub trend: Trend,
@@ -271,6 +273,21 @@ pub fn score<'a>(
     };
     let factors = messages::factors(artifact, phrases, opp, &explanation, config, lang);
     let mut levers = recommend::levers(artifact, opp, now, explanation.logit, config, rank, lang);
+    let (grade, focus) = match cuts::data_cuts(artifact, config) {
+        Some(data) => {
+            // The best lever by probability, whatever order `rank` lists them in.
+            let best_after = (levers.iter().map(|l| l.probability_after)).fold(probability, f64::max);
+            let gain = cuts::lever_gain(&levers, opp.amount, data.typical_amount);
+            (
+                cuts::grade(probability, data),
+                cuts::focus(probability, best_after, gain, data, config),
+            )
+        }
+        None => (
+            grade(score, config.grade_cuts),
+            focus(probability, levers.first(), config),
+        ),
+    };
     let next_intervention = (!levers.is_empty()).then(|| levers.remove(0));
     let mut imputed = explanation.imputed;
     imputed.extend(unseen_categories(artifact, opp, now, lang));
@@ -278,11 +295,11 @@ pub fn score<'a>(
         model_version: artifact.version.clone(),
         probability,
         score,
-        grade: grade(score, config.grade_cuts),
+        grade,
         trend: trend(score, previous_score, config.trend_threshold),
         previous_score,
         expected_value: opp.amount.map(|a| a * probability),
-        focus: focus(probability, next_intervention.as_ref(), config),
+        focus,
         factors,
         next_intervention,
         alternatives: levers,

@@ -138,6 +138,20 @@ pub async fn latest_open_probabilities(db: &Db) -> Result<HashMap<i64, f64>, sql
     .await
 }
 
+/// Open deals by the focus and grade of their latest stored score: (focus, grade, count), in
+/// focus then grade order; unscored open deals are not counted.
+pub async fn open_focus_grade_counts(db: &Db) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT s.focus, s.grade, COUNT(*) AS n FROM scores s \
+         JOIN (SELECT opportunity_id, MAX(id) AS id FROM scores GROUP BY opportunity_id) latest ON latest.id = s.id \
+         JOIN opportunities o ON o.id = s.opportunity_id WHERE o.status = 'open' \
+         GROUP BY s.focus, s.grade ORDER BY s.focus, s.grade",
+    )
+    .fetch(&db.pool)
+    .try_collect()
+    .await
+}
+
 /// A sales target.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Objective {

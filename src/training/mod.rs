@@ -511,6 +511,7 @@ pub fn train_compact(
         convergence: final_fit.convergence.clone(),
         profile: Some(profile),
         backtests: Vec::new(),
+        cut_points: None,
         sha256: String::new(),
     };
     artifact.seal();

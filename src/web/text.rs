@@ -270,6 +270,14 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("pipeline.by_sector", "By sector", "Par secteur"),
     ("pipeline.by_owner", "By rep", "Par commercial"),
     ("pipeline.group", "Group", "Groupe"),
+    (
+        "pipeline.shares",
+        "Open deals by focus and grade (latest scores)",
+        "Affaires ouvertes par priorité et par note (derniers scores)",
+    ),
+    ("pipeline.focus", "Focus", "Priorité"),
+    ("pipeline.deals", "Deals", "Affaires"),
+    ("pipeline.share", "Share", "Part"),
     ("kpi.won_revenue", "Won revenue", "Chiffre d'affaires gagné"),
     ("kpi.open_pipeline", "Open pipeline", "Pipeline ouvert"),
     ("kpi.win_rate", "Win rate", "Taux de gain"),
@@ -436,6 +444,22 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("model.holdout", "Holdout", "Jeu de test"),
     ("model.holdout_rows", "Holdout rows", "Lignes de test"),
+    ("model.grade_cuts", "Grade cut points", "Seuils des notes"),
+    (
+        "model.grade_cuts_open",
+        "quartiles of the deals open at training",
+        "quartiles des affaires ouvertes à l'entraînement",
+    ),
+    (
+        "model.grade_cuts_holdout",
+        "quartiles of the holdout deals",
+        "quartiles des affaires de test",
+    ),
+    (
+        "model.grade_cuts_fixed",
+        "the configured fixed cuts (none recorded with this model)",
+        "les seuils fixes configurés (aucun enregistré avec ce modèle)",
+    ),
     ("model.baseline", "Baseline", "Référence"),
     (
         "model.metrics",

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod contention;
 mod drift;
+mod focus;
 mod health;
 mod helpers;
 mod history;

@@ -296,6 +296,8 @@ struct ModelPage {
     train_rows: String,
     holdout_rows: String,
     backtests: Vec<BacktestView>,
+    /// Where grades cut with this model, in a sentence.
+    grade_cuts: String,
     metrics: Vec<MetricRow>,
     calibration_chart: String,
     roc_chart: Option<String>,
@@ -303,6 +305,33 @@ struct ModelPage {
     activations: Vec<(String, String, String)>,
     activate_label: Option<&'static str>,
     activate_action: String,
+}
+
+/// "Grade cut points (quartiles of the 4,000 deals open at training): A ≥ 31 %, B ≥ 22 %, C ≥ 15 %".
+fn grade_cuts_text(cuts: Option<&crate::model::cuts::CutPoints>, t: Text) -> String {
+    let lang = t.0;
+    let Some(cuts) = cuts else {
+        return format!(
+            "{}{}{}",
+            t.get("model.grade_cuts"),
+            t.colon(),
+            t.get("model.grade_cuts_fixed")
+        );
+    };
+    let basis = match cuts.basis.as_str() {
+        "open" => t.get("model.grade_cuts_open"),
+        _ => t.get("model.grade_cuts_holdout"),
+    };
+    let [a, b, c] = crate::scoring::cuts::grade_probabilities(cuts);
+    format!(
+        "{} ({basis}, {}){}A ≥ {}, B ≥ {}, C ≥ {}",
+        t.get("model.grade_cuts"),
+        format::count(cuts.deals as u64, lang),
+        t.colon(),
+        format::percent(a, 0, lang),
+        format::percent(b, 0, lang),
+        format::percent(c, 0, lang),
+    )
 }
 
 /// `GET /models/{version}`.
@@ -405,6 +434,7 @@ pub async fn show(
         train_rows: format::number(a.training.train_rows as f64, 0, lang),
         holdout_rows: format::number(a.training.holdout_rows as f64, 0, lang),
         backtests: backtest_views(&a, lang),
+        grade_cuts: grade_cuts_text(a.cut_points.as_ref(), t),
         metrics,
         calibration_chart,
         roc_chart,

@@ -132,6 +132,36 @@ pub struct BreakdownRow {
     revenue: String,
 }
 
+/// One line of the focus and grade shares: label, count, share of the scored open deals.
+pub struct ShareRow {
+    label: String,
+    count: String,
+    share: String,
+}
+
+/// Open deals per focus class (in working order) and per grade, from their latest stored scores.
+fn shares(counts: &[(String, String, i64)], t: Text) -> (Vec<ShareRow>, Vec<ShareRow>) {
+    let lang = t.0;
+    let total: i64 = counts.iter().map(|(_, _, n)| *n).sum();
+    let row = |label: String, n: i64| ShareRow {
+        label,
+        count: format::count(n.max(0) as u64, lang),
+        share: format::percent(if total > 0 { n as f64 / total as f64 } else { 0.0 }, 0, lang),
+    };
+    let sum = |keep: &dyn Fn(&(String, String, i64)) -> bool| {
+        counts.iter().filter(|c| keep(c)).map(|c| c.2).sum::<i64>()
+    };
+    let focus = ["prioritize", "secure", "nurture", "deprioritize"]
+        .iter()
+        .map(|f| row(t.get(&format!("focus.{f}")).to_owned(), sum(&|c| c.0 == *f)))
+        .collect();
+    let grades = ["A", "B", "C", "D"]
+        .iter()
+        .map(|g| row((*g).to_owned(), sum(&|c| c.1 == *g)))
+        .collect();
+    (focus, grades)
+}
+
 /// A filter's choices: `(value, selected)`.
 pub struct FilterSelect {
     name: &'static str,
@@ -150,6 +180,8 @@ struct PipelinePage {
     trend_chart: String,
     breakdowns: Vec<Breakdown>,
     csv_month: String,
+    /// (column heading, rows): focus classes, then grades.
+    share_tables: Vec<(&'static str, Vec<ShareRow>)>,
 }
 
 /// Sums per currency; nothing at all reads as zero (a KPI tile is never blank).
@@ -298,6 +330,10 @@ pub async fn show(
             })
             .collect::<Vec<_>>()
     };
+    let counts = crate::store::insights::open_focus_grade_counts(&db)
+        .await
+        .map_err(|e| PageError::internal(lang, e))?;
+    let (focus_shares, grade_shares) = shares(&counts, t);
     let mut ui = Ui::new(&viewer, &req, Nav::Pipeline);
     ui.note_stale(&answer);
     let page = PipelinePage {
@@ -329,6 +365,10 @@ pub async fn show(
             breakdown("pipeline.by_owner", "owner", by_owner),
         ],
         csv_month: format!("/pipeline.csv?{base}&table=month"),
+        share_tables: vec![
+            (t.get("pipeline.focus"), focus_shares),
+            (t.get("deals.grade"), grade_shares),
+        ],
     };
     render(&req, lang, &page)
 }

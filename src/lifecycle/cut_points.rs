@@ -1,0 +1,38 @@
+//! Records in a freshly trained artifact where its grades and focus classes cut: quantiles of
+//! the deals it will score, the deals open in the database when it is trained from one. Without
+//! a database or with too few open deals none are recorded, and the configured fixed cuts apply.
+
+use chrono::Utc;
+
+use crate::domain::Deal;
+use crate::model::ModelArtifact;
+use crate::scoring::cuts::derive;
+use crate::store::{opportunities, Db};
+
+/// Fewest open deals whose quantiles are worth recording.
+pub const MIN_DEALS: usize = 20;
+
+/// `artifact` with its `cut_points` set (or left absent) and its checksum renewed. The CPU work
+/// runs on a blocking thread, a low-priority one when `low_priority`.
+pub async fn calibrate(artifact: ModelArtifact, db: Option<&Db>, low_priority: bool) -> Result<ModelArtifact, String> {
+    let open = match db {
+        Some(db) => opportunities::open_deals(db)
+            .await
+            .map_err(|e| format!("cannot load the open deals: {e}"))?,
+        None => Vec::new(),
+    };
+    let work = move || {
+        let mut artifact = artifact;
+        if open.len() >= MIN_DEALS {
+            let open: Vec<&Deal> = open.iter().map(|o| &o.deal).collect();
+            artifact.cut_points = derive(&artifact, &open, Utc::now(), "open");
+            artifact.seal();
+        }
+        artifact
+    };
+    if low_priority {
+        super::background::run_low_priority("dealscore-cuts", work).await
+    } else {
+        tokio::task::spawn_blocking(work).await.map_err(|e| e.to_string())
+    }
+}
