@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use dealscore::store::Db;
 
-use crate::helpers::{bin_path, import_generated, pool_options, spawn_app, train_cli, wait_for_model};
+use crate::helpers::{bin_path, pool_options, rescore_and_wait};
 use crate::web::Browser;
 
 /// Open deals per focus class and per grade of their latest stored scores, and how many.
@@ -44,14 +44,7 @@ fn assert_working_lists(total: i64, focus: &BTreeMap<String, i64>, grades: &BTre
 
 #[tokio::test]
 async fn on_a_generated_history_focus_grades_and_at_risk_are_working_lists() {
-    let app = spawn_app().await;
-    import_generated(&app, 3000, 11).await;
-    let report = train_cli(&app, &["--cv", "3"]);
-    let version = report["artifact"]["version"]
-        .as_str()
-        .expect("version")
-        .to_owned();
-    wait_for_model(&app, &version).await;
+    let (app, version) = crate::scoring::trained_app().await;
     let (status, model) = app
         .get_json(&format!("/v1/models/{version}"), &app.analyst_key)
         .await;
@@ -67,24 +60,8 @@ async fn on_a_generated_history_focus_grades_and_at_risk_are_working_lists() {
         "{cuts:?}"
     );
 
-    let response = app
-        .client
-        .post(app.url("/v1/opportunities/rescore"))
-        .bearer_auth(&app.analyst_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let started: serde_json::Value = response.json().await.unwrap();
-    let url = started["status_url"].as_str().unwrap().to_owned();
-    for _ in 0..600 {
-        let (_, job) = app.get_json(&url, &app.analyst_key).await;
-        if job["state"] != "running" {
-            assert_eq!(job["state"], "succeeded", "{job}");
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let job = rescore_and_wait(&app).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
     let (total, focus, grades) = stored_shares(&app.db).await;
     assert_eq!(total, 600);
     assert_working_lists(total, &focus, &grades);

@@ -390,6 +390,31 @@ pub fn train_cli(app: &TestApp, extra: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).expect("json report")
 }
 
+/// Starts rescoring every open deal as an analyst and waits for the job to end; returns its
+/// last status.
+pub async fn rescore_and_wait(app: &TestApp) -> Value {
+    let response = app
+        .client
+        .post(app.url("/v1/opportunities/rescore"))
+        .bearer_auth(&app.analyst_key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 202);
+    let started: Value = response.json().await.expect("json");
+    let url = started["status_url"].as_str().expect("status url").to_owned();
+    let mut job = Value::Null;
+    for _ in 0..600 {
+        let (_, j) = app.get_json(&url, &app.analyst_key).await;
+        job = j;
+        if job["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    job
+}
+
 /// Waits until the server serves `version` (the registry is polled every second in tests).
 pub async fn wait_for_model(app: &TestApp, version: &str) {
     for _ in 0..600 {
