@@ -14,13 +14,20 @@ pub const MIN_DEALS: usize = 20;
 
 /// `artifact` with its `cut_points` set (or left absent) and its checksum renewed. The CPU work
 /// runs on a blocking thread, a low-priority one when `low_priority`.
-pub async fn calibrate(artifact: ModelArtifact, db: Option<&Db>, low_priority: bool) -> Result<ModelArtifact, String> {
-    let open = match db {
-        Some(db) => opportunities::open_deals(db)
-            .await
-            .map_err(|e| format!("cannot load the open deals: {e}"))?,
-        None => Vec::new(),
-    };
+pub async fn calibrate(
+    artifact: ModelArtifact,
+    db: Option<&Db>,
+    low_priority: bool,
+) -> Result<ModelArtifact, String> {
+    let mut open = Vec::new();
+    if let Some(db) = db {
+        let mut pages = opportunities::OpenDealPages::new(db);
+        while let Some(page) =
+            (pages.next_page().await).map_err(|e| format!("cannot load the open deals: {e}"))?
+        {
+            open.extend(page.deals.into_iter().map(|s| s.opportunity));
+        }
+    }
     let work = move || {
         let mut artifact = artifact;
         if open.len() >= MIN_DEALS {

@@ -724,18 +724,6 @@ pub async fn each_closed_deal(
     }
 }
 
-/// Every open deal, in `external_id` order.
-pub async fn open_deals(db: &Db) -> Result<Vec<Opportunity>, sqlx::Error> {
-    let sql =
-        format!("SELECT {SELECT_COLUMNS} FROM opportunities WHERE status = 'open' ORDER BY external_id");
-    let mut rows = sqlx::query_as::<_, OpportunityRow>(&sql).fetch(&db.pool);
-    let mut out = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        out.push(StoredOpportunity::try_from(row)?.opportunity);
-    }
-    Ok(out)
-}
-
 /// The external id of the first open deal stored (lowest row id), if any: a stable example of a
 /// deal to score.
 pub async fn first_open(db: &Db) -> Result<Option<String>, sqlx::Error> {
