@@ -183,7 +183,7 @@ async fn a_rep_and_an_analyst_work_through_the_ui_in_a_real_browser() {
     // app.js submits on change; the Apply button is there without JavaScript.
     rep.wait()
         .for_url(
-            &url::Url::parse(&app.url("/deals?owner=&region=&sector=&grade=&focus=prioritize&sort="))
+            &url::Url::parse(&app.url("/deals?search=&owner=&region=&sector=&grade=&focus=prioritize&sort="))
                 .expect("url"),
         )
         .await
