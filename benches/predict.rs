@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
                 .sum::<f64>()
         })
     });
-    // What POST /v1/score computes per opportunity (before JSON): the issue's "scoring with
+    // What POST /v1/score computes per opportunity (before JSON): the throughput target's "scoring with
     // explanation and recommendation".
     let config = ScoringConfig::default();
     group.bench_function("score_with_recommendation", |b| {
