@@ -374,11 +374,16 @@ pub async fn import_generated(app: &TestApp, deals: usize, seed: u64) {
 
 /// Runs `dealscore-train` on the app's database; returns the parsed `--json` report.
 pub fn train_cli(app: &TestApp, extra: &[&str]) -> Value {
+    train_cli_on(&app.db_url, extra)
+}
+
+/// Runs `dealscore-train` on the database at `db_url`; returns the parsed `--json` report.
+pub fn train_cli_on(db_url: &str, extra: &[&str]) -> Value {
     let out_dir = tempfile::tempdir().expect("tempdir");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_dealscore-train"))
         .args(["--json", "--out", out_dir.path().to_str().expect("path")])
         .args(extra)
-        .env("DATABASE_URL", &app.db_url)
+        .env("DATABASE_URL", db_url)
         .env("RUST_LOG", "warn")
         .output()
         .expect("run dealscore-train");

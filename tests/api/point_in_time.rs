@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{bin_path, spawn_app, TestDb};
+use crate::helpers::{bin_path, spawn_app, train_cli_on, TestDb};
 
 /// Generates `deals` deals with their activities (`dealscore generate`) and imports both through
 /// the CLI into a fresh database (no server: only the command line works on it).
@@ -49,25 +49,9 @@ fn import_history_with_activities(db: &TestDb, deals: usize, seed: u64) {
 
 /// `dealscore-train --json --no-register` on `db`: the report.
 fn train_json(db: &TestDb, extra: &[&str]) -> Value {
-    let out_dir = tempfile::tempdir().expect("tempdir");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dealscore-train"))
-        .args([
-            "--json",
-            "--no-register",
-            "--out",
-            out_dir.path().to_str().expect("path"),
-        ])
-        .args(extra)
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run dealscore-train");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("json report")
+    let mut args = vec!["--no-register"];
+    args.extend_from_slice(extra);
+    train_cli_on(&db.url, &args)
 }
 
 fn backtest(report: &Value) -> &Value {
