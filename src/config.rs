@@ -64,6 +64,9 @@ pub struct Settings {
     pub model_refresh_secs: u64,
     /// Grade cut points, trend threshold and focus thresholds (`[scoring]` table in the TOML file).
     pub scoring: ScoringConfig,
+    /// Which opportunity fields the insights read for customers (`[insights]` table). Default:
+    /// none set.
+    pub insights: InsightsConfig,
     /// CRM connections allowed to post to `POST /v1/webhooks/{name}`. Default none. TOML
     /// `[[webhook_sources]]`; one more can come from `DEALSCORE_WEBHOOK_SOURCE` +
     /// `DEALSCORE_WEBHOOK_SECRET` (+ `DEALSCORE_WEBHOOK_CALLBACK_URL`).
@@ -169,6 +172,7 @@ impl Default for Settings {
             max_batch_body_bytes: 16 * 1024 * 1024,
             model_refresh_secs: 2,
             scoring: ScoringConfig::default(),
+            insights: InsightsConfig::default(),
             webhook_sources: Vec::new(),
             webhook_tolerance_secs: 300,
             writeback_min_points: 5.0,
@@ -252,6 +256,52 @@ impl Default for ScoringConfig {
             // The model's own threshold (`model::factors::MIN_WON_FOR_GROUP_TARGET`, kept equal
             // by a scoring test): settings sit below the model and cannot name it.
             min_sector_won: 20,
+        }
+    }
+}
+
+/// The opportunity fields behind the customers insight (`[insights]` table), each written
+/// `attr.<name>` (a custom attribute, which the import mapping can fill). All default unset; a
+/// figure that needs an unset field answers null with the reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InsightsConfig {
+    /// Deal type: values `new`, `renewal` or `upsell` (any case). Unset: no churn, retention
+    /// or upsell figures. Env: `DEALSCORE_INSIGHTS_DEAL_TYPE_FIELD`.
+    pub deal_type_field: Option<String>,
+    /// Contract start date (RFC 3339 or YYYY-MM-DD); unset or missing: the close date.
+    /// Env: `DEALSCORE_INSIGHTS_CONTRACT_START_FIELD`.
+    pub contract_start_field: Option<String>,
+    /// Contract end date (RFC 3339 or YYYY-MM-DD); wins over the length when both are set.
+    /// Env: `DEALSCORE_INSIGHTS_CONTRACT_END_FIELD`.
+    pub contract_end_field: Option<String>,
+    /// Contract length in months (a number). Env: `DEALSCORE_INSIGHTS_CONTRACT_MONTHS_FIELD`.
+    pub contract_months_field: Option<String>,
+}
+
+impl InsightsConfig {
+    /// `DEALSCORE_INSIGHTS_*` overrides; an empty value unsets the field.
+    fn apply_env(&mut self, lookup: &impl Fn(&str) -> Option<String>) {
+        let fields = [
+            ("DEALSCORE_INSIGHTS_DEAL_TYPE_FIELD", &mut self.deal_type_field),
+            (
+                "DEALSCORE_INSIGHTS_CONTRACT_START_FIELD",
+                &mut self.contract_start_field,
+            ),
+            (
+                "DEALSCORE_INSIGHTS_CONTRACT_END_FIELD",
+                &mut self.contract_end_field,
+            ),
+            (
+                "DEALSCORE_INSIGHTS_CONTRACT_MONTHS_FIELD",
+                &mut self.contract_months_field,
+            ),
+        ];
+        for (name, field) in fields {
+            if let Some(v) = lookup(name) {
+                let v = v.trim();
+                *field = (!v.is_empty()).then(|| v.to_owned());
+            }
         }
     }
 }
@@ -412,6 +462,7 @@ impl Settings {
             self.retrain_after_closed = parse("DEALSCORE_RETRAIN_AFTER_CLOSED", v)?;
         }
         self.apply_env_webhook_source(&lookup)?;
+        self.insights.apply_env(&lookup);
         if let Some(v) = lookup("DEALSCORE_LOG_FORMAT") {
             self.log_format = match v.trim() {
                 "human" => LogFormat::Human,

@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{drift, health, imports, insights, jobs, models, opportunities, scores, training_runs, webhooks};
+use super::{
+    customers, drift, health, imports, insights, jobs, models, opportunities, scores, training_runs, webhooks,
+};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -21,6 +23,7 @@ use super::{drift, health, imports, insights, jobs, models, opportunities, score
         models::list, models::get, models::active, models::activate, models::compare,
         insights::get_pipeline, insights::get_success_factors, insights::get_at_risk, insights::get_resources,
         insights::get_accounts, insights::get_breakdown, insights::get_objectives, insights::put_objectives,
+        customers::get_customers, customers::put_costs,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary, crate::scoring::RankBy)),
     modifiers(&BearerAuth),

@@ -39,21 +39,21 @@ const ACCOUNTS_MAX: usize = 100_000;
 
 /// What every insight request shares: whether it answers CSV, and the problems found in its
 /// parameters so far (all reported together).
-struct Checks {
-    csv: bool,
-    errors: ValidationErrors,
+pub(super) struct Checks {
+    pub(super) csv: bool,
+    pub(super) errors: ValidationErrors,
 }
 
 impl Checks {
     /// Starts the checks with the answer format (`format=` or `Accept`).
-    fn new(req: &HttpRequest, format: Option<&str>) -> Self {
+    pub(super) fn new(req: &HttpRequest, format: Option<&str>) -> Self {
         let mut errors = ValidationErrors::default();
         let csv = wants_csv(req, format, &mut errors);
         Checks { csv, errors }
     }
 
     /// `value` when every parameter passed, else the 422 listing each problem.
-    fn passed<T>(self, value: Option<T>) -> ApiResult<(bool, T)> {
+    pub(super) fn passed<T>(self, value: Option<T>) -> ApiResult<(bool, T)> {
         match value {
             Some(v) if self.errors.is_empty() => Ok((self.csv, v)),
             _ => Err(self.errors.into()),
@@ -76,7 +76,7 @@ impl Checks {
 }
 
 /// Computes `work` on `snapshot` and answers it as JSON or CSV (through `table`).
-async fn answer_on<T: Serialize + Send + 'static>(
+pub(super) async fn answer_on<T: Serialize + Send + 'static>(
     csv: bool,
     snapshot: Arc<CachedSnapshot>,
     work: impl FnOnce(&CachedSnapshot) -> T + Send + 'static,
@@ -103,7 +103,11 @@ async fn compute<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("insights thread failed: {e}")))
 }
 
-fn window_of(from: Option<&str>, to: Option<&str>, errors: &mut ValidationErrors) -> Option<period::Window> {
+pub(super) fn window_of(
+    from: Option<&str>,
+    to: Option<&str>,
+    errors: &mut ValidationErrors,
+) -> Option<period::Window> {
     match period::window(from, to, Utc::now()) {
         Ok(w) => Some(w),
         Err((field, message)) => {
@@ -408,7 +412,7 @@ pub async fn get_accounts(
     let q = query.into_inner();
     let mut checks = Checks::new(&req, q.format.as_deref());
     let limit = limit_of(q.limit, ACCOUNTS_DEFAULT, ACCOUNTS_MAX, &mut checks.errors);
-    let work = move |s: &CachedSnapshot| accounts::accounts(s, limit);
+    let work = move |s: &CachedSnapshot| s.accounts(limit);
     checks.answer(&db, &cache, work, accounts::table).await
 }
 

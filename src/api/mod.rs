@@ -1,6 +1,7 @@
 //! HTTP resources: one file per resource, thin handlers over the library modules.
 
 pub mod batch_scoring;
+pub mod customers;
 pub mod docs;
 pub mod drift;
 pub mod health;
@@ -72,6 +73,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, max_batch_
                 .service(insights::get_breakdown)
                 .service(insights::get_objectives)
                 .service(insights::put_objectives)
+                .service(customers::get_customers)
+                .service(customers::put_costs)
                 // No API key here: the signature is the authentication.
                 .service(webhooks::receive)
                 .service(webhooks::list_events)

@@ -70,6 +70,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     eprint!("{}", render_summary("   opportunities", &summary));
     let summary = import_activities(&db, open_file(activities_csv.clone()), &options, &|_| {}).await?;
     eprint!("{}", render_summary("   activities", &summary));
+    demo_customers(&mut settings, &db, config.end).await?;
 
     eprintln!("3/4 training…");
     let job = crate::lifecycle::train_job::TrainJob {
@@ -174,6 +175,60 @@ Try:
         tracing::warn!(error = %e, "cannot print the demo's key and examples; serving anyway");
     }
     super::serve::run_until_stopped(app, &settings).await
+}
+
+/// Regions of the generated history and the demo's quarterly acquisition spend in each (EUR).
+const DEMO_SPEND: [(&str, f64); 6] = [
+    ("DACH", 60_000.0),
+    ("EMEA-North", 40_000.0),
+    ("EMEA-South", 35_000.0),
+    ("NA-East", 30_000.0),
+    ("NA-West", 25_000.0),
+    ("APAC", 35_000.0),
+];
+
+/// Points the customers insight at the generator's deal type and contract length (unless the
+/// configuration names other fields) and records acquisition spend per region for the eight
+/// quarters up to `end`, so the customers page shows every figure.
+async fn demo_customers(
+    settings: &mut Settings,
+    db: &crate::store::Db,
+    end: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    use chrono::Datelike;
+    let insights = &mut settings.insights;
+    insights
+        .deal_type_field
+        .get_or_insert_with(|| "attr.deal_type".into());
+    if insights.contract_end_field.is_none() {
+        insights
+            .contract_months_field
+            .get_or_insert_with(|| "attr.contract_months".into());
+    }
+    let quarter = i64::from(end.year()) * 4 + i64::from(end.month0() / 3);
+    let mut costs = Vec::new();
+    for q in quarter - 7..=quarter {
+        let label = format!("{}-Q{}", q.div_euclid(4), q.rem_euclid(4) + 1);
+        let (period, window) = crate::insights::period::parse_period(&label)
+            .with_context(|| format!("bad demo period {label}"))?;
+        costs.extend(DEMO_SPEND.iter().map(|(region, amount)| {
+            crate::store::acquisition_costs::AcquisitionCost {
+                period: period.clone(),
+                period_start: window.start,
+                period_end: window.end,
+                region: Some((*region).to_owned()),
+                channel: None,
+                currency: "EUR".into(),
+                amount: *amount,
+            }
+        }));
+    }
+    crate::store::acquisition_costs::replace_periods(db, &costs).await?;
+    eprintln!(
+        "   recorded acquisition spend for 8 quarters in {} regions",
+        DEMO_SPEND.len()
+    );
+    Ok(())
 }
 
 /// `bind` with its port replaced by the one the listener got (they differ when `bind` asks for 0).

@@ -26,6 +26,11 @@ pub struct ImportArgs {
     /// imported after `--file` and `--activities`.
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
+    /// Acquisition spend CSV (period,region,channel,currency,amount; region and channel
+    /// optional): replaces the spend of every period it names. All or nothing, whatever
+    /// `--strict` says.
+    #[arg(long, value_name = "FILE")]
+    pub acquisition_costs: Option<PathBuf>,
     /// TOML column mapping.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
@@ -143,8 +148,12 @@ pub(super) fn open_file(
 
 /// Runs `dealscore import`: opportunities first, then activities, each with its summary.
 pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
-    if args.file.is_none() && args.activities.is_none() && args.history.is_none() {
-        anyhow::bail!("nothing to import: give --file, --activities and/or --history");
+    if args.file.is_none()
+        && args.activities.is_none()
+        && args.history.is_none()
+        && args.acquisition_costs.is_none()
+    {
+        anyhow::bail!("nothing to import: give --file, --activities, --history and/or --acquisition-costs");
     }
     let mapping = super::read_mapping(args.mapping.as_deref())?;
     for path in args
@@ -152,6 +161,7 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
         .iter()
         .chain(args.activities.iter())
         .chain(args.history.iter())
+        .chain(args.acquisition_costs.iter())
     {
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     }
@@ -189,6 +199,9 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
         progress.finish();
         summaries.push(("history", import_result(result, &path)?));
     }
+    if let Some(path) = &args.acquisition_costs {
+        import_costs(&db, path, args.dry_run).await?;
+    }
     if args.json {
         let object: serde_json::Map<String, serde_json::Value> = summaries
             .iter()
@@ -213,6 +226,39 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
         }
         .into());
     }
+    Ok(())
+}
+
+/// Reads, checks and stores an acquisition spend file; any problem refuses the whole file.
+async fn import_costs(db: &crate::store::Db, path: &Path, dry_run: bool) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let costs = crate::insights::acquisition::parse_csv(std::io::BufReader::new(file)).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .0
+            .iter()
+            .map(|e| format!("  {}: {}", e.field, e.message))
+            .collect();
+        anyhow::anyhow!(
+            "{}: the acquisition costs were refused; nothing was written:\n{}",
+            path.display(),
+            lines.join("\n")
+        )
+    })?;
+    let periods: std::collections::BTreeSet<&str> = costs.iter().map(|c| c.period.as_str()).collect();
+    if dry_run {
+        eprintln!(
+            "acquisition costs (dry run, nothing written): {} rows for {} periods",
+            costs.len(),
+            periods.len()
+        );
+        return Ok(());
+    }
+    let replaced = crate::store::acquisition_costs::replace_periods(db, &costs).await?;
+    eprintln!(
+        "acquisition costs: {} rows written for {} periods, {replaced} earlier rows of those periods replaced",
+        costs.len(),
+        periods.len()
+    );
     Ok(())
 }
 

@@ -472,6 +472,11 @@ impl ValidationErrors {
         ValidationErrors(self.0.iter().map(|e| e.in_lang(lang)).collect())
     }
 
+    /// How many problems were recorded.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -296,14 +296,80 @@ fn a_shift_moves_only_the_shifted_measures_and_the_prefix_only_the_ids() {
     assert!((2.7..3.3).contains(&amount_ratio), "amount ratio {amount_ratio}");
     let response_ratio = median(&shifted, |o| o.response_hours) / median(&plain, |o| o.response_hours);
     assert!(response_ratio > 2.5, "response ratio {response_ratio}");
+    // A shift moves outcomes, hence which deals renew or upsell a won deal (and take its
+    // account): the categories are compared on the deals that are new business in both.
+    let new_business =
+        |o: &Opportunity| o.attributes.get("deal_type").map(|v| v.to_text()).as_deref() == Some("new");
+    let mut compared = 0;
     for (a, b) in plain.opportunities.iter().zip(&shifted.opportunities) {
         assert_eq!(b.external_id, a.external_id.replacen("D-", "S-", 1));
+        if !(new_business(a) && new_business(b)) {
+            continue;
+        }
+        compared += 1;
         assert_eq!(
             (&a.sector, &a.contact_role, &a.region),
             (&b.sector, &b.contact_role, &b.region)
         );
     }
+    assert!(compared > 400, "most deals are new business in both: {compared}");
     assert!(Shift::default().apply_spec("colour=2").is_err());
     assert!(Shift::default().apply_spec("amount=-1").is_err());
     assert!(Shift::default().apply_spec("amount").is_err());
+}
+
+#[test]
+fn renewals_and_upsells_follow_a_won_parent_on_its_account_and_in_its_contract() {
+    let cfg = GeneratorConfig {
+        with_activities: false,
+        ..config(4_000, 8)
+    };
+    let history = generate(&cfg);
+    let kind = |o: &Opportunity| {
+        o.attributes
+            .get("deal_type")
+            .map(|v| v.to_text())
+            .unwrap_or_default()
+    };
+    let months = |o: &Opportunity| o.attributes.get("contract_months").map(|v| v.to_text());
+    let (mut renewals, mut upsells, mut won_renewals) = (0, 0, 0);
+    for (i, o) in history.opportunities.iter().enumerate() {
+        match kind(o).as_str() {
+            "new" => assert!(months(o).is_some(), "{}", o.external_id),
+            k @ ("renewal" | "upsell") => {
+                assert_eq!(i % 2, 1, "only odd-numbered deals follow up: {}", o.external_id);
+                let parent = &history.opportunities[i - 1];
+                assert_eq!(parent.status, Status::Won);
+                assert_eq!(parent.account, o.account);
+                let start = parent.closed_at.unwrap();
+                let m: u32 = months(parent).unwrap().parse().unwrap();
+                let end = start.checked_add_months(chrono::Months::new(m)).unwrap();
+                let created = o.created_at.unwrap();
+                if k == "renewal" {
+                    renewals += 1;
+                    won_renewals += usize::from(o.status == Status::Won);
+                    assert!(
+                        created >= end - chrono::Duration::days(90)
+                            && created <= end - chrono::Duration::days(30)
+                    );
+                    assert!(o.closed_at.is_none_or(|c| c <= end + chrono::Duration::days(85)));
+                    assert!(months(o).is_some());
+                } else {
+                    upsells += 1;
+                    assert!(created > start && created <= end, "{}", o.external_id);
+                    assert!(o.closed_at.is_none_or(|c| c <= end));
+                    assert!(months(o).is_none(), "an upsell has no contract of its own");
+                }
+            }
+            other => panic!("deal type {other}"),
+        }
+    }
+    assert!(
+        renewals > 60 && upsells > 30,
+        "{renewals} renewals, {upsells} upsells"
+    );
+    assert!(
+        won_renewals > 0 && won_renewals < renewals,
+        "some renewals are won, some lost"
+    );
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::contracts::{self, DealType};
 use super::model::{sigmoid, true_logit};
 use super::GeneratorConfig;
 use crate::domain::{
@@ -111,6 +112,8 @@ struct Account {
 pub(crate) struct Deal {
     pub opportunity: Opportunity,
     pub activities: Vec<Activity>,
+    /// Index of its account in the world's accounts.
+    pub account_index: usize,
 }
 
 /// The fixed population deals are drawn from, plus the per-deal random streams.
@@ -119,6 +122,7 @@ pub(crate) struct World {
     reps_by_region: Vec<Vec<usize>>,
     accounts: Vec<Account>,
     deal_rng: ChaCha8Rng,
+    seed: u64,
     end: DateTime<Utc>,
     end_s: i64,
     open_fraction: f64,
@@ -127,7 +131,7 @@ pub(crate) struct World {
 }
 
 /// Uniform draw in `[0, 1)`.
-fn unit(rng: &mut ChaCha8Rng) -> f64 {
+pub(super) fn unit(rng: &mut ChaCha8Rng) -> f64 {
     rng.gen::<f64>()
 }
 
@@ -155,7 +159,7 @@ fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> i64 {
 }
 
 /// Index drawn with the given (not necessarily normalised) weights.
-fn pick(rng: &mut ChaCha8Rng, weights: impl IntoIterator<Item = f64> + Clone) -> usize {
+pub(super) fn pick(rng: &mut ChaCha8Rng, weights: impl IntoIterator<Item = f64> + Clone) -> usize {
     let total: f64 = weights.clone().into_iter().sum();
     let mut target = unit(rng) * total;
     let mut last = 0;
@@ -217,6 +221,7 @@ impl World {
             reps_by_region,
             accounts,
             deal_rng: ChaCha8Rng::seed_from_u64(config.seed),
+            seed: config.seed,
             end: config.end,
             end_s: config.end.timestamp(),
             open_fraction: config.open_fraction.clamp(0.0, 1.0),
@@ -240,9 +245,13 @@ impl World {
         let deal_no = index + 1;
         let external_id = ExternalId::numbered(&self.id_prefix, deal_no);
 
+        let draws = contracts::draws(self.seed, index);
+        let follow_up = self.follow_up(index, open, &draws);
         // u² skews towards low indices, so some accounts are big repeat customers.
-        let account = &self.accounts
-            [((unit(&mut rng).powi(2) * self.accounts.len() as f64) as usize).min(self.accounts.len() - 1)];
+        let drawn =
+            ((unit(&mut rng).powi(2) * self.accounts.len() as f64) as usize).min(self.accounts.len() - 1);
+        let account_index = follow_up.map_or(drawn, |f| f.account);
+        let account = &self.accounts[account_index];
         let home_reps = &self.reps_by_region[account.region];
         let rep_index = if unit(&mut rng) < 0.85 && !home_reps.is_empty() {
             home_reps[(unit(&mut rng) * home_reps.len() as f64) as usize % home_reps.len()]
@@ -278,6 +287,17 @@ impl World {
             let created = earliest + (unit(&mut rng) * (latest - earliest) as f64) as i64;
             (created, created + cycle_s)
         };
+        // A renewal or upsell opens when its parent's contract calls for it, with the cycle drawn.
+        let (created_s, window_end_s) = match follow_up {
+            Some(f) if open => (f.created_s, window_end_s),
+            Some(f) => {
+                let close = (f.created_s + window_end_s - created_s)
+                    .min(f.latest_close_s)
+                    .min(self.end_s);
+                (f.created_s, close.max(f.created_s))
+            }
+            None => (created_s, window_end_s),
+        };
 
         let window_s = window_end_s - created_s;
         let window_days = window_s as f64 / DAY as f64;
@@ -298,6 +318,17 @@ impl World {
             "competitors".to_owned(),
             AttributeValue::Number(competitors as f64),
         );
+        let deal_type = follow_up.map_or(DealType::New, |f| f.kind);
+        attributes.insert(
+            "deal_type".to_owned(),
+            AttributeValue::Text(deal_type.as_str().to_owned()),
+        );
+        if deal_type != DealType::Upsell {
+            attributes.insert(
+                "contract_months".to_owned(),
+                AttributeValue::Number(f64::from(draws.months)),
+            );
+        }
         let mut opportunity = Opportunity {
             external_id,
             deal: domain::Deal {
@@ -358,7 +389,35 @@ impl World {
         Deal {
             opportunity,
             activities,
+            account_index,
         }
+    }
+
+    /// What deal `index` follows up of its parent (deal `index − 1`, regenerated: it is
+    /// even-numbered, so never a follow-up itself), if anything.
+    fn follow_up(
+        &self,
+        index: usize,
+        open: bool,
+        draws: &contracts::ContractDraws,
+    ) -> Option<contracts::FollowUp> {
+        if draws.wish == DealType::New || index == 0 {
+            return None;
+        }
+        let parent = self.deal(index - 1, false);
+        if parent.opportunity.status != Status::Won {
+            return None;
+        }
+        let close = parent.opportunity.closed_at?.timestamp();
+        let months = contracts::draws(self.seed, index - 1).months;
+        contracts::follow_up(
+            draws,
+            parent.account_index,
+            close,
+            months,
+            (open, OPEN_WINDOW_DAYS * DAY),
+            self.end_s,
+        )
     }
 
     /// Lays out `touches` activities between `start_s` and `end_s` (inclusive), sorted by time.

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::accounts::{self, AccountsReport};
 use super::at_risk::{self, AtRiskReport, Basis};
 use super::breakdown::AttributeColumn;
 use super::filter::DealFilter;
@@ -28,6 +29,8 @@ pub struct CachedSnapshot {
     snapshot: Snapshot,
     /// The at-risk won-deal references and the open deals they are checked against.
     at_risk: OnceLock<Basis>,
+    /// Every account's row, sorted: a request only takes its first rows.
+    accounts: OnceLock<AccountsReport>,
     /// Custom attribute columns read for breakdowns, by attribute name (at most
     /// [`KEPT_ATTRIBUTES`]; the snapshot itself holds no attributes, which most insights never read).
     attributes: Mutex<HashMap<String, Arc<AttributeColumn>>>,
@@ -42,6 +45,7 @@ impl CachedSnapshot {
         CachedSnapshot {
             snapshot,
             at_risk: OnceLock::new(),
+            accounts: OnceLock::new(),
             attributes: Mutex::new(HashMap::new()),
         }
     }
@@ -54,6 +58,19 @@ impl CachedSnapshot {
 }
 
 impl CachedSnapshot {
+    /// [`accounts::accounts`] on this snapshot: every row is computed once and kept, a request
+    /// copies its first `limit`.
+    pub fn accounts(&self, limit: usize) -> AccountsReport {
+        let all = self
+            .accounts
+            .get_or_init(|| accounts::accounts(&self.snapshot, usize::MAX));
+        AccountsReport {
+            accounts: all.accounts,
+            repeat_rate: all.repeat_rate,
+            rows: all.rows.iter().take(limit).cloned().collect(),
+        }
+    }
+
     fn kept_attribute(&self, name: &str) -> Option<Arc<AttributeColumn>> {
         // A poisoned lock only means another request panicked while inserting: read on.
         let kept = self.attributes.lock().unwrap_or_else(|p| p.into_inner());

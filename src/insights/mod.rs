@@ -7,9 +7,12 @@
 //! figure is a map from currency to value.
 
 pub mod accounts;
+pub mod acquisition;
 pub mod at_risk;
 pub mod breakdown;
 pub mod cache;
+pub mod customer_inputs;
+pub mod customers;
 pub mod filter;
 pub mod objectives;
 pub mod period;

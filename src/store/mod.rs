@@ -4,6 +4,7 @@
 //! SQL is written once for both backends with `$N` placeholders (SQLite accepts them too) and the
 //! types sqlx's `Any` driver can read on both (see `migrations/README.md`).
 
+pub mod acquisition_costs;
 pub mod activities;
 pub mod api_keys;
 pub mod group_commit;

@@ -49,6 +49,8 @@ pub enum Nav {
     Process,
     /// Resources.
     Resources,
+    /// Customers.
+    Customers,
     /// Models.
     Models,
     /// A manager's team.
@@ -188,6 +190,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(page("/pipeline.csv").route(web::get().to(pages::pipeline::csv)))
         .service(page("/process").route(web::get().to(pages::process::show)))
         .service(page("/resources").route(web::get().to(pages::resources::show)))
+        .service(page("/customers").route(web::get().to(pages::customers::show)))
         .service(page("/models").route(web::get().to(pages::models::list)))
         .service(page("/models/compare").route(web::get().to(pages::models::compare)))
         .service(page("/models/train").route(web::post().to(pages::models::train)))

@@ -347,6 +347,7 @@ async fn every_page_fits_its_cards_in_both_languages_at_desktop_and_phone_widths
         ("pipeline", "/pipeline".to_owned()),
         ("process", "/process".to_owned()),
         ("resources", "/resources".to_owned()),
+        ("customers", "/customers".to_owned()),
         ("models", "/models".to_owned()),
         ("model", format!("/models/{newer}")),
         ("compare", format!("/models/compare?a={older}&b={newer}")),

@@ -5,6 +5,7 @@ mod auth;
 mod browser;
 mod cli;
 mod contention;
+mod customers;
 mod drift;
 mod focus;
 mod health;
