@@ -1,18 +1,27 @@
-//! `GET /v1/insights/at-risk`: open deals whose measures fall outside the won-deal reference,
-//! ranked by the value at stake.
+//! `GET /v1/insights/at-risk`: open deals showing a signal that, in the closed deals, went with
+//! losing, ranked by the value at stake.
 //!
-//! References are the 75th percentile over won deals of the deal's sector when the sector has at
-//! least [`MIN_WON_FOR_GROUP_TARGET`] won deals with the measure, else over all won deals:
-//! - `response_hours` above the won p75;
-//! - `days_since_last_interaction` (since the last activity, or creation when there is none)
-//!   above the won p75 of the average gap between interactions (`cycle_days / interactions`);
-//! - `age_days` (since creation) above the won p75 of `cycle_days`.
+//! A signal is a measure beyond a threshold learnt from the closed deals (won and lost):
+//! - `response_hours`, against the closed deals' response hours;
+//! - `days_since_last_interaction` (since the last activity, or creation when there is none),
+//!   against the closed deals' average gap between interactions (`cycle_days / interactions`);
+//! - `age_days` (since creation), against the closed deals' `cycle_days`: a deal open for more
+//!   than `t` days will close after more than `t` days, so what became of the closed deals that
+//!   took longer than `t` applies to it as it stands.
 //!
-//! A deal with a signal is at risk when it is also among the [`MAX_SHARE`] of the open deals
-//! checked that stand furthest beyond their references (the largest ratio of a value to its
-//! reference): past deals make the p75 easy to exceed on one measure or another, and a list of
-//! three open deals in four is no working list.
+//! The threshold of a measure is the cut, among its closed deals' 50th, 55th, …, 95th
+//! percentiles, that best separates the win rate beyond it from the win rate at or below it (the
+//! largest two-proportion z statistic). It is kept only when beyond wins less often, with
+//! `z ≥` [`MIN_Z`] and at least [`MIN_SIDE`] closed deals on each side: a measure on which won
+//! and lost deals do not differ gives no signal, however far an open deal stands out on it.
+//! A sector with at least [`MIN_CLOSED_FOR_SECTOR`] closed deals with the measure gets its own
+//! threshold — or none, when the measure separates nothing there —; smaller sectors use the
+//! threshold of all closed deals.
+//!
+//! Of the open deals with a signal, at most [`MAX_SHARE`] of those checked are listed: the ones
+//! whose signal went with the lowest win rate, then the furthest beyond their threshold.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use serde::Serialize;
@@ -21,50 +30,52 @@ use utoipa::ToSchema;
 use super::filter::DealFilter;
 use super::period::rfc3339;
 use super::snapshot::{ByName, Deal, NameId, Snapshot, DAY_MS};
-use super::stats::quantile;
 use super::table::{cell, opt, Table};
 use crate::domain::Status;
-use crate::model::factors::MIN_WON_FOR_GROUP_TARGET;
 use crate::scoring::Intervention;
 
 /// The largest share of the open deals checked that is reported at risk.
 pub const MAX_SHARE: f64 = 1.0 / 3.0;
+
+/// The smallest two-proportion z statistic for a threshold to count as separating won from lost
+/// deals. Ten cuts are tried per measure and group, so the bar is above the usual 1.96: with no
+/// real difference, a z of 3 or more turns up on about one measure in a hundred.
+pub const MIN_Z: f64 = 3.0;
+
+/// The fewest closed deals on each side of a threshold.
+pub const MIN_SIDE: usize = 30;
+
+/// The fewest closed deals with a measure for a sector to get a threshold of its own.
+pub const MIN_CLOSED_FOR_SECTOR: usize = 200;
+
+/// The percentiles of the closed deals' values tried as thresholds, in hundredths.
+const CANDIDATE_PERCENTILES: [usize; 10] = [50, 55, 60, 65, 70, 75, 80, 85, 90, 95];
 
 /// How many of `open` deals may be at risk.
 fn at_risk_cap(open: u64) -> usize {
     (open as f64 * MAX_SHARE).ceil() as usize
 }
 
-/// How far a deal stands beyond its references: the largest ratio of a value to its reference
-/// (infinite beyond a reference of 0).
-fn severity(found: &[Option<(f64, f64, Group)>; 3]) -> f64 {
-    found
-        .iter()
-        .flatten()
-        .map(|(value, reference, _)| {
-            if *reference > 0.0 {
-                value / reference
-            } else {
-                f64::INFINITY
-            }
-        })
-        .fold(0.0, f64::max)
-}
-
 /// The checked measures, in report order.
 pub const SIGNALS: [&str; 3] = ["response_hours", "days_since_last_interaction", "age_days"];
 
-/// One measure outside its reference.
+/// One measure beyond its threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Signal {
     /// Measure name (one of `response_hours`, `days_since_last_interaction`, `age_days`).
     pub measure: String,
     /// The deal's value.
     pub value: f64,
-    /// The won-deal 75th percentile it exceeds.
+    /// The threshold it exceeds, learnt from the closed deals of `reference_group`.
     pub reference: f64,
-    /// `sector:<name>` or `all` (which won deals the reference comes from).
+    /// `sector:<name>` or `all` (which closed deals the threshold comes from).
     pub reference_group: String,
+    /// Share of those closed deals beyond the threshold that were won.
+    pub win_rate_beyond: f64,
+    /// Share of those closed deals at or below the threshold that were won.
+    pub win_rate_within: f64,
+    /// How many of those closed deals were beyond the threshold.
+    pub closed_beyond: u64,
 }
 
 /// An open deal at risk.
@@ -88,7 +99,7 @@ pub struct AtRiskDeal {
     pub probability: Option<f64>,
     /// probability × amount when scored, else the whole amount; absent without an amount.
     pub value_at_stake: Option<f64>,
-    /// Measures outside the reference.
+    /// Measures beyond their threshold.
     pub signals: Vec<Signal>,
     /// The active model's next intervention for the deal (absent without a model).
     pub recommended_intervention: Option<Intervention>,
@@ -109,14 +120,69 @@ pub struct AtRiskReport {
     pub deals: Vec<AtRiskDeal>,
 }
 
-/// Won-deal p75 references: overall and per sector.
-#[derive(Debug, Default)]
-struct References {
-    overall: [Option<f64>; 3],
-    by_sector: HashMap<NameId, [Option<f64>; 3]>,
+/// Which closed deals a threshold comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Group {
+    All,
+    Sector(NameId),
 }
 
-fn won_values(d: &Deal) -> [Option<f64>; 3] {
+/// A threshold that separates won from lost deals, and what became of the deals on each side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cut {
+    threshold: f64,
+    win_rate_beyond: f64,
+    win_rate_within: f64,
+    closed_beyond: u64,
+    z: f64,
+}
+
+/// The threshold of one measure over closed deals given as (value, won), if one separates them
+/// (see the module documentation). Sorts `values`.
+fn separating_cut(values: &mut [(f64, bool)]) -> Option<Cut> {
+    let n = values.len();
+    if n < 2 * MIN_SIDE {
+        return None;
+    }
+    values.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    // won_from[i]: won deals among values[i..].
+    let mut won_from = vec![0u64; n + 1];
+    for i in (0..n).rev() {
+        won_from[i] = won_from[i + 1] + u64::from(values[i].1);
+    }
+    let won = won_from[0] as f64;
+    let pooled = won / n as f64;
+    let mut best: Option<Cut> = None;
+    for percentile in CANDIDATE_PERCENTILES {
+        let threshold = values[(n * percentile / 100).min(n - 1)].0;
+        let within = values.partition_point(|v| v.0 <= threshold);
+        let beyond = n - within;
+        if beyond < MIN_SIDE || within < MIN_SIDE {
+            continue;
+        }
+        let won_beyond = won_from[within] as f64;
+        let rate_beyond = won_beyond / beyond as f64;
+        let rate_within = (won - won_beyond) / within as f64;
+        let se = (pooled * (1.0 - pooled) * (1.0 / beyond as f64 + 1.0 / within as f64)).sqrt();
+        if se <= 0.0 {
+            continue;
+        }
+        let z = (rate_within - rate_beyond) / se;
+        if z >= MIN_Z && best.is_none_or(|b| z > b.z) {
+            best = Some(Cut {
+                threshold,
+                win_rate_beyond: rate_beyond,
+                win_rate_within: rate_within,
+                closed_beyond: beyond as u64,
+                z,
+            });
+        }
+    }
+    best
+}
+
+/// A closed deal's values of the measures, in [`SIGNALS`] order.
+fn closed_values(d: &Deal) -> [Option<f64>; 3] {
     let cycle = d.cycle_days();
     let gap = match (cycle, d.interaction_count) {
         (Some(c), Some(n)) => Some(c / n.max(1) as f64),
@@ -125,55 +191,56 @@ fn won_values(d: &Deal) -> [Option<f64>; 3] {
     [d.response_hours, gap, cycle]
 }
 
-fn p75s(values: &mut [Vec<f64>; 3], min_count: usize) -> [Option<f64>; 3] {
-    let mut out = [None; 3];
-    for (slot, v) in out.iter_mut().zip(values.iter_mut()) {
-        if v.len() >= min_count.max(1) {
-            *slot = Some(quantile(v, 0.75));
-        }
-    }
-    out
+/// An open deal's values of the measures at `as_of`, in [`SIGNALS`] order.
+fn open_values(d: &Deal, as_of: i64) -> [Option<f64>; 3] {
+    let days = |t: i64| (as_of - t) as f64 / DAY_MS as f64;
+    [
+        d.response_hours,
+        d.last_activity_at.or(d.created_at).map(days),
+        d.created_at.map(days),
+    ]
 }
 
-fn references(snapshot: &Snapshot) -> References {
-    let mut all: [Vec<f64>; 3] = Default::default();
-    let mut sectors: HashMap<NameId, [Vec<f64>; 3]> = HashMap::new();
-    for d in snapshot.deals.iter().filter(|d| d.status == Status::Won) {
-        let values = won_values(d);
-        for (i, v) in values.iter().enumerate() {
+/// The threshold each measure of a deal is checked against, with its group; `None` when the
+/// measure separates nothing in the deal's group.
+type Resolved = [Option<(Cut, Group)>; 3];
+
+/// The thresholds: over all closed deals, and per sector with enough closed deals (already
+/// resolved: the sector's own cut, or the overall one for a sector too small to have one).
+fn thresholds(snapshot: &Snapshot) -> (Resolved, HashMap<NameId, Resolved>) {
+    let mut all: [Vec<(f64, bool)>; 3] = Default::default();
+    let mut sectors: HashMap<NameId, [Vec<(f64, bool)>; 3]> = HashMap::new();
+    for d in snapshot.deals.iter().filter(|d| d.status.is_closed()) {
+        let won = d.status == Status::Won;
+        for (i, v) in closed_values(d).into_iter().enumerate() {
             if let Some(v) = v {
-                all[i].push(*v);
+                all[i].push((v, won));
                 if let Some(s) = d.sector {
-                    sectors.entry(s).or_default()[i].push(*v);
+                    sectors.entry(s).or_default()[i].push((v, won));
                 }
             }
         }
     }
-    References {
-        overall: p75s(&mut all, 1),
-        by_sector: sectors
-            .into_iter()
-            .map(|(s, mut v)| (s, p75s(&mut v, MIN_WON_FOR_GROUP_TARGET)))
-            .collect(),
-    }
+    let overall: Resolved = all.map(|mut v| separating_cut(&mut v).map(|c| (c, Group::All)));
+    let by_sector = sectors
+        .into_iter()
+        .map(|(sector, values)| {
+            let mut resolved = overall;
+            for (slot, mut v) in resolved.iter_mut().zip(values) {
+                if v.len() >= MIN_CLOSED_FOR_SECTOR {
+                    *slot = separating_cut(&mut v).map(|c| (c, Group::Sector(sector)));
+                }
+            }
+            (sector, resolved)
+        })
+        .collect();
+    (overall, by_sector)
 }
-
-/// Which won deals a reference comes from.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Group {
-    All,
-    Sector(NameId),
-}
-
-/// The reference each measure of a deal is checked against, and its group; `None` when there
-/// is none (no won deal has the measure).
-type Resolved = [Option<(f64, Group)>; 3];
 
 /// What at-risk needs that depends on the snapshot alone, kept beside it
-/// ([`super::cache::CachedSnapshot`]): the won-deal references, already resolved per sector (the sector's
-/// own p75 when it has enough won deals, else the overall one), and where the open deals are.
-/// Without it every request recomputed the p75s of ~340,000 won deals at 1M opportunities
-/// and walked all deals to find the 20% that are open.
+/// ([`super::cache::CachedSnapshot`]): the thresholds, already resolved per sector, and where
+/// the open deals are. Without it every request would sort the closed deals' values again (about
+/// 700,000 of them per measure at 1M opportunities) and walk all deals to find the open ones.
 #[derive(Debug)]
 pub(crate) struct Basis {
     overall: Resolved,
@@ -182,19 +249,15 @@ pub(crate) struct Basis {
     open: Vec<usize>,
 }
 
+/// A measure of an open deal beyond its threshold: (value, cut, group).
+type Found = Option<(f64, Cut, Group)>;
+
 impl Basis {
     /// The basis of `snapshot`.
     pub(crate) fn new(snapshot: &Snapshot) -> Basis {
-        let references = references(snapshot);
-        let overall: Resolved = references.overall.map(|r| r.map(|r| (r, Group::All)));
+        let (overall, sectors) = thresholds(snapshot);
         let mut by_sector = ByName::new(&snapshot.names);
-        for (&sector, refs) in &references.by_sector {
-            let mut resolved = overall;
-            for (slot, r) in resolved.iter_mut().zip(refs) {
-                if let Some(r) = r {
-                    *slot = Some((*r, Group::Sector(sector)));
-                }
-            }
+        for (sector, resolved) in sectors {
             *by_sector.entry(Some(sector), || resolved) = resolved;
         }
         let open = (snapshot.deals.iter().enumerate())
@@ -208,17 +271,15 @@ impl Basis {
         }
     }
 
-    /// The measures of open deal `d` above their reference, as (value, reference, group); no
-    /// allocation, so every open deal can be checked cheaply and only the listed ones are
-    /// turned into [`Signal`]s.
-    fn check(&self, d: &Deal, as_of: i64) -> [Option<(f64, f64, Group)>; 3] {
+    /// The measures of open deal `d` beyond their threshold; no allocation, so every open deal
+    /// can be checked cheaply and only the listed ones are turned into [`Signal`]s.
+    fn check(&self, d: &Deal, as_of: i64) -> [Found; 3] {
         let resolved = self.by_sector.get(d.sector).unwrap_or(&self.overall);
-        let values = open_values(d, as_of);
         let mut out = [None; 3];
-        for ((slot, value), reference) in out.iter_mut().zip(values).zip(resolved) {
-            if let (Some(value), Some((reference, group))) = (value, *reference) {
-                if value > reference {
-                    *slot = Some((value, reference, group));
+        for ((slot, value), cut) in out.iter_mut().zip(open_values(d, as_of)).zip(resolved) {
+            if let (Some(value), Some((cut, group))) = (value, *cut) {
+                if value > cut.threshold {
+                    *slot = Some((value, cut, group));
                 }
             }
         }
@@ -226,40 +287,68 @@ impl Basis {
     }
 }
 
-fn open_values(d: &Deal, as_of: i64) -> [Option<f64>; 3] {
-    let days = |t: i64| (as_of - t) as f64 / DAY_MS as f64;
-    [
-        d.response_hours,
-        d.last_activity_at.or(d.created_at).map(days),
-        d.created_at.map(days),
-    ]
+/// How bad a deal's signals are: the lowest win rate beyond a threshold it exceeds, and the
+/// largest ratio of a value to its threshold (infinite beyond a threshold of 0).
+#[derive(Debug, Clone, Copy)]
+struct Severity {
+    win_rate: f64,
+    beyond: f64,
 }
 
-fn signals(snapshot: &Snapshot, found: [Option<(f64, f64, Group)>; 3]) -> Vec<Signal> {
+impl Severity {
+    fn of(found: &[Found; 3]) -> Severity {
+        let mut s = Severity {
+            win_rate: f64::INFINITY,
+            beyond: 0.0,
+        };
+        for (value, cut, _) in found.iter().flatten() {
+            s.win_rate = s.win_rate.min(cut.win_rate_beyond);
+            let ratio = if cut.threshold > 0.0 {
+                value / cut.threshold
+            } else {
+                f64::INFINITY
+            };
+            s.beyond = s.beyond.max(ratio);
+        }
+        s
+    }
+
+    /// `Less` when `self` is the more severe.
+    fn worse_first(&self, other: &Severity) -> Ordering {
+        self.win_rate
+            .total_cmp(&other.win_rate)
+            .then_with(|| other.beyond.total_cmp(&self.beyond))
+    }
+}
+
+fn signals(snapshot: &Snapshot, found: [Found; 3]) -> Vec<Signal> {
     SIGNALS
         .iter()
         .zip(found)
         .filter_map(|(name, found)| {
-            let (value, reference, group) = found?;
+            let (value, cut, group) = found?;
             Some(Signal {
                 measure: (*name).into(),
                 value,
-                reference,
+                reference: cut.threshold,
                 reference_group: match group {
                     Group::All => "all".to_owned(),
                     Group::Sector(s) => format!("sector:{}", snapshot.names.name(s)),
                 },
+                win_rate_beyond: cut.win_rate_beyond,
+                win_rate_within: cut.win_rate_within,
+                closed_beyond: cut.closed_beyond,
             })
         })
         .collect()
 }
 
-/// An at-risk deal before it is listed: where it is and its value at stake.
+/// An at-risk deal before it is listed: where it is, its value at stake and how bad it looks.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     index: usize,
     stake: Option<f64>,
-    severity: f64,
+    severity: Severity,
 }
 
 /// Finds the at-risk open deals passing `filter`, ranked, at most `limit` of them (interventions
@@ -294,24 +383,24 @@ pub(crate) fn at_risk_on(
             risky.push(Candidate {
                 index,
                 stake,
-                severity: severity(&found),
+                severity: Severity::of(&found),
             });
         }
     }
     let external_id = |c: &Candidate| deals.get(c.index).map_or("", |d| &d.external_id);
-    // Only the deals furthest beyond their references, at most a share of the open ones.
+    // Only the worst, at most a share of the open deals.
     let cap = at_risk_cap(open);
     if risky.len() > cap {
-        let furthest = |a: &Candidate, b: &Candidate| {
-            b.severity
-                .total_cmp(&a.severity)
+        let worst_first = |a: &Candidate, b: &Candidate| {
+            a.severity
+                .worse_first(&b.severity)
                 .then_with(|| external_id(a).cmp(external_id(b)))
                 .then_with(|| a.index.cmp(&b.index))
         };
         if cap == 0 {
             risky.clear();
         } else {
-            risky.select_nth_unstable_by(cap - 1, furthest);
+            risky.select_nth_unstable_by(cap - 1, worst_first);
             risky.truncate(cap);
         }
     }
@@ -357,7 +446,8 @@ pub(crate) fn at_risk_on(
     }
 }
 
-/// CSV: one row per deal; signals as `measure value > reference (group)` joined by `; `.
+/// CSV: one row per deal; signals as `measure value > threshold (group: won x beyond, y within)`
+/// joined by `; `.
 pub fn table(report: &AtRiskReport) -> Table {
     let mut t = Table::new([
         "external_id",
@@ -380,8 +470,8 @@ pub fn table(report: &AtRiskReport) -> Table {
             .iter()
             .map(|s| {
                 format!(
-                    "{} {:.1} > {:.1} ({})",
-                    s.measure, s.value, s.reference, s.reference_group
+                    "{} {:.1} > {:.1} ({}: won {:.3} beyond, {:.3} within)",
+                    s.measure, s.value, s.reference, s.reference_group, s.win_rate_beyond, s.win_rate_within
                 )
             })
             .collect();
@@ -410,96 +500,125 @@ mod tests {
     use super::*;
     use crate::insights::filter::FilterNames;
     use crate::insights::snapshot::sample;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
-    /// The straightforward version: references recomputed, every open deal's signals built,
-    /// all risky deals sorted (what `at_risk` did before the per-snapshot basis).
-    fn recomputed(snapshot: &Snapshot, filter: &DealFilter, as_of: i64, limit: usize) -> AtRiskReport {
-        let refs = references(snapshot);
-        let name = |id: Option<NameId>| id.map(|i| snapshot.names.name(i).to_owned());
-        let mut open = 0u64;
-        let mut risky: Vec<(&Deal, Vec<Signal>, Option<f64>)> = Vec::new();
-        for d in snapshot
-            .deals
-            .iter()
-            .filter(|d| d.status == Status::Open && filter.matches(d))
-        {
-            open += 1;
-            let sector_refs = d.sector.and_then(|s| refs.by_sector.get(&s).map(|r| (s, r)));
-            let values = open_values(d, as_of);
-            let mut found = Vec::new();
-            for (i, measure) in SIGNALS.iter().enumerate() {
-                let (reference, group) = match sector_refs.and_then(|(s, r)| Some((r[i]?, s))) {
-                    Some((r, s)) => (Some(r), format!("sector:{}", snapshot.names.name(s))),
-                    None => (refs.overall[i], "all".to_owned()),
-                };
-                if let (Some(value), Some(reference)) = (values[i], reference) {
-                    if value > reference {
-                        found.push(Signal {
-                            measure: (*measure).into(),
-                            value,
-                            reference,
-                            reference_group: group,
-                        });
-                    }
-                }
+    /// The separating cut computed the plain way: every candidate's sides counted by filtering.
+    fn plain_cut(values: &[(f64, bool)]) -> Option<Cut> {
+        let mut sorted: Vec<f64> = values.iter().map(|v| v.0).collect();
+        sorted.sort_by(f64::total_cmp);
+        let n = values.len();
+        if n < 2 * MIN_SIDE {
+            return None;
+        }
+        let won = values.iter().filter(|v| v.1).count() as f64;
+        let mut best: Option<Cut> = None;
+        for p in CANDIDATE_PERCENTILES {
+            let t = sorted[(n * p / 100).min(n - 1)];
+            let beyond: Vec<&(f64, bool)> = values.iter().filter(|v| v.0 > t).collect();
+            let (nb, nw) = (beyond.len(), n - beyond.len());
+            if nb < MIN_SIDE || nw < MIN_SIDE {
+                continue;
             }
-            if !found.is_empty() {
-                risky.push((d, found, d.amount.map(|a| d.probability.map_or(a, |p| p * a))));
+            let wb = beyond.iter().filter(|v| v.1).count() as f64;
+            let (rb, rw) = (wb / nb as f64, (won - wb) / nw as f64);
+            let pooled = won / n as f64;
+            let z = (rw - rb) / (pooled * (1.0 - pooled) * (1.0 / nb as f64 + 1.0 / nw as f64)).sqrt();
+            if z >= MIN_Z && best.is_none_or(|b| z > b.z) {
+                best = Some(Cut {
+                    threshold: t,
+                    win_rate_beyond: rb,
+                    win_rate_within: rw,
+                    closed_beyond: nb as u64,
+                    z,
+                });
             }
         }
-        // The furthest beyond their references, a third of the open deals at most.
-        let far = |signals: &[Signal]| {
-            signals
-                .iter()
-                .map(|s| {
-                    if s.reference > 0.0 {
-                        s.value / s.reference
-                    } else {
-                        f64::INFINITY
-                    }
-                })
-                .fold(0.0, f64::max)
-        };
-        risky.sort_by(|a, b| {
-            far(&b.1)
-                .total_cmp(&far(&a.1))
-                .then_with(|| a.0.external_id.cmp(&b.0.external_id))
-        });
-        risky.truncate((open as f64 / 3.0).ceil() as usize);
-        let at_risk_deals = risky.len() as u64;
-        risky.sort_by(|a, b| {
-            b.2.unwrap_or(f64::NEG_INFINITY)
-                .total_cmp(&a.2.unwrap_or(f64::NEG_INFINITY))
-                .then_with(|| a.0.external_id.cmp(&b.0.external_id))
-        });
-        risky.truncate(limit);
-        AtRiskReport {
-            as_of: rfc3339(as_of),
-            open_deals: open,
-            at_risk_deals,
-            model_version: None,
-            deals: risky
+        best
+    }
+
+    /// `n` closed deals with a value uniform in [0, 100) and a win chance given by `chance`.
+    fn closed(n: usize, seed: u64, chance: impl Fn(f64) -> f64) -> Vec<(f64, bool)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| {
+                let v = (rng.gen_range(0..1000) as f64) / 10.0;
+                (v, rng.gen_bool(chance(v)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_measure_that_does_not_separate_won_from_lost_gives_no_threshold() {
+        for seed in 0..20 {
+            let mut values = closed(3_000, seed, |_| 0.3);
+            assert_eq!(separating_cut(&mut values), None, "seed {seed}");
+        }
+        // Nor does one where beyond wins more often (slowness is not what loses there).
+        let mut faster_loses = closed(3_000, 1, |v| if v > 70.0 { 0.6 } else { 0.3 });
+        assert_eq!(separating_cut(&mut faster_loses), None);
+    }
+
+    #[test]
+    fn the_threshold_is_where_deals_start_losing() {
+        let mut values = closed(5_000, 3, |v| if v > 70.0 { 0.1 } else { 0.4 });
+        let expected = plain_cut(&values);
+        let cut = separating_cut(&mut values).expect("a separating cut");
+        assert_eq!(Some(cut), expected);
+        assert!((69.0..=71.0).contains(&cut.threshold), "{cut:?}");
+        assert!((cut.win_rate_beyond - 0.1).abs() < 0.03, "{cut:?}");
+        assert!((cut.win_rate_within - 0.4).abs() < 0.03, "{cut:?}");
+        assert_eq!(
+            cut.closed_beyond,
+            values.iter().filter(|v| v.0 > cut.threshold).count() as u64
+        );
+        // Too few deals: no threshold at all.
+        assert_eq!(separating_cut(&mut values[..2 * MIN_SIDE - 1].to_vec()), None);
+    }
+
+    #[test]
+    fn the_fast_cut_equals_the_plain_one_with_ties() {
+        for seed in 0..10 {
+            // Values on a coarse grid: many ties at each candidate threshold.
+            let mut values: Vec<(f64, bool)> = closed(2_000, seed, |v| if v > 50.0 { 0.2 } else { 0.35 })
                 .into_iter()
-                .map(|(d, signals, stake)| AtRiskDeal {
-                    external_id: d.external_id.to_string(),
-                    owner: name(d.owner),
-                    region: name(d.region),
-                    sector: name(d.sector),
-                    account: name(d.account),
-                    amount: d.amount,
-                    currency: snapshot.names.name(d.currency).to_owned(),
-                    probability: d.probability,
-                    value_at_stake: stake,
-                    signals,
-                    recommended_intervention: None,
-                })
-                .collect(),
+                .map(|(v, w)| ((v / 10.0).floor(), w))
+                .collect();
+            let expected = plain_cut(&values);
+            assert_eq!(separating_cut(&mut values), expected, "seed {seed}");
         }
     }
 
     #[test]
-    fn at_most_a_third_of_the_open_deals_are_at_risk_the_furthest_beyond_their_references() {
-        let s = sample(4_000, 7);
+    fn sectors_with_enough_deals_get_their_own_threshold_or_none() {
+        let s = sample(6_000, 7);
+        let (overall, by_sector) = thresholds(&s);
+        // The sample's lost deals answer slower and take longer: both separate overall.
+        assert!(overall[0].is_some(), "{overall:?}");
+        assert!(overall[2].is_some(), "{overall:?}");
+        let mining = s.names.find("mining").expect("the sample has a rare sector");
+        for (i, resolved) in by_sector[&mining].iter().enumerate() {
+            assert_eq!(*resolved, overall[i], "a rare sector uses the overall threshold");
+        }
+        let retail = s.names.find("retail").expect("retail");
+        let mut values: Vec<(f64, bool)> = s
+            .deals
+            .iter()
+            .filter(|d| d.status.is_closed() && d.sector == Some(retail))
+            .filter_map(|d| Some((d.response_hours?, d.status == Status::Won)))
+            .collect();
+        assert!(values.len() >= MIN_CLOSED_FOR_SECTOR);
+        let own = plain_cut(&values).map(|c| (c, Group::Sector(retail)));
+        assert_eq!(by_sector[&retail][0], own);
+        assert_eq!(
+            separating_cut(&mut values).map(|c| (c, Group::Sector(retail))),
+            own
+        );
+    }
+
+    #[test]
+    fn at_most_a_third_of_the_open_deals_are_at_risk_the_worst_first() {
+        let s = sample(6_000, 7);
         let filter = DealFilter::new(&s, &FilterNames::default());
         let as_of = 1_700_000_000_000_i64 + 900 * DAY_MS;
         let report = at_risk(&s, &filter, as_of, 100_000);
@@ -512,54 +631,52 @@ mod tests {
         assert!(with_a_signal > report.open_deals / 3, "{with_a_signal}");
         assert_eq!(report.at_risk_deals, report.open_deals.div_ceil(3));
         assert_eq!(report.deals.len() as u64, report.at_risk_deals);
-        // Every listed deal stands further beyond its references than any deal left out.
+        // Every listed deal is at least as bad as any deal left out.
         let listed: std::collections::HashSet<&str> =
             report.deals.iter().map(|d| d.external_id.as_str()).collect();
-        let far = |i: usize| severity(&basis.check(&s.deals[i], as_of));
-        let least_listed = basis
+        let severity = |i: usize| Severity::of(&basis.check(&s.deals[i], as_of));
+        let (in_list, left_out): (Vec<usize>, Vec<usize>) = basis
             .open
             .iter()
-            .filter(|&&i| listed.contains(&*s.deals[i].external_id))
-            .map(|&i| far(i))
-            .fold(f64::INFINITY, f64::min);
-        let most_left = basis
-            .open
-            .iter()
-            .filter(|&&i| !listed.contains(&*s.deals[i].external_id))
-            .map(|&i| far(i))
-            .fold(0.0, f64::max);
-        assert!(least_listed >= most_left, "{least_listed} < {most_left}");
+            .partition(|&&i| listed.contains(&*s.deals[i].external_id));
+        for &l in &in_list {
+            for &o in left_out.iter().filter(|&&o| severity(o).win_rate.is_finite()) {
+                assert_ne!(
+                    severity(o).worse_first(&severity(l)),
+                    Ordering::Less,
+                    "{} left out, worse than {}",
+                    s.deals[o].external_id,
+                    s.deals[l].external_id
+                );
+            }
+        }
+        // Each signal states a threshold its group's closed deals really have.
+        for d in &report.deals {
+            for signal in &d.signals {
+                assert!(signal.value > signal.reference);
+                assert!(signal.win_rate_beyond < signal.win_rate_within, "{signal:?}");
+            }
+        }
     }
 
     #[test]
-    fn kept_references_are_the_recomputed_ones() {
-        let s = sample(4_000, 7);
-        let basis = Basis::new(&s);
-        let refs = references(&s);
-        assert!(refs.overall.iter().all(Option::is_some));
-        assert_eq!(basis.overall.map(|r| r.map(|(v, _)| v)), refs.overall);
-        let mining = s.names.find("mining");
-        assert!(mining.is_some(), "the sample has a rare sector");
-        let mut sectors = 0;
-        for d in s.deals.iter().filter(|d| d.status == Status::Open) {
-            let resolved = basis.by_sector.get(d.sector).unwrap_or(&basis.overall);
-            for (i, resolved) in resolved.iter().enumerate() {
-                let expected = match d.sector.and_then(|s| Some((refs.by_sector.get(&s)?[i]?, s))) {
-                    Some((r, s)) => Some((r, Group::Sector(s))),
-                    None => refs.overall[i].map(|r| (r, Group::All)),
-                };
-                assert_eq!(*resolved, expected);
-                if d.sector == mining {
-                    assert_eq!(resolved.map(|(_, g)| g), Some(Group::All), "too few won deals");
-                }
-                sectors += usize::from(matches!(expected, Some((_, Group::Sector(_)))));
-            }
+    fn a_measure_that_separates_nothing_flags_no_deal() {
+        // Response times unrelated to the outcome: deals that stand out on them are not at risk.
+        let mut s = sample(6_000, 7);
+        for d in &mut s.deals {
+            d.response_hours = Some((d.id * 7_919 % 1_000) as f64 / 5.0);
         }
-        assert!(sectors > 0);
-        assert_eq!(
-            basis.open.len(),
-            s.deals.iter().filter(|d| d.status == Status::Open).count()
-        );
+        let (overall, by_sector) = thresholds(&s);
+        assert_eq!(overall[0], None, "{:?}", overall[0]);
+        assert!(by_sector.values().all(|r| r[0].is_none()), "{by_sector:?}");
+        let filter = DealFilter::new(&s, &FilterNames::default());
+        let report = at_risk(&s, &filter, 1_700_000_000_000_i64 + 900 * DAY_MS, 100_000);
+        assert!(report.at_risk_deals > 0, "the other measures still separate");
+        assert!(report
+            .deals
+            .iter()
+            .flat_map(|d| &d.signals)
+            .all(|s| s.measure != "response_hours"));
     }
 
     #[test]
@@ -575,19 +692,19 @@ mod tests {
                         ..FilterNames::default()
                     },
                 );
-                for limit in [0, 1, 7, 50, 100_000] {
-                    let expected = recomputed(&s, &filter, as_of, limit);
+                let full = at_risk(&s, &filter, as_of, 100_000);
+                assert!(full.at_risk_deals <= full.open_deals.div_ceil(3));
+                let stake = |d: &AtRiskDeal| d.value_at_stake.unwrap_or(f64::NEG_INFINITY);
+                assert!(full.deals.windows(2).all(|w| stake(&w[0]) > stake(&w[1])
+                    || (stake(&w[0]) == stake(&w[1]) && w[0].external_id <= w[1].external_id)));
+                for limit in [0, 1, 7, 50] {
+                    let top = at_risk(&s, &filter, as_of, limit);
+                    assert_eq!(top.at_risk_deals, full.at_risk_deals);
                     assert_eq!(
-                        at_risk(&s, &filter, as_of, limit),
-                        expected,
-                        "{as_of} {owner:?} {limit}"
+                        top.deals[..],
+                        full.deals[..limit.min(full.deals.len())],
+                        "{limit}"
                     );
-                    if owner.is_none() && limit == 50 {
-                        assert!(expected.at_risk_deals > 50 && expected.deals.len() == 50);
-                    }
-                    // At most a third of the open deals, and as many as that when more have a
-                    // signal (the sample's old open deals all do).
-                    assert!(expected.at_risk_deals <= expected.open_deals.div_ceil(3));
                 }
             }
         }

@@ -289,7 +289,8 @@ pub const NONE_LABEL: &str = "(none)";
 
 /// A random but reproducible snapshot for the unit tests of the insights: every optional field
 /// sometimes missing, a rare sector (below the at-risk group minimum), repeated amounts (ties in
-/// rankings), several currencies, external ids not in id order, half the open deals scored.
+/// rankings), several currencies, external ids not in id order, half the open deals scored; lost
+/// deals answered slower and lasted longer than won ones, the interaction count unrelated.
 #[cfg(test)]
 pub(crate) fn sample(deals: usize, seed: u64) -> Snapshot {
     let mut state = seed
@@ -318,7 +319,11 @@ pub(crate) fn sample(deals: usize, seed: u64) -> Snapshot {
             (next(20) > 0).then(|| start + next(700) as i64 * DAY_MS + next(DAY_MS as u64) as i64);
         let closed_at = match (status, created_at) {
             (Status::Open, _) => None,
-            (_, Some(c)) => (next(15) > 0).then(|| c + next(200) as i64 * DAY_MS + next(1000) as i64),
+            // Lost deals drag on longer (at-risk needs a measure that separates).
+            (_, Some(c)) => (next(15) > 0).then(|| {
+                let days = next(200) as i64 * if status == Status::Lost { 3 } else { 2 } / 2;
+                c + days * DAY_MS + next(1000) as i64
+            }),
             (_, None) => (next(2) == 0).then(|| start + next(800) as i64 * DAY_MS),
         };
         // A rare sector ("mining") stays below the at-risk minimum of won deals.
@@ -347,7 +352,9 @@ pub(crate) fn sample(deals: usize, seed: u64) -> Snapshot {
             created_at,
             closed_at,
             interaction_count: (next(10) > 0).then(|| next(30) as i64),
-            response_hours: (next(10) > 0).then(|| next(2000) as f64 / 10.0),
+            // Lost deals were answered slower.
+            response_hours: (next(10) > 0)
+                .then(|| next(2000) as f64 / 10.0 * if status == Status::Lost { 1.4 } else { 1.0 }),
             last_activity_at: (next(3) > 0).then(|| start + next(800) as i64 * DAY_MS),
         });
     }

@@ -137,23 +137,28 @@ fn signal_text(t: Text, s: &at_risk::Signal, lang: Lang) -> String {
         format::quantity(s.value, lang),
         format::quantity(s.reference, lang),
     );
-    // Which won deals the reference comes from: the deal's sector's, or all of them.
+    // Which closed deals the threshold comes from: the deal's sector's, or all of them.
     let group = match s.reference_group.strip_prefix("sector:") {
-        Some(sector) => format!("{} {sector}", t.get("risk.won_sector")),
-        None => t.get("risk.won_all").to_owned(),
+        Some(sector) => format!("{} {sector}", t.get("risk.closed_sector")),
+        None => t.get("risk.closed_all").to_owned(),
     };
     let (measure, unit) = match s.measure.as_str() {
         "response_hours" => ("risk.response_hours", "h"),
         "days_since_last_interaction" => ("risk.silence", t.get("risk.days")),
         _ => ("risk.age", t.get("risk.days")),
     };
-    // "Response time: 40 h, above 12 h (75th percentile of won deals in software)".
+    // "Response time: 40 h, above 12 h (closed deals in software above it: 9% won, 31% below)".
     format!(
-        "{}{}{value}\u{A0}{unit}, {} {reference}\u{A0}{unit} ({} {group})",
+        "{}{}{value}\u{A0}{unit}, {} {reference}\u{A0}{unit} ({group} {}{}{} {}, {} {})",
         t.get(measure),
         t.colon(),
         t.get("risk.above"),
-        t.get("risk.p75"),
+        t.get("risk.above_it"),
+        t.colon(),
+        format::percent(s.win_rate_beyond, 0, lang),
+        t.get("risk.won"),
+        format::percent(s.win_rate_within, 0, lang),
+        t.get("risk.below"),
     )
 }
 
@@ -293,33 +298,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_signal_says_its_value_and_the_won_deal_reference_it_exceeds() {
+    fn a_signal_says_its_value_its_threshold_and_how_closed_deals_beyond_it_ended() {
         let signal = |measure: &str, value: f64, reference: f64, group: &str| at_risk::Signal {
             measure: measure.into(),
             value,
             reference,
             reference_group: group.into(),
+            win_rate_beyond: 0.091,
+            win_rate_within: 0.3125,
+            closed_beyond: 240,
         };
         let response = signal("response_hours", 40.4, 11.96, "sector:software");
         assert_eq!(
             signal_text(Text(Lang::En), &response, Lang::En),
-            "Response time: 40\u{A0}h, above 12\u{A0}h (75th percentile of won deals in software)"
+            "Response time: 40\u{A0}h, above 12\u{A0}h (closed deals in software above it: 9% won, \
+             31% below)"
         );
         assert_eq!(
             signal_text(Text(Lang::Fr), &response, Lang::Fr),
-            "Délai de réponse\u{202F}: 40\u{A0}h, au-dessus de 12\u{A0}h (75e centile des affaires \
-             gagnées du secteur software)"
+            "Délai de réponse\u{202F}: 40\u{A0}h, au-dessus de 12\u{A0}h (affaires clôturées du secteur \
+             software au-delà\u{202F}: 9\u{202F}% gagnées, 31\u{202F}% en deçà)"
         );
         let age = signal("age_days", 1234.0, 95.2, "all");
         assert_eq!(
             signal_text(Text(Lang::En), &age, Lang::En),
-            "Open for: 1,234\u{A0}days, above 95\u{A0}days (75th percentile of all won deals)"
+            "Open for: 1,234\u{A0}days, above 95\u{A0}days (closed deals above it: 9% won, 31% below)"
         );
         let silence = signal("days_since_last_interaction", 9.46, 4.0, "all");
         assert_eq!(
             signal_text(Text(Lang::Fr), &silence, Lang::Fr),
-            "Sans interaction\u{202F}: 9,5\u{A0}jours, au-dessus de 4\u{A0}jours (75e centile des \
-             affaires gagnées)"
+            "Sans interaction\u{202F}: 9,5\u{A0}jours, au-dessus de 4\u{A0}jours (affaires clôturées \
+             au-delà\u{202F}: 9\u{202F}% gagnées, 31\u{202F}% en deçà)"
         );
     }
 }
