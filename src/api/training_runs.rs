@@ -63,8 +63,8 @@ pub async fn start(
     }
 }
 
-/// One run: queued, running (with progress), succeeded (with version and gate decision) or
-/// failed (with the reason).
+/// One run: queued, running (with progress), succeeded (with version and gate decision),
+/// unchanged (with the active version it would have trained again) or failed (with the reason).
 #[utoipa::path(get, path = "/v1/training-runs/{id}", tag = "models",
     params(("id" = String, Path, description = "run id")),
     responses((status = 200, body = RunRecord), RunProblems),

@@ -242,7 +242,22 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
         }
     };
     bar.finish_and_clear();
-    let outcome = outcome?;
+    let outcome = match outcome {
+        // Not a failure: the active model already is what this run would train.
+        Err(train_job::TrainJobError::Unchanged { version }) => {
+            if args.json {
+                let answer = serde_json::json!({ "status": "unchanged", "active_version": version });
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                println!(
+                    "Unchanged: the active model {version} was trained on the same closed deals, features \
+                     and options. No new version was trained (--activate trains and activates anyway)."
+                );
+            }
+            return Ok(());
+        }
+        outcome => outcome?,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {

@@ -13,3 +13,4 @@ pub mod runner;
 pub mod schedule;
 pub mod snapshots;
 pub mod train_job;
+pub mod unchanged;

@@ -11,12 +11,12 @@ use utoipa::ToSchema;
 
 use super::gate::GatePolicy;
 use super::point_in_time::PointInTime;
-use super::train_job::{self, TrainJob};
+use super::train_job::{self, TrainJob, TrainJobError};
 use crate::domain::ValidationErrors;
 use crate::features::FeatureSpec;
 use crate::i18n::format::NNBSP;
 use crate::serving::ActiveModel;
-use crate::store::training_runs::{self, CreateError, NewRun, RunProgress, RunRecord};
+use crate::store::training_runs::{self, CreateError, NewRun, RunEnd, RunProgress, RunRecord};
 use crate::store::Db;
 use crate::tr;
 use crate::training::{SplitKind, TrainOptions, TrainProgress};
@@ -334,14 +334,22 @@ impl Trainer {
 
     async fn execute(&self, id: String, plan: RunPlan, who: String) {
         let outcome = self.train(&id, plan, &who).await;
-        let finished = match &outcome {
-            Ok((version, gate)) => training_runs::finish(&self.db, &id, Ok((version, gate))).await,
-            Err(reason) => training_runs::finish(&self.db, &id, Err(reason)).await,
+        let end = match &outcome {
+            Ok(Finished::Trained { version, gate }) => RunEnd::Trained { version, gate },
+            Ok(Finished::Unchanged { version }) => RunEnd::Unchanged { version },
+            Err(reason) => RunEnd::Failed { error: reason },
         };
-        match (&outcome, finished) {
+        match (end, training_runs::finish(&self.db, &id, end).await) {
             (_, Err(e)) => tracing::error!(run = %id, error = %e, "cannot record the end of a training run"),
-            (Ok((version, _)), Ok(())) => tracing::info!(run = %id, %version, "training run succeeded"),
-            (Err(reason), Ok(())) => tracing::warn!(run = %id, %reason, "training run failed"),
+            (RunEnd::Trained { version, .. }, Ok(())) => {
+                tracing::info!(run = %id, %version, "training run succeeded")
+            }
+            (RunEnd::Unchanged { version }, Ok(())) => {
+                tracing::info!(run = %id, %version, "training run found the data unchanged")
+            }
+            (RunEnd::Failed { error }, Ok(())) => {
+                tracing::warn!(run = %id, reason = %error, "training run failed")
+            }
         }
         // Serve an activated model here at once; other servers follow within their refresh period.
         if let Err(e) = self.model.refresh(&self.db).await {
@@ -349,8 +357,8 @@ impl Trainer {
         }
     }
 
-    /// Runs the training; `Ok((version, gate JSON))` or the failure reason.
-    async fn train(&self, id: &str, plan: RunPlan, who: &str) -> Result<(String, String), String> {
+    /// Runs the training: what it produced, or the failure reason.
+    async fn train(&self, id: &str, plan: RunPlan, who: &str) -> Result<Finished, String> {
         training_runs::start(&self.db, id)
             .await
             .map_err(|e| e.to_string())?;
@@ -403,7 +411,10 @@ impl Trainer {
         if let Err(e) = recorder.await {
             tracing::warn!(run = %id, error = %e, "training progress recorder stopped");
         }
-        let outcome = result.map_err(|e| e.to_string())?;
+        let outcome = match result {
+            Err(TrainJobError::Unchanged { version }) => return Ok(Finished::Unchanged { version }),
+            result => result.map_err(|e| e.to_string())?,
+        };
         let gate = outcome
             .gate
             .as_ref()
@@ -419,8 +430,19 @@ impl Trainer {
         if let Err(e) = training_runs::progress(&self.db, id, &done).await {
             tracing::warn!(run = %id, error = %e, "cannot record training progress");
         }
-        Ok((outcome.trained.artifact.version.clone(), gate))
+        Ok(Finished::Trained {
+            version: outcome.trained.artifact.version.clone(),
+            gate,
+        })
     }
+}
+
+/// What a run that did not fail produced.
+enum Finished {
+    /// A registered version and the gate decision (JSON).
+    Trained { version: String, gate: String },
+    /// Nothing: the active version was trained on the same input.
+    Unchanged { version: String },
 }
 
 /// Records a run's progress and heartbeats until the training's sender is dropped. Events that

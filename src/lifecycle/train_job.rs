@@ -11,11 +11,13 @@ use serde::Serialize;
 use super::background::run_low_priority;
 use super::gate::{self, GateDecision, GatePolicy};
 use super::point_in_time::{self, PointInTime, PointInTimeError, Prepared};
+use super::unchanged;
 use crate::domain::Opportunity;
 use crate::features::FeatureSpec;
 use crate::model::{sigmoid, ModelArtifact};
 use crate::store::models::{self, ModelStatus, NewModelVersion};
 use crate::store::opportunities::{closed_deals, each_closed_deal};
+use crate::store::training_data::data_version;
 use crate::store::Db;
 use crate::training::compact::{logits, sources_for};
 use crate::training::metrics::roc_auc;
@@ -72,6 +74,16 @@ pub enum TrainJobError {
     /// Training from the database without a database.
     #[error("the database is needed to train without --from-csv")]
     NoDatabase,
+    /// The active model was trained on the same deals, features and options: nothing trained,
+    /// nothing registered.
+    #[error(
+        "unchanged: the active model {version} was trained on the same closed deals, features and \
+         options; no new version was trained (forcing the activation trains anyway)"
+    )]
+    Unchanged {
+        /// The active version.
+        version: String,
+    },
 }
 
 /// What to train and where the result goes.
@@ -131,6 +143,27 @@ pub async fn run(
         Some(db) => active_artifact(db).await?,
         None => None,
     };
+    // From the database, the data version tells whether this run would fit the active model
+    // again; a forced run trains anyway.
+    let fingerprint = match (&input, source) {
+        (TrainInput::Database { since, until }, Some(source)) => {
+            let version = data_version(source, *since, *until)
+                .await
+                .map_err(TrainJobError::Load)?;
+            Some(unchanged::fingerprint(
+                &version,
+                &spec,
+                point_in_time.snapshots.as_ref(),
+                &options,
+            ))
+        }
+        _ => None,
+    };
+    if let (Some(fingerprint), false) = (&fingerprint, activate) {
+        if let Some(version) = unchanged::same_as(active.as_ref(), fingerprint) {
+            return Err(TrainJobError::Unchanged { version });
+        }
+    }
     let active_spec = active.as_ref().and_then(|a| a.features.spec().ok());
     let sources = {
         let mut specs = vec![&spec];
@@ -198,6 +231,7 @@ pub async fn run(
     .map_err(TrainJobError::Write)?;
     let mut progress = progress;
     let (mut trained, run) = result?;
+    trained.artifact.training.data_fingerprint = fingerprint;
     trained.phases.prepend(job_phases);
     // Final states read from the database: the backtest looks from the start of the time
     // split's holdout, which this training computed on the same deals.

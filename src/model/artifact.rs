@@ -117,6 +117,11 @@ pub struct TrainingSummary {
     /// their close (the others were seen on their current values, closing fields hidden).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deals_with_history: Option<usize>,
+    /// Trained from the database: the SHA-256 of what decided the fit (the closed deals' data
+    /// version, the spec, snapshots and options; `lifecycle::unchanged`). A later run with the
+    /// same fingerprint would fit this model again, so it registers nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_fingerprint: Option<String>,
 }
 
 /// Why an artifact was refused.

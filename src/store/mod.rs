@@ -17,6 +17,7 @@ pub mod retention;
 pub mod scope;
 pub mod scores;
 mod sql;
+pub mod training_data;
 pub mod training_runs;
 pub mod upsert_queue;
 pub mod web_sessions;

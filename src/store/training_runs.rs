@@ -25,6 +25,9 @@ pub enum RunState {
     Succeeded,
     /// Stopped; `error` says why.
     Failed,
+    /// Finished without training: the active model (`version`) was trained on the same closed
+    /// deals, features and options.
+    Unchanged,
 }
 
 impl RunState {
@@ -35,6 +38,7 @@ impl RunState {
             RunState::Running => "running",
             RunState::Succeeded => "succeeded",
             RunState::Failed => "failed",
+            RunState::Unchanged => "unchanged",
         }
     }
 
@@ -43,6 +47,7 @@ impl RunState {
             "queued" => RunState::Queued,
             "running" => RunState::Running,
             "succeeded" => RunState::Succeeded,
+            "unchanged" => RunState::Unchanged,
             _ => RunState::Failed,
         }
     }
@@ -83,7 +88,7 @@ pub struct RunRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// Last sign of life of the server running it.
     pub heartbeat_at: DateTime<Utc>,
-    /// The registered version (succeeded runs).
+    /// The registered version (succeeded runs), or the active one a run found unchanged.
     pub version: Option<String>,
     /// The promotion gate's decision and figures (succeeded runs).
     #[schema(value_type = Option<Object>)]
@@ -238,12 +243,35 @@ pub async fn heartbeat(db: &Db, id: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Ends a run: succeeded with `version` and `gate` JSON, or failed with `error`. Frees the slot.
-pub async fn finish(db: &Db, id: &str, outcome: Result<(&str, &str), &str>) -> Result<(), sqlx::Error> {
+/// How a run ended.
+#[derive(Debug, Clone, Copy)]
+pub enum RunEnd<'a> {
+    /// Trained and registered `version`; `gate` is the gate decision as JSON.
+    Trained {
+        /// The registered version.
+        version: &'a str,
+        /// The gate decision (JSON).
+        gate: &'a str,
+    },
+    /// Nothing trained: the active model `version` was trained on the same input.
+    Unchanged {
+        /// The active version.
+        version: &'a str,
+    },
+    /// Stopped with `error`.
+    Failed {
+        /// Why.
+        error: &'a str,
+    },
+}
+
+/// Ends a run as `outcome` says and frees the slot.
+pub async fn finish(db: &Db, id: &str, outcome: RunEnd<'_>) -> Result<(), sqlx::Error> {
     let now = to_epoch_ms(Utc::now());
     let (state, version, gate, error, phase) = match outcome {
-        Ok((version, gate)) => ("succeeded", Some(version), Some(gate), None, "done"),
-        Err(error) => ("failed", None, None, Some(error), "failed"),
+        RunEnd::Trained { version, gate } => ("succeeded", Some(version), Some(gate), None, "done"),
+        RunEnd::Unchanged { version } => ("unchanged", Some(version), None, None, "done"),
+        RunEnd::Failed { error } => ("failed", None, None, Some(error), "failed"),
     };
     sqlx::query(
         "UPDATE training_runs SET state = $1, active_slot = NULL, finished_at = $2, heartbeat_at = $2, \

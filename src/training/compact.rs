@@ -184,6 +184,19 @@ impl CompactDeals {
         self.won.is_empty()
     }
 
+    /// True when no closed deal has a value for source `name` (a feature of a CRM export that
+    /// leaves the column empty): a model would learn nothing from it but a "(missing)" level.
+    /// A source that is not read here counts as empty.
+    pub fn source_is_empty(&self, name: &str) -> bool {
+        if let Some(column) = self.numeric.iter().find(|c| c.name == name) {
+            return column.values.iter().all(|v| v.is_nan());
+        }
+        match self.categorical.iter().find(|c| c.name == name) {
+            Some(column) => column.codes.iter().all(|&c| c == NO_LEVEL),
+            None => true,
+        }
+    }
+
     /// Open deals seen and skipped.
     pub fn open_ignored(&self) -> usize {
         self.open_ignored

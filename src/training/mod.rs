@@ -145,6 +145,16 @@ pub enum TrainError {
         /// Lost deals in the holdout.
         lost: usize,
     },
+    /// Every feature of the spec is empty in the closed deals.
+    #[error(
+        "every feature of the spec is empty in the closed deals ({}): map the CRM's columns to them \
+         or choose other features",
+        .empty.join(", ")
+    )]
+    AllFeaturesEmpty {
+        /// The features, all without a value.
+        empty: Vec<String>,
+    },
     /// Options out of range.
     #[error("invalid training options: {0}")]
     InvalidOptions(#[from] InvalidOptions),
@@ -372,6 +382,30 @@ pub fn train_compact(
         });
     }
 
+    // A feature no closed deal has a value for is dropped, and the report says so: kept, it
+    // would only learn an odd "(missing)" coefficient.
+    let empty: Vec<String> = (spec.features().iter())
+        .map(|f| f.name().to_owned())
+        .filter(|name| data.source_is_empty(name))
+        .collect();
+    let reduced;
+    let spec = if empty.is_empty() {
+        spec
+    } else {
+        let kept: Vec<_> = (spec.features().iter())
+            .filter(|f| !empty.iter().any(|e| e == f.name()))
+            .cloned()
+            .collect();
+        reduced =
+            FeatureSpec::new(kept).map_err(|_| TrainError::AllFeaturesEmpty { empty: empty.clone() })?;
+        for name in &empty {
+            warnings.push(format!(
+                "feature `{name}` was dropped: no closed deal has a value for it"
+            ));
+        }
+        &reduced
+    };
+
     let split = match options.split {
         SplitKind::Time => split::time_split_rows(data.closed_at(), |i| data.id(i), options.test_fraction)?,
         SplitKind::Random => split::random_split(won, options.test_fraction, options.seed),
@@ -504,6 +538,7 @@ pub fn train_compact(
             final_rows: data.len(),
             snapshots: None,
             deals_with_history: None,
+            data_fingerprint: None,
         },
         holdout_metrics,
         baseline_metrics,

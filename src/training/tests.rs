@@ -436,3 +436,47 @@ fn invalid_options_keep_their_message() {
          got 1; alphas must be a non-empty list of positive numbers; max_iterations must be at least 1"
     );
 }
+
+#[test]
+fn a_feature_empty_in_every_closed_deal_is_dropped_with_a_warning() {
+    let mut deals = synthetic(1200, 4, 0.0);
+    for deal in &mut deals {
+        deal.response_hours = None;
+    }
+    let trained = train_quiet(&deals, &FeatureSpec::default_spec(), &options()).unwrap();
+    let names: Vec<&str> = trained
+        .artifact
+        .features
+        .features
+        .iter()
+        .map(|f| f.def.name())
+        .collect();
+    assert!(!names.contains(&"response_hours"), "{names:?}");
+    assert!(names.contains(&"interaction_count"), "{names:?}");
+    assert!(
+        trained
+            .warnings
+            .iter()
+            .any(|w| w.contains("`response_hours` was dropped")),
+        "{:?}",
+        trained.warnings
+    );
+    // A feature with a single value somewhere is kept.
+    deals[5].response_hours = Some(3.0);
+    let trained = train_quiet(&deals, &FeatureSpec::default_spec(), &options()).unwrap();
+    assert!(trained
+        .artifact
+        .features
+        .features
+        .iter()
+        .any(|f| f.def.name() == "response_hours"));
+    assert!(!trained.warnings.iter().any(|w| w.contains("was dropped")));
+    // Nothing left to learn from: refused, naming the empty features.
+    let only_response = FeatureSpec::from_toml("[[feature]]\nname = \"response_hours\"\n").unwrap();
+    for deal in &mut deals {
+        deal.response_hours = None;
+    }
+    let error = train_quiet(&deals, &only_response, &options()).unwrap_err();
+    assert!(matches!(error, TrainError::AllFeaturesEmpty { .. }), "{error}");
+    assert!(error.to_string().contains("response_hours"), "{error}");
+}

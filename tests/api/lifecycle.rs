@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_problem, import_generated, spawn_app_with, test_settings, wait_for_model, TestApp,
+    assert_problem, import_generated, spawn_app_with, test_settings, wait_for_model, won_deal, TestApp,
 };
 
 /// A server over a fresh database whose model artifacts go to a temporary folder (kept alive by
@@ -63,7 +63,7 @@ async fn wait_for_run(app: &TestApp, id: &str) -> (Value, Vec<(String, String)>)
         if seen.last() != Some(&(state.clone(), phase.clone())) {
             seen.push((state.clone(), phase));
         }
-        if state == "succeeded" || state == "failed" {
+        if state == "succeeded" || state == "failed" || state == "unchanged" {
             return (run, seen);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -139,9 +139,62 @@ async fn a_second_run_while_one_is_in_progress_is_refused_with_the_running_id() 
     let (run, _) = wait_for_run(&app, &first).await;
     assert_eq!(run["state"], "succeeded");
     // The slot is free again.
-    let again = start_run(&app, &json!({"options": {"cv": 3}})).await;
+    let again = start_run(&app, &json!({"options": {"cv": 3, "seed": 3}})).await;
     let (run, _) = wait_for_run(&app, &again).await;
     assert_eq!(run["state"], "succeeded", "{run}");
+}
+
+#[tokio::test]
+async fn a_retrain_on_unchanged_data_says_so_and_registers_nothing() {
+    let (app, _models) = lifecycle_app().await;
+    import_generated(&app, 3000, 8).await;
+    let first = train_over_http(&app, &json!({"options": {"cv": 3}})).await;
+    let version = first["version"].as_str().unwrap().to_owned();
+    wait_for_model(&app, &version).await;
+    let versions = |list: &Value| list.as_array().map_or(0, Vec::len);
+    let (_, before) = app.get_json("/v1/models", &app.analyst_key).await;
+
+    // Same deals, spec and options: the run ends `unchanged`, naming the active version.
+    let again = start_run(&app, &json!({"options": {"cv": 3}})).await;
+    let (run, _) = wait_for_run(&app, &again).await;
+    assert_eq!(run["state"], "unchanged", "{run}");
+    assert_eq!(run["version"], version.as_str(), "{run}");
+    assert_eq!(run["error"], Value::Null, "{run}");
+    assert_eq!(run["progress"]["phase"], "done", "{run}");
+    let (_, after) = app.get_json("/v1/models", &app.analyst_key).await;
+    assert_eq!(versions(&after), versions(&before), "{after}");
+    let (_, active) = app.get_json("/v1/models/active", &app.analyst_key).await;
+    assert_eq!(active["version"], version.as_str());
+    // The run page says so too, in both languages.
+    let mut analyst = crate::web::Browser::new(&app);
+    analyst.sign_in(&app.analyst_key).await;
+    let (status, _, page) = analyst.get(&format!("/models/runs/{again}?lang=en")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("unchanged data"), "{page}");
+    assert!(
+        page.contains(&format!("href=\"/models/{version}\"")),
+        "links the active version: {page}"
+    );
+    let (_, _, page) = analyst.get(&format!("/models/runs/{again}?lang=fr")).await;
+    assert!(page.contains("données inchangées"), "{page}");
+
+    // Other options are another model: trained.
+    let other = train_over_http(&app, &json!({"options": {"cv": 3, "seed": 9}})).await;
+    assert_ne!(other["version"], version.as_str());
+
+    // A new closed deal is new data: trained again with the first options.
+    let response = app.put_opportunity("LATE-WIN-1", &won_deal("LATE-WIN-1")).await;
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+    let changed = train_over_http(&app, &json!({"options": {"cv": 3}})).await;
+    assert_ne!(changed["version"], version.as_str());
+
+    // And `force` trains whatever the data.
+    let forced = train_over_http(&app, &json!({"options": {"cv": 3}, "force": true})).await;
+    assert_eq!(forced["gate"]["outcome"], "forced", "{forced}");
 }
 
 #[tokio::test]

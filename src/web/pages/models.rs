@@ -94,6 +94,7 @@ fn run_state_key(state: RunState) -> &'static str {
         RunState::Running => "run.running",
         RunState::Succeeded => "run.succeeded",
         RunState::Failed => "run.failed",
+        RunState::Unchanged => "run.unchanged",
     }
 }
 
@@ -687,7 +688,10 @@ pub async fn run(
     let page = RunPage {
         ui: Ui::new(&viewer, &req, Nav::Models),
         state: Text(lang).get(run_state_key(run.state)),
-        finished: matches!(run.state, RunState::Succeeded | RunState::Failed),
+        finished: matches!(
+            run.state,
+            RunState::Succeeded | RunState::Failed | RunState::Unchanged
+        ),
         phase: phase_text(&run.progress.phase, Text(lang)),
         done: run.progress.done,
         total: run.progress.total.max(1),
