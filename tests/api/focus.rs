@@ -109,4 +109,30 @@ async fn on_the_demo_no_focus_class_or_grade_holds_half_of_the_open_deals() {
     let (total, focus, grades) = stored_shares(&db).await;
     assert_eq!(total, 4000);
     assert_working_lists(total, &focus, &grades);
+
+    // At risk: some open deals, at most a third, each on a signal where lost deals outnumber.
+    use dealscore::insights::{at_risk, filter, snapshot::Snapshot};
+    let mut rows = Vec::new();
+    dealscore::store::insights::for_each_deal(&db, |row| rows.push(row))
+        .await
+        .expect("deals");
+    let probabilities = dealscore::store::insights::latest_open_probabilities(&db)
+        .await
+        .expect("scores");
+    let snapshot = Snapshot::from_rows(1, rows, &probabilities);
+    let everyone = filter::DealFilter::new(&snapshot, &filter::FilterNames::default());
+    let now = chrono::Utc::now().timestamp_millis();
+    let risk = at_risk::at_risk(&snapshot, &everyone, now, 10_000);
+    assert_eq!(risk.open_deals, 4000);
+    assert!(
+        risk.at_risk_deals > 0 && risk.at_risk_deals * 3 <= risk.open_deals + 2,
+        "{} of {}",
+        risk.at_risk_deals,
+        risk.open_deals
+    );
+    for deal in &risk.deals {
+        for signal in &deal.signals {
+            assert!(signal.win_rate_beyond < signal.win_rate_within, "{signal:?}");
+        }
+    }
 }
