@@ -13,6 +13,9 @@ paths = [
     "/v1/insights/objectives?period=2026-Q3",
     "/v1/insights/breakdown?by=owner&from=2026-08-01&to=2026-10-31",
     "/v1/insights/breakdown?by=attr.lead_source&from=2026-08-01&to=2026-10-31",
+    # Needs DEALSCORE_INSIGHTS_COMPETITOR_FIELD=attr.competitor (and _LOSS_REASON_FIELD=attr.loss_reason).
+    "/v1/insights/competitors?from=2026-08-01&to=2026-10-31",
+    "/v1/insights/competitors?from=2026-08-01&to=2026-10-31&region=DACH&format=csv",
 ]
 def run(path):
     out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",

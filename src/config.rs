@@ -64,8 +64,8 @@ pub struct Settings {
     pub model_refresh_secs: u64,
     /// Grade cut points, trend threshold and focus thresholds (`[scoring]` table in the TOML file).
     pub scoring: ScoringConfig,
-    /// Which opportunity fields the insights read for customers (`[insights]` table). Default:
-    /// none set.
+    /// Which opportunity fields the insights read for customers and competitors (`[insights]`
+    /// table). Default: none set.
     pub insights: InsightsConfig,
     /// CRM connections allowed to post to `POST /v1/webhooks/{name}`. Default none. TOML
     /// `[[webhook_sources]]`; one more can come from `DEALSCORE_WEBHOOK_SOURCE` +
@@ -172,7 +172,6 @@ impl Default for Settings {
             max_batch_body_bytes: 16 * 1024 * 1024,
             model_refresh_secs: 2,
             scoring: ScoringConfig::default(),
-            insights: InsightsConfig::default(),
             webhook_sources: Vec::new(),
             webhook_tolerance_secs: 300,
             writeback_min_points: 5.0,
@@ -186,6 +185,7 @@ impl Default for Settings {
             gate_max_age_days: 90.0,
             retrain_every: String::new(),
             retrain_after_closed: 0,
+            insights: InsightsConfig::default(),
         }
     }
 }
@@ -260,9 +260,11 @@ impl Default for ScoringConfig {
     }
 }
 
-/// The opportunity fields behind the customers insight (`[insights]` table), each written
-/// `attr.<name>` (a custom attribute, which the import mapping can fill). All default unset; a
-/// figure that needs an unset field answers null with the reason.
+/// The opportunity fields behind the customers and competitors insights (`[insights]` table),
+/// each written `attr.<name>` (a custom attribute, which the import mapping can fill; the
+/// competitor and loss reason fields may also be a core field). All default unset; a figure
+/// that needs an unset field answers null with the reason, and the competitors insight answers
+/// 409 `not-configured` without its field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InsightsConfig {
@@ -277,6 +279,16 @@ pub struct InsightsConfig {
     pub contract_end_field: Option<String>,
     /// Contract length in months (a number). Env: `DEALSCORE_INSIGHTS_CONTRACT_MONTHS_FIELD`.
     pub contract_months_field: Option<String>,
+    /// The field naming a deal's main competitor (e.g. `attr.competitor`). Unset:
+    /// `GET /v1/insights/competitors` answers 409 `not-configured`. Env:
+    /// `DEALSCORE_INSIGHTS_COMPETITOR_FIELD`.
+    pub competitor_field: Option<String>,
+    /// The field holding a lost deal's loss reason (e.g. `attr.loss_reason`). Unset: the
+    /// competitors insight reports no loss reasons. Env: `DEALSCORE_INSIGHTS_LOSS_REASON_FIELD`.
+    pub loss_reason_field: Option<String>,
+    /// The loss reason that means "lost to a competitor" (compared ignoring case); unset:
+    /// `competitor`. Env: `DEALSCORE_INSIGHTS_LOST_TO_COMPETITOR`.
+    pub lost_to_competitor: Option<String>,
 }
 
 impl InsightsConfig {
@@ -295,6 +307,15 @@ impl InsightsConfig {
             (
                 "DEALSCORE_INSIGHTS_CONTRACT_MONTHS_FIELD",
                 &mut self.contract_months_field,
+            ),
+            ("DEALSCORE_INSIGHTS_COMPETITOR_FIELD", &mut self.competitor_field),
+            (
+                "DEALSCORE_INSIGHTS_LOSS_REASON_FIELD",
+                &mut self.loss_reason_field,
+            ),
+            (
+                "DEALSCORE_INSIGHTS_LOST_TO_COMPETITOR",
+                &mut self.lost_to_competitor,
             ),
         ];
         for (name, field) in fields {
@@ -608,6 +629,28 @@ mod tests {
             ),
             (0, 3, 90, 24)
         );
+    }
+
+    #[test]
+    fn insights_fields_come_from_the_file_and_the_environment() {
+        assert_eq!(Settings::default().insights, InsightsConfig::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dealscore.toml");
+        std::fs::write(
+            &path,
+            "[insights]\ncompetitor_field = \"attr.competitor\"\nloss_reason_field = \"attr.why\"\n",
+        )
+        .unwrap();
+        let mut s = Settings::from_file(&path).unwrap();
+        assert_eq!(s.insights.competitor_field.as_deref(), Some("attr.competitor"));
+        let env: HashMap<&str, &str> = [
+            ("DEALSCORE_INSIGHTS_COMPETITOR_FIELD", " attr.rival "),
+            ("DEALSCORE_INSIGHTS_LOSS_REASON_FIELD", ""),
+        ]
+        .into();
+        s.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(s.insights.competitor_field.as_deref(), Some("attr.rival"));
+        assert_eq!(s.insights.loss_reason_field, None, "an empty value unsets");
     }
 
     #[test]

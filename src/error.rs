@@ -107,6 +107,9 @@ error_codes! {
     /// The request conflicts with the current state.
     Conflict => "conflict", CONFLICT,
         "Conflict", "Conflit", None;
+    /// The insight needs a setting that is not configured (the detail names it).
+    NotConfigured => "not-configured", CONFLICT,
+        "Not configured", "Non configuré", None;
     /// The body is over the byte limit.
     PayloadTooLarge => "payload-too-large", PAYLOAD_TOO_LARGE,
         "Payload too large", "Corps de requête trop volumineux", None;
@@ -344,6 +347,10 @@ pub enum ApiError {
     /// The request conflicts with current state (409).
     #[error("{0}")]
     Conflict(Detail),
+    /// The request needs a setting the server does not have (409 `not-configured`); the detail
+    /// says which and how to set it.
+    #[error("{0}")]
+    NotConfigured(Detail),
     /// The body is larger than allowed (413).
     #[error("{0}")]
     PayloadTooLarge(Detail),
@@ -476,6 +483,7 @@ impl ApiError {
             ApiError::Forbidden(_) => Code::Forbidden,
             ApiError::NotFound(_) | ApiError::NoRoute { .. } => Code::NotFound,
             ApiError::Conflict(_) => Code::Conflict,
+            ApiError::NotConfigured(_) => Code::NotConfigured,
             ApiError::PayloadTooLarge(_) => Code::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => Code::UnsupportedMediaType,
             ApiError::Unavailable { code, .. } => *code,
@@ -503,6 +511,7 @@ impl ApiError {
                 | ApiError::BadQuery(detail)
                 | ApiError::NotFound(detail)
                 | ApiError::Conflict(detail)
+                | ApiError::NotConfigured(detail)
                 | ApiError::Unauthorized(detail)
                 | ApiError::Forbidden(detail)
                 | ApiError::PayloadTooLarge(detail)

@@ -22,7 +22,7 @@ use super::{
         training_runs::start, training_runs::get, training_runs::list,
         models::list, models::get, models::active, models::activate, models::compare,
         insights::get_pipeline, insights::get_success_factors, insights::get_at_risk, insights::get_resources,
-        insights::get_accounts, insights::get_breakdown, insights::get_objectives, insights::put_objectives,
+        insights::get_accounts, insights::get_breakdown, insights::competitors::get_competitors, insights::get_objectives, insights::put_objectives,
         customers::get_customers, customers::put_costs,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError, crate::ingest::ImportSummary, crate::scoring::RankBy)),

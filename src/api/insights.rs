@@ -152,6 +152,8 @@ macro_rules! insight_query {
     };
 }
 
+pub mod competitors;
+
 // Unknown query parameters and values of the wrong type are 400s; values of the right type that
 // make no sense (a `to` before `from`, an unknown `group_by`) are 422s naming the parameter.
 problems!(InsightProblems: AUTH, QUERY, VALIDATION);

@@ -71,6 +71,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, max_batch_
                 .service(insights::get_resources)
                 .service(insights::get_accounts)
                 .service(insights::get_breakdown)
+                .service(insights::competitors::get_competitors)
                 .service(insights::get_objectives)
                 .service(insights::put_objectives)
                 .service(customers::get_customers)

@@ -57,6 +57,9 @@ pub const VALIDATION: &[Code] = &[Code::Validation];
 /// Routes refused while the resource is in a conflicting state.
 pub const CONFLICT: &[Code] = &[Code::Conflict];
 
+/// Routes that need a setting the server may lack (409 `not-configured`).
+pub const NOT_CONFIGURED: &[Code] = &[Code::NotConfigured];
+
 /// Routes that need the serving model.
 pub const MODEL: &[Code] = &[Code::NoActiveModel, Code::ActiveModelInvalid];
 

@@ -52,6 +52,14 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     settings.database_url = format!("sqlite://{}", dir.join("dealscore.db").display());
     settings.bind = args.bind.clone();
     settings.models_dir = dir.join("models").display().to_string();
+    // The generator writes these attributes, so the competitors page has data to show.
+    let insights = &mut settings.insights;
+    insights
+        .competitor_field
+        .get_or_insert_with(|| "attr.competitor".to_owned());
+    insights
+        .loss_reason_field
+        .get_or_insert_with(|| "attr.loss_reason".to_owned());
     let db = super::open_db(&settings).await?;
 
     eprintln!("1/4 generating {} deals…", args.deals);
@@ -154,6 +162,7 @@ Try:
   curl -s -H "Authorization: Bearer $KEY" "{base}/v1/opportunities?status=open&limit=3"
   curl -s -H "Authorization: Bearer $KEY" "{base}/v1/opportunities/{open_example}/score"
   curl -s -H "Authorization: Bearer $KEY" "{base}/v1/opportunities/priority?owner={owner_example}&limit=5"
+  curl -s -H "Authorization: Bearer $KEY" "{base}/v1/insights/competitors"
   curl -s -H "Authorization: Bearer $KEY" -H 'content-type: application/json' {base}/v1/score \
        -d '{{"sector":"software","contact_role":"end_user","amount":40000,"cycle_days":30,"interaction_count":3,"response_hours":40}}'
   open {base}/docs for the interactive API documentation

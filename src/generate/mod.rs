@@ -5,6 +5,7 @@
 //! so [`generate`] and the streaming [`generate_to_csv`] produce the same rows byte for byte.
 //! The model and every distribution are documented in `docs/generator.md`.
 
+mod competition;
 mod contracts;
 mod model;
 mod world;
@@ -26,7 +27,14 @@ pub use model::{
 use world::World;
 
 /// Custom attribute columns written after the standard ones, in this order.
-pub const ATTRIBUTE_COLUMNS: [&str; 4] = ["lead_source", "competitors", "deal_type", "contract_months"];
+pub const ATTRIBUTE_COLUMNS: [&str; 6] = [
+    "lead_source",
+    "competitors",
+    "deal_type",
+    "contract_months",
+    "competitor",
+    "loss_reason",
+];
 
 /// Standard opportunity CSV columns, in order.
 pub const OPPORTUNITY_COLUMNS: [&str; 16] = crate::domain::RECORD_FIELDS;

@@ -371,6 +371,24 @@ impl World {
             opportunity.status = if won { Status::Won } else { Status::Lost };
             opportunity.stage = Some(if won { "closed_won" } else { "closed_lost" }.to_owned());
         }
+        let drawn = super::competition::draw(
+            &self.deal_rng,
+            index,
+            competitors,
+            opportunity.status,
+            opportunity.sector.as_deref(),
+            opportunity.amount,
+        );
+        for (name, value) in [
+            ("competitor", drawn.competitor),
+            ("loss_reason", drawn.loss_reason),
+        ] {
+            if let Some(v) = value {
+                opportunity
+                    .attributes
+                    .insert(name.to_owned(), AttributeValue::Text(v.to_owned()));
+            }
+        }
 
         let activities = if with_activities {
             events

@@ -11,6 +11,7 @@ pub mod acquisition;
 pub mod at_risk;
 pub mod breakdown;
 pub mod cache;
+pub mod competitors;
 pub mod customer_inputs;
 pub mod customers;
 pub mod filter;

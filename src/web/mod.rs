@@ -51,6 +51,8 @@ pub enum Nav {
     Resources,
     /// Customers.
     Customers,
+    /// Competitors.
+    Competitors,
     /// Models.
     Models,
     /// A manager's team.
@@ -191,6 +193,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(page("/process").route(web::get().to(pages::process::show)))
         .service(page("/resources").route(web::get().to(pages::resources::show)))
         .service(page("/customers").route(web::get().to(pages::customers::show)))
+        .service(page("/competitors").route(web::get().to(pages::competitors::show)))
         .service(page("/models").route(web::get().to(pages::models::list)))
         .service(page("/models/compare").route(web::get().to(pages::models::compare)))
         .service(page("/models/train").route(web::post().to(pages::models::train)))

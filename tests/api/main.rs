@@ -4,6 +4,7 @@
 mod auth;
 mod browser;
 mod cli;
+mod competitors;
 mod contention;
 mod customers;
 mod drift;

@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod competitors;
 pub mod customers;
 pub mod deal;
 pub mod deals;
