@@ -42,6 +42,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod ranking;
 pub mod refresh;
+pub mod rescoring;
 pub mod retention;
 pub mod scoring;
 pub mod serving;

@@ -23,7 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["store"]),
     (
         "serving and shared services",
-        &["serving", "error", "refresh", "retention"],
+        &["serving", "error", "refresh", "rescoring", "retention"],
     ),
     (
         "services",

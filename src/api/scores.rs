@@ -1,7 +1,5 @@
 //! Scoring endpoints: stateless scoring, stored scoring with history, rescoring, priority list.
 
-use std::sync::Arc;
-
 use actix_web::body::SizedStream;
 use actix_web::error::JsonPayloadError;
 use actix_web::http::header::{ContentType, CONTENT_LANGUAGE};
@@ -25,7 +23,7 @@ use crate::i18n::Lang;
 use crate::lifecycle::registry::active_model;
 use crate::ranking::{Cursor, Search, SearchRefused, SortKey};
 use crate::scoring::{score, Focus, Grade, RankBy, ScoreResult};
-use crate::serving::{history_row, ActiveModel, LoadedModel};
+use crate::serving::{history_row, ActiveModel};
 use crate::store::opportunities::{self, ListFilter};
 use crate::store::scores::{self, ExplainedScore};
 use crate::store::Db;
@@ -371,53 +369,14 @@ pub async fn rescore(
         id.clone(),
     );
     tokio::spawn(async move {
-        let result = rescore_all(&db, model, config, |done| jobs_ref.progress(&job_id, done)).await;
+        let result =
+            crate::rescoring::rescore_all(&db, model, config, |done| jobs_ref.progress(&job_id, done)).await;
         jobs_ref.finish(&job_id, result.err().map(|e| e.to_string()));
     });
     Ok(HttpResponse::Accepted().json(RescoreStarted {
         status_url: format!("/v1/jobs/{id}"),
         job_id: id,
     }))
-}
-
-/// Scores every open opportunity and records the scores, page by page. Returns the count.
-pub async fn rescore_all(
-    db: &Db,
-    model: Arc<LoadedModel>,
-    config: crate::scoring::ScoringConfig,
-    progress: impl Fn(u64),
-) -> anyhow::Result<u64> {
-    let mut done = 0u64;
-    let mut pages = opportunities::OpenDealPages::new(db);
-    while let Some(page) = pages.next_page().await? {
-        let (model, config) = (model.clone(), config.clone());
-        let new_scores = tokio::task::spawn_blocking(move || {
-            let now = Utc::now();
-            page.deals
-                .iter()
-                .map(|o| {
-                    let prev = page.previous.get(&o.id).copied();
-                    // Only numbers are stored: the language of the unused sentences is moot.
-                    let result = score(
-                        &model,
-                        &config,
-                        &o.opportunity,
-                        now,
-                        prev,
-                        RankBy::Probability,
-                        Lang::En,
-                    );
-                    history_row(o.id, &result, Utc::now())
-                        .for_deal(opportunities::content_hash(&o.opportunity))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await?;
-        scores::insert_batch(db, &new_scores).await?;
-        done += new_scores.len() as u64;
-        progress(done);
-    }
-    Ok(done)
 }
 
 /// Query of the priority list. An unknown parameter is a 400 naming it: a misspelt filter must

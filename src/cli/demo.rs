@@ -122,7 +122,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     // Score the open deals once, so the forecast, at-risk and priority views show values as soon
     // as the server answers instead of waiting for the first rescoring.
     let model = std::sync::Arc::new(crate::serving::LoadedModel::new(artifact.clone()));
-    let scored = crate::api::scores::rescore_all(&db, model, settings.scoring.clone(), |_| {}).await?;
+    let scored = crate::rescoring::rescore_all(&db, model, settings.scoring.clone(), |_| {}).await?;
     eprintln!("   scored {scored} open deals");
 
     eprintln!("4/4 creating an admin key…");
