@@ -348,6 +348,11 @@ async fn every_page_fits_its_cards_in_both_languages_at_desktop_and_phone_widths
         ("process", "/process".to_owned()),
         ("resources", "/resources".to_owned()),
         ("customers", "/customers".to_owned()),
+        // The generated history ends on 2026-01-01: its last year, with a full trend before it.
+        (
+            "competitors",
+            "/competitors?from=2025-01-01&to=2025-12-31".to_owned(),
+        ),
         ("models", "/models".to_owned()),
         ("model", format!("/models/{newer}")),
         ("compare", format!("/models/compare?a={older}&b={newer}")),

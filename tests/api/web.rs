@@ -171,9 +171,13 @@ async fn sign_in_sets_a_strict_http_only_session_and_sign_out_ends_it() {
     );
 }
 
-/// A server with 800 generated deals and a trained model.
+/// A server with 800 generated deals and a trained model, reading the generated competitors.
 pub async fn trained_app() -> TestApp {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| {
+        s.insights.competitor_field = Some("attr.competitor".into());
+        s.insights.loss_reason_field = Some("attr.loss_reason".into());
+    })
+    .await;
     import_generated(&app, 800, 11).await;
     train_and_serve(&app, &[]).await;
     app
