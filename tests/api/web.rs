@@ -655,3 +655,123 @@ async fn analysts_start_a_training_run_and_watch_it_finish() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
+
+/// The text of every chart on `page`: tick and legend labels, titles and the accessible label.
+fn chart_texts(page: &str) -> Vec<String> {
+    let mut texts = Vec::new();
+    for chart in page.split("<svg class=\"chart\"").skip(1) {
+        let chart = chart.split("</svg>").next().unwrap_or("");
+        if let Some(label) = chart.split("aria-label=\"").nth(1) {
+            texts.push(label.split('"').next().unwrap_or("").to_owned());
+        }
+        for tag in ["<text", "<title"] {
+            for piece in chart.split(tag).skip(1) {
+                let text = piece.split('>').nth(1).unwrap_or("");
+                texts.push(text.split('<').next().unwrap_or("").to_owned());
+            }
+        }
+    }
+    texts
+}
+
+/// English words of the interface (not of the data: sector, region and rep names are the
+/// CRM's and stay as they are in both languages).
+const ENGLISH_UI_WORDS: [&str; 20] = [
+    "days",
+    "cycle",
+    "won",
+    "lost",
+    "open",
+    "deals",
+    "rate",
+    "sector",
+    "region",
+    "amount",
+    "response",
+    "hours",
+    "predicted",
+    "actual",
+    "probability",
+    "role",
+    "lowers",
+    "raises",
+    "value",
+    "forecast",
+];
+
+#[tokio::test]
+async fn every_chart_label_is_in_the_pages_language() {
+    let (app, older, newer) = app_with_two_versions().await;
+    let mut analyst = Browser::new(&app);
+    analyst.sign_in(&app.analyst_key).await;
+    let (_, _, deals) = analyst.get("/deals").await;
+    let deal = deals
+        .split("href=\"/deals/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a deal on the list")
+        .to_owned();
+    let pages = [
+        format!("/deals/{deal}"),
+        "/pipeline".to_owned(),
+        "/process".to_owned(),
+        "/process?by=contact_role".to_owned(),
+        "/resources".to_owned(),
+        format!("/models/{newer}"),
+        format!("/models/compare?a={older}&b={newer}"),
+        "/team".to_owned(),
+        "/competitors".to_owned(),
+        "/customers".to_owned(),
+    ];
+    // The data's own names (sectors such as "public sector", regions, reps, roles) are the
+    // CRM's words, the same in both languages: taken out before looking for English.
+    let mut data_names: Vec<String> = Vec::new();
+    for field in ["sector", "region", "owner", "contact_role"] {
+        let (status, breakdown) = app
+            .get_json(&format!("/v1/insights/breakdown?by={field}"), &app.analyst_key)
+            .await;
+        assert_eq!(status, 200, "{breakdown}");
+        for row in breakdown["rows"].as_array().expect("rows") {
+            if let Some(name) = row["value"].as_str() {
+                // Pages write a level's underscores as spaces.
+                data_names.push(name.to_lowercase());
+                data_names.push(name.to_lowercase().replace('_', " "));
+            }
+        }
+    }
+    data_names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    assert!(data_names.iter().any(|n| n.contains("sector")), "{data_names:?}");
+    let mut charts = 0;
+    for page in &pages {
+        let sep = if page.contains('?') { '&' } else { '?' };
+        until_current(&mut analyst, page).await;
+        let (status, _, english) = analyst.get(&format!("{page}{sep}lang=en")).await;
+        assert_eq!(status, 200, "{page}");
+        let (status, _, french) = analyst.get(&format!("{page}{sep}lang=fr")).await;
+        assert_eq!(status, 200, "{page}");
+        let (english, french) = (chart_texts(&english), chart_texts(&french));
+        assert_eq!(
+            english.len(),
+            french.len(),
+            "{page}: the same charts in both languages"
+        );
+        charts += french.len();
+        for text in &french {
+            let mut lower = text.to_lowercase();
+            for name in &data_names {
+                lower = lower.replace(name.as_str(), " ");
+            }
+            let words: Vec<&str> = lower
+                .split(|c: char| !c.is_alphabetic())
+                .filter(|w| !w.is_empty())
+                .collect();
+            for english_word in ENGLISH_UI_WORDS {
+                assert!(
+                    !words.contains(&english_word),
+                    "{page}: French chart text `{text}` has the English word `{english_word}`"
+                );
+            }
+        }
+    }
+    assert!(charts > 20, "only {charts} chart texts seen");
+}
