@@ -13,10 +13,9 @@ BIN=${BIN:-target/release/dealscore}
 PORT=${PORT:-8097}
 BASE="http://127.0.0.1:$PORT"
 WORK=$(mktemp -d)
-trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill "${SERVER:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-key() { "$BIN" keys create --name "bench-$1-$$" --role "$1" 2>/dev/null; }
-REP_KEY=$(key rep)
+key() { "$BIN" keys create --name "bench-$1-$$" --role "$@"; }
 ANALYST_KEY=$(key analyst)
 
 WARM=${WARM:-1}
@@ -37,12 +36,15 @@ sign_in() { # jar key
   csrf=$(printf '%s' "$form" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//;s/"//')
   curl -s -c "$1" -b "$1" -o /dev/null -X POST --data-urlencode "api_key=$2" -d "csrf=$csrf" "$BASE/login"
 }
+# A rep key sees one owner's deals: the owner of an open deal.
+OWNER=$(curl -s -H "Authorization: Bearer $ANALYST_KEY" "$BASE/v1/opportunities?status=open&limit=1" \
+  | grep -o '"owner":"[^"]*"' | head -1 | sed 's/"owner":"//;s/"//')
+REP_KEY=$(key rep --owner "$OWNER")
 sign_in "$WORK/rep" "$REP_KEY"
 sign_in "$WORK/analyst" "$ANALYST_KEY"
 
 # A deal and a rep that exist in this database.
 DEAL=$(curl -s -b "$WORK/rep" "$BASE/deals" | grep -o 'href="/deals/[^"?]*"' | head -1 | sed 's/href="//;s/"//')
-OWNER=$(curl -s -b "$WORK/rep" "$BASE/deals" | grep -o '<div class="sub">[^<]*' | head -1 | sed 's/<div class="sub">//')
 VERSION=$(curl -s -b "$WORK/analyst" "$BASE/models" | grep -o 'data-version="[^"]*"' | head -1 | sed 's/data-version="//;s/"//')
 
 printf '%-40s %10s %12s %10s %6s\n' page cold_ms median_ms max_ms status
@@ -56,7 +58,7 @@ measure() { # jar path
     "$(echo "$times" | tail -1 | awk '{print $1*1000}')" "$status"
 }
 measure "$WORK/rep" "/deals"
-measure "$WORK/rep" "/deals?owner=$OWNER"
+measure "$WORK/analyst" "/deals?owner=$OWNER"
 measure "$WORK/rep" "/deals?grade=A&sort=score&page=3"
 measure "$WORK/rep" "$DEAL"
 measure "$WORK/rep" "/deals?lang=fr"
@@ -67,4 +69,6 @@ measure "$WORK/analyst" "/resources"
 measure "$WORK/analyst" "/models"
 measure "$WORK/analyst" "/models/$VERSION"
 measure "$WORK/analyst" "/team"
+measure "$WORK/analyst" "/competitors"
+measure "$WORK/analyst" "/customers"
 measure "$WORK/rep" "/deals.csv"
