@@ -25,6 +25,22 @@ where
         .map_err(|_| format!("the {name} thread stopped without a result (panic)"))
 }
 
+/// Runs CPU work off the async threads: at the lowest priority when `low_priority` (see
+/// [`run_low_priority`]), else on a blocking thread at the process's own priority.
+pub async fn run_cpu<T, F>(name: &str, low_priority: bool, work: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    if low_priority {
+        run_low_priority(name, work).await
+    } else {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| format!("the {name} work stopped without a result: {e}"))
+    }
+}
+
 /// Lowers the calling thread's scheduling priority to the minimum.
 pub fn lower_current_thread_priority() {
     use thread_priority::{set_current_thread_priority, ThreadPriority};

@@ -1,17 +1,20 @@
 //! Backtests from the database: the deals open at a past instant, rebuilt as they stood then from
 //! their recorded history and activities, scored by a model replayed on what was closed by then
-//! (`training::backtest`).
+//! (`training::backtest`), from the rows the training job already holds.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::background::run_cpu;
 use crate::domain::Opportunity;
 use crate::features::as_of::AsOfRules;
 use crate::features::FeatureSpec;
 use crate::model::Backtest;
-use crate::store::{history, opportunities, Db};
-use crate::training::backtest::{backtest, OpenAtInstant};
-use crate::training::snapshots::SnapshotPlan;
-use crate::training::TrainError;
+use crate::store::opportunities::{self, ClosedDealFields};
+use crate::store::{history, Db};
+use crate::training::backtest::{backtest_compact, OpenAtInstant};
+use crate::training::{CompactDeals, TrainError, WarmStart};
 
 /// Below this share of open deals with a recorded history or activities before the instant, the
 /// job warns that the backtest mostly scored current values (closing fields hidden).
@@ -26,6 +29,9 @@ pub enum BacktestError {
     /// The replayed fit failed.
     #[error("{0}")]
     Train(#[from] TrainError),
+    /// The replay's thread stopped without a result.
+    #[error("{0}")]
+    Worker(String),
 }
 
 /// The deals of `closed` that were open at `at` (created by then, closed after), as they stood
@@ -55,28 +61,61 @@ pub async fn open_at(
         .collect())
 }
 
-/// Replays training at `at` on the database's deals: fits on those closed by then (on their
-/// snapshots when `snapshots` is set), scores those open then as they stood; `None` when too few outcomes were known by then. The deals are read
-/// here rather than shared with the job, which keeps only compact columns of them.
+/// How a replay fits: the job's alpha and iteration cap, and whether its CPU work runs at the
+/// lowest priority (the server's jobs).
+#[derive(Debug, Clone)]
+pub struct ReplayFit {
+    /// The alpha the job chose.
+    pub alpha: f64,
+    /// The job's L-BFGS iteration cap.
+    pub max_iterations: u64,
+    /// Run the fit at the lowest scheduling priority.
+    pub low_priority: bool,
+    /// Where the fit starts: the job's fit on its training part, when there is one.
+    pub warm: Option<WarmStart>,
+}
+
+/// Replays training at `at`: fits on the rows of `data` closed by then (the job's deals, or
+/// their snapshots when it learns from snapshots), scores the deals open then as they stood,
+/// read from `db` with their history; `None` when too few outcomes were known by then.
+///
+/// Only the deals closed after `at` (up to `until`, the job's window) are read again, whole and
+/// with their timelines: those open at `at` must be rebuilt as they stood then. What was known
+/// at `at` is already in `data`, which the fit runs on, off the async threads (at the lowest
+/// priority when `low_priority`).
 pub async fn run(
     db: &Db,
+    data: Arc<CompactDeals>,
     at: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
     spec: &FeatureSpec,
-    alpha: f64,
-    max_iterations: u64,
-    snapshots: Option<&SnapshotPlan>,
+    fit: ReplayFit,
 ) -> Result<Option<Backtest>, BacktestError> {
-    let mut known = opportunities::closed_deals(db, None, Some(at)).await?;
-    // The method replayed is the job's: on snapshots when the job learns from them.
-    if let Some(plan) = snapshots {
-        known = super::snapshots::expand(db, &known, plan).await?.rows;
-    }
-    let later = opportunities::closed_deals(db, Some(at + chrono::Duration::milliseconds(1)), None).await?;
-    let later: Vec<&Opportunity> = later.iter().collect();
-    let open = open_at(db, &later, at).await?;
+    let ReplayFit {
+        alpha,
+        max_iterations,
+        low_priority,
+        warm,
+    } = fit;
+    let mut later = Vec::new();
+    let since = at + chrono::Duration::milliseconds(1);
+    opportunities::each_closed_deal(db, Some(since), until, ClosedDealFields::Whole, |deal| {
+        if OpenAtInstant::was_open(&deal, at) {
+            later.push(deal);
+        }
+    })
+    .await?;
+    let later_refs: Vec<&Opportunity> = later.iter().collect();
+    let open = open_at(db, &later_refs, at).await?;
+    drop(later_refs);
     drop(later);
-    let known: Vec<&Opportunity> = known.iter().collect();
-    Ok(backtest(&known, &open, at, spec, alpha, max_iterations)?)
+    let spec = spec.clone();
+    let replay = run_cpu("dealscore-backtest", low_priority, move || {
+        backtest_compact(&data, &open, at, &spec, alpha, max_iterations, warm.as_ref())
+    })
+    .await
+    .map_err(BacktestError::Worker)??;
+    Ok(replay)
 }
 
 /// The warning the job adds when few of the backtest's deals had a history before the instant.

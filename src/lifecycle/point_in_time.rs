@@ -2,15 +2,18 @@
 //! of their open life; after it, backtests at past instants. Both read the deals' recorded
 //! history and activities, so both need the database the deals came from.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::{backtest, snapshots};
 use crate::domain::Opportunity;
 use crate::features::FeatureSpec;
+use crate::store::opportunities::{self, ClosedDealFields};
 use crate::store::Db;
 use crate::training::snapshots::SnapshotPlan;
-use crate::training::split::time_split;
-use crate::training::{SplitKind, TrainedModel};
+use crate::training::split::{time_split, time_split_rows};
+use crate::training::{CompactDeals, SplitKind, TrainedModel, WarmStart};
 
 /// How the job learns from deals as they stood while open, and checks it.
 #[derive(Debug, Clone, Default)]
@@ -92,6 +95,52 @@ pub async fn prepare(
     ))
 }
 
+/// [`prepare`] for the closed deals of the database `source` (closed within `since`..`until`)
+/// with snapshots: page after page, each closed deal's snapshots go straight into `data`, so
+/// neither the deals nor their snapshots are ever all held whole. `data` then holds the rows
+/// [`prepare`] would give, in the same order. `plan.snapshots` must be set.
+pub async fn prepare_from_database(
+    plan: &PointInTime,
+    source: &Db,
+    (since, until): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    (split, test_fraction): (SplitKind, f64),
+    data: &mut CompactDeals,
+) -> Result<Prepared, PointInTimeError> {
+    let Some(snapshots) = &plan.snapshots else {
+        return Err(PointInTimeError::Plan("no snapshot plan".into()));
+    };
+    if split == SplitKind::Random {
+        return Err(PointInTimeError::RandomSplit);
+    }
+    snapshots.check().map_err(PointInTimeError::Plan)?;
+    let history = plan.source.as_ref().ok_or(PointInTimeError::NoHistory)?;
+    // The holdout's start is computed on the deals, whose closing times and ids are all kept.
+    let mut closed_at: Vec<Option<DateTime<Utc>>> = Vec::new();
+    let (mut ids, mut id_ends) = (String::new(), Vec::new());
+    let mut counts = snapshots::ExpandCounts::default();
+    let mut pages = opportunities::ClosedDealPages::new(source, since, until, ClosedDealFields::Whole);
+    while let Some(page) = pages.next_page().await? {
+        for deal in page.iter().filter(|d| d.status.is_closed()) {
+            closed_at.push(deal.closed_at);
+            ids.push_str(deal.external_id.as_str());
+            id_ends.push(ids.len());
+        }
+        snapshots::expand_each(history, &page, snapshots, &mut counts, |row| data.push(&row)).await?;
+    }
+    data.finish();
+    let id = |i: usize| &ids[if i == 0 { 0 } else { id_ends[i - 1] }..id_ends[i]];
+    let backtest_at = (closed_at.len() >= 2)
+        .then(|| time_split_rows(&closed_at, id, test_fraction).ok())
+        .flatten()
+        .and_then(|split| split.holdout.iter().filter_map(|&i| closed_at[i]).min());
+    Ok(Prepared {
+        plan: Some(snapshots.clone()),
+        backtest_at,
+        with_history: counts.with_history,
+        deals: counts.deals,
+    })
+}
+
 /// The earliest close of the time split's holdout over the closed deals (`None` when they
 /// cannot be split in time).
 fn holdout_start(deals: &[Opportunity], test_fraction: f64) -> Option<DateTime<Utc>> {
@@ -103,16 +152,28 @@ fn holdout_start(deals: &[Opportunity], test_fraction: f64) -> Option<DateTime<U
     split.holdout.iter().filter_map(|&i| closed[i].closed_at).min()
 }
 
+/// What the job trained on, for the backtest to replay on.
+#[derive(Debug, Clone)]
+pub struct TrainedOn<'a> {
+    /// The rows trained on (deals, or their snapshots).
+    pub data: Arc<CompactDeals>,
+    /// The feature spec.
+    pub spec: &'a FeatureSpec,
+    /// The end of the job's window (`None`: every deal closed since).
+    pub until: Option<DateTime<Utc>>,
+    /// The job's L-BFGS iteration cap.
+    pub max_iterations: u64,
+    /// Run CPU work at the lowest scheduling priority.
+    pub low_priority: bool,
+    /// The job's fit on its training part, where the backtest's fit starts.
+    pub warm: Option<WarmStart>,
+}
+
 /// Records what [`prepare`] did in the artifact and adds the backtest at the start of the
-/// holdout period (time split, deals from the database); warns rather than fails when the
-/// backtest cannot be computed, the model itself being sound. Reseals the artifact.
-pub async fn finish(
-    plan: &PointInTime,
-    prepared: Prepared,
-    trained: &mut TrainedModel,
-    spec: &FeatureSpec,
-    max_iterations: u64,
-) {
+/// holdout period (time split, deals from the database), replayed on the rows the job trained
+/// on; warns rather than fails when the backtest cannot be computed, the model itself being
+/// sound. Reseals the artifact.
+pub async fn finish(plan: &PointInTime, prepared: Prepared, trained: &mut TrainedModel, on: TrainedOn<'_>) {
     let artifact = &mut trained.artifact;
     if let Some(snapshots) = &prepared.plan {
         artifact.training.snapshots = Some(snapshots.clone());
@@ -130,8 +191,13 @@ pub async fn finish(
         trained.artifact.seal();
         return;
     };
-    let alpha = trained.artifact.cv.chosen_alpha;
-    match backtest::run(db, at, spec, alpha, max_iterations, prepared.plan.as_ref()).await {
+    let fit = backtest::ReplayFit {
+        alpha: trained.artifact.cv.chosen_alpha,
+        max_iterations: on.max_iterations,
+        low_priority: on.low_priority,
+        warm: on.warm,
+    };
+    match backtest::run(db, on.data, at, on.until, on.spec, fit).await {
         Ok(Some(result)) => {
             trained.warnings.extend(backtest::history_warning(&result));
             trained.artifact.backtests = vec![result];

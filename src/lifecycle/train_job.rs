@@ -3,23 +3,24 @@
 //! fails.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::background::run_low_priority;
+use super::background::{run_cpu, run_low_priority};
 use super::gate::{self, GateDecision, GatePolicy};
-use super::point_in_time::{self, PointInTime, PointInTimeError, Prepared};
+use super::point_in_time::{self, PointInTime, PointInTimeError, Prepared, TrainedOn};
 use super::unchanged;
 use crate::domain::Opportunity;
 use crate::features::FeatureSpec;
 use crate::model::{sigmoid, ModelArtifact};
 use crate::store::models::{self, ModelStatus, NewModelVersion};
-use crate::store::opportunities::{closed_deals, each_closed_deal};
+use crate::store::opportunities::{each_closed_deal, ClosedDealFields};
 use crate::store::training_data::data_version;
 use crate::store::Db;
-use crate::training::compact::{logits, sources_for};
+use crate::training::compact::{logits, reads_attributes, sources_for};
 use crate::training::metrics::roc_auc;
 use crate::training::{
     train_compact, CompactDeals, Phases, SplitKind, TrainError, TrainOptions, TrainProgress, TrainedModel,
@@ -171,32 +172,51 @@ pub async fn run(
         sources_for(&specs)
     };
     let mut job_phases = Phases::default();
-    // Snapshots are built from whole deals and their recorded history: that path reads the deals
-    // whole first. Final states go straight from the database into the compact columns.
-    let input = match (input, &point_in_time.snapshots) {
-        (TrainInput::Database { since, until }, Some(_)) => {
+    // The backtest reads the deals closed after its instant within the same window.
+    let window_until = match &input {
+        TrainInput::Database { until, .. } => *until,
+        TrainInput::Deals(_) => None,
+    };
+    let (spec_used, max_iterations, split_kind) = (spec.clone(), options.max_iterations, options.split);
+    let (data, prepared) = match input {
+        TrainInput::Database { since, until } if point_in_time.snapshots.is_some() => {
             progress(TrainProgress::Phase { name: "load".into() });
             let started = Instant::now();
             let source = source.ok_or(TrainJobError::NoDatabase)?;
-            let deals = closed_deals(source, since, until)
+            // Each closed deal's snapshots, built from its recorded history, go straight into the
+            // compact columns, a page of deals at a time; no deal or snapshot is kept whole.
+            let mut data = CompactDeals::new(&sources, now);
+            let prepared = point_in_time::prepare_from_database(
+                &point_in_time,
+                source,
+                (since, until),
+                (options.split, options.test_fraction),
+                &mut data,
+            )
+            .await?;
+            job_phases.add("load", started.elapsed().as_secs_f64());
+            (data, Some(prepared))
+        }
+        TrainInput::Database { since, until } => {
+            progress(TrainProgress::Phase { name: "load".into() });
+            let started = Instant::now();
+            let source = source.ok_or(TrainJobError::NoDatabase)?;
+            // Each deal goes straight into the compact columns, read with only the fields
+            // features read; none is kept whole.
+            let mut data = CompactDeals::new(&sources, now);
+            let fields = ClosedDealFields::Features {
+                attributes: reads_attributes(&sources),
+            };
+            each_closed_deal(source, since, until, fields, |opp| data.push(&opp))
                 .await
                 .map_err(TrainJobError::Load)?;
+            data.finish();
             job_phases.add("load", started.elapsed().as_secs_f64());
-            TrainInput::Deals(deals)
+            (data, None)
         }
-        (input, _) => input,
-    };
-    let (input, prepared) = match input {
         TrainInput::Deals(deals) => {
-            let (rows, prepared) =
+            let (deals, prepared) =
                 point_in_time::prepare(&point_in_time, deals, options.split, options.test_fraction).await?;
-            (TrainInput::Deals(rows), Some(prepared))
-        }
-        input => (input, None),
-    };
-    let (spec_used, max_iterations, split_kind) = (spec.clone(), options.max_iterations, options.split);
-    let data = match input {
-        TrainInput::Deals(deals) => {
             progress(TrainProgress::Phase {
                 name: "encode".into(),
             });
@@ -207,20 +227,7 @@ pub async fn run(
             .await
             .map_err(TrainJobError::Write)?;
             job_phases.add("encode", started.elapsed().as_secs_f64());
-            data
-        }
-        TrainInput::Database { since, until } => {
-            progress(TrainProgress::Phase { name: "load".into() });
-            let started = Instant::now();
-            let source = source.ok_or(TrainJobError::NoDatabase)?;
-            // Each deal goes straight into the compact columns; none is kept whole.
-            let mut data = CompactDeals::new(&sources, now);
-            each_closed_deal(source, since, until, |opp| data.push(&opp))
-                .await
-                .map_err(TrainJobError::Load)?;
-            data.finish();
-            job_phases.add("load", started.elapsed().as_secs_f64());
-            data
+            (data, Some(prepared))
         }
     };
     let (result, data, progress) = run_cpu("dealscore-train", low_priority, move || {
@@ -230,7 +237,7 @@ pub async fn run(
     .await
     .map_err(TrainJobError::Write)?;
     let mut progress = progress;
-    let (mut trained, run) = result?;
+    let (mut trained, mut run) = result?;
     trained.artifact.training.data_fingerprint = fingerprint;
     trained.phases.prepend(job_phases);
     // Final states read from the database: the backtest looks from the start of the time
@@ -243,7 +250,17 @@ pub async fn run(
         ..Prepared::default()
     });
     let started = Instant::now();
-    point_in_time::finish(&point_in_time, prepared, &mut trained, &spec_used, max_iterations).await;
+    // Shared with the backtest's and the gate's CPU work, which run off the async threads.
+    let data = Arc::new(data);
+    let on = TrainedOn {
+        data: Arc::clone(&data),
+        spec: &spec_used,
+        until: window_until,
+        max_iterations,
+        low_priority,
+        warm: run.holdout_fit.take(),
+    };
+    point_in_time::finish(&point_in_time, prepared, &mut trained, on).await;
     trained.phases.add("backtest", started.elapsed().as_secs_f64());
     progress(TrainProgress::Phase {
         name: "artifact".into(),
@@ -332,22 +349,6 @@ pub async fn run(
         status,
         gate,
     })
-}
-
-/// Runs CPU work off the async threads: at the lowest priority when `low_priority`, else on a
-/// blocking thread at the process's own priority.
-async fn run_cpu<T, F>(name: &str, low_priority: bool, work: F) -> Result<T, String>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    if low_priority {
-        run_low_priority(name, work).await
-    } else {
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| format!("the {name} work stopped without a result: {e}"))
-    }
 }
 
 /// The registry's active model, if it loads. One whose artifact fails verification cannot be

@@ -5,9 +5,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::fit::{design_matrix, fit_large};
+use super::compact::{self, CompactDeals};
+use super::fit::{design_matrix, fit_large, LinearFit};
 use super::metrics::{brier, calibration_table, roc_auc};
-use super::TrainError;
+use super::{fit_from, TrainError, WarmStart};
 use crate::domain::{Activity, FieldChange, Opportunity, Status};
 use crate::features::as_of::{as_of, AsOfRules};
 use crate::features::{FeatureSpec, FittedFeatures};
@@ -80,8 +81,7 @@ pub fn backtest(
         .filter(|d| d.status.is_closed() && d.closed_at.is_some_and(|c| c <= at))
         .collect();
     let known_won: Vec<bool> = known.iter().map(|d| d.status == Status::Won).collect();
-    let n_won = known_won.iter().filter(|w| **w).count();
-    if n_won < MIN_OUTCOMES || known.len() - n_won < MIN_OUTCOMES {
+    if !enough_outcomes(&known_won) {
         return Ok(None);
     }
     // Encoders, bins included, are fitted on what was known at T, like the fit.
@@ -92,18 +92,62 @@ pub fn backtest(
         alpha,
         max_iterations,
     )?;
+    Ok(Some(score_open(&features, &fit, open, at, known.len())))
+}
+
+/// [`backtest`] on closed deals (or their snapshots) already read into compact columns: the
+/// training job replays on the rows it trained on, closed by `at`, so the backtest needs no
+/// second read of them. A closed deal reads the same whatever "now" is, so the encoders and the
+/// design matrix are those [`backtest`] builds from the same deals.
+///
+/// With `warm` (the job's fit on its training part, which holds nearly the same rows when `at`
+/// is the holdout's start) the fit starts from it instead of from a subsample's fit; it then
+/// reaches the same optimum, to the solver's tolerance, in a few iterations.
+pub fn backtest_compact(
+    data: &CompactDeals,
+    open: &[OpenAtInstant],
+    at: DateTime<Utc>,
+    spec: &FeatureSpec,
+    alpha: f64,
+    max_iterations: u64,
+    warm: Option<&WarmStart>,
+) -> Result<Option<Backtest>, TrainError> {
+    let closed_at = data.closed_at();
+    let known: Vec<usize> = (0..data.len())
+        .filter(|&r| closed_at[r].is_some_and(|c| c <= at))
+        .collect();
+    let won = data.won();
+    let known_won: Vec<bool> = known.iter().map(|&r| won[r]).collect();
+    if !enough_outcomes(&known_won) {
+        return Ok(None);
+    }
+    let features = compact::fit_features(spec, data, &known);
+    let warm = warm.and_then(|w| w.for_features(&features));
+    let x = compact::design(&features, data, &known);
+    let fit = fit_from(&x, &known_won, alpha, warm.as_ref(), max_iterations)?;
+    drop(x);
+    Ok(Some(score_open(&features, &fit, open, at, known.len())))
+}
+
+/// Whether both outcomes were known [`MIN_OUTCOMES`] times or more.
+fn enough_outcomes(won: &[bool]) -> bool {
+    let n_won = won.iter().filter(|w| **w).count();
+    n_won >= MIN_OUTCOMES && won.len() - n_won >= MIN_OUTCOMES
+}
+
+/// Scores the deals open at `at`, as they stood then, with the replayed fit.
+fn score_open(
+    features: &FittedFeatures,
+    fit: &LinearFit,
+    open: &[OpenAtInstant],
+    at: DateTime<Utc>,
+    trained_on: usize,
+) -> Backtest {
     let rows: Vec<&Opportunity> = open.iter().map(|o| &o.deal).collect();
-    let probabilities = fit.probabilities(&design_matrix(&features, &rows, at));
+    let probabilities = fit.probabilities(&design_matrix(features, &rows, at));
     let won: Vec<bool> = open.iter().map(|o| o.won).collect();
     let ages: Vec<Option<f64>> = open.iter().map(|o| o.age_days).collect();
-    Ok(Some(summarise(
-        at,
-        known.len(),
-        &probabilities,
-        &won,
-        &ages,
-        open,
-    )))
+    summarise(at, trained_on, &probabilities, &won, &ages, open)
 }
 
 /// The backtest's figures from the probabilities at T and the outcomes.
@@ -271,5 +315,90 @@ mod tests {
         assert!(backtest(&closed, &open, first, &spec, 1.0, 200)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn a_replay_on_compact_columns_equals_the_replay_on_the_deals() {
+        let config = GeneratorConfig {
+            deals: 3000,
+            seed: 9,
+            with_activities: false,
+            ..GeneratorConfig::default()
+        };
+        let history = generate(&config);
+        let closed: Vec<&Opportunity> = history
+            .opportunities
+            .iter()
+            .filter(|d| d.status.is_closed())
+            .collect();
+        let mut closes: Vec<DateTime<Utc>> = closed.iter().filter_map(|d| d.closed_at).collect();
+        closes.sort_unstable();
+        let at = closes[closes.len() * 4 / 5];
+        let open: Vec<OpenAtInstant> = closed
+            .iter()
+            .filter(|d| OpenAtInstant::was_open(d, at))
+            .map(|d| OpenAtInstant::rebuild(d, &[], &[], at, &AsOfRules::default()))
+            .collect();
+        let spec = FeatureSpec::default_spec();
+        // Read at the generator's end, long after `at`: closed deals read the same at any time.
+        let data = CompactDeals::from_deals(
+            &history.opportunities,
+            &compact::sources_for(&[&spec]),
+            config.end,
+        );
+        let on_deals = backtest(&closed, &open, at, &spec, 1.0, 200).unwrap();
+        let on_columns = backtest_compact(&data, &open, at, &spec, 1.0, 200, None).unwrap();
+        assert!(on_deals.is_some());
+        assert_eq!(on_columns, on_deals);
+        let first = closes[0] - chrono::Duration::days(1);
+        assert!(backtest_compact(&data, &open, first, &spec, 1.0, 200, None)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_replay_warm_started_from_the_training_part_fit_reaches_the_same_scores() {
+        let config = GeneratorConfig {
+            deals: 4000,
+            seed: 11,
+            with_activities: false,
+            ..GeneratorConfig::default()
+        };
+        let history = generate(&config);
+        let spec = FeatureSpec::default_spec();
+        let data = CompactDeals::from_deals(
+            &history.opportunities,
+            &compact::sources_for(&[&spec]),
+            config.end,
+        );
+        let options = crate::training::TrainOptions {
+            now: config.end,
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let (trained, run) = crate::training::train_compact(&data, &spec, &options, &mut |_| {}).unwrap();
+        let at = trained.artifact.training.holdout_from.expect("time split");
+        let alpha = trained.artifact.cv.chosen_alpha;
+        let open: Vec<OpenAtInstant> = history
+            .opportunities
+            .iter()
+            .filter(|d| d.status.is_closed() && OpenAtInstant::was_open(d, at))
+            .map(|d| OpenAtInstant::rebuild(d, &[], &[], at, &AsOfRules::default()))
+            .collect();
+        let cold = backtest_compact(&data, &open, at, &spec, alpha, 200, None)
+            .unwrap()
+            .expect("enough outcomes");
+        let warm = backtest_compact(&data, &open, at, &spec, alpha, 200, run.holdout_fit.as_ref())
+            .unwrap()
+            .expect("enough outcomes");
+        assert_eq!(
+            (warm.trained_on, warm.open_deals, warm.won),
+            (cold.trained_on, cold.open_deals, cold.won)
+        );
+        let (w, c) = (warm.roc_auc.unwrap(), cold.roc_auc.unwrap());
+        assert!((w - c).abs() < 1e-3, "{w} vs {c}");
+        let (w, c) = (warm.mean_probability.unwrap(), cold.mean_probability.unwrap());
+        assert!((w - c).abs() < 1e-3, "{w} vs {c}");
     }
 }

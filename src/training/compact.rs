@@ -49,6 +49,14 @@ pub fn sources_for(specs: &[&FeatureSpec]) -> Vec<(String, Kind)> {
     sources
 }
 
+/// Whether any of `sources` is a custom attribute (read from the deals' attributes) rather than
+/// a core field.
+pub fn reads_attributes(sources: &[(String, Kind)]) -> bool {
+    sources
+        .iter()
+        .any(|(name, _)| !matches!(Source::parse(name), Some(Source::Core(_))))
+}
+
 /// A numeric source: one value per row, NaN when missing or not a number.
 #[derive(Debug, Clone)]
 struct NumericColumn {

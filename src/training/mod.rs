@@ -341,13 +341,32 @@ pub fn train(
     Ok(trained)
 }
 
-/// What [`train_compact`] leaves besides the model, for the job that follows (the gate).
+/// What [`train_compact`] leaves besides the model, for the job that follows (the backtest and
+/// the gate).
 #[derive(Debug, Clone)]
 pub struct CompactRun {
     /// Holdout rows (ascending row indices of the data).
     pub holdout: Vec<usize>,
     /// The shipped model's P(won) for every row.
     pub probabilities: Vec<f64>,
+    /// The fit on the training part, with its encoders: where a later fit on nearly the same
+    /// rows (the backtest's) can start.
+    pub holdout_fit: Option<WarmStart>,
+}
+
+/// A fit and the encoders its columns follow, to warm-start a later fit on similar rows.
+#[derive(Debug, Clone)]
+pub struct WarmStart {
+    features: FittedFeatures,
+    fit: LinearFit,
+}
+
+impl WarmStart {
+    /// The fit's weights laid out for `features`' columns (feature by feature, see
+    /// `carry_over`); `None` when the features differ.
+    pub fn for_features(&self, features: &FittedFeatures) -> Option<LinearFit> {
+        carry_over(&self.features, &self.fit, features)
+    }
 }
 
 /// [`train`] on closed deals already read into compact columns (see [`compact`]). The training
@@ -554,7 +573,7 @@ pub fn train_compact(
     progress(TrainProgress::Finished { version });
     let trained = TrainedModel {
         artifact,
-        holdout_fit_convergence: holdout_fit.convergence,
+        holdout_fit_convergence: holdout_fit.convergence.clone(),
         warnings,
         cv_rows: cv.rows,
         elapsed_seconds: started.elapsed().as_secs_f64(),
@@ -564,6 +583,10 @@ pub fn train_compact(
     let run = CompactRun {
         holdout: split.holdout,
         probabilities,
+        holdout_fit: Some(WarmStart {
+            features: train_features,
+            fit: holdout_fit,
+        }),
     };
     Ok((trained, run))
 }
@@ -583,7 +606,7 @@ fn probabilities(
 }
 
 /// A fit from `warm` when there is one, else [`fit_large`] (a subsample first on large data).
-fn fit_from(
+pub(crate) fn fit_from(
     x: &ndarray::Array2<f64>,
     won: &[bool],
     alpha: f64,

@@ -216,4 +216,38 @@ async fn closed_deals_are_read_whole_and_in_order_across_pages() {
         .expect("window");
     let expected = keys.iter().filter(|(t, _)| *t >= since && *t <= until).count();
     assert_eq!(window.len(), expected);
+
+    // Training's lean read: the same deals in the same order, with every field a feature reads.
+    use dealscore::store::opportunities::{each_closed_deal, ClosedDealFields};
+    for attributes in [true, false] {
+        let mut lean = Vec::new();
+        let read = each_closed_deal(
+            &app.db,
+            None,
+            None,
+            ClosedDealFields::Features { attributes },
+            |d| lean.push(d),
+        )
+        .await
+        .expect("lean read");
+        assert_eq!(read, deals.len());
+        for (lean, whole) in lean.iter().zip(&deals) {
+            let (l, w) = (&lean.deal, &whole.deal);
+            assert_eq!(lean.external_id, whole.external_id);
+            assert_eq!(
+                (l.status, l.created_at, l.closed_at, l.amount, l.interaction_count),
+                (w.status, w.created_at, w.closed_at, w.amount, w.interaction_count)
+            );
+            assert_eq!(
+                (&l.sector, &l.region, &l.owner, &l.contact_role, l.response_hours),
+                (&w.sector, &w.region, &w.owner, &w.contact_role, w.response_hours)
+            );
+            if attributes {
+                assert_eq!(l.attributes, w.attributes);
+            } else {
+                assert!(l.attributes.is_empty());
+            }
+        }
+        assert!(deals.iter().any(|d| !d.deal.attributes.is_empty()));
+    }
 }
