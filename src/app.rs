@@ -178,8 +178,9 @@ impl AppState {
         if settings.warm_caches {
             let (db, model, scoring) = (db.clone(), model.clone(), settings.scoring.clone());
             let (insights, priority) = (self.insights_cache.clone(), self.priority_cache.clone());
+            let attributes = crate::warmup::competitor_attributes(&settings.insights);
             timers.push(AbortOnDrop(tokio::spawn(async move {
-                crate::warmup::warm(&db, &model, &scoring, &insights, &priority).await;
+                crate::warmup::warm(&db, &model, &scoring, &insights, &priority, &attributes).await;
             })));
         }
         let outbox_worker = spawn_worker(

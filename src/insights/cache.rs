@@ -71,6 +71,11 @@ impl CachedSnapshot {
         }
     }
 
+    /// True when the column of attribute `name` is kept with this snapshot (read once already).
+    pub fn holds_attribute(&self, name: &str) -> bool {
+        self.kept_attribute(name).is_some()
+    }
+
     fn kept_attribute(&self, name: &str) -> Option<Arc<AttributeColumn>> {
         // A poisoned lock only means another request panicked while inserting: read on.
         let kept = self.attributes.lock().unwrap_or_else(|p| p.into_inner());

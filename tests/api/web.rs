@@ -491,7 +491,7 @@ async fn after_a_write_dashboards_show_the_previous_figures_then_the_new_ones() 
 }
 
 #[tokio::test]
-async fn warming_builds_the_snapshot_and_both_priority_lists_before_anyone_asks() {
+async fn warming_builds_the_snapshot_its_competitor_columns_and_both_priority_lists_before_anyone_asks() {
     use dealscore::i18n::Lang;
     let app = trained_app().await;
     let model = dealscore::serving::ActiveModel::new();
@@ -501,14 +501,19 @@ async fn warming_builds_the_snapshot_and_both_priority_lists_before_anyone_asks(
     assert!(insights.kept().is_none() && priority.kept(Lang::En).is_none());
 
     let scoring = dealscore::scoring::ScoringConfig::default();
-    dealscore::warmup::warm(&app.db, &model, &scoring, &insights, &priority).await;
+    let attributes = ["competitor".to_owned(), "loss_reason".to_owned()];
+    dealscore::warmup::warm(&app.db, &model, &scoring, &insights, &priority, &attributes).await;
 
     let (_, open) = app
         .get_json("/v1/opportunities?status=open&limit=1000", &app.analyst_key)
         .await;
     let open = open["items"].as_array().expect("items").len();
     assert!(open > 0, "the generated data has open deals");
-    assert_eq!(insights.kept().expect("snapshot").deals.len(), 800);
+    let snapshot = insights.kept().expect("snapshot");
+    assert_eq!(snapshot.deals.len(), 800);
+    // The competitors insight's columns are read already; others are not.
+    assert!(snapshot.holds_attribute("competitor") && snapshot.holds_attribute("loss_reason"));
+    assert!(!snapshot.holds_attribute("lead_source"));
     let english = priority.kept(Lang::En).expect("English list");
     let french = priority.kept(Lang::Fr).expect("French list");
     assert_eq!(english.items.len(), open);
