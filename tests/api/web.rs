@@ -725,7 +725,8 @@ async fn every_chart_label_is_in_the_pages_language() {
         format!("/models/{newer}"),
         format!("/models/compare?a={older}&b={newer}"),
         "/team".to_owned(),
-        "/competitors".to_owned(),
+        // The generated history ends on 2026-01-01: a period with competitors to chart.
+        "/competitors?from=2025-01-01&to=2025-12-31".to_owned(),
         "/customers".to_owned(),
     ];
     // The data's own names (sectors such as "public sector", regions, reps, roles) are the
