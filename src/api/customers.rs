@@ -13,7 +13,7 @@ use crate::auth::AnalystAccess;
 use crate::config::Settings;
 use crate::domain::to_epoch_ms;
 use crate::error::ApiResult;
-use crate::insights::customer_inputs::inputs;
+use crate::insights::customer_inputs::{basis, inputs};
 use crate::insights::{acquisition, customers, CachedSnapshot, InsightsCache};
 use crate::store::acquisition_costs as store;
 use crate::store::Db;
@@ -119,6 +119,10 @@ pub async fn get_customers(
     let (csv, window) = checks.passed(window)?;
     let (snapshot, columns, costs) = inputs(&db, &cache, &settings.insights, window).await?;
     let now = to_epoch_ms(Utc::now());
-    let work = move |s: &CachedSnapshot| customers::customers(s, columns.columns(), &costs, window, now);
+    let fields = settings.insights.clone();
+    let work = move |s: &CachedSnapshot| {
+        let basis = basis(s, &fields, &columns);
+        customers::report(s, &basis, &costs, window, now)
+    };
     answer_on(csv, snapshot, work, customers::table).await
 }

@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use super::accounts::{self, AccountsReport};
 use super::at_risk::{self, AtRiskReport, Basis};
 use super::breakdown::AttributeColumn;
+use super::customers::Basis as CustomersBasis;
 use super::filter::DealFilter;
 use super::snapshot::Snapshot;
+use crate::config::InsightsConfig;
 use crate::refresh::Refreshing;
 use crate::store::insights as store;
 use crate::store::Db;
@@ -31,6 +33,8 @@ pub struct CachedSnapshot {
     at_risk: OnceLock<Basis>,
     /// Every account's row, sorted: a request only takes its first rows.
     accounts: OnceLock<AccountsReport>,
+    /// The customers basis, for the fields it was read with.
+    customers: Mutex<Option<(InsightsConfig, Arc<CustomersBasis>)>>,
     /// Custom attribute columns read for breakdowns, by attribute name (at most
     /// [`KEPT_ATTRIBUTES`]; the snapshot itself holds no attributes, which most insights never read).
     attributes: Mutex<HashMap<String, Arc<AttributeColumn>>>,
@@ -46,6 +50,7 @@ impl CachedSnapshot {
             snapshot,
             at_risk: OnceLock::new(),
             accounts: OnceLock::new(),
+            customers: Mutex::new(None),
             attributes: Mutex::new(HashMap::new()),
         }
     }
@@ -74,6 +79,24 @@ impl CachedSnapshot {
     /// True when the column of attribute `name` is kept with this snapshot (read once already).
     pub fn holds_attribute(&self, name: &str) -> bool {
         self.kept_attribute(name).is_some()
+    }
+
+    /// The customers basis kept for `fields`, if any.
+    pub(crate) fn kept_customers(&self, fields: &InsightsConfig) -> Option<Arc<CustomersBasis>> {
+        let kept = self.customers.lock().unwrap_or_else(|p| p.into_inner());
+        kept.as_ref().filter(|(f, _)| f == fields).map(|(_, b)| b.clone())
+    }
+
+    /// Keeps the customers basis read with `fields` (replacing one read with other fields).
+    pub(crate) fn keep_customers(&self, fields: &InsightsConfig, basis: Arc<CustomersBasis>) {
+        let mut kept = self.customers.lock().unwrap_or_else(|p| p.into_inner());
+        *kept = Some((fields.clone(), basis));
+    }
+
+    /// True when `column` is the column of attribute `name` kept with this snapshot (so it
+    /// matches the snapshot's deals).
+    pub(crate) fn keeps_attribute(&self, name: &str, column: &Arc<AttributeColumn>) -> bool {
+        self.kept_attribute(name).is_some_and(|kept| Arc::ptr_eq(&kept, column))
     }
 
     fn kept_attribute(&self, name: &str) -> Option<Arc<AttributeColumn>> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::breakdown::AttributeColumn;
-use super::customers::Columns;
+use super::customers::{Basis, Columns};
 use super::period::Window;
 use super::{CachedSnapshot, InsightsCache};
 use crate::config::InsightsConfig;
@@ -56,6 +56,34 @@ impl CustomerColumns {
             contract_months: self.contract_months.as_deref(),
         }
     }
+}
+
+/// The customers basis of `snapshot` for `config`: the one kept with the snapshot, or one built
+/// from `columns` (CPU work: call it off the reactor) and kept when every column it read is the
+/// snapshot's own.
+pub fn basis(snapshot: &CachedSnapshot, config: &InsightsConfig, columns: &CustomerColumns) -> Arc<Basis> {
+    if let Some(kept) = snapshot.kept_customers(config) {
+        return kept;
+    }
+    let basis = Arc::new(Basis::new(snapshot, columns.columns()));
+    let fields = [
+        (&config.deal_type_field, &columns.deal_type),
+        (&config.contract_start_field, &columns.contract_start),
+        (&config.contract_end_field, &columns.contract_end),
+        (&config.contract_months_field, &columns.contract_months),
+    ];
+    let matching = fields.iter().all(|(field, column)| match (attribute_name(field), column) {
+        (Some(name), Some(column)) => snapshot.keeps_attribute(name, column),
+        _ => true,
+    });
+    if matching {
+        snapshot.keep_customers(config, basis.clone());
+    }
+    basis
+}
+
+fn attribute_name(field: &Option<String>) -> Option<&str> {
+    field.as_deref().and_then(|f| f.strip_prefix("attr."))
 }
 
 /// What the customers report of `window` reads: the latest snapshot, its configured columns and

@@ -217,9 +217,8 @@ struct Follow {
 struct Customer {
     /// First won deal: (close, region).
     first_win: Option<(i64, Option<NameId>)>,
-    /// Won revenue closed before the window's end, per currency.
-    revenue: BTreeMap<NameId, f64>,
-    won_before_end: bool,
+    /// Won deals with an amount: (close, currency, amount).
+    wins: Vec<(i64, NameId, f64)>,
     contracts: Vec<Contract>,
     follows: Vec<Follow>,
 }
@@ -228,7 +227,82 @@ fn add(map: &mut BTreeMap<String, f64>, key: &str, amount: f64) {
     *map.entry(key.to_owned()).or_insert(0.0) += amount;
 }
 
-/// Computes the report for `window`; `now` decides which renewals are still pending.
+/// What every window's report reads, built once per snapshot and configuration: each
+/// customer's won deals, contracts, renewals and upsells (a pass over every deal); a report then
+/// walks the customers only.
+#[derive(Debug)]
+pub struct Basis {
+    customers: Vec<Customer>,
+    contracts_known: bool,
+    deal_type_known: bool,
+}
+
+impl Basis {
+    /// Reads every won deal of `snapshot` with `columns`.
+    pub fn new(snapshot: &Snapshot, columns: Columns<'_>) -> Basis {
+        let kinds = parsed(columns.deal_type, |t| Some(kind_of(t)));
+        let date = |t: &str| parse_timestamp(t).ok().map(to_epoch_ms);
+        let starts = parsed(columns.contract_start, date);
+        let ends = parsed(columns.contract_end, date);
+        let months = parsed(columns.contract_months, |t| {
+            let m: f64 = t.trim().parse().ok()?;
+            (m.fract() == 0.0 && m >= 1.0 && m <= f64::from(MAX_CONTRACT_MONTHS)).then_some(m as u32)
+        });
+        let mut by_account: ByName<Customer> = ByName::new(&snapshot.names);
+        for (at, d) in snapshot.deals.iter().enumerate() {
+            let (Some(account), Status::Won, Some(closed)) = (d.account, d.status, d.closed_at) else {
+                continue;
+            };
+            let c = by_account.entry(Some(account), Customer::default);
+            if c.first_win.is_none_or(|(first, _)| closed < first) {
+                c.first_win = Some((closed, d.region));
+            }
+            if let Some(a) = d.amount {
+                c.wins.push((closed, d.currency, a));
+            }
+            let kind = value_at(columns.deal_type, &kinds, at).unwrap_or(Kind::New);
+            if kind != Kind::New {
+                c.follows.push(Follow {
+                    closed,
+                    amount: d.amount,
+                    currency: d.currency,
+                    kind,
+                });
+            }
+            if kind == Kind::Upsell {
+                continue;
+            }
+            let start = value_at(columns.contract_start, &starts, at).unwrap_or(closed);
+            let end_given = value_at(columns.contract_end, &ends, at);
+            let months_given = value_at(columns.contract_months, &months, at);
+            let end = end_given.or_else(|| {
+                let start = DateTime::from_timestamp_millis(start)?;
+                start.checked_add_months(Months::new(months_given?)).map(to_epoch_ms)
+            });
+            let Some(end) = end.filter(|e| *e > start) else {
+                continue;
+            };
+            let months = match months_given {
+                Some(m) if end_given.is_none() => f64::from(m),
+                _ => (end - start) as f64 / (DAYS_PER_MONTH * DAY_MS as f64),
+            };
+            c.contracts.push(Contract {
+                start,
+                end,
+                months,
+                amount: d.amount,
+                currency: d.currency,
+            });
+        }
+        Basis {
+            customers: by_account.into_entries().map(|(_, c)| c).collect(),
+            contracts_known: columns.contract_end.is_some() || columns.contract_months.is_some(),
+            deal_type_known: columns.deal_type.is_some(),
+        }
+    }
+}
+
+/// Computes the report for `window` from scratch (with a basis built for this call only).
 pub fn customers(
     snapshot: &Snapshot,
     columns: Columns<'_>,
@@ -236,81 +310,43 @@ pub fn customers(
     window: Window,
     now: i64,
 ) -> CustomersReport {
-    let kinds = parsed(columns.deal_type, |t| Some(kind_of(t)));
-    let date = |t: &str| parse_timestamp(t).ok().map(to_epoch_ms);
-    let starts = parsed(columns.contract_start, date);
-    let ends = parsed(columns.contract_end, date);
-    let months = parsed(columns.contract_months, |t| {
-        let m: f64 = t.trim().parse().ok()?;
-        (m.fract() == 0.0 && m >= 1.0 && m <= f64::from(MAX_CONTRACT_MONTHS)).then_some(m as u32)
-    });
-    let contracts_known = columns.contract_end.is_some() || columns.contract_months.is_some();
+    report(snapshot, &Basis::new(snapshot, columns), costs, window, now)
+}
 
-    let mut by_account: ByName<Customer> = ByName::new(&snapshot.names);
-    for (at, d) in snapshot.deals.iter().enumerate() {
-        let (Some(account), Status::Won, Some(closed)) = (d.account, d.status, d.closed_at) else {
-            continue;
-        };
-        let c = by_account.entry(Some(account), Customer::default);
-        if c.first_win.is_none_or(|(first, _)| closed < first) {
-            c.first_win = Some((closed, d.region));
-        }
-        if closed < window.end {
-            c.won_before_end = true;
-            if let Some(a) = d.amount {
-                *c.revenue.entry(d.currency).or_insert(0.0) += a;
-            }
-        }
-        let kind = value_at(columns.deal_type, &kinds, at).unwrap_or(Kind::New);
-        if kind != Kind::New {
-            c.follows.push(Follow {
-                closed,
-                amount: d.amount,
-                currency: d.currency,
-                kind,
-            });
-        }
-        if kind == Kind::Upsell {
-            continue;
-        }
-        let start = value_at(columns.contract_start, &starts, at).unwrap_or(closed);
-        let end = value_at(columns.contract_end, &ends, at).or_else(|| {
-            let m = value_at(columns.contract_months, &months, at)?;
-            let start = DateTime::from_timestamp_millis(start)?;
-            start.checked_add_months(Months::new(m)).map(to_epoch_ms)
-        });
-        let Some(end) = end.filter(|e| *e > start) else {
-            continue;
-        };
-        let months = match value_at(columns.contract_months, &months, at) {
-            Some(m) if value_at(columns.contract_end, &ends, at).is_none() => f64::from(m),
-            _ => (end - start) as f64 / (DAYS_PER_MONTH * DAY_MS as f64),
-        };
-        c.contracts.push(Contract {
-            start,
-            end,
-            months,
-            amount: d.amount,
-            currency: d.currency,
-        });
-    }
-
+/// Computes the report for `window` on a `basis` of `snapshot`; `now` decides which renewals are
+/// still pending.
+pub fn report(
+    snapshot: &Snapshot,
+    basis: &Basis,
+    costs: &[AcquisitionCost],
+    window: Window,
+    now: i64,
+) -> CustomersReport {
     let name = |id: NameId| snapshot.names.name(id);
     let lead = RENEWAL_LEAD_DAYS * DAY_MS;
     let grace = RENEWAL_GRACE_DAYS * DAY_MS;
     let mut r = Tally::default();
-    for (_, c) in by_account.entries() {
-        if c.won_before_end {
+    for c in &basis.customers {
+        let Some((first_close, first_region)) = c.first_win else {
+            continue;
+        };
+        if first_close < window.end {
             r.customers += 1;
-            for (cur, v) in &c.revenue {
-                let e = r.value.entry(name(*cur).to_owned()).or_insert((0.0, 0));
+            let mut revenue: BTreeMap<NameId, f64> = BTreeMap::new();
+            for (closed, currency, amount) in &c.wins {
+                if *closed < window.end {
+                    *revenue.entry(*currency).or_insert(0.0) += amount;
+                }
+            }
+            for (cur, v) in revenue {
+                let e = r.value.entry(name(cur).to_owned()).or_insert((0.0, 0));
                 e.0 += v;
                 e.1 += 1;
             }
         }
-        if let Some((_, region)) = c.first_win.filter(|(f, _)| window.contains(*f)) {
+        if window.contains(first_close) {
             r.new_customers += 1;
-            if let Some(region) = region {
+            if let Some(region) = first_region {
                 *r.new_by_region.entry(name(region).to_owned()).or_insert(0) += 1;
             }
         }
@@ -354,7 +390,7 @@ pub fn customers(
             }
         }
     }
-    r.report(costs, window, columns, contracts_known)
+    r.report(costs, window, basis.deal_type_known, basis.contracts_known)
 }
 
 #[derive(Debug, Default)]
@@ -378,7 +414,7 @@ impl Tally {
         self,
         costs: &[AcquisitionCost],
         window: Window,
-        columns: Columns<'_>,
+        deal_type_known: bool,
         contracts_known: bool,
     ) -> CustomersReport {
         let spend = spend_within(costs, window);
@@ -445,7 +481,7 @@ impl Tally {
         let decided = self.renewed + self.churned;
         let renewal_missing = if !contracts_known {
             Some(reason::CONTRACT_FIELDS_UNSET)
-        } else if columns.deal_type.is_none() {
+        } else if !deal_type_known {
             Some(reason::DEAL_TYPE_FIELD_UNSET)
         } else if decided == 0 {
             Some(reason::NO_CONTRACTS_ENDING)

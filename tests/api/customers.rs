@@ -10,7 +10,7 @@ use dealscore::domain::{AttributeValue, Opportunity, Status};
 use dealscore::generate::{generate, write_opportunities_csv, GeneratorConfig};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, bin_path, spawn_app_with, TestApp};
+use crate::helpers::{assert_problem, bin_path, spawn_app_with, won_deal, TestApp};
 
 fn ts(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).single().expect("date")
@@ -326,6 +326,18 @@ async fn customer_figures_match_an_independent_computation_over_the_generated_ro
         "{csv}"
     );
     assert!(csv.contains("churn_rate,,,0."), "{csv}");
+
+    // A write is seen by the next request: a new account won in the window, on a renewal
+    // contract of 12 months.
+    let mut deal = won_deal("X-1");
+    deal["account"] = json!("Brand New Ltd");
+    deal["closed_at"] = json!("2025-06-01");
+    deal["attributes"] = json!({"deal_type": "new", "contract_months": 12});
+    let response = app.put_opportunity("X-1", &deal).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    let after = get(&app, "/v1/insights/customers?from=2025-05-15&to=2025-12-31").await;
+    assert_eq!(after["new_customers"], r.new_customers + 1);
+    assert_eq!(after["contracts_started"], r.contracts_started + 1);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use crate::auth::Role;
 use crate::config::Settings;
 use crate::domain::to_epoch_ms;
 use crate::i18n::{format, Lang};
-use crate::insights::customer_inputs::CustomerColumns;
+use crate::insights::customer_inputs::{basis, CustomerColumns};
 use crate::insights::customers::{self, MoneyFigure, NumberFigure};
 use crate::insights::period::{self, Window};
 use crate::insights::snapshot::DAY_MS;
@@ -112,8 +112,10 @@ pub async fn show(
         .await
         .or_page(lang)?;
     let at = to_epoch_ms(now);
+    let fields = settings.insights.clone();
     let r = blocking(lang, move || {
-        customers::customers(&snapshot, columns.columns(), &costs, window, at)
+        let basis = basis(&snapshot, &fields, &columns);
+        customers::report(&snapshot, &basis, &costs, window, at)
     })
     .await?;
     let count = |n: u64| format::count(n, lang);
