@@ -96,7 +96,8 @@ impl CachedSnapshot {
     /// True when `column` is the column of attribute `name` kept with this snapshot (so it
     /// matches the snapshot's deals).
     pub(crate) fn keeps_attribute(&self, name: &str, column: &Arc<AttributeColumn>) -> bool {
-        self.kept_attribute(name).is_some_and(|kept| Arc::ptr_eq(&kept, column))
+        self.kept_attribute(name)
+            .is_some_and(|kept| Arc::ptr_eq(&kept, column))
     }
 
     fn kept_attribute(&self, name: &str) -> Option<Arc<AttributeColumn>> {

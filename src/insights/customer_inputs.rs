@@ -72,10 +72,12 @@ pub fn basis(snapshot: &CachedSnapshot, config: &InsightsConfig, columns: &Custo
         (&config.contract_end_field, &columns.contract_end),
         (&config.contract_months_field, &columns.contract_months),
     ];
-    let matching = fields.iter().all(|(field, column)| match (attribute_name(field), column) {
-        (Some(name), Some(column)) => snapshot.keeps_attribute(name, column),
-        _ => true,
-    });
+    let matching = fields
+        .iter()
+        .all(|(field, column)| match (attribute_name(field), column) {
+            (Some(name), Some(column)) => snapshot.keeps_attribute(name, column),
+            _ => true,
+        });
     if matching {
         snapshot.keep_customers(config, basis.clone());
     }

@@ -277,7 +277,9 @@ impl Basis {
             let months_given = value_at(columns.contract_months, &months, at);
             let end = end_given.or_else(|| {
                 let start = DateTime::from_timestamp_millis(start)?;
-                start.checked_add_months(Months::new(months_given?)).map(to_epoch_ms)
+                start
+                    .checked_add_months(Months::new(months_given?))
+                    .map(to_epoch_ms)
             });
             let Some(end) = end.filter(|e| *e > start) else {
                 continue;
