@@ -1,8 +1,11 @@
 //! The promotion gate: does a newly trained model replace the active one?
 //!
-//! The candidate becomes active when, on the candidate's own holdout, its ROC AUC is at least the
-//! active model's ROC AUC on those same deals minus a tolerance, or when the active model is older
-//! than a maximum age. Otherwise it stays a candidate. A forced registration (`--activate`,
+//! The candidate becomes active when its ROC AUC is at least the active model's minus a tolerance,
+//! or when the active model is older than a maximum age. The figures compared are the backtests
+//! when both models have one of the same deals (same instant, same deals open then and closed
+//! since: a retrain of the same data with another spec or plan): that is how each method did on
+//! deals as they stood while open. Otherwise they are the ROC AUCs on the candidate's own holdout,
+//! the active model scored on those same deals. Otherwise it stays a candidate. A forced registration (`--activate`,
 //! `"force": true`) activates it anyway and is recorded as forced, with the same figures.
 
 use chrono::{DateTime, Utc};
@@ -97,6 +100,55 @@ pub struct GateDecision {
     pub holdout_rows: usize,
     /// When the gate ran.
     pub decided_at: DateTime<Utc>,
+    /// Which figures decided: `backtest` or `holdout` (decisions stored before backtests were
+    /// compared read as `holdout`).
+    #[serde(default)]
+    pub basis: GateBasis,
+    /// Both backtests, when `basis` is `backtest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtest: Option<BacktestComparison>,
+}
+
+/// Which figures the gate compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GateBasis {
+    /// The ROC AUCs on the candidate's holdout.
+    #[default]
+    Holdout,
+    /// The ROC AUCs of both backtests, on the same deals open at the same instant.
+    Backtest,
+}
+
+/// Two backtests of the same deals, side by side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BacktestComparison {
+    /// The instant both backtests looked from.
+    pub as_of: DateTime<Utc>,
+    /// Deals open then, closed since.
+    pub open_deals: usize,
+    /// The candidate's backtest ROC AUC.
+    pub candidate_auc: f64,
+    /// The active model's backtest ROC AUC.
+    pub active_auc: f64,
+}
+
+/// The backtests of `candidate` and `active` that judge the same deals, if any: the same
+/// instant, the same count of deals open then and closed since, the same count of them won, and a
+/// ROC AUC on both sides.
+pub fn comparable_backtests(candidate: &ModelArtifact, active: &ModelArtifact) -> Option<BacktestComparison> {
+    candidate.backtests.iter().find_map(|c| {
+        let a = active
+            .backtests
+            .iter()
+            .find(|a| a.as_of == c.as_of && a.open_deals == c.open_deals && a.won == c.won)?;
+        Some(BacktestComparison {
+            as_of: c.as_of,
+            open_deals: c.open_deals,
+            candidate_auc: c.roc_auc.filter(|v| v.is_finite())?,
+            active_auc: a.roc_auc.filter(|v| v.is_finite())?,
+        })
+    })
 }
 
 /// ROC AUC of `artifact` on `deals` (won = positive), with `now` for the age of open deals.
@@ -135,17 +187,34 @@ pub fn decide_measured(
     let active_auc = active.map(|(_, auc)| auc);
     let active = active.map(|(a, _)| a);
     let active_age_days = active.map(|a| (now - a.created_at).num_milliseconds() as f64 / 86_400_000.0);
+    let backtest = active.and_then(|a| comparable_backtests(candidate, a));
     let (outcome, reason) = match (active, active_auc, active_age_days) {
         (None, _, _) if force => (GateOutcome::Forced, "forced; no model was active".to_owned()),
         (None, _, _) => (GateOutcome::FirstModel, "no model was active".to_owned()),
         (Some(_), Some(active_auc), Some(age)) => {
-            let passes = candidate_auc >= active_auc - policy.auc_tolerance;
+            let (passes, figures) = match &backtest {
+                Some(b) => (
+                    b.candidate_auc >= b.active_auc - policy.auc_tolerance,
+                    format!(
+                        "candidate backtest AUC {:.4} vs active backtest AUC {:.4} on the {} deals open at {} \
+                         (tolerance {})",
+                        b.candidate_auc,
+                        b.active_auc,
+                        b.open_deals,
+                        b.as_of.format("%Y-%m-%d"),
+                        policy.auc_tolerance
+                    ),
+                ),
+                None => (
+                    candidate_auc >= active_auc - policy.auc_tolerance,
+                    format!(
+                        "candidate AUC {candidate_auc:.4} vs active AUC {active_auc:.4} on the candidate's {} holdout deals (tolerance {})",
+                        holdout_rows,
+                        policy.auc_tolerance
+                    ),
+                ),
+            };
             let too_old = age > policy.max_age_days;
-            let figures = format!(
-                "candidate AUC {candidate_auc:.4} vs active AUC {active_auc:.4} on the candidate's {} holdout deals (tolerance {})",
-                holdout_rows,
-                policy.auc_tolerance
-            );
             if force {
                 (GateOutcome::Forced, format!("forced; {figures}"))
             } else if passes {
@@ -180,6 +249,12 @@ pub fn decide_measured(
         max_age_days: policy.max_age_days,
         holdout_rows,
         decided_at: now,
+        basis: if backtest.is_some() {
+            GateBasis::Backtest
+        } else {
+            GateBasis::Holdout
+        },
+        backtest,
     }
 }
 
@@ -241,6 +316,83 @@ mod tests {
         assert_eq!(
             decide(&lenient, &weak, &holdout, Some(&strong), false, now).outcome,
             GateOutcome::Activated
+        );
+    }
+
+    fn backtest(as_of: DateTime<Utc>, open_deals: usize, won: usize, roc_auc: f64) -> crate::model::Backtest {
+        crate::model::Backtest {
+            as_of,
+            trained_on: 900,
+            open_deals,
+            won,
+            with_history: 0,
+            roc_auc: Some(roc_auc),
+            brier: None,
+            mean_probability: None,
+            win_rate: None,
+            calibration: Vec::new(),
+            by_age: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn backtests_of_the_same_deals_decide_and_others_leave_it_to_the_holdout() {
+        let history = crate::generate::generate(&crate::generate::GeneratorConfig {
+            deals: 2000,
+            seed: 3,
+            with_activities: false,
+            ..crate::generate::GeneratorConfig::default()
+        });
+        let deals = history.opportunities;
+        let mut strong = trained(&deals, &FeatureSpec::default_spec());
+        let weak_spec =
+            FeatureSpec::from_toml("[[feature]]\nname = \"region\"\nkind = \"categorical\"\n").unwrap();
+        let mut weak = trained(&deals, &weak_spec);
+        let holdout = holdout_deals(&deals, &weak.training).unwrap();
+        let (policy, now) = (GatePolicy::default(), strong.created_at);
+        let t = now - chrono::Duration::days(60);
+
+        // On the holdout the weak candidate is held; on a backtest of the same deals where it did
+        // better, it passes, and the decision says which figures it used.
+        weak.backtests = vec![backtest(t, 300, 120, 0.74)];
+        strong.backtests = vec![backtest(t, 300, 120, 0.70)];
+        let decision = decide(&policy, &weak, &holdout, Some(&strong), false, now);
+        assert_eq!(decision.outcome, GateOutcome::Activated, "{decision:?}");
+        assert_eq!(decision.basis, GateBasis::Backtest);
+        let compared = decision.backtest.as_ref().expect("both backtests");
+        assert_eq!((compared.candidate_auc, compared.active_auc), (0.74, 0.70));
+        assert!(
+            decision.reason.contains("backtest AUC 0.7400"),
+            "{}",
+            decision.reason
+        );
+        // Worse on the backtest: held, on the backtest's figures.
+        weak.backtests = vec![backtest(t, 300, 120, 0.60)];
+        let decision = decide(&policy, &weak, &holdout, Some(&strong), false, now);
+        assert_eq!(
+            (decision.outcome, decision.basis),
+            (GateOutcome::Held, GateBasis::Backtest)
+        );
+
+        // Backtests of other deals (another instant, more deals closed since, other outcomes)
+        // are not compared: the holdout decides, as without backtests.
+        for other in [
+            backtest(t - chrono::Duration::days(1), 300, 120, 0.9),
+            backtest(t, 310, 120, 0.9),
+            backtest(t, 300, 121, 0.9),
+        ] {
+            weak.backtests = vec![other];
+            let decision = decide(&policy, &weak, &holdout, Some(&strong), false, now);
+            assert_eq!(
+                (decision.outcome, decision.basis),
+                (GateOutcome::Held, GateBasis::Holdout)
+            );
+            assert!(decision.backtest.is_none());
+        }
+        weak.backtests.clear();
+        assert_eq!(
+            decide(&policy, &weak, &holdout, Some(&strong), false, now).basis,
+            GateBasis::Holdout
         );
     }
 }

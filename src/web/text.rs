@@ -497,6 +497,28 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
         "AUC ROC de la version active sur les mêmes affaires",
     ),
     ("gate.tolerance", "Tolerance", "Tolérance"),
+    ("gate.basis", "Decided on", "Décidé sur"),
+    (
+        "gate.basis_backtest",
+        "the backtests of the same deals",
+        "les backtests des mêmes affaires",
+    ),
+    ("gate.backtest_as_of", "Backtest as of", "Backtest à la date du"),
+    (
+        "gate.backtest_deals",
+        "Deals open then, closed since",
+        "Affaires ouvertes alors, clôturées depuis",
+    ),
+    (
+        "gate.candidate_backtest_auc",
+        "New version's backtest ROC AUC",
+        "AUC ROC du backtest de la nouvelle version",
+    ),
+    (
+        "gate.active_backtest_auc",
+        "Active version's backtest ROC AUC",
+        "AUC ROC du backtest de la version active",
+    ),
     (
         "gate.active_age",
         "Age of the active version (days)",

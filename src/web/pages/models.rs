@@ -662,6 +662,29 @@ fn gate_view(decision: &GateDecision, t: Text) -> GateView {
         t.get("model.holdout_rows"),
         format::count(decision.holdout_rows as u64, lang),
     ));
+    // When both backtests judged the same deals, they decided: shown first.
+    if let Some(b) = &decision.backtest {
+        let backtest = [
+            (t.get("gate.basis"), t.get("gate.basis_backtest").to_owned()),
+            (
+                t.get("gate.backtest_as_of"),
+                format::date(b.as_of.date_naive(), lang),
+            ),
+            (
+                t.get("gate.backtest_deals"),
+                format::count(b.open_deals as u64, lang),
+            ),
+            (
+                t.get("gate.candidate_backtest_auc"),
+                format::number(b.candidate_auc, 3, lang),
+            ),
+            (
+                t.get("gate.active_backtest_auc"),
+                format::number(b.active_auc, 3, lang),
+            ),
+        ];
+        figures.splice(0..0, backtest);
+    }
     GateView {
         outcome: t.get(outcome),
         held: decision.outcome == GateOutcome::Held,
