@@ -146,6 +146,7 @@ pub async fn run(
     };
     // From the database, the data version tells whether this run would fit the active model
     // again; a forced run trains anyway.
+    let fingerprint_started = Instant::now();
     let fingerprint = match (&input, source) {
         (TrainInput::Database { since, until }, Some(source)) => {
             let version = data_version(source, *since, *until)
@@ -172,6 +173,9 @@ pub async fn run(
         sources_for(&specs)
     };
     let mut job_phases = Phases::default();
+    if fingerprint.is_some() {
+        job_phases.add("fingerprint", fingerprint_started.elapsed().as_secs_f64());
+    }
     // The backtest reads the deals closed after its instant within the same window.
     let window_until = match &input {
         TrainInput::Database { until, .. } => *until,

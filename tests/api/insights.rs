@@ -678,7 +678,8 @@ async fn at_risk_lists_open_deals_beyond_a_threshold_that_separates_lost_from_wo
 #[tokio::test]
 async fn every_insight_answers_csv_on_request() {
     let app = spawn_app().await;
-    load_generated(&app, 500, 2).await;
+    // Enough closed deals for at-risk thresholds to separate won from lost (none do at 500).
+    load_generated(&app, 2_000, 2).await;
     let stored = app
         .client
         .put(app.url("/v1/objectives"))

@@ -124,6 +124,7 @@ async fn training_reports_its_phases_and_gates_against_a_model_with_other_featur
             "backtest",
             "cross_validation",
             "factors",
+            "fingerprint",
             "gate",
             "holdout",
             "load",
