@@ -239,6 +239,11 @@ impl World {
     /// Generates deal `index` (0-based); `with_activities` only controls whether the activity
     /// records are returned — the measures are derived from them either way.
     pub(crate) fn deal(&self, index: usize, with_activities: bool) -> Deal {
+        self.deal_under(index, with_activities, self.shift)
+    }
+
+    /// [`World::deal`] under `shift` instead of the world's own.
+    fn deal_under(&self, index: usize, with_activities: bool, shift: super::Shift) -> Deal {
         let mut rng = self.deal_rng.clone();
         rng.set_stream(index as u64);
         let open = self.is_open(index);
@@ -261,7 +266,7 @@ impl World {
         let rep = &self.reps[rep_index];
         let role = ContactRole::KNOWN[pick(&mut rng, ROLE_WEIGHTS)];
         let (sector, _, median_amount) = SECTORS[account.sector];
-        let amount = ((median_amount * (AMOUNT_SIGMA * normal(&mut rng)).exp() * self.shift.amount_factor)
+        let amount = ((median_amount * (AMOUNT_SIGMA * normal(&mut rng)).exp() * shift.amount_factor)
             / 10.0)
             .round()
             .max(50.0)
@@ -304,7 +309,7 @@ impl World {
         let mean_touches = rep.activity_level * (2.0 + 6.0 * (1.0 + window_days / 10.0).ln());
         let touches = poisson(&mut rng, mean_touches);
         let deal_response_hours =
-            rep.response_median_hours * (0.5 * normal(&mut rng)).exp() * self.shift.response_factor;
+            rep.response_median_hours * (0.5 * normal(&mut rng)).exp() * shift.response_factor;
         let events = self.timeline(&mut rng, touches, created_s, window_end_s, deal_response_hours);
         let pairs: Vec<_> = events.iter().map(|(d, _, t)| (*d, timestamp(*t))).collect();
         let derived = derive_interactions(&pairs);
@@ -422,7 +427,10 @@ impl World {
         if draws.wish == DealType::New || index == 0 {
             return None;
         }
-        let parent = self.deal(index - 1, false);
+        // Who renews is decided in the unshifted world: a shift changes what deals measure, not
+        // which accounts buy, so the open deals' sectors and regions stay those of the same world
+        // (under a shift a renewal's parent may itself be recorded lost).
+        let parent = self.deal_under(index - 1, false, super::Shift::default());
         if parent.opportunity.status != Status::Won {
             return None;
         }
