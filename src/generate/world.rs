@@ -266,8 +266,7 @@ impl World {
         let rep = &self.reps[rep_index];
         let role = ContactRole::KNOWN[pick(&mut rng, ROLE_WEIGHTS)];
         let (sector, _, median_amount) = SECTORS[account.sector];
-        let amount = ((median_amount * (AMOUNT_SIGMA * normal(&mut rng)).exp() * shift.amount_factor)
-            / 10.0)
+        let amount = ((median_amount * (AMOUNT_SIGMA * normal(&mut rng)).exp() * shift.amount_factor) / 10.0)
             .round()
             .max(50.0)
             * 10.0;
