@@ -327,6 +327,32 @@ async fn customer_figures_match_an_independent_computation_over_the_generated_ro
     );
     assert!(csv.contains("churn_rate,,,0."), "{csv}");
 
+    // The page shows the same period's figures, in both languages; a bad date is refused.
+    let mut analyst = crate::web::Browser::new(&app);
+    analyst.sign_in(&app.analyst_key).await;
+    let (status, _, page) = analyst
+        .get("/customers?from=2025-05-15&to=2025-12-31&lang=en")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!("{} new customers", r.new_customers)),
+        "{page}"
+    );
+    assert!(
+        page.contains("value=\"2025-05-15\"") && page.contains("value=\"2025-12-31\""),
+        "{page}"
+    );
+    let (status, _, page) = analyst
+        .get("/customers?from=2025-05-15&to=2025-12-31&lang=fr")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!("{} nouveaux clients", r.new_customers)),
+        "{page}"
+    );
+    let (status, _, page) = analyst.get("/customers?from=2025-13-01").await;
+    assert_eq!(status, 400, "{page}");
+
     // A write is seen by the next request: a new account won in the window, on a renewal
     // contract of 12 months.
     let mut deal = won_deal("X-1");

@@ -176,6 +176,8 @@ pub async fn trained_app() -> TestApp {
     let app = spawn_app_with(|s| {
         s.insights.competitor_field = Some("attr.competitor".into());
         s.insights.loss_reason_field = Some("attr.loss_reason".into());
+        s.insights.deal_type_field = Some("attr.deal_type".into());
+        s.insights.contract_months_field = Some("attr.contract_months".into());
     })
     .await;
     import_generated(&app, 800, 11).await;
@@ -727,7 +729,7 @@ async fn every_chart_label_is_in_the_pages_language() {
         "/team".to_owned(),
         // The generated history ends on 2026-01-01: a period with competitors to chart.
         "/competitors?from=2025-01-01&to=2025-12-31".to_owned(),
-        "/customers".to_owned(),
+        "/customers?from=2025-01-01&to=2025-12-31".to_owned(),
     ];
     // The data's own names (sectors such as "public sector", regions, reps, roles) are the
     // CRM's words, the same in both languages: taken out before looking for English.

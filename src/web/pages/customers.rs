@@ -1,11 +1,12 @@
 //! Customers (analyst): acquisition cost, customer value, contract length, churn and net
-//! revenue retention over the last 365 days (docs/insights.md).
+//! revenue retention over a period, the last 365 days by default (docs/insights.md).
 
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use chrono::Utc;
+use chrono::{Duration, Utc};
+use serde::Deserialize;
 
 use crate::auth::Role;
 use crate::config::Settings;
@@ -14,16 +15,22 @@ use crate::i18n::{format, Lang};
 use crate::insights::customer_inputs::{basis, CustomerColumns};
 use crate::insights::customers::{self, MoneyFigure, NumberFigure};
 use crate::insights::period::{self, Window};
-use crate::insights::snapshot::DAY_MS;
 use crate::insights::InsightsCache;
 use crate::store::{acquisition_costs, Db};
-use crate::web::error::{OrPage, PageError};
+use crate::web::error::{OrPage, PageError, PageErrorKind};
 use crate::web::session::Viewer;
 use crate::web::text::Text;
 use crate::web::{blocking, render, view, Nav, Ui};
 
-/// Days the page covers, up to the end of today.
+/// Days the page covers by default, up to the end of today.
 const WINDOW_DAYS: i64 = 365;
+
+/// The period (`from`, `to`: dates, both included).
+#[derive(Debug, Default, Deserialize)]
+pub struct CustomersQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
 
 /// One figure as shown: its name, its value or why it has none, and a count beside it.
 pub struct Figure {
@@ -84,25 +91,30 @@ fn ratios(values: &Option<BTreeMap<String, f64>>, lang: Lang) -> Option<String> 
     (!parts.is_empty()).then(|| format::join_parts(&parts))
 }
 
-/// `GET /customers`: the customer figures of the last 365 days.
+/// `GET /customers`: the customer figures of the last 365 days by default (`?from=&to=`).
 pub async fn show(
     req: HttpRequest,
     viewer: Viewer,
     db: web::Data<Db>,
     cache: web::Data<InsightsCache>,
     settings: web::Data<Settings>,
+    query: web::Query<CustomersQuery>,
 ) -> Result<HttpResponse, PageError> {
     viewer.require(Role::Analyst)?;
     let lang = viewer.lang;
     let t = Text(lang);
     let now = Utc::now();
-    let end = period::window(None, None, now)
-        .map_err(|(_, m)| PageError::internal(lang, anyhow::anyhow!("{m}")))?
-        .end;
-    let window = Window {
-        start: end - WINDOW_DAYS * DAY_MS,
-        end,
-    };
+    let q = query.into_inner();
+    let today = now.date_naive();
+    let from =
+        super::non_empty(q.from).unwrap_or_else(|| (today - Duration::days(WINDOW_DAYS - 1)).to_string());
+    let to = super::non_empty(q.to).unwrap_or_else(|| today.to_string());
+    let window: Window = period::window(Some(&from), Some(&to), now).map_err(|(field, message)| {
+        PageError::new(
+            lang,
+            PageErrorKind::BadInput(format!("{field}: {}", message.get(lang))),
+        )
+    })?;
     let answer = cache.snapshot_or_recent(&db).await.or_page(lang)?;
     let snapshot = answer.snapshot.clone();
     let columns = CustomerColumns::read(&db, &cache, &snapshot, &settings.insights)
