@@ -41,6 +41,13 @@ pub enum Backend {
     Postgres,
 }
 
+/// PostgreSQL migrations whose comments were reworded after they shipped, with the SHA-384 (hex)
+/// of the text databases applied: 0007 named a work item instead of the benchmark it cites.
+const REWORDED_COMMENTS: [(i64, &str); 1] = [(
+    7,
+    "963ceda5956388d41ab1f8ec89dee0422e22ac6024abd12084562bb78c00a615b1051371e250f52de4ccc80ca462d1e9",
+)];
+
 /// A connection pool plus the backend it talks to.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -190,9 +197,46 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         let result = match self.backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await,
-            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await,
+            Backend::Postgres => {
+                let migrator = sqlx::migrate!("migrations/postgres");
+                self.accept_reworded_comments(&migrator)
+                    .await
+                    .map_err(|e| ConnectError::Migrate(e.into()))?;
+                migrator.run(&self.pool).await
+            }
         };
         result.map_err(ConnectError::Migrate)
+    }
+
+    /// sqlx refuses to start when an applied migration's file no longer has the checksum recorded
+    /// when it ran, comments included. For each migration in [`REWORDED_COMMENTS`] whose comment
+    /// was reworded after it shipped (SQL unchanged), a database that applied the earlier text
+    /// gets the current checksum recorded instead; any other difference is still refused.
+    async fn accept_reworded_comments(&self, migrator: &sqlx::migrate::Migrator) -> Result<(), sqlx::Error> {
+        let applied: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if applied == 0 {
+            return Ok(());
+        }
+        for (version, earlier) in REWORDED_COMMENTS {
+            let Some(current) = migrator.iter().find(|m| m.version == version) else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE _sqlx_migrations SET checksum = decode($1, 'hex') \
+                 WHERE version = $2 AND checksum = decode($3, 'hex')",
+            )
+            .bind(hex::encode(&current.checksum))
+            .bind(version)
+            .bind(earlier)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
     }
 
     /// Starts a transaction that will write.

@@ -127,7 +127,65 @@ mod postgres_only {
 
     use dealscore::store::{Backend, Db};
 
-    use crate::helpers::{pool_options, spawn_app, spawn_app_beside};
+    use crate::helpers::{bin_path, pool_options, spawn_app, spawn_app_beside, TestDb};
+
+    /// A database that applied migration 0007 before its comment was reworded still starts (its
+    /// recorded checksum is moved to the current text's), and any other change to an applied
+    /// migration is still refused.
+    #[tokio::test]
+    #[ignore = "PostgreSQL only: TEST_DATABASE_URL=postgres://… cargo test --test api postgres_only -- --include-ignored"]
+    async fn a_database_migrated_before_a_comment_was_reworded_still_starts() {
+        let db = TestDb::new().await;
+        assert!(
+            db.url.starts_with("postgres"),
+            "this test needs PostgreSQL: set TEST_DATABASE_URL"
+        );
+        let migrate = || {
+            std::process::Command::new(bin_path())
+                .arg("migrate")
+                .env("DATABASE_URL", &db.url)
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("run dealscore migrate")
+        };
+        assert!(migrate().status.success());
+        let conn = Db::connect_without_migrating(&db.url, &pool_options())
+            .await
+            .expect("connect");
+        let set = |hex: &'static str| {
+            sqlx::query("UPDATE _sqlx_migrations SET checksum = decode($1, 'hex') WHERE version = 7")
+                .bind(hex)
+                .execute(&conn.pool)
+        };
+        let recorded = || {
+            sqlx::query_scalar::<_, String>(
+                "SELECT encode(checksum, 'hex') FROM _sqlx_migrations WHERE version = 7",
+            )
+            .fetch_one(&conn.pool)
+        };
+        let current = recorded().await.expect("checksum");
+        // The checksum databases recorded for the earlier wording.
+        set("963ceda5956388d41ab1f8ec89dee0422e22ac6024abd12084562bb78c00a615b1051371e250f52de4ccc80ca462d1e9")
+            .await
+            .expect("earlier checksum");
+        let output = migrate();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(recorded().await.expect("checksum"), current);
+        // Any other difference is refused, as sqlx does.
+        set("00").await.expect("other checksum");
+        let output = migrate();
+        assert!(!output.status.success());
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("previously applied but has been modified"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        conn.pool.close().await;
+    }
 
     /// PostgreSQL sets no lock timeout: a write behind a conflicting table lock waits for it
     /// (no error, no 503) and is committed once the lock is released.
