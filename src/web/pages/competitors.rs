@@ -4,20 +4,18 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use chrono::{Duration, Utc};
 use serde::Deserialize;
 
-use super::non_empty;
 use crate::auth::Role;
 use crate::config::Settings;
 use crate::i18n::{format, Lang};
 use crate::insights::breakdown::Field;
 use crate::insights::competitors::{self, CompetitorRow, CompetitorsReport, Setup, Values, WinRate};
 use crate::insights::filter::DealFilter;
-use crate::insights::{period, InsightsCache};
+use crate::insights::InsightsCache;
 use crate::store::Db;
 use crate::web::charts::{self, Series};
-use crate::web::error::{OrPage, PageError, PageErrorKind};
+use crate::web::error::{OrPage, PageError};
 use crate::web::session::Viewer;
 use crate::web::text::Text;
 use crate::web::{blocking, render, view, Nav, Ui};
@@ -160,15 +158,7 @@ pub async fn show(
     let lang = viewer.lang;
     let t = Text(lang);
     let q = query.into_inner();
-    let today = Utc::now().date_naive();
-    let from = non_empty(q.from).unwrap_or_else(|| (today - Duration::days(DEFAULT_DAYS)).to_string());
-    let to = non_empty(q.to).unwrap_or_else(|| today.to_string());
-    let window = period::window(Some(&from), Some(&to), Utc::now()).map_err(|(field, message)| {
-        PageError::new(
-            lang,
-            PageErrorKind::BadInput(format!("{field}: {}", message.get(lang))),
-        )
-    })?;
+    let (from, to, window) = super::page_period(q.from, q.to, DEFAULT_DAYS, lang)?;
     let config = &settings.insights;
     let configured = config.competitor_field.clone();
     let field = configured.as_deref().and_then(Field::parse);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 
 use crate::auth::Role;
@@ -14,10 +14,10 @@ use crate::domain::to_epoch_ms;
 use crate::i18n::{format, Lang};
 use crate::insights::customer_inputs::{basis, CustomerColumns};
 use crate::insights::customers::{self, MoneyFigure, NumberFigure};
-use crate::insights::period::{self, Window};
+use crate::insights::period::{self};
 use crate::insights::InsightsCache;
 use crate::store::{acquisition_costs, Db};
-use crate::web::error::{OrPage, PageError, PageErrorKind};
+use crate::web::error::{OrPage, PageError};
 use crate::web::session::Viewer;
 use crate::web::text::Text;
 use crate::web::{blocking, render, view, Nav, Ui};
@@ -105,16 +105,8 @@ pub async fn show(
     let t = Text(lang);
     let now = Utc::now();
     let q = query.into_inner();
-    let today = now.date_naive();
-    let from =
-        super::non_empty(q.from).unwrap_or_else(|| (today - Duration::days(WINDOW_DAYS - 1)).to_string());
-    let to = super::non_empty(q.to).unwrap_or_else(|| today.to_string());
-    let window: Window = period::window(Some(&from), Some(&to), now).map_err(|(field, message)| {
-        PageError::new(
-            lang,
-            PageErrorKind::BadInput(format!("{field}: {}", message.get(lang))),
-        )
-    })?;
+    // WINDOW_DAYS days, today included.
+    let (_, _, window) = super::page_period(q.from, q.to, WINDOW_DAYS - 1, lang)?;
     let answer = cache.snapshot_or_recent(&db).await.or_page(lang)?;
     let snapshot = answer.snapshot.clone();
     let columns = CustomerColumns::read(&db, &cache, &snapshot, &settings.insights)

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use chrono::{Duration, Utc};
 use serde::Deserialize;
 
 use super::non_empty;
 use crate::auth::Role;
 use crate::i18n::{format, Lang};
 use crate::insights::filter::{DealFilter, FilterNames};
-use crate::insights::period::{self, Window};
+use crate::insights::period::Window;
 use crate::insights::pipeline::{self, GroupBy, PipelineGroup, PipelineReport};
 use crate::insights::snapshot::NameId;
 use crate::insights::{InsightsCache, Snapshot};
@@ -51,15 +50,7 @@ struct Parsed {
 }
 
 fn parse(q: PipelineQuery, lang: Lang) -> Result<Parsed, PageError> {
-    let today = Utc::now().date_naive();
-    let from = non_empty(q.from).unwrap_or_else(|| (today - Duration::days(DEFAULT_DAYS)).to_string());
-    let to = non_empty(q.to).unwrap_or_else(|| today.to_string());
-    let window = period::window(Some(&from), Some(&to), Utc::now()).map_err(|(field, message)| {
-        PageError::new(
-            lang,
-            PageErrorKind::BadInput(format!("{field}: {}", message.get(lang))),
-        )
-    })?;
+    let (from, to, window) = super::page_period(q.from, q.to, DEFAULT_DAYS, lang)?;
     Ok(Parsed {
         window,
         from,
