@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use dealscore::domain::{Opportunity, Status};
-use dealscore::generate::{generate, write_opportunities_csv, GeneratorConfig};
 use serde_json::Value;
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::get_as_analyst as get;
+use crate::helpers::import_generated as load;
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
 use crate::web::Browser;
 
 /// Z of a two-sided 95 % interval.
@@ -18,26 +19,6 @@ const Z: f64 = 1.959_963_984_540_054;
 fn configured(app_settings: &mut dealscore::config::Settings) {
     app_settings.insights.competitor_field = Some("attr.competitor".into());
     app_settings.insights.loss_reason_field = Some("attr.loss_reason".into());
-}
-
-async fn load(app: &TestApp, deals: usize, seed: u64) -> Vec<Opportunity> {
-    let history = generate(&GeneratorConfig {
-        deals,
-        seed,
-        with_activities: false,
-        ..GeneratorConfig::default()
-    });
-    let mut csv = Vec::new();
-    write_opportunities_csv(&history.opportunities, &mut csv).expect("csv");
-    let (status, summary) = app.post_csv("", String::from_utf8(csv).expect("utf8")).await;
-    assert_eq!(status, 200, "{summary}");
-    history.opportunities
-}
-
-async fn get(app: &TestApp, path: &str) -> Value {
-    let (status, body) = app.get_json(path, &app.analyst_key).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    body
 }
 
 fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {

@@ -7,9 +7,10 @@ use std::process::Command;
 
 use chrono::{DateTime, Duration, Months, TimeZone, Utc};
 use dealscore::domain::{AttributeValue, Opportunity, Status};
-use dealscore::generate::{generate, write_opportunities_csv, GeneratorConfig};
 use serde_json::{json, Value};
 
+use crate::helpers::get_as_analyst as get;
+use crate::helpers::import_generated as load;
 use crate::helpers::{assert_problem, bin_path, spawn_app_with, won_deal, TestApp};
 
 fn ts(y: i32, m: u32, d: u32) -> DateTime<Utc> {
@@ -24,26 +25,6 @@ async fn customers_app(fields: bool) -> TestApp {
         }
     })
     .await
-}
-
-async fn load(app: &TestApp, deals: usize, seed: u64) -> Vec<Opportunity> {
-    let history = generate(&GeneratorConfig {
-        deals,
-        seed,
-        with_activities: false,
-        ..GeneratorConfig::default()
-    });
-    let mut csv = Vec::new();
-    write_opportunities_csv(&history.opportunities, &mut csv).expect("csv");
-    let (status, summary) = app.post_csv("", String::from_utf8(csv).expect("utf8")).await;
-    assert_eq!(status, 200, "{summary}");
-    history.opportunities
-}
-
-async fn get(app: &TestApp, path: &str) -> Value {
-    let (status, body) = app.get_json(path, &app.analyst_key).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    body
 }
 
 async fn put_costs(app: &TestApp, body: &Value) -> reqwest::Response {

@@ -356,8 +356,9 @@ pub fn bin_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dealscore"))
 }
 
-/// Imports a generated history (`deals` deals, fixed seed and end date) through `POST /v1/imports`.
-pub async fn import_generated(app: &TestApp, deals: usize, seed: u64) {
+/// Imports a generated history (`deals` deals, fixed seed and end date) through `POST /v1/imports`;
+/// the deals imported, for tests that recompute figures from them.
+pub async fn import_generated(app: &TestApp, deals: usize, seed: u64) -> Vec<dealscore::domain::Opportunity> {
     let config = dealscore::generate::GeneratorConfig {
         deals,
         seed,
@@ -370,6 +371,14 @@ pub async fn import_generated(app: &TestApp, deals: usize, seed: u64) {
     let (status, summary) = app.post_csv("", String::from_utf8(csv).expect("utf8")).await;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(summary["inserted"].as_u64(), Some(deals as u64), "{summary}");
+    history.opportunities
+}
+
+/// GET `path` with the analyst key; the JSON body of a 200 (anything else fails the test).
+pub async fn get_as_analyst(app: &TestApp, path: &str) -> Value {
+    let (status, body) = app.get_json(path, &app.analyst_key).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
 }
 
 /// Runs `dealscore-train` on the app's database; returns the parsed `--json` report.

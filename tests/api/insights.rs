@@ -5,37 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 use dealscore::domain::{Opportunity, Status};
-use dealscore::generate::{generate, write_opportunities_csv, GeneratorConfig};
 use serde_json::{json, Value};
 
+use crate::helpers::get_as_analyst as get;
+use crate::helpers::import_generated as load_generated;
 use crate::helpers::{assert_problem, spawn_app, TestApp};
 
 const CENT: f64 = 0.01;
 
 fn ts(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).single().expect("date")
-}
-
-/// Generates `deals` deals, imports them through the API and returns them.
-async fn load_generated(app: &TestApp, deals: usize, seed: u64) -> Vec<Opportunity> {
-    let config = GeneratorConfig {
-        deals,
-        seed,
-        with_activities: false,
-        ..GeneratorConfig::default()
-    };
-    let history = generate(&config);
-    let mut csv = Vec::new();
-    write_opportunities_csv(&history.opportunities, &mut csv).expect("csv");
-    let (status, summary) = app.post_csv("", String::from_utf8(csv).expect("utf8")).await;
-    assert_eq!(status, 200, "{summary}");
-    history.opportunities
-}
-
-async fn get(app: &TestApp, path: &str) -> Value {
-    let (status, body) = app.get_json(path, &app.analyst_key).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    body
 }
 
 // ---- the reference implementation: straightforward loops over `Opportunity` values ----
