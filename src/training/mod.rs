@@ -700,7 +700,8 @@ struct FoldOutcome {
 }
 
 /// Stratified K-fold CV of every alpha over `rows` (ascending row indices), fitting each alpha
-/// times `alpha_scale`. Encoders are refit inside each fold on that fold's training rows, so
+/// times `alpha_scale`. Folds are dealt by deal (rows sharing an external id: the snapshots of
+/// one deal), so no deal is on both sides of a fold. Encoders are refit inside each fold on that fold's training rows, so
 /// validation rows never shape bins or vocabularies. Folds run on every core; within a fold each
 /// alpha, strongest first, warm-starts the next.
 fn cross_validate_rows(
@@ -714,7 +715,9 @@ fn cross_validate_rows(
     let k = options.cv_folds;
     let all_won = data.won();
     let won: Vec<bool> = rows.iter().map(|&r| all_won[r]).collect();
-    let folds = split::stratified_folds(&won, k, options.seed);
+    // Folds are dealt by deal: a deal's snapshots validate together or train together.
+    let groups = split::group_numbers(rows.len(), |i| data.id(rows[i]));
+    let folds = split::grouped_stratified_folds(&won, &groups, k, options.seed);
     // Strongest penalty first: each fit warm-starts the next, weaker one.
     let mut order: Vec<usize> = (0..options.alphas.len()).collect();
     order.sort_by(|&a, &b| options.alphas[b].total_cmp(&options.alphas[a]));

@@ -112,19 +112,49 @@ pub fn random_split(won: &[bool], fraction: f64, seed: u64) -> Split {
 /// Stratified K-fold assignment: each class is shuffled and dealt round-robin, so every fold
 /// gets nearly the same number of won and lost rows. Returns the fold of each row.
 pub fn stratified_folds(won: &[bool], k: usize, seed: u64) -> Vec<usize> {
+    let groups: Vec<usize> = (0..won.len()).collect();
+    grouped_stratified_folds(won, &groups, k, seed)
+}
+
+/// Stratified K-fold assignment of groups of rows: every row of a group lands in the same fold,
+/// and the groups (not the rows) of each class are shuffled and dealt round-robin. `group[i]`
+/// numbers row *i*'s group, counting groups from 0 in order of first appearance; a group takes
+/// the class of its first row (the snapshots of one deal share its outcome).
+///
+/// Training snapshots are several rows of one deal: validated on one of them while trained on
+/// another, a fold would measure how well the model remembers a deal instead of how it ranks
+/// deals it never saw. With one row per group this is exactly [`stratified_folds`].
+pub fn grouped_stratified_folds(won: &[bool], group: &[usize], k: usize, seed: u64) -> Vec<usize> {
     let k = k.max(2);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
-    let mut fold = vec![0; won.len()];
+    let groups = group.iter().max().map_or(0, |g| g + 1);
+    let mut class_of = vec![None; groups];
+    for (row, &g) in group.iter().enumerate() {
+        class_of[g].get_or_insert(won[row]);
+    }
+    let mut fold_of_group = vec![0; groups];
     let mut next = 0;
     for class in [true, false] {
-        let mut rows: Vec<usize> = (0..won.len()).filter(|&i| won[i] == class).collect();
-        rows.shuffle(&mut rng);
-        for row in rows {
-            fold[row] = next % k;
+        let mut members: Vec<usize> = (0..groups).filter(|&g| class_of[g] == Some(class)).collect();
+        members.shuffle(&mut rng);
+        for g in members {
+            fold_of_group[g] = next % k;
             next += 1;
         }
     }
-    fold
+    group.iter().map(|&g| fold_of_group[g]).collect()
+}
+
+/// Numbers the groups of `keys` (row *i*'s key is `keys(i)`) from 0 in order of first
+/// appearance, for [`grouped_stratified_folds`].
+pub fn group_numbers<'a>(rows: usize, keys: impl Fn(usize) -> &'a str) -> Vec<usize> {
+    let mut numbers: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    (0..rows)
+        .map(|i| {
+            let next = numbers.len();
+            *numbers.entry(keys(i)).or_insert(next)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -224,6 +254,47 @@ mod tests {
         assert!(sample.iter().all(|r| rows.contains(r)));
         assert_eq!(stratified_sample(&rows, &won, 300, 9), sample);
         assert_eq!(stratified_sample(&rows, &won, 5000, 9), rows);
+    }
+
+    #[test]
+    fn a_deals_snapshots_share_a_fold_and_single_rows_fold_as_before() {
+        // 40 deals of 1–4 snapshots each, every fourth deal won.
+        let mut keys = Vec::new();
+        let mut won = Vec::new();
+        for deal in 0..40 {
+            for _ in 0..(1 + deal % 4) {
+                keys.push(format!("D-{deal}"));
+                won.push(deal % 4 == 0);
+            }
+        }
+        let group = group_numbers(keys.len(), |i| keys[i].as_str());
+        let folds = grouped_stratified_folds(&won, &group, 5, 3);
+        for i in 0..keys.len() {
+            for j in 0..keys.len() {
+                if keys[i] == keys[j] {
+                    assert_eq!(folds[i], folds[j], "{} split across folds", keys[i]);
+                }
+            }
+        }
+        // Deals, not rows, are dealt: each fold gets 2 of the 10 won deals and 8 deals in all.
+        for f in 0..5 {
+            let deals_in = |only_won: bool| {
+                let mut seen: Vec<&str> = (0..keys.len())
+                    .filter(|&i| folds[i] == f && (!only_won || won[i]))
+                    .map(|i| keys[i].as_str())
+                    .collect();
+                seen.dedup();
+                seen.len()
+            };
+            assert_eq!((deals_in(true), deals_in(false)), (2, 8));
+        }
+        // One row per deal: the same folds as the plain stratified assignment.
+        let won: Vec<bool> = (0..50).map(|i| i % 3 == 0).collect();
+        let single: Vec<usize> = (0..50).collect();
+        assert_eq!(
+            grouped_stratified_folds(&won, &single, 5, 7),
+            stratified_folds(&won, 5, 7)
+        );
     }
 
     #[test]
