@@ -10,7 +10,7 @@ use super::import::{open_file, render_summary};
 use crate::app::Application;
 use crate::auth::{generate_key, hash_key};
 use crate::config::Settings;
-use crate::ingest::{import_activities, import_opportunities, ImportOptions};
+use crate::ingest::{import_activities, import_history, import_opportunities, ImportOptions};
 use crate::store::{api_keys, opportunities};
 
 /// The ages (days) at which the demo's model sees each closed deal while it was open.
@@ -69,8 +69,18 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         with_activities: true,
         ..crate::generate::GeneratorConfig::default()
     };
-    let (deals_csv, activities_csv) = (dir.join("deals.csv"), dir.join("activities.csv"));
-    write_history(&config, &deals_csv, Some(&activities_csv))?;
+    let (deals_csv, activities_csv, history_csv) = (
+        dir.join("deals.csv"),
+        dir.join("activities.csv"),
+        dir.join("history.csv"),
+    );
+    let files = super::generate::HistoryFiles {
+        opportunities: deals_csv.clone(),
+        activities: Some(activities_csv.clone()),
+        history: Some(history_csv.clone()),
+        truth: None,
+    };
+    write_history(&config, &files)?;
 
     eprintln!("2/4 importing…");
     let options = ImportOptions::default();
@@ -78,6 +88,8 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     eprint!("{}", render_summary("   opportunities", &summary));
     let summary = import_activities(&db, open_file(activities_csv.clone()), &options, &|_| {}).await?;
     eprint!("{}", render_summary("   activities", &summary));
+    let summary = import_history(&db, open_file(history_csv.clone()), &options, &|_| {}).await?;
+    eprint!("{}", render_summary("   stage history", &summary));
     demo_customers(&mut settings, &db, config.end).await?;
 
     eprintln!("3/4 training…");

@@ -30,6 +30,14 @@ pub struct GenerateArgs {
     /// Activities CSV to write.
     #[arg(long, value_name = "FILE")]
     pub activities_out: Option<PathBuf>,
+    /// Field history CSV to write (external_id,field,value,changed_at: each deal's stage
+    /// changes), for `dealscore import --history`.
+    #[arg(long, value_name = "FILE")]
+    pub history_out: Option<PathBuf>,
+    /// Truth CSV to write: how each open deal eventually ends
+    /// (external_id,status,closed_at,true_probability), to judge scores against.
+    #[arg(long, value_name = "FILE")]
+    pub truth_out: Option<PathBuf>,
     /// Distribution shift, repeatable: `amount=3` multiplies amounts, `response_hours=4` answer
     /// delays (docs/generator.md). For drift checks against a model trained without it.
     #[arg(long, value_name = "NAME=FACTOR")]
@@ -67,32 +75,51 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         seed: args.seed,
         open_fraction: args.open_fraction,
         end: args.end_date.unwrap_or_else(today_midnight),
-        with_activities: args.activities_out.is_some(),
+        with_activities: args.activities_out.is_some() || args.history_out.is_some(),
         shift,
         id_prefix: args.id_prefix.clone(),
     };
-    let summary = write_history(&config, &args.out, args.activities_out.as_deref())?;
+    let files = HistoryFiles {
+        opportunities: args.out.clone(),
+        activities: args.activities_out.clone(),
+        history: args.history_out.clone(),
+        truth: args.truth_out.clone(),
+    };
+    let summary = write_history(&config, &files)?;
     eprintln!(
-        "wrote {} deals ({} open, {} won, {} lost) to {}{}",
+        "wrote {} deals ({} open, {} won, {} lost) to {}",
         summary.deals,
         summary.open,
         summary.won,
         summary.lost,
         args.out.display(),
-        args.activities_out
-            .as_ref()
-            .map(|p| format!(" and {} activities to {}", summary.activities, p.display()))
-            .unwrap_or_default()
     );
+    if let Some(p) = &args.activities_out {
+        eprintln!("wrote {} activities to {}", summary.activities, p.display());
+    }
+    if let Some(p) = &args.history_out {
+        eprintln!("wrote {} stage changes to {}", summary.stage_changes, p.display());
+    }
+    if let Some(p) = &args.truth_out {
+        eprintln!("wrote how the {} open deals end to {}", summary.open, p.display());
+    }
     Ok(())
+}
+
+/// The files a generated history is written to: the opportunities, and each other one when set.
+#[derive(Debug, Clone)]
+pub(super) struct HistoryFiles {
+    pub opportunities: PathBuf,
+    pub activities: Option<PathBuf>,
+    pub history: Option<PathBuf>,
+    pub truth: Option<PathBuf>,
 }
 
 /// Writes a generated history to files, through temporary names so a failure leaves nothing half
 /// written.
 pub(super) fn write_history(
     config: &GeneratorConfig,
-    out: &Path,
-    activities_out: Option<&Path>,
+    files: &HistoryFiles,
 ) -> anyhow::Result<GenerateSummary> {
     use std::io::BufWriter;
     let temp = |p: &Path| p.with_extension("csv.partial");
@@ -103,19 +130,23 @@ pub(super) fn write_history(
         let file = std::fs::File::create(temp(p)).with_context(|| format!("cannot write {}", p.display()))?;
         Ok(BufWriter::with_capacity(1 << 20, file))
     };
-    let opps = create(out)?;
-    let acts = activities_out.map(create).transpose()?;
+    let sinks = crate::generate::CsvSinks {
+        opportunities: create(&files.opportunities)?,
+        activities: files.activities.as_deref().map(create).transpose()?,
+        history: files.history.as_deref().map(create).transpose()?,
+        truth: files.truth.as_deref().map(create).transpose()?,
+    };
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(config.deals as u64)
     } else {
         ProgressBar::hidden()
     };
-    let summary = crate::generate::generate_to_csv(config, opps, acts, |done| bar.set_position(done as u64))
+    let summary = crate::generate::generate_to_csv(config, sinks, |done| bar.set_position(done as u64))
         .context("cannot write the generated history")?;
     bar.finish_and_clear();
-    std::fs::rename(temp(out), out).with_context(|| format!("cannot write {}", out.display()))?;
-    if let Some(p) = activities_out {
-        std::fs::rename(temp(p), p).with_context(|| format!("cannot write {}", p.display()))?;
+    let written = [&files.activities, &files.history, &files.truth];
+    for path in std::iter::once(&files.opportunities).chain(written.into_iter().flatten()) {
+        std::fs::rename(temp(path), path).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(summary)
 }

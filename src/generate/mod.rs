@@ -42,6 +42,12 @@ pub const OPPORTUNITY_COLUMNS: [&str; 16] = crate::domain::RECORD_FIELDS;
 /// Activity CSV columns, in order.
 pub const ACTIVITY_COLUMNS: [&str; 5] = ["opportunity_id", "id", "kind", "direction", "occurred_at"];
 
+/// Field history CSV columns, in order: what `dealscore import --history` reads.
+pub const HISTORY_COLUMNS: [&str; 4] = ["external_id", "field", "value", "changed_at"];
+
+/// Truth CSV columns, in order: how each open deal eventually ends.
+pub const TRUTH_COLUMNS: [&str; 4] = ["external_id", "status", "closed_at", "true_probability"];
+
 /// How often [`generate_to_csv`] reports progress, in deals.
 const PROGRESS_EVERY: usize = 10_000;
 
@@ -56,7 +62,8 @@ pub struct GeneratorConfig {
     pub open_fraction: f64,
     /// Reference "now": closed deals close before it, the history spans the two years before it.
     pub end: DateTime<Utc>,
-    /// Whether [`generate`] returns activity records (the row measures are the same either way).
+    /// Whether [`generate`] returns activity records and stage changes (the rows are the same
+    /// either way).
     pub with_activities: bool,
     /// Distribution shift applied to every deal (default: none), to simulate a pipeline that no
     /// longer looks like the history a model learned from.
@@ -133,6 +140,46 @@ pub struct SyntheticHistory {
     /// Activities as `(opportunity external_id, activity)`, grouped by deal and in time order
     /// within a deal; empty unless `with_activities`.
     pub activities: Vec<(String, Activity)>,
+    /// Stage changes as `(opportunity external_id, change)`, grouped by deal and in time order
+    /// within a deal; empty unless `with_activities`.
+    pub stage_changes: Vec<(String, StageChange)>,
+    /// How each open deal eventually ends, as `(external_id, outcome)` in deal order.
+    pub eventual: Vec<(String, EventualOutcome)>,
+}
+
+/// A deal's stage from an instant on: one row of its field history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageChange {
+    /// The stage (`qualification`, `proposal`, `negotiation`, `closed_won`, `closed_lost`).
+    pub stage: String,
+    /// When the deal entered it.
+    pub at: DateTime<Utc>,
+}
+
+/// How an open deal of a generated history ends after the history's end: the truth its scores
+/// can be judged against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventualOutcome {
+    /// Won or lost.
+    pub status: crate::domain::Status,
+    /// When it closes (after the history's end).
+    pub closed_at: DateTime<Utc>,
+    /// The true win probability the outcome was drawn with: the true model on the finished deal
+    /// (its whole cycle and every interaction of its life).
+    pub true_probability: f64,
+}
+
+/// Where [`generate_to_csv`] writes: the opportunities, and each other file when given.
+#[derive(Debug)]
+pub struct CsvSinks<W: Write> {
+    /// Opportunities ([`OPPORTUNITY_COLUMNS`] then [`ATTRIBUTE_COLUMNS`]).
+    pub opportunities: W,
+    /// Activities ([`ACTIVITY_COLUMNS`]).
+    pub activities: Option<W>,
+    /// Stage history ([`HISTORY_COLUMNS`]).
+    pub history: Option<W>,
+    /// How the open deals end ([`TRUTH_COLUMNS`]).
+    pub truth: Option<W>,
 }
 
 /// Counts reported by [`generate_to_csv`].
@@ -148,6 +195,8 @@ pub struct GenerateSummary {
     pub lost: usize,
     /// Activity rows written (0 without an activity output).
     pub activities: usize,
+    /// Stage-change rows written (0 without a history output).
+    pub stage_changes: usize,
 }
 
 impl GenerateSummary {
@@ -166,15 +215,20 @@ pub fn generate(config: &GeneratorConfig) -> SyntheticHistory {
     let world = World::new(config);
     let mut history = SyntheticHistory {
         opportunities: Vec::with_capacity(config.deals),
-        activities: Vec::new(),
+        ..SyntheticHistory::default()
     };
     for index in 0..config.deals {
         let deal = world.deal(index, config.with_activities);
-        history.activities.extend(
-            deal.activities
-                .into_iter()
-                .map(|a| (deal.opportunity.external_id.to_string(), a)),
-        );
+        let id = deal.opportunity.external_id.to_string();
+        history
+            .activities
+            .extend(deal.activities.into_iter().map(|a| (id.clone(), a)));
+        history
+            .stage_changes
+            .extend(deal.stage_changes.into_iter().map(|c| (id.clone(), c)));
+        if let Some(outcome) = deal.eventual {
+            history.eventual.push((id, outcome));
+        }
         history.opportunities.push(deal.opportunity);
     }
     history
@@ -182,32 +236,50 @@ pub fn generate(config: &GeneratorConfig) -> SyntheticHistory {
 
 /// Generates deal by deal straight into CSV, holding only one deal in memory at a time.
 ///
-/// Activities are generated and written when `activities_out` is given (whatever
-/// `config.with_activities` says). `progress` is called with the number of deals done every
-/// 10,000 deals and once at the end. Produces exactly the bytes that [`write_opportunities_csv`]
-/// and [`write_activities_csv`] write for [`generate`]'s result.
-pub fn generate_to_csv<W: Write, A: Write>(
+/// Activities and stage changes are generated when `sinks.activities` or `sinks.history` is
+/// given (whatever `config.with_activities` says). `progress` is called with the number of deals
+/// done every 10,000 deals and once at the end. Produces exactly the bytes that
+/// [`write_opportunities_csv`], [`write_activities_csv`], [`write_history_csv`] and
+/// [`write_truth_csv`] write for [`generate`]'s result.
+pub fn generate_to_csv<W: Write>(
     config: &GeneratorConfig,
-    opportunities_out: W,
-    activities_out: Option<A>,
+    sinks: CsvSinks<W>,
     mut progress: impl FnMut(usize),
 ) -> csv::Result<GenerateSummary> {
     let world = World::new(config);
-    let mut opp_writer = csv::Writer::from_writer(opportunities_out);
+    let mut opp_writer = csv::Writer::from_writer(sinks.opportunities);
     write_opportunity_header(&mut opp_writer)?;
-    let mut act_writer = activities_out.map(csv::Writer::from_writer);
-    if let Some(w) = act_writer.as_mut() {
-        w.write_record(ACTIVITY_COLUMNS)?;
-    }
+    let with_header = |sink: Option<W>, header: &[&str]| -> csv::Result<Option<csv::Writer<W>>> {
+        sink.map(|out| {
+            let mut writer = csv::Writer::from_writer(out);
+            writer.write_record(header)?;
+            Ok(writer)
+        })
+        .transpose()
+    };
+    let mut act_writer = with_header(sinks.activities, &ACTIVITY_COLUMNS)?;
+    let mut history_writer = with_header(sinks.history, &HISTORY_COLUMNS)?;
+    let mut truth_writer = with_header(sinks.truth, &TRUTH_COLUMNS)?;
+    let timelines = act_writer.is_some() || history_writer.is_some();
     let mut summary = GenerateSummary::default();
     for index in 0..config.deals {
-        let deal = world.deal(index, act_writer.is_some());
+        let deal = world.deal(index, timelines);
+        let id = deal.opportunity.external_id.as_str();
         write_opportunity_row(&mut opp_writer, &deal.opportunity)?;
         if let Some(w) = act_writer.as_mut() {
             for activity in &deal.activities {
-                write_activity_row(w, &deal.opportunity.external_id, activity)?;
+                write_activity_row(w, id, activity)?;
             }
             summary.activities += deal.activities.len();
+        }
+        if let Some(w) = history_writer.as_mut() {
+            for change in &deal.stage_changes {
+                write_history_row(w, id, change)?;
+            }
+            summary.stage_changes += deal.stage_changes.len();
+        }
+        if let (Some(w), Some(outcome)) = (truth_writer.as_mut(), deal.eventual.as_ref()) {
+            write_truth_row(w, id, outcome)?;
         }
         summary.count(&deal.opportunity);
         if summary.deals % PROGRESS_EVERY == 0 {
@@ -215,8 +287,8 @@ pub fn generate_to_csv<W: Write, A: Write>(
         }
     }
     opp_writer.flush()?;
-    if let Some(w) = act_writer.as_mut() {
-        w.flush()?;
+    for writer in [act_writer, history_writer, truth_writer].iter_mut().flatten() {
+        writer.flush()?;
     }
     progress(summary.deals);
     Ok(summary)
@@ -243,6 +315,54 @@ pub fn write_activities_csv<W: Write>(acts: &[(String, Activity)], out: W) -> cs
     }
     writer.flush()?;
     Ok(())
+}
+
+/// Writes `(opportunity external_id, stage change)` pairs as CSV with [`HISTORY_COLUMNS`].
+pub fn write_history_csv<W: Write>(changes: &[(String, StageChange)], out: W) -> csv::Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(HISTORY_COLUMNS)?;
+    for (opportunity_id, change) in changes {
+        write_history_row(&mut writer, opportunity_id, change)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// Writes `(opportunity external_id, eventual outcome)` pairs as CSV with [`TRUTH_COLUMNS`].
+pub fn write_truth_csv<W: Write>(outcomes: &[(String, EventualOutcome)], out: W) -> csv::Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(TRUTH_COLUMNS)?;
+    for (opportunity_id, outcome) in outcomes {
+        write_truth_row(&mut writer, opportunity_id, outcome)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+fn write_history_row<W: Write>(
+    writer: &mut csv::Writer<W>,
+    opportunity_id: &str,
+    change: &StageChange,
+) -> csv::Result<()> {
+    writer.write_record([
+        opportunity_id,
+        "stage",
+        change.stage.as_str(),
+        &format_time(change.at),
+    ])
+}
+
+fn write_truth_row<W: Write>(
+    writer: &mut csv::Writer<W>,
+    opportunity_id: &str,
+    outcome: &EventualOutcome,
+) -> csv::Result<()> {
+    writer.write_record([
+        opportunity_id,
+        outcome.status.as_str(),
+        &format_time(outcome.closed_at),
+        &outcome.true_probability.to_string(),
+    ])
 }
 
 /// RFC 3339 in UTC with a `Z` and whole seconds, e.g. `2025-03-01T10:00:00Z`.

@@ -21,6 +21,16 @@ fn csv_bytes(history: &SyntheticHistory) -> (Vec<u8>, Vec<u8>) {
     (opps, acts)
 }
 
+/// The opportunities alone, into `out`.
+fn only_opportunities<W: std::io::Write>(out: W) -> CsvSinks<W> {
+    CsvSinks {
+        opportunities: out,
+        activities: None,
+        history: None,
+        truth: None,
+    }
+}
+
 /// Closed deals only, as (true probability, won) pairs.
 fn outcomes(history: &SyntheticHistory, cfg: &GeneratorConfig) -> Vec<(f64, bool)> {
     history
@@ -68,27 +78,40 @@ fn generate_same_config_gives_same_bytes_and_other_seed_differs() {
 #[test]
 fn generate_streaming_matches_in_memory() {
     let cfg = config(1_500, 3);
-    let (opps, acts) = csv_bytes(&generate(&cfg));
-    let (mut s_opps, mut s_acts) = (Vec::new(), Vec::new());
+    let in_memory = generate(&cfg);
+    let (opps, acts) = csv_bytes(&in_memory);
+    let (mut history, mut truth) = (Vec::new(), Vec::new());
+    write_history_csv(&in_memory.stage_changes, &mut history).unwrap();
+    write_truth_csv(&in_memory.eventual, &mut truth).unwrap();
+    let mut streamed: [Vec<u8>; 4] = Default::default();
     let mut reports = Vec::new();
-    let summary = generate_to_csv(&cfg, &mut s_opps, Some(&mut s_acts), |n| reports.push(n)).unwrap();
-    assert_eq!(opps, s_opps);
-    assert_eq!(acts, s_acts);
+    let [s_opps, s_acts, s_history, s_truth] = &mut streamed;
+    let sinks = CsvSinks {
+        opportunities: s_opps,
+        activities: Some(s_acts),
+        history: Some(s_history),
+        truth: Some(s_truth),
+    };
+    let summary = generate_to_csv(&cfg, sinks, |n| reports.push(n)).unwrap();
+    assert_eq!(streamed, [opps.clone(), acts, history, truth]);
     assert_eq!(summary.deals, 1_500);
     assert_eq!(summary.open + summary.won + summary.lost, 1_500);
+    assert_eq!(summary.stage_changes, in_memory.stage_changes.len());
+    assert_eq!(in_memory.eventual.len(), summary.open);
     assert_eq!(reports.last(), Some(&1_500));
 
-    // Without an activity file the opportunity rows are unchanged.
-    let mut no_acts = Vec::new();
-    let summary = generate_to_csv(&cfg, &mut no_acts, None::<std::io::Sink>, |_| {}).unwrap();
-    assert_eq!(no_acts, opps);
-    assert_eq!(summary.activities, 0);
+    // Without the other files the opportunity rows are unchanged.
+    let mut alone = Vec::new();
+    let summary = generate_to_csv(&cfg, only_opportunities(&mut alone), |_| {}).unwrap();
+    assert_eq!(alone, opps);
+    assert_eq!((summary.activities, summary.stage_changes), (0, 0));
     let without = generate(&GeneratorConfig {
         with_activities: false,
         ..cfg
     });
-    assert!(without.activities.is_empty());
+    assert!(without.activities.is_empty() && without.stage_changes.is_empty());
     assert_eq!(csv_bytes(&without).0, opps);
+    assert_eq!(without.eventual, in_memory.eventual);
 }
 
 #[test]
@@ -263,7 +286,7 @@ fn generate_strongest_lever_is_the_biggest_move() {
 fn generate_speed() {
     let cfg = config(200_000, 4);
     let started = std::time::Instant::now();
-    let summary = generate_to_csv(&cfg, std::io::sink(), None::<std::io::Sink>, |_| {}).unwrap();
+    let summary = generate_to_csv(&cfg, only_opportunities(std::io::sink()), |_| {}).unwrap();
     eprintln!("{} deals in {:?}", summary.deals, started.elapsed());
 }
 
@@ -372,4 +395,134 @@ fn renewals_and_upsells_follow_a_won_parent_on_its_account_and_in_its_contract()
         won_renewals > 0 && won_renewals < renewals,
         "some renewals are won, some lost"
     );
+}
+
+#[test]
+fn open_deals_end_after_the_history_as_closed_deals_of_their_age_did() {
+    let cfg = config(20_000, 13);
+    let history = generate(&cfg);
+    let open: HashMap<&str, &Opportunity> = history
+        .opportunities
+        .iter()
+        .filter(|o| o.status == Status::Open)
+        .map(|o| (o.external_id.as_str(), o))
+        .collect();
+    assert_eq!(history.eventual.len(), open.len(), "one outcome per open deal");
+    let (mut won, mut probability) = (0.0, 0.0);
+    for (id, outcome) in &history.eventual {
+        let deal = open[id.as_str()];
+        assert!(outcome.closed_at > cfg.end, "{id} closes after the history");
+        assert!(outcome.status.is_closed());
+        assert!((0.0..=1.0).contains(&outcome.true_probability));
+        // Nothing after the end is exported: the row shows the deal as it stands at the end.
+        assert!(deal.last_activity_at.is_none_or(|t| t <= cfg.end), "{id}");
+        won += f64::from(u8::from(outcome.status == Status::Won));
+        probability += outcome.true_probability;
+    }
+    let n = history.eventual.len() as f64;
+    // Outcomes are drawn with their true probabilities: the two rates agree within noise.
+    assert!(
+        (won / n - probability / n).abs() < 3.0 * (0.25 / n).sqrt(),
+        "won {} vs true {}",
+        won / n,
+        probability / n
+    );
+    // Open deals come from the same process as closed ones. The old ones are the long deals
+    // (cycles far from the optimum, fewer won), but deals opened in the last two weeks are
+    // almost any deal: they end up won about as often as the closed deals were (3 standard
+    // errors).
+    let (closed_rate, _) = win_rate(history.opportunities.iter());
+    let (young_won, young) = history
+        .eventual
+        .iter()
+        .filter(|(id, _)| open[id.as_str()].cycle_days(cfg.end).is_some_and(|d| d < 14.0))
+        .fold((0.0, 0.0), |(w, n), (_, o)| {
+            (w + f64::from(u8::from(o.status == Status::Won)), n + 1.0)
+        });
+    let tolerance = 3.0 * (closed_rate * (1.0 - closed_rate) / young).sqrt();
+    assert!(
+        (young_won / young - closed_rate).abs() < tolerance,
+        "young open deals {} vs closed {closed_rate} (± {tolerance})",
+        young_won / young
+    );
+    let (old_won, old) = history
+        .eventual
+        .iter()
+        .filter(|(id, _)| open[id.as_str()].cycle_days(cfg.end).is_some_and(|d| d >= 90.0))
+        .fold((0.0, 0.0), |(w, n), (_, o)| {
+            (w + f64::from(u8::from(o.status == Status::Won)), n + 1.0)
+        });
+    assert!(
+        old_won / old < young_won / young - 0.05,
+        "old {} vs young {}",
+        old_won / old,
+        young_won / young
+    );
+
+    // Open deals' interactions so far are fewer than a whole life's: the young ones have had
+    // little time, exactly like closed deals seen at the same age.
+    let young: Vec<_> = open
+        .values()
+        .filter(|o| o.cycle_days(cfg.end).is_some_and(|d| d < 7.0))
+        .collect();
+    let closed_mean = mean(history.opportunities.iter().filter(|o| o.status.is_closed()));
+    assert!(mean(young.iter().map(|o| **o)) < closed_mean / 2.0);
+}
+
+fn mean<'a>(deals: impl Iterator<Item = &'a Opportunity>) -> f64 {
+    let (mut sum, mut n) = (0.0, 0.0);
+    for deal in deals {
+        sum += deal.interaction_count.unwrap_or(0) as f64;
+        n += 1.0;
+    }
+    sum / n
+}
+
+#[test]
+fn stage_history_leads_to_each_deals_current_stage() {
+    let cfg = config(5_000, 17);
+    let history = generate(&cfg);
+    let mut by_deal: HashMap<&str, Vec<&StageChange>> = HashMap::new();
+    for (id, change) in &history.stage_changes {
+        by_deal.entry(id.as_str()).or_default().push(change);
+    }
+    let (mut moved_on, mut open_deals) = (0, 0);
+    for deal in &history.opportunities {
+        let changes = &by_deal[deal.external_id.as_str()];
+        let id = deal.external_id.as_str();
+        assert_eq!(
+            changes[0].at,
+            deal.created_at.unwrap(),
+            "{id} starts when created"
+        );
+        assert!(
+            changes.windows(2).all(|w| w[0].at < w[1].at),
+            "{id}: one change a second, in order"
+        );
+        let last = changes.last().unwrap();
+        assert_eq!(
+            Some(&last.stage),
+            deal.stage.as_ref(),
+            "{id} ends at its current stage"
+        );
+        assert!(last.at <= deal.closed_at.unwrap_or(cfg.end));
+        if let Some(closed) = deal.closed_at {
+            assert_eq!(last.at, closed, "{id} closes at its close");
+        } else {
+            open_deals += 1;
+            moved_on += usize::from(changes.len() > 1);
+        }
+    }
+    assert!(
+        moved_on > open_deals / 4,
+        "{moved_on} of {open_deals} open deals moved on"
+    );
+
+    // The file imports as a field history: the columns and values `dealscore import --history`
+    // reads.
+    let mut bytes = Vec::new();
+    write_history_csv(&history.stage_changes, &mut bytes).unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.starts_with("external_id,field,value,changed_at\n"));
+    assert!(text.lines().skip(1).all(|l| l.split(',').nth(1) == Some("stage")));
 }

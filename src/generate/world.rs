@@ -112,6 +112,11 @@ struct Account {
 pub(crate) struct Deal {
     pub opportunity: Opportunity,
     pub activities: Vec<Activity>,
+    /// Its stage changes up to its close or the end of the history, in time order: the field
+    /// history a CRM would export (empty unless activities were asked for).
+    pub stage_changes: Vec<super::StageChange>,
+    /// How an open deal eventually ends (`None` for a closed deal).
+    pub eventual: Option<super::EventualOutcome>,
     /// Index of its account in the world's accounts.
     pub account_index: usize,
 }
@@ -303,13 +308,28 @@ impl World {
             None => (created_s, window_end_s),
         };
 
-        let window_s = window_end_s - created_s;
-        let window_days = window_s as f64 / DAY as f64;
-        let mean_touches = rep.activity_level * (2.0 + 6.0 * (1.0 + window_days / 10.0).ln());
+        // An open deal lives on past the end of the history: it closes after a cycle drawn like a
+        // closed deal's, given that it has lasted this long, and a renewal still by its latest
+        // date. Its whole life is drawn the same way as a closed deal's; the export shows the part
+        // before the end, and the truth says how it ends.
+        let close_s = if open {
+            let age_days = (window_end_s - created_s) as f64 / DAY as f64;
+            let cycle_s = (cycle_longer_than(&mut rng, age_days) * DAY as f64) as i64;
+            let close = follow_up.map_or(created_s + cycle_s, |f| {
+                (created_s + cycle_s).min(f.latest_close_s)
+            });
+            close.max(self.end_s + 3600)
+        } else {
+            window_end_s
+        };
+        let window_days = (window_end_s - created_s) as f64 / DAY as f64;
+        let life_days = (close_s - created_s) as f64 / DAY as f64;
+        let mean_touches = rep.activity_level * (2.0 + 6.0 * (1.0 + life_days / 10.0).ln());
         let touches = poisson(&mut rng, mean_touches);
         let deal_response_hours =
             rep.response_median_hours * (0.5 * normal(&mut rng)).exp() * shift.response_factor;
-        let events = self.timeline(&mut rng, touches, created_s, window_end_s, deal_response_hours);
+        let life = self.timeline(&mut rng, touches, created_s, close_s, deal_response_hours);
+        let events: Vec<_> = life.iter().filter(|e| e.2 <= window_end_s).copied().collect();
         let pairs: Vec<_> = events.iter().map(|(d, _, t)| (*d, timestamp(*t))).collect();
         let derived = derive_interactions(&pairs);
 
@@ -355,26 +375,35 @@ impl World {
                 cycle_days: None,
             },
         };
-        if open {
-            // Older open deals have usually progressed further.
-            let progress = window_days / OPEN_WINDOW_DAYS as f64 + 0.3 * normal(&mut rng);
-            opportunity.stage = Some(
-                if progress < 0.25 {
-                    "qualification"
-                } else if progress < 0.6 {
-                    "proposal"
-                } else {
-                    "negotiation"
-                }
-                .to_owned(),
-            );
+        let (stage_pace, eventual) = if open {
+            let pace = normal(&mut rng);
+            opportunity.stage = Some(open_stage(window_days, pace).to_owned());
+            // The finished deal: its whole life's interactions and its close. The outcome is
+            // drawn from it exactly as a closed deal's is.
+            let all_pairs: Vec<_> = life.iter().map(|(d, _, t)| (*d, timestamp(*t))).collect();
+            let whole = derive_interactions(&all_pairs);
+            let mut finished = opportunity.clone();
+            finished.closed_at = Some(timestamp(close_s));
+            finished.interaction_count = Some(whole.interaction_count);
+            finished.response_hours = whole.response_hours;
+            finished.last_activity_at = whole.last_activity_at;
+            let probability = sigmoid(true_logit(&finished, timestamp(close_s)));
+            let won = unit(&mut rng) < probability;
+            let eventual = super::EventualOutcome {
+                status: if won { Status::Won } else { Status::Lost },
+                closed_at: timestamp(close_s),
+                true_probability: probability,
+            };
+            (pace, Some(eventual))
         } else {
             // The outcome comes from the finished row itself, so true_logit on the row is
             // exactly the probability the outcome was drawn with.
             let won = unit(&mut rng) < sigmoid(true_logit(&opportunity, self.end));
             opportunity.status = if won { Status::Won } else { Status::Lost };
             opportunity.stage = Some(if won { "closed_won" } else { "closed_lost" }.to_owned());
-        }
+            // Drawn last, so a closed deal's other fields are those drawn without a stage history.
+            (normal(&mut rng), None)
+        };
         let drawn = super::competition::draw(
             &self.deal_rng,
             index,
@@ -408,9 +437,16 @@ impl World {
         } else {
             Vec::new()
         };
+        let stage_changes = if with_activities {
+            stage_changes(created_s, window_end_s, stage_pace, opportunity.stage.as_deref())
+        } else {
+            Vec::new()
+        };
         Deal {
             opportunity,
             activities,
+            stage_changes,
+            eventual,
             account_index,
         }
     }
@@ -487,6 +523,97 @@ impl World {
         events.sort_by_key(|e| e.2);
         events
     }
+}
+
+/// Where a deal of `age_days` stands when its pace (a standard normal draw, fixed for the deal)
+/// is `pace`: older deals have usually progressed further. Stages carry no outcome of their own.
+fn open_stage(age_days: f64, pace: f64) -> &'static str {
+    let progress = age_days / OPEN_WINDOW_DAYS as f64 + 0.3 * pace;
+    if progress < STAGE_STEPS[0].0 {
+        "qualification"
+    } else if progress < STAGE_STEPS[1].0 {
+        STAGE_STEPS[0].1
+    } else {
+        STAGE_STEPS[1].1
+    }
+}
+
+/// The progress at which a deal moves on, and the stage it moves to (see [`open_stage`]).
+const STAGE_STEPS: [(f64, &str); 2] = [(0.25, "proposal"), (0.6, "negotiation")];
+
+/// The stage history of a deal created at `created_s` that was open until `open_until_s`: its
+/// first stage at creation, each step [`open_stage`] takes before `open_until_s`, and, when it
+/// has closed, its final stage `final_stage` at the close.
+fn stage_changes(
+    created_s: i64,
+    open_until_s: i64,
+    pace: f64,
+    final_stage: Option<&str>,
+) -> Vec<super::StageChange> {
+    let closing = final_stage.filter(|stage| stage.starts_with("closed_"));
+    let mut changes = vec![super::StageChange {
+        stage: open_stage(0.0, pace).to_owned(),
+        at: timestamp(created_s),
+    }];
+    for (progress, stage) in STAGE_STEPS {
+        // The first second at which `age / window + 0.3 pace` has reached the step.
+        let at_days = (progress - 0.3 * pace) * OPEN_WINDOW_DAYS as f64;
+        let at = created_s + (at_days * DAY as f64).ceil() as i64;
+        // A closed deal's last second belongs to its closing stage.
+        let before_end = if closing.is_some() {
+            at < open_until_s
+        } else {
+            at <= open_until_s
+        };
+        if at > created_s && before_end {
+            changes.push(super::StageChange {
+                stage: stage.to_owned(),
+                at: timestamp(at),
+            });
+        }
+    }
+    if let Some(stage) = closing {
+        // A deal closed the second it was created has no open stage to record.
+        changes.retain(|c| c.at < timestamp(open_until_s));
+        changes.push(super::StageChange {
+            stage: stage.to_owned(),
+            at: timestamp(open_until_s),
+        });
+    }
+    changes
+}
+
+/// A closed deal's cycle in days, given that it has already lasted `age_days`: the cycle
+/// distribution of closed deals (log-normal around [`CYCLE_MEDIAN_DAYS`]) above that age, so
+/// open deals end the way closed deals of their age did.
+fn cycle_longer_than(rng: &mut ChaCha8Rng, age_days: f64) -> f64 {
+    let lower = (age_days.max(1.0) / CYCLE_MEDIAN_DAYS).ln() / CYCLE_SIGMA;
+    let z = normal_above(rng, lower);
+    (CYCLE_MEDIAN_DAYS * (CYCLE_SIGMA * z).exp()).clamp(age_days + 1.0 / 24.0, 600.0_f64.max(age_days + 1.0))
+}
+
+/// A standard normal draw conditioned on exceeding `lower`: plain rejection below the mean,
+/// Robert's exponential proposal above it (acceptance above 75 % at any bound). Both loops end
+/// with probability one; the cap only guards against a broken random source.
+fn normal_above(rng: &mut ChaCha8Rng, lower: f64) -> f64 {
+    const TRIES: usize = 10_000;
+    if lower <= 0.0 {
+        for _ in 0..TRIES {
+            let z = normal(rng);
+            if z > lower {
+                return z;
+            }
+        }
+        return lower.abs();
+    }
+    let rate = (lower + (lower * lower + 4.0).sqrt()) / 2.0;
+    for _ in 0..TRIES {
+        let z = lower - (1.0 - unit(rng)).ln() / rate;
+        if unit(rng) <= (-(z - rate) * (z - rate) / 2.0).exp() {
+            return z;
+        }
+    }
+    lower
 }
 
 /// Median closed-deal cycle in days; matches the model's optimum so most deals are near it.

@@ -2,50 +2,92 @@
 //! activities, a model that learns from deals as they stood while open ranks the deals open at a
 //! past date better than the final-state model, and no longer writes young deals off.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::helpers::{bin_path, spawn_app, train_cli_on, TestDb};
 
-/// Generates `deals` deals with their activities (`dealscore generate`) and imports both through
-/// the CLI into a fresh database (no server: only the command line works on it).
-fn import_history_with_activities(db: &TestDb, deals: usize, seed: u64) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (deals_csv, activities_csv) = (dir.path().join("deals.csv"), dir.path().join("activities.csv"));
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin_path())
-            .args(args)
-            .env("DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run dealscore");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let (deals_arg, seed_arg) = (deals.to_string(), seed.to_string());
-    run(&[
-        "generate",
-        "--deals",
-        &deals_arg,
-        "--seed",
-        &seed_arg,
-        "--end-date",
-        "2026-06-01",
-        "--out",
-        deals_csv.to_str().unwrap(),
-        "--activities-out",
-        activities_csv.to_str().unwrap(),
-    ]);
-    run(&[
-        "import",
-        "--file",
-        deals_csv.to_str().unwrap(),
-        "--activities",
-        activities_csv.to_str().unwrap(),
-    ]);
+/// The files of a generated history, kept while the test needs them.
+struct GeneratedHistory {
+    dir: tempfile::TempDir,
 }
+
+impl GeneratedHistory {
+    fn deals(&self) -> std::path::PathBuf {
+        self.dir.path().join("deals.csv")
+    }
+    fn truth(&self) -> std::path::PathBuf {
+        self.dir.path().join("truth.csv")
+    }
+}
+
+/// Runs `dealscore` with `args` on the database at `db_url`; panics with its error output if it
+/// fails.
+fn run_cli(db_url: &str, args: &[&str]) {
+    let out = std::process::Command::new(bin_path())
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run dealscore");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Generates `deals` deals (a share `open_fraction` of them open on 2026-06-01) with their
+/// activities, stage history and truth (`dealscore generate`), and imports deals, activities and
+/// history through the CLI into a fresh database (no server: only the command line works on it).
+fn import_generated_history(db: &TestDb, deals: usize, seed: u64, open_fraction: f64) -> GeneratedHistory {
+    let generated = GeneratedHistory {
+        dir: tempfile::tempdir().expect("tempdir"),
+    };
+    let path = |name: &str| generated.dir.path().join(name).to_str().unwrap().to_owned();
+    let (deals_csv, activities_csv, history_csv) =
+        (path("deals.csv"), path("activities.csv"), path("history.csv"));
+    let (deals_arg, seed_arg, open_arg) = (deals.to_string(), seed.to_string(), open_fraction.to_string());
+    run_cli(
+        &db.url,
+        &[
+            "generate",
+            "--deals",
+            &deals_arg,
+            "--seed",
+            &seed_arg,
+            "--open-fraction",
+            &open_arg,
+            "--end-date",
+            END_DATE,
+            "--out",
+            &deals_csv,
+            "--activities-out",
+            &activities_csv,
+            "--history-out",
+            &history_csv,
+            "--truth-out",
+            &path("truth.csv"),
+        ],
+    );
+    run_cli(
+        &db.url,
+        &[
+            "import",
+            "--file",
+            &deals_csv,
+            "--activities",
+            &activities_csv,
+            "--history",
+            &history_csv,
+        ],
+    );
+    generated
+}
+
+/// The end of every generated history here: the instant its open deals are scored at.
+const END_DATE: &str = "2026-06-01T00:00:00Z";
 
 fn backtest(report: &Value) -> &Value {
     let backtests = report["artifact"]["backtests"].as_array().expect("backtests");
@@ -69,7 +111,7 @@ fn young_band(backtest: &Value) -> (f64, f64, u64) {
 #[tokio::test]
 async fn snapshots_rank_open_deals_better_and_keep_young_deals_calibrated() {
     let db = TestDb::new().await;
-    import_history_with_activities(&db, 6000, 3);
+    let _history = import_generated_history(&db, 6000, 3, 0.2);
     // Both registered: the final-state model first, then the snapshot model through the gate.
     let final_state = train_cli_on(&db.url, &[]);
     let point_in_time = train_cli_on(&db.url, &["--snapshot-ages", "0,7,14,30,60,90,120,180,365"]);
@@ -173,4 +215,202 @@ async fn snapshots_are_refused_with_the_reason_where_they_cannot_work() {
         .await
         .unwrap();
     crate::helpers::assert_problem(response, 422, Some("options.snapshot_ages")).await;
+}
+
+/// Trains on the database without registering (`--no-register`), keeping the artifact in
+/// `out`; returns the report and the artifact's path.
+fn train_artifact(db_url: &str, out: &std::path::Path, extra: &[&str]) -> (Value, std::path::PathBuf) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dealscore-train"))
+        .args(["--json", "--no-register", "--out", out.to_str().unwrap()])
+        .args(extra)
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run dealscore-train");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json report");
+    let version = report["artifact"]["version"]
+        .as_str()
+        .expect("version")
+        .to_owned();
+    (report, out.join(format!("{version}.json")))
+}
+
+/// Scores `open_csv` with `model` as of the history's end (`dealscore score --as-of`); returns
+/// each deal's win probability by external id.
+fn score_as_of_end(
+    db_url: &str,
+    open_csv: &std::path::Path,
+    model: &std::path::Path,
+) -> HashMap<String, f64> {
+    let scored = open_csv.with_file_name(format!(
+        "scored-{}",
+        model
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace(".json", ".csv")
+    ));
+    run_cli(
+        db_url,
+        &[
+            "score",
+            "--file",
+            open_csv.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--as-of",
+            END_DATE,
+            "--out",
+            scored.to_str().unwrap(),
+        ],
+    );
+    let mut reader = csv::Reader::from_path(&scored).expect("scored file");
+    let headers = reader.headers().expect("headers").clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).expect(name);
+    let (id, probability, error) = (column("external_id"), column("probability"), column("error"));
+    reader
+        .records()
+        .map(|row| {
+            let row = row.expect("row");
+            assert_eq!(&row[error], "", "{row:?}");
+            (row[id].to_owned(), row[probability].parse().expect("probability"))
+        })
+        .collect()
+}
+
+/// ROC AUC of `scored` (probability, won) by ranks (Mann–Whitney, ties counted half).
+fn roc_auc(scored: &[(f64, bool)]) -> f64 {
+    let (mut pairs, mut favourable) = (0.0, 0.0);
+    let won: Vec<f64> = scored.iter().filter(|s| s.1).map(|s| s.0).collect();
+    let lost: Vec<f64> = scored.iter().filter(|s| !s.1).map(|s| s.0).collect();
+    for w in &won {
+        for l in &lost {
+            pairs += 1.0;
+            favourable += if w > l {
+                1.0
+            } else if w == l {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    favourable / pairs
+}
+
+/// How the open deals of a generated history end, and when each was created.
+struct OpenDealTruth {
+    /// external id → (won eventually, age in days at the history's end)
+    deals: HashMap<String, (bool, f64)>,
+}
+
+impl OpenDealTruth {
+    /// Reads the truth file and writes the open deals' rows of `deals_csv` to `open_csv`.
+    fn read(history: &GeneratedHistory, open_csv: &std::path::Path) -> OpenDealTruth {
+        let end = chrono::DateTime::parse_from_rfc3339(END_DATE).unwrap();
+        let mut won = HashMap::new();
+        let mut truth = csv::Reader::from_path(history.truth()).expect("truth file");
+        assert_eq!(
+            truth.headers().unwrap(),
+            vec!["external_id", "status", "closed_at", "true_probability"]
+        );
+        for row in truth.records() {
+            let row = row.unwrap();
+            let closed = chrono::DateTime::parse_from_rfc3339(&row[2]).unwrap();
+            assert!(closed > end, "{row:?} ends after the history");
+            won.insert(row[0].to_owned(), &row[1] == "won");
+        }
+        let mut reader = csv::Reader::from_path(history.deals()).expect("deals file");
+        let headers = reader.headers().unwrap().clone();
+        let column = |name: &str| headers.iter().position(|h| h == name).expect(name);
+        let (id, status, created) = (column("external_id"), column("status"), column("created_at"));
+        let mut writer = csv::Writer::from_path(open_csv).expect("open deals file");
+        writer.write_record(&headers).unwrap();
+        let mut deals = HashMap::new();
+        for row in reader.records() {
+            let row = row.unwrap();
+            if &row[status] != "open" {
+                continue;
+            }
+            writer.write_record(&row).unwrap();
+            let age = end - chrono::DateTime::parse_from_rfc3339(&row[created]).unwrap();
+            let eventually_won = *won.get(&row[id]).expect("every open deal has its truth");
+            deals.insert(
+                row[id].to_owned(),
+                (eventually_won, age.num_seconds() as f64 / 86_400.0),
+            );
+        }
+        writer.flush().unwrap();
+        assert_eq!(deals.len(), won.len(), "the truth names the open deals only");
+        OpenDealTruth { deals }
+    }
+
+    /// (ROC AUC against the eventual outcomes, mean probability of the deals younger than 21
+    /// days, their eventual win rate, how many they are).
+    fn judge(&self, probabilities: &HashMap<String, f64>) -> (f64, f64, f64, usize) {
+        assert_eq!(probabilities.len(), self.deals.len(), "every open deal scored");
+        let scored: Vec<(f64, bool)> = self
+            .deals
+            .iter()
+            .map(|(id, (won, _))| (probabilities[id], *won))
+            .collect();
+        let young: Vec<(f64, bool)> = self
+            .deals
+            .iter()
+            .filter(|(_, (_, age))| *age < 21.0)
+            .map(|(id, (won, _))| (probabilities[id], *won))
+            .collect();
+        let n = young.len() as f64;
+        let predicted = young.iter().map(|y| y.0).sum::<f64>() / n;
+        let rate = young.iter().filter(|y| y.1).count() as f64 / n;
+        (roc_auc(&scored), predicted, rate, young.len())
+    }
+}
+
+#[tokio::test]
+async fn open_deals_scored_at_the_end_are_calibrated_and_ranked_against_how_they_really_end() {
+    let db = TestDb::new().await;
+    let history = import_generated_history(&db, 12_000, 5, 0.3);
+    let open_csv = history.dir.path().join("open.csv");
+    let truth = OpenDealTruth::read(&history, &open_csv);
+    let models = history.dir.path().join("models");
+
+    let (_, final_state) = train_artifact(&db.url, &models, &[]);
+    let (report, point_in_time) = train_artifact(
+        &db.url,
+        &models,
+        &["--snapshot-ages", "0,7,14,30,60,90,120,180,365"],
+    );
+    assert!(
+        report["artifact"]["training"]["snapshots"].is_object(),
+        "{}",
+        report["artifact"]["training"]
+    );
+
+    let (auc_before, predicted_before, rate, young) =
+        truth.judge(&score_as_of_end(&db.url, &open_csv, &final_state));
+    let (auc_after, predicted_after, rate_after, _) =
+        truth.judge(&score_as_of_end(&db.url, &open_csv, &point_in_time));
+    assert_eq!(rate, rate_after);
+    eprintln!(
+        "{} open deals, {young} younger than 21 days (eventual win rate {rate:.3}): final state AUC \
+         {auc_before:.3}, young predicted {predicted_before:.3}; snapshots AUC {auc_after:.3}, young \
+         predicted {predicted_after:.3}",
+        truth.deals.len()
+    );
+    assert!(young > 300, "{young}");
+    assert!(
+        (predicted_after - rate).abs() <= 0.05,
+        "young deals: predicted {predicted_after:.3}, eventually won {rate:.3}"
+    );
+    assert!(
+        auc_after > auc_before,
+        "ranking against eventual outcomes: snapshots {auc_after:.3}, final state {auc_before:.3}"
+    );
 }
