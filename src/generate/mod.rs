@@ -167,6 +167,10 @@ pub struct EventualOutcome {
     /// The true win probability the outcome was drawn with: the true model on the finished deal
     /// (its whole cycle and every interaction of its life).
     pub true_probability: f64,
+    /// The finished deal's interaction count (its whole life's; not in the truth file).
+    pub final_interaction_count: i64,
+    /// The finished deal's mean response time in hours (not in the truth file).
+    pub final_response_hours: Option<f64>,
 }
 
 /// Where [`generate_to_csv`] writes: the opportunities, and each other file when given.

@@ -393,6 +393,8 @@ impl World {
                 status: if won { Status::Won } else { Status::Lost },
                 closed_at: timestamp(close_s),
                 true_probability: probability,
+                final_interaction_count: whole.interaction_count,
+                final_response_hours: whole.response_hours,
             };
             (pace, Some(eventual))
         } else {

