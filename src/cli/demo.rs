@@ -13,9 +13,6 @@ use crate::config::Settings;
 use crate::ingest::{import_activities, import_history, import_opportunities, ImportOptions};
 use crate::store::{api_keys, opportunities};
 
-/// The ages (days) at which the demo's model sees each closed deal while it was open.
-const DEMO_SNAPSHOT_AGES: [u32; 9] = [0, 7, 14, 30, 60, 90, 120, 180, 365];
-
 /// Arguments of `dealscore demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -105,7 +102,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
             // The demo's history has timestamped activities: it learns from deals as they stood
             // while open, at the ages open deals are scored at (docs/scoring-method.md).
             snapshots: Some(crate::training::snapshots::SnapshotPlan::Ages(
-                DEMO_SNAPSHOT_AGES.to_vec(),
+                crate::training::snapshots::DEFAULT_AGES.to_vec(),
             )),
         },
         low_priority: false,

@@ -15,6 +15,7 @@ use indicatif::ProgressBar;
 use crate::config::{LogFormat, Settings};
 use crate::features::FeatureSpec;
 use crate::ingest::read_opportunities;
+use crate::lifecycle::default_plan::{self, SnapshotRequest};
 use crate::lifecycle::train_job::{self, TrainInput, TrainJob};
 use crate::training::{render_report, SplitKind, TrainOptions, TrainProgress};
 
@@ -85,7 +86,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub json: bool,
     /// Learn from each closed deal as it stood at N instants of its open life (1–12; needs the
-    /// time split and the database), instead of from its final state.
+    /// time split and the database), instead of from its final state. Default: snapshots at the
+    /// ages 0,7,14,30,60,90,120,180,365 when the closed deals have activities, else final states.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=12))]
     pub snapshots: Option<u8>,
     /// Learn from each closed deal as it stood at each of these ages (days, increasing, e.g.
@@ -97,6 +99,9 @@ pub struct TrainArgs {
         conflicts_with = "snapshots"
     )]
     pub snapshot_ages: Option<Vec<u32>>,
+    /// Learn from each closed deal's final state, even when its history could give snapshots.
+    #[arg(long, conflicts_with_all = ["snapshots", "snapshot_ages"])]
+    pub final_state: bool,
 }
 
 /// `--split`.
@@ -113,13 +118,14 @@ fn parse_date(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 impl TrainArgs {
-    /// The snapshot plan the flags ask for, if any.
-    fn snapshot_plan(&self) -> Option<crate::training::snapshots::SnapshotPlan> {
+    /// What the flags ask for: a snapshot plan, final states, or the default.
+    fn snapshot_request(&self) -> SnapshotRequest {
         use crate::training::snapshots::SnapshotPlan;
         match (&self.snapshots, &self.snapshot_ages) {
-            (Some(n), _) => Some(SnapshotPlan::PerDeal(usize::from(*n))),
-            (None, Some(ages)) => Some(SnapshotPlan::Ages(ages.clone())),
-            (None, None) => None,
+            _ if self.final_state => SnapshotRequest::FinalState,
+            (Some(n), _) => SnapshotRequest::Plan(SnapshotPlan::PerDeal(usize::from(*n))),
+            (None, Some(ages)) => SnapshotRequest::Plan(SnapshotPlan::Ages(ages.clone())),
+            (None, None) => SnapshotRequest::Default,
         }
     }
 }
@@ -192,6 +198,11 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
             until: args.until,
         },
     };
+    // Deals read from a file have no recorded history here.
+    let history = if args.from_csv.is_some() { None } else { db.clone() };
+    let snapshots = default_plan::resolve(&args.snapshot_request(), history.as_ref(), options.split)
+        .await
+        .context("cannot check the deals' activities")?;
     // The database may be open only to read the deals: with --no-register the job gets no
     // registry, so nothing is registered or activated there.
     let registry = if args.no_register { None } else { db.as_ref() };
@@ -217,9 +228,8 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
         gate: crate::lifecycle::gate::GatePolicy::from_settings(&settings),
         who: "dealscore-train".into(),
         point_in_time: crate::lifecycle::point_in_time::PointInTime {
-            // Deals read from a file have no recorded history here.
-            source: if args.from_csv.is_some() { None } else { db.clone() },
-            snapshots: args.snapshot_plan(),
+            source: history,
+            snapshots,
         },
         low_priority: false,
     };

@@ -5,6 +5,7 @@ pub mod background;
 pub mod backtest;
 pub mod compare;
 pub mod cut_points;
+pub mod default_plan;
 pub mod gate;
 pub mod holdout;
 pub mod point_in_time;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::default_plan::{self, SnapshotRequest};
 use super::gate::GatePolicy;
 use super::point_in_time::PointInTime;
 use super::train_job::{self, TrainJob, TrainJobError};
@@ -65,13 +66,18 @@ pub struct TrainRequestOptions {
     /// Fewest lost deals accepted (default 40).
     pub min_lost: Option<usize>,
     /// Learn from each closed deal as it stood at this many instants of its open life
-    /// (docs/scoring-method.md); default: from final states. Needs the time split.
+    /// (docs/scoring-method.md). Needs the time split. Default: snapshots at the ages 0, 7, 14,
+    /// 30, 60, 90, 120, 180 and 365 days when the closed deals have activities, else final
+    /// states.
     #[schema(minimum = 1, maximum = 12)]
     pub snapshots: Option<usize>,
     /// Or learn from each closed deal as it stood at each of these ages in days (increasing,
     /// 1–24 of them) that it reached while open. Not with `snapshots`.
     #[schema(min_items = 1, max_items = 24)]
     pub snapshot_ages: Option<Vec<u32>>,
+    /// Learn from each closed deal's final state, even when its history could give snapshots.
+    /// Not with `snapshots` or `snapshot_ages`.
+    pub final_state: Option<bool>,
 }
 
 /// A validated request, ready to run.
@@ -83,8 +89,8 @@ pub struct RunPlan {
     pub options: TrainOptions,
     /// Forced activation.
     pub force: bool,
-    /// The instants each closed deal is seen at (`None`: final states).
-    pub snapshots: Option<crate::training::snapshots::SnapshotPlan>,
+    /// The instants each closed deal is seen at, as asked (resolved when the run starts).
+    pub snapshots: SnapshotRequest,
     /// The request as recorded on the run.
     pub recorded: serde_json::Value,
 }
@@ -217,7 +223,20 @@ impl TrainRequest {
                 );
             }
         }
-        let snapshots = snapshots.map(|(_, plan)| plan);
+        if o.final_state == Some(true) && snapshots.is_some() {
+            errors.push_localized(
+                "options.final_state",
+                tr!(
+                    "give `final_state` or a snapshot plan, not both",
+                    "donnez `final_state` ou un plan d'instantanés, pas les deux"
+                ),
+            );
+        }
+        let snapshots = match snapshots {
+            Some((_, plan)) => SnapshotRequest::Plan(plan),
+            None if o.final_state == Some(true) => SnapshotRequest::FinalState,
+            None => SnapshotRequest::Default,
+        };
         let options = TrainOptions {
             split,
             test_fraction,
@@ -244,6 +263,7 @@ impl TrainRequest {
                 "min_lost": min_lost,
                 "snapshots": o.snapshots,
                 "snapshot_ages": o.snapshot_ages,
+                "final_state": o.final_state,
             },
             "force": self.force,
         });
@@ -370,6 +390,9 @@ impl Trainer {
             ..
         } = plan;
         options.now = Utc::now();
+        let snapshots = default_plan::resolve(&snapshots, Some(&self.db), options.split)
+            .await
+            .map_err(|e| format!("cannot check the deals' activities: {e}"))?;
         let input = train_job::TrainInput::Database {
             since: options.window_since,
             until: options.window_until,

@@ -118,6 +118,18 @@ pub async fn refresh_derived(tx: &mut Transaction<'_, Any>, opportunity_id: i64)
     Ok(())
 }
 
+/// Whether any won or lost deal has a recorded activity: the history snapshot training learns
+/// from. Stops at the first one found.
+pub async fn any_on_closed_deals(db: &Db) -> Result<bool, sqlx::Error> {
+    let found: Option<(i64,)> = sqlx::query_as(
+        "SELECT a.id FROM activities a JOIN opportunities o ON o.id = a.opportunity_id \
+         WHERE o.status IN ('won', 'lost') LIMIT 1",
+    )
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// Activities of an opportunity, oldest first.
 pub async fn list_for(db: &Db, external_id: &str) -> Result<Vec<Activity>, sqlx::Error> {
     let rows: Vec<ActivityRow> = sqlx::query_as(

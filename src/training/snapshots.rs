@@ -12,6 +12,11 @@ pub use crate::features::snapshot_plan::{instants, SnapshotPlan, MAX_AGES, MAX_P
 /// Snapshots per closed deal by default: every deal weighs the same.
 pub const DEFAULT_PER_DEAL: usize = 3;
 
+/// The ages (days) a training job sees each closed deal at when nothing else is asked and the
+/// deals have timestamped activities: the ages open deals are scored at, up to a year, denser
+/// while deals are young (docs/scoring-method.md).
+pub const DEFAULT_AGES: [u32; 9] = [0, 7, 14, 30, 60, 90, 120, 180, 365];
+
 /// The snapshots of one closed deal: the deal as it stood at each instant of `plan`, with its
 /// outcome and close date kept (the label, and the time split keeps a deal's snapshots on one
 /// side) and its age then as its cycle. A deal without both dates, or closed the instant it was

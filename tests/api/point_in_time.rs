@@ -113,8 +113,9 @@ async fn snapshots_rank_open_deals_better_and_keep_young_deals_calibrated() {
     let db = TestDb::new().await;
     let _history = import_generated_history(&db, 6000, 3, 0.2);
     // Both registered: the final-state model first, then the snapshot model through the gate.
-    let final_state = train_cli_on(&db.url, &[]);
-    let point_in_time = train_cli_on(&db.url, &["--snapshot-ages", "0,7,14,30,60,90,120,180,365"]);
+    // The history has activities, so snapshots at the default ages are what a plain run does.
+    let final_state = train_cli_on(&db.url, &["--final-state"]);
+    let point_in_time = train_cli_on(&db.url, &[]);
 
     let (before, after) = (backtest(&final_state), backtest(&point_in_time));
     // The same deals are judged: those open at the same instant, against how they ended.
@@ -159,7 +160,11 @@ async fn snapshots_rank_open_deals_better_and_keep_young_deals_calibrated() {
     );
 
     let training = &point_in_time["artifact"]["training"];
-    assert_eq!(training["snapshots"]["ages"][0], 0, "{training}");
+    assert_eq!(
+        training["snapshots"]["ages"],
+        serde_json::json!([0, 7, 14, 30, 60, 90, 120, 180, 365]),
+        "{training}"
+    );
     assert!(
         training["deals_with_history"].as_u64().unwrap() > 4000,
         "{training}"
@@ -189,6 +194,7 @@ async fn snapshots_are_refused_with_the_reason_where_they_cannot_work() {
             &["--snapshots", "3", "--snapshot-ages", "7"][..],
             "cannot be used with",
         ),
+        (&["--final-state", "--snapshots", "3"][..], "cannot be used with"),
     ] {
         let out = train(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -215,6 +221,15 @@ async fn snapshots_are_refused_with_the_reason_where_they_cannot_work() {
         .await
         .unwrap();
     crate::helpers::assert_problem(response, 422, Some("options.snapshot_ages")).await;
+    let response = app
+        .client
+        .post(app.url("/v1/models/train"))
+        .bearer_auth(&app.analyst_key)
+        .json(&serde_json::json!({"options": {"final_state": true, "snapshots": 3}}))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_problem(response, 422, Some("options.final_state")).await;
 }
 
 /// Trains on the database without registering (`--no-register`), keeping the artifact in
@@ -381,7 +396,7 @@ async fn open_deals_scored_at_the_end_are_calibrated_and_ranked_against_how_they
     let truth = OpenDealTruth::read(&history, &open_csv);
     let models = history.dir.path().join("models");
 
-    let (_, final_state) = train_artifact(&db.url, &models, &[]);
+    let (_, final_state) = train_artifact(&db.url, &models, &["--final-state"]);
     let (report, point_in_time) = train_artifact(
         &db.url,
         &models,

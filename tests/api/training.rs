@@ -114,6 +114,10 @@ async fn training_reports_its_phases_and_gates_against_a_model_with_other_featur
         String::from_utf8_lossy(&first.stderr)
     );
     let report: Value = serde_json::from_slice(&first.stdout).unwrap();
+    // Deals without activities: snapshots would know nothing of their interactions, so the
+    // default is their final states.
+    let training = &report["artifact"]["training"];
+    assert!(training.get("snapshots").is_none(), "{training}");
     let phases = report["phases"].as_object().expect("phases");
     let mut names: Vec<&str> = phases.keys().map(String::as_str).collect();
     names.sort_unstable();
