@@ -66,9 +66,8 @@ pub struct TrainRequestOptions {
     /// Fewest lost deals accepted (default 40).
     pub min_lost: Option<usize>,
     /// Learn from each closed deal as it stood at this many instants of its open life
-    /// (docs/scoring-method.md). Needs the time split. Default: snapshots at the ages 0, 7, 14,
-    /// 30, 60, 90, 120, 180 and 365 days when the closed deals have activities, else final
-    /// states.
+    /// (docs/scoring-method.md). Needs the time split. Default: snapshots at 16 ages from 0 to
+    /// 365 days when the closed deals have activities, else final states.
     #[schema(minimum = 1, maximum = 12)]
     pub snapshots: Option<usize>,
     /// Or learn from each closed deal as it stood at each of these ages in days (increasing,

@@ -138,6 +138,11 @@ pub async fn run(
     let mut progress = progress;
     let options = options.check().map_err(TrainError::from)?;
     let now = options.now;
+    let spec = if point_in_time.snapshots.is_some() {
+        spec.for_snapshots()
+    } else {
+        spec
+    };
     // The active model is read first: the deals are read once, for the candidate's features and
     // for the active model's, which the gate measures on the candidate's holdout.
     let active = match db {

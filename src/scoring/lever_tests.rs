@@ -72,7 +72,8 @@ fn recommendations_recover_the_generators_strongest_lever_and_contributions_add_
     assert!(rate >= 0.6, "agreement {rate}");
 }
 
-/// A model trained on snapshots of generated closed deals at the demo's ages, every generated
+/// A model trained as a default snapshot job would (default ages and spec) on generated closed
+/// deals, every generated
 /// deal and how each open one ends, and the end date.
 fn trained_on_snapshots(
     deals: usize,
@@ -91,7 +92,7 @@ fn trained_on_snapshots(
     for (id, activity) in &history.activities {
         activities.entry(id.as_str()).or_default().push(activity.clone());
     }
-    let plan = SnapshotPlan::Ages(vec![0, 7, 14, 30, 60, 90, 120, 180, 365]);
+    let plan = SnapshotPlan::Ages(crate::training::snapshots::DEFAULT_AGES.to_vec());
     let rules = AsOfRules::default();
     let rows: Vec<Opportunity> = history
         .opportunities
@@ -111,7 +112,7 @@ fn trained_on_snapshots(
     };
     let trained = crate::training::train(
         &rows,
-        &crate::features::FeatureSpec::default_spec(),
+        &crate::features::FeatureSpec::default_spec().for_snapshots(),
         &options.check().unwrap(),
         &mut |_| {},
     )
@@ -160,12 +161,10 @@ fn true_uplift(
 }
 
 /// The uplift the chosen lever claims, against the generator's truth of how the open deal ends
-/// with the change. The figures (`cargo test --lib claimed_uplift -- --nocapture`) are in
-/// BENCHMARKS.md: on average the claim is about 2 points above the truth — engaging the decision
-/// maker is over-claimed, answering faster under-claimed — so this checks 3 points, not the
-/// 1 point the method aims at.
+/// with the change: within 1 point on average (BENCHMARKS.md, "Open deals against how they
+/// end"; `cargo test --lib claimed_uplift -- --nocapture` prints the figures per lever).
 #[test]
-fn claimed_uplift_of_the_chosen_lever_stays_near_the_generators_truth_on_average() {
+fn claimed_uplift_of_the_chosen_lever_matches_the_generators_truth_on_average() {
     let (artifact, history, now) = trained_on_snapshots(12_000, 5);
     let truth: std::collections::HashMap<&str, &crate::generate::EventualOutcome> =
         history.eventual.iter().map(|(id, o)| (id.as_str(), o)).collect();
@@ -195,7 +194,7 @@ fn claimed_uplift_of_the_chosen_lever_stays_near_the_generators_truth_on_average
     );
     assert!(deals > 1000, "{deals}");
     assert!(
-        (claimed / n - actual / n).abs() <= 0.03,
+        (claimed / n - actual / n).abs() <= 0.01,
         "claimed {:.4} vs true {:.4}",
         claimed / n,
         actual / n

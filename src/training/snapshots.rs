@@ -13,9 +13,12 @@ pub use crate::features::snapshot_plan::{instants, SnapshotPlan, MAX_AGES, MAX_P
 pub const DEFAULT_PER_DEAL: usize = 3;
 
 /// The ages (days) a training job sees each closed deal at when nothing else is asked and the
-/// deals have timestamped activities: the ages open deals are scored at, up to a year, denser
-/// while deals are young (docs/scoring-method.md).
-pub const DEFAULT_AGES: [u32; 9] = [0, 7, 14, 30, 60, 90, 120, 180, 365];
+/// deals have timestamped activities: the ages open deals are scored at, up to a year, every two
+/// weeks or so until five months (the oldest open deals are the long ones, which lose more:
+/// sparse old ages over-estimated them; docs/scoring-method.md).
+pub const DEFAULT_AGES: [u32; 16] = [
+    0, 7, 14, 21, 30, 45, 60, 75, 90, 105, 120, 135, 150, 180, 240, 365,
+];
 
 /// The snapshots of one closed deal: the deal as it stood at each instant of `plan`, with its
 /// outcome and close date kept (the label, and the time split keeps a deal's snapshots on one

@@ -162,7 +162,7 @@ async fn snapshots_rank_open_deals_better_and_keep_young_deals_calibrated() {
     let training = &point_in_time["artifact"]["training"];
     assert_eq!(
         training["snapshots"]["ages"],
-        serde_json::json!([0, 7, 14, 30, 60, 90, 120, 180, 365]),
+        serde_json::json!([0, 7, 14, 21, 30, 45, 60, 75, 90, 105, 120, 135, 150, 180, 240, 365]),
         "{training}"
     );
     assert!(
@@ -375,16 +375,22 @@ impl OpenDealTruth {
             .iter()
             .map(|(id, (won, _))| (probabilities[id], *won))
             .collect();
-        let young: Vec<(f64, bool)> = self
+        let (predicted, rate, young) = self.band(probabilities, 0.0..21.0);
+        (roc_auc(&scored), predicted, rate, young)
+    }
+
+    /// (mean probability, eventual win rate, how many) of the deals whose age is in `ages`.
+    fn band(&self, probabilities: &HashMap<String, f64>, ages: std::ops::Range<f64>) -> (f64, f64, usize) {
+        let deals: Vec<(f64, bool)> = self
             .deals
             .iter()
-            .filter(|(_, (_, age))| *age < 21.0)
+            .filter(|(_, (_, age))| ages.contains(age))
             .map(|(id, (won, _))| (probabilities[id], *won))
             .collect();
-        let n = young.len() as f64;
-        let predicted = young.iter().map(|y| y.0).sum::<f64>() / n;
-        let rate = young.iter().filter(|y| y.1).count() as f64 / n;
-        (roc_auc(&scored), predicted, rate, young.len())
+        let n = deals.len() as f64;
+        let predicted = deals.iter().map(|d| d.0).sum::<f64>() / n;
+        let rate = deals.iter().filter(|d| d.1).count() as f64 / n;
+        (predicted, rate, deals.len())
     }
 }
 
@@ -408,10 +414,20 @@ async fn open_deals_scored_at_the_end_are_calibrated_and_ranked_against_how_they
         report["artifact"]["training"]
     );
 
-    let (auc_before, predicted_before, rate, young) =
-        truth.judge(&score_as_of_end(&db.url, &open_csv, &final_state));
-    let (auc_after, predicted_after, rate_after, _) =
-        truth.judge(&score_as_of_end(&db.url, &open_csv, &point_in_time));
+    let (before, after) = (
+        score_as_of_end(&db.url, &open_csv, &final_state),
+        score_as_of_end(&db.url, &open_csv, &point_in_time),
+    );
+    let (auc_before, predicted_before, rate, young) = truth.judge(&before);
+    let (auc_after, predicted_after, rate_after, _) = truth.judge(&after);
+    // The oldest open deals are the long ones, which lose more often. Both models still
+    // over-estimate them (BENCHMARKS.md): printed, not asserted.
+    let (old_before, old_rate, old) = truth.band(&before, 120.0..f64::INFINITY);
+    let (old_after, _, _) = truth.band(&after, 120.0..f64::INFINITY);
+    eprintln!(
+        "{old} open deals aged 120 days or more (eventual win rate {old_rate:.3}): predicted \
+         {old_before:.3} by the final-state model, {old_after:.3} by the snapshot model"
+    );
     assert_eq!(rate, rate_after);
     eprintln!(
         "{} open deals, {young} younger than 21 days (eventual win rate {rate:.3}): final state AUC \

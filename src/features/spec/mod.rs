@@ -32,6 +32,9 @@ use crate::i18n::format::NNBSP;
 use crate::tr;
 
 /// The default spec shipped with dealscore (`training/features.toml`).
+/// Quantile bins of the age in the default spec of a snapshot job ([`FeatureSpec::for_snapshots`]).
+pub const SNAPSHOT_AGE_BINS: usize = 16;
+
 const DEFAULT_SPEC_TOML: &str = include_str!("../../../training/features.toml");
 /// Default number of quantile bins for a binned numeric feature.
 pub const DEFAULT_BINS: usize = 8;
@@ -76,6 +79,28 @@ impl FeatureSpec {
         FeatureSpec::from_toml(DEFAULT_SPEC_TOML).unwrap_or_else(|_| FeatureSpec {
             features: CoreField::ALL.into_iter().map(FeatureDef::natural).collect(),
         })
+    }
+
+    /// This spec as a snapshot job uses it. The default spec cuts the deal's age (`cycle_days`,
+    /// a deal's age at each snapshot) into [`SNAPSHOT_AGE_BINS`] bins instead of 8: snapshot ages
+    /// sit at the plan's instants, and 8 quantile bins over them put every deal older than about
+    /// two months into one bin, which over-estimated the oldest open deals
+    /// (docs/scoring-method.md). Any other spec is used as written.
+    pub fn for_snapshots(self) -> FeatureSpec {
+        if self != FeatureSpec::default_spec() {
+            return self;
+        }
+        let features = self
+            .features
+            .into_iter()
+            .map(|feature| {
+                if feature.name() != CoreField::CycleDays.name() {
+                    return feature;
+                }
+                FeatureDef::binned(CoreField::CycleDays.name(), SNAPSHOT_AGE_BINS).unwrap_or(feature)
+            })
+            .collect();
+        FeatureSpec { features }
     }
 
     /// Parses and validates a TOML spec (`[[feature]]` tables), listing every problem.
