@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, AnyConnection, FromRow, Transaction};
 
@@ -762,7 +762,7 @@ impl<'a> ClosedDealPages<'a> {
         }
         let page = match self.fields {
             ClosedDealFields::Whole => self.read::<OpportunityRow>().await?,
-            ClosedDealFields::Features { .. } => self.read::<FeatureRow>().await?,
+            ClosedDealFields::Features { .. } => self.read_json().await?,
         };
         self.finished = page.len() < CLOSED_PAGE as usize;
         Ok(Some(page).filter(|p| !p.is_empty()))
@@ -783,6 +783,34 @@ impl<'a> ClosedDealPages<'a> {
             self.after_id.push_str(last.external_id());
         }
         rows.into_iter().map(ClosedRow::into_deal).collect()
+    }
+
+    /// A page read as one JSON array of [`FeatureRow`]s in one row (see [`ClosedQuery::features`]).
+    async fn read_json(&mut self) -> Result<Vec<Opportunity>, sqlx::Error> {
+        let json: Option<String> = sqlx::query_scalar(&self.query.0)
+            .bind(self.after_closed)
+            .bind(self.until)
+            .bind(self.after_id.clone())
+            .bind(CLOSED_PAGE)
+            .fetch_one(&self.db.pool)
+            .await?;
+        // PostgreSQL aggregates no row to NULL, SQLite to `[]`.
+        let mut rows: Vec<FeatureRow> = match json.as_deref() {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(text).map_err(|e| bad_column("page", e.to_string()))?,
+        };
+        if self.db.backend == super::Backend::Sqlite {
+            // SQLite's aggregate is not asked to keep the page's order (see
+            // `ClosedQuery::features`); its binary collation of the ids is Rust's byte order, so
+            // this is the statement's order (a page that arrives in order is only checked).
+            rows.sort_by(|a, b| (a.closed_at, &a.external_id).cmp(&(b.closed_at, &b.external_id)));
+        }
+        if let Some(last) = rows.last() {
+            self.after_closed = last.closed_at().unwrap_or(self.after_closed);
+            self.after_id.clear();
+            self.after_id.push_str(last.external_id());
+        }
+        rows.into_iter().map(FeatureRow::into_deal).collect()
     }
 }
 
@@ -820,15 +848,43 @@ impl ClosedQuery {
         ClosedQuery::new(db, SELECT_COLUMNS)
     }
 
-    /// [`FeatureRow`]'s columns; an empty object stands for the attributes when they are not
-    /// wanted (the JSON text is most of a row's bytes).
+    /// [`FeatureRow`]'s columns, the whole page aggregated into one JSON array of arrays, one
+    /// per deal, in the page's order; an empty object stands for the attributes when they are
+    /// not wanted (the JSON text is most of a row's bytes).
+    ///
+    /// One value per page instead of a row per deal: through sqlx's `Any` driver each row of
+    /// the page costs, on SQLite, a copy of every value on the driver's worker thread, a hand-over
+    /// through a channel to the async side and a conversion to `Any` values, which took as long
+    /// as SQLite's own reading (docs/performance.md, "Training job"). The numbers keep every
+    /// bit: the two REAL columns go as text, parsed by Rust's exact `f64` parser (serde_json's
+    /// default one may miss by a unit in the last place). SQLite's JSON would write a REAL with
+    /// 15 digits; `printf('%!.17g')` writes 17, which read back to the same `f64`. PostgreSQL's
+    /// float8 text is its shortest exact form.
+    ///
+    /// SQLite's aggregate gets no `ORDER BY` of its own: it would sort the page's JSON values
+    /// through a temporary b-tree (half the statement's time), while the page already comes in
+    /// order from the subquery, and the reader sorts it again anyway (in Rust, where an ordered
+    /// page costs one comparison a row). PostgreSQL's keeps it: its order of the ids is its
+    /// collation's, which Rust cannot reproduce.
     fn features(db: &Db, attributes: bool) -> ClosedQuery {
-        let attributes = if attributes {
-            "attributes"
-        } else {
-            "'{}' AS attributes"
+        let attributes = if attributes { "attributes" } else { "'{}'" };
+        let page = ClosedQuery::new(db, &format!("{FEATURE_COLUMNS}, {attributes} AS attributes")).0;
+        let sql = match db.backend {
+            super::Backend::Sqlite => format!(
+                "SELECT json_group_array(json_array(external_id, sector, region, owner, contact_role, \
+                 CASE WHEN amount IS NULL THEN NULL ELSE printf('%!.17g', amount) END, status, \
+                 created_at, closed_at, interaction_count, \
+                 CASE WHEN response_hours IS NULL THEN NULL ELSE printf('%!.17g', response_hours) END, \
+                 attributes)) FROM ({page})"
+            ),
+            super::Backend::Postgres => format!(
+                "SELECT json_agg(json_build_array(external_id, sector, region, owner, contact_role, \
+                 amount::text, status, created_at, closed_at, interaction_count, response_hours::text, \
+                 attributes) \
+                 ORDER BY closed_at, external_id)::text FROM ({page}) AS page"
+            ),
         };
-        ClosedQuery::new(db, &format!("{FEATURE_COLUMNS}, {attributes}"))
+        ClosedQuery(sql)
     }
 }
 
@@ -853,25 +909,62 @@ impl ClosedRow for OpportunityRow {
     }
 }
 
-/// The columns features read of a closed deal ([`ClosedDealFields::Features`]).
-#[derive(FromRow)]
+/// The columns features read of a closed deal ([`ClosedDealFields::Features`]), one element of
+/// a page's JSON array (an array itself, in this field order).
+#[derive(Deserialize)]
 struct FeatureRow {
     external_id: String,
     sector: Option<String>,
     region: Option<String>,
     owner: Option<String>,
     contact_role: Option<String>,
+    #[serde(deserialize_with = "exact_f64")]
     amount: Option<f64>,
-    #[sqlx(try_from = "String")]
-    status: Status,
+    status: String,
     created_at: Option<i64>,
     closed_at: Option<i64>,
     interaction_count: Option<i64>,
+    #[serde(deserialize_with = "exact_f64")]
     response_hours: Option<f64>,
     attributes: String,
 }
 
-impl ClosedRow for FeatureRow {
+/// A REAL of a page's JSON: a decimal text (SQLite's `%!.17g`, PostgreSQL's float8 text), or
+/// null; a JSON number is taken too.
+fn exact_f64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    struct ExactF64;
+    impl serde::de::Visitor<'_> for ExactF64 {
+        type Value = Option<f64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number, a decimal text or null")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<f64>, E> {
+            Ok(None)
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Option<f64>, E> {
+            Ok(Some(v))
+        }
+
+        // A REAL column holds an f64: a whole number in its JSON is one, exactly.
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Option<f64>, E> {
+            Ok(Some(v as f64))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Option<f64>, E> {
+            Ok(Some(v as f64))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<f64>, E> {
+            v.parse().map(Some).map_err(E::custom)
+        }
+    }
+    deserializer.deserialize_any(ExactF64)
+}
+
+impl FeatureRow {
     fn closed_at(&self) -> Option<i64> {
         self.closed_at
     }
@@ -881,6 +974,8 @@ impl ClosedRow for FeatureRow {
     }
 
     fn into_deal(self) -> Result<Opportunity, sqlx::Error> {
+        let status = Status::parse(&self.status)
+            .ok_or_else(|| bad_column("status", format!("bad status {:?}", self.status)))?;
         // An empty object needs no parser (the column list reads `'{}'` when attributes are
         // not wanted).
         let attributes: BTreeMap<String, AttributeValue> = if self.attributes == "{}" {
@@ -902,7 +997,7 @@ impl ClosedRow for FeatureRow {
                 amount: self.amount,
                 currency: String::new(),
                 stage: None,
-                status: self.status,
+                status,
                 created_at: self.created_at.map(from_epoch_ms),
                 closed_at: self.closed_at.map(from_epoch_ms),
                 interaction_count: self.interaction_count,

@@ -256,3 +256,99 @@ async fn closed_deals_are_read_whole_and_in_order_across_pages() {
         assert!(deals.iter().any(|d| !d.deal.attributes.is_empty()));
     }
 }
+
+/// Training's lean read takes each page as one JSON text: numbers that a 15-digit rendering would
+/// round (SQLite's JSON writes REALs so) come back to the same bits, and texts that JSON escapes
+/// come back unchanged, on both backends.
+#[tokio::test]
+async fn the_lean_read_keeps_every_bit_of_awkward_numbers_and_texts() {
+    use dealscore::domain::AttributeValue;
+    use dealscore::generate::{generate, GeneratorConfig};
+    use dealscore::store::opportunities::{closed_deals, each_closed_deal, upsert_batch, ClosedDealFields};
+
+    let app = spawn_app().await;
+    let mut deals: Vec<_> = generate(&GeneratorConfig {
+        deals: 60,
+        seed: 3,
+        open_fraction: 0.0,
+        with_activities: false,
+        ..GeneratorConfig::default()
+    })
+    .opportunities;
+    let awkward = [
+        0.1 + 0.2,
+        1.0 / 3.0,
+        123_456_789.123_456_78,
+        5e-324,
+        1.797_693_134_862_315_7e308,
+        -2.5e-17,
+        1e21,
+        42.0,
+    ];
+    let texts = [
+        "quote \" and backslash \\",
+        "tab\tnewline\n",
+        "Zürich – 東京 🚀",
+        "\u{1}",
+    ];
+    for (i, deal) in deals.iter_mut().enumerate() {
+        deal.deal.amount = (i % 9 != 8).then(|| awkward[i % awkward.len()]);
+        deal.deal.response_hours = (i % 7 != 6).then(|| awkward[(i + 3) % awkward.len()] * 1e-3);
+        deal.deal.sector = Some(texts[i % texts.len()].to_owned());
+        deal.deal.owner = (i % 5 != 4).then(|| texts[(i + 1) % texts.len()].to_owned());
+        deal.deal.attributes.insert(
+            texts[(i + 2) % texts.len()].to_owned(),
+            AttributeValue::Number(awkward[(i + 5) % awkward.len()]),
+        );
+    }
+    upsert_batch(&app.db, &deals).await.expect("upsert");
+    let whole = closed_deals(&app.db, None, None).await.expect("whole");
+    assert_eq!(whole.len(), deals.len());
+    let mut lean = Vec::new();
+    each_closed_deal(
+        &app.db,
+        None,
+        None,
+        ClosedDealFields::Features { attributes: true },
+        |d| lean.push(d),
+    )
+    .await
+    .expect("lean read");
+    assert_eq!(lean.len(), whole.len());
+    for (lean, whole) in lean.iter().zip(&whole) {
+        let (l, w) = (&lean.deal, &whole.deal);
+        assert_eq!(lean.external_id, whole.external_id);
+        assert_eq!(
+            l.amount.map(f64::to_bits),
+            w.amount.map(f64::to_bits),
+            "{}",
+            lean.external_id
+        );
+        assert_eq!(
+            l.response_hours.map(f64::to_bits),
+            w.response_hours.map(f64::to_bits),
+            "{}",
+            lean.external_id
+        );
+        assert_eq!(
+            (&l.sector, &l.owner, &l.attributes),
+            (&w.sector, &w.owner, &w.attributes)
+        );
+    }
+    // The awkward values were stored as given: what the whole read sees is what was written.
+    let written: std::collections::HashMap<_, _> = deals
+        .iter()
+        .map(|d| {
+            (
+                d.external_id.clone(),
+                (d.deal.amount.map(f64::to_bits), d.deal.sector.clone()),
+            )
+        })
+        .collect();
+    for deal in &whole {
+        assert_eq!(
+            written[&deal.external_id],
+            (deal.deal.amount.map(f64::to_bits), deal.deal.sector.clone())
+        );
+    }
+}
