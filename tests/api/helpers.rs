@@ -389,8 +389,13 @@ pub fn train_cli(app: &TestApp, extra: &[&str]) -> Value {
 /// Runs `dealscore-train` on the database at `db_url`; returns the parsed `--json` report.
 pub fn train_cli_on(db_url: &str, extra: &[&str]) -> Value {
     let out_dir = tempfile::tempdir().expect("tempdir");
+    train_cli_into(db_url, out_dir.path(), extra)
+}
+
+/// [`train_cli_on`] writing the artifact into `out_dir`, which the caller keeps.
+pub fn train_cli_into(db_url: &str, out_dir: &std::path::Path, extra: &[&str]) -> Value {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_dealscore-train"))
-        .args(["--json", "--out", out_dir.path().to_str().expect("path")])
+        .args(["--json", "--out", out_dir.to_str().expect("path")])
         .args(extra)
         .env("DATABASE_URL", db_url)
         .env("RUST_LOG", "warn")

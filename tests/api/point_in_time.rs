@@ -235,19 +235,10 @@ async fn snapshots_are_refused_with_the_reason_where_they_cannot_work() {
 /// Trains on the database without registering (`--no-register`), keeping the artifact in
 /// `out`; returns the report and the artifact's path.
 fn train_artifact(db_url: &str, out: &std::path::Path, extra: &[&str]) -> (Value, std::path::PathBuf) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dealscore-train"))
-        .args(["--json", "--no-register", "--out", out.to_str().unwrap()])
-        .args(extra)
-        .env("DATABASE_URL", db_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run dealscore-train");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("json report");
+    let args: Vec<&str> = std::iter::once("--no-register")
+        .chain(extra.iter().copied())
+        .collect();
+    let report = crate::helpers::train_cli_into(db_url, out, &args);
     let version = report["artifact"]["version"]
         .as_str()
         .expect("version")
