@@ -220,6 +220,46 @@ mod tests {
         .remove(0)
     }
 
+    /// `deals` generated deals (seed `seed`, no activities).
+    fn generated(deals: usize, seed: u64) -> (GeneratorConfig, crate::generate::SyntheticHistory) {
+        let config = GeneratorConfig {
+            deals,
+            seed,
+            with_activities: false,
+            ..GeneratorConfig::default()
+        };
+        let history = generate(&config);
+        (config, history)
+    }
+
+    /// The closed deals of `history`, and the instant by which `share` of them had closed.
+    fn closed_and_instant(
+        history: &crate::generate::SyntheticHistory,
+        share: (usize, usize),
+    ) -> (Vec<&Opportunity>, DateTime<Utc>) {
+        let closed: Vec<&Opportunity> = history
+            .opportunities
+            .iter()
+            .filter(|d| d.status.is_closed())
+            .collect();
+        let mut closes: Vec<DateTime<Utc>> = closed.iter().filter_map(|d| d.closed_at).collect();
+        closes.sort_unstable();
+        let at = closes[closes.len() * share.0 / share.1];
+        (closed, at)
+    }
+
+    /// The deals among `deals` that were open at `at`, rebuilt as they stood then.
+    fn open_at<'a>(
+        deals: impl IntoIterator<Item = &'a Opportunity>,
+        at: DateTime<Utc>,
+    ) -> Vec<OpenAtInstant> {
+        deals
+            .into_iter()
+            .filter(|d| d.status.is_closed() && OpenAtInstant::was_open(d, at))
+            .map(|d| OpenAtInstant::rebuild(d, &[], &[], at, &AsOfRules::default()))
+            .collect()
+    }
+
     fn open(age: f64, won: bool) -> OpenAtInstant {
         OpenAtInstant {
             deal: any_deal(),
@@ -274,26 +314,9 @@ mod tests {
 
     #[test]
     fn a_replay_fits_on_what_was_closed_by_the_instant_and_scores_what_was_open() {
-        let config = GeneratorConfig {
-            deals: 3000,
-            seed: 5,
-            with_activities: false,
-            ..GeneratorConfig::default()
-        };
-        let history = generate(&config);
-        let closed: Vec<&Opportunity> = history
-            .opportunities
-            .iter()
-            .filter(|d| d.status.is_closed())
-            .collect();
-        let mut closes: Vec<DateTime<Utc>> = closed.iter().filter_map(|d| d.closed_at).collect();
-        closes.sort_unstable();
-        let at = closes[closes.len() * 3 / 4];
-        let open: Vec<OpenAtInstant> = closed
-            .iter()
-            .filter(|d| OpenAtInstant::was_open(d, at))
-            .map(|d| OpenAtInstant::rebuild(d, &[], &[], at, &AsOfRules::default()))
-            .collect();
+        let (_, history) = generated(3000, 5);
+        let (closed, at) = closed_and_instant(&history, (3, 4));
+        let open = open_at(closed.iter().copied(), at);
         assert!(open.len() > 50, "{}", open.len());
         let spec = FeatureSpec::default_spec();
         let replay = backtest(&closed, &open, at, &spec, 1.0, 200)
@@ -311,7 +334,7 @@ mod tests {
         let auc = replay.roc_auc.expect("both outcomes");
         assert!(auc > 0.5 && auc <= 1.0, "{auc}");
         // Before any deal closed there is nothing to learn from.
-        let first = closes[0] - chrono::Duration::days(1);
+        let first = closed.iter().filter_map(|d| d.closed_at).min().unwrap() - chrono::Duration::days(1);
         assert!(backtest(&closed, &open, first, &spec, 1.0, 200)
             .unwrap()
             .is_none());
@@ -319,26 +342,9 @@ mod tests {
 
     #[test]
     fn a_replay_on_compact_columns_equals_the_replay_on_the_deals() {
-        let config = GeneratorConfig {
-            deals: 3000,
-            seed: 9,
-            with_activities: false,
-            ..GeneratorConfig::default()
-        };
-        let history = generate(&config);
-        let closed: Vec<&Opportunity> = history
-            .opportunities
-            .iter()
-            .filter(|d| d.status.is_closed())
-            .collect();
-        let mut closes: Vec<DateTime<Utc>> = closed.iter().filter_map(|d| d.closed_at).collect();
-        closes.sort_unstable();
-        let at = closes[closes.len() * 4 / 5];
-        let open: Vec<OpenAtInstant> = closed
-            .iter()
-            .filter(|d| OpenAtInstant::was_open(d, at))
-            .map(|d| OpenAtInstant::rebuild(d, &[], &[], at, &AsOfRules::default()))
-            .collect();
+        let (config, history) = generated(3000, 9);
+        let (closed, at) = closed_and_instant(&history, (4, 5));
+        let open = open_at(closed.iter().copied(), at);
         let spec = FeatureSpec::default_spec();
         // Read at the generator's end, long after `at`: closed deals read the same at any time.
         let data = CompactDeals::from_deals(
@@ -350,7 +356,7 @@ mod tests {
         let on_columns = backtest_compact(&data, &open, at, &spec, 1.0, 200, None).unwrap();
         assert!(on_deals.is_some());
         assert_eq!(on_columns, on_deals);
-        let first = closes[0] - chrono::Duration::days(1);
+        let first = closed.iter().filter_map(|d| d.closed_at).min().unwrap() - chrono::Duration::days(1);
         assert!(backtest_compact(&data, &open, first, &spec, 1.0, 200, None)
             .unwrap()
             .is_none());
@@ -358,13 +364,7 @@ mod tests {
 
     #[test]
     fn a_replay_warm_started_from_the_training_part_fit_reaches_the_same_scores() {
-        let config = GeneratorConfig {
-            deals: 4000,
-            seed: 11,
-            with_activities: false,
-            ..GeneratorConfig::default()
-        };
-        let history = generate(&config);
+        let (config, history) = generated(4000, 11);
         let spec = FeatureSpec::default_spec();
         let data = CompactDeals::from_deals(
             &history.opportunities,
@@ -380,12 +380,7 @@ mod tests {
         let (trained, run) = crate::training::train_compact(&data, &spec, &options, &mut |_| {}).unwrap();
         let at = trained.artifact.training.holdout_from.expect("time split");
         let alpha = trained.artifact.cv.chosen_alpha;
-        let open: Vec<OpenAtInstant> = history
-            .opportunities
-            .iter()
-            .filter(|d| d.status.is_closed() && OpenAtInstant::was_open(d, at))
-            .map(|d| OpenAtInstant::rebuild(d, &[], &[], at, &AsOfRules::default()))
-            .collect();
+        let open = open_at(&history.opportunities, at);
         let cold = backtest_compact(&data, &open, at, &spec, alpha, 200, None)
             .unwrap()
             .expect("enough outcomes");
