@@ -276,8 +276,9 @@ mod tests {
             .artifact
     }
 
-    #[test]
-    fn every_outcome_of_the_gate() {
+    /// 2,000 generated deals, a model of them on the default spec and a weak one on the region
+    /// alone.
+    fn deals_strong_and_weak() -> (Vec<Opportunity>, ModelArtifact, ModelArtifact) {
         let history = crate::generate::generate(&crate::generate::GeneratorConfig {
             deals: 2000,
             seed: 3,
@@ -289,6 +290,12 @@ mod tests {
         let weak_spec =
             FeatureSpec::from_toml("[[feature]]\nname = \"region\"\nkind = \"categorical\"\n").unwrap();
         let weak = trained(&deals, &weak_spec);
+        (deals, strong, weak)
+    }
+
+    #[test]
+    fn every_outcome_of_the_gate() {
+        let (deals, strong, weak) = deals_strong_and_weak();
         let holdout = holdout_deals(&deals, &weak.training).unwrap();
         let policy = GatePolicy::default();
         let now = strong.created_at;
@@ -337,17 +344,7 @@ mod tests {
 
     #[test]
     fn backtests_of_the_same_deals_decide_and_others_leave_it_to_the_holdout() {
-        let history = crate::generate::generate(&crate::generate::GeneratorConfig {
-            deals: 2000,
-            seed: 3,
-            with_activities: false,
-            ..crate::generate::GeneratorConfig::default()
-        });
-        let deals = history.opportunities;
-        let mut strong = trained(&deals, &FeatureSpec::default_spec());
-        let weak_spec =
-            FeatureSpec::from_toml("[[feature]]\nname = \"region\"\nkind = \"categorical\"\n").unwrap();
-        let mut weak = trained(&deals, &weak_spec);
+        let (deals, mut strong, mut weak) = deals_strong_and_weak();
         let holdout = holdout_deals(&deals, &weak.training).unwrap();
         let (policy, now) = (GatePolicy::default(), strong.created_at);
         let t = now - chrono::Duration::days(60);
