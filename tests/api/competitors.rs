@@ -372,13 +372,7 @@ async fn without_a_loss_reason_field_lost_to_is_null_and_windows_without_deals_a
 #[tokio::test]
 async fn an_unset_or_wrong_competitor_field_is_a_409_saying_how_to_configure_it_and_the_page_says_so() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(app.url("/v1/insights/competitors"))
-        .bearer_auth(&app.analyst_key)
-        .send()
-        .await
-        .expect("request");
+    let response = app.get("/v1/insights/competitors", &app.analyst_key).await;
     let body = assert_problem(response, 409, None).await;
     assert_eq!(body["type"], "https://dealscore.dev/problems/not-configured");
     let detail = body["detail"].as_str().unwrap_or_default();
@@ -387,12 +381,8 @@ async fn an_unset_or_wrong_competitor_field_is_a_409_saying_how_to_configure_it_
         "{detail}"
     );
     let french = app
-        .client
-        .get(app.url("/v1/insights/competitors?lang=fr"))
-        .bearer_auth(&app.analyst_key)
-        .send()
-        .await
-        .expect("request");
+        .get("/v1/insights/competitors?lang=fr", &app.analyst_key)
+        .await;
     let body = assert_problem(french, 409, None).await;
     assert!(
         body["detail"]
@@ -440,29 +430,15 @@ async fn bad_competitor_queries_are_422s_naming_the_field_and_reps_are_refused()
         ("format=xml", "format"),
     ] {
         let response = app
-            .client
-            .get(app.url(&format!("/v1/insights/competitors?{query}")))
-            .bearer_auth(&app.analyst_key)
-            .send()
-            .await
-            .expect("request");
+            .get(&format!("/v1/insights/competitors?{query}"), &app.analyst_key)
+            .await;
         assert_problem(response, 422, Some(field)).await;
     }
     let typo = app
-        .client
-        .get(app.url("/v1/insights/competitors?regoin=DACH"))
-        .bearer_auth(&app.analyst_key)
-        .send()
-        .await
-        .expect("request");
+        .get("/v1/insights/competitors?regoin=DACH", &app.analyst_key)
+        .await;
     assert_problem(typo, 400, None).await;
-    let rep = app
-        .client
-        .get(app.url("/v1/insights/competitors"))
-        .bearer_auth(&app.rep_key)
-        .send()
-        .await
-        .expect("request");
+    let rep = app.get("/v1/insights/competitors", &app.rep_key).await;
     assert_problem(rep, 403, None).await;
 }
 

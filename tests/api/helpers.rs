@@ -265,14 +265,18 @@ impl TestApp {
             .expect("request")
     }
 
-    pub async fn get_json(&self, path: &str, key: &str) -> (u16, Value) {
-        let response = self
-            .client
+    /// `GET path` with `key`.
+    pub async fn get(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client
             .get(self.url(path))
             .bearer_auth(key)
             .send()
             .await
-            .expect("request");
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str, key: &str) -> (u16, Value) {
+        let response = self.get(path, key).await;
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }

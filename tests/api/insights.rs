@@ -819,39 +819,17 @@ async fn bad_queries_are_problems_naming_the_field_and_roles_are_enforced() {
         ("/v1/insights/breakdown?by=amount", "by"),
         ("/v1/insights/breakdown?by=attr.", "by"),
     ] {
-        let response = app
-            .client
-            .get(app.url(path))
-            .bearer_auth(&app.analyst_key)
-            .send()
-            .await
-            .expect("request");
+        let response = app.get(path, &app.analyst_key).await;
         assert_problem(response, 422, Some(field)).await;
     }
     let typo = app
-        .client
-        .get(app.url("/v1/insights/pipeline?groupby=month"))
-        .bearer_auth(&app.analyst_key)
-        .send()
-        .await
-        .expect("request");
+        .get("/v1/insights/pipeline?groupby=month", &app.analyst_key)
+        .await;
     assert_problem(typo, 400, None).await;
-    let at_risk = app
-        .client
-        .get(app.url("/v1/insights/at-risk?limit=501"))
-        .bearer_auth(&app.rep_key)
-        .send()
-        .await
-        .expect("request");
+    let at_risk = app.get("/v1/insights/at-risk?limit=501", &app.rep_key).await;
     assert_problem(at_risk, 422, Some("limit")).await;
     // Reps see the at-risk list but not the analyst dashboards; no key, no answer.
-    let rep = app
-        .client
-        .get(app.url("/v1/insights/pipeline"))
-        .bearer_auth(&app.rep_key)
-        .send()
-        .await
-        .expect("request");
+    let rep = app.get("/v1/insights/pipeline", &app.rep_key).await;
     assert_problem(rep, 403, None).await;
     let put = app
         .client
