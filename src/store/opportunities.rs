@@ -829,7 +829,7 @@ struct ClosedQuery(String);
 
 /// The columns [`FeatureRow`] reads, but the attributes.
 const FEATURE_COLUMNS: &str = "external_id, sector, region, owner, contact_role, amount, status, \
-    created_at, closed_at, interaction_count, response_hours";
+    created_at, closed_at, interaction_count, response_hours, last_activity_at";
 
 impl ClosedQuery {
     fn new(db: &Db, columns: &str) -> ClosedQuery {
@@ -875,12 +875,12 @@ impl ClosedQuery {
                  CASE WHEN amount IS NULL THEN NULL ELSE printf('%!.17g', amount) END, status, \
                  created_at, closed_at, interaction_count, \
                  CASE WHEN response_hours IS NULL THEN NULL ELSE printf('%!.17g', response_hours) END, \
-                 attributes)) FROM ({page})"
+                 last_activity_at, attributes)) FROM ({page})"
             ),
             super::Backend::Postgres => format!(
                 "SELECT json_agg(json_build_array(external_id, sector, region, owner, contact_role, \
                  amount::text, status, created_at, closed_at, interaction_count, response_hours::text, \
-                 attributes) \
+                 last_activity_at, attributes) \
                  ORDER BY closed_at, external_id)::text FROM ({page}) AS page"
             ),
         };
@@ -926,6 +926,7 @@ struct FeatureRow {
     interaction_count: Option<i64>,
     #[serde(deserialize_with = "exact_f64")]
     response_hours: Option<f64>,
+    last_activity_at: Option<i64>,
     attributes: String,
 }
 
@@ -1002,7 +1003,7 @@ impl FeatureRow {
                 closed_at: self.closed_at.map(from_epoch_ms),
                 interaction_count: self.interaction_count,
                 response_hours: self.response_hours,
-                last_activity_at: None,
+                last_activity_at: self.last_activity_at.map(from_epoch_ms),
                 attributes,
                 cycle_days: None,
             },

@@ -247,6 +247,7 @@ async fn closed_deals_are_read_whole_and_in_order_across_pages() {
                 (&l.sector, &l.region, &l.owner, &l.contact_role, l.response_hours),
                 (&w.sector, &w.region, &w.owner, &w.contact_role, w.response_hours)
             );
+            assert_eq!(l.last_activity_at, w.last_activity_at);
             if attributes {
                 assert_eq!(l.attributes, w.attributes);
             } else {
@@ -254,6 +255,7 @@ async fn closed_deals_are_read_whole_and_in_order_across_pages() {
             }
         }
         assert!(deals.iter().any(|d| !d.deal.attributes.is_empty()));
+        assert!(deals.iter().any(|d| d.deal.last_activity_at.is_some()));
     }
 }
 
