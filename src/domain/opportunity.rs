@@ -422,9 +422,53 @@ impl Deal {
             Status::Open => now,
             Status::Won | Status::Lost => self.closed_at?,
         };
-        Some(((end - created).num_milliseconds() as f64 / 86_400_000.0).max(0.0))
+        Some(((end - created).num_milliseconds() as f64 / MS_PER_DAY).max(0.0))
+    }
+
+    /// The instant the deal is seen at when read at `now`: the end of an explicit `cycle_days`
+    /// counted from `created_at` (a training snapshot carries its age there, so this is the
+    /// snapshot's instant), else `closed_at` for a closed deal and `now` for an open one.
+    pub fn seen_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let (Some(days), Some(created)) = (self.cycle_days, self.created_at) {
+            // Ages are whole milliseconds over a day's; rounding recovers them exactly, so a
+            // snapshot's instant is the instant it was taken at, to the millisecond.
+            let ms = (days * MS_PER_DAY).round();
+            if !(ms.is_finite() && ms.abs() < 1e15) {
+                return None;
+            }
+            return created.checked_add_signed(chrono::TimeDelta::milliseconds(ms as i64));
+        }
+        match self.status {
+            Status::Open => Some(now),
+            Status::Won | Status::Lost => self.closed_at,
+        }
+    }
+
+    /// Interactions per week of the deal's life so far (of its whole cycle once closed):
+    /// `interaction_count` × 7 / [`Deal::cycle_days`], the age counted as at least one day so
+    /// a deal's first day does not read as a frantic pace.
+    pub fn interactions_per_week(&self, now: DateTime<Utc>) -> Option<f64> {
+        let count = self.interaction_count?;
+        let age = self.cycle_days(now)?;
+        Some(count as f64 * 7.0 / age.max(1.0))
+    }
+
+    /// Days from the latest activity to the instant the deal is seen at ([`Deal::seen_at`]); a
+    /// deal known to have had no interaction counts from its creation. `None` when neither is
+    /// known.
+    pub fn days_since_last_activity(&self, now: DateTime<Utc>) -> Option<f64> {
+        let at = self.seen_at(now)?;
+        let since = match self.last_activity_at {
+            Some(last) => last,
+            None if self.interaction_count == Some(0) => self.created_at?,
+            None => return None,
+        };
+        Some(((at - since).num_milliseconds() as f64 / MS_PER_DAY).max(0.0))
     }
 }
+
+/// Milliseconds in a day: ages and silences are measured in days from millisecond instants.
+const MS_PER_DAY: f64 = 86_400_000.0;
 
 /// Parses the fields of an opportunity or of a deal sent to be scored, collecting every problem;
 /// the identifier is `None` when absent or invalid (the reason is then among the errors).

@@ -21,13 +21,15 @@ pub enum NumericValue {
     NotANumber(String),
 }
 
-/// Reads a numeric feature. `now` only matters for `cycle_days` of open deals.
+/// Reads a numeric feature. `now` only matters for the measures of open deals (age, pace, silence).
 pub fn numeric_value(source: &Source<'_>, opp: &Deal, now: DateTime<Utc>) -> NumericValue {
     let value = match source {
         Source::Core(CoreField::CycleDays) => opp.cycle_days(now),
         Source::Core(CoreField::InteractionCount) => opp.interaction_count.map(|n| n as f64),
         Source::Core(CoreField::ResponseHours) => opp.response_hours,
         Source::Core(CoreField::Amount) => opp.amount,
+        Source::Core(CoreField::InteractionsPerWeek) => opp.interactions_per_week(now),
+        Source::Core(CoreField::DaysSinceLastActivity) => opp.days_since_last_activity(now),
         // Categorical core fields never reach here (the spec validator enforces kinds); reading
         // them as numbers would mean "missing".
         Source::Core(_) => None,
@@ -121,10 +123,16 @@ pub fn display_numeric_in(source: &Source<'_>, x: f64, lang: Lang) -> String {
     }
     let mut text = crate::i18n::format::quantity(x, lang);
     let unit = match (source, lang) {
-        (Source::Core(CoreField::CycleDays), Lang::En) => " days",
+        (Source::Core(CoreField::CycleDays | CoreField::DaysSinceLastActivity), Lang::En) => " days",
         // French nouns stay singular below 2 ("1,5 jour").
-        (Source::Core(CoreField::CycleDays), Lang::Fr) if x.abs() < 2.0 => " jour",
-        (Source::Core(CoreField::CycleDays), Lang::Fr) => " jours",
+        (Source::Core(CoreField::CycleDays | CoreField::DaysSinceLastActivity), Lang::Fr)
+            if x.abs() < 2.0 =>
+        {
+            " jour"
+        }
+        (Source::Core(CoreField::CycleDays | CoreField::DaysSinceLastActivity), Lang::Fr) => " jours",
+        (Source::Core(CoreField::InteractionsPerWeek), Lang::En) => " a week",
+        (Source::Core(CoreField::InteractionsPerWeek), Lang::Fr) => " par semaine",
         (Source::Core(CoreField::ResponseHours), _) => " h",
         _ => "",
     };

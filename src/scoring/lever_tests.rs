@@ -130,13 +130,16 @@ fn leading_number(text: &str) -> f64 {
     digits.parse().unwrap()
 }
 
-/// The true uplift of `lever` on an open deal of the generator: its true probability once the
-/// finished deal (its whole life) has the lever's change, minus its true probability. Answering
-/// faster sets the whole life's response time; more touches add the missing ones to its life.
+/// The true uplift of `lever` on an open deal of the generator at `now`: its true probability
+/// once the finished deal (its whole life) has the lever's change, minus its true probability.
+/// Answering faster sets the whole life's response time; more touches add the missing ones to its
+/// life; a pace is kept from now until the deal closes when it would have (the touches it would
+/// have had anyway count towards it); re-engaging a silent deal is one more touch now.
 fn true_uplift(
     lever: &super::Intervention,
     opp: &Opportunity,
     outcome: &crate::generate::EventualOutcome,
+    now: DateTime<Utc>,
 ) -> f64 {
     use crate::generate::{interaction_effect, response_effect, role_effect, sigmoid};
     let p = outcome.true_probability;
@@ -153,6 +156,18 @@ fn true_uplift(
         "interaction_count" => {
             let more = leading_number(&lever.target_value) as i64 - opp.interaction_count.unwrap_or(0);
             interaction_effect(outcome.final_interaction_count + more.max(0))
+                - interaction_effect(outcome.final_interaction_count)
+        }
+        "interactions_per_week" => {
+            let pace = leading_number(&lever.target_value);
+            let weeks_left = ((outcome.closed_at - now).num_milliseconds() as f64 / 604_800_000.0).max(0.0);
+            let so_far = opp.interaction_count.unwrap_or(0);
+            let future = outcome.final_interaction_count - so_far;
+            let kept = ((pace * weeks_left).round() as i64).max(future);
+            interaction_effect(so_far + kept) - interaction_effect(outcome.final_interaction_count)
+        }
+        "days_since_last_activity" => {
+            interaction_effect(outcome.final_interaction_count + 1)
                 - interaction_effect(outcome.final_interaction_count)
         }
         other => panic!("unexpected lever {other}"),
@@ -175,7 +190,7 @@ fn claimed_uplift_of_the_chosen_lever_matches_the_generators_truth_on_average() 
         let Some(lever) = &result.next_intervention else {
             continue;
         };
-        let actual = true_uplift(lever, opp, truth[opp.external_id.as_str()]);
+        let actual = true_uplift(lever, opp, truth[opp.external_id.as_str()], now);
         let entry = by_lever.entry(lever.feature.clone()).or_default();
         *entry = (entry.0 + lever.uplift, entry.1 + actual, entry.2 + 1);
     }

@@ -76,7 +76,13 @@ fn target_code(feature: &FittedFeature, source: Source<'_>, target: &Target) -> 
         }
         (
             Encoder::Numeric(enc),
-            Source::Core(CoreField::ResponseHours | CoreField::Amount) | Source::Attribute(_),
+            Source::Core(
+                CoreField::ResponseHours
+                | CoreField::Amount
+                | CoreField::InteractionsPerWeek
+                | CoreField::DaysSinceLastActivity,
+            )
+            | Source::Attribute(_),
             Target::Number(x),
         ) => Some(encode_numeric(feature, enc, finite(*x))),
         (Encoder::Categorical(enc), Source::Core(CoreField::ContactRole), Target::Level(l)) => Some(
@@ -211,6 +217,8 @@ pub fn levers(
             Source::Core(CoreField::ResponseHours) => Lever::Respond { target, now },
             Source::Core(CoreField::InteractionCount) => Lever::Interact { target, now },
             Source::Core(CoreField::ContactRole) => Lever::Engage { target, now },
+            Source::Core(CoreField::InteractionsPerWeek) => Lever::Pace { target, now },
+            Source::Core(CoreField::DaysSinceLastActivity) => Lever::Reengage { target, now },
             _ => Lever::Other {
                 label: actionable.label(),
                 feature: feature.def.name(),

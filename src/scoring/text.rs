@@ -32,6 +32,12 @@ pub(super) fn feature_label(source: Source<'_>, lang: Lang) -> String {
         Source::Core(CoreField::ContactRole) => core("Contact role", "Rôle du contact"),
         Source::Core(CoreField::Region) => core("Region", "Région"),
         Source::Core(CoreField::Owner) => core("Owner", "Commercial"),
+        Source::Core(CoreField::InteractionsPerWeek) => {
+            core("Interactions per week", "Interactions par semaine")
+        }
+        Source::Core(CoreField::DaysSinceLastActivity) => {
+            core("Days without activity", "Jours sans activité")
+        }
         Source::Attribute(name) => name.replace('_', " "),
     }
 }
@@ -236,6 +242,10 @@ pub(super) enum Lever<'a> {
     Interact { target: &'a str, now: &'a str },
     /// Engage a contact of the target role (levels as recorded, e.g. `decision_maker`).
     Engage { target: &'a str, now: &'a str },
+    /// Reach the target pace of interactions (values written with their unit, `2 a week`).
+    Pace { target: &'a str, now: &'a str },
+    /// Re-engage a silent deal: at most the target time without activity (`3 days`).
+    Reengage { target: &'a str, now: &'a str },
     /// Any other actionable feature: the spec's label (not translated: the spec owns it).
     Other {
         label: &'a str,
@@ -258,6 +268,15 @@ pub(super) fn intervention(lever: Lever<'_>, before: f64, after: f64, lang: Lang
                 Lever::Interact { target, now } => {
                     ["Bring the interactions to ", target, " (now ", now, ")"].concat()
                 }
+                Lever::Pace { target, now } => ["Touch the prospect ", target, " (now ", now, ")"].concat(),
+                Lever::Reengage { target, now } => [
+                    "Re-engage the prospect: no more than ",
+                    target,
+                    " without activity (now ",
+                    now,
+                    ")",
+                ]
+                .concat(),
                 Lever::Engage { target, now } => [
                     "Engage the ",
                     &level(role, target, lang),
@@ -290,6 +309,12 @@ pub(super) fn intervention(lever: Lever<'_>, before: f64, after: f64, lang: Lang
                 Lever::Interact { target, now } => {
                     format!("Porter les interactions à {target} (actuellement {now})")
                 }
+                Lever::Pace { target, now } => {
+                    format!("Contacter le prospect {target} (actuellement {now})")
+                }
+                Lever::Reengage { target, now } => format!(
+                    "Relancer le prospect{NNBSP}: pas plus de {target} sans activité (actuellement {now})"
+                ),
                 Lever::Engage { target, now } => {
                     let whom = match french_role(target) {
                         Some((_, with_article)) => with_article.to_owned(),

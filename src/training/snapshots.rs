@@ -169,6 +169,62 @@ mod tests {
         );
     }
 
+    /// The as-of measures a snapshot job adds to the default spec read the same of a training
+    /// snapshot as of the deal scored as of that instant, and as [`as_of`] measures them.
+    #[test]
+    fn pace_and_silence_read_the_same_of_a_snapshot_and_of_the_deal_as_of_its_instant() {
+        use crate::features::raw::{numeric_value, NumericValue};
+        use crate::features::{CoreField, Source};
+        let deal = closed_deal();
+        let activities = [activity("2025-01-10T00:00:00Z"), activity("2025-03-15T06:30:00Z")];
+        let rules = AsOfRules::default();
+        let read = |source: CoreField, d: &crate::domain::Deal, at| match numeric_value(
+            &Source::Core(source),
+            d,
+            at,
+        ) {
+            NumericValue::Present(x) => Some(x),
+            _ => None,
+        };
+        let later = t("2031-06-01T00:00:00Z");
+        for at in [
+            t("2025-01-05T00:00:00Z"),
+            t("2025-02-01T12:00:00Z"),
+            t("2025-04-20T00:00:00Z"),
+        ] {
+            let shot = snapshot_at(&deal, &[], &activities, at, &rules);
+            let then = as_of(&deal.deal, &[], &activities, at, &rules);
+            for source in [CoreField::InteractionsPerWeek, CoreField::DaysSinceLastActivity] {
+                // A snapshot is read whatever the training's "now"; a deal scored as of T, at T.
+                assert_eq!(
+                    read(source, &shot.deal, later),
+                    read(source, &then.deal, at),
+                    "{at}"
+                );
+            }
+            assert_eq!(
+                read(CoreField::InteractionsPerWeek, &shot.deal, later),
+                then.interactions_per_week
+            );
+            let silence = read(CoreField::DaysSinceLastActivity, &shot.deal, later);
+            match then.days_since_last_activity {
+                Some(days) => assert_eq!(silence, Some(days)),
+                // No activity yet: silent since the deal was created.
+                None => assert_eq!(silence, then.age_days),
+            }
+        }
+        // 26 days in, one activity so far, 17 days ago.
+        let shot = snapshot_at(&deal, &[], &activities, t("2025-01-27T00:00:00Z"), &rules);
+        assert_eq!(
+            read(CoreField::DaysSinceLastActivity, &shot.deal, later),
+            Some(17.0)
+        );
+        assert_eq!(
+            read(CoreField::InteractionsPerWeek, &shot.deal, later),
+            Some(7.0 / 26.0)
+        );
+    }
+
     #[test]
     fn a_deal_without_dates_stands_for_itself_as_often_as_the_others() {
         let mut deal = closed_deal();

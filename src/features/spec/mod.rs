@@ -36,6 +36,8 @@ use crate::tr;
 pub const SNAPSHOT_AGE_BINS: usize = 16;
 
 const DEFAULT_SPEC_TOML: &str = include_str!("../../../training/features.toml");
+/// The as-of measures a snapshot job adds to the default spec ([`FeatureSpec::for_snapshots`]).
+const SNAPSHOT_SPEC_TOML: &str = include_str!("../../../training/snapshot-features.toml");
 /// Default number of quantile bins for a binned numeric feature.
 pub const DEFAULT_BINS: usize = 8;
 /// Default `min_count` for categorical features.
@@ -81,16 +83,21 @@ impl FeatureSpec {
         })
     }
 
-    /// This spec as a snapshot job uses it. The default spec cuts the deal's age (`cycle_days`,
-    /// a deal's age at each snapshot) into [`SNAPSHOT_AGE_BINS`] bins instead of 8: snapshot ages
-    /// sit at the plan's instants, and 8 quantile bins over them put every deal older than about
-    /// two months into one bin, which over-estimated the oldest open deals
-    /// (docs/scoring-method.md). Any other spec is used as written.
+    /// This spec as a snapshot job uses it. The default spec, there:
+    /// - cuts the deal's age (`cycle_days`, a deal's age at each snapshot) into
+    ///   [`SNAPSHOT_AGE_BINS`] bins instead of 8: snapshot ages sit at the plan's instants, and 8
+    ///   quantile bins over them put every deal older than about two months into one bin, which
+    ///   over-estimated the oldest open deals (docs/scoring-method.md);
+    /// - adds the as-of measures of `training/snapshot-features.toml` (interactions per week,
+    ///   days without activity) with their levers: measured at each snapshot's instant, they say
+    ///   how a deal is being worked, which a final state cannot (it ends where the deal closed).
+    ///
+    /// Any other spec is used as written.
     pub fn for_snapshots(self) -> FeatureSpec {
         if self != FeatureSpec::default_spec() {
             return self;
         }
-        let features = self
+        let mut features: Vec<FeatureDef> = self
             .features
             .into_iter()
             .map(|feature| {
@@ -100,6 +107,11 @@ impl FeatureSpec {
                 FeatureDef::binned(CoreField::CycleDays.name(), SNAPSHOT_AGE_BINS).unwrap_or(feature)
             })
             .collect();
+        // The embedded file is covered by a unit test; were it ever invalid, the job would
+        // still run on the default spec's features.
+        if let Ok(extra) = FeatureSpec::from_toml(SNAPSHOT_SPEC_TOML) {
+            features.extend(extra.features);
+        }
         FeatureSpec { features }
     }
 

@@ -36,6 +36,27 @@ fn default_spec_parses_and_marks_three_actionable_features() {
 }
 
 #[test]
+fn a_snapshot_job_adds_the_as_of_measures_to_the_default_spec_only() {
+    let extra = FeatureSpec::from_toml(SNAPSHOT_SPEC_TOML).unwrap();
+    let extra_names: Vec<_> = extra.features().iter().map(|f| f.name()).collect();
+    assert_eq!(extra_names, ["interactions_per_week", "days_since_last_activity"]);
+    let levers: Vec<_> = extra
+        .features()
+        .iter()
+        .filter(|f| f.actionable().is_some())
+        .map(|f| f.name())
+        .collect();
+    assert_eq!(levers, ["days_since_last_activity"]);
+
+    let snapshots = FeatureSpec::default_spec().for_snapshots();
+    let names: Vec<_> = snapshots.features().iter().map(|f| f.name()).collect();
+    assert_eq!(names.len(), FeatureSpec::default_spec().features().len() + 2);
+    assert_eq!(&names[names.len() - 2..], extra_names.as_slice());
+    let own = FeatureSpec::from_toml("[[feature]]\nname = \"amount\"\n").unwrap();
+    assert_eq!(own.clone().for_snapshots(), own);
+}
+
+#[test]
 fn every_problem_is_listed_with_its_path() {
     let text = r#"
 [[feature]]

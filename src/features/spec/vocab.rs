@@ -22,11 +22,17 @@ pub enum CoreField {
     Region,
     /// Owning rep.
     Owner,
+    /// Interactions per week of the deal's life so far (per week of its whole cycle once
+    /// closed): [`crate::domain::Deal::interactions_per_week`].
+    InteractionsPerWeek,
+    /// Days without activity up to the instant the deal is seen at:
+    /// [`crate::domain::Deal::days_since_last_activity`].
+    DaysSinceLastActivity,
 }
 
 impl CoreField {
     /// Every core field, in documentation order.
-    pub const ALL: [CoreField; 8] = [
+    pub const ALL: [CoreField; 10] = [
         CoreField::CycleDays,
         CoreField::InteractionCount,
         CoreField::ResponseHours,
@@ -35,6 +41,8 @@ impl CoreField {
         CoreField::ContactRole,
         CoreField::Region,
         CoreField::Owner,
+        CoreField::InteractionsPerWeek,
+        CoreField::DaysSinceLastActivity,
     ];
 
     /// The field's name in specs.
@@ -48,6 +56,8 @@ impl CoreField {
             CoreField::ContactRole => "contact_role",
             CoreField::Region => "region",
             CoreField::Owner => "owner",
+            CoreField::InteractionsPerWeek => "interactions_per_week",
+            CoreField::DaysSinceLastActivity => "days_since_last_activity",
         }
     }
 
@@ -57,7 +67,9 @@ impl CoreField {
             CoreField::CycleDays
             | CoreField::InteractionCount
             | CoreField::ResponseHours
-            | CoreField::Amount => Kind::Numeric,
+            | CoreField::Amount
+            | CoreField::InteractionsPerWeek
+            | CoreField::DaysSinceLastActivity => Kind::Numeric,
             CoreField::Sector | CoreField::ContactRole | CoreField::Region | CoreField::Owner => {
                 Kind::Categorical
             }
