@@ -258,15 +258,26 @@ mod tests {
     use crate::training::fixtures::trained_on_generated_with;
 
     /// The deal with the lever's value set: what rescoring a changed copy of the deal means.
-    fn with_value(opp: &Opportunity, source: Source<'_>, target: &Target) -> Opportunity {
+    fn with_value(opp: &Opportunity, source: Source<'_>, target: &Target, now: DateTime<Utc>) -> Opportunity {
         let mut changed = opp.clone();
         match (source, target) {
             (Source::Core(CoreField::InteractionCount), Target::Number(x)) => {
+                // A deal without interactions is silent since its creation; the copy keeps that
+                // silence (a lever changes one feature, everything else equal).
+                if changed.last_activity_at.is_none() && changed.interaction_count == Some(0) {
+                    changed.last_activity_at = changed.created_at;
+                }
                 changed.interaction_count = Some(*x as i64)
             }
             (Source::Core(CoreField::ResponseHours), Target::Number(x)) => changed.response_hours = Some(*x),
             (Source::Core(CoreField::ContactRole), Target::Level(l)) => {
                 changed.contact_role = ContactRole::normalise(l)
+            }
+            (Source::Core(CoreField::DaysSinceLastActivity), Target::Number(days)) => {
+                // The latest activity moved to `days` before the instant the deal is seen at.
+                let seen = opp.seen_at(now).expect("an open deal is seen now");
+                let ms = (days * 86_400_000.0).round() as i64;
+                changed.last_activity_at = Some(seen - chrono::TimeDelta::milliseconds(ms));
             }
             (Source::Attribute(name), Target::Number(x)) => {
                 changed
@@ -283,13 +294,18 @@ mod tests {
         changed
     }
 
-    /// Core levers plus a numeric and a categorical attribute lever.
+    /// Core levers, the re-engage lever, plus a numeric and a categorical attribute lever.
     fn spec() -> FeatureSpec {
         let mut text =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/training/features.toml"))
                 .expect("default spec file");
         text.push_str(
             r#"
+[[feature]]
+name = "days_since_last_activity"
+kind = "numeric"
+actionable = { direction = "decrease", min = 0.0, label = "Re-engage the prospect" }
+
 [[feature]]
 name = "attr.competitors"
 kind = "numeric"
@@ -332,7 +348,11 @@ actionable = { direction = "change", label = "Work the best lead source" }
                         Target::Level(categorical_target(&artifact, index, feature).expect("a target"))
                     }
                 };
-                let rescored = predict(&artifact, &with_value(opp, feature.def.source(), &target), now);
+                let rescored = predict(
+                    &artifact,
+                    &with_value(opp, feature.def.source(), &target, now),
+                    now,
+                );
                 assert!(
                     (lever.probability_after - rescored).abs() < 1e-12,
                     "{}: {} vs {rescored}",
@@ -347,6 +367,7 @@ actionable = { direction = "change", label = "Work the best lead source" }
             "response_hours",
             "interaction_count",
             "contact_role",
+            "days_since_last_activity",
             "attr.competitors",
             "attr.lead_source",
         ] {
@@ -355,5 +376,54 @@ actionable = { direction = "change", label = "Work the best lead source" }
                 "{name}: {checked:?}"
             );
         }
+    }
+
+    /// The as-of measures as levers speak a rep's words: touches a week, days without activity,
+    /// in both languages.
+    #[test]
+    fn pace_and_silence_levers_say_touches_a_week_and_days_without_activity() {
+        let text = r#"
+[[feature]]
+name = "contact_role"
+kind = "categorical"
+
+[[feature]]
+name = "interactions_per_week"
+kind = "numeric"
+actionable = { direction = "increase", min = 0.0, max = 50.0, label = "Keep up the pace" }
+
+[[feature]]
+name = "days_since_last_activity"
+kind = "numeric"
+actionable = { direction = "decrease", min = 0.0, label = "Re-engage the prospect" }
+"#;
+        let spec = FeatureSpec::from_toml(text).expect("valid spec");
+        let (artifact, history, now) = trained_on_generated_with(3_000, 7, &spec);
+        let config = ScoringConfig::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for opp in history.iter().filter(|o| o.status == Status::Open) {
+            let logit = crate::model::logit(&artifact, opp, now);
+            for lang in [Lang::En, Lang::Fr] {
+                for lever in levers(&artifact, opp, now, logit, &config, RankBy::Probability, lang) {
+                    // (sentence before the target, unit word of the target), per language.
+                    let (en, fr) = match lever.feature.as_str() {
+                        "interactions_per_week" => (
+                            ("Touch the prospect ", "week"),
+                            ("Contacter le prospect ", "semaine"),
+                        ),
+                        _ => (
+                            ("Re-engage the prospect: no more than ", "day"),
+                            ("Relancer le prospect\u{202F}: pas plus de ", "jour"),
+                        ),
+                    };
+                    let (before, unit) = if lang == Lang::En { en } else { fr };
+                    let said = [before, lever.target_value.as_str()].concat();
+                    assert!(lever.message.starts_with(&said), "{}", lever.message);
+                    assert!(lever.target_value.contains(unit), "{}", lever.target_value);
+                    seen.insert((lever.feature, lang == Lang::En));
+                }
+            }
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
     }
 }
