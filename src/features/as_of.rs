@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::domain::history::{set_field, tracked_values};
+use crate::domain::history::set_field;
 use crate::domain::{derive_interactions, Activity, Deal, FieldChange, Previous, Status};
 
 /// Fields that change when a deal closes: unknown at T unless the history says otherwise.
@@ -117,12 +117,13 @@ pub fn as_of(
     let mut changes: Vec<&FieldChange> = history.iter().collect();
     changes.sort_by_key(|c| c.changed_at);
 
-    let mut fields: BTreeSet<String> = tracked_values(current).into_keys().collect();
-    fields.extend(changes.iter().map(|c| c.field.clone()));
-    fields.extend(rules.closing.iter().cloned());
+    // Only fields with a recorded change or a closing rule can differ from their current
+    // value (any other keeps it), so those are the fields to visit.
+    let mut fields: BTreeSet<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+    fields.extend(rules.closing.iter().map(String::as_str));
     let mut hidden = Vec::new();
-    for field in &fields {
-        let mine = changes.iter().filter(|c| &c.field == field);
+    for &field in &fields {
+        let mine = changes.iter().filter(|c| c.field == field);
         let last_known = mine.clone().take_while(|c| c.changed_at <= at).last();
         let first_after = mine.clone().find(|c| c.changed_at > at);
         let closing = rules.is_closing(field) && !closed;
@@ -139,14 +140,14 @@ pub fn as_of(
         };
         match value {
             Some(v) => set_field(&mut deal, field, v),
-            None => match field.as_str() {
+            None => match field {
                 // A deal that had not closed by T was open then, with no closing date: that is
                 // known, not hidden.
                 "status" => deal.status = Status::Open,
                 "closed_at" => deal.closed_at = None,
                 _ => {
                     set_field(&mut deal, field, None);
-                    hidden.push(field.clone());
+                    hidden.push(field.to_owned());
                 }
             },
         }
@@ -198,6 +199,7 @@ pub fn as_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::history::tracked_values;
     use crate::domain::{
         parse_timestamp, ActivityDirection, ActivityKind, ChangeSource, Opportunity, ParseOptions,
     };

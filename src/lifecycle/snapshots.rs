@@ -6,8 +6,8 @@ use crate::features::as_of::AsOfRules;
 use crate::store::{history, Db};
 use crate::training::snapshots::{snapshots, SnapshotPlan};
 
-/// Deals whose timelines are read per round trip (three statements each, see
-/// [`history::timelines`]).
+/// Deals whose recorded changes and activities are read per round trip (three statements each
+/// per 400 deals, see [`history::recorded`]).
 const TIMELINES_PER_READ: usize = 2_000;
 
 /// What [`expand`] produced.
@@ -56,12 +56,12 @@ pub async fn expand_each(
     let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
     for chunk in closed.chunks(TIMELINES_PER_READ) {
         let ids: Vec<&str> = chunk.iter().map(|d| d.external_id.as_str()).collect();
-        let mut timelines = history::timelines(db, &ids).await?;
+        let mut recorded = history::recorded(db, &ids).await?;
         for deal in chunk {
-            let (changes, activities) = timelines
-                .remove(deal.external_id.as_str())
-                .map(|t| (t.history, t.activities))
-                .unwrap_or_default();
+            let history::Recorded {
+                history: changes,
+                activities,
+            } = recorded.remove(deal.external_id.as_str()).unwrap_or_default();
             // A first write at the close is no history of the open life.
             let before_close = |at| deal.closed_at.is_none_or(|c| at < c);
             if changes.iter().any(|c| before_close(c.changed_at))
