@@ -7,13 +7,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::background::run_cpu;
-use crate::domain::Opportunity;
 use crate::features::as_of::AsOfRules;
 use crate::features::FeatureSpec;
 use crate::model::Backtest;
-use crate::store::opportunities::{self, ClosedDealFields};
-use crate::store::{history, Db};
+use crate::store::opportunities;
+use crate::store::{activities, Db};
 use crate::training::backtest::{backtest_compact, OpenAtInstant};
+use crate::training::compact::{reads_attributes, sources_for};
 use crate::training::{CompactDeals, TrainError, WarmStart};
 
 /// Below this share of open deals with a recorded history or activities before the instant, the
@@ -34,33 +34,6 @@ pub enum BacktestError {
     Worker(String),
 }
 
-/// The deals of `closed` that were open at `at` (created by then, closed after), as they stood
-/// at `at`, with their outcomes.
-pub async fn open_at(
-    db: &Db,
-    closed: &[&Opportunity],
-    at: DateTime<Utc>,
-) -> Result<Vec<OpenAtInstant>, sqlx::Error> {
-    let then_open: Vec<&Opportunity> = closed
-        .iter()
-        .copied()
-        .filter(|d| OpenAtInstant::was_open(d, at))
-        .collect();
-    let ids: Vec<&str> = then_open.iter().map(|d| d.external_id.as_str()).collect();
-    let mut timelines = history::timelines(db, &ids).await?;
-    let rules = AsOfRules::default();
-    Ok(then_open
-        .into_iter()
-        .map(|d| {
-            let (changes, activities) = timelines
-                .remove(d.external_id.as_str())
-                .map(|t| (t.history, t.activities))
-                .unwrap_or_default();
-            OpenAtInstant::rebuild(d, &changes, &activities, at, &rules)
-        })
-        .collect())
-}
-
 /// How a replay fits: the job's alpha and iteration cap, and whether its CPU work runs at the
 /// lowest priority (the server's jobs).
 #[derive(Debug, Clone)]
@@ -75,19 +48,57 @@ pub struct ReplayFit {
     pub warm: Option<WarmStart>,
 }
 
+/// The deals open at `at` that closed by `until` (every one closed since without it), as they
+/// stood at `at`, rebuilt from their recorded history and activities, in (`closed_at`, id)
+/// order. Only what `spec`'s features read is read of each deal: the rebuilt deal is only
+/// scored, and a field no feature reads changes no score.
+pub async fn read_open_at(
+    db: &Db,
+    at: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    spec: &FeatureSpec,
+) -> Result<Vec<OpenAtInstant>, sqlx::Error> {
+    let attributes = reads_attributes(&sources_for(&[spec]));
+    let rules = AsOfRules::default();
+    let mut open = Vec::new();
+    let mut pages = opportunities::OpenAtPages::new(db, at, until, attributes);
+    while let Some(page) = pages.next_page().await? {
+        let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+        let mut recorded = activities::timelines_by_id(db, &ids).await?;
+        open.extend(page.into_iter().map(|(id, deal)| {
+            let changes = recorded.history.remove(&id).unwrap_or_default();
+            let activities = recorded.activities.remove(&id).unwrap_or_default();
+            OpenAtInstant::rebuild(&deal, &changes, &activities, at, &rules)
+        }));
+    }
+    Ok(open)
+}
+
 /// Replays training at `at`: fits on the rows of `data` closed by then (the job's deals, or
-/// their snapshots when it learns from snapshots), scores the deals open then as they stood,
-/// read from `db` with their history; `None` when too few outcomes were known by then.
+/// their snapshots when it learns from snapshots), scores the deals open then as they stood
+/// ([`read_open_at`] from `db`); `None` when too few outcomes were known by then.
 ///
-/// Only the deals closed after `at` (up to `until`, the job's window) are read again, whole and
-/// with their timelines: those open at `at` must be rebuilt as they stood then. What was known
-/// at `at` is already in `data`, which the fit runs on, off the async threads (at the lowest
-/// priority when `low_priority`).
+/// Only the deals open at `at` that closed after it (up to `until`, the job's window) are read
+/// again, with their timelines: they must be rebuilt as they stood then. What was known at `at`
+/// is already in `data`, which the fit runs on, off the async threads (at the lowest priority
+/// when `low_priority`).
 pub async fn run(
     db: &Db,
     data: Arc<CompactDeals>,
     at: DateTime<Utc>,
     until: Option<DateTime<Utc>>,
+    spec: &FeatureSpec,
+    fit: ReplayFit,
+) -> Result<Option<Backtest>, BacktestError> {
+    let open = read_open_at(db, at, until, spec).await?;
+    replay(data, open, at, spec, fit).await
+}
+
+/// The replay of [`run`] on deals already read.
+pub async fn replay(
+    data: Arc<CompactDeals>,
+    open: Vec<OpenAtInstant>,
+    at: DateTime<Utc>,
     spec: &FeatureSpec,
     fit: ReplayFit,
 ) -> Result<Option<Backtest>, BacktestError> {
@@ -97,18 +108,6 @@ pub async fn run(
         low_priority,
         warm,
     } = fit;
-    let mut later = Vec::new();
-    let since = at + chrono::Duration::milliseconds(1);
-    opportunities::each_closed_deal(db, Some(since), until, ClosedDealFields::Whole, |deal| {
-        if OpenAtInstant::was_open(&deal, at) {
-            later.push(deal);
-        }
-    })
-    .await?;
-    let later_refs: Vec<&Opportunity> = later.iter().collect();
-    let open = open_at(db, &later_refs, at).await?;
-    drop(later_refs);
-    drop(later);
     let spec = spec.clone();
     let replay = run_cpu("dealscore-backtest", low_priority, move || {
         backtest_compact(&data, &open, at, &spec, alpha, max_iterations, warm.as_ref())

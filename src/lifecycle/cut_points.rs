@@ -8,6 +8,7 @@ use crate::domain::Deal;
 use crate::model::ModelArtifact;
 use crate::scoring::cuts::derive;
 use crate::store::{opportunities, Db};
+use crate::training::compact::{reads_attributes, sources_for};
 
 /// Fewest open deals whose quantiles are worth recording.
 pub const MIN_DEALS: usize = 20;
@@ -21,11 +22,16 @@ pub async fn calibrate(
 ) -> Result<ModelArtifact, String> {
     let mut open = Vec::new();
     if let Some(db) = db {
-        let mut pages = opportunities::OpenDealPages::new(db);
+        // Only what the model's features read: the cut points score each deal, nothing else.
+        let attributes = match artifact.features.spec() {
+            Ok(spec) => reads_attributes(&sources_for(&[&spec])),
+            Err(_) => true,
+        };
+        let mut pages = opportunities::OpenFeaturePages::new(db, attributes);
         while let Some(page) =
             (pages.next_page().await).map_err(|e| format!("cannot load the open deals: {e}"))?
         {
-            open.extend(page.deals.into_iter().map(|s| s.opportunity));
+            open.extend(page);
         }
     }
     let work = move || {

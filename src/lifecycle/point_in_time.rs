@@ -11,6 +11,7 @@ use crate::domain::Opportunity;
 use crate::features::FeatureSpec;
 use crate::store::opportunities::{self, ClosedDealFields};
 use crate::store::Db;
+use crate::training::backtest::instant_before;
 use crate::training::snapshots::SnapshotPlan;
 use crate::training::split::{time_split, time_split_rows};
 use crate::training::{CompactDeals, SplitKind, TrainedModel, WarmStart};
@@ -47,9 +48,9 @@ pub enum PointInTimeError {
 pub struct Prepared {
     /// The snapshot plan, when expanded.
     pub plan: Option<SnapshotPlan>,
-    /// Where the backtest looks from: the start of the time split's holdout, computed on the
-    /// deals (not on their snapshots) so final-state and snapshot models are judged on the same
-    /// open deals.
+    /// Where the backtest looks from: the start of the time split's holdout (the instant before
+    /// its first close, `training::backtest::instant_before`), computed on the deals (not on
+    /// their snapshots) so final-state and snapshot models are judged on the same open deals.
     pub backtest_at: Option<DateTime<Utc>>,
     /// Closed deals with a history before their close.
     pub with_history: usize,
@@ -132,7 +133,8 @@ pub async fn prepare_from_database(
     let backtest_at = (closed_at.len() >= 2)
         .then(|| time_split_rows(&closed_at, id, test_fraction).ok())
         .flatten()
-        .and_then(|split| split.holdout.iter().filter_map(|&i| closed_at[i]).min());
+        .and_then(|split| split.holdout.iter().filter_map(|&i| closed_at[i]).min())
+        .map(instant_before);
     Ok(Prepared {
         plan: Some(snapshots.clone()),
         backtest_at,
@@ -141,15 +143,20 @@ pub async fn prepare_from_database(
     })
 }
 
-/// The earliest close of the time split's holdout over the closed deals (`None` when they
-/// cannot be split in time).
+/// The instant before the earliest close of the time split's holdout over the closed deals
+/// ([`instant_before`]; `None` when they cannot be split in time).
 fn holdout_start(deals: &[Opportunity], test_fraction: f64) -> Option<DateTime<Utc>> {
     let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
     if closed.len() < 2 {
         return None;
     }
     let split = time_split(&closed, test_fraction).ok()?;
-    split.holdout.iter().filter_map(|&i| closed[i].closed_at).min()
+    split
+        .holdout
+        .iter()
+        .filter_map(|&i| closed[i].closed_at)
+        .min()
+        .map(instant_before)
 }
 
 /// What the job trained on, for the backtest to replay on.

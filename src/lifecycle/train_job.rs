@@ -20,6 +20,7 @@ use crate::store::models::{self, ModelStatus, NewModelVersion};
 use crate::store::opportunities::{each_closed_deal, ClosedDealFields};
 use crate::store::training_data::data_version;
 use crate::store::Db;
+use crate::training::backtest::instant_before;
 use crate::training::compact::{logits, reads_attributes, sources_for};
 use crate::training::metrics::roc_auc;
 use crate::training::{
@@ -253,7 +254,7 @@ pub async fn run(
     // split's holdout, which this training computed on the same deals.
     let prepared = prepared.unwrap_or_else(|| Prepared {
         backtest_at: match (&point_in_time.source, split_kind) {
-            (Some(_), SplitKind::Time) => trained.artifact.training.holdout_from,
+            (Some(_), SplitKind::Time) => trained.artifact.training.holdout_from.map(instant_before),
             _ => None,
         },
         ..Prepared::default()
@@ -269,16 +270,21 @@ pub async fn run(
         low_priority,
         warm: run.holdout_fit.take(),
     };
-    point_in_time::finish(&point_in_time, prepared, &mut trained, on).await;
-    trained.phases.add("backtest", started.elapsed().as_secs_f64());
     progress(TrainProgress::Phase {
         name: "artifact".into(),
     });
-    let started = Instant::now();
     // Where grades and focus classes cut: quantiles of the deals open now, under this model.
-    trained.artifact = super::cut_points::calibrate(trained.artifact, source.or(db), low_priority)
-        .await
-        .map_err(TrainJobError::Write)?;
+    // They do not depend on the backtest, so both run at once: each reads the database, then
+    // computes on a core of its own.
+    let calibrated = super::cut_points::calibrate(trained.artifact.clone(), source.or(db), low_priority);
+    let backtest = point_in_time::finish(&point_in_time, prepared, &mut trained, on);
+    let ((), calibrated) = tokio::join!(backtest, calibrated);
+    trained.artifact.cut_points = calibrated.map_err(TrainJobError::Write)?.cut_points;
+    trained.artifact.seal();
+    trained
+        .phases
+        .add("backtest_and_cut_points", started.elapsed().as_secs_f64());
+    let started = Instant::now();
     let artifact = &trained.artifact;
     // The checksum covers the pretty form, so the registry stores exactly what the file holds.
     let json = artifact

@@ -660,6 +660,167 @@ impl<'a> OpenDealPages<'a> {
     }
 }
 
+/// Walks every open deal in id order, [`OPEN_PAGE`] at a time, reading only what features read
+/// (the columns of [`ClosedDealFields::Features`], the attributes only when `attributes`): for
+/// work that scores the open deals and needs neither their other fields nor their latest
+/// scores (a model's grade cut points). Each page is one statement returning one JSON value,
+/// like the closed deals' lean pages: through the `Any` driver a row per deal costs a copy
+/// and a conversion of every value.
+#[derive(Debug)]
+pub struct OpenFeaturePages<'a> {
+    db: &'a Db,
+    sql: String,
+    after: i64,
+    finished: bool,
+}
+
+/// An element of an [`OpenFeaturePages`] page: the deal's row id, then its [`FeatureRow`].
+#[derive(Deserialize)]
+struct OpenFeatureRow(i64, FeatureRow);
+
+impl<'a> OpenFeaturePages<'a> {
+    /// A walk from the first open deal.
+    pub fn new(db: &'a Db, attributes: bool) -> Self {
+        let attributes = if attributes { "attributes" } else { "'{}'" };
+        let page = format!(
+            "SELECT id, {FEATURE_COLUMNS}, {attributes} AS attributes FROM opportunities \
+             WHERE status = 'open' AND id > $1 ORDER BY id LIMIT $2"
+        );
+        let row = feature_row_json(db.backend);
+        // SQLite's aggregate follows the subquery's order without being asked (the reader
+        // checks it); PostgreSQL's is asked.
+        let sql = match db.backend {
+            super::Backend::Sqlite => format!("SELECT json_group_array(json_array(id, {row})) FROM ({page})"),
+            super::Backend::Postgres => {
+                format!(
+                    "SELECT json_agg(json_build_array(id, {row}) ORDER BY id)::text FROM ({page}) AS page"
+                )
+            }
+        };
+        OpenFeaturePages {
+            db,
+            sql,
+            after: 0,
+            finished: false,
+        }
+    }
+
+    /// The next page, or `None` after the last one.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Opportunity>>, sqlx::Error> {
+        if self.finished {
+            return Ok(None);
+        }
+        let json: Option<String> = sqlx::query_scalar(&self.sql)
+            .bind(self.after)
+            .bind(OPEN_PAGE as i64)
+            .fetch_one(&self.db.pool)
+            .await?;
+        // PostgreSQL aggregates no row to NULL, SQLite to `[]`.
+        let mut rows: Vec<OpenFeatureRow> = match json.as_deref() {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(text).map_err(|e| bad_column("page", e.to_string()))?,
+        };
+        rows.sort_by_key(|row| row.0);
+        self.finished = rows.len() < OPEN_PAGE;
+        let Some(last) = rows.last() else {
+            self.finished = true;
+            return Ok(None);
+        };
+        self.after = last.0;
+        let deals = rows
+            .into_iter()
+            .map(|row| row.1.into_deal())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(deals))
+    }
+}
+
+/// Walks the deals that were open at an instant T and have closed since (created by T, closed
+/// after it and by `until`), in (`closed_at`, `external_id`) order, [`CLOSED_PAGE`] at a time,
+/// each with its row id (to read its history and activities by) and only what features read, as
+/// [`ClosedDealFields::Features`] reads it: the backtest rebuilds them as they stood at T and
+/// scores them, and no field features do not read changes a score. One statement and one JSON
+/// value per page, like [`ClosedQuery::features`]; deals created after T are left in the
+/// database instead of being read and dropped.
+#[derive(Debug)]
+pub struct OpenAtPages<'a> {
+    db: &'a Db,
+    sql: String,
+    at: i64,
+    until: i64,
+    after_closed: i64,
+    after_id: String,
+    finished: bool,
+}
+
+/// An element of an [`OpenAtPages`] page: the deal's row id, then its [`FeatureRow`].
+#[derive(Deserialize)]
+struct IdentifiedFeatureRow(i64, FeatureRow);
+
+impl<'a> OpenAtPages<'a> {
+    /// A walk over the deals open at `at` that closed by `until` (every one closed since without
+    /// it), reading the attributes only when `attributes`.
+    pub fn new(db: &'a Db, at: DateTime<Utc>, until: Option<DateTime<Utc>>, attributes: bool) -> Self {
+        let attributes = if attributes { "attributes" } else { "'{}'" };
+        let columns = format!("id, {FEATURE_COLUMNS}, {attributes} AS attributes");
+        let page = ClosedQuery::filtered(db, &columns, " AND created_at <= $5").0;
+        let row = feature_row_json(db.backend);
+        let sql = match db.backend {
+            super::Backend::Sqlite => format!("SELECT json_group_array(json_array(id, {row})) FROM ({page})"),
+            super::Backend::Postgres => format!(
+                "SELECT json_agg(json_build_array(id, {row}) ORDER BY closed_at, external_id)::text \
+                 FROM ({page}) AS page"
+            ),
+        };
+        let at = to_epoch_ms(at);
+        OpenAtPages {
+            db,
+            sql,
+            at,
+            until: until.map(to_epoch_ms).unwrap_or(i64::MAX),
+            // Closed after `at`: on or after the next millisecond, the unit times are stored in.
+            after_closed: at.saturating_add(1),
+            after_id: String::new(),
+            finished: false,
+        }
+    }
+
+    /// The next page of (row id, deal), or `None` after the last one.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<(i64, Opportunity)>>, sqlx::Error> {
+        if self.finished {
+            return Ok(None);
+        }
+        let json: Option<String> = sqlx::query_scalar(&self.sql)
+            .bind(self.after_closed)
+            .bind(self.until)
+            .bind(self.after_id.clone())
+            .bind(CLOSED_PAGE)
+            .bind(self.at)
+            .fetch_one(&self.db.pool)
+            .await?;
+        // PostgreSQL aggregates no row to NULL, SQLite to `[]`.
+        let mut rows: Vec<IdentifiedFeatureRow> = match json.as_deref() {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(text).map_err(|e| bad_column("page", e.to_string()))?,
+        };
+        if self.db.backend == super::Backend::Sqlite {
+            // As in `ClosedDealPages::read_json`: the statement's order, checked or restored.
+            rows.sort_by(|a, b| (a.1.closed_at, &a.1.external_id).cmp(&(b.1.closed_at, &b.1.external_id)));
+        }
+        self.finished = rows.len() < CLOSED_PAGE as usize;
+        if let Some(IdentifiedFeatureRow(_, last)) = rows.last() {
+            self.after_closed = last.closed_at().unwrap_or(self.after_closed);
+            self.after_id.clear();
+            self.after_id.push_str(last.external_id());
+        }
+        let page = rows
+            .into_iter()
+            .map(|IdentifiedFeatureRow(id, row)| Ok((id, row.into_deal()?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Some(page).filter(|p| !p.is_empty()))
+    }
+}
+
 /// Every won or lost deal, optionally restricted to a `closed_at` window, in
 /// (`closed_at`, `external_id`) order.
 pub async fn closed_deals(
@@ -833,13 +994,19 @@ const FEATURE_COLUMNS: &str = "external_id, sector, region, owner, contact_role,
 
 impl ClosedQuery {
     fn new(db: &Db, columns: &str) -> ClosedQuery {
+        ClosedQuery::filtered(db, columns, "")
+    }
+
+    /// [`ClosedQuery::new`] with `condition` (empty, or ` AND ...` on the page's columns and
+    /// parameters from `$5`) added to the window's.
+    fn filtered(db: &Db, columns: &str, condition: &str) -> ClosedQuery {
         let status = match db.backend {
             super::Backend::Sqlite => "+status",
             super::Backend::Postgres => "status",
         };
         ClosedQuery(format!(
             "SELECT {columns} FROM opportunities WHERE {status} IN ('won', 'lost') \
-             AND closed_at >= $1 AND closed_at <= $2 AND (closed_at > $1 OR external_id > $3) \
+             AND closed_at >= $1 AND closed_at <= $2 AND (closed_at > $1 OR external_id > $3){condition} \
              ORDER BY closed_at, external_id LIMIT $4"
         ))
     }
@@ -869,22 +1036,34 @@ impl ClosedQuery {
     fn features(db: &Db, attributes: bool) -> ClosedQuery {
         let attributes = if attributes { "attributes" } else { "'{}'" };
         let page = ClosedQuery::new(db, &format!("{FEATURE_COLUMNS}, {attributes} AS attributes")).0;
+        let row = feature_row_json(db.backend);
         let sql = match db.backend {
-            super::Backend::Sqlite => format!(
-                "SELECT json_group_array(json_array(external_id, sector, region, owner, contact_role, \
-                 CASE WHEN amount IS NULL THEN NULL ELSE printf('%!.17g', amount) END, status, \
-                 created_at, closed_at, interaction_count, \
-                 CASE WHEN response_hours IS NULL THEN NULL ELSE printf('%!.17g', response_hours) END, \
-                 last_activity_at, attributes)) FROM ({page})"
-            ),
-            super::Backend::Postgres => format!(
-                "SELECT json_agg(json_build_array(external_id, sector, region, owner, contact_role, \
-                 amount::text, status, created_at, closed_at, interaction_count, response_hours::text, \
-                 last_activity_at, attributes) \
-                 ORDER BY closed_at, external_id)::text FROM ({page}) AS page"
-            ),
+            super::Backend::Sqlite => format!("SELECT json_group_array({row}) FROM ({page})"),
+            super::Backend::Postgres => {
+                format!("SELECT json_agg({row} ORDER BY closed_at, external_id)::text FROM ({page}) AS page")
+            }
         };
         ClosedQuery(sql)
+    }
+}
+
+/// The JSON array one [`FeatureRow`] is read from, of a statement's row selecting
+/// [`FEATURE_COLUMNS`] and `attributes` (see [`ClosedQuery::features`] for why the REALs go as
+/// text).
+fn feature_row_json(backend: super::Backend) -> &'static str {
+    match backend {
+        super::Backend::Sqlite => {
+            "json_array(external_id, sector, region, owner, contact_role, \
+             CASE WHEN amount IS NULL THEN NULL ELSE printf('%!.17g', amount) END, status, \
+             created_at, closed_at, interaction_count, \
+             CASE WHEN response_hours IS NULL THEN NULL ELSE printf('%!.17g', response_hours) END, \
+             last_activity_at, attributes)"
+        }
+        super::Backend::Postgres => {
+            "json_build_array(external_id, sector, region, owner, contact_role, \
+             amount::text, status, created_at, closed_at, interaction_count, response_hours::text, \
+             last_activity_at, attributes)"
+        }
     }
 }
 

@@ -21,6 +21,15 @@ pub const AGE_BANDS: [u32; 4] = [0, 21, 60, 120];
 /// Fewest closed deals of each outcome known by T for a backtest model to be fitted.
 pub const MIN_OUTCOMES: usize = 5;
 
+/// The backtest's instant for a time split whose holdout starts at `holdout_from` (the closing
+/// time of its first deal): the millisecond before, the unit times are stored in. What was known
+/// then is the training part itself, every deal of which closed before, so the job's fit on it
+/// is the replay's fit (no second fit); the deals closing at `holdout_from` count among those
+/// open then, as the holdout's other deals do.
+pub fn instant_before(holdout_from: DateTime<Utc>) -> DateTime<Utc> {
+    holdout_from - chrono::Duration::milliseconds(1)
+}
+
 /// A deal that was open at the backtest instant.
 #[derive(Debug, Clone)]
 pub struct OpenAtInstant {
@@ -122,6 +131,12 @@ pub fn backtest_compact(
         return Ok(None);
     }
     let features = compact::fit_features(spec, data, &known);
+    // When `at` is the start of a time split's holdout, what was known then is usually the
+    // training part itself (unless deals closed at the very instant the holdout starts): the
+    // job has already solved this fit.
+    if let Some(fit) = warm.and_then(|w| w.same_fit(&known, &features, alpha, max_iterations)) {
+        return Ok(Some(score_open(&features, fit, open, at, known.len())));
+    }
     let warm = warm.and_then(|w| w.for_features(&features));
     let x = compact::design(&features, data, &known);
     let fit = fit_from(&x, &known_won, alpha, warm.as_ref(), max_iterations)?;
@@ -360,6 +375,60 @@ mod tests {
         assert!(backtest_compact(&data, &open, first, &spec, 1.0, 200, None)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn a_replay_just_before_the_holdout_scores_with_the_training_part_fit_as_a_refit_would() {
+        let (config, history) = generated(4000, 13);
+        let spec = FeatureSpec::default_spec();
+        let data = CompactDeals::from_deals(
+            &history.opportunities,
+            &compact::sources_for(&[&spec]),
+            config.end,
+        );
+        let options = crate::training::TrainOptions {
+            now: config.end,
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let (trained, run) = crate::training::train_compact(&data, &spec, &options, &mut |_| {}).unwrap();
+        let at = instant_before(trained.artifact.training.holdout_from.expect("time split"));
+        let alpha = trained.artifact.cv.chosen_alpha;
+        let warm = run.holdout_fit.expect("a fit on the training part");
+        let known: Vec<usize> = (0..data.len())
+            .filter(|&r| data.closed_at()[r].is_some_and(|c| c <= at))
+            .collect();
+        let features = compact::fit_features(&spec, &data, &known);
+        assert!(
+            warm.same_fit(&known, &features, alpha, 200).is_some(),
+            "what was known then is the training part"
+        );
+        let open = open_at(&history.opportunities, at);
+        let reused = backtest_compact(&data, &open, at, &spec, alpha, 200, Some(&warm))
+            .unwrap()
+            .expect("enough outcomes");
+        // The same warm start without its rows: the replay fits again, from the same weights.
+        let unknown_rows = WarmStart {
+            rows: Vec::new(),
+            ..warm.clone()
+        };
+        let refitted = backtest_compact(&data, &open, at, &spec, alpha, 200, Some(&unknown_rows))
+            .unwrap()
+            .expect("enough outcomes");
+        assert_eq!(reused.trained_on, trained.artifact.training.train_rows);
+        assert_eq!(
+            (reused.trained_on, reused.open_deals, reused.won),
+            (refitted.trained_on, refitted.open_deals, refitted.won)
+        );
+        for (r, f) in [
+            (reused.roc_auc, refitted.roc_auc),
+            (reused.brier, refitted.brier),
+            (reused.mean_probability, refitted.mean_probability),
+        ] {
+            let (r, f) = (r.unwrap(), f.unwrap());
+            assert!((r - f).abs() < 1e-6, "{r} vs {f}");
+        }
     }
 
     #[test]

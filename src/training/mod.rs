@@ -354,11 +354,14 @@ pub struct CompactRun {
     pub holdout_fit: Option<WarmStart>,
 }
 
-/// A fit and the encoders its columns follow, to warm-start a later fit on similar rows.
+/// A fit, the encoders its columns follow and the rows it was fitted on, to warm-start a later
+/// fit on similar rows (or to stand for a later fit on the same ones).
 #[derive(Debug, Clone)]
 pub struct WarmStart {
     features: FittedFeatures,
     fit: LinearFit,
+    /// The rows fitted (ascending row indices of the data).
+    rows: Vec<usize>,
 }
 
 impl WarmStart {
@@ -366,6 +369,27 @@ impl WarmStart {
     /// `carry_over`); `None` when the features differ.
     pub fn for_features(&self, features: &FittedFeatures) -> Option<LinearFit> {
         carry_over(&self.features, &self.fit, features)
+    }
+
+    /// The fit itself when it solved the very problem a fit on `rows` (ascending) with
+    /// `features`, `alpha` and `max_iterations` would solve, and solved it to the tolerance:
+    /// the same rows give the same matrix and outcomes, so a fit started from this one would
+    /// stop where it starts, within that tolerance.
+    pub(crate) fn same_fit(
+        &self,
+        rows: &[usize],
+        features: &FittedFeatures,
+        alpha: f64,
+        max_iterations: u64,
+    ) -> Option<&LinearFit> {
+        let c = &self.fit.convergence;
+        let same = self.rows == rows
+            && self.features == *features
+            && c.converged
+            && c.retries.is_empty()
+            && c.alpha_used == alpha
+            && c.max_iterations == max_iterations;
+        same.then_some(&self.fit)
     }
 }
 
@@ -586,6 +610,7 @@ pub fn train_compact(
         holdout_fit: Some(WarmStart {
             features: train_features,
             fit: holdout_fit,
+            rows: split.train,
         }),
     };
     Ok((trained, run))

@@ -125,7 +125,7 @@ async fn training_reports_its_phases_and_gates_against_a_model_with_other_featur
         names,
         [
             "artifact",
-            "backtest",
+            "backtest_and_cut_points",
             "cross_validation",
             "factors",
             "fingerprint",
@@ -353,4 +353,77 @@ async fn the_lean_read_keeps_every_bit_of_awkward_numbers_and_texts() {
             (deal.deal.amount.map(f64::to_bits), deal.deal.sector.clone())
         );
     }
+}
+
+/// The lean pages of open deals (the cut points') and of the deals open at an instant (the
+/// backtest's) read, of each deal, what the whole rows read of the fields features read, in the
+/// same order, and no other deal.
+#[tokio::test]
+async fn the_lean_open_deal_pages_read_the_deals_the_whole_pages_read() {
+    use dealscore::domain::Opportunity;
+    use dealscore::generate::{generate, GeneratorConfig};
+    use dealscore::store::opportunities::{
+        closed_deals, upsert_batch, OpenAtPages, OpenDealPages, OpenFeaturePages,
+    };
+    use dealscore::training::backtest::OpenAtInstant;
+
+    let app = spawn_app().await;
+    let deals = generate(&GeneratorConfig {
+        deals: 600,
+        seed: 8,
+        with_activities: false,
+        ..GeneratorConfig::default()
+    })
+    .opportunities;
+    upsert_batch(&app.db, &deals).await.expect("upsert");
+    let features = |o: &Opportunity| {
+        let d = &o.deal;
+        (
+            o.external_id.to_string(),
+            (
+                d.sector.clone(),
+                d.region.clone(),
+                d.owner.clone(),
+                d.contact_role.clone(),
+            ),
+            (d.amount.map(f64::to_bits), d.response_hours.map(f64::to_bits)),
+            (
+                d.status,
+                d.created_at,
+                d.closed_at,
+                d.interaction_count,
+                d.last_activity_at,
+            ),
+            d.attributes.clone(),
+        )
+    };
+
+    let mut whole = Vec::new();
+    let mut pages = OpenDealPages::new(&app.db);
+    while let Some(page) = pages.next_page().await.expect("whole page") {
+        whole.extend(page.deals.into_iter().map(|s| features(&s.opportunity)));
+    }
+    let mut lean = Vec::new();
+    let mut pages = OpenFeaturePages::new(&app.db, true);
+    while let Some(page) = pages.next_page().await.expect("lean page") {
+        lean.extend(page.iter().map(features));
+    }
+    assert!(whole.len() > 20, "{}", whole.len());
+    assert_eq!(lean, whole);
+
+    let closed = closed_deals(&app.db, None, None).await.expect("closed");
+    let at = closed[closed.len() / 2].closed_at.expect("closed_at");
+    let until = closed[closed.len() * 9 / 10].closed_at;
+    let expected: Vec<_> = closed
+        .iter()
+        .filter(|d| OpenAtInstant::was_open(d, at) && d.closed_at <= until)
+        .map(features)
+        .collect();
+    let mut read = Vec::new();
+    let mut pages = OpenAtPages::new(&app.db, at, until, true);
+    while let Some(page) = pages.next_page().await.expect("open-at page") {
+        read.extend(page.iter().map(|(_, d)| features(d)));
+    }
+    assert!(expected.len() > 10, "{}", expected.len());
+    assert_eq!(read, expected);
 }
