@@ -4,7 +4,8 @@
 
 use chrono::Utc;
 
-use crate::domain::Deal;
+use crate::domain::{Deal, Opportunity};
+use crate::features::FeatureSpec;
 use crate::model::ModelArtifact;
 use crate::scoring::cuts::derive;
 use crate::store::{opportunities, Db};
@@ -13,20 +14,12 @@ use crate::training::compact::{reads_attributes, sources_for};
 /// Fewest open deals whose quantiles are worth recording.
 pub const MIN_DEALS: usize = 20;
 
-/// `artifact` with its `cut_points` set (or left absent) and its checksum renewed. The CPU work
-/// runs on a blocking thread, a low-priority one when `low_priority`.
-pub async fn calibrate(
-    artifact: ModelArtifact,
-    db: Option<&Db>,
-    low_priority: bool,
-) -> Result<ModelArtifact, String> {
+/// The deals open in `db`, read with what `spec`'s features read: the cut points score each
+/// deal and need nothing else of it (none without a database).
+pub async fn read_open(db: Option<&Db>, spec: &FeatureSpec) -> Result<Vec<Opportunity>, String> {
     let mut open = Vec::new();
     if let Some(db) = db {
-        // Only what the model's features read: the cut points score each deal, nothing else.
-        let attributes = match artifact.features.spec() {
-            Ok(spec) => reads_attributes(&sources_for(&[&spec])),
-            Err(_) => true,
-        };
+        let attributes = reads_attributes(&sources_for(&[spec]));
         let mut pages = opportunities::OpenFeaturePages::new(db, attributes);
         while let Some(page) =
             (pages.next_page().await).map_err(|e| format!("cannot load the open deals: {e}"))?
@@ -34,6 +27,18 @@ pub async fn calibrate(
             open.extend(page);
         }
     }
+    Ok(open)
+}
+
+/// `artifact` with its `cut_points` set from `open` (the deals [`read_open`] read with the
+/// spec the artifact was trained on, or a wider one) or left absent when there are fewer than
+/// [`MIN_DEALS`], and its checksum renewed. The CPU work runs on a blocking thread, a
+/// low-priority one when `low_priority`.
+pub async fn calibrate(
+    artifact: ModelArtifact,
+    open: Vec<Opportunity>,
+    low_priority: bool,
+) -> Result<ModelArtifact, String> {
     let work = move || {
         let mut artifact = artifact;
         if open.len() >= MIN_DEALS {

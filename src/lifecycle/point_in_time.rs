@@ -11,7 +11,7 @@ use crate::domain::Opportunity;
 use crate::features::FeatureSpec;
 use crate::store::opportunities::{self, ClosedDealFields};
 use crate::store::Db;
-use crate::training::backtest::instant_before;
+use crate::training::backtest::{instant_before, OpenAtInstant};
 use crate::training::snapshots::SnapshotPlan;
 use crate::training::split::{time_split, time_split_rows};
 use crate::training::{CompactDeals, SplitKind, TrainedModel, WarmStart};
@@ -174,6 +174,9 @@ pub struct TrainedOn<'a> {
     pub low_priority: bool,
     /// The job's fit on its training part, where the backtest's fit starts.
     pub warm: Option<WarmStart>,
+    /// The deals open at the backtest's instant, when the job read them already
+    /// ([`backtest::read_open_at`], while it trained); [`finish`] reads them otherwise.
+    pub open: Option<Vec<OpenAtInstant>>,
 }
 
 /// Records what [`prepare`] did in the artifact and adds the backtest at the start of the
@@ -204,7 +207,11 @@ pub async fn finish(plan: &PointInTime, prepared: Prepared, trained: &mut Traine
         low_priority: on.low_priority,
         warm: on.warm,
     };
-    match backtest::run(db, on.data, at, on.until, on.spec, fit).await {
+    let replayed = match on.open {
+        Some(open) => backtest::replay(on.data, open, at, on.spec, fit).await,
+        None => backtest::run(db, on.data, at, on.until, on.spec, fit).await,
+    };
+    match replayed {
         Ok(Some(result)) => {
             trained.warnings.extend(backtest::history_warning(&result));
             trained.artifact.backtests = vec![result];

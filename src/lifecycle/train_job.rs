@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::background::{run_cpu, run_low_priority};
 use super::gate::{self, GateDecision, GatePolicy};
 use super::point_in_time::{self, PointInTime, PointInTimeError, Prepared, TrainedOn};
-use super::unchanged;
+use super::{backtest, cut_points, unchanged};
 use crate::domain::Opportunity;
 use crate::features::FeatureSpec;
 use crate::model::{sigmoid, ModelArtifact};
@@ -23,6 +23,7 @@ use crate::store::Db;
 use crate::training::backtest::instant_before;
 use crate::training::compact::{logits, reads_attributes, sources_for};
 use crate::training::metrics::roc_auc;
+use crate::training::split::time_split_rows;
 use crate::training::{
     train_compact, CompactDeals, Phases, SplitKind, TrainError, TrainOptions, TrainProgress, TrainedModel,
 };
@@ -240,28 +241,40 @@ pub async fn run(
             (data, Some(prepared))
         }
     };
-    let (result, data, progress) = run_cpu("dealscore-train", low_priority, move || {
-        let result = train_compact(&data, &spec, &options, &mut progress);
-        (result, data, progress)
-    })
-    .await
-    .map_err(TrainJobError::Write)?;
-    let mut progress = progress;
-    let (mut trained, mut run) = result?;
-    trained.artifact.training.data_fingerprint = fingerprint;
-    trained.phases.prepend(job_phases);
     // Final states read from the database: the backtest looks from the start of the time
-    // split's holdout, which this training computed on the same deals.
+    // split's holdout, the split training makes of the same deals.
     let prepared = prepared.unwrap_or_else(|| Prepared {
         backtest_at: match (&point_in_time.source, split_kind) {
-            (Some(_), SplitKind::Time) => trained.artifact.training.holdout_from.map(instant_before),
+            (Some(_), SplitKind::Time) => holdout_start(&data, options.test_fraction),
             _ => None,
         },
         ..Prepared::default()
     });
-    let started = Instant::now();
-    // Shared with the backtest's and the gate's CPU work, which run off the async threads.
+    // Shared with the training's, the backtest's and the gate's CPU work, which run off the
+    // async threads.
     let data = Arc::new(data);
+    let train_data = Arc::clone(&data);
+    let training = run_cpu("dealscore-train", low_priority, move || {
+        let result = train_compact(&train_data, &spec, &options, &mut progress);
+        (result, progress)
+    });
+    // The deals the backtest scores (open at its instant) and those the cut points score (open
+    // now) do not depend on the model: they are read while it trains, whose fits after the
+    // cross-validation keep one core busy and leave the other to the database.
+    let reads = async {
+        let open_then = match (point_in_time.source.as_ref(), prepared.backtest_at) {
+            (Some(db), Some(at)) => Some(backtest::read_open_at(db, at, window_until, &spec_used).await),
+            _ => None,
+        };
+        (open_then, cut_points::read_open(source.or(db), &spec_used).await)
+    };
+    let (trained, (open_then, open_now)) = tokio::join!(training, reads);
+    let (result, progress) = trained.map_err(TrainJobError::Write)?;
+    let mut progress = progress;
+    let (mut trained, mut run) = result?;
+    trained.artifact.training.data_fingerprint = fingerprint;
+    trained.phases.prepend(job_phases);
+    let started = Instant::now();
     let on = TrainedOn {
         data: Arc::clone(&data),
         spec: &spec_used,
@@ -269,6 +282,8 @@ pub async fn run(
         max_iterations,
         low_priority,
         warm: run.holdout_fit.take(),
+        // A failed read is tried again there, which reports it as the backtest's.
+        open: open_then.and_then(Result::ok),
     };
     progress(TrainProgress::Phase {
         name: "artifact".into(),
@@ -276,7 +291,8 @@ pub async fn run(
     // Where grades and focus classes cut: quantiles of the deals open now, under this model.
     // They do not depend on the backtest, so both run at once: each reads the database, then
     // computes on a core of its own.
-    let calibrated = super::cut_points::calibrate(trained.artifact.clone(), source.or(db), low_priority);
+    let open_now = open_now.map_err(TrainJobError::Write)?;
+    let calibrated = cut_points::calibrate(trained.artifact.clone(), open_now, low_priority);
     let backtest = point_in_time::finish(&point_in_time, prepared, &mut trained, on);
     let ((), calibrated) = tokio::join!(backtest, calibrated);
     trained.artifact.cut_points = calibrated.map_err(TrainJobError::Write)?.cut_points;
@@ -384,4 +400,17 @@ async fn active_artifact(db: &Db) -> Result<Option<ModelArtifact>, sqlx::Error> 
             Ok(None)
         }
     }
+}
+
+/// The backtest's instant for final states split in time: just before the first close of the
+/// holdout that training's time split of `data` makes (`None` when it cannot split them).
+fn holdout_start(data: &CompactDeals, test_fraction: f64) -> Option<DateTime<Utc>> {
+    let closed_at = data.closed_at();
+    let split = time_split_rows(closed_at, |i| data.id(i), test_fraction).ok()?;
+    split
+        .holdout
+        .iter()
+        .filter_map(|&i| closed_at[i])
+        .min()
+        .map(instant_before)
 }
