@@ -119,7 +119,10 @@ pub async fn prepare_from_database(
     let mut closed_at: Vec<Option<DateTime<Utc>>> = Vec::new();
     let (mut ids, mut id_ends) = (String::new(), Vec::new());
     let mut counts = snapshots::ExpandCounts::default();
-    let mut pages = opportunities::ClosedDealPages::new(source, since, until, ClosedDealFields::Whole);
+    // The lean page (one JSON value per page) holds every field a feature reads; the snapshots
+    // take the rest from the recorded history, as they would from a whole row.
+    let fields = ClosedDealFields::Features { attributes: true };
+    let mut pages = opportunities::ClosedDealPages::new(source, since, until, fields);
     while let Some(page) = pages.next_page().await? {
         for deal in page.iter().filter(|d| d.status.is_closed()) {
             closed_at.push(deal.closed_at);

@@ -199,6 +199,57 @@ pub async fn for_ids(
     Ok(out)
 }
 
+/// Every activity of the deals with these external ids (deals without any are absent), oldest
+/// first, two statements per 400 deals' worth of keys answering one JSON value each
+/// ([`super::sql::json_rows_by_keys`]).
+pub(super) async fn by_external_id(
+    conn: &mut sqlx::AnyConnection,
+    external_ids: &[&str],
+) -> Result<std::collections::HashMap<String, Vec<Activity>>, sqlx::Error> {
+    let style = Style::of(conn);
+    let rows: Vec<JsonActivityRow> = super::sql::json_rows_by_keys(conn, external_ids, |list| {
+        let columns = "o.external_id, a.id, a.activity_id, a.kind, a.direction, a.occurred_at";
+        let from = format!(
+            "FROM activities a JOIN opportunities o ON o.id = a.opportunity_id WHERE o.external_id IN ({list})"
+        );
+        match style {
+            Style::Question => format!("SELECT json_group_array(json_array({columns})) {from}"),
+            Style::Dollar => format!("SELECT json_agg(json_build_array({columns}))::text {from}"),
+        }
+    })
+    .await?;
+    let mut by_deal: std::collections::HashMap<String, Vec<JsonActivityRow>> = Default::default();
+    for row in rows {
+        by_deal.entry(row.0.clone()).or_default().push(row);
+    }
+    Ok(by_deal
+        .into_iter()
+        .map(|(external_id, mut rows)| {
+            // Oldest first; activities of one instant in the order they were stored.
+            rows.sort_by_key(|r| (r.5, r.1));
+            let activities = rows
+                .into_iter()
+                .map(
+                    |JsonActivityRow(_, _, activity_id, kind, direction, occurred_at)| {
+                        Activity::from(ActivityRow {
+                            activity_id,
+                            kind,
+                            direction,
+                            occurred_at,
+                        })
+                    },
+                )
+                .collect();
+            (external_id, activities)
+        })
+        .collect())
+}
+
+/// An `activities` row in a JSON page of [`by_external_id`]: the deal's external id, the row id,
+/// then [`ActivityRow`]'s columns.
+#[derive(serde::Deserialize)]
+struct JsonActivityRow(String, i64, Option<String>, String, String, i64);
+
 /// An `activities` row with the deal it belongs to, as [`for_ids`] reads it.
 #[derive(sqlx::FromRow)]
 struct OwnedActivityRow {

@@ -181,6 +181,39 @@ where
     Ok(rows)
 }
 
+/// The rows of a lookup by many keys, each statement answering its rows as **one** JSON array
+/// (of arrays, one per row) in one text column: `select(list)` writes the statement for a chunk of
+/// 400 keys' placeholders, as `json_group_array(json_array(…))` on SQLite and
+/// `json_agg(json_build_array(…))::text` on PostgreSQL. Through sqlx's `Any` driver each row
+/// costs a copy of every value, a hand-over between threads and a conversion; one value per
+/// statement does not (docs/performance.md, "Training job"). A statement without rows may
+/// answer NULL (PostgreSQL's `json_agg`) or `[]`. Texts keep every character; only integers and
+/// texts should travel this way (SQLite's JSON writes a REAL with 15 digits).
+pub(crate) async fn json_rows_by_keys<R>(
+    conn: &mut AnyConnection,
+    keys: &[&str],
+    select: impl Fn(&str) -> String,
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: serde::de::DeserializeOwned,
+{
+    let style = Style::of(conn);
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+        let sql = select(&list_placeholders(style, chunk.len()));
+        let mut query = sqlx::query_scalar::<_, Option<String>>(&sql).persistent(style == Style::Question);
+        for key in chunk {
+            query = query.bind((*key).to_owned());
+        }
+        let Some(json) = query.fetch_one(&mut *conn).await? else {
+            continue;
+        };
+        let page: Vec<R> = serde_json::from_str(&json).map_err(|e| bad_column("json", e.to_string()))?;
+        rows.extend(page);
+    }
+    Ok(rows)
+}
+
 /// The newest rows of a per-source log table (`webhook_events`, `webhook_outbox`), optionally with
 /// one status. `table` and `columns` are constants of the calling module, never user input.
 pub(crate) async fn recent_for_source<R>(

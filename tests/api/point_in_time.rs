@@ -436,3 +436,44 @@ async fn open_deals_scored_at_the_end_are_calibrated_and_ranked_against_how_they
         "ranking against eventual outcomes: snapshots {auc_after:.3}, final state {auc_before:.3}"
     );
 }
+
+/// The snapshot expansion reads each deal's recorded changes and activities with one JSON value
+/// per statement (`history::recorded`): exactly what the row-by-row timelines give, in the same
+/// order (changes of one instant as recorded), on both backends — a first write of every field,
+/// imported stage changes, and activities.
+#[tokio::test]
+async fn recorded_changes_and_activities_read_as_json_match_the_timelines() {
+    use dealscore::store::history;
+    let db = TestDb::new().await;
+    let _history = import_generated_history(&db, 600, 4, 0.2);
+    let store = dealscore::store::Db::connect(&db.url, &crate::helpers::pool_options())
+        .await
+        .expect("connect");
+    let stored: Vec<String> = sqlx::query_scalar("SELECT external_id FROM opportunities")
+        .fetch_all(&store.pool)
+        .await
+        .expect("ids");
+    let mut ids: Vec<&str> = stored.iter().map(String::as_str).collect();
+    ids.push("no-such-deal");
+    let timelines = history::timelines(&store, &ids).await.expect("timelines");
+    let recorded = history::recorded(&store, &ids).await.expect("recorded");
+    assert_eq!(timelines.len(), 600);
+    let (mut changes, mut activities, mut same_instant) = (0, 0, 0);
+    for (id, timeline) in &timelines {
+        let got = recorded.get(id).cloned().unwrap_or_default();
+        assert_eq!(got.history, timeline.history, "{id}");
+        assert_eq!(got.activities, timeline.activities, "{id}");
+        changes += got.history.len();
+        activities += got.activities.len();
+        same_instant += got
+            .history
+            .windows(2)
+            .filter(|w| w[0].changed_at == w[1].changed_at)
+            .count();
+    }
+    assert!(!recorded.contains_key("no-such-deal"));
+    assert!(
+        changes > 6_000 && activities > 3_000 && same_instant > 1_000,
+        "{changes} {activities} {same_instant}"
+    );
+}
