@@ -11,7 +11,7 @@ use crate::features::as_of::AsOfRules;
 use crate::features::FeatureSpec;
 use crate::model::Backtest;
 use crate::store::opportunities;
-use crate::store::{activities, Db};
+use crate::store::{history, Db};
 use crate::training::backtest::{backtest_compact, OpenAtInstant};
 use crate::training::compact::{reads_attributes, sources_for};
 use crate::training::{CompactDeals, TrainError, WarmStart};
@@ -63,11 +63,13 @@ pub async fn read_open_at(
     let mut open = Vec::new();
     let mut pages = opportunities::OpenAtPages::new(db, at, until, attributes);
     while let Some(page) = pages.next_page().await? {
-        let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
-        let mut recorded = activities::timelines_by_id(db, &ids).await?;
-        open.extend(page.into_iter().map(|(id, deal)| {
-            let changes = recorded.history.remove(&id).unwrap_or_default();
-            let activities = recorded.activities.remove(&id).unwrap_or_default();
+        let ids: Vec<&str> = page.iter().map(|(_, deal)| deal.external_id.as_str()).collect();
+        let mut recorded = history::recorded(db, &ids).await?;
+        open.extend(page.into_iter().map(|(_, deal)| {
+            let history::Recorded {
+                history: changes,
+                activities,
+            } = recorded.remove(deal.external_id.as_str()).unwrap_or_default();
             OpenAtInstant::rebuild(&deal, &changes, &activities, at, &rules)
         }));
     }

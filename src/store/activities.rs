@@ -142,25 +142,6 @@ pub async fn list_for(db: &Db, external_id: &str) -> Result<Vec<Activity>, sqlx:
     Ok(rows.into_iter().map(Activity::from).collect())
 }
 
-/// The recorded field changes and the activities of deals already read, by internal id.
-#[derive(Debug, Default)]
-pub struct TimelinesById {
-    /// Each deal's changes, oldest first.
-    pub history: std::collections::HashMap<i64, Vec<crate::domain::FieldChange>>,
-    /// Each deal's activities, oldest first.
-    pub activities: std::collections::HashMap<i64, Vec<Activity>>,
-}
-
-/// Every recorded change and activity of the deals with these internal ids (deals without any
-/// are absent), in two statements per 400 deals: `history::timelines` without reading the
-/// deals again, for a reader that already holds them with their ids.
-pub async fn timelines_by_id(db: &super::Db, ids: &[i64]) -> Result<TimelinesById, sqlx::Error> {
-    let mut conn = db.pool.acquire().await?;
-    let history = super::history::for_ids(&mut conn, ids, None).await?;
-    let activities = for_ids(&mut conn, ids, None).await?;
-    Ok(TimelinesById { history, activities })
-}
-
 /// The activities of the deals with these internal ids that happened at or before `until` (all
 /// without it), per deal, oldest first; 400 deals per statement.
 pub async fn for_ids(
