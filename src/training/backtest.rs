@@ -247,6 +247,35 @@ mod tests {
         (config, history)
     }
 
+    /// `deals` generated deals (seed `seed`) in compact columns, trained on as the job trains
+    /// (default spec, time split): the history, the spec, the columns, the model and its run.
+    fn trained_on_columns(
+        deals: usize,
+        seed: u64,
+    ) -> (
+        crate::generate::SyntheticHistory,
+        FeatureSpec,
+        CompactDeals,
+        crate::training::TrainedModel,
+        crate::training::CompactRun,
+    ) {
+        let (config, history) = generated(deals, seed);
+        let spec = FeatureSpec::default_spec();
+        let data = CompactDeals::from_deals(
+            &history.opportunities,
+            &compact::sources_for(&[&spec]),
+            config.end,
+        );
+        let options = crate::training::TrainOptions {
+            now: config.end,
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let (trained, run) = crate::training::train_compact(&data, &spec, &options, &mut |_| {}).unwrap();
+        (history, spec, data, trained, run)
+    }
+
     /// The closed deals of `history`, and the instant by which `share` of them had closed.
     fn closed_and_instant(
         history: &crate::generate::SyntheticHistory,
@@ -379,20 +408,7 @@ mod tests {
 
     #[test]
     fn a_replay_just_before_the_holdout_scores_with_the_training_part_fit_as_a_refit_would() {
-        let (config, history) = generated(4000, 13);
-        let spec = FeatureSpec::default_spec();
-        let data = CompactDeals::from_deals(
-            &history.opportunities,
-            &compact::sources_for(&[&spec]),
-            config.end,
-        );
-        let options = crate::training::TrainOptions {
-            now: config.end,
-            ..Default::default()
-        }
-        .check()
-        .unwrap();
-        let (trained, run) = crate::training::train_compact(&data, &spec, &options, &mut |_| {}).unwrap();
+        let (history, spec, data, trained, run) = trained_on_columns(4000, 13);
         let at = instant_before(trained.artifact.training.holdout_from.expect("time split"));
         let alpha = trained.artifact.cv.chosen_alpha;
         let warm = run.holdout_fit.expect("a fit on the training part");
@@ -433,20 +449,7 @@ mod tests {
 
     #[test]
     fn a_replay_warm_started_from_the_training_part_fit_reaches_the_same_scores() {
-        let (config, history) = generated(4000, 11);
-        let spec = FeatureSpec::default_spec();
-        let data = CompactDeals::from_deals(
-            &history.opportunities,
-            &compact::sources_for(&[&spec]),
-            config.end,
-        );
-        let options = crate::training::TrainOptions {
-            now: config.end,
-            ..Default::default()
-        }
-        .check()
-        .unwrap();
-        let (trained, run) = crate::training::train_compact(&data, &spec, &options, &mut |_| {}).unwrap();
+        let (history, spec, data, trained, run) = trained_on_columns(4000, 11);
         let at = trained.artifact.training.holdout_from.expect("time split");
         let alpha = trained.artifact.cv.chosen_alpha;
         let open = open_at(&history.opportunities, at);
