@@ -210,9 +210,14 @@ pub async fn finish(plan: &PointInTime, prepared: Prepared, trained: &mut Traine
         low_priority: on.low_priority,
         warm: on.warm,
     };
+    // The features the model was trained on: training drops a feature no closed deal has a value
+    // for, and the replay follows the model (which also lets it reuse the job's fit), not the
+    // spec asked for.
+    let trained_spec = trained.artifact.features.spec().ok();
+    let spec = trained_spec.as_ref().unwrap_or(on.spec);
     let replayed = match on.open {
-        Some(open) => backtest::replay(on.data, open, at, on.spec, fit).await,
-        None => backtest::run(db, on.data, at, on.until, on.spec, fit).await,
+        Some(open) => backtest::replay(on.data, open, at, spec, fit).await,
+        None => backtest::run(db, on.data, at, on.until, spec, fit).await,
     };
     match replayed {
         Ok(Some(result)) => {

@@ -468,4 +468,46 @@ mod tests {
         let (w, c) = (warm.mean_probability.unwrap(), cold.mean_probability.unwrap());
         assert!((w - c).abs() < 1e-3, "{w} vs {c}");
     }
+
+    /// Training drops a feature no closed deal has a value for (snapshots of deals without
+    /// activities have no interactions): replayed with the features the model kept, the backtest
+    /// just before the holdout is the job's own fit, which the replay then reuses.
+    #[test]
+    fn a_replay_with_the_models_features_reuses_the_fit_when_training_dropped_an_empty_one() {
+        use crate::features::as_of::AsOfRules;
+        use crate::training::snapshots::{snapshots, SnapshotPlan};
+        let (config, history) = generated(3000, 5);
+        let asked = FeatureSpec::default_spec().for_snapshots();
+        let mut rows: Vec<Opportunity> = (history.opportunities.iter())
+            .filter(|o| o.status.is_closed())
+            .flat_map(|o| snapshots(o, &[], &[], &SnapshotPlan::PerDeal(3), &AsOfRules::default()))
+            .collect();
+        // In the order the job reads them: by closing time, then id.
+        rows.sort_by(|a, b| {
+            (a.closed_at, a.external_id.as_str()).cmp(&(b.closed_at, b.external_id.as_str()))
+        });
+        let data = CompactDeals::from_deals(&rows, &compact::sources_for(&[&asked]), config.end);
+        let options = crate::training::TrainOptions {
+            now: config.end,
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let (trained, run) = crate::training::train_compact(&data, &asked, &options, &mut |_| {}).unwrap();
+        let kept = trained.artifact.features.spec().unwrap();
+        assert!(
+            kept.features().len() < asked.features().len(),
+            "an empty feature was dropped"
+        );
+        let at = instant_before(trained.artifact.training.holdout_from.expect("time split"));
+        let known: Vec<usize> = (0..data.len())
+            .filter(|&r| data.closed_at()[r].is_some_and(|c| c <= at))
+            .collect();
+        let warm = run.holdout_fit.expect("a fit on the training part");
+        let alpha = trained.artifact.cv.chosen_alpha;
+        let with_kept = compact::fit_features(&kept, &data, &known);
+        assert!(warm.same_fit(&known, &with_kept, alpha, 200).is_some());
+        let with_asked = compact::fit_features(&asked, &data, &known);
+        assert!(warm.same_fit(&known, &with_asked, alpha, 200).is_none());
+    }
 }
