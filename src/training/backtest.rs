@@ -225,6 +225,7 @@ fn age_bands(probabilities: &[f64], won: &[bool], ages: &[Option<f64>]) -> Vec<A
 mod tests {
     use super::*;
     use crate::generate::{generate, GeneratorConfig};
+    use crate::training::fixtures::generated;
 
     fn any_deal() -> Opportunity {
         generate(&GeneratorConfig {
@@ -233,18 +234,6 @@ mod tests {
         })
         .opportunities
         .remove(0)
-    }
-
-    /// `deals` generated deals (seed `seed`, no activities).
-    fn generated(deals: usize, seed: u64) -> (GeneratorConfig, crate::generate::SyntheticHistory) {
-        let config = GeneratorConfig {
-            deals,
-            seed,
-            with_activities: false,
-            ..GeneratorConfig::default()
-        };
-        let history = generate(&config);
-        (config, history)
     }
 
     /// `deals` generated deals (seed `seed`) in compact columns, trained on as the job trains
@@ -261,19 +250,31 @@ mod tests {
     ) {
         let (config, history) = generated(deals, seed);
         let spec = FeatureSpec::default_spec();
-        let data = CompactDeals::from_deals(
-            &history.opportunities,
-            &compact::sources_for(&[&spec]),
-            config.end,
-        );
+        let (data, trained, run) = trained_on_rows(&history.opportunities, &spec, config.end);
+        (history, spec, data, trained, run)
+    }
+
+    /// `rows` (closed deals or their snapshots, in the order the job reads them) in compact
+    /// columns, trained on with `spec` as the job trains at `now`: the columns, the model and
+    /// its run.
+    fn trained_on_rows(
+        rows: &[Opportunity],
+        spec: &FeatureSpec,
+        now: DateTime<Utc>,
+    ) -> (
+        CompactDeals,
+        crate::training::TrainedModel,
+        crate::training::CompactRun,
+    ) {
+        let data = CompactDeals::from_deals(rows, &compact::sources_for(&[spec]), now);
         let options = crate::training::TrainOptions {
-            now: config.end,
+            now,
             ..Default::default()
         }
         .check()
         .unwrap();
-        let (trained, run) = crate::training::train_compact(&data, &spec, &options, &mut |_| {}).unwrap();
-        (history, spec, data, trained, run)
+        let (trained, run) = crate::training::train_compact(&data, spec, &options, &mut |_| {}).unwrap();
+        (data, trained, run)
     }
 
     /// The closed deals of `history`, and the instant by which `share` of them had closed.
@@ -486,14 +487,7 @@ mod tests {
         rows.sort_by(|a, b| {
             (a.closed_at, a.external_id.as_str()).cmp(&(b.closed_at, b.external_id.as_str()))
         });
-        let data = CompactDeals::from_deals(&rows, &compact::sources_for(&[&asked]), config.end);
-        let options = crate::training::TrainOptions {
-            now: config.end,
-            ..Default::default()
-        }
-        .check()
-        .unwrap();
-        let (trained, run) = crate::training::train_compact(&data, &asked, &options, &mut |_| {}).unwrap();
+        let (data, trained, run) = trained_on_rows(&rows, &asked, config.end);
         let kept = trained.artifact.features.spec().unwrap();
         assert!(
             kept.features().len() < asked.features().len(),

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{train, TrainOptions};
 use crate::domain::Opportunity;
 use crate::features::FeatureSpec;
-use crate::generate::{generate, GeneratorConfig};
+use crate::generate::{generate, GeneratorConfig, SyntheticHistory};
 use crate::model::ModelArtifact;
 
 /// Trains on `deals` generated deals (seed `seed`, no activities): the artifact, every generated
@@ -24,13 +24,7 @@ pub(crate) fn trained_on_generated_with(
     seed: u64,
     spec: &FeatureSpec,
 ) -> (ModelArtifact, Vec<Opportunity>, DateTime<Utc>) {
-    let config = GeneratorConfig {
-        deals,
-        seed,
-        with_activities: false,
-        ..GeneratorConfig::default()
-    };
-    let history = generate(&config);
+    let (config, history) = generated(deals, seed);
     let options = TrainOptions {
         now: config.end,
         cv_folds: 3,
@@ -44,4 +38,16 @@ pub(crate) fn trained_on_generated_with(
     )
     .expect("generated data trains");
     (trained.artifact, history.opportunities, config.end)
+}
+
+/// `deals` generated deals (seed `seed`, no activities) and the configuration they came from.
+pub(crate) fn generated(deals: usize, seed: u64) -> (GeneratorConfig, SyntheticHistory) {
+    let config = GeneratorConfig {
+        deals,
+        seed,
+        with_activities: false,
+        ..GeneratorConfig::default()
+    };
+    let history = generate(&config);
+    (config, history)
 }
