@@ -120,8 +120,11 @@ pub async fn prepare_from_database(
     let (mut ids, mut id_ends) = (String::new(), Vec::new());
     let mut counts = snapshots::ExpandCounts::default();
     // The lean page (one JSON value per page) holds every field a feature reads; the snapshots
-    // take the rest from the recorded history, as they would from a whole row.
-    let fields = ClosedDealFields::Features { attributes: true };
+    // take the rest from the recorded history, as they would from a whole row. The attributes'
+    // JSON, most of a row's bytes, is read only when a source is an attribute.
+    let fields = ClosedDealFields::Features {
+        attributes: data.reads_attributes(),
+    };
     let mut pages = opportunities::ClosedDealPages::new(source, since, until, fields);
     while let Some(page) = pages.next_page().await? {
         for deal in page.iter().filter(|d| d.status.is_closed()) {

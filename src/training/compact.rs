@@ -52,9 +52,11 @@ pub fn sources_for(specs: &[&FeatureSpec]) -> Vec<(String, Kind)> {
 /// Whether any of `sources` is a custom attribute (read from the deals' attributes) rather than
 /// a core field.
 pub fn reads_attributes(sources: &[(String, Kind)]) -> bool {
-    sources
-        .iter()
-        .any(|(name, _)| !matches!(Source::parse(name), Some(Source::Core(_))))
+    sources.iter().any(|(name, _)| is_attribute(name))
+}
+
+fn is_attribute(name: &str) -> bool {
+    !matches!(Source::parse(name), Some(Source::Core(_)))
 }
 
 /// A numeric source: one value per row, NaN when missing or not a number.
@@ -89,6 +91,13 @@ pub struct CompactDeals {
 }
 
 impl CompactDeals {
+    /// Whether any of the sources read is a custom attribute ([`reads_attributes`]).
+    pub fn reads_attributes(&self) -> bool {
+        let mut names =
+            (self.numeric.iter().map(|c| &c.name)).chain(self.categorical.iter().map(|c| &c.name));
+        names.any(|name| is_attribute(name))
+    }
+
     /// An empty set reading `sources` (see [`sources_for`]) as of `now`.
     pub fn new(sources: &[(String, Kind)], now: DateTime<Utc>) -> CompactDeals {
         let mut numeric = Vec::new();
@@ -640,5 +649,15 @@ min_count = 20
         unique.dedup();
         assert_eq!(unique.len(), sources.len());
         assert_eq!(sources.iter().filter(|(n, _)| n == "sector").count(), 1);
+    }
+
+    #[test]
+    fn columns_say_whether_they_read_an_attribute() {
+        let now = Utc::now();
+        let core = FeatureSpec::default_spec();
+        assert!(!CompactDeals::new(&sources_for(&[&core]), now).reads_attributes());
+        let with_tier =
+            FeatureSpec::from_toml("[[feature]]\nname = \"attr.tier\"\nkind = \"categorical\"\n").unwrap();
+        assert!(CompactDeals::new(&sources_for(&[&core, &with_tier]), now).reads_attributes());
     }
 }

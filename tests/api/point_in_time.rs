@@ -477,3 +477,37 @@ async fn recorded_changes_and_activities_read_as_json_match_the_timelines() {
         "{changes} {activities} {same_instant}"
     );
 }
+
+/// A snapshot job whose spec reads a custom attribute gets it: the lean pages carry the
+/// attributes when a source is one (the default spec reads none, and its pages leave them out).
+#[tokio::test]
+async fn a_snapshot_job_reads_the_custom_attributes_its_spec_names() {
+    let db = TestDb::new().await;
+    let _history = import_generated_history(&db, 1500, 6, 0.2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        "[[feature]]\nname = \"attr.lead_source\"\nkind = \"categorical\"\nmin_count = 5\n\n\
+         [[feature]]\nname = \"amount\"\n",
+    )
+    .expect("spec");
+    let report = train_cli_on(
+        &db.url,
+        &[
+            "--snapshots",
+            "3",
+            "--no-register",
+            "--features",
+            spec.to_str().unwrap(),
+        ],
+    );
+    let features: Vec<&str> = report["artifact"]["features"]["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter_map(|f| f["def"]["name"].as_str())
+        .collect();
+    assert_eq!(features, ["attr.lead_source", "amount"], "{}", report["warnings"]);
+    assert_eq!(report["artifact"]["training"]["snapshots"]["per_deal"], 3);
+}
