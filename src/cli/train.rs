@@ -66,6 +66,10 @@ pub struct TrainArgs {
     /// training part is larger (0: always on all of it).
     #[arg(long, value_name = "ROWS", default_value_t = crate::training::CV_SAMPLE_ROWS)]
     pub cv_sample: usize,
+    /// Fit on a stratified sample of this many rows when a fit (holdout, refit, backtest) has
+    /// more, as snapshots of a large history do (0: always on every row; else at least 10000).
+    #[arg(long, value_name = "ROWS", default_value_t = crate::training::FIT_SAMPLE_ROWS)]
+    pub fit_sample: usize,
     /// Fewest won deals accepted.
     #[arg(long, default_value_t = 40)]
     pub min_won: usize,
@@ -153,6 +157,7 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
         seed: args.seed,
         cv_folds: args.cv,
         cv_sample: args.cv_sample,
+        fit_sample: args.fit_sample,
         min_won: args.min_won,
         min_lost: args.min_lost,
         window_since: args.since,

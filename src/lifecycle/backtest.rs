@@ -14,7 +14,7 @@ use crate::store::opportunities;
 use crate::store::{history, Db};
 use crate::training::backtest::{backtest_compact, OpenAtInstant};
 use crate::training::compact::{reads_attributes, sources_for};
-use crate::training::{CompactDeals, TrainError, WarmStart};
+use crate::training::{CompactDeals, FitSettings, TrainError, WarmStart};
 
 /// Below this share of open deals with a recorded history or activities before the instant, the
 /// job warns that the backtest mostly scored current values (closing fields hidden).
@@ -38,10 +38,8 @@ pub enum BacktestError {
 /// lowest priority (the server's jobs).
 #[derive(Debug, Clone)]
 pub struct ReplayFit {
-    /// The alpha the job chose.
-    pub alpha: f64,
-    /// The job's L-BFGS iteration cap.
-    pub max_iterations: u64,
+    /// The job's fit settings at the alpha it chose.
+    pub settings: FitSettings,
     /// Run the fit at the lowest scheduling priority.
     pub low_priority: bool,
     /// Where the fit starts: the job's fit on its training part, when there is one.
@@ -105,14 +103,13 @@ pub async fn replay(
     fit: ReplayFit,
 ) -> Result<Option<Backtest>, BacktestError> {
     let ReplayFit {
-        alpha,
-        max_iterations,
+        settings,
         low_priority,
         warm,
     } = fit;
     let spec = spec.clone();
     let replay = run_cpu("dealscore-backtest", low_priority, move || {
-        backtest_compact(&data, &open, at, &spec, alpha, max_iterations, warm.as_ref())
+        backtest_compact(&data, &open, at, &spec, &settings, warm.as_ref())
     })
     .await
     .map_err(BacktestError::Worker)??;

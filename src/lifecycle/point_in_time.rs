@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::background::run_cpu;
 use super::{backtest, snapshots};
 use crate::domain::Opportunity;
+use crate::features::as_of::AsOfRules;
 use crate::features::FeatureSpec;
 use crate::store::opportunities::{self, ClosedDealFields};
 use crate::store::Db;
 use crate::training::backtest::{instant_before, OpenAtInstant};
 use crate::training::snapshots::SnapshotPlan;
 use crate::training::split::{time_split, time_split_rows};
-use crate::training::{CompactDeals, SplitKind, TrainedModel, WarmStart};
+use crate::training::{CompactDeals, FitSample, FitSettings, SplitKind, TrainedModel, WarmStart};
 
 /// How the job learns from deals as they stood while open, and checks it.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +43,9 @@ pub enum PointInTimeError {
     /// Reading the history failed.
     #[error("cannot read the deals' history: {0}")]
     Db(#[from] sqlx::Error),
+    /// The thread expanding the snapshots stopped without a result.
+    #[error("cannot expand the deals' snapshots: {0}")]
+    Expansion(String),
 }
 
 /// What [`prepare`] did, for [`finish`] to record.
@@ -98,15 +103,19 @@ pub async fn prepare(
 
 /// [`prepare`] for the closed deals of the database `source` (closed within `since`..`until`)
 /// with snapshots: page after page, each closed deal's snapshots go straight into `data`, so
-/// neither the deals nor their snapshots are ever all held whole. `data` then holds the rows
+/// neither the deals nor their snapshots are ever all held whole. Returns `data` holding the rows
 /// [`prepare`] would give, in the same order. `plan.snapshots` must be set.
+///
+/// Reading and expanding overlap: while one thread (at the lowest priority when `low_priority`)
+/// expands a page, the next page and its history are read, so a job on two cores waits for the
+/// slower of the two rather than for both.
 pub async fn prepare_from_database(
     plan: &PointInTime,
     source: &Db,
     (since, until): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     (split, test_fraction): (SplitKind, f64),
-    data: &mut CompactDeals,
-) -> Result<Prepared, PointInTimeError> {
+    (data, low_priority): (CompactDeals, bool),
+) -> Result<(CompactDeals, Prepared), PointInTimeError> {
     let Some(snapshots) = &plan.snapshots else {
         return Err(PointInTimeError::Plan("no snapshot plan".into()));
     };
@@ -115,38 +124,65 @@ pub async fn prepare_from_database(
     }
     snapshots.check().map_err(PointInTimeError::Plan)?;
     let history = plan.source.as_ref().ok_or(PointInTimeError::NoHistory)?;
+    // One page expanding while the next is read, and one read ahead: enough to keep both busy,
+    // and at most three pages of deals held at once.
+    let (send, mut receive) = tokio::sync::mpsc::channel::<snapshots::Timelines>(1);
+    let data_reads_attributes = data.reads_attributes();
+    let expand_plan = snapshots.clone();
+    let expansion = run_cpu("dealscore-snapshots", low_priority, move || {
+        let (mut data, mut counts, rules) = (data, snapshots::ExpandCounts::default(), AsOfRules::default());
+        while let Some(timelines) = receive.blocking_recv() {
+            snapshots::expand_timelines(timelines, &expand_plan, &rules, &mut counts, |row| {
+                data.push(&row)
+            });
+        }
+        data.finish();
+        (data, counts)
+    });
     // The holdout's start is computed on the deals, whose closing times and ids are all kept.
     let mut closed_at: Vec<Option<DateTime<Utc>>> = Vec::new();
     let (mut ids, mut id_ends) = (String::new(), Vec::new());
-    let mut counts = snapshots::ExpandCounts::default();
-    // The lean page (one JSON value per page) holds every field a feature reads; the snapshots
-    // take the rest from the recorded history, as they would from a whole row. The attributes'
-    // JSON, most of a row's bytes, is read only when a source is an attribute.
-    let fields = ClosedDealFields::Features {
-        attributes: data.reads_attributes(),
-    };
-    let mut pages = opportunities::ClosedDealPages::new(source, since, until, fields);
-    while let Some(page) = pages.next_page().await? {
-        for deal in page.iter().filter(|d| d.status.is_closed()) {
-            closed_at.push(deal.closed_at);
-            ids.push_str(deal.external_id.as_str());
-            id_ends.push(ids.len());
+    let reading = async {
+        // The lean page (one JSON value per page) holds every field a feature reads; the
+        // snapshots take the rest from the recorded history, as they would from a whole row. The
+        // attributes' JSON, most of a row's bytes, is read only when a source is an attribute.
+        let fields = ClosedDealFields::Features {
+            attributes: data_reads_attributes,
+        };
+        let mut pages = opportunities::ClosedDealPages::new(source, since, until, fields);
+        while let Some(page) = pages.next_page().await? {
+            let closed: Vec<Opportunity> = page.into_iter().filter(|d| d.status.is_closed()).collect();
+            for deal in &closed {
+                closed_at.push(deal.closed_at);
+                ids.push_str(deal.external_id.as_str());
+                id_ends.push(ids.len());
+            }
+            let timelines = snapshots::read_timelines(history, closed).await?;
+            if send.send(timelines).await.is_err() {
+                // The expansion stopped (it panicked): its own error says why.
+                break;
+            }
         }
-        snapshots::expand_each(history, &page, snapshots, &mut counts, |row| data.push(&row)).await?;
-    }
-    data.finish();
+        // Closing the channel ends the expansion.
+        drop(send);
+        Ok::<(), sqlx::Error>(())
+    };
+    let (expanded, read) = tokio::join!(expansion, reading);
+    read?;
+    let (data, counts) = expanded.map_err(PointInTimeError::Expansion)?;
     let id = |i: usize| &ids[if i == 0 { 0 } else { id_ends[i - 1] }..id_ends[i]];
     let backtest_at = (closed_at.len() >= 2)
         .then(|| time_split_rows(&closed_at, id, test_fraction).ok())
         .flatten()
         .and_then(|split| split.holdout.iter().filter_map(|&i| closed_at[i]).min())
         .map(instant_before);
-    Ok(Prepared {
+    let prepared = Prepared {
         plan: Some(snapshots.clone()),
         backtest_at,
         with_history: counts.with_history,
         deals: counts.deals,
-    })
+    };
+    Ok((data, prepared))
 }
 
 /// The instant before the earliest close of the time split's holdout over the closed deals
@@ -176,6 +212,8 @@ pub struct TrainedOn<'a> {
     pub until: Option<DateTime<Utc>>,
     /// The job's L-BFGS iteration cap.
     pub max_iterations: u64,
+    /// The most rows the job's fits read.
+    pub fit_sample: FitSample,
     /// Run CPU work at the lowest scheduling priority.
     pub low_priority: bool,
     /// The job's fit on its training part, where the backtest's fit starts.
@@ -208,8 +246,11 @@ pub async fn finish(plan: &PointInTime, prepared: Prepared, trained: &mut Traine
         return;
     };
     let fit = backtest::ReplayFit {
-        alpha: trained.artifact.cv.chosen_alpha,
-        max_iterations: on.max_iterations,
+        settings: FitSettings {
+            alpha: trained.artifact.cv.chosen_alpha,
+            max_iterations: on.max_iterations,
+            sample: on.fit_sample,
+        },
         low_priority: on.low_priority,
         warm: on.warm,
     };

@@ -1,5 +1,10 @@
 //! Training snapshots from the database: each closed deal with its recorded history and
 //! activities, expanded into the states it went through while open (`training::snapshots`).
+//!
+//! Reading and expanding are separate steps ([`read_timelines`], [`expand_timelines`]) so that
+//! the job can read the next page of deals while a CPU thread expands the last one.
+
+use std::collections::HashMap;
 
 use crate::domain::Opportunity;
 use crate::features::as_of::AsOfRules;
@@ -21,7 +26,7 @@ pub struct Expanded {
     pub deals: usize,
 }
 
-/// What [`expand_each`] counted.
+/// What [`expand_timelines`] counted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ExpandCounts {
     /// Closed deals with a recorded field history or activities before their close.
@@ -30,12 +35,24 @@ pub struct ExpandCounts {
     pub deals: usize,
 }
 
+/// Closed deals with their recorded changes and activities, read and not yet expanded.
+#[derive(Debug, Default)]
+pub struct Timelines {
+    /// The closed deals, in the order read.
+    pub deals: Vec<Opportunity>,
+    /// Their recorded changes and activities, by external id (deals with neither are absent).
+    recorded: HashMap<String, history::Recorded>,
+}
+
 /// Expands every closed deal of `deals` into the snapshots of its open life `plan` asks for,
 /// read with its recorded history and activities; open deals are left out (no outcome yet).
 pub async fn expand(db: &Db, deals: &[Opportunity], plan: &SnapshotPlan) -> Result<Expanded, sqlx::Error> {
     let mut rows = Vec::new();
     let mut counts = ExpandCounts::default();
-    expand_each(db, deals, plan, &mut counts, |row| rows.push(row)).await?;
+    let rules = AsOfRules::default();
+    let closed = deals.iter().filter(|d| d.status.is_closed()).cloned().collect();
+    let timelines = read_timelines(db, closed).await?;
+    expand_timelines(timelines, plan, &rules, &mut counts, |row| rows.push(row));
     Ok(Expanded {
         rows,
         with_history: counts.with_history,
@@ -43,37 +60,43 @@ pub async fn expand(db: &Db, deals: &[Opportunity], plan: &SnapshotPlan) -> Resu
     })
 }
 
-/// [`expand`] handing each snapshot to `each`, deal after deal, for a reader that keeps less
-/// than every snapshot whole (training reads them into compact columns); adds to `counts`.
-pub async fn expand_each(
-    db: &Db,
-    deals: &[Opportunity],
+/// Reads the recorded changes and activities of `deals` (closed deals), [`TIMELINES_PER_READ`]
+/// deals per round trip.
+pub async fn read_timelines(db: &Db, deals: Vec<Opportunity>) -> Result<Timelines, sqlx::Error> {
+    let mut recorded = HashMap::new();
+    for chunk in deals.chunks(TIMELINES_PER_READ) {
+        let ids: Vec<&str> = chunk.iter().map(|d| d.external_id.as_str()).collect();
+        recorded.extend(history::recorded(db, &ids).await?);
+    }
+    Ok(Timelines { deals, recorded })
+}
+
+/// Expands each deal of `timelines` into the snapshots `plan` asks for, handing each to `each`,
+/// deal after deal, for a reader that keeps less than every snapshot whole (training reads them
+/// into compact columns); adds to `counts`. CPU work only.
+pub fn expand_timelines(
+    timelines: Timelines,
     plan: &SnapshotPlan,
+    rules: &AsOfRules,
     counts: &mut ExpandCounts,
     mut each: impl FnMut(Opportunity),
-) -> Result<(), sqlx::Error> {
-    let rules = AsOfRules::default();
-    let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
-    for chunk in closed.chunks(TIMELINES_PER_READ) {
-        let ids: Vec<&str> = chunk.iter().map(|d| d.external_id.as_str()).collect();
-        let mut recorded = history::recorded(db, &ids).await?;
-        for deal in chunk {
-            let history::Recorded {
-                history: changes,
-                activities,
-            } = recorded.remove(deal.external_id.as_str()).unwrap_or_default();
-            // A first write at the close is no history of the open life.
-            let before_close = |at| deal.closed_at.is_none_or(|c| at < c);
-            if changes.iter().any(|c| before_close(c.changed_at))
-                || activities.iter().any(|a| before_close(a.occurred_at))
-            {
-                counts.with_history += 1;
-            }
-            snapshots(deal, &changes, &activities, plan, &rules)
-                .into_iter()
-                .for_each(&mut each);
-            counts.deals += 1;
+) {
+    let Timelines { deals, mut recorded } = timelines;
+    for deal in deals.iter().filter(|d| d.status.is_closed()) {
+        let history::Recorded {
+            history: changes,
+            activities,
+        } = recorded.remove(deal.external_id.as_str()).unwrap_or_default();
+        // A first write at the close is no history of the open life.
+        let before_close = |at| deal.closed_at.is_none_or(|c| at < c);
+        if changes.iter().any(|c| before_close(c.changed_at))
+            || activities.iter().any(|a| before_close(a.occurred_at))
+        {
+            counts.with_history += 1;
         }
+        snapshots(deal, &changes, &activities, plan, rules)
+            .into_iter()
+            .for_each(&mut each);
+        counts.deals += 1;
     }
-    Ok(())
 }

@@ -189,6 +189,7 @@ pub async fn run(
         TrainInput::Deals(_) => None,
     };
     let (spec_used, max_iterations, split_kind) = (spec.clone(), options.max_iterations, options.split);
+    let fit_sample = options.fit_sample();
     let (data, prepared) = match input {
         TrainInput::Database { since, until } if point_in_time.snapshots.is_some() => {
             progress(TrainProgress::Phase { name: "load".into() });
@@ -196,13 +197,12 @@ pub async fn run(
             let source = source.ok_or(TrainJobError::NoDatabase)?;
             // Each closed deal's snapshots, built from its recorded history, go straight into the
             // compact columns, a page of deals at a time; no deal or snapshot is kept whole.
-            let mut data = CompactDeals::new(&sources, now);
-            let prepared = point_in_time::prepare_from_database(
+            let (data, prepared) = point_in_time::prepare_from_database(
                 &point_in_time,
                 source,
                 (since, until),
                 (options.split, options.test_fraction),
-                &mut data,
+                (CompactDeals::new(&sources, now), low_priority),
             )
             .await?;
             job_phases.add("load", started.elapsed().as_secs_f64());
@@ -280,6 +280,7 @@ pub async fn run(
         spec: &spec_used,
         until: window_until,
         max_iterations,
+        fit_sample,
         low_priority,
         warm: run.holdout_fit.take(),
         // A failed read is tried again there, which reports it as the backtest's.

@@ -27,6 +27,7 @@ struct Covered<'a> {
     alphas: &'a [f64],
     max_iterations: u64,
     cv_sample: usize,
+    fit_sample: usize,
     window_since: Option<chrono::DateTime<chrono::Utc>>,
     window_until: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -51,6 +52,7 @@ pub fn fingerprint(
         alphas: &options.alphas,
         max_iterations: options.max_iterations,
         cv_sample: options.cv_sample,
+        fit_sample: options.fit_sample,
         window_since: options.window_since,
         window_until: options.window_until,
     };

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::compact::{self, CompactDeals};
 use super::fit::{design_matrix, fit_large, LinearFit};
 use super::metrics::{brier, calibration_table, roc_auc};
-use super::{fit_from, TrainError, WarmStart};
+use super::{fit_rows, FitSettings, TrainError, WarmStart};
 use crate::domain::{Activity, FieldChange, Opportunity, Status};
 use crate::features::as_of::{as_of, AsOfRules};
 use crate::features::{FeatureSpec, FittedFeatures};
@@ -117,8 +117,7 @@ pub fn backtest_compact(
     open: &[OpenAtInstant],
     at: DateTime<Utc>,
     spec: &FeatureSpec,
-    alpha: f64,
-    max_iterations: u64,
+    fit: &FitSettings,
     warm: Option<&WarmStart>,
 ) -> Result<Option<Backtest>, TrainError> {
     let closed_at = data.closed_at();
@@ -134,14 +133,12 @@ pub fn backtest_compact(
     // When `at` is the start of a time split's holdout, what was known then is usually the
     // training part itself (unless deals closed at the very instant the holdout starts): the
     // job has already solved this fit.
-    if let Some(fit) = warm.and_then(|w| w.same_fit(&known, &features, alpha, max_iterations)) {
-        return Ok(Some(score_open(&features, fit, open, at, known.len())));
+    if let Some(same) = warm.and_then(|w| w.same_fit(&known, &features, fit.alpha, fit.max_iterations)) {
+        return Ok(Some(score_open(&features, same, open, at, known.len())));
     }
     let warm = warm.and_then(|w| w.for_features(&features));
-    let x = compact::design(&features, data, &known);
-    let fit = fit_from(&x, &known_won, alpha, warm.as_ref(), max_iterations)?;
-    drop(x);
-    Ok(Some(score_open(&features, &fit, open, at, known.len())))
+    let replayed = fit_rows(&features, data, &known, fit, warm.as_ref())?;
+    Ok(Some(score_open(&features, &replayed, open, at, known.len())))
 }
 
 /// Whether both outcomes were known [`MIN_OUTCOMES`] times or more.
@@ -398,13 +395,21 @@ mod tests {
             config.end,
         );
         let on_deals = backtest(&closed, &open, at, &spec, 1.0, 200).unwrap();
-        let on_columns = backtest_compact(&data, &open, at, &spec, 1.0, 200, None).unwrap();
+        let on_columns =
+            backtest_compact(&data, &open, at, &spec, &FitSettings::every_row(1.0, 200), None).unwrap();
         assert!(on_deals.is_some());
         assert_eq!(on_columns, on_deals);
         let first = closed.iter().filter_map(|d| d.closed_at).min().unwrap() - chrono::Duration::days(1);
-        assert!(backtest_compact(&data, &open, first, &spec, 1.0, 200, None)
-            .unwrap()
-            .is_none());
+        assert!(backtest_compact(
+            &data,
+            &open,
+            first,
+            &spec,
+            &FitSettings::every_row(1.0, 200),
+            None
+        )
+        .unwrap()
+        .is_none());
     }
 
     #[test]
@@ -422,17 +427,31 @@ mod tests {
             "what was known then is the training part"
         );
         let open = open_at(&history.opportunities, at);
-        let reused = backtest_compact(&data, &open, at, &spec, alpha, 200, Some(&warm))
-            .unwrap()
-            .expect("enough outcomes");
+        let reused = backtest_compact(
+            &data,
+            &open,
+            at,
+            &spec,
+            &FitSettings::every_row(alpha, 200),
+            Some(&warm),
+        )
+        .unwrap()
+        .expect("enough outcomes");
         // The same warm start without its rows: the replay fits again, from the same weights.
         let unknown_rows = WarmStart {
             rows: Vec::new(),
             ..warm.clone()
         };
-        let refitted = backtest_compact(&data, &open, at, &spec, alpha, 200, Some(&unknown_rows))
-            .unwrap()
-            .expect("enough outcomes");
+        let refitted = backtest_compact(
+            &data,
+            &open,
+            at,
+            &spec,
+            &FitSettings::every_row(alpha, 200),
+            Some(&unknown_rows),
+        )
+        .unwrap()
+        .expect("enough outcomes");
         assert_eq!(reused.trained_on, trained.artifact.training.train_rows);
         assert_eq!(
             (reused.trained_on, reused.open_deals, reused.won),
@@ -454,12 +473,19 @@ mod tests {
         let at = trained.artifact.training.holdout_from.expect("time split");
         let alpha = trained.artifact.cv.chosen_alpha;
         let open = open_at(&history.opportunities, at);
-        let cold = backtest_compact(&data, &open, at, &spec, alpha, 200, None)
+        let cold = backtest_compact(&data, &open, at, &spec, &FitSettings::every_row(alpha, 200), None)
             .unwrap()
             .expect("enough outcomes");
-        let warm = backtest_compact(&data, &open, at, &spec, alpha, 200, run.holdout_fit.as_ref())
-            .unwrap()
-            .expect("enough outcomes");
+        let warm = backtest_compact(
+            &data,
+            &open,
+            at,
+            &spec,
+            &FitSettings::every_row(alpha, 200),
+            run.holdout_fit.as_ref(),
+        )
+        .unwrap()
+        .expect("enough outcomes");
         assert_eq!(
             (warm.trained_on, warm.open_deals, warm.won),
             (cold.trained_on, cold.open_deals, cold.won)

@@ -41,6 +41,69 @@ use fit::{fit_large, fit_logistic, LinearFit};
 /// the job's time (docs/performance.md, "Training job").
 pub const CV_SAMPLE_ROWS: usize = 100_000;
 
+/// Default of [`TrainOptions::fit_sample`]: a fit on more rows than this reads a stratified
+/// sample of this many. Final states of a million-deal history stay under it; snapshots of
+/// their open lives (several rows a deal, each close to the deal's other snapshots) go over,
+/// and a fit's time and its dense matrix grow with the rows it reads (docs/performance.md,
+/// "Training job").
+pub const FIT_SAMPLE_ROWS: usize = 1_000_000;
+
+/// The smallest [`TrainOptions::fit_sample`] other than 0: a sample of fewer rows would fit
+/// noise rather than stand for the data.
+pub const MIN_FIT_SAMPLE_ROWS: usize = 10_000;
+
+/// Mixed into the seed of a fit's sample, so that it differs from the cross-validation's.
+const FIT_SAMPLE_SEED: u64 = 0x2545_f491_4f6c_dd1d;
+
+/// How many rows a fit reads at most: a fit on more reads a stratified sample of `rows` of them
+/// (the same sample for the same rows and seed), with its alpha scaled to the sample so that
+/// each row is penalised as in a fit on all of them (the loss is a sum over rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FitSample {
+    /// The most rows a fit reads (0: every row).
+    pub rows: usize,
+    /// The sample's seed.
+    pub seed: u64,
+}
+
+impl FitSample {
+    /// Every row, whatever their number.
+    pub const EVERY_ROW: FitSample = FitSample { rows: 0, seed: 0 };
+
+    /// The rows of `rows` (ascending) a fit reads, and the share of `rows` they are.
+    fn of<'a>(&self, rows: &'a [usize], won: &[bool]) -> (std::borrow::Cow<'a, [usize]>, f64) {
+        if self.rows == 0 || rows.len() <= self.rows {
+            return (std::borrow::Cow::Borrowed(rows), 1.0);
+        }
+        let sample = split::stratified_sample(rows, won, self.rows, self.seed ^ FIT_SAMPLE_SEED);
+        let share = sample.len() as f64 / rows.len() as f64;
+        (std::borrow::Cow::Owned(sample), share)
+    }
+}
+
+/// What a fit is asked for besides its rows: the L2 strength, the iteration cap and the most
+/// rows it reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitSettings {
+    /// The L2 strength, for a fit on every row.
+    pub alpha: f64,
+    /// The L-BFGS iteration cap.
+    pub max_iterations: u64,
+    /// The most rows read.
+    pub sample: FitSample,
+}
+
+impl FitSettings {
+    /// Settings whose fits read every row.
+    pub fn every_row(alpha: f64, max_iterations: u64) -> FitSettings {
+        FitSettings {
+            alpha,
+            max_iterations,
+            sample: FitSample::EVERY_ROW,
+        }
+    }
+}
+
 /// How the holdout is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -78,6 +141,9 @@ pub struct TrainOptions {
     /// Training parts larger than this choose alpha on a stratified sample of this many rows
     /// (default [`CV_SAMPLE_ROWS`]; 0 = always on the whole training part).
     pub cv_sample: usize,
+    /// Fits on more rows than this (the holdout fit, the refit, the backtest's) read a
+    /// stratified sample of this many (default [`FIT_SAMPLE_ROWS`]; 0 = every row).
+    pub fit_sample: usize,
     /// "Now": age of open deals and the version id's time.
     pub now: DateTime<Utc>,
     /// Informational: start of the extraction window.
@@ -100,6 +166,7 @@ impl Default for TrainOptions {
             alphas: vec![0.01, 0.1, 1.0, 10.0, 100.0],
             max_iterations: 200,
             cv_sample: CV_SAMPLE_ROWS,
+            fit_sample: FIT_SAMPLE_ROWS,
             now: Utc::now(),
             window_since: None,
             window_until: None,
@@ -264,6 +331,9 @@ impl TrainOptions {
         if self.max_iterations == 0 {
             problems.push(InvalidOption::MaxIterations);
         }
+        if self.fit_sample != 0 && self.fit_sample < MIN_FIT_SAMPLE_ROWS {
+            problems.push(InvalidOption::FitSample(self.fit_sample));
+        }
         if problems.is_empty() {
             Ok(ValidTrainOptions(self))
         } else {
@@ -287,6 +357,9 @@ pub enum InvalidOption {
     /// An iteration cap of zero.
     #[error("max_iterations must be at least 1")]
     MaxIterations,
+    /// A fit sample too small to stand for the data.
+    #[error("fit_sample must be 0 (every row) or at least {MIN_FIT_SAMPLE_ROWS}, got {0}")]
+    FitSample(usize),
 }
 
 /// Every training option out of range, in the order of [`TrainOptions`]' fields (never empty).
@@ -299,6 +372,25 @@ pub struct InvalidOptions(pub Vec<InvalidOption>);
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct ValidTrainOptions(TrainOptions);
+
+impl ValidTrainOptions {
+    /// The most rows a fit reads.
+    pub fn fit_sample(&self) -> FitSample {
+        FitSample {
+            rows: self.0.fit_sample,
+            seed: self.seed,
+        }
+    }
+
+    /// The fits' settings at `alpha`.
+    pub fn fit_settings(&self, alpha: f64) -> FitSettings {
+        FitSettings {
+            alpha,
+            max_iterations: self.max_iterations,
+            sample: self.fit_sample(),
+        }
+    }
+}
 
 impl std::ops::Deref for ValidTrainOptions {
     type Target = TrainOptions;
@@ -489,10 +581,9 @@ pub fn train_compact(
     clock.enter("holdout", progress);
     progress(TrainProgress::HoldoutFit { alpha });
     let train_features = compact::fit_features(spec, data, &split.train);
-    let x_train = compact::design(&train_features, data, &split.train);
+    let settings = options.fit_settings(alpha);
     let warm = cv.warm_start(alpha, &train_features);
-    let holdout_fit = fit_from(&x_train, &train_won, alpha, warm.as_ref(), options.max_iterations)?;
-    drop(x_train);
+    let holdout_fit = fit_rows(&train_features, data, &split.train, &settings, warm.as_ref())?;
     let holdout_probs = probabilities(&train_features, data, &split.holdout, &holdout_fit);
     let holdout_metrics = metrics::evaluate(&holdout_probs, &holdout_won_flags);
     let train_base_rate = train_won.iter().filter(|w| **w).count() as f64 / train_won.len() as f64;
@@ -505,10 +596,8 @@ pub fn train_compact(
     progress(TrainProgress::FinalFit { rows: data.len() });
     let all: Vec<usize> = (0..data.len()).collect();
     let features = compact::fit_features(spec, data, &all);
-    let x_all = compact::design(&features, data, &all);
     let warm = carry_over(&train_features, &holdout_fit, &features);
-    let final_fit = fit_from(&x_all, won, alpha, warm.as_ref(), options.max_iterations)?;
-    drop(x_all);
+    let final_fit = fit_rows(&features, data, &all, &settings, warm.as_ref())?;
     let probabilities = probabilities(&features, data, &all, &final_fit);
     drop(all);
 
@@ -628,6 +717,29 @@ fn probabilities(
         .into_iter()
         .map(sigmoid)
         .collect()
+}
+
+/// A fit of `features` on `rows` (ascending) of `data`, or on their sample when there are more
+/// than `settings.sample` allows: only the rows read are laid out as a dense matrix, dropped
+/// when the fit ends.
+pub(crate) fn fit_rows(
+    features: &FittedFeatures,
+    data: &CompactDeals,
+    rows: &[usize],
+    settings: &FitSettings,
+    warm: Option<&LinearFit>,
+) -> Result<LinearFit, TrainError> {
+    let won = data.won();
+    let (read, share) = settings.sample.of(rows, won);
+    let x = compact::design(features, data, &read);
+    let read_won: Vec<bool> = read.iter().map(|&r| won[r]).collect();
+    fit_from(
+        &x,
+        &read_won,
+        settings.alpha * share,
+        warm,
+        settings.max_iterations,
+    )
 }
 
 /// A fit from `warm` when there is one, else [`fit_large`] (a subsample first on large data).
