@@ -407,6 +407,20 @@ fn check_reports_every_option_out_of_range() {
             },
             vec![InvalidOption::MaxIterations],
         ),
+        (
+            TrainOptions {
+                fit_sample: MIN_FIT_SAMPLE_ROWS - 1,
+                ..options()
+            },
+            vec![InvalidOption::FitSample(MIN_FIT_SAMPLE_ROWS - 1)],
+        ),
+        (
+            TrainOptions {
+                fit_sample: 0,
+                ..options()
+            },
+            vec![],
+        ),
     ];
     for (given, expected) in cases {
         match given.clone().check() {
@@ -479,4 +493,79 @@ fn a_feature_empty_in_every_closed_deal_is_dropped_with_a_warning() {
     let error = train_quiet(&deals, &only_response, &options()).unwrap_err();
     assert!(matches!(error, TrainError::AllFeaturesEmpty { .. }), "{error}");
     assert!(error.to_string().contains("response_hours"), "{error}");
+}
+
+#[test]
+fn a_fit_sample_keeps_every_row_up_to_its_size_and_a_stratified_share_beyond() {
+    let won: Vec<bool> = (0..30_000).map(|i| i % 3 == 0).collect();
+    let rows: Vec<usize> = (0..won.len()).filter(|i| i % 2 == 0).collect();
+    let every = FitSample { rows: 0, seed: 1 };
+    assert_eq!(
+        every.of(&rows, &won),
+        (std::borrow::Cow::Borrowed(&rows[..]), 1.0)
+    );
+    let large = FitSample {
+        rows: rows.len(),
+        seed: 1,
+    };
+    assert_eq!(large.of(&rows, &won).1, 1.0);
+    let small = FitSample {
+        rows: 10_000,
+        seed: 1,
+    };
+    let (sample, share) = small.of(&rows, &won);
+    assert_eq!(sample.len(), 10_000);
+    assert!((share - 10_000.0 / 15_000.0).abs() < 1e-12);
+    assert!(sample.windows(2).all(|w| w[0] < w[1]), "ascending, no repeat");
+    assert!(sample.iter().all(|r| r % 2 == 0), "drawn from the rows given");
+    let won_share = sample.iter().filter(|&&r| won[r]).count() as f64 / sample.len() as f64;
+    let given_share = rows.iter().filter(|&&r| won[r]).count() as f64 / rows.len() as f64;
+    assert!(
+        (won_share - given_share).abs() < 1e-3,
+        "{won_share} vs {given_share}"
+    );
+    assert_eq!(
+        small.of(&rows, &won).0,
+        sample,
+        "the same rows and seed give the same sample"
+    );
+    assert_ne!(FitSample { seed: 2, ..small }.of(&rows, &won).0, sample);
+}
+
+#[test]
+fn a_model_fitted_on_a_sample_of_the_rows_ranks_the_holdout_as_the_full_fit_does() {
+    let deals = synthetic(25_000, 21, 0.0);
+    let spec = FeatureSpec::default_spec();
+    let full = train_quiet(
+        &deals,
+        &spec,
+        &TrainOptions {
+            fit_sample: 0,
+            ..options()
+        },
+    )
+    .unwrap();
+    let sampled = train_quiet(
+        &deals,
+        &spec,
+        &TrainOptions {
+            fit_sample: MIN_FIT_SAMPLE_ROWS,
+            ..options()
+        },
+    )
+    .unwrap();
+    let (f, s) = (&full.artifact, &sampled.artifact);
+    // The same rows are held out and scored; only the fits read fewer of them.
+    assert_eq!(f.training.holdout_rows, s.training.holdout_rows);
+    assert_eq!(f.cv.chosen_alpha, s.cv.chosen_alpha);
+    assert_ne!(f.coefficients, s.coefficients, "the fits read different rows");
+    let (fa, sa) = (f.holdout_metrics.roc_auc, s.holdout_metrics.roc_auc);
+    assert!((fa - sa).abs() < 0.01, "{fa} vs {sa}");
+    assert!(
+        (full.holdout_fit_convergence.alpha_used / sampled.holdout_fit_convergence.alpha_used
+            - 20_000.0 / 10_000.0)
+            .abs()
+            < 0.01,
+        "alpha scaled to the sample"
+    );
 }
