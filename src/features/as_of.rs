@@ -113,9 +113,12 @@ pub fn as_of(
     let closed = current.status.is_closed() && current.closed_at.is_some_and(|c| c <= at);
     let mut deal = current.clone();
     deal.cycle_days = None;
-    // Oldest first; a stable sort keeps the recorded order of changes made at the same instant.
+    // By field, then oldest first; a stable sort keeps the recorded order of changes made at
+    // the same instant. Each field's changes are then one run, found by bisection: a first write
+    // records every field at once, and filtering all changes for each field cost a comparison
+    // per field and change, on every snapshot of every deal.
     let mut changes: Vec<&FieldChange> = history.iter().collect();
-    changes.sort_by_key(|c| c.changed_at);
+    changes.sort_by(|a, b| a.field.cmp(&b.field).then(a.changed_at.cmp(&b.changed_at)));
 
     // Only fields with a recorded change or a closing rule can differ from their current
     // value (any other keeps it), so those are the fields to visit.
@@ -123,9 +126,11 @@ pub fn as_of(
     fields.extend(rules.closing.iter().map(String::as_str));
     let mut hidden = Vec::new();
     for &field in &fields {
-        let mine = changes.iter().filter(|c| c.field == field);
-        let last_known = mine.clone().take_while(|c| c.changed_at <= at).last();
-        let first_after = mine.clone().find(|c| c.changed_at > at);
+        let start = changes.partition_point(|c| c.field.as_str() < field);
+        let mine = &changes[start..];
+        let mine = &mine[..mine.partition_point(|c| c.field == field)];
+        let last_known = mine.iter().take_while(|c| c.changed_at <= at).last();
+        let first_after = mine.iter().find(|c| c.changed_at > at);
         let closing = rules.is_closing(field) && !closed;
         let value: Option<Option<&Value>> = match (last_known, first_after) {
             (Some(change), _) => Some(change.value.as_ref()),
