@@ -3,8 +3,12 @@
 //! while open — their age then, the activities so far, the fields as they were — rather than
 //! from their final state (docs/scoring-method.md).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
+use crate::domain::history::{tracked_values, Previous};
 use crate::domain::{Activity, FieldChange, Opportunity};
 use crate::features::as_of::{as_of, AsOfRules};
 pub use crate::features::snapshot_plan::{instants, SnapshotPlan, MAX_AGES, MAX_PER_DEAL};
@@ -42,10 +46,39 @@ pub fn snapshots(
     if closed <= created || !deal.status.is_closed() {
         return vec![deal.clone(); undated];
     }
+    let history = telling_before(deal, history, closed);
     plan.instants(created, closed)
         .into_iter()
-        .map(|at| snapshot_at(deal, history, activities, at, rules))
+        .map(|at| snapshot_at(deal, &history, activities, at, rules))
         .collect()
+}
+
+/// `history` without the changes that tell nothing of the deal before `closed`: a field's only
+/// change when its previous value is unknown, it was recorded at or after the close and it
+/// wrote the field's current value. At any instant before the close, the "as of" rebuild gives
+/// such a field its current value, or hides it by a closing rule, with or without the change.
+/// A history first written after the deals closed (an import of closed deals) is all such
+/// changes, one per field, and each snapshot would otherwise visit every field.
+fn telling_before<'a>(
+    deal: &Opportunity,
+    history: &'a [FieldChange],
+    closed: DateTime<Utc>,
+) -> Cow<'a, [FieldChange]> {
+    let late_and_unknown = |c: &FieldChange| c.changed_at >= closed && c.previous == Previous::Unknown;
+    if !history.iter().any(late_and_unknown) {
+        return Cow::Borrowed(history);
+    }
+    let current = tracked_values(&deal.deal);
+    let mut changes_per_field: HashMap<&str, usize> = HashMap::new();
+    for change in history {
+        *changes_per_field.entry(change.field.as_str()).or_default() += 1;
+    }
+    let idle = |c: &FieldChange| {
+        late_and_unknown(c)
+            && changes_per_field[c.field.as_str()] == 1
+            && current.get(&c.field) == c.value.as_ref()
+    };
+    Cow::Owned(history.iter().filter(|c| !idle(c)).cloned().collect())
 }
 
 /// One snapshot: the deal as of `at` (the "as of" builder scoring uses), labelled.
@@ -278,5 +311,58 @@ mod tests {
             .unwrap_err()
             .contains("increasing"));
         assert!(SnapshotPlan::Ages(vec![7, 7]).check().is_err());
+    }
+
+    #[test]
+    fn a_first_write_after_the_close_is_left_out_only_where_it_cannot_change_a_snapshot() {
+        let deal = closed_deal();
+        let after_close = t("2025-06-01T00:00:00Z");
+        let change = |field: &str, value: serde_json::Value, at| FieldChange {
+            field: field.to_owned(),
+            value: Some(value),
+            previous: Previous::Unknown,
+            changed_at: at,
+            source: crate::domain::ChangeSource::Import,
+        };
+        // An import of the closed deal: every tracked field written once, after the close.
+        let mut history: Vec<FieldChange> = tracked_values(&deal.deal)
+            .into_iter()
+            .map(|(field, value)| change(&field, value, after_close))
+            .collect();
+        let written = history.len();
+        // Kept: a late write of another value; a field changed twice; a write before the close.
+        history.push(change("owner", serde_json::json!("someone else"), after_close));
+        history.push(change(
+            "amount",
+            serde_json::json!(1.0),
+            t("2025-07-01T00:00:00Z"),
+        ));
+        history.push(change(
+            "stage",
+            serde_json::json!("Proposal"),
+            t("2025-02-01T00:00:00Z"),
+        ));
+        let closed = deal.closed_at.unwrap();
+        let told = telling_before(&deal, &history, closed);
+        let kept: Vec<&str> = told.iter().map(|c| c.field.as_str()).collect();
+        assert!(written > 5 && told.len() < written, "{kept:?}");
+        for field in ["owner", "amount", "stage"] {
+            assert!(kept.contains(&field), "{field} kept: {kept:?}");
+        }
+        assert!(!kept.contains(&"sector") && !kept.contains(&"status"), "{kept:?}");
+        // Every snapshot is what the whole history gives.
+        let rules = AsOfRules::default();
+        for plan in [
+            SnapshotPlan::PerDeal(4),
+            SnapshotPlan::Ages(DEFAULT_AGES.to_vec()),
+        ] {
+            let whole: Vec<Opportunity> = plan
+                .instants(deal.created_at.unwrap(), closed)
+                .into_iter()
+                .map(|at| snapshot_at(&deal, &history, &[], at, &rules))
+                .collect();
+            assert!(!whole.is_empty());
+            assert_eq!(snapshots(&deal, &history, &[], &plan, &rules), whole);
+        }
     }
 }
