@@ -150,18 +150,23 @@ pub async fn prepare_from_database(
             attributes: data_reads_attributes,
         };
         let mut pages = opportunities::ClosedDealPages::new(source, since, until, fields);
-        while let Some(page) = pages.next_page().await? {
+        let mut next = pages.next_page().await?;
+        while let Some(page) = next {
             let closed: Vec<Opportunity> = page.into_iter().filter(|d| d.status.is_closed()).collect();
             for deal in &closed {
                 closed_at.push(deal.closed_at);
                 ids.push_str(deal.external_id.as_str());
                 id_ends.push(ids.len());
             }
-            let timelines = snapshots::read_timelines(history, closed).await?;
-            if send.send(timelines).await.is_err() {
+            // The page's history and the next page come through two connections at once (on
+            // SQLite, two threads).
+            let (timelines, following) =
+                tokio::join!(snapshots::read_timelines(history, closed), pages.next_page());
+            if send.send(timelines?).await.is_err() {
                 // The expansion stopped (it panicked): its own error says why.
                 break;
             }
+            next = following?;
         }
         // Closing the channel ends the expansion.
         drop(send);

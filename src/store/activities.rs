@@ -182,54 +182,94 @@ pub async fn for_ids(
 
 /// Every activity of the deals with these external ids (deals without any are absent), oldest
 /// first, two statements per 400 deals' worth of keys answering one JSON value each
-/// ([`super::sql::json_rows_by_keys`]).
+/// ([`super::sql::json_rows_by_keys`]): per deal its id and its activities' times, kinds and
+/// directions. The activities' CRM ids are not read (`id` is `None`): the training timelines
+/// this serves rebuild deals as of past instants, which count activities and read their times
+/// and directions. A deal's activities are nested in its row, so an activity carries no copy of
+/// the deal's id and reads into no text: millions of them are read for snapshot training.
 pub(super) async fn by_external_id(
     conn: &mut sqlx::AnyConnection,
     external_ids: &[&str],
 ) -> Result<std::collections::HashMap<String, Vec<Activity>>, sqlx::Error> {
     let style = Style::of(conn);
-    let rows: Vec<JsonActivityRow> = super::sql::json_rows_by_keys(conn, external_ids, |list| {
-        let columns = "o.external_id, a.id, a.activity_id, a.kind, a.direction, a.occurred_at";
-        let from = format!(
-            "FROM activities a JOIN opportunities o ON o.id = a.opportunity_id WHERE o.external_id IN ({list})"
-        );
+    let rows: Vec<JsonDealActivities> = super::sql::json_rows_by_keys(conn, external_ids, |list| {
+        let columns = "a.occurred_at, a.id, a.kind, a.direction";
+        let of_deal = "FROM activities a WHERE a.opportunity_id = o.id";
+        let from = format!("FROM opportunities o WHERE o.external_id IN ({list})");
         match style {
-            Style::Question => format!("SELECT json_group_array(json_array({columns})) {from}"),
-            Style::Dollar => format!("SELECT json_agg(json_build_array({columns}))::text {from}"),
+            // A subquery's JSON reaches the outer array as text unless `json()` marks it again.
+            Style::Question => format!(
+                "SELECT json_group_array(json_array(o.external_id, \
+                 json((SELECT json_group_array(json_array({columns})) {of_deal})))) {from}"
+            ),
+            Style::Dollar => format!(
+                "SELECT json_agg(json_build_array(o.external_id, \
+                 (SELECT json_agg(json_build_array({columns})) {of_deal})))::text {from}"
+            ),
         }
     })
     .await?;
-    let mut by_deal: std::collections::HashMap<String, Vec<JsonActivityRow>> = Default::default();
-    for row in rows {
-        by_deal.entry(row.0.clone()).or_default().push(row);
-    }
-    Ok(by_deal
+    Ok(rows
         .into_iter()
-        .map(|(external_id, mut rows)| {
+        .filter_map(|JsonDealActivities(external_id, activities)| {
+            let mut activities = activities.filter(|a| !a.is_empty())?;
             // Oldest first; activities of one instant in the order they were stored.
-            rows.sort_by_key(|r| (r.5, r.1));
-            let activities = rows
+            activities.sort_by_key(|a| (a.0, a.1));
+            let activities = activities
                 .into_iter()
-                .map(
-                    |JsonActivityRow(_, _, activity_id, kind, direction, occurred_at)| {
-                        Activity::from(ActivityRow {
-                            activity_id,
-                            kind,
-                            direction,
-                            occurred_at,
-                        })
-                    },
-                )
+                .map(|JsonActivity(occurred_at, _, kind, direction)| Activity {
+                    id: None,
+                    kind,
+                    direction,
+                    occurred_at: from_epoch_ms(occurred_at),
+                })
                 .collect();
-            (external_id, activities)
+            Some((external_id, activities))
         })
         .collect())
 }
 
-/// An `activities` row in a JSON page of [`by_external_id`]: the deal's external id, the row id,
-/// then [`ActivityRow`]'s columns.
+/// A deal in a JSON page of [`by_external_id`]: its external id and its activities (`None` or
+/// empty when it has none: PostgreSQL aggregates no row to NULL, SQLite to `[]`).
 #[derive(serde::Deserialize)]
-struct JsonActivityRow(String, i64, Option<String>, String, String, i64);
+struct JsonDealActivities(String, Option<Vec<JsonActivity>>);
+
+/// An activity in a [`JsonDealActivities`]: its time (epoch ms), row id, kind and direction.
+#[derive(serde::Deserialize)]
+struct JsonActivity(
+    i64,
+    i64,
+    #[serde(deserialize_with = "stored_kind")] ActivityKind,
+    #[serde(deserialize_with = "stored_direction")] ActivityDirection,
+);
+
+/// A stored kind read without copying its text; only this code writes the column, so anything
+/// else is read as "other" rather than failing the read.
+fn stored_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ActivityKind, D::Error> {
+    d.deserialize_str(TextAs(|t: &str| {
+        ActivityKind::parse(t).unwrap_or(ActivityKind::Other)
+    }))
+}
+
+/// A stored direction read without copying its text (see [`direction`]).
+fn stored_direction<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ActivityDirection, D::Error> {
+    d.deserialize_str(TextAs(direction))
+}
+
+/// A serde visitor turning a JSON text into a value by `parse`, without keeping the text.
+struct TextAs<F>(F);
+
+impl<'de, T, F: FnOnce(&str) -> T> serde::de::Visitor<'de> for TextAs<F> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a text")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+        Ok((self.0)(text))
+    }
+}
 
 /// An `activities` row with the deal it belongs to, as [`for_ids`] reads it.
 #[derive(sqlx::FromRow)]

@@ -330,9 +330,36 @@ pub struct Recorded {
 /// 400 deals, each answering one JSON value ([`super::sql::json_rows_by_keys`]). Deals without
 /// changes or activities are left out.
 pub async fn recorded(db: &Db, external_ids: &[&str]) -> Result<HashMap<String, Recorded>, sqlx::Error> {
+    // Changes and activities through two connections at once when the pool has one to spare: on
+    // SQLite each has its own thread, so one statement runs while the other's answer is parsed.
     let mut conn = db.pool.acquire().await?;
-    let style = Style::of(&conn);
-    let rows: Vec<JsonChangeRow> = super::sql::json_rows_by_keys(&mut conn, external_ids, |list| {
+    let (changes, activities) = match db.pool.try_acquire() {
+        Some(mut second) => {
+            tokio::join!(
+                changes_by_external_id(&mut conn, external_ids),
+                super::activities::by_external_id(&mut second, external_ids)
+            )
+        }
+        None => (
+            changes_by_external_id(&mut conn, external_ids).await,
+            super::activities::by_external_id(&mut conn, external_ids).await,
+        ),
+    };
+    let mut out = changes?;
+    for (external_id, activities) in activities? {
+        out.entry(external_id).or_default().activities = activities;
+    }
+    Ok(out)
+}
+
+/// The recorded changes of the deals with these external ids, by external id (deals without
+/// any are absent), oldest first.
+async fn changes_by_external_id(
+    conn: &mut sqlx::AnyConnection,
+    external_ids: &[&str],
+) -> Result<HashMap<String, Recorded>, sqlx::Error> {
+    let style = Style::of(conn);
+    let rows: Vec<JsonChangeRow> = super::sql::json_rows_by_keys(conn, external_ids, |list| {
         let columns = "o.external_id, h.id, h.field, h.value, h.previous, h.changed_at, h.source";
         let from = format!(
             "FROM opportunity_history h JOIN opportunities o ON o.id = h.opportunity_id \
@@ -364,9 +391,6 @@ pub async fn recorded(db: &Db, external_ids: &[&str]) -> Result<HashMap<String, 
             };
             row.into_changes(history)?;
         }
-    }
-    for (external_id, activities) in super::activities::by_external_id(&mut conn, external_ids).await? {
-        out.entry(external_id).or_default().activities = activities;
     }
     Ok(out)
 }
