@@ -4,7 +4,6 @@
 //! from their final state (docs/scoring-method.md).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
@@ -69,14 +68,11 @@ fn telling_before<'a>(
         return Cow::Borrowed(history);
     }
     let current = tracked_values(&deal.deal);
-    let mut changes_per_field: HashMap<&str, usize> = HashMap::new();
-    for change in history {
-        *changes_per_field.entry(change.field.as_str()).or_default() += 1;
-    }
+    // A history is a few dozen changes: a scan per candidate costs less than hashing them all.
+    let only_change_of_its_field =
+        |c: &FieldChange| history.iter().filter(|o| o.field == c.field).count() == 1;
     let idle = |c: &FieldChange| {
-        late_and_unknown(c)
-            && changes_per_field[c.field.as_str()] == 1
-            && current.get(&c.field) == c.value.as_ref()
+        late_and_unknown(c) && current.get(&c.field) == c.value.as_ref() && only_change_of_its_field(c)
     };
     Cow::Owned(history.iter().filter(|c| !idle(c)).cloned().collect())
 }

@@ -119,6 +119,20 @@ async fn cli_errors_are_readable_and_non_zero() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported DATABASE_URL"));
 
+    // A fit sample too small to stand for the data is refused before anything is read.
+    let models = dir.path().join("models");
+    let out = dealscore(
+        &db,
+        &["train", "--fit-sample", "5", "--out", models.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("fit_sample must be 0 (every row) or at least 10000, got 5"),
+        "{stderr}"
+    );
+    assert!(!models.exists(), "{stderr}");
+
     // The demo refuses a taken address before generating anything.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
