@@ -11,8 +11,8 @@ use crate::features::as_of::AsOfRules;
 use crate::store::{history, Db};
 use crate::training::snapshots::{snapshots, SnapshotPlan};
 
-/// Deals whose recorded changes and activities are read per round trip (three statements each
-/// per 400 deals, see [`history::recorded`]).
+/// Deals whose recorded changes and activities are read per call of [`history::recorded`] (a
+/// statement for the changes and one for the activities per 400 deals, on two connections).
 const TIMELINES_PER_READ: usize = 2_000;
 
 /// What [`expand`] produced.
