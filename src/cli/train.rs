@@ -164,6 +164,10 @@ pub async fn run(config: Option<&Path>, log_format: LogFormat, args: TrainArgs) 
         window_until: args.until,
         ..TrainOptions::default()
     };
+    // Options out of range are refused before any database is opened or file read.
+    if let Err(e) = options.clone().check() {
+        anyhow::bail!("invalid training options: {e}");
+    }
     // Training from the database reads deals that must already be there; registering a model
     // trained from a file may create the database.
     let db = match (&args.from_csv, args.no_register) {
