@@ -328,7 +328,8 @@ pub struct Recorded {
 /// deals themselves: for a caller that already holds them (the snapshot expansion reads each
 /// closed deal once, in its page, where [`timelines`] would read it again). Two statements per
 /// 400 deals, each answering one JSON value ([`super::sql::json_rows_by_keys`]). Deals without
-/// changes or activities are left out.
+/// changes or activities are left out. The activities' CRM ids are not read (`id` is `None`):
+/// the as-of rebuild this serves reads their times, kinds and directions only.
 pub async fn recorded(db: &Db, external_ids: &[&str]) -> Result<HashMap<String, Recorded>, sqlx::Error> {
     // Changes and activities through two connections at once when the pool has one to spare: on
     // SQLite each has its own thread, so one statement runs while the other's answer is parsed.

@@ -458,11 +458,16 @@ async fn recorded_changes_and_activities_read_as_json_match_the_timelines() {
     let timelines = history::timelines(&store, &ids).await.expect("timelines");
     let recorded = history::recorded(&store, &ids).await.expect("recorded");
     assert_eq!(timelines.len(), 600);
-    let (mut changes, mut activities, mut same_instant) = (0, 0, 0);
+    let (mut changes, mut activities, mut same_instant, mut with_crm_ids) = (0, 0, 0, 0);
     for (id, timeline) in &timelines {
         let got = recorded.get(id).cloned().unwrap_or_default();
         assert_eq!(got.history, timeline.history, "{id}");
-        assert_eq!(got.activities, timeline.activities, "{id}");
+        // The training read leaves the activities' CRM ids out: the as-of rebuild does not read them.
+        let without_ids: Vec<dealscore::domain::Activity> = (timeline.activities.iter().cloned())
+            .map(|a| dealscore::domain::Activity { id: None, ..a })
+            .collect();
+        assert_eq!(got.activities, without_ids, "{id}");
+        with_crm_ids += timeline.activities.iter().filter(|a| a.id.is_some()).count();
         changes += got.history.len();
         activities += got.activities.len();
         same_instant += got
@@ -473,8 +478,8 @@ async fn recorded_changes_and_activities_read_as_json_match_the_timelines() {
     }
     assert!(!recorded.contains_key("no-such-deal"));
     assert!(
-        changes > 6_000 && activities > 3_000 && same_instant > 1_000,
-        "{changes} {activities} {same_instant}"
+        changes > 6_000 && activities > 3_000 && same_instant > 1_000 && with_crm_ids > 3_000,
+        "{changes} {activities} {same_instant} {with_crm_ids}"
     );
 }
 
