@@ -463,8 +463,11 @@ async fn recorded_changes_and_activities_read_as_json_match_the_timelines() {
         let got = recorded.get(id).cloned().unwrap_or_default();
         assert_eq!(got.history, timeline.history, "{id}");
         // The training read leaves the activities' CRM ids out: the as-of rebuild does not read them.
-        let without_ids: Vec<dealscore::domain::Activity> = (timeline.activities.iter().cloned())
-            .map(|a| dealscore::domain::Activity { id: None, ..a })
+        let without_ids: Vec<dealscore::domain::Activity> = (timeline.activities.iter())
+            .map(|a| dealscore::domain::Activity {
+                id: None,
+                ..a.clone()
+            })
             .collect();
         assert_eq!(got.activities, without_ids, "{id}");
         with_crm_ids += timeline.activities.iter().filter(|a| a.id.is_some()).count();
