@@ -181,7 +181,7 @@ pub async fn for_ids(
 }
 
 /// Every activity of the deals with these external ids (deals without any are absent), oldest
-/// first, two statements per 400 deals' worth of keys answering one JSON value each
+/// first, one statement per 400 deals' worth of keys answering one JSON value
 /// ([`super::sql::json_rows_by_keys`]): per deal its id and its activities' times, kinds and
 /// directions. The activities' CRM ids are not read (`id` is `None`): the training timelines
 /// this serves rebuild deals as of past instants, which count activities and read their times

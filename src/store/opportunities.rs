@@ -715,11 +715,7 @@ impl<'a> OpenFeaturePages<'a> {
             .bind(OPEN_PAGE as i64)
             .fetch_one(&self.db.pool)
             .await?;
-        // PostgreSQL aggregates no row to NULL, SQLite to `[]`.
-        let mut rows: Vec<OpenFeatureRow> = match json.as_deref() {
-            None => Vec::new(),
-            Some(text) => serde_json::from_str(text).map_err(|e| bad_column("page", e.to_string()))?,
-        };
+        let mut rows: Vec<OpenFeatureRow> = super::sql::json_rows("page", json.as_deref())?;
         rows.sort_by_key(|row| row.0);
         self.finished = rows.len() < OPEN_PAGE;
         let Some(last) = rows.last() else {
@@ -798,11 +794,7 @@ impl<'a> OpenAtPages<'a> {
             .bind(self.at)
             .fetch_one(&self.db.pool)
             .await?;
-        // PostgreSQL aggregates no row to NULL, SQLite to `[]`.
-        let mut rows: Vec<IdentifiedFeatureRow> = match json.as_deref() {
-            None => Vec::new(),
-            Some(text) => serde_json::from_str(text).map_err(|e| bad_column("page", e.to_string()))?,
-        };
+        let mut rows: Vec<IdentifiedFeatureRow> = super::sql::json_rows("page", json.as_deref())?;
         if self.db.backend == super::Backend::Sqlite {
             // As in `ClosedDealPages::read_json`: the statement's order, checked or restored.
             rows.sort_by(|a, b| (a.1.closed_at, &a.1.external_id).cmp(&(b.1.closed_at, &b.1.external_id)));
@@ -955,11 +947,7 @@ impl<'a> ClosedDealPages<'a> {
             .bind(CLOSED_PAGE)
             .fetch_one(&self.db.pool)
             .await?;
-        // PostgreSQL aggregates no row to NULL, SQLite to `[]`.
-        let mut rows: Vec<FeatureRow> = match json.as_deref() {
-            None => Vec::new(),
-            Some(text) => serde_json::from_str(text).map_err(|e| bad_column("page", e.to_string()))?,
-        };
+        let mut rows: Vec<FeatureRow> = super::sql::json_rows("page", json.as_deref())?;
         if self.db.backend == super::Backend::Sqlite {
             // SQLite's aggregate is not asked to keep the page's order (see
             // `ClosedQuery::features`); its binary collation of the ids is Rust's byte order, so

@@ -181,6 +181,19 @@ where
     Ok(rows)
 }
 
+/// The rows of one statement that aggregates them into one JSON array (of arrays, one per row):
+/// PostgreSQL aggregates no row to NULL, SQLite to `[]`, both read as no rows.
+/// A text that is not such an array is a [`bad_column`] named `column`.
+pub(crate) fn json_rows<R: serde::de::DeserializeOwned>(
+    column: &str,
+    json: Option<&str>,
+) -> Result<Vec<R>, sqlx::Error> {
+    match json {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(text).map_err(|e| bad_column(column, e.to_string())),
+    }
+}
+
 /// The rows of a lookup by many keys, each statement answering its rows as **one** JSON array
 /// (of arrays, one per row) in one text column: `select(list)` writes the statement for a chunk of
 /// 400 keys' placeholders, as `json_group_array(json_array(…))` on SQLite and
@@ -205,11 +218,8 @@ where
         for key in chunk {
             query = query.bind((*key).to_owned());
         }
-        let Some(json) = query.fetch_one(&mut *conn).await? else {
-            continue;
-        };
-        let page: Vec<R> = serde_json::from_str(&json).map_err(|e| bad_column("json", e.to_string()))?;
-        rows.extend(page);
+        let json = query.fetch_one(&mut *conn).await?;
+        rows.extend(json_rows::<R>("json", json.as_deref())?);
     }
     Ok(rows)
 }
