@@ -382,6 +382,18 @@ mod tests {
             .is_none());
     }
 
+    /// The replay on `data` at `at`, every row read at `alpha` (200 iterations), from `warm`.
+    fn replay_on(
+        data: &CompactDeals,
+        open: &[OpenAtInstant],
+        at: DateTime<Utc>,
+        spec: &FeatureSpec,
+        alpha: f64,
+        warm: Option<&WarmStart>,
+    ) -> Option<Backtest> {
+        backtest_compact(data, open, at, spec, &FitSettings::every_row(alpha, 200), warm).unwrap()
+    }
+
     #[test]
     fn a_replay_on_compact_columns_equals_the_replay_on_the_deals() {
         let (config, history) = generated(3000, 9);
@@ -395,21 +407,11 @@ mod tests {
             config.end,
         );
         let on_deals = backtest(&closed, &open, at, &spec, 1.0, 200).unwrap();
-        let on_columns =
-            backtest_compact(&data, &open, at, &spec, &FitSettings::every_row(1.0, 200), None).unwrap();
+        let on_columns = replay_on(&data, &open, at, &spec, 1.0, None);
         assert!(on_deals.is_some());
         assert_eq!(on_columns, on_deals);
         let first = closed.iter().filter_map(|d| d.closed_at).min().unwrap() - chrono::Duration::days(1);
-        assert!(backtest_compact(
-            &data,
-            &open,
-            first,
-            &spec,
-            &FitSettings::every_row(1.0, 200),
-            None
-        )
-        .unwrap()
-        .is_none());
+        assert!(replay_on(&data, &open, first, &spec, 1.0, None).is_none());
     }
 
     #[test]
@@ -427,31 +429,14 @@ mod tests {
             "what was known then is the training part"
         );
         let open = open_at(&history.opportunities, at);
-        let reused = backtest_compact(
-            &data,
-            &open,
-            at,
-            &spec,
-            &FitSettings::every_row(alpha, 200),
-            Some(&warm),
-        )
-        .unwrap()
-        .expect("enough outcomes");
+        let reused = replay_on(&data, &open, at, &spec, alpha, Some(&warm)).expect("enough outcomes");
         // The same warm start without its rows: the replay fits again, from the same weights.
         let unknown_rows = WarmStart {
             rows: Vec::new(),
             ..warm.clone()
         };
-        let refitted = backtest_compact(
-            &data,
-            &open,
-            at,
-            &spec,
-            &FitSettings::every_row(alpha, 200),
-            Some(&unknown_rows),
-        )
-        .unwrap()
-        .expect("enough outcomes");
+        let refitted =
+            replay_on(&data, &open, at, &spec, alpha, Some(&unknown_rows)).expect("enough outcomes");
         assert_eq!(reused.trained_on, trained.artifact.training.train_rows);
         assert_eq!(
             (reused.trained_on, reused.open_deals, reused.won),
@@ -473,19 +458,9 @@ mod tests {
         let at = trained.artifact.training.holdout_from.expect("time split");
         let alpha = trained.artifact.cv.chosen_alpha;
         let open = open_at(&history.opportunities, at);
-        let cold = backtest_compact(&data, &open, at, &spec, &FitSettings::every_row(alpha, 200), None)
-            .unwrap()
-            .expect("enough outcomes");
-        let warm = backtest_compact(
-            &data,
-            &open,
-            at,
-            &spec,
-            &FitSettings::every_row(alpha, 200),
-            run.holdout_fit.as_ref(),
-        )
-        .unwrap()
-        .expect("enough outcomes");
+        let cold = replay_on(&data, &open, at, &spec, alpha, None).expect("enough outcomes");
+        let warm =
+            replay_on(&data, &open, at, &spec, alpha, run.holdout_fit.as_ref()).expect("enough outcomes");
         assert_eq!(
             (warm.trained_on, warm.open_deals, warm.won),
             (cold.trained_on, cold.open_deals, cold.won)
