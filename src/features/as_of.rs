@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::domain::history::set_field;
-use crate::domain::{derive_interactions, Activity, Deal, FieldChange, Previous, Status};
+use crate::domain::{derive_interactions, Activity, ActivityDirection, Deal, FieldChange, Previous, Status};
 
 /// Fields that change when a deal closes: unknown at T unless the history says otherwise.
 pub const CLOSING_FIELDS: [&str; 3] = ["stage", "status", "closed_at"];
@@ -110,94 +110,134 @@ pub fn as_of(
     at: DateTime<Utc>,
     rules: &AsOfRules,
 ) -> AsOf {
-    let closed = current.status.is_closed() && current.closed_at.is_some_and(|c| c <= at);
-    let mut deal = current.clone();
-    deal.cycle_days = None;
-    // By field, then oldest first; a stable sort keeps the recorded order of changes made at
-    // the same instant. Each field's changes are then one run, found by bisection: a first write
-    // records every field at once, and filtering all changes for each field cost a comparison
-    // per field and change, on every snapshot of every deal.
-    let mut changes: Vec<&FieldChange> = history.iter().collect();
-    changes.sort_by(|a, b| a.field.cmp(&b.field).then(a.changed_at.cmp(&b.changed_at)));
+    Timeline::new(history, activities, rules).as_of(current, at, rules)
+}
 
-    // Only fields with a recorded change or a closing rule can differ from their current
-    // value (any other keeps it), so those are the fields to visit.
-    let mut fields: BTreeSet<&str> = changes.iter().map(|c| c.field.as_str()).collect();
-    fields.extend(rules.closing.iter().map(String::as_str));
-    let mut hidden = Vec::new();
-    for &field in &fields {
-        let start = changes.partition_point(|c| c.field.as_str() < field);
-        let mine = &changes[start..];
-        let mine = &mine[..mine.partition_point(|c| c.field == field)];
-        let last_known = mine.iter().take_while(|c| c.changed_at <= at).last();
-        let first_after = mine.iter().find(|c| c.changed_at > at);
-        let closing = rules.is_closing(field) && !closed;
-        let value: Option<Option<&Value>> = match (last_known, first_after) {
-            (Some(change), _) => Some(change.value.as_ref()),
-            (None, Some(change)) => match &change.previous {
-                Previous::Was(previous) => Some(previous.as_ref()),
-                Previous::Unknown if closing => None,
-                Previous::Unknown => Some(change.value.as_ref()),
-            },
-            (None, None) if closing => None,
-            // No recorded change: the current value stands.
-            (None, None) => continue,
-        };
-        match value {
-            Some(v) => set_field(&mut deal, field, v),
-            None => match field {
-                // A deal that had not closed by T was open then, with no closing date: that is
-                // known, not hidden.
-                "status" => deal.status = Status::Open,
-                "closed_at" => deal.closed_at = None,
-                _ => {
-                    set_field(&mut deal, field, None);
-                    hidden.push(field.to_owned());
-                }
-            },
-        }
-    }
+/// A deal's recorded changes and activities arranged once for [`as_of`] at several instants
+/// (training sees each closed deal at several ages): the changes by field, then oldest first,
+/// each field's changes one run; the activities oldest first.
+#[derive(Debug, Clone)]
+pub struct Timeline<'a> {
+    /// The changes, by field then time; a stable sort keeps the recorded order of changes made
+    /// at the same instant.
+    changes: Vec<&'a FieldChange>,
+    /// Each field with a recorded change or a closing rule, in name order, with its run of
+    /// `changes` (empty for a closing field without any). Only these can differ from their
+    /// current value (any other keeps it), so these are the fields to visit.
+    fields: Vec<(&'a str, std::ops::Range<usize>)>,
+    /// The activities' directions and times, oldest first (a stable sort: activities of one
+    /// instant in the order given).
+    touches: Vec<(ActivityDirection, DateTime<Utc>)>,
+}
 
-    // A reported time later than T cannot have been known at T.
-    if deal.last_activity_at.is_some_and(|t| t > at) {
-        deal.last_activity_at = None;
-    }
-    if !activities.is_empty() {
-        let before: Vec<_> = activities
+impl<'a> Timeline<'a> {
+    /// Arranges `history` and `activities` (both in any order) for the fields `rules` close.
+    pub fn new(history: &'a [FieldChange], activities: &[Activity], rules: &'a AsOfRules) -> Timeline<'a> {
+        let mut changes: Vec<&FieldChange> = history.iter().collect();
+        changes.sort_by(|a, b| a.field.cmp(&b.field).then(a.changed_at.cmp(&b.changed_at)));
+        let names: BTreeSet<&str> = changes
             .iter()
-            .filter(|a| a.occurred_at <= at)
-            .map(|a| (a.direction, a.occurred_at))
+            .map(|c| c.field.as_str())
+            .chain(rules.closing.iter().map(String::as_str))
             .collect();
-        let derived = derive_interactions(&before);
-        deal.interaction_count = Some(derived.interaction_count);
-        hidden.retain(|f| f != "interaction_count");
-        if derived.response_hours.is_some() {
-            deal.response_hours = derived.response_hours;
-            hidden.retain(|f| f != "response_hours");
-        }
-        if let Some(last) = derived.last_activity_at {
-            deal.last_activity_at = Some(deal.last_activity_at.map_or(last, |reported| reported.max(last)));
-            hidden.retain(|f| f != "last_activity_at");
+        let fields = names
+            .into_iter()
+            .map(|field| {
+                let start = changes.partition_point(|c| c.field.as_str() < field);
+                let len = changes[start..].partition_point(|c| c.field == field);
+                (field, start..start + len)
+            })
+            .collect();
+        let mut touches: Vec<_> = activities.iter().map(|a| (a.direction, a.occurred_at)).collect();
+        touches.sort_by_key(|(_, t)| *t);
+        Timeline {
+            changes,
+            fields,
+            touches,
         }
     }
 
-    let existed = deal.created_at.is_none_or(|c| c <= at);
-    let age_days = deal.created_at.filter(|c| *c <= at).map(|c| days_between(c, at));
-    let interactions_per_week = match (deal.interaction_count, age_days) {
-        (Some(n), Some(age)) => Some(n as f64 * 7.0 / age.max(1.0)),
-        _ => None,
-    };
-    AsOf {
-        at,
-        existed,
-        closed,
-        age_days,
-        interaction_count: deal.interaction_count,
-        response_hours: deal.response_hours,
-        days_since_last_activity: deal.last_activity_at.map(|t| days_between(t, at)),
-        interactions_per_week,
-        hidden,
-        deal,
+    /// The deal `current` (as stored now) as it stood at `at` ([`as_of`]).
+    pub fn as_of(&self, current: &Deal, at: DateTime<Utc>, rules: &AsOfRules) -> AsOf {
+        let closed = current.status.is_closed() && current.closed_at.is_some_and(|c| c <= at);
+        let mut deal = current.clone();
+        deal.cycle_days = None;
+        let mut hidden = Vec::new();
+        for (field, run) in &self.fields {
+            let field = *field;
+            let mine = &self.changes[run.clone()];
+            let last_known = mine.iter().take_while(|c| c.changed_at <= at).last();
+            let first_after = mine.iter().find(|c| c.changed_at > at);
+            let closing = rules.is_closing(field) && !closed;
+            let value: Option<Option<&Value>> = match (last_known, first_after) {
+                (Some(change), _) => Some(change.value.as_ref()),
+                (None, Some(change)) => match &change.previous {
+                    Previous::Was(previous) => Some(previous.as_ref()),
+                    Previous::Unknown if closing => None,
+                    Previous::Unknown => Some(change.value.as_ref()),
+                },
+                (None, None) if closing => None,
+                // No recorded change: the current value stands.
+                (None, None) => continue,
+            };
+            match value {
+                Some(v) => set_field(&mut deal, field, v),
+                None => match field {
+                    // A deal that had not closed by T was open then, with no closing date: that
+                    // is known, not hidden.
+                    "status" => deal.status = Status::Open,
+                    "closed_at" => deal.closed_at = None,
+                    _ => {
+                        set_field(&mut deal, field, None);
+                        hidden.push(field.to_owned());
+                    }
+                },
+            }
+        }
+        self.finish(deal, hidden, at, closed)
+    }
+
+    /// The interaction measures and ages of `deal` (its fields as of `at`).
+    fn finish(&self, mut deal: Deal, mut hidden: Vec<String>, at: DateTime<Utc>, closed: bool) -> AsOf {
+        // A reported time later than T cannot have been known at T.
+        if deal.last_activity_at.is_some_and(|t| t > at) {
+            deal.last_activity_at = None;
+        }
+        if !self.touches.is_empty() {
+            // Oldest first: the ones up to T are a prefix.
+            let before = &self.touches[..self.touches.partition_point(|(_, t)| *t <= at)];
+            let derived = derive_interactions(before);
+            deal.interaction_count = Some(derived.interaction_count);
+            hidden.retain(|f| f != "interaction_count");
+            if derived.response_hours.is_some() {
+                deal.response_hours = derived.response_hours;
+                hidden.retain(|f| f != "response_hours");
+            }
+            if let Some(last) = derived.last_activity_at {
+                deal.last_activity_at =
+                    Some(deal.last_activity_at.map_or(last, |reported| reported.max(last)));
+                hidden.retain(|f| f != "last_activity_at");
+            }
+        }
+
+        let existed = deal.created_at.is_none_or(|c| c <= at);
+        let age_days = deal.created_at.filter(|c| *c <= at).map(|c| days_between(c, at));
+        let interactions_per_week = match (deal.interaction_count, age_days) {
+            (Some(n), Some(age)) => Some(n as f64 * 7.0 / age.max(1.0)),
+            _ => None,
+        };
+        AsOf {
+            at,
+            existed,
+            closed,
+            age_days,
+            interaction_count: deal.interaction_count,
+            response_hours: deal.response_hours,
+            days_since_last_activity: deal.last_activity_at.map(|t| days_between(t, at)),
+            interactions_per_week,
+            hidden,
+            deal,
+        }
     }
 }
 
@@ -434,6 +474,20 @@ mod tests {
         assert_eq!(early.response_hours, None);
         assert_eq!(early.days_since_last_activity, None);
         assert_eq!(early.interactions_per_week, Some(0.0));
+        // In any order, and arranged once for several instants, the same deal.
+        let reversed: Vec<Activity> = activities.iter().rev().cloned().collect();
+        let history = [change(
+            "amount",
+            Some(json!(10.0)),
+            Previous::Unknown,
+            "2025-01-10",
+        )];
+        let rules = AsOfRules::default();
+        let timeline = Timeline::new(&history, &reversed, &rules);
+        for at in ["2025-01-01", "2025-01-05T10:00:00Z", "2025-01-15", "2025-03-01"] {
+            let whole = as_of(&d, &history, &activities, t(at), &rules);
+            assert_eq!(timeline.as_of(&d, t(at), &rules), whole, "{at}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::history::{tracked_values, Previous};
 use crate::domain::{Activity, FieldChange, Opportunity};
-use crate::features::as_of::{as_of, AsOfRules};
+use crate::features::as_of::{as_of, AsOf, AsOfRules, Timeline};
 pub use crate::features::snapshot_plan::{instants, SnapshotPlan, MAX_AGES, MAX_PER_DEAL};
 
 /// Snapshots per closed deal by default: every deal weighs the same.
@@ -46,9 +46,11 @@ pub fn snapshots(
         return vec![deal.clone(); undated];
     }
     let history = telling_before(deal, history, closed);
+    // Arranged once for all the deal's instants.
+    let timeline = Timeline::new(&history, activities, rules);
     plan.instants(created, closed)
         .into_iter()
-        .map(|at| snapshot_at(deal, &history, activities, at, rules))
+        .map(|at| labelled(deal, timeline.as_of(&deal.deal, at, rules)))
         .collect()
 }
 
@@ -85,7 +87,11 @@ pub fn snapshot_at(
     at: DateTime<Utc>,
     rules: &AsOfRules,
 ) -> Opportunity {
-    let then = as_of(&deal.deal, history, activities, at, rules);
+    labelled(deal, as_of(&deal.deal, history, activities, at, rules))
+}
+
+/// The snapshot of `deal` made of `then`, the deal as of an instant of its open life.
+fn labelled(deal: &Opportunity, then: AsOf) -> Opportunity {
     let mut state = then.deal;
     // The label and the split key; the features read the age at `at`, set just below.
     state.status = deal.status;
