@@ -61,13 +61,13 @@ pub async fn read_open_at(
     let mut open = Vec::new();
     let mut pages = opportunities::OpenAtPages::new(db, at, until, attributes);
     while let Some(page) = pages.next_page().await? {
-        let ids: Vec<&str> = page.iter().map(|(_, deal)| deal.external_id.as_str()).collect();
+        let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
         let mut recorded = history::recorded(db, &ids).await?;
-        open.extend(page.into_iter().map(|(_, deal)| {
+        open.extend(page.into_iter().map(|(id, deal)| {
             let history::Recorded {
                 history: changes,
                 activities,
-            } = recorded.remove(deal.external_id.as_str()).unwrap_or_default();
+            } = recorded.remove(&id).unwrap_or_default();
             OpenAtInstant::rebuild(&deal, &changes, &activities, at, &rules)
         }));
     }

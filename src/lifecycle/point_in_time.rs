@@ -128,11 +128,13 @@ pub async fn prepare_from_database(
     // and at most three pages of deals held at once.
     let (send, mut receive) = tokio::sync::mpsc::channel::<snapshots::Timelines>(1);
     let data_reads_attributes = data.reads_attributes();
+    let fields_read = data.fields_read();
     let expand_plan = snapshots.clone();
     let expansion = run_cpu("dealscore-snapshots", low_priority, move || {
         let (mut data, mut counts, rules) = (data, snapshots::ExpandCounts::default(), AsOfRules::default());
         while let Some(timelines) = receive.blocking_recv() {
-            snapshots::expand_timelines(timelines, &expand_plan, &rules, &mut counts, |row| {
+            let plan = (&expand_plan, &rules);
+            snapshots::expand_timelines(timelines, plan, Some(&fields_read), &mut counts, |row| {
                 data.push(&row)
             });
         }
@@ -150,18 +152,23 @@ pub async fn prepare_from_database(
             attributes: data_reads_attributes,
         };
         let mut pages = opportunities::ClosedDealPages::new(source, since, until, fields);
-        let mut next = pages.next_page().await?;
+        let mut next = pages.next_keyed_page().await?;
         while let Some(page) = next {
-            let closed: Vec<Opportunity> = page.into_iter().filter(|d| d.status.is_closed()).collect();
-            for deal in &closed {
+            let closed: Vec<(Option<i64>, Opportunity)> = (page.into_iter())
+                .filter(|(_, d)| d.status.is_closed())
+                .map(|(id, d)| (Some(id), d))
+                .collect();
+            for (_, deal) in &closed {
                 closed_at.push(deal.closed_at);
                 ids.push_str(deal.external_id.as_str());
                 id_ends.push(ids.len());
             }
             // The page's history and the next page come through two connections at once (on
             // SQLite, two threads).
-            let (timelines, following) =
-                tokio::join!(snapshots::read_timelines(history, closed), pages.next_page());
+            let (timelines, following) = tokio::join!(
+                snapshots::read_timelines(history, closed),
+                pages.next_keyed_page()
+            );
             if send.send(timelines?).await.is_err() {
                 // The expansion stopped (it panicked): its own error says why.
                 break;

@@ -180,63 +180,46 @@ pub async fn for_ids(
     Ok(out)
 }
 
-/// Every activity of the deals with these external ids (deals without any are absent), oldest
-/// first, one statement per 400 deals' worth of keys answering one JSON value
-/// ([`super::sql::json_rows_by_keys`]): per deal its id and its activities' times, kinds and
-/// directions. The activities' CRM ids are not read (`id` is `None`): the training timelines
-/// this serves rebuild deals as of past instants, which count activities and read their times
-/// and directions. A deal's activities are nested in its row, so an activity carries no copy of
-/// the deal's id and reads into no text: millions of them are read for snapshot training.
-pub(super) async fn by_external_id(
+/// Every activity of the deals with these row ids, by id (deals without any are absent), oldest
+/// first, one statement per 400 deals answering one JSON value
+/// ([`super::sql::json_rows_by_keys`]): per activity its deal's id, its time, row id, kind and
+/// direction. The activities' CRM ids are not read (`id` is `None`): the training timelines this
+/// serves rebuild deals as of past instants, which count activities and read their times and
+/// directions. Kinds and directions read into no text: millions of activities are read for
+/// snapshot training.
+pub(super) async fn by_id(
     conn: &mut sqlx::AnyConnection,
-    external_ids: &[&str],
-) -> Result<std::collections::HashMap<String, Vec<Activity>>, sqlx::Error> {
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Vec<Activity>>, sqlx::Error> {
     let style = Style::of(conn);
-    let rows: Vec<JsonDealActivities> = super::sql::json_rows_by_keys(conn, external_ids, |list| {
-        let columns = "a.occurred_at, a.id, a.kind, a.direction";
-        let of_deal = "FROM activities a WHERE a.opportunity_id = o.id";
-        let from = format!("FROM opportunities o WHERE o.external_id IN ({list})");
+    let mut rows: Vec<JsonActivity> = super::sql::json_rows_by_keys(conn, ids, |list| {
+        let columns = "opportunity_id, occurred_at, id, kind, direction";
+        let from = format!("FROM activities WHERE opportunity_id IN ({list})");
         match style {
-            // A subquery's JSON reaches the outer array as text unless `json()` marks it again.
-            Style::Question => format!(
-                "SELECT json_group_array(json_array(o.external_id, \
-                 json((SELECT json_group_array(json_array({columns})) {of_deal})))) {from}"
-            ),
-            Style::Dollar => format!(
-                "SELECT json_agg(json_build_array(o.external_id, \
-                 (SELECT json_agg(json_build_array({columns})) {of_deal})))::text {from}"
-            ),
+            Style::Question => format!("SELECT json_group_array(json_array({columns})) {from}"),
+            Style::Dollar => format!("SELECT json_agg(json_build_array({columns}))::text {from}"),
         }
     })
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|JsonDealActivities(external_id, activities)| {
-            let mut activities = activities.filter(|a| !a.is_empty())?;
-            // Oldest first; activities of one instant in the order they were stored.
-            activities.sort_by_key(|a| (a.0, a.1));
-            let activities = activities
-                .into_iter()
-                .map(|JsonActivity(occurred_at, _, kind, direction)| Activity {
-                    id: None,
-                    kind,
-                    direction,
-                    occurred_at: from_epoch_ms(occurred_at),
-                })
-                .collect();
-            Some((external_id, activities))
-        })
-        .collect())
+    // By deal, oldest first; activities of one instant in the order they were stored.
+    rows.sort_by_key(|a| (a.0, a.1, a.2));
+    let mut out: std::collections::HashMap<i64, Vec<Activity>> = std::collections::HashMap::new();
+    for JsonActivity(deal, occurred_at, _, kind, direction) in rows {
+        out.entry(deal).or_default().push(Activity {
+            id: None,
+            kind,
+            direction,
+            occurred_at: from_epoch_ms(occurred_at),
+        });
+    }
+    Ok(out)
 }
 
-/// A deal in a JSON page of [`by_external_id`]: its external id and its activities (`None` or
-/// empty when it has none: PostgreSQL aggregates no row to NULL, SQLite to `[]`).
-#[derive(serde::Deserialize)]
-struct JsonDealActivities(String, Option<Vec<JsonActivity>>);
-
-/// An activity in a [`JsonDealActivities`]: its time (epoch ms), row id, kind and direction.
+/// An activity in a JSON page of [`by_id`]: its deal's row id, its time (epoch ms), row id, kind
+/// and direction.
 #[derive(serde::Deserialize)]
 struct JsonActivity(
+    i64,
     i64,
     i64,
     #[serde(deserialize_with = "stored_kind")] ActivityKind,

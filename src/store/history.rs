@@ -324,79 +324,70 @@ pub struct Recorded {
     pub activities: Vec<Activity>,
 }
 
-/// The recorded changes and activities of several deals, by external id, without reading the
-/// deals themselves: for a caller that already holds them (the snapshot expansion reads each
-/// closed deal once, in its page, where [`timelines`] would read it again). Two statements per
-/// 400 deals, each answering one JSON value ([`super::sql::json_rows_by_keys`]). Deals without
-/// changes or activities are left out. The activities' CRM ids are not read (`id` is `None`):
-/// the as-of rebuild this serves reads their times, kinds and directions only.
-pub async fn recorded(db: &Db, external_ids: &[&str]) -> Result<HashMap<String, Recorded>, sqlx::Error> {
+/// The recorded changes and activities of several deals, by row id, without reading the deals
+/// themselves: for a caller that already holds them and their ids (the snapshot expansion reads
+/// each closed deal once, in its page, where [`timelines`] would read it again). Two statements
+/// per 400 deals, each answering one JSON value ([`super::sql::json_rows_by_keys`]); by row id,
+/// neither walks the external-id index. Deals without changes or activities are left out. The
+/// activities' CRM ids are not read (`id` is `None`): the as-of rebuild this serves reads their
+/// times, kinds and directions only.
+pub async fn recorded(db: &Db, ids: &[i64]) -> Result<HashMap<i64, Recorded>, sqlx::Error> {
     // Changes and activities through two connections at once when the pool has one to spare: on
     // SQLite each has its own thread, so one statement runs while the other's answer is parsed.
     let mut conn = db.pool.acquire().await?;
     let (changes, activities) = match db.pool.try_acquire() {
         Some(mut second) => {
             tokio::join!(
-                changes_by_external_id(&mut conn, external_ids),
-                super::activities::by_external_id(&mut second, external_ids)
+                changes_by_id(&mut conn, ids),
+                super::activities::by_id(&mut second, ids)
             )
         }
         None => (
-            changes_by_external_id(&mut conn, external_ids).await,
-            super::activities::by_external_id(&mut conn, external_ids).await,
+            changes_by_id(&mut conn, ids).await,
+            super::activities::by_id(&mut conn, ids).await,
         ),
     };
     let mut out = changes?;
-    for (external_id, activities) in activities? {
-        out.entry(external_id).or_default().activities = activities;
+    for (id, activities) in activities? {
+        out.entry(id).or_default().activities = activities;
     }
     Ok(out)
 }
 
-/// The recorded changes of the deals with these external ids, by external id (deals without
-/// any are absent), oldest first.
-async fn changes_by_external_id(
+/// The recorded changes of the deals with these row ids, by id (deals without any are absent),
+/// oldest first.
+async fn changes_by_id(
     conn: &mut sqlx::AnyConnection,
-    external_ids: &[&str],
-) -> Result<HashMap<String, Recorded>, sqlx::Error> {
+    ids: &[i64],
+) -> Result<HashMap<i64, Recorded>, sqlx::Error> {
     let style = Style::of(conn);
-    let rows: Vec<JsonChangeRow> = super::sql::json_rows_by_keys(conn, external_ids, |list| {
-        let columns = "o.external_id, h.id, h.field, h.value, h.previous, h.changed_at, h.source";
-        let from = format!(
-            "FROM opportunity_history h JOIN opportunities o ON o.id = h.opportunity_id \
-             WHERE o.external_id IN ({list})"
-        );
+    let mut rows: Vec<JsonChangeRow> = super::sql::json_rows_by_keys(conn, ids, |list| {
+        let columns = "opportunity_id, id, field, value, previous, changed_at, source";
+        let from = format!("FROM opportunity_history WHERE opportunity_id IN ({list})");
         match style {
             Style::Question => format!("SELECT json_group_array(json_array({columns})) {from}"),
             Style::Dollar => format!("SELECT json_agg(json_build_array({columns}))::text {from}"),
         }
     })
     .await?;
-    let mut by_deal: HashMap<String, Vec<JsonChangeRow>> = HashMap::new();
-    for row in rows {
-        by_deal.entry(row.0.clone()).or_default().push(row);
-    }
-    let mut out: HashMap<String, Recorded> = HashMap::with_capacity(by_deal.len());
-    for (external_id, mut rows) in by_deal {
-        // Oldest first, and changes of one instant in the order they were recorded.
-        rows.sort_by_key(|r| (r.5, r.1));
-        let history = &mut out.entry(external_id).or_default().history;
-        for JsonChangeRow(_, _, field, value, previous, changed_at, source) in rows {
-            let row = ChangeRow {
-                opportunity_id: 0,
-                field,
-                value,
-                previous,
-                changed_at,
-                source,
-            };
-            row.into_changes(history)?;
-        }
+    // By deal, oldest first, and changes of one instant in the order they were recorded.
+    rows.sort_by_key(|r| (r.0, r.5, r.1));
+    let mut out: HashMap<i64, Recorded> = HashMap::new();
+    for JsonChangeRow(opportunity_id, _, field, value, previous, changed_at, source) in rows {
+        let row = ChangeRow {
+            opportunity_id,
+            field,
+            value,
+            previous,
+            changed_at,
+            source,
+        };
+        row.into_changes(&mut out.entry(opportunity_id).or_default().history)?;
     }
     Ok(out)
 }
 
-/// An `opportunity_history` row in a JSON page of [`recorded`]: the deal's external id, the row
-/// id, then [`ChangeRow`]'s columns.
+/// An `opportunity_history` row in a JSON page of [`recorded`]: the deal's row id, the change's
+/// row id, then [`ChangeRow`]'s other columns.
 #[derive(serde::Deserialize)]
-struct JsonChangeRow(String, i64, String, Option<String>, Option<String>, i64, String);
+struct JsonChangeRow(i64, i64, String, Option<String>, Option<String>, i64, String);

@@ -308,10 +308,23 @@ pub async fn ids_in(
     tx: &mut Transaction<'_, Any>,
     external_ids: &[&str],
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
+    ids_on(tx, external_ids).await
+}
+
+/// [`ids_in`] outside a transaction.
+pub async fn ids_of(db: &Db, external_ids: &[&str]) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    ids_on(&mut conn, external_ids).await
+}
+
+async fn ids_on(
+    conn: &mut AnyConnection,
+    external_ids: &[&str],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
     if external_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(i64, String)> = select_by_keys(tx, None, external_ids, |_, list| {
+    let rows: Vec<(i64, String)> = select_by_keys(conn, None, external_ids, |_, list| {
         format!("SELECT id, external_id FROM opportunities WHERE external_id IN ({list})")
     })
     .await?;
@@ -674,9 +687,10 @@ pub struct OpenFeaturePages<'a> {
     finished: bool,
 }
 
-/// An element of an [`OpenFeaturePages`] page: the deal's row id, then its [`FeatureRow`].
+/// An element of an [`OpenFeaturePages`] or a lean [`ClosedDealPages`] page: the deal's row id,
+/// then its [`FeatureRow`].
 #[derive(Deserialize)]
-struct OpenFeatureRow(i64, FeatureRow);
+struct KeyedFeatureRow(i64, FeatureRow);
 
 impl<'a> OpenFeaturePages<'a> {
     /// A walk from the first open deal.
@@ -715,7 +729,7 @@ impl<'a> OpenFeaturePages<'a> {
             .bind(OPEN_PAGE as i64)
             .fetch_one(&self.db.pool)
             .await?;
-        let mut rows: Vec<OpenFeatureRow> = super::sql::json_rows("page", json.as_deref())?;
+        let mut rows: Vec<KeyedFeatureRow> = super::sql::json_rows("page", json.as_deref())?;
         rows.sort_by_key(|row| row.0);
         self.finished = rows.len() < OPEN_PAGE;
         let Some(last) = rows.last() else {
@@ -910,6 +924,12 @@ impl<'a> ClosedDealPages<'a> {
 
     /// The next page, or `None` after the last one.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Opportunity>>, sqlx::Error> {
+        let page = self.next_keyed_page().await?;
+        Ok(page.map(|deals| deals.into_iter().map(|(_, deal)| deal).collect()))
+    }
+
+    /// The next page with each deal's row id, or `None` after the last one.
+    pub async fn next_keyed_page(&mut self) -> Result<Option<Vec<(i64, Opportunity)>>, sqlx::Error> {
         if self.finished {
             return Ok(None);
         }
@@ -921,7 +941,7 @@ impl<'a> ClosedDealPages<'a> {
         Ok(Some(page).filter(|p| !p.is_empty()))
     }
 
-    async fn read<R: ClosedRow>(&mut self) -> Result<Vec<Opportunity>, sqlx::Error> {
+    async fn read<R: ClosedRow>(&mut self) -> Result<Vec<(i64, Opportunity)>, sqlx::Error> {
         let rows = sqlx::query_as::<_, R>(&self.query.0)
             .bind(self.after_closed)
             .bind(self.until)
@@ -935,11 +955,12 @@ impl<'a> ClosedDealPages<'a> {
             self.after_id.clear();
             self.after_id.push_str(last.external_id());
         }
-        rows.into_iter().map(ClosedRow::into_deal).collect()
+        rows.into_iter().map(ClosedRow::into_keyed_deal).collect()
     }
 
-    /// A page read as one JSON array of [`FeatureRow`]s in one row (see [`ClosedQuery::features`]).
-    async fn read_json(&mut self) -> Result<Vec<Opportunity>, sqlx::Error> {
+    /// A page read as one JSON array of [`KeyedFeatureRow`]s in one row (see
+    /// [`ClosedQuery::features`]).
+    async fn read_json(&mut self) -> Result<Vec<(i64, Opportunity)>, sqlx::Error> {
         let json: Option<String> = sqlx::query_scalar(&self.query.0)
             .bind(self.after_closed)
             .bind(self.until)
@@ -947,19 +968,23 @@ impl<'a> ClosedDealPages<'a> {
             .bind(CLOSED_PAGE)
             .fetch_one(&self.db.pool)
             .await?;
-        let mut rows: Vec<FeatureRow> = super::sql::json_rows("page", json.as_deref())?;
+        let mut rows: Vec<KeyedFeatureRow> = super::sql::json_rows("page", json.as_deref())?;
         if self.db.backend == super::Backend::Sqlite {
             // SQLite's aggregate is not asked to keep the page's order (see
             // `ClosedQuery::features`); its binary collation of the ids is Rust's byte order, so
             // this is the statement's order (a page that arrives in order is only checked).
-            rows.sort_by(|a, b| (a.closed_at, &a.external_id).cmp(&(b.closed_at, &b.external_id)));
+            rows.sort_by(|KeyedFeatureRow(_, a), KeyedFeatureRow(_, b)| {
+                (a.closed_at, &a.external_id).cmp(&(b.closed_at, &b.external_id))
+            });
         }
-        if let Some(last) = rows.last() {
+        if let Some(KeyedFeatureRow(_, last)) = rows.last() {
             self.after_closed = last.closed_at().unwrap_or(self.after_closed);
             self.after_id.clear();
             self.after_id.push_str(last.external_id());
         }
-        rows.into_iter().map(FeatureRow::into_deal).collect()
+        (rows.into_iter())
+            .map(|KeyedFeatureRow(id, row)| Ok((id, row.into_deal()?)))
+            .collect()
     }
 }
 
@@ -1023,13 +1048,14 @@ impl ClosedQuery {
     /// collation's, which Rust cannot reproduce.
     fn features(db: &Db, attributes: bool) -> ClosedQuery {
         let attributes = if attributes { "attributes" } else { "'{}'" };
-        let page = ClosedQuery::new(db, &format!("{FEATURE_COLUMNS}, {attributes} AS attributes")).0;
+        let page = ClosedQuery::new(db, &format!("id, {FEATURE_COLUMNS}, {attributes} AS attributes")).0;
         let row = feature_row_json(db.backend);
         let sql = match db.backend {
-            super::Backend::Sqlite => format!("SELECT json_group_array({row}) FROM ({page})"),
-            super::Backend::Postgres => {
-                format!("SELECT json_agg({row} ORDER BY closed_at, external_id)::text FROM ({page}) AS page")
-            }
+            super::Backend::Sqlite => format!("SELECT json_group_array(json_array(id, {row})) FROM ({page})"),
+            super::Backend::Postgres => format!(
+                "SELECT json_agg(json_build_array(id, {row}) ORDER BY closed_at, external_id)::text \
+                 FROM ({page}) AS page"
+            ),
         };
         ClosedQuery(sql)
     }
@@ -1059,7 +1085,8 @@ fn feature_row_json(backend: super::Backend) -> &'static str {
 trait ClosedRow: for<'r> FromRow<'r, sqlx::any::AnyRow> + Send + Unpin {
     fn closed_at(&self) -> Option<i64>;
     fn external_id(&self) -> &str;
-    fn into_deal(self) -> Result<Opportunity, sqlx::Error>;
+    /// The deal and its row id.
+    fn into_keyed_deal(self) -> Result<(i64, Opportunity), sqlx::Error>;
 }
 
 impl ClosedRow for OpportunityRow {
@@ -1071,8 +1098,9 @@ impl ClosedRow for OpportunityRow {
         &self.external_id
     }
 
-    fn into_deal(self) -> Result<Opportunity, sqlx::Error> {
-        Ok(StoredOpportunity::try_from(self)?.opportunity)
+    fn into_keyed_deal(self) -> Result<(i64, Opportunity), sqlx::Error> {
+        let stored = StoredOpportunity::try_from(self)?;
+        Ok((stored.id, stored.opportunity))
     }
 }
 

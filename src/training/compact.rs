@@ -11,11 +11,12 @@
 //! these columns with the same arithmetic, in the same order, as from the deals: the unit tests
 //! compare both paths value for value.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use ndarray::{Array2, ShapeBuilder};
 
+use crate::domain::history::ATTRIBUTE_PREFIX;
 use crate::domain::{Opportunity, Status};
 use crate::features::encode::{encode_category, encode_numeric};
 use crate::features::fitted::{categorical_encoder, numeric_encoder, quantile_edges};
@@ -25,6 +26,16 @@ use crate::features::{
     Source, MISSING_LEVEL, OTHER_LEVEL,
 };
 use crate::model::profile::{FeatureProfile, ProfileBins, TrainingProfile, PROFILE_BINS};
+
+/// Tracked fields every row's reading depends on, whatever its sources ([`CompactDeals::fields_read`]).
+const ALWAYS_READ: [&str; 6] = [
+    "status",
+    "created_at",
+    "closed_at",
+    "interaction_count",
+    "response_hours",
+    "last_activity_at",
+];
 
 /// Level code of an empty categorical field.
 const NO_LEVEL: u32 = u32::MAX;
@@ -96,6 +107,27 @@ impl CompactDeals {
         let mut names =
             (self.numeric.iter().map(|c| &c.name)).chain(self.categorical.iter().map(|c| &c.name));
         names.any(|name| is_attribute(name))
+    }
+
+    /// The tracked fields (named as in `domain::history::tracked_values`) whose values what
+    /// [`CompactDeals::push`] reads of a row can depend on: the fields of its sources, the dates
+    /// and status (the label, the age), and the interaction measures (read by several core
+    /// sources, and derived from activities). A snapshot rebuilt without the recorded changes of
+    /// any other field (a deal's name, its stage, an attribute no source reads) reads the same.
+    pub fn fields_read(&self) -> BTreeSet<String> {
+        let mut fields: BTreeSet<String> = ALWAYS_READ.iter().map(|f| (*f).to_owned()).collect();
+        let names = (self.numeric.iter().map(|c| &c.name)).chain(self.categorical.iter().map(|c| &c.name));
+        for name in names {
+            match Source::parse(name).unwrap_or(Source::Attribute(name)) {
+                Source::Core(field) => {
+                    fields.insert(field.name().to_owned());
+                }
+                Source::Attribute(attribute) => {
+                    fields.insert(format!("{ATTRIBUTE_PREFIX}{attribute}"));
+                }
+            }
+        }
+        fields
     }
 
     /// An empty set reading `sources` (see [`sources_for`]) as of `now`.
