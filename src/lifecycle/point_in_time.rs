@@ -13,9 +13,8 @@ use crate::features::as_of::AsOfRules;
 use crate::features::FeatureSpec;
 use crate::store::opportunities::{self, ClosedDealFields};
 use crate::store::Db;
-use crate::training::backtest::{instant_before, OpenAtInstant};
+use crate::training::backtest::{holdout_start, OpenAtInstant};
 use crate::training::snapshots::SnapshotPlan;
-use crate::training::split::{time_split, time_split_rows};
 use crate::training::{CompactDeals, FitSample, FitSettings, SplitKind, TrainedModel, WarmStart};
 
 /// How the job learns from deals as they stood while open, and checks it.
@@ -72,7 +71,7 @@ pub async fn prepare(
     test_fraction: f64,
 ) -> Result<(Vec<Opportunity>, Prepared), PointInTimeError> {
     let backtest_at = match (&plan.source, split) {
-        (Some(_), SplitKind::Time) => holdout_start(&deals, test_fraction),
+        (Some(_), SplitKind::Time) => deals_holdout_start(&deals, test_fraction),
         _ => None,
     };
     let Some(snapshots) = &plan.snapshots else {
@@ -183,11 +182,7 @@ pub async fn prepare_from_database(
     read?;
     let (data, counts) = expanded.map_err(PointInTimeError::Expansion)?;
     let id = |i: usize| &ids[if i == 0 { 0 } else { id_ends[i - 1] }..id_ends[i]];
-    let backtest_at = (closed_at.len() >= 2)
-        .then(|| time_split_rows(&closed_at, id, test_fraction).ok())
-        .flatten()
-        .and_then(|split| split.holdout.iter().filter_map(|&i| closed_at[i]).min())
-        .map(instant_before);
+    let backtest_at = holdout_start(&closed_at, id, test_fraction);
     let prepared = Prepared {
         plan: Some(snapshots.clone()),
         backtest_at,
@@ -197,20 +192,11 @@ pub async fn prepare_from_database(
     Ok((data, prepared))
 }
 
-/// The instant before the earliest close of the time split's holdout over the closed deals
-/// ([`instant_before`]; `None` when they cannot be split in time).
-fn holdout_start(deals: &[Opportunity], test_fraction: f64) -> Option<DateTime<Utc>> {
+/// [`holdout_start`] over the closed deals of `deals`.
+fn deals_holdout_start(deals: &[Opportunity], test_fraction: f64) -> Option<DateTime<Utc>> {
     let closed: Vec<&Opportunity> = deals.iter().filter(|d| d.status.is_closed()).collect();
-    if closed.len() < 2 {
-        return None;
-    }
-    let split = time_split(&closed, test_fraction).ok()?;
-    split
-        .holdout
-        .iter()
-        .filter_map(|&i| closed[i].closed_at)
-        .min()
-        .map(instant_before)
+    let closed_at: Vec<Option<DateTime<Utc>>> = closed.iter().map(|d| d.closed_at).collect();
+    holdout_start(&closed_at, |i| closed[i].external_id.as_str(), test_fraction)
 }
 
 /// What the job trained on, for the backtest to replay on.

@@ -20,10 +20,9 @@ use crate::store::models::{self, ModelStatus, NewModelVersion};
 use crate::store::opportunities::{each_closed_deal, ClosedDealFields};
 use crate::store::training_data::data_version;
 use crate::store::Db;
-use crate::training::backtest::instant_before;
+use crate::training::backtest::holdout_start;
 use crate::training::compact::{logits, reads_attributes, sources_for};
 use crate::training::metrics::roc_auc;
-use crate::training::split::time_split_rows;
 use crate::training::{
     train_compact, CompactDeals, Phases, SplitKind, TrainError, TrainOptions, TrainProgress, TrainedModel,
 };
@@ -245,7 +244,9 @@ pub async fn run(
     // split's holdout, the split training makes of the same deals.
     let prepared = prepared.unwrap_or_else(|| Prepared {
         backtest_at: match (&point_in_time.source, split_kind) {
-            (Some(_), SplitKind::Time) => holdout_start(&data, options.test_fraction),
+            (Some(_), SplitKind::Time) => {
+                holdout_start(data.closed_at(), |i| data.id(i), options.test_fraction)
+            }
             _ => None,
         },
         ..Prepared::default()
@@ -401,17 +402,4 @@ async fn active_artifact(db: &Db) -> Result<Option<ModelArtifact>, sqlx::Error> 
             Ok(None)
         }
     }
-}
-
-/// The backtest's instant for final states split in time: just before the first close of the
-/// holdout that training's time split of `data` makes (`None` when it cannot split them).
-fn holdout_start(data: &CompactDeals, test_fraction: f64) -> Option<DateTime<Utc>> {
-    let closed_at = data.closed_at();
-    let split = time_split_rows(closed_at, |i| data.id(i), test_fraction).ok()?;
-    split
-        .holdout
-        .iter()
-        .filter_map(|&i| closed_at[i])
-        .min()
-        .map(instant_before)
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::compact::{self, CompactDeals};
 use super::fit::{design_matrix, fit_large, LinearFit};
 use super::metrics::{brier, calibration_table, roc_auc};
+use super::split::time_split_rows;
 use super::{fit_rows, FitSettings, TrainError, WarmStart};
 use crate::domain::{Activity, FieldChange, Opportunity, Status};
 use crate::features::as_of::{as_of, AsOfRules};
@@ -28,6 +29,26 @@ pub const MIN_OUTCOMES: usize = 5;
 /// open then, as the holdout's other deals do.
 pub fn instant_before(holdout_from: DateTime<Utc>) -> DateTime<Utc> {
     holdout_from - chrono::Duration::milliseconds(1)
+}
+
+/// Where a backtest looks from: the instant before the earliest close of the time split's
+/// holdout over rows given by their closing times and ids ([`time_split_rows`],
+/// [`instant_before`]); `None` when fewer than two rows or rows that cannot be split in time.
+pub fn holdout_start<'a>(
+    closed_at: &[Option<DateTime<Utc>>],
+    id: impl Fn(usize) -> &'a str,
+    test_fraction: f64,
+) -> Option<DateTime<Utc>> {
+    if closed_at.len() < 2 {
+        return None;
+    }
+    let split = time_split_rows(closed_at, id, test_fraction).ok()?;
+    split
+        .holdout
+        .iter()
+        .filter_map(|&i| closed_at[i])
+        .min()
+        .map(instant_before)
 }
 
 /// A deal that was open at the backtest instant.
