@@ -65,8 +65,8 @@ pub async fn expand(db: &Db, deals: &[Opportunity], plan: &SnapshotPlan) -> Resu
     })
 }
 
-/// Reads the recorded changes and activities of `deals` (closed deals), [`TIMELINES_PER_READ`]
-/// deals per round trip.
+/// Reads the recorded changes and activities of `deals` (closed deals, each with its row id;
+/// `None` for one not stored, which has neither), [`TIMELINES_PER_READ`] deals per round trip.
 pub async fn read_timelines(
     db: &Db,
     deals: Vec<(Option<i64>, Opportunity)>,
@@ -139,7 +139,7 @@ mod tests {
     use crate::training::CompactDeals;
     use serde_json::json;
 
-    /// Generated closed deals with their activities and stage changes, and a recorded history
+    /// Generated closed deals with their activities, and a recorded history
     /// that changes every kind of field while they were open: the first write at creation, then
     /// a stage, a name, an attribute no feature reads, and a sector and an amount, which
     /// features read.
