@@ -464,11 +464,6 @@ async fn the_cli_imports_a_field_history_and_refuses_a_bad_one_under_strict() {
             .args(&args)
             .env("DATABASE_URL", &app.db_url)
             .env("RUST_LOG", "warn")
-            // The import waits for the test's server's writes to the same SQLite file, as an
-            // operator's would. On a machine loaded with other test runs, that wait has been
-            // seen to pass the default 5 s ("database is locked"); this test is about the
-            // import, not about lock waits.
-            .env("DEALSCORE_SQLITE_BUSY_TIMEOUT_MS", "60000")
             .output()
             .unwrap()
     };
