@@ -294,12 +294,20 @@ pub async fn finish(db: &Db, id: &str, outcome: RunEnd<'_>) -> Result<(), sqlx::
 /// is left alone. Returns the ids marked.
 pub async fn fail_stale(db: &Db, stale_before: DateTime<Utc>) -> Result<Vec<String>, sqlx::Error> {
     let cutoff = to_epoch_ms(stale_before);
+    let stale = "SELECT id FROM training_runs WHERE active_slot = 1 AND heartbeat_at < $1";
+    // Every live server sweeps on every tick, and almost every sweep finds nothing: a read first,
+    // so that a sweep takes SQLite's write lock only when there is a run to mark. Held for
+    // nothing, that lock made imports and webhook writes wait for the sweeping task, for as
+    // long as its runtime was busy elsewhere.
+    let any: Option<String> = sqlx::query_scalar(stale)
+        .bind(cutoff)
+        .fetch_optional(&db.pool)
+        .await?;
+    if any.is_none() {
+        return Ok(Vec::new());
+    }
     let mut tx = db.begin_write().await?;
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM training_runs WHERE active_slot = 1 AND heartbeat_at < $1")
-            .bind(cutoff)
-            .fetch_all(&mut *tx)
-            .await?;
+    let ids: Vec<String> = sqlx::query_scalar(stale).bind(cutoff).fetch_all(&mut *tx).await?;
     let now = to_epoch_ms(Utc::now());
     let reason = format!(
         "interrupted: the server running it stopped (last heartbeat before {})",
