@@ -18,6 +18,7 @@ use ndarray::{Array2, ShapeBuilder};
 
 use crate::domain::history::ATTRIBUTE_PREFIX;
 use crate::domain::{Opportunity, Status};
+use crate::features::as_of::GROWING_FIELDS;
 use crate::features::encode::{encode_category, encode_numeric};
 use crate::features::fitted::{categorical_encoder, numeric_encoder, quantile_edges};
 use crate::features::raw::{category_value, numeric_value, NumericValue};
@@ -27,15 +28,9 @@ use crate::features::{
 };
 use crate::model::profile::{FeatureProfile, ProfileBins, TrainingProfile, PROFILE_BINS};
 
-/// Tracked fields every row's reading depends on, whatever its sources ([`CompactDeals::fields_read`]).
-const ALWAYS_READ: [&str; 6] = [
-    "status",
-    "created_at",
-    "closed_at",
-    "interaction_count",
-    "response_hours",
-    "last_activity_at",
-];
+/// Tracked fields every row's reading depends on, whatever its sources
+/// ([`CompactDeals::fields_read`]): these and the interaction measures ([`GROWING_FIELDS`]).
+const ALWAYS_READ: [&str; 3] = ["status", "created_at", "closed_at"];
 
 /// Level code of an empty categorical field.
 const NO_LEVEL: u32 = u32::MAX;
@@ -115,7 +110,8 @@ impl CompactDeals {
     /// sources, and derived from activities). A snapshot rebuilt without the recorded changes of
     /// any other field (a deal's name, its stage, an attribute no source reads) reads the same.
     pub fn fields_read(&self) -> BTreeSet<String> {
-        let mut fields: BTreeSet<String> = ALWAYS_READ.iter().map(|f| (*f).to_owned()).collect();
+        let always = ALWAYS_READ.iter().chain(&GROWING_FIELDS);
+        let mut fields: BTreeSet<String> = always.map(|f| (*f).to_owned()).collect();
         let names = (self.numeric.iter().map(|c| &c.name)).chain(self.categorical.iter().map(|c| &c.name));
         for name in names {
             match Source::parse(name).unwrap_or(Source::Attribute(name)) {
