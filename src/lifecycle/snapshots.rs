@@ -226,7 +226,7 @@ mod tests {
                 (l.status, l.closed_at, l.cycle_days)
             );
             for (name, _) in &sources {
-                let source = Source::parse(name).unwrap_or(Source::Attribute(name));
+                let source = Source::of(name);
                 assert_eq!(
                     format!("{:?}", numeric_value(&source, w, now)),
                     format!("{:?}", numeric_value(&source, l, now)),

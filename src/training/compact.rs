@@ -114,7 +114,7 @@ impl CompactDeals {
         let mut fields: BTreeSet<String> = always.map(|f| (*f).to_owned()).collect();
         let names = (self.numeric.iter().map(|c| &c.name)).chain(self.categorical.iter().map(|c| &c.name));
         for name in names {
-            match Source::parse(name).unwrap_or(Source::Attribute(name)) {
+            match Source::of(name) {
                 Source::Core(field) => {
                     fields.insert(field.name().to_owned());
                 }
@@ -178,7 +178,7 @@ impl CompactDeals {
         self.closed_at.push(opp.closed_at);
         self.won.push(opp.status == Status::Won);
         for column in &mut self.numeric {
-            let source = Source::parse(&column.name).unwrap_or(Source::Attribute(&column.name));
+            let source = Source::of(&column.name);
             let value = match numeric_value(&source, opp, self.now) {
                 NumericValue::Present(v) => v,
                 NumericValue::Missing | NumericValue::NotANumber(_) => f64::NAN,
@@ -186,7 +186,7 @@ impl CompactDeals {
             column.values.push(value);
         }
         for column in &mut self.categorical {
-            let source = Source::parse(&column.name).unwrap_or(Source::Attribute(&column.name));
+            let source = Source::of(&column.name);
             let code = match category_value(&source, opp) {
                 None => NO_LEVEL,
                 Some(level) => match column.lookup.get(level.as_ref()) {

@@ -165,7 +165,7 @@ impl FeatureDef {
     pub fn source(&self) -> Source<'_> {
         // Names are validated on construction, so the fallback is never taken; it keeps this
         // accessor free of a panic path.
-        Source::parse(&self.name).unwrap_or(Source::Attribute(&self.name))
+        Source::of(&self.name)
     }
 
     /// The options as stored: only those that apply to the kind.

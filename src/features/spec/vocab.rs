@@ -92,6 +92,12 @@ pub enum Source<'a> {
 }
 
 impl<'a> Source<'a> {
+    /// The source a feature named `name` reads: [`Source::parse`], and a name that parses as
+    /// neither (never one of a validated spec) read as the attribute of that name.
+    pub fn of(name: &'a str) -> Source<'a> {
+        Source::parse(name).unwrap_or(Source::Attribute(name))
+    }
+
     /// Parses a spec name (`amount`, `attr.tier`).
     pub fn parse(name: &'a str) -> Option<Source<'a>> {
         match name.strip_prefix("attr.") {
