@@ -110,7 +110,7 @@ pub fn as_of(
     at: DateTime<Utc>,
     rules: &AsOfRules,
 ) -> AsOf {
-    Timeline::new(history, activities, rules).as_of(current, at, rules)
+    Timeline::new(history, activities, rules).as_of(current, at)
 }
 
 /// A deal's recorded changes and activities arranged once for [`as_of`] at several instants
@@ -128,6 +128,8 @@ pub struct Timeline<'a> {
     /// The activities' directions and times, oldest first (a stable sort: activities of one
     /// instant in the order given).
     touches: Vec<(ActivityDirection, DateTime<Utc>)>,
+    /// The rules the fields were chosen by, which the rebuild applies.
+    rules: &'a AsOfRules,
 }
 
 impl<'a> Timeline<'a> {
@@ -154,11 +156,12 @@ impl<'a> Timeline<'a> {
             changes,
             fields,
             touches,
+            rules,
         }
     }
 
     /// The deal `current` (as stored now) as it stood at `at` ([`as_of`]).
-    pub fn as_of(&self, current: &Deal, at: DateTime<Utc>, rules: &AsOfRules) -> AsOf {
+    pub fn as_of(&self, current: &Deal, at: DateTime<Utc>) -> AsOf {
         let closed = current.status.is_closed() && current.closed_at.is_some_and(|c| c <= at);
         let mut deal = current.clone();
         deal.cycle_days = None;
@@ -168,7 +171,7 @@ impl<'a> Timeline<'a> {
             let mine = &self.changes[run.clone()];
             let last_known = mine.iter().take_while(|c| c.changed_at <= at).last();
             let first_after = mine.iter().find(|c| c.changed_at > at);
-            let closing = rules.is_closing(field) && !closed;
+            let closing = self.rules.is_closing(field) && !closed;
             let value: Option<Option<&Value>> = match (last_known, first_after) {
                 (Some(change), _) => Some(change.value.as_ref()),
                 (None, Some(change)) => match &change.previous {
@@ -486,7 +489,7 @@ mod tests {
         let timeline = Timeline::new(&history, &reversed, &rules);
         for at in ["2025-01-01", "2025-01-05T10:00:00Z", "2025-01-15", "2025-03-01"] {
             let whole = as_of(&d, &history, &activities, t(at), &rules);
-            assert_eq!(timeline.as_of(&d, t(at), &rules), whole, "{at}");
+            assert_eq!(timeline.as_of(&d, t(at)), whole, "{at}");
         }
     }
 

@@ -50,7 +50,7 @@ pub fn snapshots(
     let timeline = Timeline::new(&history, activities, rules);
     plan.instants(created, closed)
         .into_iter()
-        .map(|at| labelled(deal, timeline.as_of(&deal.deal, at, rules)))
+        .map(|at| labelled(deal, timeline.as_of(&deal.deal, at)))
         .collect()
 }
 
