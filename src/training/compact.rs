@@ -288,6 +288,22 @@ impl CompactDeals {
         let column = self.categorical_column(name)?;
         column.levels.get(column.codes[row] as usize).map(String::as_str)
     }
+
+    /// The rows with a value of numeric source `name`, by ascending value (`f64::total_cmp`),
+    /// each with its value; none when the source is not read. Reading a column in this order
+    /// gives any subset of its values already sorted.
+    pub fn by_value<'a>(&'a self, name: &str) -> impl Iterator<Item = (usize, f64)> + 'a {
+        let column = self.numeric_column(name);
+        (column.into_iter()).flat_map(|c| c.by_value.iter().map(|&r| (r as usize, c.values[r as usize])))
+    }
+
+    /// Categorical source `name` as level codes: its levels' texts, and per row the index of
+    /// its level in them (an index past the end: empty); `None` when the source is not read.
+    /// Counting by code spares a text comparison per row.
+    pub fn level_codes(&self, name: &str) -> Option<(&[String], &[u32])> {
+        let column = self.categorical_column(name)?;
+        Some((&column.levels, &column.codes))
+    }
 }
 
 /// Rows as a membership mask over all rows.

@@ -44,16 +44,8 @@ pub fn success_factors(fitted: &FittedFeatures, data: &CompactDeals, weights: &[
                 .collect();
             let name = feature.def.name();
             let (numeric, categories) = match feature.encoder {
-                Encoder::Numeric(_) => {
-                    let values: Vec<Option<f64>> = (0..data.len()).map(|r| data.number(name, r)).collect();
-                    (Some(numeric_reference(&values, won, data)), Vec::new())
-                }
-                Encoder::Categorical(_) => {
-                    let levels: Vec<&str> = (0..data.len())
-                        .map(|r| data.level(name, r).unwrap_or(MISSING_LEVEL))
-                        .collect();
-                    (None, category_stats(&levels, won))
-                }
+                Encoder::Numeric(_) => (Some(numeric_reference(name, won, data)), Vec::new()),
+                Encoder::Categorical(_) => (None, category_stats(data.level_codes(name), won)),
             };
             SuccessFactor {
                 feature: name.to_owned(),
@@ -77,24 +69,30 @@ fn quartiles(sorted: &[f64]) -> Option<Quartiles> {
     })
 }
 
-/// Won/lost reference of the rows selected by `keep`.
-fn group_reference(values: &[Option<f64>], won: &[bool], keep: impl Fn(usize) -> bool) -> GroupReference {
-    let mut w = Vec::new();
-    let mut l = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        if let (Some(v), true) = (v, keep(i)) {
-            if won[i] {
-                w.push(*v);
-            } else {
-                l.push(*v);
-            }
+/// The values of a group of rows, split by outcome, in the order they are pushed.
+#[derive(Debug, Default, Clone)]
+struct WonLost {
+    won: Vec<f64>,
+    lost: Vec<f64>,
+}
+
+impl WonLost {
+    fn push(&mut self, value: f64, won: bool) {
+        if won {
+            self.won.push(value);
+        } else {
+            self.lost.push(value);
         }
     }
-    reference_of(w, l)
+
+    fn reference(self) -> GroupReference {
+        reference_of(self.won, self.lost)
+    }
 }
 
 /// Won/lost reference of the values of won deals `w` and of lost deals `l`.
 fn reference_of(mut w: Vec<f64>, mut l: Vec<f64>) -> GroupReference {
+    // Values pushed in ascending order are already sorted: the sort then only checks.
     w.sort_by(f64::total_cmp);
     l.sort_by(f64::total_cmp);
     let won_percentiles = if w.is_empty() {
@@ -111,49 +109,89 @@ fn reference_of(mut w: Vec<f64>, mut l: Vec<f64>) -> GroupReference {
     }
 }
 
-/// Won/lost reference of the values of each level of `keys` (one level per row, `None` for an
-/// empty one), by level. One pass over the rows whatever the number of levels: on snapshot
-/// data (millions of rows) a pass per level was most of the factors' time.
-fn references_by(
-    values: &[Option<f64>],
-    won: &[bool],
-    keys: &[Option<&str>],
-) -> BTreeMap<String, GroupReference> {
-    let mut groups: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for ((value, key), won) in values.iter().zip(keys).zip(won) {
-        let Some(key) = key else { continue };
-        let (w, l) = groups.entry(key).or_default();
-        match (value, won) {
-            (Some(v), true) => w.push(*v),
-            (Some(v), false) => l.push(*v),
-            (None, _) => {}
+/// The values of a numeric source grouped by the level of a categorical one (by code: on
+/// snapshot data, millions of rows, comparing level texts per row was most of the factors' time).
+struct ByLevel<'a> {
+    levels: &'a [String],
+    codes: &'a [u32],
+    groups: Vec<WonLost>,
+}
+
+impl<'a> ByLevel<'a> {
+    /// Groups by `field`'s levels (none when it is not read).
+    fn of(data: &'a CompactDeals, field: CoreField) -> ByLevel<'a> {
+        let (levels, codes) = data.level_codes(field.name()).unwrap_or((&[], &[]));
+        ByLevel {
+            levels,
+            codes,
+            groups: vec![WonLost::default(); levels.len()],
         }
     }
-    groups
-        .into_iter()
-        .map(|(key, (w, l))| (key.to_owned(), reference_of(w, l)))
-        .collect()
-}
 
-fn numeric_reference(values: &[Option<f64>], won: &[bool], data: &CompactDeals) -> NumericReference {
-    let overall = group_reference(values, won, |_| true);
-    let by = |field: CoreField| -> BTreeMap<String, GroupReference> {
-        let keys: Vec<Option<&str>> = (0..data.len()).map(|r| data.level(field.name(), r)).collect();
-        references_by(values, won, &keys)
-    };
-    NumericReference {
-        overall,
-        by_sector: by(CoreField::Sector),
-        by_contact_role: by(CoreField::ContactRole),
+    fn push(&mut self, row: usize, value: f64, won: bool) {
+        let code = self.codes.get(row).map_or(usize::MAX, |&c| c as usize);
+        if let Some(group) = self.groups.get_mut(code) {
+            group.push(value, won);
+        }
+    }
+
+    /// The reference of every level some row has, whether or not its rows have a value.
+    fn references(self) -> BTreeMap<String, GroupReference> {
+        let mut present = vec![false; self.levels.len()];
+        for &code in self.codes {
+            if let Some(p) = present.get_mut(code as usize) {
+                *p = true;
+            }
+        }
+        (self.levels.iter().zip(self.groups).zip(present))
+            .filter(|(_, present)| *present)
+            .map(|((level, group), _)| (level.clone(), group.reference()))
+            .collect()
     }
 }
 
-fn category_stats(levels: &[&str], won: &[bool]) -> Vec<CategoryStat> {
+/// Won/lost references of numeric source `name`: over all rows, by sector and by contact role.
+/// One pass over its rows in ascending value order, so every group's values arrive sorted.
+fn numeric_reference(name: &str, won: &[bool], data: &CompactDeals) -> NumericReference {
+    let mut overall = WonLost::default();
+    let mut by_sector = ByLevel::of(data, CoreField::Sector);
+    let mut by_contact_role = ByLevel::of(data, CoreField::ContactRole);
+    for (row, value) in data.by_value(name) {
+        overall.push(value, won[row]);
+        by_sector.push(row, value, won[row]);
+        by_contact_role.push(row, value, won[row]);
+    }
+    NumericReference {
+        overall: overall.reference(),
+        by_sector: by_sector.references(),
+        by_contact_role: by_contact_role.references(),
+    }
+}
+
+/// Count and wins per level of a categorical source given as level codes (see
+/// [`CompactDeals::level_codes`]; `None`, a source not read: every row is missing), empty rows
+/// as [`MISSING_LEVEL`]; most common first, ties by level.
+fn category_stats(codes: Option<(&[String], &[u32])>, won: &[bool]) -> Vec<CategoryStat> {
+    let (levels, codes) = codes.unwrap_or((&[], &[]));
+    // One slot per level, and a last one for empty rows.
+    let mut per_code = vec![(0usize, 0usize); levels.len() + 1];
+    for (r, w) in won.iter().enumerate() {
+        let code = codes
+            .get(r)
+            .map_or(levels.len(), |&c| (c as usize).min(levels.len()));
+        per_code[code].0 += 1;
+        per_code[code].1 += usize::from(*w);
+    }
+    let texts = levels
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once(MISSING_LEVEL));
     let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for (level, w) in levels.iter().zip(won) {
+    for (level, (count, won)) in texts.zip(per_code).filter(|(_, (count, _))| *count > 0) {
+        // A level spelled like the missing marker counts with the empty rows, as it reads.
         let e = counts.entry(level).or_default();
-        e.0 += 1;
-        e.1 += usize::from(*w);
+        e.0 += count;
+        e.1 += won;
     }
     let mut stats: Vec<CategoryStat> = counts
         .into_iter()
@@ -173,11 +211,53 @@ fn category_stats(levels: &[&str], won: &[bool]) -> Vec<CategoryStat> {
 mod tests {
     use super::*;
 
+    use crate::features::FeatureSpec;
+    use crate::training::compact::sources_for;
+
+    /// Generated deals with empty sectors, amounts and contact roles, a sector spelled like the
+    /// missing marker, and a sector whose deals have no amount; as compact columns.
+    fn data() -> CompactDeals {
+        let (config, mut history) = crate::training::fixtures::generated(400, 3);
+        for (i, d) in history.opportunities.iter_mut().enumerate() {
+            if i % 13 == 0 {
+                d.sector = None;
+            }
+            if i % 7 == 0 {
+                d.amount = None;
+            }
+            if i % 17 == 0 {
+                d.sector = Some(MISSING_LEVEL.to_owned());
+            }
+            if i % 29 == 0 {
+                d.contact_role = None;
+            }
+            if i % 31 == 0 {
+                d.sector = Some("no amounts".to_owned());
+                d.amount = None;
+            }
+        }
+        let spec = FeatureSpec::default_spec();
+        CompactDeals::from_deals(&history.opportunities, &sources_for(&[&spec]), config.end)
+    }
+
+    /// The reference of the rows selected by `keep`, one row at a time through the row API.
+    fn reference_where(data: &CompactDeals, name: &str, keep: impl Fn(usize) -> bool) -> GroupReference {
+        let mut group = WonLost::default();
+        for r in (0..data.len()).filter(|&r| keep(r)) {
+            if let Some(v) = data.number(name, r) {
+                group.push(v, data.won()[r]);
+            }
+        }
+        group.reference()
+    }
+
     #[test]
-    fn group_reference_splits_won_and_lost() {
-        let values = [Some(1.0), Some(2.0), Some(3.0), None, Some(10.0)];
-        let won = [true, true, true, true, false];
-        let r = group_reference(&values, &won, |_| true);
+    fn a_reference_sorts_the_values_it_is_given() {
+        let mut group = WonLost::default();
+        for (v, won) in [(3.0, true), (10.0, false), (1.0, true), (2.0, true)] {
+            group.push(v, won);
+        }
+        let r = group.reference();
         let w = r.won.as_ref().unwrap();
         assert_eq!((w.count, w.median, w.p25, w.p75), (3, 2.0, 1.5, 2.5));
         assert_eq!(r.lost.as_ref().unwrap().median, 10.0);
@@ -186,38 +266,67 @@ mod tests {
     }
 
     #[test]
-    fn references_by_level_match_one_reference_per_level() {
-        let values = [
-            Some(1.0),
-            Some(2.0),
-            None,
-            Some(4.0),
-            Some(5.0),
-            Some(6.0),
-            Some(7.0),
-        ];
-        let won = [true, false, true, true, false, true, false];
-        let keys = [
-            Some("a"),
-            Some("b"),
-            Some("a"),
-            None,
-            Some("a"),
-            Some("b"),
-            Some("b"),
-        ];
-        let by = references_by(&values, &won, &keys);
-        assert_eq!(by.keys().collect::<Vec<_>>(), ["a", "b"]);
-        for (level, reference) in &by {
-            let one = group_reference(&values, &won, |i| keys[i] == Some(level.as_str()));
-            assert_eq!(*reference, one);
+    fn numeric_references_by_code_equal_one_pass_per_level_over_the_rows() {
+        let data = data();
+        let name = CoreField::Amount.name();
+        let reference = numeric_reference(name, data.won(), &data);
+        assert_eq!(reference.overall, reference_where(&data, name, |_| true));
+        for (field, by) in [
+            (CoreField::Sector, &reference.by_sector),
+            (CoreField::ContactRole, &reference.by_contact_role),
+        ] {
+            let mut levels: Vec<&str> = (0..data.len())
+                .filter_map(|r| data.level(field.name(), r))
+                .collect();
+            levels.sort_unstable();
+            levels.dedup();
+            assert_eq!(
+                by.keys().map(String::as_str).collect::<Vec<_>>(),
+                levels,
+                "{field:?}"
+            );
+            for (level, group) in by {
+                let expected = reference_where(&data, name, |r| data.level(field.name(), r) == Some(level));
+                assert_eq!(*group, expected, "{field:?} {level}");
+            }
         }
-        assert_eq!(by["b"].lost.as_ref().map(|q| q.count), Some(2));
+        // A level whose deals have no value is kept, with an empty reference.
+        let empty = &reference.by_sector["no amounts"];
+        assert!(empty.won.is_none() && empty.lost.is_none());
+        assert!(reference.by_sector.contains_key(MISSING_LEVEL));
+    }
+
+    #[test]
+    fn category_stats_by_code_count_each_level_and_the_empty_rows() {
+        let data = data();
+        let name = CoreField::Sector.name();
+        let stats = category_stats(data.level_codes(name), data.won());
+        let mut expected: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for r in 0..data.len() {
+            let e = expected
+                .entry(data.level(name, r).unwrap_or(MISSING_LEVEL))
+                .or_default();
+            e.0 += 1;
+            e.1 += usize::from(data.won()[r]);
+        }
+        let mut counted: Vec<(&str, usize, usize)> =
+            stats.iter().map(|s| (s.level.as_str(), s.count, s.won)).collect();
+        counted.sort_unstable();
+        let expected: Vec<(&str, usize, usize)> = expected.into_iter().map(|(l, (c, w))| (l, c, w)).collect();
+        assert_eq!(counted, expected);
+        assert!(stats.windows(2).all(|p| p[0].count >= p[1].count));
+        // A source not read: every row is missing.
+        let none = category_stats(None, data.won());
+        assert_eq!(
+            (none.len(), none[0].level.as_str(), none[0].count),
+            (1, MISSING_LEVEL, data.len())
+        );
     }
 
     #[test]
     fn category_stats_count_wins() {
-        let stats = category_stats(&["a", "b", "a", "a"], &[true, false, false, true]);
+        let levels = ["b".to_owned(), "a".to_owned()];
+        let stats = category_stats(Some((&levels, &[1, 0, 1, 1])), &[true, false, false, true]);
         assert_eq!(stats[0].level, "a");
         assert_eq!((stats[0].count, stats[0].won), (3, 2));
         assert!((stats[0].win_rate - 2.0 / 3.0).abs() < 1e-12);
