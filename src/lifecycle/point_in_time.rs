@@ -11,7 +11,7 @@ use super::{backtest, snapshots};
 use crate::domain::Opportunity;
 use crate::features::as_of::AsOfRules;
 use crate::features::FeatureSpec;
-use crate::store::opportunities::{self, ClosedDealFields};
+use crate::store::opportunities;
 use crate::store::Db;
 use crate::training::backtest::{holdout_start, OpenAtInstant};
 use crate::training::snapshots::SnapshotPlan;
@@ -103,7 +103,8 @@ pub async fn prepare(
 /// [`prepare`] for the closed deals of the database `source` (closed within `since`..`until`)
 /// with snapshots: page after page, each closed deal's snapshots go straight into `data`, so
 /// neither the deals nor their snapshots are ever all held whole. Returns `data` holding the rows
-/// [`prepare`] would give, in the same order. `plan.snapshots` must be set.
+/// [`prepare`] would give, in the same order (closing time, then external id by bytes, which is
+/// also PostgreSQL's order of the ids under a `C` collation). `plan.snapshots` must be set.
 ///
 /// Reading and expanding overlap: while one thread (at the lowest priority when `low_priority`)
 /// expands a page, the next page and its history are read, so a job on two cores waits for the
@@ -137,7 +138,8 @@ pub async fn prepare_from_database(
                 data.push(&row)
             });
         }
-        data.finish();
+        // The deals came in row-id order; the rows go in closing order, as `prepare` gives them.
+        data.finish_in_closing_order();
         (data, counts)
     });
     // The holdout's start is computed on the deals, whose closing times and ids are all kept.
@@ -147,11 +149,10 @@ pub async fn prepare_from_database(
         // The lean page (one JSON value per page) holds every field a feature reads; the
         // snapshots take the rest from the recorded history, as they would from a whole row. The
         // attributes' JSON, most of a row's bytes, is read only when a source is an attribute.
-        let fields = ClosedDealFields::Features {
-            attributes: data_reads_attributes,
-        };
-        let mut pages = opportunities::ClosedDealPages::new(source, since, until, fields);
-        let mut next = pages.next_keyed_page().await?;
+        // Pages in row-id order: each page's history and activities are then on neighbouring
+        // pages of the database, where the closing order scatters them.
+        let mut pages = opportunities::ClosedDealsByRowId::new(source, since, until, data_reads_attributes);
+        let mut next = pages.next_page().await?;
         while let Some(page) = next {
             let closed: Vec<(Option<i64>, Opportunity)> = (page.into_iter())
                 .filter(|(_, d)| d.status.is_closed())
@@ -164,10 +165,8 @@ pub async fn prepare_from_database(
             }
             // The page's history and the next page come through two connections at once (on
             // SQLite, two threads).
-            let (timelines, following) = tokio::join!(
-                snapshots::read_timelines(history, closed),
-                pages.next_keyed_page()
-            );
+            let (timelines, following) =
+                tokio::join!(snapshots::read_timelines(history, closed), pages.next_page());
             if send.send(timelines?).await.is_err() {
                 // The expansion stopped (it panicked): its own error says why.
                 break;

@@ -988,6 +988,91 @@ impl<'a> ClosedDealPages<'a> {
     }
 }
 
+/// Walks the closed deals of a window in row-id order (the order they were first stored), a page
+/// of [`CLOSED_PAGE`] lean feature rows at a time, each with its row id; each page is one
+/// statement on a pooled connection, given back before the page is returned.
+///
+/// For a reader that goes on to read each page's recorded history and activities (training
+/// snapshots): those tables grow as the deals do, so a page of neighbouring row ids finds its
+/// changes and activities on neighbouring pages of the file, where the closing order
+/// ([`ClosedDealPages`]) scatters a page's lookups over the whole of it (docs/performance.md,
+/// "Snapshot training at scale"). The reader puts the rows in closing order itself.
+#[derive(Debug)]
+pub struct ClosedDealsByRowId<'a> {
+    db: &'a Db,
+    sql: String,
+    since: i64,
+    until: i64,
+    after_row: i64,
+    finished: bool,
+}
+
+impl<'a> ClosedDealsByRowId<'a> {
+    /// A walk over the deals closed within `since`..=`until` (both optional), reading the
+    /// custom attributes only when `attributes` (their JSON is most of a row's bytes).
+    pub fn new(
+        db: &'a Db,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        attributes: bool,
+    ) -> Self {
+        let attributes = if attributes { "attributes" } else { "'{}'" };
+        // On SQLite the unary `+` keeps the window's terms from choosing an index: the walk is
+        // then a range of the table's own b-tree, in row-id order (see `ClosedQuery`).
+        let (status, closed_at) = match db.backend {
+            super::Backend::Sqlite => ("+status", "+closed_at"),
+            super::Backend::Postgres => ("status", "closed_at"),
+        };
+        let page = format!(
+            "SELECT id, {FEATURE_COLUMNS}, {attributes} AS attributes FROM opportunities \
+             WHERE {status} IN ('won', 'lost') AND {closed_at} >= $1 AND {closed_at} <= $2 AND id > $3 \
+             ORDER BY id LIMIT $4"
+        );
+        let row = feature_row_json(db.backend);
+        let sql = match db.backend {
+            super::Backend::Sqlite => format!("SELECT json_group_array(json_array(id, {row})) FROM ({page})"),
+            super::Backend::Postgres => {
+                format!(
+                    "SELECT json_agg(json_build_array(id, {row}) ORDER BY id)::text FROM ({page}) AS page"
+                )
+            }
+        };
+        ClosedDealsByRowId {
+            db,
+            sql,
+            since: since.map(to_epoch_ms).unwrap_or(i64::MIN),
+            until: until.map(to_epoch_ms).unwrap_or(i64::MAX),
+            after_row: i64::MIN,
+            finished: false,
+        }
+    }
+
+    /// The next page of (row id, deal) by ascending row id, or `None` after the last one.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<(i64, Opportunity)>>, sqlx::Error> {
+        if self.finished {
+            return Ok(None);
+        }
+        let json: Option<String> = sqlx::query_scalar(&self.sql)
+            .bind(self.since)
+            .bind(self.until)
+            .bind(self.after_row)
+            .bind(CLOSED_PAGE)
+            .fetch_one(&self.db.pool)
+            .await?;
+        let mut rows: Vec<KeyedFeatureRow> = super::sql::json_rows("page", json.as_deref())?;
+        // SQLite's aggregate is not asked for an order (see `ClosedQuery::features`).
+        rows.sort_by_key(|KeyedFeatureRow(id, _)| *id);
+        self.finished = rows.len() < CLOSED_PAGE as usize;
+        if let Some(KeyedFeatureRow(id, _)) = rows.last() {
+            self.after_row = *id;
+        }
+        let page = (rows.into_iter())
+            .map(|KeyedFeatureRow(id, row)| Ok((id, row.into_deal()?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Some(page).filter(|p| !p.is_empty()))
+    }
+}
+
 /// The statement of one page of closed deals, for a backend and a column list.
 ///
 /// Keyset pagination on (`closed_at`, `external_id`): each page starts after the last deal of the

@@ -219,6 +219,74 @@ impl CompactDeals {
         }
     }
 
+    /// Ends reading like [`CompactDeals::finish`], with the rows first put in closing order:
+    /// by (`closed_at`, id), the rows of one deal (its snapshots, pushed one after the other)
+    /// kept in the order they came, and the level codes numbered as reading the rows in that
+    /// order numbers them. The columns are then those of the same rows pushed in closing order,
+    /// so a reader may take the deals in another order (row-id order reads a database's history
+    /// on neighbouring pages) and train on exactly what the closing order gives.
+    pub fn finish_in_closing_order(&mut self) {
+        let n = self.len();
+        // A deal's rows: a run of the same id and closing time.
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut start = 0;
+        for row in 1..=n {
+            if row == n || self.id(row) != self.id(start) || self.closed_at[row] != self.closed_at[start] {
+                runs.push((start, row));
+                start = row;
+            }
+        }
+        // Stable: runs of equal keys keep their order, as rows of equal keys would.
+        runs.sort_by(|a, b| (self.closed_at[a.0], self.id(a.0)).cmp(&(self.closed_at[b.0], self.id(b.0))));
+        let order: Vec<usize> = runs.iter().flat_map(|&(start, end)| start..end).collect();
+        if order.iter().enumerate().any(|(i, &row)| i != row) {
+            self.reorder(&order);
+        }
+        self.finish();
+    }
+
+    /// Puts row `order[i]` at row `i` (`order`: a permutation of the rows).
+    fn reorder(&mut self, order: &[usize]) {
+        let mut ids = String::with_capacity(self.ids.len());
+        let mut id_ends = Vec::with_capacity(order.len());
+        for &row in order {
+            ids.push_str(self.id(row));
+            id_ends.push(ids.len());
+        }
+        (self.ids, self.id_ends) = (ids, id_ends);
+        self.closed_at = order.iter().map(|&row| self.closed_at[row]).collect();
+        self.won = order.iter().map(|&row| self.won[row]).collect();
+        for column in &mut self.numeric {
+            column.values = order.iter().map(|&row| column.values[row]).collect();
+        }
+        for column in &mut self.categorical {
+            // New code of each old one, given at its first row in the new order.
+            let mut renumbered = vec![NO_LEVEL; column.levels.len()];
+            let mut first_seen: Vec<usize> = Vec::with_capacity(column.levels.len());
+            let codes = (order.iter())
+                .map(|&row| match column.codes[row] {
+                    NO_LEVEL => NO_LEVEL,
+                    old => {
+                        let new = &mut renumbered[old as usize];
+                        if *new == NO_LEVEL {
+                            *new = first_seen.len() as u32;
+                            first_seen.push(old as usize);
+                        }
+                        *new
+                    }
+                })
+                .collect();
+            column.codes = codes;
+            let mut old_levels: Vec<Option<String>> = column.levels.drain(..).map(Some).collect();
+            column.levels = (first_seen.iter())
+                .filter_map(|&old| old_levels[old].take())
+                .collect();
+            column.lookup = (column.levels.iter().enumerate())
+                .map(|(code, level)| (level.clone(), code as u32))
+                .collect();
+        }
+    }
+
     /// Closed deals read.
     pub fn len(&self) -> usize {
         self.won.len()
@@ -619,6 +687,44 @@ min_count = 20
             }
         }
         (history.opportunities, config.end)
+    }
+
+    #[test]
+    fn rows_put_in_closing_order_equal_rows_pushed_in_it() {
+        let (deals, now) = deals();
+        let sources = sources_for(&[&every_encoding()]);
+        // Each deal pushed one to three times, as its snapshots are, with its amount changed per
+        // snapshot so that their order shows.
+        let snapshots = |deal: &Opportunity| -> Vec<Opportunity> {
+            let n = 1 + usize::from(deal.external_id.as_str().bytes().last().unwrap_or(0) % 3);
+            (0..n)
+                .map(|k| {
+                    let mut shot = deal.clone();
+                    shot.amount = deal.amount.map(|a| a + k as f64);
+                    shot
+                })
+                .collect()
+        };
+        let mut in_order: Vec<&Opportunity> = deals.iter().collect();
+        in_order.sort_by(|a, b| (a.closed_at, &a.external_id).cmp(&(b.closed_at, &b.external_id)));
+        let mut expected = CompactDeals::new(&sources, now);
+        for deal in &in_order {
+            snapshots(deal).iter().for_each(|shot| expected.push(shot));
+        }
+        expected.finish();
+        // The same deals in another order (reversed, then every third one moved to the end).
+        let reversed: Vec<&Opportunity> = deals.iter().rev().collect();
+        let (third, rest): (Vec<_>, Vec<_>) = reversed.iter().enumerate().partition(|(i, _)| i % 3 == 0);
+        let shuffled: Vec<&Opportunity> = rest.into_iter().chain(third).map(|(_, d)| *d).collect();
+        let mut arranged = CompactDeals::new(&sources, now);
+        for deal in &shuffled {
+            snapshots(deal).iter().for_each(|shot| arranged.push(shot));
+        }
+        assert_ne!(format!("{arranged:?}"), format!("{expected:?}"));
+        arranged.finish_in_closing_order();
+        // Every column, code and level order alike (the lookups are emptied by `finish`).
+        assert_eq!(format!("{arranged:?}"), format!("{expected:?}"));
+        assert!(expected.len() > deals.iter().filter(|d| d.status.is_closed()).count());
     }
 
     #[test]

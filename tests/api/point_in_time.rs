@@ -524,3 +524,62 @@ async fn a_snapshot_job_reads_the_custom_attributes_its_spec_names() {
     assert_eq!(features, ["attr.lead_source", "amount"], "{}", report["warnings"]);
     assert_eq!(report["artifact"]["training"]["snapshots"]["per_deal"], 3);
 }
+
+/// A snapshot job read from the database walks the deals in row-id order, where their history and
+/// activities lie on neighbouring pages, and puts the rows in closing order: across pages (4,000
+/// deals a page) and within a closing window, it trains on exactly the rows of the deals read
+/// whole in closing order and expanded in memory, level codes included, on both backends.
+#[tokio::test]
+async fn snapshots_read_in_row_order_are_the_rows_of_the_deals_in_closing_order() {
+    use dealscore::lifecycle::point_in_time::{prepare, prepare_from_database, PointInTime};
+    use dealscore::training::compact::sources_for;
+    use dealscore::training::snapshots::SnapshotPlan;
+    use dealscore::training::{CompactDeals, SplitKind};
+
+    let db = TestDb::new().await;
+    let _history = import_generated_history(&db, 5_000, 8, 0.1);
+    let store = dealscore::store::Db::connect(&db.url, &crate::helpers::pool_options())
+        .await
+        .expect("connect");
+    let spec = dealscore::features::FeatureSpec::default_spec();
+    let sources = sources_for(&[&spec]);
+    let now: chrono::DateTime<chrono::Utc> = END_DATE.parse().expect("end date");
+    let plan = PointInTime {
+        source: Some(store.clone()),
+        snapshots: Some(SnapshotPlan::PerDeal(3)),
+    };
+    let all = dealscore::store::opportunities::closed_deals(&store, None, None)
+        .await
+        .expect("closed deals");
+    assert!(all.len() > 4_000, "{} closed deals: one page only", all.len());
+    let (since, until) = (
+        all[all.len() / 5].deal.closed_at,
+        all[all.len() * 4 / 5].deal.closed_at,
+    );
+    for window in [(None, None), (since, until)] {
+        let deals = dealscore::store::opportunities::closed_deals(&store, window.0, window.1)
+            .await
+            .expect("closed deals");
+        let (rows, expected) = prepare(&plan, deals, SplitKind::Time, 0.2)
+            .await
+            .expect("prepare");
+        let expected_rows = CompactDeals::from_deals(&rows, &sources, now);
+        let (read, prepared) = prepare_from_database(
+            &plan,
+            &store,
+            window,
+            (SplitKind::Time, 0.2),
+            (CompactDeals::new(&sources, now), false),
+        )
+        .await
+        .expect("prepare from the database");
+        assert!(read.len() > 2 * expected.deals, "{} rows", read.len());
+        // Every column alike, NaN for NaN: their debug forms are equal.
+        assert_eq!(format!("{read:?}"), format!("{expected_rows:?}"), "{window:?}");
+        assert_eq!(
+            (prepared.deals, prepared.with_history, prepared.backtest_at),
+            (expected.deals, expected.with_history, expected.backtest_at),
+            "{window:?}"
+        );
+    }
+}
