@@ -154,7 +154,7 @@ pub fn backtest_compact(
     // When `at` is the start of a time split's holdout, what was known then is usually the
     // training part itself (unless deals closed at the very instant the holdout starts): the
     // job has already solved this fit.
-    if let Some(same) = warm.and_then(|w| w.same_fit(&known, &features, fit.alpha, fit.max_iterations)) {
+    if let Some(same) = warm.and_then(|w| w.same_fit(&known, &features, fit)) {
         return Ok(Some(score_open(&features, same, open, at, known.len())));
     }
     let warm = warm.and_then(|w| w.for_features(&features));
@@ -446,7 +446,8 @@ mod tests {
             .collect();
         let features = compact::fit_features(&spec, &data, &known);
         assert!(
-            warm.same_fit(&known, &features, alpha, 200).is_some(),
+            warm.same_fit(&known, &features, &FitSettings::every_row(alpha, 200))
+                .is_some(),
             "what was known then is the training part"
         );
         let open = open_at(&history.opportunities, at);
@@ -522,8 +523,82 @@ mod tests {
         let warm = run.holdout_fit.expect("a fit on the training part");
         let alpha = trained.artifact.cv.chosen_alpha;
         let with_kept = compact::fit_features(&kept, &data, &known);
-        assert!(warm.same_fit(&known, &with_kept, alpha, 200).is_some());
+        let settings = FitSettings::every_row(alpha, 200);
+        assert!(warm.same_fit(&known, &with_kept, &settings).is_some());
         let with_asked = compact::fit_features(&asked, &data, &known);
-        assert!(warm.same_fit(&known, &with_asked, alpha, 200).is_none());
+        assert!(warm.same_fit(&known, &with_asked, &settings).is_none());
+    }
+
+    /// A job whose fits read a sample of their rows (large data) scales alpha to the sample: the
+    /// backtest just before the holdout still recognises the job's fit on its training part as
+    /// the very fit it would make, and reuses it, as long as it reads the same sample.
+    #[test]
+    fn a_replay_reuses_the_training_part_fit_when_the_fits_read_a_sample() {
+        use crate::features::as_of::AsOfRules;
+        use crate::training::snapshots::{snapshots, SnapshotPlan};
+        use crate::training::{FitSample, MIN_FIT_SAMPLE_ROWS};
+        let (config, history) = generated(6000, 17);
+        let spec = FeatureSpec::default_spec();
+        let mut rows: Vec<Opportunity> = (history.opportunities.iter())
+            .filter(|o| o.status.is_closed())
+            .flat_map(|o| snapshots(o, &[], &[], &SnapshotPlan::PerDeal(3), &AsOfRules::default()))
+            .collect();
+        rows.sort_by(|a, b| {
+            (a.closed_at, a.external_id.as_str()).cmp(&(b.closed_at, b.external_id.as_str()))
+        });
+        let data = CompactDeals::from_deals(&rows, &compact::sources_for(&[&spec]), config.end);
+        let options = crate::training::TrainOptions {
+            now: config.end,
+            fit_sample: MIN_FIT_SAMPLE_ROWS,
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let (trained, run) = crate::training::train_compact(&data, &spec, &options, &mut |_| {}).unwrap();
+        let at = instant_before(trained.artifact.training.holdout_from.expect("time split"));
+        let known: Vec<usize> = (0..data.len())
+            .filter(|&r| data.closed_at()[r].is_some_and(|c| c <= at))
+            .collect();
+        assert!(
+            known.len() > MIN_FIT_SAMPLE_ROWS,
+            "{} rows: the fits read them all",
+            known.len()
+        );
+        let warm = run.holdout_fit.expect("a fit on the training part");
+        let alpha = trained.artifact.cv.chosen_alpha;
+        // The fit read a sample, with alpha scaled to it.
+        assert!(
+            warm.fit.convergence.alpha_used < alpha,
+            "{:?}",
+            warm.fit.convergence
+        );
+        // The features the model kept (snapshots without activities have no interactions).
+        let kept = trained.artifact.features.spec().unwrap();
+        let features = compact::fit_features(&kept, &data, &known);
+        let settings = options.fit_settings(alpha);
+        assert!(warm.fit.convergence.converged, "{:?}", warm.fit.convergence);
+        let reused = warm
+            .same_fit(&known, &features, &settings)
+            .expect("the job's own fit");
+        assert_eq!(reused, &warm.fit);
+        // Another sample, or every row, is another problem.
+        let other_seed = FitSettings {
+            sample: FitSample {
+                seed: settings.sample.seed + 1,
+                ..settings.sample
+            },
+            ..settings
+        };
+        assert!(warm.same_fit(&known, &features, &other_seed).is_none());
+        assert!(warm
+            .same_fit(
+                &known,
+                &features,
+                &FitSettings::every_row(alpha, settings.max_iterations)
+            )
+            .is_none());
+        assert!(warm
+            .same_fit(&known, &features, &options.fit_settings(alpha * 2.0))
+            .is_none());
     }
 }

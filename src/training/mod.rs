@@ -70,9 +70,19 @@ impl FitSample {
     /// Every row, whatever their number.
     pub const EVERY_ROW: FitSample = FitSample { rows: 0, seed: 0 };
 
+    /// Whether a fit on `n` rows reads them all.
+    fn reads_every_row(&self, n: usize) -> bool {
+        self.rows == 0 || n <= self.rows
+    }
+
+    /// Whether this and `other` read the same rows of any `n` rows: the same sample, or all.
+    fn reads_as(&self, other: &FitSample, n: usize) -> bool {
+        self == other || (self.reads_every_row(n) && other.reads_every_row(n))
+    }
+
     /// The rows of `rows` (ascending) a fit reads, and the share of `rows` they are.
     fn of<'a>(&self, rows: &'a [usize], won: &[bool]) -> (std::borrow::Cow<'a, [usize]>, f64) {
-        if self.rows == 0 || rows.len() <= self.rows {
+        if self.reads_every_row(rows.len()) {
             return (std::borrow::Cow::Borrowed(rows), 1.0);
         }
         let sample = split::stratified_sample(rows, won, self.rows, self.seed ^ FIT_SAMPLE_SEED);
@@ -454,6 +464,8 @@ pub struct WarmStart {
     fit: LinearFit,
     /// The rows fitted (ascending row indices of the data).
     rows: Vec<usize>,
+    /// What the fit was asked for besides its rows.
+    settings: FitSettings,
 }
 
 impl WarmStart {
@@ -464,23 +476,23 @@ impl WarmStart {
     }
 
     /// The fit itself when it solved the very problem a fit on `rows` (ascending) with
-    /// `features`, `alpha` and `max_iterations` would solve, and solved it to the tolerance:
-    /// the same rows give the same matrix and outcomes, so a fit started from this one would
-    /// stop where it starts, within that tolerance.
+    /// `features` and `settings` would solve, and solved it to the tolerance: the same rows read
+    /// the same sample of them, which gives the same matrix, outcomes and scaled alpha, so a fit
+    /// started from this one would stop where it starts, within that tolerance.
     pub(crate) fn same_fit(
         &self,
         rows: &[usize],
         features: &FittedFeatures,
-        alpha: f64,
-        max_iterations: u64,
+        settings: &FitSettings,
     ) -> Option<&LinearFit> {
         let c = &self.fit.convergence;
         let same = self.rows == rows
             && self.features == *features
             && c.converged
             && c.retries.is_empty()
-            && c.alpha_used == alpha
-            && c.max_iterations == max_iterations;
+            && self.settings.alpha == settings.alpha
+            && self.settings.max_iterations == settings.max_iterations
+            && self.settings.sample.reads_as(&settings.sample, rows.len());
         same.then_some(&self.fit)
     }
 }
@@ -700,6 +712,7 @@ pub fn train_compact(
             features: train_features,
             fit: holdout_fit,
             rows: split.train,
+            settings,
         }),
     };
     Ok((trained, run))
