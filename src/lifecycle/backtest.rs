@@ -58,8 +58,11 @@ pub async fn read_open_at(
 ) -> Result<Vec<OpenAtInstant>, sqlx::Error> {
     let attributes = reads_attributes(&sources_for(&[spec]));
     let rules = AsOfRules::default();
-    let mut open = Vec::new();
-    let mut pages = opportunities::OpenAtPages::new(db, at, until, attributes);
+    // Each open deal with its closing time and id, for the closing order below.
+    let mut open: Vec<(Option<DateTime<Utc>>, String, OpenAtInstant)> = Vec::new();
+    // In row-id order, where each page's history and activities lie on neighbouring pages of
+    // the database (as the snapshot load reads them).
+    let mut pages = opportunities::ClosedDealsByRowId::open_at(db, at, until, attributes);
     while let Some(page) = pages.next_page().await? {
         let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
         let mut recorded = history::recorded(db, &ids).await?;
@@ -68,10 +71,13 @@ pub async fn read_open_at(
                 history: changes,
                 activities,
             } = recorded.remove(&id).unwrap_or_default();
-            OpenAtInstant::rebuild(&deal, &changes, &activities, at, &rules)
+            let rebuilt = OpenAtInstant::rebuild(&deal, &changes, &activities, at, &rules);
+            (deal.closed_at, deal.external_id.to_string(), rebuilt)
         }));
     }
-    Ok(open)
+    // In closing order, then by id: the order the metrics and cut points have always seen.
+    open.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(open.into_iter().map(|(_, _, deal)| deal).collect())
 }
 
 /// Replays training at `at`: fits on the rows of `data` closed by then (the job's deals, or

@@ -745,88 +745,6 @@ impl<'a> OpenFeaturePages<'a> {
     }
 }
 
-/// Walks the deals that were open at an instant T and have closed since (created by T, closed
-/// after it and by `until`), in (`closed_at`, `external_id`) order, [`CLOSED_PAGE`] at a time,
-/// each with its row id (to read its history and activities by) and only what features read, as
-/// [`ClosedDealFields::Features`] reads it: the backtest rebuilds them as they stood at T and
-/// scores them, and no field features do not read changes a score. One statement and one JSON
-/// value per page, like [`ClosedQuery::features`]; deals created after T are left in the
-/// database instead of being read and dropped.
-#[derive(Debug)]
-pub struct OpenAtPages<'a> {
-    db: &'a Db,
-    sql: String,
-    at: i64,
-    until: i64,
-    after_closed: i64,
-    after_id: String,
-    finished: bool,
-}
-
-/// An element of an [`OpenAtPages`] page: the deal's row id, then its [`FeatureRow`].
-#[derive(Deserialize)]
-struct IdentifiedFeatureRow(i64, FeatureRow);
-
-impl<'a> OpenAtPages<'a> {
-    /// A walk over the deals open at `at` that closed by `until` (every one closed since without
-    /// it), reading the attributes only when `attributes`.
-    pub fn new(db: &'a Db, at: DateTime<Utc>, until: Option<DateTime<Utc>>, attributes: bool) -> Self {
-        let attributes = if attributes { "attributes" } else { "'{}'" };
-        let columns = format!("id, {FEATURE_COLUMNS}, {attributes} AS attributes");
-        let page = ClosedQuery::filtered(db, &columns, " AND created_at <= $5").0;
-        let row = feature_row_json(db.backend);
-        let sql = match db.backend {
-            super::Backend::Sqlite => format!("SELECT json_group_array(json_array(id, {row})) FROM ({page})"),
-            super::Backend::Postgres => format!(
-                "SELECT json_agg(json_build_array(id, {row}) ORDER BY closed_at, external_id)::text \
-                 FROM ({page}) AS page"
-            ),
-        };
-        let at = to_epoch_ms(at);
-        OpenAtPages {
-            db,
-            sql,
-            at,
-            until: until.map(to_epoch_ms).unwrap_or(i64::MAX),
-            // Closed after `at`: on or after the next millisecond, the unit times are stored in.
-            after_closed: at.saturating_add(1),
-            after_id: String::new(),
-            finished: false,
-        }
-    }
-
-    /// The next page of (row id, deal), or `None` after the last one.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<(i64, Opportunity)>>, sqlx::Error> {
-        if self.finished {
-            return Ok(None);
-        }
-        let json: Option<String> = sqlx::query_scalar(&self.sql)
-            .bind(self.after_closed)
-            .bind(self.until)
-            .bind(self.after_id.clone())
-            .bind(CLOSED_PAGE)
-            .bind(self.at)
-            .fetch_one(&self.db.pool)
-            .await?;
-        let mut rows: Vec<IdentifiedFeatureRow> = super::sql::json_rows("page", json.as_deref())?;
-        if self.db.backend == super::Backend::Sqlite {
-            // As in `ClosedDealPages::read_json`: the statement's order, checked or restored.
-            rows.sort_by(|a, b| (a.1.closed_at, &a.1.external_id).cmp(&(b.1.closed_at, &b.1.external_id)));
-        }
-        self.finished = rows.len() < CLOSED_PAGE as usize;
-        if let Some(IdentifiedFeatureRow(_, last)) = rows.last() {
-            self.after_closed = last.closed_at().unwrap_or(self.after_closed);
-            self.after_id.clear();
-            self.after_id.push_str(last.external_id());
-        }
-        let page = rows
-            .into_iter()
-            .map(|IdentifiedFeatureRow(id, row)| Ok((id, row.into_deal()?)))
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(Some(page).filter(|p| !p.is_empty()))
-    }
-}
-
 /// Every won or lost deal, optionally restricted to a `closed_at` window, in
 /// (`closed_at`, `external_id`) order.
 pub async fn closed_deals(
@@ -1003,6 +921,8 @@ pub struct ClosedDealsByRowId<'a> {
     sql: String,
     since: i64,
     until: i64,
+    /// Only deals created by then (epoch ms), when set.
+    created_by: Option<i64>,
     after_row: i64,
     finished: bool,
 }
@@ -1016,6 +936,26 @@ impl<'a> ClosedDealsByRowId<'a> {
         until: Option<DateTime<Utc>>,
         attributes: bool,
     ) -> Self {
+        let since = since.map(to_epoch_ms).unwrap_or(i64::MIN);
+        ClosedDealsByRowId::walk(db, (since, until), attributes, None)
+    }
+
+    /// A walk over the deals open at `at` that closed by `until` (every one closed since without
+    /// it): created by `at`, closed after it. The backtest reads them to rebuild them as they
+    /// stood at `at`; deals created after `at` are left in the database, not read and dropped.
+    pub fn open_at(db: &'a Db, at: DateTime<Utc>, until: Option<DateTime<Utc>>, attributes: bool) -> Self {
+        let at = to_epoch_ms(at);
+        // Closed after `at`: on or after the next millisecond, the unit times are stored in.
+        ClosedDealsByRowId::walk(db, (at.saturating_add(1), until), attributes, Some(at))
+    }
+
+    /// The walk over deals closed from `since` (epoch ms) to `until`, created by `created_by`.
+    fn walk(
+        db: &'a Db,
+        (since, until): (i64, Option<DateTime<Utc>>),
+        attributes: bool,
+        created_by: Option<i64>,
+    ) -> Self {
         let attributes = if attributes { "attributes" } else { "'{}'" };
         // On SQLite the unary `+` keeps the window's terms from choosing an index: the walk is
         // then a range of the table's own b-tree, in row-id order (see `ClosedQuery`).
@@ -1023,10 +963,15 @@ impl<'a> ClosedDealsByRowId<'a> {
             super::Backend::Sqlite => ("+status", "+closed_at"),
             super::Backend::Postgres => ("status", "closed_at"),
         };
+        let created = if created_by.is_some() {
+            " AND created_at <= $5"
+        } else {
+            ""
+        };
         let page = format!(
             "SELECT id, {FEATURE_COLUMNS}, {attributes} AS attributes FROM opportunities \
-             WHERE {status} IN ('won', 'lost') AND {closed_at} >= $1 AND {closed_at} <= $2 AND id > $3 \
-             ORDER BY id LIMIT $4"
+             WHERE {status} IN ('won', 'lost') AND {closed_at} >= $1 AND {closed_at} <= $2 \
+             AND id > $3{created} ORDER BY id LIMIT $4"
         );
         let row = feature_row_json(db.backend);
         let sql = match db.backend {
@@ -1040,8 +985,9 @@ impl<'a> ClosedDealsByRowId<'a> {
         ClosedDealsByRowId {
             db,
             sql,
-            since: since.map(to_epoch_ms).unwrap_or(i64::MIN),
+            since,
             until: until.map(to_epoch_ms).unwrap_or(i64::MAX),
+            created_by,
             after_row: i64::MIN,
             finished: false,
         }
@@ -1052,13 +998,15 @@ impl<'a> ClosedDealsByRowId<'a> {
         if self.finished {
             return Ok(None);
         }
-        let json: Option<String> = sqlx::query_scalar(&self.sql)
+        let mut query = sqlx::query_scalar(&self.sql)
             .bind(self.since)
             .bind(self.until)
             .bind(self.after_row)
-            .bind(CLOSED_PAGE)
-            .fetch_one(&self.db.pool)
-            .await?;
+            .bind(CLOSED_PAGE);
+        if let Some(created_by) = self.created_by {
+            query = query.bind(created_by);
+        }
+        let json: Option<String> = query.fetch_one(&self.db.pool).await?;
         let mut rows: Vec<KeyedFeatureRow> = super::sql::json_rows("page", json.as_deref())?;
         // SQLite's aggregate is not asked for an order (see `ClosedQuery::features`).
         rows.sort_by_key(|KeyedFeatureRow(id, _)| *id);

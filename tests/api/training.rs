@@ -363,7 +363,7 @@ async fn the_lean_open_deal_pages_read_the_deals_the_whole_pages_read() {
     use dealscore::domain::Opportunity;
     use dealscore::generate::{generate, GeneratorConfig};
     use dealscore::store::opportunities::{
-        closed_deals, upsert_batch, OpenAtPages, OpenDealPages, OpenFeaturePages,
+        closed_deals, upsert_batch, ClosedDealsByRowId, OpenDealPages, OpenFeaturePages,
     };
     use dealscore::training::backtest::OpenAtInstant;
 
@@ -420,10 +420,15 @@ async fn the_lean_open_deal_pages_read_the_deals_the_whole_pages_read() {
         .map(features)
         .collect();
     let mut read = Vec::new();
-    let mut pages = OpenAtPages::new(&app.db, at, until, true);
+    let mut row_ids = Vec::new();
+    let mut pages = ClosedDealsByRowId::open_at(&app.db, at, until, true);
     while let Some(page) = pages.next_page().await.expect("open-at page") {
-        read.extend(page.iter().map(|(_, d)| features(d)));
+        row_ids.extend(page.iter().map(|(id, _)| *id));
+        read.extend(page.iter().map(|(_, d)| (d.closed_at, features(d))));
     }
+    assert!(row_ids.windows(2).all(|w| w[0] < w[1]), "in row-id order");
+    read.sort_by(|a, b| (a.0, &a.1 .0).cmp(&(b.0, &b.1 .0)));
+    let read: Vec<_> = read.into_iter().map(|(_, f)| f).collect();
     assert!(expected.len() > 10, "{}", expected.len());
     assert_eq!(read, expected);
 }
