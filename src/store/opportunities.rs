@@ -687,33 +687,28 @@ pub struct OpenFeaturePages<'a> {
     finished: bool,
 }
 
-/// An element of an [`OpenFeaturePages`] or a lean [`ClosedDealPages`] page: the deal's row id,
-/// then its [`FeatureRow`].
+/// An element of a lean page ([`OpenFeaturePages`], [`ClosedDealPages`], [`ClosedDealsByRowId`]):
+/// the deal's row id, then its [`FeatureRow`].
 #[derive(Deserialize)]
 struct KeyedFeatureRow(i64, FeatureRow);
+
+impl KeyedFeatureRow {
+    /// The row id and the deal.
+    fn into_keyed_deal(self) -> Result<(i64, Opportunity), sqlx::Error> {
+        Ok((self.0, self.1.into_deal()?))
+    }
+}
 
 impl<'a> OpenFeaturePages<'a> {
     /// A walk from the first open deal.
     pub fn new(db: &'a Db, attributes: bool) -> Self {
-        let attributes = if attributes { "attributes" } else { "'{}'" };
+        let columns = lean_columns(attributes);
         let page = format!(
-            "SELECT id, {FEATURE_COLUMNS}, {attributes} AS attributes FROM opportunities \
-             WHERE status = 'open' AND id > $1 ORDER BY id LIMIT $2"
+            "SELECT {columns} FROM opportunities WHERE status = 'open' AND id > $1 ORDER BY id LIMIT $2"
         );
-        let row = feature_row_json(db.backend);
-        // SQLite's aggregate follows the subquery's order without being asked (the reader
-        // checks it); PostgreSQL's is asked.
-        let sql = match db.backend {
-            super::Backend::Sqlite => format!("SELECT json_group_array(json_array(id, {row})) FROM ({page})"),
-            super::Backend::Postgres => {
-                format!(
-                    "SELECT json_agg(json_build_array(id, {row}) ORDER BY id)::text FROM ({page}) AS page"
-                )
-            }
-        };
         OpenFeaturePages {
             db,
-            sql,
+            sql: lean_page_json(db.backend, &page, "id"),
             after: 0,
             finished: false,
         }
@@ -842,12 +837,6 @@ impl<'a> ClosedDealPages<'a> {
 
     /// The next page, or `None` after the last one.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Opportunity>>, sqlx::Error> {
-        let page = self.next_keyed_page().await?;
-        Ok(page.map(|deals| deals.into_iter().map(|(_, deal)| deal).collect()))
-    }
-
-    /// The next page with each deal's row id, or `None` after the last one.
-    pub async fn next_keyed_page(&mut self) -> Result<Option<Vec<(i64, Opportunity)>>, sqlx::Error> {
         if self.finished {
             return Ok(None);
         }
@@ -856,7 +845,8 @@ impl<'a> ClosedDealPages<'a> {
             ClosedDealFields::Features { .. } => self.read_json().await?,
         };
         self.finished = page.len() < CLOSED_PAGE as usize;
-        Ok(Some(page).filter(|p| !p.is_empty()))
+        let deals: Vec<Opportunity> = page.into_iter().map(|(_, deal)| deal).collect();
+        Ok(Some(deals).filter(|p| !p.is_empty()))
     }
 
     async fn read<R: ClosedRow>(&mut self) -> Result<Vec<(i64, Opportunity)>, sqlx::Error> {
@@ -900,9 +890,7 @@ impl<'a> ClosedDealPages<'a> {
             self.after_id.clear();
             self.after_id.push_str(last.external_id());
         }
-        (rows.into_iter())
-            .map(|KeyedFeatureRow(id, row)| Ok((id, row.into_deal()?)))
-            .collect()
+        rows.into_iter().map(KeyedFeatureRow::into_keyed_deal).collect()
     }
 }
 
@@ -956,7 +944,7 @@ impl<'a> ClosedDealsByRowId<'a> {
         attributes: bool,
         created_by: Option<i64>,
     ) -> Self {
-        let attributes = if attributes { "attributes" } else { "'{}'" };
+        let columns = lean_columns(attributes);
         // On SQLite the unary `+` keeps the window's terms from choosing an index: the walk is
         // then a range of the table's own b-tree, in row-id order (see `ClosedQuery`).
         let (status, closed_at) = match db.backend {
@@ -969,22 +957,13 @@ impl<'a> ClosedDealsByRowId<'a> {
             ""
         };
         let page = format!(
-            "SELECT id, {FEATURE_COLUMNS}, {attributes} AS attributes FROM opportunities \
+            "SELECT {columns} FROM opportunities \
              WHERE {status} IN ('won', 'lost') AND {closed_at} >= $1 AND {closed_at} <= $2 \
              AND id > $3{created} ORDER BY id LIMIT $4"
         );
-        let row = feature_row_json(db.backend);
-        let sql = match db.backend {
-            super::Backend::Sqlite => format!("SELECT json_group_array(json_array(id, {row})) FROM ({page})"),
-            super::Backend::Postgres => {
-                format!(
-                    "SELECT json_agg(json_build_array(id, {row}) ORDER BY id)::text FROM ({page}) AS page"
-                )
-            }
-        };
         ClosedDealsByRowId {
             db,
-            sql,
+            sql: lean_page_json(db.backend, &page, "id"),
             since,
             until: until.map(to_epoch_ms).unwrap_or(i64::MAX),
             created_by,
@@ -1015,7 +994,7 @@ impl<'a> ClosedDealsByRowId<'a> {
             self.after_row = *id;
         }
         let page = (rows.into_iter())
-            .map(|KeyedFeatureRow(id, row)| Ok((id, row.into_deal()?)))
+            .map(KeyedFeatureRow::into_keyed_deal)
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok(Some(page).filter(|p| !p.is_empty()))
     }
@@ -1040,19 +1019,13 @@ const FEATURE_COLUMNS: &str = "external_id, sector, region, owner, contact_role,
 
 impl ClosedQuery {
     fn new(db: &Db, columns: &str) -> ClosedQuery {
-        ClosedQuery::filtered(db, columns, "")
-    }
-
-    /// [`ClosedQuery::new`] with `condition` (empty, or ` AND ...` on the page's columns and
-    /// parameters from `$5`) added to the window's.
-    fn filtered(db: &Db, columns: &str, condition: &str) -> ClosedQuery {
         let status = match db.backend {
             super::Backend::Sqlite => "+status",
             super::Backend::Postgres => "status",
         };
         ClosedQuery(format!(
             "SELECT {columns} FROM opportunities WHERE {status} IN ('won', 'lost') \
-             AND closed_at >= $1 AND closed_at <= $2 AND (closed_at > $1 OR external_id > $3){condition} \
+             AND closed_at >= $1 AND closed_at <= $2 AND (closed_at > $1 OR external_id > $3) \
              ORDER BY closed_at, external_id LIMIT $4"
         ))
     }
@@ -1080,17 +1053,31 @@ impl ClosedQuery {
     /// page costs one comparison a row). PostgreSQL's keeps it: its order of the ids is its
     /// collation's, which Rust cannot reproduce.
     fn features(db: &Db, attributes: bool) -> ClosedQuery {
-        let attributes = if attributes { "attributes" } else { "'{}'" };
-        let page = ClosedQuery::new(db, &format!("id, {FEATURE_COLUMNS}, {attributes} AS attributes")).0;
-        let row = feature_row_json(db.backend);
-        let sql = match db.backend {
-            super::Backend::Sqlite => format!("SELECT json_group_array(json_array(id, {row})) FROM ({page})"),
-            super::Backend::Postgres => format!(
-                "SELECT json_agg(json_build_array(id, {row}) ORDER BY closed_at, external_id)::text \
-                 FROM ({page}) AS page"
-            ),
-        };
-        ClosedQuery(sql)
+        let page = ClosedQuery::new(db, &lean_columns(attributes)).0;
+        ClosedQuery(lean_page_json(db.backend, &page, "closed_at, external_id"))
+    }
+}
+
+/// The columns of a lean page: the row id, [`FEATURE_COLUMNS`] and the attributes, for which an
+/// empty object stands when they are not wanted (their JSON is most of a row's bytes).
+fn lean_columns(attributes: bool) -> String {
+    let attributes = if attributes { "attributes" } else { "'{}'" };
+    format!("id, {FEATURE_COLUMNS}, {attributes} AS attributes")
+}
+
+/// The statement answering `page` (one selecting [`lean_columns`]) as one JSON array of
+/// [`KeyedFeatureRow`]s (see [`ClosedQuery::features`] for why one value a page). SQLite's
+/// aggregate is given no order (it keeps the subquery's; the readers sort or check it);
+/// PostgreSQL's is ordered by `order`, the page's own.
+fn lean_page_json(backend: super::Backend, page: &str, order: &str) -> String {
+    let row = feature_row_json(backend);
+    match backend {
+        super::Backend::Sqlite => format!("SELECT json_group_array(json_array(id, {row})) FROM ({page})"),
+        super::Backend::Postgres => {
+            format!(
+                "SELECT json_agg(json_build_array(id, {row}) ORDER BY {order})::text FROM ({page}) AS page"
+            )
+        }
     }
 }
 
