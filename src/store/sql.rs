@@ -194,30 +194,7 @@ pub(crate) fn json_rows<R: serde::de::DeserializeOwned>(
     }
 }
 
-/// A key of [`json_rows_by_keys`]: an external id, or a row id (which skips the external-id
-/// index when the caller has it).
-pub(crate) trait Key: Sync {
-    /// The value bound.
-    type Bound: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static;
-    /// This key as bound.
-    fn bound(&self) -> Self::Bound;
-}
-
-impl Key for &str {
-    type Bound = String;
-    fn bound(&self) -> String {
-        (*self).to_owned()
-    }
-}
-
-impl Key for i64 {
-    type Bound = i64;
-    fn bound(&self) -> i64 {
-        *self
-    }
-}
-
-/// The rows of a lookup by many keys, each statement answering its rows as **one** JSON array
+/// The rows of a lookup by many row ids (`keys`), each statement answering its rows as **one** JSON array
 /// (of arrays, one per row) in one text column: `select(list)` writes the statement for a chunk of
 /// 400 keys' placeholders, as `json_group_array(json_array(…))` on SQLite and
 /// `json_agg(json_build_array(…))::text` on PostgreSQL. Through sqlx's `Any` driver each row
@@ -225,9 +202,9 @@ impl Key for i64 {
 /// statement does not (docs/performance.md, "Training job"). A statement without rows may
 /// answer NULL (PostgreSQL's `json_agg`) or `[]`. Texts keep every character; only integers and
 /// texts should travel this way (SQLite's JSON writes a REAL with 15 digits).
-pub(crate) async fn json_rows_by_keys<R, K: Key>(
+pub(crate) async fn json_rows_by_keys<R>(
     conn: &mut AnyConnection,
-    keys: &[K],
+    keys: &[i64],
     select: impl Fn(&str) -> String,
 ) -> Result<Vec<R>, sqlx::Error>
 where
@@ -239,7 +216,7 @@ where
         let sql = select(&list_placeholders(style, chunk.len()));
         let mut query = sqlx::query_scalar::<_, Option<String>>(&sql).persistent(style == Style::Question);
         for key in chunk {
-            query = query.bind(key.bound());
+            query = query.bind(*key);
         }
         let json = query.fetch_one(&mut *conn).await?;
         rows.extend(json_rows::<R>("json", json.as_deref())?);
