@@ -141,10 +141,7 @@ pub fn backtest_compact(
     fit: &FitSettings,
     warm: Option<&WarmStart>,
 ) -> Result<Option<Backtest>, TrainError> {
-    let closed_at = data.closed_at();
-    let known: Vec<usize> = (0..data.len())
-        .filter(|&r| closed_at[r].is_some_and(|c| c <= at))
-        .collect();
+    let known = known_by(data, at);
     let won = data.won();
     let known_won: Vec<bool> = known.iter().map(|&r| won[r]).collect();
     if !enough_outcomes(&known_won) {
@@ -160,6 +157,14 @@ pub fn backtest_compact(
     let warm = warm.and_then(|w| w.for_features(&features));
     let replayed = fit_rows(&features, data, &known, fit, warm.as_ref())?;
     Ok(Some(score_open(&features, &replayed, open, at, known.len())))
+}
+
+/// The rows of `data` whose outcome was known by `at` (closed by then), ascending.
+fn known_by(data: &CompactDeals, at: DateTime<Utc>) -> Vec<usize> {
+    let closed_at = data.closed_at();
+    (0..data.len())
+        .filter(|&r| closed_at[r].is_some_and(|c| c <= at))
+        .collect()
 }
 
 /// Whether both outcomes were known [`MIN_OUTCOMES`] times or more.
@@ -293,6 +298,21 @@ mod tests {
         .unwrap();
         let (trained, run) = crate::training::train_compact(&data, spec, &options, &mut |_| {}).unwrap();
         (data, trained, run)
+    }
+
+    /// Three snapshots of each closed deal of `history` (no recorded history), in the order the
+    /// job reads them: by closing time, then id.
+    fn three_snapshots_each(history: &crate::generate::SyntheticHistory) -> Vec<Opportunity> {
+        use crate::features::as_of::AsOfRules;
+        use crate::training::snapshots::{snapshots, SnapshotPlan};
+        let mut rows: Vec<Opportunity> = (history.opportunities.iter())
+            .filter(|o| o.status.is_closed())
+            .flat_map(|o| snapshots(o, &[], &[], &SnapshotPlan::PerDeal(3), &AsOfRules::default()))
+            .collect();
+        rows.sort_by(|a, b| {
+            (a.closed_at, a.external_id.as_str()).cmp(&(b.closed_at, b.external_id.as_str()))
+        });
+        rows
     }
 
     /// The closed deals of `history`, and the instant by which `share` of them had closed.
@@ -441,9 +461,7 @@ mod tests {
         let at = instant_before(trained.artifact.training.holdout_from.expect("time split"));
         let alpha = trained.artifact.cv.chosen_alpha;
         let warm = run.holdout_fit.expect("a fit on the training part");
-        let known: Vec<usize> = (0..data.len())
-            .filter(|&r| data.closed_at()[r].is_some_and(|c| c <= at))
-            .collect();
+        let known = known_by(&data, at);
         let features = compact::fit_features(&spec, &data, &known);
         assert!(
             warm.same_fit(&known, &features, &FitSettings::every_row(alpha, 200))
@@ -498,18 +516,9 @@ mod tests {
     /// just before the holdout is the job's own fit, which the replay then reuses.
     #[test]
     fn a_replay_with_the_models_features_reuses_the_fit_when_training_dropped_an_empty_one() {
-        use crate::features::as_of::AsOfRules;
-        use crate::training::snapshots::{snapshots, SnapshotPlan};
         let (config, history) = generated(3000, 5);
         let asked = FeatureSpec::default_spec().for_snapshots();
-        let mut rows: Vec<Opportunity> = (history.opportunities.iter())
-            .filter(|o| o.status.is_closed())
-            .flat_map(|o| snapshots(o, &[], &[], &SnapshotPlan::PerDeal(3), &AsOfRules::default()))
-            .collect();
-        // In the order the job reads them: by closing time, then id.
-        rows.sort_by(|a, b| {
-            (a.closed_at, a.external_id.as_str()).cmp(&(b.closed_at, b.external_id.as_str()))
-        });
+        let rows = three_snapshots_each(&history);
         let (data, trained, run) = trained_on_rows(&rows, &asked, config.end);
         let kept = trained.artifact.features.spec().unwrap();
         assert!(
@@ -517,9 +526,7 @@ mod tests {
             "an empty feature was dropped"
         );
         let at = instant_before(trained.artifact.training.holdout_from.expect("time split"));
-        let known: Vec<usize> = (0..data.len())
-            .filter(|&r| data.closed_at()[r].is_some_and(|c| c <= at))
-            .collect();
+        let known = known_by(&data, at);
         let warm = run.holdout_fit.expect("a fit on the training part");
         let alpha = trained.artifact.cv.chosen_alpha;
         let with_kept = compact::fit_features(&kept, &data, &known);
@@ -534,18 +541,10 @@ mod tests {
     /// the very fit it would make, and reuses it, as long as it reads the same sample.
     #[test]
     fn a_replay_reuses_the_training_part_fit_when_the_fits_read_a_sample() {
-        use crate::features::as_of::AsOfRules;
-        use crate::training::snapshots::{snapshots, SnapshotPlan};
         use crate::training::{FitSample, MIN_FIT_SAMPLE_ROWS};
         let (config, history) = generated(6000, 17);
         let spec = FeatureSpec::default_spec();
-        let mut rows: Vec<Opportunity> = (history.opportunities.iter())
-            .filter(|o| o.status.is_closed())
-            .flat_map(|o| snapshots(o, &[], &[], &SnapshotPlan::PerDeal(3), &AsOfRules::default()))
-            .collect();
-        rows.sort_by(|a, b| {
-            (a.closed_at, a.external_id.as_str()).cmp(&(b.closed_at, b.external_id.as_str()))
-        });
+        let rows = three_snapshots_each(&history);
         let data = CompactDeals::from_deals(&rows, &compact::sources_for(&[&spec]), config.end);
         let options = crate::training::TrainOptions {
             now: config.end,
@@ -556,9 +555,7 @@ mod tests {
         .unwrap();
         let (trained, run) = crate::training::train_compact(&data, &spec, &options, &mut |_| {}).unwrap();
         let at = instant_before(trained.artifact.training.holdout_from.expect("time split"));
-        let known: Vec<usize> = (0..data.len())
-            .filter(|&r| data.closed_at()[r].is_some_and(|c| c <= at))
-            .collect();
+        let known = known_by(&data, at);
         assert!(
             known.len() > MIN_FIT_SAMPLE_ROWS,
             "{} rows: the fits read them all",
