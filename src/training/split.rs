@@ -29,7 +29,11 @@ pub fn time_split(deals: &[&Opportunity], fraction: f64) -> Result<Split, TrainE
     time_split_rows(&closed_at, |i| deals[i].external_id.as_str(), fraction)
 }
 
-/// [`time_split`] over rows given by their closing times and ids.
+/// [`time_split`] over rows given by their closing times and ids. Rows of one deal (its
+/// snapshots, which share its closing time and id) count as one deal and stay on one side: the
+/// holdout is the newest `fraction` of the *deals*, with all their rows. A snapshot job then holds
+/// out the deals a final-state job on the same data holds out, and its training part is what was
+/// known at the holdout's start, where the backtest replays the job.
 pub fn time_split_rows<'a>(
     closed_at: &[Option<DateTime<Utc>>],
     id: impl Fn(usize) -> &'a str,
@@ -46,22 +50,17 @@ pub fn time_split_rows<'a>(
     // Rows read from the database arrive in this order already; the sort then only checks it.
     order.sort_by(|&a, &b| (closed_at[a], id(a)).cmp(&(closed_at[b], id(b))));
     let n = closed_at.len();
-    let k = holdout_size(n, fraction);
-    let mut cut = n - k;
-    // Rows of one deal (its snapshots, adjacent in this order) stay on one side: the cut moves
-    // past the deal it would split, or before it when that would empty the holdout.
-    let same_deal = |cut: usize| id(order[cut]) == id(order[cut - 1]);
-    let mut later = cut;
-    while later < n && same_deal(later) {
-        later += 1;
-    }
-    if later < n {
-        cut = later;
+    // Where each deal's rows start in that order (a deal's rows are adjacent in it).
+    let deal_starts: Vec<usize> = (0..n)
+        .filter(|&i| i == 0 || id(order[i]) != id(order[i - 1]))
+        .collect();
+    let deals = deal_starts.len();
+    let cut = if deals >= 2 {
+        deal_starts[deals - holdout_size(deals, fraction)]
     } else {
-        while cut > 1 && same_deal(cut) {
-            cut -= 1;
-        }
-    }
+        // One deal cannot be split by deal; its rows are split as rows.
+        n - holdout_size(n, fraction)
+    };
     let mut train = order[..cut].to_vec();
     let mut holdout = order[cut..].to_vec();
     train.sort_unstable();
@@ -212,8 +211,24 @@ mod tests {
             .rev()
             .collect();
         let refs: Vec<_> = deals.iter().collect();
+        let single_rows: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .zip([1, 2, 3, 4])
+            .map(|(id, day)| closed(id, day))
+            .collect();
+        let single_refs: Vec<_> = single_rows.iter().collect();
         for fraction in [0.1, 0.2, 0.3, 0.5, 0.9] {
             let split = time_split(&refs, fraction).unwrap();
+            // The same deals are held out as when each deal is one row.
+            let by_deal = time_split(&single_refs, fraction).unwrap();
+            let held_out = |rows: &[usize], of: &[Opportunity]| -> std::collections::BTreeSet<String> {
+                rows.iter().map(|&i| of[i].external_id.to_string()).collect()
+            };
+            assert_eq!(
+                held_out(&split.holdout, &deals),
+                held_out(&by_deal.holdout, &single_rows),
+                "{fraction}"
+            );
             let side = |rows: &[usize]| -> std::collections::BTreeSet<String> {
                 rows.iter().map(|&i| deals[i].external_id.to_string()).collect()
             };
@@ -222,6 +237,20 @@ mod tests {
             assert!(!holdout.is_empty() && !train.is_empty(), "{fraction}");
             assert_eq!(split.train.len() + split.holdout.len(), 12);
         }
+    }
+
+    #[test]
+    fn a_time_split_of_snapshots_holds_out_the_newest_deals_whatever_their_row_counts() {
+        // Two old deals seen five times each, three new ones seen once: 40 % of the deals is the
+        // two newest, though they are far fewer than 40 % of the rows.
+        let deals: Vec<_> = [("a", 1, 5), ("b", 2, 5), ("c", 3, 1), ("d", 4, 1), ("e", 5, 1)]
+            .iter()
+            .flat_map(|(id, day, rows)| std::iter::repeat_n(closed(id, *day), *rows))
+            .collect();
+        let refs: Vec<_> = deals.iter().collect();
+        let split = time_split(&refs, 0.4).unwrap();
+        assert_eq!(split.holdout, vec![11, 12]);
+        assert_eq!(split.train, (0..11).collect::<Vec<_>>());
     }
 
     #[test]
