@@ -504,7 +504,7 @@ fn progress_of(event: &TrainProgress, cv_total: i64, total: i64) -> RunProgress 
     let (phase, done) = match event {
         TrainProgress::Phase { name } => match name.as_str() {
             "holdout" => ("holdout_fit", cv_total),
-            "refit" | "factors" => ("final_fit", cv_total + 1),
+            "refit" => ("final_fit", cv_total + 1),
             "gate" | "artifact" | "register" => ("gate", cv_total + 2),
             _ => ("cross_validation", 0),
         },

@@ -127,7 +127,6 @@ async fn training_reports_its_phases_and_gates_against_a_model_with_other_featur
             "artifact",
             "backtest_and_cut_points",
             "cross_validation",
-            "factors",
             "fingerprint",
             "gate",
             "holdout",
