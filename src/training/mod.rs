@@ -588,47 +588,55 @@ pub fn train_compact(
     drop(cv_rows);
     let alpha = cv.summary.chosen_alpha;
 
-    // Holdout metrics: encoders and fit on the training part only, warm-started from the
-    // cross-validation's fit at the chosen alpha.
-    // The holdout fit (encoders and fit on the training part, then its holdout scores) and the
-    // shipped model (encoders and fit on every closed deal with the chosen alpha, then its
-    // scores, success factors and drift profile) run at once, each fit warm-started from the
-    // cross-validation's fit at the chosen alpha: the solver keeps a core and a half busy, so
-    // the two side by side finish before the two in a row. Each fit lays out its own matrix.
+    // The holdout fit (encoders and fit on the training part only, then its holdout metrics) and
+    // the shipped model (encoders and fit on every closed deal with the chosen alpha, then its
+    // scores and success factors; its drift profile on the holdout's thread) run at once, each
+    // fit warm-started from the cross-validation's fit at the chosen alpha: the solver keeps a
+    // core and a half busy, so the two side by side finish before the two in a row. Each fit
+    // lays out its own matrix.
     clock.enter("holdout", progress);
     progress(TrainProgress::HoldoutFit { alpha });
     let settings = options.fit_settings(alpha);
     let all: Vec<usize> = (0..data.len()).collect();
-    let (holdout, shipped) = std::thread::scope(|scope| {
+    let train_base_rate = train_won.iter().filter(|w| **w).count() as f64 / train_won.len() as f64;
+    let (holdout, shipped, profile) = std::thread::scope(|scope| {
         let (rows, cv, settings) = (&all, &cv, &settings);
-        // One after the other: at the same time, the memory each pass takes came on top of the
-        // other fit's matrix, and the peak passed 2 GB on a million deals' snapshots.
+        let (send_encoders, shipped_encoders) = std::sync::mpsc::channel::<FittedFeatures>();
         let shipped = scope.spawn(move || {
-            let (features, fit) = fit_on(spec, data, rows, cv, settings)?;
+            let features = compact::fit_features(spec, data, rows);
+            // The drift profile needs these encoders only: the holdout's thread builds it when
+            // done with its own fit, while this one finishes.
+            let _ = send_encoders.send(features.clone());
+            let warm = cv.warm_start(settings.alpha, &features);
+            let fit = fit_rows(&features, data, rows, settings, warm.as_ref())?;
+            // Scores, then success factors: at the same time, the memory each pass takes came on
+            // top of the other fit's matrix, and the peak passed 2 GB on a million deals'
+            // snapshots.
             let probabilities = probabilities(&features, data, rows, &fit);
             let success_factors = factors::success_factors(&features, data, &fit.weights);
-            let profile = compact::profile(&features, data);
-            Ok::<_, TrainError>((features, fit, probabilities, success_factors, profile))
+            Ok::<_, TrainError>((features, fit, probabilities, success_factors))
         });
         let holdout = fit_on(spec, data, &split.train, cv, settings).map(|(features, fit)| {
             let probabilities = probabilities(&features, data, &split.holdout, &fit);
-            (features, fit, probabilities)
+            let metrics = metrics::evaluate(&probabilities, &holdout_won_flags);
+            let baseline = metrics::evaluate(&vec![train_base_rate; probabilities.len()], &holdout_won_flags);
+            (features, fit, metrics, baseline)
         });
         // The shipped model's work that outlasts the holdout's.
         clock.enter("refit", progress);
         progress(TrainProgress::FinalFit { rows: data.len() });
+        let profile = (shipped_encoders.recv().ok()).map(|features| compact::profile(&features, data));
         let shipped = shipped
             .join()
             .unwrap_or_else(|_| Err(TrainError::Fit("the final fit stopped unexpectedly".into())));
-        (holdout, shipped)
+        (holdout, shipped, profile)
     });
     drop(all);
-    let (train_features, holdout_fit, holdout_probs) = holdout?;
-    let (features, final_fit, probabilities, success_factors, profile) = shipped?;
-    let holdout_metrics = metrics::evaluate(&holdout_probs, &holdout_won_flags);
-    let train_base_rate = train_won.iter().filter(|w| **w).count() as f64 / train_won.len() as f64;
-    let baseline_metrics = metrics::evaluate(&vec![train_base_rate; holdout_probs.len()], &holdout_won_flags);
-    drop(holdout_probs);
+    let (train_features, holdout_fit, holdout_metrics, baseline_metrics) = holdout?;
+    let (features, final_fit, probabilities, success_factors) = shipped?;
+    let Some(profile) = profile else {
+        return Err(TrainError::Fit("the final fit stopped unexpectedly".into()));
+    };
 
     for (name, c) in [
         ("holdout", &holdout_fit.convergence),
