@@ -151,95 +151,105 @@ pub async fn run(
         None => None,
     };
     // From the database, the data version tells whether this run would fit the active model
-    // again; a forced run trains anyway.
-    let fingerprint_started = Instant::now();
-    let fingerprint = match (&input, source) {
-        (TrainInput::Database { since, until }, Some(source)) => {
-            let version = data_version(source, *since, *until)
-                .await
-                .map_err(TrainJobError::Load)?;
-            Some(unchanged::fingerprint(
-                &version,
-                &spec,
-                point_in_time.snapshots.as_ref(),
-                &options,
-            ))
-        }
-        _ => None,
+    // again; a forced run trains anyway. It is read while the load starts: on unchanged data
+    // the load is dropped as soon as that is known, on changed data the version's scans (cold
+    // pages of three tables, seconds on a large database) ran beside it.
+    let window = match &input {
+        TrainInput::Database { since, until } => Some((*since, *until)),
+        TrainInput::Deals(_) => None,
     };
-    if let (Some(fingerprint), false) = (&fingerprint, activate) {
-        if let Some(version) = unchanged::same_as(active.as_ref(), fingerprint) {
-            return Err(TrainJobError::Unchanged { version });
+    let check = async {
+        let started = Instant::now();
+        let (Some((since, until)), Some(source)) = (window, source) else {
+            return Ok(None);
+        };
+        let version = data_version(source, since, until)
+            .await
+            .map_err(TrainJobError::Load)?;
+        let fingerprint = unchanged::fingerprint(&version, &spec, point_in_time.snapshots.as_ref(), &options);
+        if !activate {
+            if let Some(version) = unchanged::same_as(active.as_ref(), &fingerprint) {
+                return Err(TrainJobError::Unchanged { version });
+            }
         }
-    }
+        Ok(Some((fingerprint, started.elapsed().as_secs_f64())))
+    };
     let active_spec = active.as_ref().and_then(|a| a.features.spec().ok());
     let sources = {
         let mut specs = vec![&spec];
         specs.extend(active_spec.as_ref());
         sources_for(&specs)
     };
-    let mut job_phases = Phases::default();
-    if fingerprint.is_some() {
-        job_phases.add("fingerprint", fingerprint_started.elapsed().as_secs_f64());
-    }
     // The backtest reads the deals closed after its instant within the same window.
-    let window_until = match &input {
-        TrainInput::Database { until, .. } => *until,
-        TrainInput::Deals(_) => None,
-    };
+    let window_until = window.and_then(|(_, until)| until);
     let (spec_used, max_iterations, split_kind) = (spec.clone(), options.max_iterations, options.split);
     let fit_sample = options.fit_sample();
-    let (data, prepared) = match input {
-        TrainInput::Database { since, until } if point_in_time.snapshots.is_some() => {
-            progress(TrainProgress::Phase { name: "load".into() });
-            let started = Instant::now();
-            let source = source.ok_or(TrainJobError::NoDatabase)?;
-            // Each closed deal's snapshots, built from its recorded history, go straight into the
-            // compact columns, a page of deals at a time; no deal or snapshot is kept whole.
-            let (data, prepared) = point_in_time::prepare_from_database(
-                &point_in_time,
-                source,
-                (since, until),
-                (options.split, options.test_fraction),
-                (CompactDeals::new(&sources, now), low_priority),
-            )
-            .await?;
-            job_phases.add("load", started.elapsed().as_secs_f64());
-            (data, Some(prepared))
-        }
-        TrainInput::Database { since, until } => {
-            progress(TrainProgress::Phase { name: "load".into() });
-            let started = Instant::now();
-            let source = source.ok_or(TrainJobError::NoDatabase)?;
-            // Each deal goes straight into the compact columns, read with only the fields
-            // features read; none is kept whole.
-            let mut data = CompactDeals::new(&sources, now);
-            let fields = ClosedDealFields::Features {
-                attributes: reads_attributes(&sources),
-            };
-            each_closed_deal(source, since, until, fields, |opp| data.push(&opp))
+    let load = async {
+        let mut phases = Phases::default();
+        let (data, prepared) = match input {
+            TrainInput::Database { since, until } if point_in_time.snapshots.is_some() => {
+                progress(TrainProgress::Phase { name: "load".into() });
+                let started = Instant::now();
+                let source = source.ok_or(TrainJobError::NoDatabase)?;
+                // Each closed deal's snapshots, built from its recorded history, go straight into
+                // the compact columns, a page of deals at a time; no deal or snapshot is kept whole.
+                let (data, prepared) = point_in_time::prepare_from_database(
+                    &point_in_time,
+                    source,
+                    (since, until),
+                    (options.split, options.test_fraction),
+                    (CompactDeals::new(&sources, now), low_priority),
+                )
+                .await?;
+                phases.add("load", started.elapsed().as_secs_f64());
+                (data, Some(prepared))
+            }
+            TrainInput::Database { since, until } => {
+                progress(TrainProgress::Phase { name: "load".into() });
+                let started = Instant::now();
+                let source = source.ok_or(TrainJobError::NoDatabase)?;
+                // Each deal goes straight into the compact columns, read with only the fields
+                // features read; none is kept whole.
+                let mut data = CompactDeals::new(&sources, now);
+                let fields = ClosedDealFields::Features {
+                    attributes: reads_attributes(&sources),
+                };
+                each_closed_deal(source, since, until, fields, |opp| data.push(&opp))
+                    .await
+                    .map_err(TrainJobError::Load)?;
+                data.finish();
+                phases.add("load", started.elapsed().as_secs_f64());
+                (data, None)
+            }
+            TrainInput::Deals(deals) => {
+                let (deals, prepared) =
+                    point_in_time::prepare(&point_in_time, deals, options.split, options.test_fraction)
+                        .await?;
+                progress(TrainProgress::Phase {
+                    name: "encode".into(),
+                });
+                let started = Instant::now();
+                let sources = sources.clone();
+                let data = run_cpu("dealscore-encode", low_priority, move || {
+                    CompactDeals::from_deals(&deals, &sources, now)
+                })
                 .await
-                .map_err(TrainJobError::Load)?;
-            data.finish();
-            job_phases.add("load", started.elapsed().as_secs_f64());
-            (data, None)
-        }
-        TrainInput::Deals(deals) => {
-            let (deals, prepared) =
-                point_in_time::prepare(&point_in_time, deals, options.split, options.test_fraction).await?;
-            progress(TrainProgress::Phase {
-                name: "encode".into(),
-            });
-            let started = Instant::now();
-            let data = run_cpu("dealscore-encode", low_priority, move || {
-                CompactDeals::from_deals(&deals, &sources, now)
-            })
-            .await
-            .map_err(TrainJobError::Write)?;
-            job_phases.add("encode", started.elapsed().as_secs_f64());
-            (data, Some(prepared))
-        }
+                .map_err(TrainJobError::Write)?;
+                phases.add("encode", started.elapsed().as_secs_f64());
+                (data, Some(prepared))
+            }
+        };
+        Ok::<_, TrainJobError>((data, prepared, phases))
     };
+    let (checked, (data, prepared, load_phases)) = tokio::try_join!(check, load)?;
+    let mut job_phases = Phases::default();
+    let fingerprint = checked.map(|(fingerprint, seconds)| {
+        job_phases.add("fingerprint", seconds);
+        fingerprint
+    });
+    for (name, seconds) in load_phases.iter() {
+        job_phases.add(name, seconds);
+    }
     // Final states read from the database: the backtest looks from the start of the time
     // split's holdout, the split training makes of the same deals.
     let prepared = prepared.unwrap_or_else(|| Prepared {
