@@ -10,10 +10,16 @@
 #   benches/training_vs_sklearn.sh                  # 1,000,000 deals, 3 runs each
 #   DEALS=50000 RUNS=5 benches/training_vs_sklearn.sh
 #   TRAIN_ARGS="--cv-sample 0" benches/training_vs_sklearn.sh   # alpha on the whole training part
+#   ACTIVITIES=1 benches/training_vs_sklearn.sh     # with timestamped activities: dealscore-train
+#                                                   # learns from snapshots at the default ages,
+#                                                   # scikit-learn's job stays on final states
+#                                                   # (the AUC difference then compares holdouts
+#                                                   # of snapshots and of final states)
 #
 # scikit-learn and pandas are installed into a venv under target/ (never a dependency of
 # dealscore). Environment: DEALS, RUNS, BENCH_DIR (default target/training-bench), BIN (default
-# target/release), SEED (1), TRAIN_ARGS (extra dealscore-train options), SKLEARN (0 skips it).
+# target/release), SEED (1), TRAIN_ARGS (extra dealscore-train options), SKLEARN (0 skips it),
+# ACTIVITIES (1: generate and import the deals' activities too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +30,7 @@ BENCH_DIR=${BENCH_DIR:-target/training-bench}
 BIN=${BIN:-target/release}
 SKLEARN=${SKLEARN:-1}
 TRAIN_ARGS=${TRAIN_ARGS:-}
+ACTIVITIES=${ACTIVITIES:-0}
 VENV=target/sklearn-venv
 
 for b in dealscore dealscore-train; do
@@ -35,14 +42,25 @@ if [ "$SKLEARN" != 0 ] && [ ! -x "$VENV/bin/python" ]; then
 fi
 
 mkdir -p "$BENCH_DIR"
-DB="$BENCH_DIR/deals-$DEALS-$SEED.sqlite"
+NAME="deals-$DEALS-$SEED"
+[ "$ACTIVITIES" = 1 ] && NAME="$NAME-activities"
+DB="$BENCH_DIR/$NAME.sqlite"
 if [ ! -f "$DB" ]; then
-    CSV="$BENCH_DIR/deals-$DEALS-$SEED.csv"
-    "$BIN/dealscore" generate --deals "$DEALS" --seed "$SEED" --end-date 2026-11-01 --out "$CSV" >/dev/null
+    CSV="$BENCH_DIR/$NAME.csv" ACTS="$BENCH_DIR/$NAME-activities.csv"
+    generate=(--deals "$DEALS" --seed "$SEED" --end-date 2026-11-01 --out "$CSV")
+    import=(--file "$CSV")
+    if [ "$ACTIVITIES" = 1 ]; then
+        generate+=(--activities-out "$ACTS")
+        import+=(--activities "$ACTS")
+    fi
+    "$BIN/dealscore" generate "${generate[@]}" >/dev/null
     rm -f "$DB.tmp"*
-    DATABASE_URL="sqlite://$DB.tmp" "$BIN/dealscore" import --file "$CSV" >/dev/null
+    DATABASE_URL="sqlite://$DB.tmp" "$BIN/dealscore" import "${import[@]}" >/dev/null
+    # The import may leave its last writes in the write-ahead log: fold them into the file
+    # before it is renamed without it.
+    python3 -c "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.close()" "$DB.tmp"
     mv "$DB.tmp" "$DB"
-    rm -f "$CSV" "$DB.tmp-wal" "$DB.tmp-shm"
+    rm -f "$CSV" "$ACTS" "$DB.tmp-wal" "$DB.tmp-shm"
 fi
 
 # Runs one command under /usr/bin/time -v; prints "wall_seconds peak_mb" then the command's stdout.
