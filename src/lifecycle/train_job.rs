@@ -184,9 +184,9 @@ pub async fn run(
     let window_until = window.and_then(|(_, until)| until);
     let (spec_used, max_iterations, split_kind) = (spec.clone(), options.max_iterations, options.split);
     let fit_sample = options.fit_sample();
+    // The deals, and the phase that read them with its time.
     let load = async {
-        let mut phases = Phases::default();
-        let (data, prepared) = match input {
+        let (data, prepared, phase) = match input {
             TrainInput::Database { since, until } if point_in_time.snapshots.is_some() => {
                 progress(TrainProgress::Phase { name: "load".into() });
                 let started = Instant::now();
@@ -201,8 +201,7 @@ pub async fn run(
                     (CompactDeals::new(&sources, now), low_priority),
                 )
                 .await?;
-                phases.add("load", started.elapsed().as_secs_f64());
-                (data, Some(prepared))
+                (data, Some(prepared), ("load", started.elapsed().as_secs_f64()))
             }
             TrainInput::Database { since, until } => {
                 progress(TrainProgress::Phase { name: "load".into() });
@@ -218,8 +217,7 @@ pub async fn run(
                     .await
                     .map_err(TrainJobError::Load)?;
                 data.finish();
-                phases.add("load", started.elapsed().as_secs_f64());
-                (data, None)
+                (data, None, ("load", started.elapsed().as_secs_f64()))
             }
             TrainInput::Deals(deals) => {
                 let (deals, prepared) =
@@ -235,21 +233,18 @@ pub async fn run(
                 })
                 .await
                 .map_err(TrainJobError::Write)?;
-                phases.add("encode", started.elapsed().as_secs_f64());
-                (data, Some(prepared))
+                (data, Some(prepared), ("encode", started.elapsed().as_secs_f64()))
             }
         };
-        Ok::<_, TrainJobError>((data, prepared, phases))
+        Ok::<_, TrainJobError>((data, prepared, phase))
     };
-    let (checked, (data, prepared, load_phases)) = tokio::try_join!(check, load)?;
+    let (checked, (data, prepared, (phase, phase_seconds))) = tokio::try_join!(check, load)?;
     let mut job_phases = Phases::default();
     let fingerprint = checked.map(|(fingerprint, seconds)| {
         job_phases.add("fingerprint", seconds);
         fingerprint
     });
-    for (name, seconds) in load_phases.iter() {
-        job_phases.add(name, seconds);
-    }
+    job_phases.add(phase, phase_seconds);
     // Final states read from the database: the backtest looks from the start of the time
     // split's holdout, the split training makes of the same deals.
     let prepared = prepared.unwrap_or_else(|| Prepared {

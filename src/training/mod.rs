@@ -607,8 +607,7 @@ pub fn train_compact(
             // The drift profile needs these encoders only: the holdout's thread builds it when
             // done with its own fit, while this one finishes.
             let _ = send_encoders.send(features.clone());
-            let warm = cv.warm_start(settings.alpha, &features);
-            let fit = fit_rows(&features, data, rows, settings, warm.as_ref())?;
+            let fit = fit_with(&features, data, rows, cv, settings)?;
             // Scores, then success factors: at the same time, the memory each pass takes came on
             // top of the other fit's matrix, and the peak passed 2 GB on a million deals'
             // snapshots.
@@ -616,7 +615,8 @@ pub fn train_compact(
             let success_factors = factors::success_factors(&features, data, &fit.weights);
             Ok::<_, TrainError>((features, fit, probabilities, success_factors))
         });
-        let holdout = fit_on(spec, data, &split.train, cv, settings).map(|(features, fit)| {
+        let features = compact::fit_features(spec, data, &split.train);
+        let holdout = fit_with(&features, data, &split.train, cv, settings).map(|fit| {
             let probabilities = probabilities(&features, data, &split.holdout, &fit);
             let metrics = metrics::evaluate(&probabilities, &holdout_won_flags);
             let baseline = metrics::evaluate(&vec![train_base_rate; probabilities.len()], &holdout_won_flags);
@@ -753,19 +753,17 @@ fn probabilities(
         .collect()
 }
 
-/// Encoders and fit on `rows` of `data` (ascending), warm-started from the cross-validation's
-/// fit at `settings.alpha`.
-fn fit_on(
-    spec: &FeatureSpec,
+/// The fit of `features` on `rows` of `data` (ascending), warm-started from the
+/// cross-validation's fit at `settings.alpha`.
+fn fit_with(
+    features: &FittedFeatures,
     data: &CompactDeals,
     rows: &[usize],
     cv: &CvOutcome,
     settings: &FitSettings,
-) -> Result<(FittedFeatures, LinearFit), TrainError> {
-    let features = compact::fit_features(spec, data, rows);
-    let warm = cv.warm_start(settings.alpha, &features);
-    let fit = fit_rows(&features, data, rows, settings, warm.as_ref())?;
-    Ok((features, fit))
+) -> Result<LinearFit, TrainError> {
+    let warm = cv.warm_start(settings.alpha, features);
+    fit_rows(features, data, rows, settings, warm.as_ref())
 }
 
 /// A fit of `features` on `rows` (ascending) of `data`, or on their sample when there are more
