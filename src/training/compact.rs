@@ -320,6 +320,21 @@ impl CompactDeals {
         self.won.len()
     }
 
+    /// The bytes the columns hold (ids, dates, outcomes, values, sort orders, level codes and
+    /// names): what the job keeps of the data for as long as it trains.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let rows = self.len();
+        let per_row = size_of::<usize>() + size_of::<Option<DateTime<Utc>>>() + size_of::<bool>();
+        let numeric: usize = (self.numeric.iter())
+            .map(|c| c.values.len() * size_of::<f64>() + c.by_value.len() * size_of::<u32>())
+            .sum();
+        let categorical: usize = (self.categorical.iter())
+            .map(|c| c.codes.len() * size_of::<u32>() + c.levels.iter().map(String::len).sum::<usize>())
+            .sum();
+        self.ids.len() + rows * per_row + numeric + categorical
+    }
+
     /// True when no closed deal was read.
     pub fn is_empty(&self) -> bool {
         self.won.is_empty()

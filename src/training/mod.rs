@@ -75,6 +75,15 @@ impl FitSample {
         self.rows == 0 || n <= self.rows
     }
 
+    /// How many rows a fit on `n` rows reads.
+    fn rows_read(&self, n: usize) -> usize {
+        if self.reads_every_row(n) {
+            n
+        } else {
+            self.rows
+        }
+    }
+
     /// Whether this and `other` read the same rows of any `n` rows: the same sample, or all.
     fn reads_as(&self, other: &FitSample, n: usize) -> bool {
         self == other || (self.reads_every_row(n) && other.reads_every_row(n))
@@ -506,6 +515,18 @@ pub fn train_compact(
     options: &ValidTrainOptions,
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<(TrainedModel, CompactRun), TrainError> {
+    train_compact_ordered(data, spec, options, progress, FitOrder::by_memory)
+}
+
+/// [`train_compact`] with the holdout and shipped fits run in the order `fit_order` gives for
+/// the data, the rows a fit reads and its columns.
+fn train_compact_ordered(
+    data: &CompactDeals,
+    spec: &FeatureSpec,
+    options: &ValidTrainOptions,
+    progress: &mut dyn FnMut(TrainProgress),
+    fit_order: fn(&CompactDeals, usize, usize) -> FitOrder,
+) -> Result<(TrainedModel, CompactRun), TrainError> {
     let started = Instant::now();
     let mut clock = PhaseClock::new();
     clock.enter("split", progress);
@@ -588,24 +609,28 @@ pub fn train_compact(
     drop(cv_rows);
     let alpha = cv.summary.chosen_alpha;
 
-    // The holdout fit (encoders and fit on the training part only, then its holdout metrics) and
-    // the shipped model (encoders and fit on every closed deal with the chosen alpha, then its
-    // scores and success factors; its drift profile on the holdout's thread) run at once, each
-    // fit warm-started from the cross-validation's fit at the chosen alpha: the solver keeps a
-    // core and a half busy, so the two side by side finish before the two in a row. Each fit
-    // lays out its own matrix.
+    // The holdout fit (encoders and fit on the training part only, then its holdout metrics and
+    // the drift profile) and the shipped model (encoders and fit on every closed deal with the
+    // chosen alpha, then its scores and success factors), each fit warm-started from the
+    // cross-validation's fit at the chosen alpha, and each laying out its own matrix.
     clock.enter("holdout", progress);
     progress(TrainProgress::HoldoutFit { alpha });
     let settings = options.fit_settings(alpha);
     let all: Vec<usize> = (0..data.len()).collect();
     let train_base_rate = train_won.iter().filter(|w| **w).count() as f64 / train_won.len() as f64;
+    let train_features = compact::fit_features(spec, data, &split.train);
+    let order = fit_order(
+        data,
+        settings.sample.rows_read(all.len()),
+        train_features.n_columns,
+    );
     let (holdout, shipped, profile) = std::thread::scope(|scope| {
         let (rows, cv, settings) = (&all, &cv, &settings);
         let (send_encoders, shipped_encoders) = std::sync::mpsc::channel::<FittedFeatures>();
-        let shipped = scope.spawn(move || {
+        let shipped_work = move || {
             let features = compact::fit_features(spec, data, rows);
-            // The drift profile needs these encoders only: the holdout's thread builds it when
-            // done with its own fit, while this one finishes.
+            // The drift profile needs these encoders only: it is built while this fit runs
+            // (side by side) or after it.
             let _ = send_encoders.send(features.clone());
             let fit = fit_with(&features, data, rows, cv, settings)?;
             // Scores, then success factors: at the same time, the memory each pass takes came on
@@ -614,25 +639,38 @@ pub fn train_compact(
             let probabilities = probabilities(&features, data, rows, &fit);
             let success_factors = factors::success_factors(&features, data, &fit.weights);
             Ok::<_, TrainError>((features, fit, probabilities, success_factors))
-        });
-        let features = compact::fit_features(spec, data, &split.train);
-        let holdout = fit_with(&features, data, &split.train, cv, settings).map(|fit| {
-            let probabilities = probabilities(&features, data, &split.holdout, &fit);
+        };
+        let holdout_work = || {
+            let fit = fit_with(&train_features, data, &split.train, cv, settings)?;
+            let probabilities = probabilities(&train_features, data, &split.holdout, &fit);
             let metrics = metrics::evaluate(&probabilities, &holdout_won_flags);
             let baseline = metrics::evaluate(&vec![train_base_rate; probabilities.len()], &holdout_won_flags);
-            (features, fit, metrics, baseline)
-        });
-        // The shipped model's work that outlasts the holdout's.
-        clock.enter("refit", progress);
-        progress(TrainProgress::FinalFit { rows: data.len() });
-        let profile = (shipped_encoders.recv().ok()).map(|features| compact::profile(&features, data));
-        let shipped = shipped
-            .join()
-            .unwrap_or_else(|_| Err(TrainError::Fit("the final fit stopped unexpectedly".into())));
-        (holdout, shipped, profile)
+            Ok::<_, TrainError>((fit, metrics, baseline))
+        };
+        let profile = || (shipped_encoders.recv().ok()).map(|features| compact::profile(&features, data));
+        match order {
+            FitOrder::SideBySide => {
+                let shipped = scope.spawn(shipped_work);
+                let holdout = holdout_work();
+                // What outlasts the holdout's work is the shipped model's.
+                clock.enter("refit", progress);
+                progress(TrainProgress::FinalFit { rows: data.len() });
+                let profile = profile();
+                let shipped = (shipped.join())
+                    .unwrap_or_else(|_| Err(TrainError::Fit("the final fit stopped unexpectedly".into())));
+                (holdout, shipped, profile)
+            }
+            FitOrder::InTurn => {
+                let holdout = holdout_work();
+                clock.enter("refit", progress);
+                progress(TrainProgress::FinalFit { rows: data.len() });
+                let shipped = shipped_work();
+                (holdout, shipped, profile())
+            }
+        }
     });
     drop(all);
-    let (train_features, holdout_fit, holdout_metrics, baseline_metrics) = holdout?;
+    let (holdout_fit, holdout_metrics, baseline_metrics) = holdout?;
     let (features, final_fit, probabilities, success_factors) = shipped?;
     let Some(profile) = profile else {
         return Err(TrainError::Fit("the final fit stopped unexpectedly".into()));
@@ -737,6 +775,28 @@ pub fn train_compact(
         }),
     };
     Ok((trained, run))
+}
+
+/// How the holdout fit and the shipped fit run: on two threads at once, or one after the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FitOrder {
+    SideBySide,
+    InTurn,
+}
+
+impl FitOrder {
+    /// Side by side when a second matrix of `rows_read` rows by `columns`, held at once, is no
+    /// larger than the data the job holds anyway. The solver keeps a core and a half busy, so
+    /// two fits side by side finish sooner than in a row. On snapshots (several rows a deal) the
+    /// data outweighs a fit's sampled matrix, and the load's peak stays the job's; on final
+    /// states (one row a deal) a second matrix would outweigh the data and set the job's peak.
+    fn by_memory(data: &CompactDeals, rows_read: usize, columns: usize) -> FitOrder {
+        if rows_read * columns * std::mem::size_of::<f64>() <= data.heap_bytes() {
+            FitOrder::SideBySide
+        } else {
+            FitOrder::InTurn
+        }
+    }
 }
 
 /// P(won) of `rows` under a fit whose columns are `features`', summed as serving sums them.

@@ -569,3 +569,63 @@ fn a_model_fitted_on_a_sample_of_the_rows_ranks_the_holdout_as_the_full_fit_does
         "alpha scaled to the sample"
     );
 }
+
+#[test]
+fn the_holdout_and_shipped_fits_give_the_same_model_side_by_side_and_in_turn() {
+    let deals = synthetic(3000, 5, 0.0);
+    let spec = FeatureSpec::default_spec();
+    let opts = TrainOptions {
+        version: Some("fit-order".into()),
+        ..options()
+    }
+    .check()
+    .unwrap();
+    let data = CompactDeals::from_deals(&deals, &compact::sources_for(&[&spec]), opts.now);
+    let run = |order: fn(&CompactDeals, usize, usize) -> FitOrder| {
+        let mut phases = Vec::new();
+        let (trained, run) = train_compact_ordered(
+            &data,
+            &spec,
+            &opts,
+            &mut |p| {
+                if let TrainProgress::Phase { name } = p {
+                    phases.push(name);
+                }
+            },
+            order,
+        )
+        .unwrap();
+        (trained, run, phases)
+    };
+    let (side, side_run, side_phases) = run(|_, _, _| FitOrder::SideBySide);
+    let (turn, turn_run, turn_phases) = run(|_, _, _| FitOrder::InTurn);
+    assert_eq!(side_phases, turn_phases);
+    assert!(side_phases.iter().any(|p| p == "refit"), "{side_phases:?}");
+    let mut turn_artifact = turn.artifact.clone();
+    turn_artifact.created_at = side.artifact.created_at;
+    turn_artifact.sha256.clone_from(&side.artifact.sha256);
+    assert_eq!(side.artifact, turn_artifact);
+    assert!(side.artifact.profile.is_some());
+    assert_eq!(side.holdout_fit_convergence, turn.holdout_fit_convergence);
+    assert_eq!(side_run.probabilities, turn_run.probabilities);
+    assert_eq!(side_run.holdout, turn_run.holdout);
+}
+
+#[test]
+fn the_fits_run_side_by_side_only_when_a_second_matrix_is_no_larger_than_the_data() {
+    let deals = synthetic(2000, 6, 0.0);
+    let spec = FeatureSpec::default_spec();
+    let data = CompactDeals::from_deals(&deals, &compact::sources_for(&[&spec]), options().now);
+    let bytes = data.heap_bytes();
+    // Ids, dates, outcomes and one value (or code) per source and row at least.
+    assert!(
+        bytes > data.len() * (8 + 1 + compact::sources_for(&[&spec]).len() * 4),
+        "{bytes}"
+    );
+    // A fit reading every row of final states lays out more than the data holds.
+    assert_eq!(FitOrder::by_memory(&data, data.len(), 40), FitOrder::InTurn);
+    // A fit reading a sample of them (as of snapshots, several rows a deal) does not.
+    let fitting = bytes / (40 * 8);
+    assert_eq!(FitOrder::by_memory(&data, fitting, 40), FitOrder::SideBySide);
+    assert_eq!(FitOrder::by_memory(&data, fitting + 1, 40), FitOrder::InTurn);
+}
