@@ -173,35 +173,11 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
         max_errors: args.max_errors,
         ..ImportOptions::default()
     };
-    let every = Duration::from_secs(args.progress_secs);
-    let mut summaries: Vec<(&str, ImportSummary)> = Vec::new();
-    if let Some(path) = args.file.clone() {
-        let size = std::fs::metadata(&path)?.len();
-        let progress = Progress::new(size, "opportunities", every);
-        let report = |p: ImportProgress| progress.report(p);
-        let result = import_opportunities(&db, open_file(path.clone()), &options, &report).await;
-        progress.finish();
-        summaries.push(("opportunities", import_result(result, &path)?));
-    }
-    if let Some(path) = args.activities.clone() {
-        let size = std::fs::metadata(&path)?.len();
-        let progress = Progress::new(size, "activities", every);
-        let report = |p: ImportProgress| progress.report(p);
-        let result = import_activities(&db, open_file(path.clone()), &options, &report).await;
-        progress.finish();
-        summaries.push(("activities", import_result(result, &path)?));
-    }
-    if let Some(path) = args.history.clone() {
-        let size = std::fs::metadata(&path)?.len();
-        let progress = Progress::new(size, "field history", every);
-        let report = |p: ImportProgress| progress.report(p);
-        let result = import_history(&db, open_file(path.clone()), &options, &report).await;
-        progress.finish();
-        summaries.push(("history", import_result(result, &path)?));
-    }
-    if let Some(path) = &args.acquisition_costs {
-        import_costs(&db, path, args.dry_run).await?;
-    }
+    let imported = import_files(&db, &args, &options).await;
+    // Closing the pool checkpoints SQLite's write-ahead log into the database file: a copy of
+    // the file alone then holds every row imported (even when a step failed after others).
+    db.pool.close().await;
+    let summaries = imported?;
     if args.json {
         let object: serde_json::Map<String, serde_json::Value> = summaries
             .iter()
@@ -227,6 +203,45 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Imports each file given, in order (opportunities, activities, field history, acquisition
+/// costs), with progress; the summaries of the CSV imports.
+async fn import_files(
+    db: &crate::store::Db,
+    args: &ImportArgs,
+    options: &ImportOptions,
+) -> anyhow::Result<Vec<(&'static str, ImportSummary)>> {
+    let every = Duration::from_secs(args.progress_secs);
+    let mut summaries: Vec<(&'static str, ImportSummary)> = Vec::new();
+    if let Some(path) = args.file.clone() {
+        let size = std::fs::metadata(&path)?.len();
+        let progress = Progress::new(size, "opportunities", every);
+        let report = |p: ImportProgress| progress.report(p);
+        let result = import_opportunities(db, open_file(path.clone()), options, &report).await;
+        progress.finish();
+        summaries.push(("opportunities", import_result(result, &path)?));
+    }
+    if let Some(path) = args.activities.clone() {
+        let size = std::fs::metadata(&path)?.len();
+        let progress = Progress::new(size, "activities", every);
+        let report = |p: ImportProgress| progress.report(p);
+        let result = import_activities(db, open_file(path.clone()), options, &report).await;
+        progress.finish();
+        summaries.push(("activities", import_result(result, &path)?));
+    }
+    if let Some(path) = args.history.clone() {
+        let size = std::fs::metadata(&path)?.len();
+        let progress = Progress::new(size, "field history", every);
+        let report = |p: ImportProgress| progress.report(p);
+        let result = import_history(db, open_file(path.clone()), options, &report).await;
+        progress.finish();
+        summaries.push(("history", import_result(result, &path)?));
+    }
+    if let Some(path) = &args.acquisition_costs {
+        import_costs(db, path, args.dry_run).await?;
+    }
+    Ok(summaries)
 }
 
 /// Reads, checks and stores an acquisition spend file; any problem refuses the whole file.

@@ -576,6 +576,50 @@ async fn import_cli_refuses_an_activities_file_with_a_bad_row_under_strict() {
 }
 
 #[tokio::test]
+async fn an_import_ends_with_every_row_in_the_database_file_itself() {
+    // SQLite's write-ahead log: rows still in it are lost by a copy of the database file alone.
+    let db = TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let deals = dir.path().join("deals.csv");
+    std::fs::write(&deals, "external_id,status,created_at\nA,open,2025-01-01\n").unwrap();
+    let activities = dir.path().join("activities.csv");
+    std::fs::write(
+        &activities,
+        "opportunity_id,id,kind,direction,occurred_at\n\
+         A,a1,email,inbound,2025-01-02T08:00:00Z\n\
+         A,a2,call,outbound,2025-01-02T10:00:00Z\n",
+    )
+    .unwrap();
+    let out = dealscore(
+        &db,
+        &[
+            "import",
+            "--file",
+            deals.to_str().unwrap(),
+            "--activities",
+            activities.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = db.url.trim_start_matches("sqlite://");
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(file, &copy).unwrap();
+    let store = dealscore::store::Db::connect(
+        &format!("sqlite://{}", copy.display()),
+        &crate::helpers::pool_options(),
+    )
+    .await
+    .unwrap();
+    for (table, rows) in [("opportunities", 1), ("activities", 2)] {
+        let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(count, rows, "{table}");
+    }
+}
+
+#[tokio::test]
 async fn keys_carry_an_owner_or_a_team_and_list_shows_keys_without_one() {
     let db = TestDb::new().await;
     let run = |args: &[&str]| {
