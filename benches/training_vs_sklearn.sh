@@ -56,9 +56,6 @@ if [ ! -f "$DB" ]; then
     "$BIN/dealscore" generate "${generate[@]}" >/dev/null
     rm -f "$DB.tmp"*
     DATABASE_URL="sqlite://$DB.tmp" "$BIN/dealscore" import "${import[@]}" >/dev/null
-    # The import may leave its last writes in the write-ahead log: fold them into the file
-    # before it is renamed without it.
-    python3 -c "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.close()" "$DB.tmp"
     mv "$DB.tmp" "$DB"
     rm -f "$CSV" "$ACTS" "$DB.tmp-wal" "$DB.tmp-shm"
 fi

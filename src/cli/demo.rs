@@ -150,7 +150,8 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     // Listen before printing, so the examples name the address actually served (port 0 included)
     // and a taken port fails here, not after the key is shown.
     let app = if args.no_serve {
-        db.pool.close().await;
+        // The database is then a file to copy or open elsewhere: every write in it.
+        db.close().await?;
         None
     } else {
         Some(Application::build_with_db(settings.clone(), db).await?)

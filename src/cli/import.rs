@@ -174,10 +174,11 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
         ..ImportOptions::default()
     };
     let imported = import_files(&db, &args, &options).await;
-    // Closing the pool checkpoints SQLite's write-ahead log into the database file: a copy of
-    // the file alone then holds every row imported (even when a step failed after others).
-    db.pool.close().await;
+    // Every row imported is then in the database file itself, even when a step failed after
+    // others (SQLite's write-ahead log checkpointed).
+    let closed = db.close().await.context("closing the database");
     let summaries = imported?;
+    closed?;
     if args.json {
         let object: serde_json::Map<String, serde_json::Value> = summaries
             .iter()

@@ -193,6 +193,22 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
+    /// Closes every connection. On SQLite the write-ahead log is first checkpointed into the
+    /// database file and emptied: SQLite does that itself when the last connection closes, but
+    /// a pool closes its connections at once and none of them may find itself the last, which
+    /// left writes in the log (safe on reopen, lost by a copy of the database file alone).
+    pub async fn close(&self) -> Result<(), sqlx::Error> {
+        let checkpoint = match self.backend {
+            Backend::Sqlite => sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+                .map(|_| ()),
+            Backend::Postgres => Ok(()),
+        };
+        self.pool.close().await;
+        checkpoint
+    }
+
     /// Applies the backend's pending migrations.
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         let result = match self.backend {
