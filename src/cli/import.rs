@@ -213,31 +213,32 @@ async fn import_files(
     args: &ImportArgs,
     options: &ImportOptions,
 ) -> anyhow::Result<Vec<(&'static str, ImportSummary)>> {
+    /// Which importer reads a file.
+    enum Csv {
+        Opportunities,
+        Activities,
+        History,
+    }
     let every = Duration::from_secs(args.progress_secs);
     let mut summaries: Vec<(&'static str, ImportSummary)> = Vec::new();
-    if let Some(path) = args.file.clone() {
-        let size = std::fs::metadata(&path)?.len();
-        let progress = Progress::new(size, "opportunities", every);
+    let files = [
+        (Csv::Opportunities, "opportunities", "opportunities", &args.file),
+        (Csv::Activities, "activities", "activities", &args.activities),
+        (Csv::History, "history", "field history", &args.history),
+    ];
+    for (csv, kind, label, path) in files {
+        let Some(path) = path else { continue };
+        let size = std::fs::metadata(path)?.len();
+        let progress = Progress::new(size, label, every);
         let report = |p: ImportProgress| progress.report(p);
-        let result = import_opportunities(db, open_file(path.clone()), options, &report).await;
+        let source = open_file(path.clone());
+        let result = match csv {
+            Csv::Opportunities => import_opportunities(db, source, options, &report).await,
+            Csv::Activities => import_activities(db, source, options, &report).await,
+            Csv::History => import_history(db, source, options, &report).await,
+        };
         progress.finish();
-        summaries.push(("opportunities", import_result(result, &path)?));
-    }
-    if let Some(path) = args.activities.clone() {
-        let size = std::fs::metadata(&path)?.len();
-        let progress = Progress::new(size, "activities", every);
-        let report = |p: ImportProgress| progress.report(p);
-        let result = import_activities(db, open_file(path.clone()), options, &report).await;
-        progress.finish();
-        summaries.push(("activities", import_result(result, &path)?));
-    }
-    if let Some(path) = args.history.clone() {
-        let size = std::fs::metadata(&path)?.len();
-        let progress = Progress::new(size, "field history", every);
-        let report = |p: ImportProgress| progress.report(p);
-        let result = import_history(db, open_file(path.clone()), options, &report).await;
-        progress.finish();
-        summaries.push(("history", import_result(result, &path)?));
+        summaries.push((kind, import_result(result, path)?));
     }
     if let Some(path) = &args.acquisition_costs {
         import_costs(db, path, args.dry_run).await?;

@@ -520,20 +520,32 @@ async fn training_with_no_register_from_the_database_registers_and_activates_not
     assert!(models::active(&app.db).await.unwrap().is_none());
 }
 
+/// Writes `deals.csv` (one open deal, `A`) and `activities.csv` (an email, then an activity of
+/// kind `second_kind`, on line 3) into `dir`.
+fn deal_with_two_activities(
+    dir: &std::path::Path,
+    second_kind: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let deals = dir.join("deals.csv");
+    std::fs::write(&deals, "external_id,status,created_at\nA,open,2025-01-01\n").unwrap();
+    let activities = dir.join("activities.csv");
+    std::fs::write(
+        &activities,
+        format!(
+            "opportunity_id,id,kind,direction,occurred_at\n\
+             A,a1,email,inbound,2025-01-02T08:00:00Z\n\
+             A,a2,{second_kind},outbound,2025-01-02T10:00:00Z\n"
+        ),
+    )
+    .unwrap();
+    (deals, activities)
+}
+
 #[tokio::test]
 async fn import_cli_refuses_an_activities_file_with_a_bad_row_under_strict() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
-    let deals = dir.path().join("deals.csv");
-    std::fs::write(&deals, "external_id,status,created_at\nA,open,2025-01-01\n").unwrap();
-    let activities = dir.path().join("activities.csv");
-    std::fs::write(
-        &activities,
-        "opportunity_id,id,kind,direction,occurred_at\n\
-         A,a1,email,inbound,2025-01-02T08:00:00Z\n\
-         A,a2,fax,outbound,2025-01-02T10:00:00Z\n",
-    )
-    .unwrap();
+    let (deals, activities) = deal_with_two_activities(dir.path(), "fax");
     let (deals_s, activities_s) = (deals.to_str().unwrap(), activities.to_str().unwrap());
     let out = dealscore(
         &db,
@@ -580,16 +592,7 @@ async fn an_import_ends_with_every_row_in_the_database_file_itself() {
     // SQLite's write-ahead log: rows still in it are lost by a copy of the database file alone.
     let db = TestDb::sqlite();
     let dir = tempfile::tempdir().unwrap();
-    let deals = dir.path().join("deals.csv");
-    std::fs::write(&deals, "external_id,status,created_at\nA,open,2025-01-01\n").unwrap();
-    let activities = dir.path().join("activities.csv");
-    std::fs::write(
-        &activities,
-        "opportunity_id,id,kind,direction,occurred_at\n\
-         A,a1,email,inbound,2025-01-02T08:00:00Z\n\
-         A,a2,call,outbound,2025-01-02T10:00:00Z\n",
-    )
-    .unwrap();
+    let (deals, activities) = deal_with_two_activities(dir.path(), "call");
     let out = dealscore(
         &db,
         &[
