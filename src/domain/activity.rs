@@ -232,12 +232,20 @@ pub struct DerivedInteractions {
 /// held to the bound a sent `response_hours` has ([`crate::domain::opportunity::MAX_RESPONSE_HOURS`]), so a
 /// stored deal's measure is within it whichever way it came.
 pub fn derive_interactions(activities: &[(ActivityDirection, DateTime<Utc>)]) -> DerivedInteractions {
-    let mut sorted: Vec<_> = activities.to_vec();
-    sorted.sort_by_key(|(_, t)| *t);
+    // Training rebuilds a deal at many instants from activities already in time order: those
+    // are read in place; a stable sort would leave them as they are.
+    let sorted: std::borrow::Cow<[(ActivityDirection, DateTime<Utc>)]> =
+        if activities.is_sorted_by_key(|(_, t)| *t) {
+            std::borrow::Cow::Borrowed(activities)
+        } else {
+            let mut sorted = activities.to_vec();
+            sorted.sort_by_key(|(_, t)| *t);
+            std::borrow::Cow::Owned(sorted)
+        };
     let mut waiting_since: Option<DateTime<Utc>> = None;
     let mut total_hours = 0.0;
     let mut answered = 0u32;
-    for (direction, at) in &sorted {
+    for (direction, at) in sorted.iter() {
         match direction {
             ActivityDirection::Inbound => {
                 waiting_since.get_or_insert(*at);
