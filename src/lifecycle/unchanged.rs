@@ -77,9 +77,7 @@ mod tests {
             deals: 120,
             id_sum: 7_260,
             last_update: 1_700_000_000_000,
-            activities: 40,
             last_activity: 41,
-            changes: 3,
             last_change: 9,
         }
     }
@@ -113,15 +111,7 @@ mod tests {
                 ..version()
             },
             DataVersion {
-                activities: 41,
-                ..version()
-            },
-            DataVersion {
                 last_activity: 42,
-                ..version()
-            },
-            DataVersion {
-                changes: 4,
                 ..version()
             },
             DataVersion {
