@@ -19,6 +19,9 @@ use crate::domain::to_epoch_ms;
 ///   millions of rows, the largest id one step down an index. They are taken over all deals,
 ///   open ones included: an activity on an open deal only makes a run train when it could have
 ///   been skipped.
+/// - On PostgreSQL, several writers may commit out of order: a write that commits after a later
+///   one was read (a larger id, a later `updated_at`) goes unseen until the next change, and
+///   the first run after any other write trains on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DataVersion {
     /// Closed deals in the window.
