@@ -1,6 +1,8 @@
 //! Activities (emails, calls, meetings…) attached to an opportunity, and the interaction measures
 //! derived from them.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -234,14 +236,13 @@ pub struct DerivedInteractions {
 pub fn derive_interactions(activities: &[(ActivityDirection, DateTime<Utc>)]) -> DerivedInteractions {
     // Training rebuilds a deal at many instants from activities already in time order: those
     // are read in place; a stable sort would leave them as they are.
-    let sorted: std::borrow::Cow<[(ActivityDirection, DateTime<Utc>)]> =
-        if activities.is_sorted_by_key(|(_, t)| *t) {
-            std::borrow::Cow::Borrowed(activities)
-        } else {
-            let mut sorted = activities.to_vec();
-            sorted.sort_by_key(|(_, t)| *t);
-            std::borrow::Cow::Owned(sorted)
-        };
+    let sorted: Cow<[(ActivityDirection, DateTime<Utc>)]> = if activities.is_sorted_by_key(|(_, t)| *t) {
+        Cow::Borrowed(activities)
+    } else {
+        let mut sorted = activities.to_vec();
+        sorted.sort_by_key(|(_, t)| *t);
+        Cow::Owned(sorted)
+    };
     let mut waiting_since: Option<DateTime<Utc>> = None;
     let mut total_hours = 0.0;
     let mut answered = 0u32;

@@ -255,28 +255,20 @@ impl CompactDeals {
     /// on neighbouring pages) and train on exactly what the closing order gives.
     pub fn finish_in_closing_order(&mut self) {
         let n = self.len();
-        // A deal's rows: a run of the same id and closing time.
-        let mut runs: Vec<(usize, usize)> = Vec::new();
+        // A deal's rows: a run of the same id and closing time, keyed by that closing time as
+        // integers, so that most comparisons of millions of runs compare integers, and the ids
+        // only on ties.
+        let mut runs = Vec::new();
         let mut start = 0;
         for row in 1..=n {
             if row == n || self.id(row) != self.id(start) || self.closed_at[row] != self.closed_at[start] {
-                runs.push((start, row));
+                runs.push((closing_key(self.closed_at[start]), start, row));
                 start = row;
             }
         }
-        // Each run's closing time as integers, so that most comparisons of millions of rows'
-        // runs compare integers, and the ids only on ties; the run's place breaks the remaining
-        // ties, which keeps runs of equal keys in their order, as a stable sort of rows would.
-        let mut keyed: Vec<(Option<(i64, u32)>, usize)> = (runs.iter().enumerate())
-            .map(|(place, &(start, _))| (closing_key(self.closed_at[start]), place))
-            .collect();
-        keyed.sort_unstable_by(|a, b| {
-            (a.0.cmp(&b.0))
-                .then_with(|| self.id(runs[a.1].0).cmp(self.id(runs[b.1].0)))
-                .then(a.1.cmp(&b.1))
-        });
-        let runs: Vec<(usize, usize)> = keyed.into_iter().map(|(_, place)| runs[place]).collect();
-        let order: Vec<usize> = runs.iter().flat_map(|&(start, end)| start..end).collect();
+        // Stable: runs of equal keys keep their order, as rows of equal keys would.
+        runs.sort_by(|a, b| (a.0.cmp(&b.0)).then_with(|| self.id(a.1).cmp(self.id(b.1))));
+        let order: Vec<usize> = runs.iter().flat_map(|&(_, start, end)| start..end).collect();
         if order.iter().enumerate().any(|(i, &row)| i != row) {
             self.reorder(&order);
         }
@@ -427,14 +419,14 @@ impl CompactDeals {
     }
 }
 
-/// An integer ordered as `f64::total_cmp` orders the values: the bits of a negative value have
-/// their magnitude flipped, so that larger magnitudes come first below zero.
 /// A closing time as integers in the same order: seconds since the epoch, then nanoseconds
 /// (above a billion within a leap second, which still sorts before the next second).
 fn closing_key(closed_at: Option<DateTime<Utc>>) -> Option<(i64, u32)> {
     closed_at.map(|t| (t.timestamp(), t.timestamp_subsec_nanos()))
 }
 
+/// An integer ordered as `f64::total_cmp` orders the values: the bits of a negative value have
+/// their magnitude flipped, so that larger magnitudes come first below zero.
 fn total_order_key(value: f64) -> i64 {
     let bits = value.to_bits() as i64;
     bits ^ (((bits >> 63) as u64) >> 1) as i64
