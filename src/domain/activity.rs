@@ -93,6 +93,37 @@ pub struct Activity {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// When and which way a deal was touched: all the interaction measures and the "as of" rebuild
+/// read of an activity (training reads millions of them, and leaves the rest unread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Touch {
+    /// Inbound or outbound.
+    pub direction: ActivityDirection,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// What has a direction and a time: an [`Activity`], or just its [`Touch`].
+pub trait Touching {
+    /// Its direction and time.
+    fn touch(&self) -> Touch;
+}
+
+impl Touching for Touch {
+    fn touch(&self) -> Touch {
+        *self
+    }
+}
+
+impl Touching for Activity {
+    fn touch(&self) -> Touch {
+        Touch {
+            direction: self.direction,
+            occurred_at: self.occurred_at,
+        }
+    }
+}
+
 /// Raw activity fields as received.
 pub type ActivityInput = serde_json::Map<String, Value>;
 

@@ -13,6 +13,7 @@ mod validation;
 
 pub use activity::{
     derive_interactions, Activity, ActivityDirection, ActivityInput, ActivityKind, DerivedInteractions,
+    Touch, Touching,
 };
 pub use history::{ChangeSource, FieldChange, Previous};
 pub use opportunity::{

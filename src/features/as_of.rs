@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::domain::history::set_field;
-use crate::domain::{derive_interactions, Activity, ActivityDirection, Deal, FieldChange, Previous, Status};
+use crate::domain::{derive_interactions, ActivityDirection, Deal, FieldChange, Previous, Status, Touching};
 
 /// Fields that change when a deal closes: unknown at T unless the history says otherwise.
 pub const CLOSING_FIELDS: [&str; 3] = ["stage", "status", "closed_at"];
@@ -103,10 +103,10 @@ fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 
 /// The deal `current` (as stored now) as it stood at `at`, from its recorded `history` and its
 /// `activities` (both in any order; entries after `at` are used only as the rules say).
-pub fn as_of(
+pub fn as_of<A: Touching>(
     current: &Deal,
     history: &[FieldChange],
-    activities: &[Activity],
+    activities: &[A],
     at: DateTime<Utc>,
     rules: &AsOfRules,
 ) -> AsOf {
@@ -134,7 +134,11 @@ pub struct Timeline<'a> {
 
 impl<'a> Timeline<'a> {
     /// Arranges `history` and `activities` (both in any order) for the fields `rules` close.
-    pub fn new(history: &'a [FieldChange], activities: &[Activity], rules: &'a AsOfRules) -> Timeline<'a> {
+    pub fn new<A: Touching>(
+        history: &'a [FieldChange],
+        activities: &[A],
+        rules: &'a AsOfRules,
+    ) -> Timeline<'a> {
         let mut changes: Vec<&FieldChange> = history.iter().collect();
         changes.sort_by(|a, b| a.field.cmp(&b.field).then(a.changed_at.cmp(&b.changed_at)));
         let names: BTreeSet<&str> = changes
@@ -150,7 +154,9 @@ impl<'a> Timeline<'a> {
                 (field, start..start + len)
             })
             .collect();
-        let mut touches: Vec<_> = activities.iter().map(|a| (a.direction, a.occurred_at)).collect();
+        let mut touches: Vec<_> = (activities.iter().map(Touching::touch))
+            .map(|t| (t.direction, t.occurred_at))
+            .collect();
         touches.sort_by_key(|(_, t)| *t);
         Timeline {
             changes,
@@ -249,9 +255,12 @@ mod tests {
     use super::*;
     use crate::domain::history::tracked_values;
     use crate::domain::{
-        parse_timestamp, ActivityDirection, ActivityKind, ChangeSource, Opportunity, ParseOptions,
+        parse_timestamp, Activity, ActivityDirection, ActivityKind, ChangeSource, Opportunity, ParseOptions,
     };
     use serde_json::json;
+
+    /// No activities (the slice's type told).
+    const NO_ACTIVITIES: [Activity; 0] = [];
 
     fn t(text: &str) -> DateTime<Utc> {
         parse_timestamp(text).unwrap()
@@ -299,7 +308,7 @@ mod tests {
     #[test]
     fn without_history_closing_fields_are_hidden_and_the_rest_is_current() {
         let d = won();
-        let a = as_of(&d, &[], &[], t("2025-02-01"), &AsOfRules::default());
+        let a = as_of(&d, &[], &NO_ACTIVITIES, t("2025-02-01"), &AsOfRules::default());
         assert!(a.existed);
         assert!(!a.closed);
         assert_eq!(a.deal.status, Status::Open);
@@ -323,7 +332,7 @@ mod tests {
     #[test]
     fn a_deal_closed_by_t_is_known_whole() {
         let d = won();
-        let a = as_of(&d, &[], &[], t("2025-04-01"), &AsOfRules::default());
+        let a = as_of(&d, &[], &NO_ACTIVITIES, t("2025-04-01"), &AsOfRules::default());
         assert!(a.closed);
         assert!(a.hidden.is_empty());
         let mut expected = d.clone();
@@ -358,7 +367,7 @@ mod tests {
             ),
         ];
         let rules = AsOfRules::default();
-        let at = |when: &str| as_of(&d, &history, &[], t(when), &rules);
+        let at = |when: &str| as_of(&d, &history, &NO_ACTIVITIES, t(when), &rules);
         assert_eq!(at("2025-01-10").deal.stage.as_deref(), Some("Discovery"));
         assert_eq!(
             at("2025-01-20").deal.stage.as_deref(),
@@ -372,7 +381,7 @@ mod tests {
         let mut reversed = history.to_vec();
         reversed.reverse();
         assert_eq!(
-            as_of(&d, &reversed, &[], t("2025-02-01"), &rules),
+            as_of(&d, &reversed, &NO_ACTIVITIES, t("2025-02-01"), &rules),
             at("2025-02-01")
         );
     }
@@ -402,7 +411,13 @@ mod tests {
                 "2025-02-10",
             ),
         ];
-        let a = as_of(&d, &history, &[], t("2025-02-01"), &AsOfRules::default());
+        let a = as_of(
+            &d,
+            &history,
+            &NO_ACTIVITIES,
+            t("2025-02-01"),
+            &AsOfRules::default(),
+        );
         assert_eq!(a.deal.amount, Some(700.0));
         assert_eq!(a.deal.stage.as_deref(), Some("Negotiation"));
         assert!(!a.deal.attributes.contains_key("tier"));
@@ -417,7 +432,13 @@ mod tests {
             .into_iter()
             .map(|(field, value)| change(&field, Some(value), Previous::Unknown, "2025-06-01"))
             .collect();
-        let a = as_of(&d, &history, &[], t("2025-02-01"), &AsOfRules::default());
+        let a = as_of(
+            &d,
+            &history,
+            &NO_ACTIVITIES,
+            t("2025-02-01"),
+            &AsOfRules::default(),
+        );
         assert_eq!(a.deal.amount, Some(900.0));
         assert_eq!(a.deal.owner.as_deref(), Some("ann"));
         assert_eq!(a.deal.stage, None);
@@ -436,13 +457,18 @@ mod tests {
         ];
         let rules = AsOfRules::default();
         assert_eq!(
-            as_of(&d, &history, &[], t("2025-01-10"), &rules)
+            as_of(&d, &history, &NO_ACTIVITIES, t("2025-01-10"), &rules)
                 .deal
                 .owner
                 .as_deref(),
             Some("ann")
         );
-        assert_eq!(as_of(&d, &history, &[], t("2025-01-20"), &rules).deal.owner, None);
+        assert_eq!(
+            as_of(&d, &history, &NO_ACTIVITIES, t("2025-01-20"), &rules)
+                .deal
+                .owner,
+            None
+        );
     }
 
     #[test]
@@ -510,7 +536,13 @@ mod tests {
                 "2025-03-01",
             ),
         ];
-        let a = as_of(&d, &history, &[], t("2025-02-01"), &AsOfRules::default());
+        let a = as_of(
+            &d,
+            &history,
+            &NO_ACTIVITIES,
+            t("2025-02-01"),
+            &AsOfRules::default(),
+        );
         assert_eq!(a.interaction_count, Some(3));
         assert!(a.hidden.contains(&"response_hours".to_owned()));
         assert_eq!(a.interactions_per_week, Some(3.0 * 7.0 / 31.0));
@@ -523,18 +555,18 @@ mod tests {
                             "attributes": {"loss_reason": "price", "tier": "gold"}}),
         );
         let rules = AsOfRules::default().closing("attributes.loss_reason");
-        let a = as_of(&d, &[], &[], t("2025-01-15"), &rules);
+        let a = as_of(&d, &[], &NO_ACTIVITIES, t("2025-01-15"), &rules);
         assert!(!a.deal.attributes.contains_key("loss_reason"));
         assert!(a.deal.attributes.contains_key("tier"));
         assert!(a.hidden.contains(&"attributes.loss_reason".to_owned()));
-        let after = as_of(&d, &[], &[], t("2025-02-01"), &rules);
+        let after = as_of(&d, &[], &NO_ACTIVITIES, t("2025-02-01"), &rules);
         assert_eq!(after.deal.attributes["loss_reason"].to_text(), "price");
     }
 
     #[test]
     fn before_its_creation_a_deal_did_not_exist() {
         let d = won();
-        let a = as_of(&d, &[], &[], t("2024-12-01"), &AsOfRules::default());
+        let a = as_of(&d, &[], &NO_ACTIVITIES, t("2024-12-01"), &AsOfRules::default());
         assert!(!a.existed);
         assert_eq!(a.age_days, None);
         assert_eq!(a.interactions_per_week, None);
@@ -550,7 +582,13 @@ mod tests {
             Previous::Unknown,
             "2025-01-01",
         )];
-        let a = as_of(&d, &history, &[], t("2025-02-01"), &AsOfRules::default());
+        let a = as_of(
+            &d,
+            &history,
+            &NO_ACTIVITIES,
+            t("2025-02-01"),
+            &AsOfRules::default(),
+        );
         assert_eq!(a.deal.last_activity_at, None);
         assert_eq!(a.days_since_last_activity, None);
     }

@@ -65,11 +65,12 @@ pub async fn read_open_at(
     let mut pages = opportunities::ClosedDealsByRowId::open_at(db, at, until, attributes);
     while let Some(page) = pages.next_page().await? {
         let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
-        let mut recorded = history::recorded(db, &ids).await?;
+        let mut recorded = history::recorded(db, &ids, None).await?;
         open.extend(page.into_iter().map(|(id, deal)| {
             let history::Recorded {
                 history: changes,
                 activities,
+                ..
             } = recorded.remove(&id).unwrap_or_default();
             let rebuilt = OpenAtInstant::rebuild(&deal, &changes, &activities, at, &rules);
             (deal.closed_at, deal.external_id.to_string(), rebuilt)

@@ -129,6 +129,8 @@ pub async fn prepare_from_database(
     let (send, mut receive) = tokio::sync::mpsc::channel::<snapshots::Timelines>(1);
     let data_reads_attributes = data.reads_attributes();
     let fields_read = data.fields_read();
+    // The reader keeps the same fields' changes only, and never parses the others' values.
+    let history_read = fields_read.clone();
     let expand_plan = snapshots.clone();
     let expansion = run_cpu("dealscore-snapshots", low_priority, move || {
         let (mut data, mut counts, rules) = (data, snapshots::ExpandCounts::default(), AsOfRules::default());
@@ -165,8 +167,10 @@ pub async fn prepare_from_database(
             }
             // The page's history and the next page come through two connections at once (on
             // SQLite, two threads).
-            let (timelines, following) =
-                tokio::join!(snapshots::read_timelines(history, closed), pages.next_page());
+            let (timelines, following) = tokio::join!(
+                snapshots::read_timelines(history, closed, Some(&history_read)),
+                pages.next_page()
+            );
             if send.send(timelines?).await.is_err() {
                 // The expansion stopped (it panicked): its own error says why.
                 break;

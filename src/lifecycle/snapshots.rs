@@ -56,7 +56,7 @@ pub async fn expand(db: &Db, deals: &[Opportunity], plan: &SnapshotPlan) -> Resu
     let keyed = (closed.into_iter())
         .map(|d| (ids.get(d.external_id.as_str()).copied(), d.clone()))
         .collect();
-    let timelines = read_timelines(db, keyed).await?;
+    let timelines = read_timelines(db, keyed, None).await?;
     expand_timelines(timelines, (plan, &rules), None, &mut counts, |row| rows.push(row));
     Ok(Expanded {
         rows,
@@ -66,26 +66,36 @@ pub async fn expand(db: &Db, deals: &[Opportunity], plan: &SnapshotPlan) -> Resu
 }
 
 /// Reads the recorded changes and activities of `deals` (closed deals, each with its row id;
-/// `None` for one not stored, which has neither), [`TIMELINES_PER_READ`] deals per round trip.
+/// `None` for one not stored, which has neither), [`TIMELINES_PER_READ`] deals per round trip;
+/// with `fields_read`, the changes of those fields only (see [`history::recorded`]), for
+/// [`expand_timelines`] with the same set.
 pub async fn read_timelines(
     db: &Db,
     deals: Vec<(Option<i64>, Opportunity)>,
+    fields_read: Option<&BTreeSet<String>>,
 ) -> Result<Timelines, sqlx::Error> {
     // Two halves at once: each read waits on its statements' threads and on the parse of their
     // answers in turn, and two keep more of the machine busy than one.
     let ids: Vec<i64> = deals.iter().filter_map(|(id, _)| *id).collect();
     let (first, second) = ids.split_at(ids.len().div_ceil(2));
-    let (first, second) = tokio::join!(recorded_in_chunks(db, first), recorded_in_chunks(db, second));
+    let (first, second) = tokio::join!(
+        recorded_in_chunks(db, first, fields_read),
+        recorded_in_chunks(db, second, fields_read)
+    );
     let mut recorded = first?;
     recorded.extend(second?);
     Ok(Timelines { deals, recorded })
 }
 
 /// [`history::recorded`] of the deals with these row ids, [`TIMELINES_PER_READ`] deals per call.
-async fn recorded_in_chunks(db: &Db, ids: &[i64]) -> Result<HashMap<i64, history::Recorded>, sqlx::Error> {
+async fn recorded_in_chunks(
+    db: &Db,
+    ids: &[i64],
+    fields_read: Option<&BTreeSet<String>>,
+) -> Result<HashMap<i64, history::Recorded>, sqlx::Error> {
     let mut recorded = HashMap::new();
     for chunk in ids.chunks(TIMELINES_PER_READ) {
-        recorded.extend(history::recorded(db, chunk).await?);
+        recorded.extend(history::recorded(db, chunk, fields_read).await?);
     }
     Ok(recorded)
 }
@@ -108,11 +118,13 @@ pub fn expand_timelines(
         let history::Recorded {
             history: mut changes,
             activities,
+            unread_since,
         } = id.and_then(|id| recorded.remove(&id)).unwrap_or_default();
         // A first write at the close is no history of the open life.
         let before_close = |at| deal.closed_at.is_none_or(|c| at < c);
         if changes.iter().any(|c| before_close(c.changed_at))
             || activities.iter().any(|a| before_close(a.occurred_at))
+            || unread_since.is_some_and(before_close)
         {
             counts.with_history += 1;
         }
@@ -130,7 +142,7 @@ pub fn expand_timelines(
 mod tests {
     use super::*;
     use crate::domain::history::tracked_values;
-    use crate::domain::{ChangeSource, FieldChange, Previous};
+    use crate::domain::{ChangeSource, FieldChange, Previous, Touching};
     use crate::features::raw::{category_value, numeric_value};
     use crate::features::{FeatureSpec, Source};
     use crate::generate::{generate, GeneratorConfig};
@@ -162,7 +174,7 @@ mod tests {
         let mut recorded: HashMap<i64, history::Recorded> = HashMap::new();
         for (external_id, activity) in generated.activities {
             if let Some(id) = ids.get(&external_id) {
-                recorded.entry(*id).or_default().activities.push(activity);
+                recorded.entry(*id).or_default().activities.push(activity.touch());
             }
         }
         for deal in &deals {

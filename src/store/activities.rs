@@ -5,7 +5,7 @@ use sqlx::{Any, Transaction};
 use super::sql::{values_placeholders, OptionalF64, Style};
 use super::Db;
 use crate::domain::{
-    derive_interactions, from_epoch_ms, to_epoch_ms, Activity, ActivityDirection, ActivityKind,
+    derive_interactions, from_epoch_ms, to_epoch_ms, Activity, ActivityDirection, ActivityKind, Touch,
 };
 
 /// Result of attaching activities to one opportunity.
@@ -180,20 +180,20 @@ pub async fn for_ids(
     Ok(out)
 }
 
-/// Every activity of the deals with these row ids, by id (deals without any are absent), oldest
-/// first, one statement per 400 deals answering one JSON value
-/// ([`super::sql::json_rows_by_keys`]): per activity its deal's id, its time, row id, kind and
-/// direction. The activities' CRM ids are not read (`id` is `None`): the training timelines this
-/// serves rebuild deals as of past instants, which count activities and read their times and
-/// directions. Kinds and directions read into no text: millions of activities are read for
-/// snapshot training.
+/// The touches (direction and time) of every activity of the deals with these row ids, by id
+/// (deals without any are absent), oldest first, one statement per 400 deals answering one JSON
+/// value ([`super::sql::json_rows_by_keys`]): per activity its deal's id, its time, row id, and 1
+/// when inbound (the column holds only what [`ActivityDirection::as_str`] writes), else 0. The
+/// training timelines this serves rebuild deals as of past instants, which count activities and
+/// read their times and directions only: millions of activities are read for snapshot
+/// training, and their CRM ids and kinds are left in the database.
 pub(super) async fn by_id(
     conn: &mut sqlx::AnyConnection,
     ids: &[i64],
-) -> Result<std::collections::HashMap<i64, Vec<Activity>>, sqlx::Error> {
+) -> Result<std::collections::HashMap<i64, Vec<Touch>>, sqlx::Error> {
     let style = Style::of(conn);
-    let mut rows: Vec<JsonActivity> = super::sql::json_rows_by_keys(conn, ids, |list| {
-        let columns = "opportunity_id, occurred_at, id, kind, direction";
+    let mut rows: Vec<JsonTouch> = super::sql::json_rows_by_keys(conn, ids, |list| {
+        let columns = "opportunity_id, occurred_at, id, CASE WHEN direction = 'inbound' THEN 1 ELSE 0 END";
         let from = format!("FROM activities WHERE opportunity_id IN ({list})");
         match style {
             Style::Question => format!("SELECT json_group_array(json_array({columns})) {from}"),
@@ -203,56 +203,24 @@ pub(super) async fn by_id(
     .await?;
     // By deal, oldest first; activities of one instant in the order they were stored.
     rows.sort_by_key(|a| (a.0, a.1, a.2));
-    let mut out: std::collections::HashMap<i64, Vec<Activity>> = std::collections::HashMap::new();
-    for JsonActivity(deal, occurred_at, _, kind, direction) in rows {
-        out.entry(deal).or_default().push(Activity {
-            id: None,
-            kind,
-            direction,
+    let mut out: std::collections::HashMap<i64, Vec<Touch>> = std::collections::HashMap::new();
+    for JsonTouch(deal, occurred_at, _, inbound) in rows {
+        out.entry(deal).or_default().push(Touch {
+            direction: if inbound == 1 {
+                ActivityDirection::Inbound
+            } else {
+                ActivityDirection::Outbound
+            },
             occurred_at: from_epoch_ms(occurred_at),
         });
     }
     Ok(out)
 }
 
-/// An activity in a JSON page of [`by_id`]: its deal's row id, its time (epoch ms), row id, kind
-/// and direction.
+/// An activity in a JSON page of [`by_id`]: its deal's row id, its time (epoch ms), row id, and
+/// 1 when inbound, else 0.
 #[derive(serde::Deserialize)]
-struct JsonActivity(
-    i64,
-    i64,
-    i64,
-    #[serde(deserialize_with = "stored_kind")] ActivityKind,
-    #[serde(deserialize_with = "stored_direction")] ActivityDirection,
-);
-
-/// A stored kind read without copying its text; only this code writes the column, so anything
-/// else is read as "other" rather than failing the read.
-fn stored_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ActivityKind, D::Error> {
-    d.deserialize_str(TextAs(|t: &str| {
-        ActivityKind::parse(t).unwrap_or(ActivityKind::Other)
-    }))
-}
-
-/// A stored direction read without copying its text (see [`direction`]).
-fn stored_direction<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ActivityDirection, D::Error> {
-    d.deserialize_str(TextAs(direction))
-}
-
-/// A serde visitor turning a JSON text into a value by `parse`, without keeping the text.
-struct TextAs<F>(F);
-
-impl<'de, T, F: FnOnce(&str) -> T> serde::de::Visitor<'de> for TextAs<F> {
-    type Value = T;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a text")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
-        Ok((self.0)(text))
-    }
-}
+struct JsonTouch(i64, i64, i64, u8);
 
 /// An `activities` row with the deal it belongs to, as [`for_ids`] reads it.
 #[derive(sqlx::FromRow)]

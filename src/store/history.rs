@@ -1,7 +1,7 @@
 //! The `opportunity_history` table: every change of a deal's fields, appended in the transaction
 //! of the write that made it (see `opportunities::upsert_batch_in`), plus imported field history.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -10,7 +10,7 @@ use sqlx::{Any, AnyConnection, FromRow, Transaction};
 use super::opportunities::StoredOpportunity;
 use super::sql::{list_placeholders_from, values_placeholders, Style};
 use super::Db;
-use crate::domain::{from_epoch_ms, to_epoch_ms, Activity, ChangeSource, FieldChange, Previous};
+use crate::domain::{from_epoch_ms, to_epoch_ms, Activity, ChangeSource, FieldChange, Previous, Touch};
 
 /// The `field` of the row a deal's first write is recorded in: its `value` is a JSON object of
 /// every field the write set (canonical values), read back as one change per field with an
@@ -200,6 +200,48 @@ impl ChangeRow {
         Ok(())
     }
 
+    /// [`Self::into_changes`] keeping the changes of `fields` only, into `recorded`; a first
+    /// write's other fields are skipped unparsed, and any change left out is noted there.
+    fn into_changes_of(self, fields: &BTreeSet<String>, recorded: &mut Recorded) -> Result<(), sqlx::Error> {
+        let changed_at = from_epoch_ms(self.changed_at);
+        if self.field != FIRST_WRITE {
+            if fields.contains(&self.field) {
+                return self.into_changes(&mut recorded.history);
+            }
+            recorded.left_out(changed_at);
+            return Ok(());
+        }
+        let source = ChangeSource::parse(&self.source)
+            .ok_or_else(|| super::sql::bad_column("source", format!("bad source {:?}", self.source)))?;
+        let Some(text) = self.value.as_deref() else {
+            return Err(super::sql::bad_column(
+                "value",
+                "a first write that is not an object",
+            ));
+        };
+        let (kept, others) = first_write_fields(text, fields).map_err(|e| {
+            let what = if e.classify() == serde_json::error::Category::Data {
+                "a first write that is not an object".to_owned()
+            } else {
+                e.to_string()
+            };
+            super::sql::bad_column("value", what)
+        })?;
+        if others {
+            recorded.left_out(changed_at);
+        }
+        recorded
+            .history
+            .extend(kept.into_iter().map(|(field, value)| FieldChange {
+                field,
+                value: Some(value).filter(|v| !v.is_null()),
+                previous: Previous::Unknown,
+                changed_at,
+                source,
+            }));
+        Ok(())
+    }
+
     fn into_change(self) -> Result<(i64, FieldChange), sqlx::Error> {
         let json = |column: &str, text: &str| {
             serde_json::from_str::<Value>(text).map_err(|e| super::sql::bad_column(column, e.to_string()))
@@ -320,30 +362,49 @@ pub async fn timelines(db: &Db, external_ids: &[&str]) -> Result<HashMap<String,
 pub struct Recorded {
     /// Its recorded changes, oldest first.
     pub history: Vec<FieldChange>,
-    /// Its activities, oldest first.
-    pub activities: Vec<Activity>,
+    /// Its activities' directions and times, oldest first.
+    pub activities: Vec<Touch>,
+    /// When reading only some fields' changes ([`recorded`] with a set of fields): the earliest
+    /// time of the changes left out (`None`: none was).
+    pub unread_since: Option<DateTime<Utc>>,
+}
+
+impl Recorded {
+    /// Notes a change at `at` left out.
+    fn left_out(&mut self, at: DateTime<Utc>) {
+        self.unread_since = Some(self.unread_since.map_or(at, |earliest| earliest.min(at)));
+    }
 }
 
 /// The recorded changes and activities of several deals, by row id, without reading the deals
 /// themselves: for a caller that already holds them and their ids (the snapshot expansion reads
 /// each closed deal once, in its page, where [`timelines`] would read it again). Two statements
 /// per 400 deals, each answering one JSON value ([`super::sql::json_rows_by_keys`]); by row id,
-/// neither walks the external-id index. Deals without changes or activities are left out. The
-/// activities' CRM ids are not read (`id` is `None`): the as-of rebuild this serves reads their
-/// times, kinds and directions only.
-pub async fn recorded(db: &Db, ids: &[i64]) -> Result<HashMap<i64, Recorded>, sqlx::Error> {
+/// neither walks the external-id index. Deals without changes or activities are left out. Of the
+/// activities, only their directions and times are read ([`Touch`]): all the as-of rebuild this
+/// serves reads of them.
+///
+/// With `fields`, only the changes of those fields are kept (a reader of the snapshots that reads
+/// only them sees the same), and the other fields' values are never parsed: a first write holds
+/// every field, most of which a feature set does not read. The earliest change left out is kept
+/// in [`Recorded::unread_since`].
+pub async fn recorded(
+    db: &Db,
+    ids: &[i64],
+    fields: Option<&BTreeSet<String>>,
+) -> Result<HashMap<i64, Recorded>, sqlx::Error> {
     // Changes and activities through two connections at once when the pool has one to spare: on
     // SQLite each has its own thread, so one statement runs while the other's answer is parsed.
     let mut conn = db.pool.acquire().await?;
     let (changes, activities) = match db.pool.try_acquire() {
         Some(mut second) => {
             tokio::join!(
-                changes_by_id(&mut conn, ids),
+                changes_by_id(&mut conn, ids, fields),
                 super::activities::by_id(&mut second, ids)
             )
         }
         None => (
-            changes_by_id(&mut conn, ids).await,
+            changes_by_id(&mut conn, ids, fields).await,
             super::activities::by_id(&mut conn, ids).await,
         ),
     };
@@ -355,10 +416,11 @@ pub async fn recorded(db: &Db, ids: &[i64]) -> Result<HashMap<i64, Recorded>, sq
 }
 
 /// The recorded changes of the deals with these row ids, by id (deals without any are absent),
-/// oldest first.
+/// oldest first; with `fields`, those of these fields only (see [`recorded`]).
 async fn changes_by_id(
     conn: &mut sqlx::AnyConnection,
     ids: &[i64],
+    fields: Option<&BTreeSet<String>>,
 ) -> Result<HashMap<i64, Recorded>, sqlx::Error> {
     let style = Style::of(conn);
     let mut rows: Vec<JsonChangeRow> = super::sql::json_rows_by_keys(conn, ids, |list| {
@@ -382,12 +444,179 @@ async fn changes_by_id(
             changed_at,
             source,
         };
-        row.into_changes(&mut out.entry(opportunity_id).or_default().history)?;
+        let recorded = out.entry(opportunity_id).or_default();
+        match fields {
+            None => row.into_changes(&mut recorded.history)?,
+            Some(fields) => row.into_changes_of(fields, recorded)?,
+        }
     }
     Ok(out)
+}
+
+/// The fields of a first write (the JSON text of its object) that `fields` holds, with their
+/// values, in the order [`ChangeRow::into_changes`] gives them (by name, a repeated name's last
+/// value), and whether the object held other fields, whose values are skipped unparsed.
+fn first_write_fields(
+    text: &str,
+    fields: &BTreeSet<String>,
+) -> Result<(Vec<(String, Value)>, bool), serde_json::Error> {
+    use serde::Deserializer as _;
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let (mut kept, others) = reader.deserialize_map(FieldsOf(fields))?;
+    reader.end()?;
+    // A stable sort keeps a repeated name's values in order: the last one stands, as in a map.
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    kept.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
+    Ok((kept, others))
+}
+
+/// A serde visitor of a first write's object keeping the fields of a set ([`first_write_fields`]).
+struct FieldsOf<'a>(&'a BTreeSet<String>);
+
+impl<'de> serde::de::Visitor<'de> for FieldsOf<'_> {
+    type Value = (Vec<(String, Value)>, bool);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of fields")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let (mut kept, mut others) = (Vec::new(), false);
+        while let Some(name) = map.next_key_seed(FieldIn(self.0))? {
+            match name {
+                Some(name) => kept.push((name, map.next_value::<Value>()?)),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    others = true;
+                }
+            }
+        }
+        Ok((kept, others))
+    }
+}
+
+/// A field name read as itself when a set holds it, else as `None` (without copying it).
+struct FieldIn<'a>(&'a BTreeSet<String>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldIn<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldIn<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Option<String>, E> {
+        Ok(self.0.contains(name).then(|| name.to_owned()))
+    }
 }
 
 /// An `opportunity_history` row in a JSON page of [`recorded`]: the deal's row id, the change's
 /// row id, then [`ChangeRow`]'s other columns.
 #[derive(serde::Deserialize)]
 struct JsonChangeRow(i64, i64, String, Option<String>, Option<String>, i64, String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    fn first_write(value: &str) -> ChangeRow {
+        ChangeRow {
+            opportunity_id: 7,
+            field: FIRST_WRITE.to_owned(),
+            value: Some(value.to_owned()),
+            previous: None,
+            changed_at: 1_000,
+            source: "import".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_first_write_read_for_some_fields_keeps_those_as_the_whole_read_does() {
+        let text =
+            r#"{"stage":"won","amount":12.5,"sector":null,"owner":"ann","attributes.tier":{"deep":[1,2]}}"#;
+        let mut whole = Vec::new();
+        first_write(text).into_changes(&mut whole).unwrap();
+        let read = fields(&["amount", "sector", "stage", "not_there"]);
+        let mut some = Recorded::default();
+        first_write(text).into_changes_of(&read, &mut some).unwrap();
+        let expected: Vec<FieldChange> = whole.into_iter().filter(|c| read.contains(&c.field)).collect();
+        assert_eq!(expected.len(), 3);
+        assert_eq!(some.history, expected);
+        // `owner` and the attribute were left out, at the write's time.
+        assert_eq!(some.unread_since, Some(from_epoch_ms(1_000)));
+
+        let mut all = Recorded::default();
+        let every = fields(&["amount", "sector", "stage", "owner", "attributes.tier"]);
+        first_write(text).into_changes_of(&every, &mut all).unwrap();
+        assert_eq!(all.history.len(), 5);
+        assert_eq!(all.unread_since, None);
+    }
+
+    #[test]
+    fn a_repeated_field_of_a_first_write_keeps_its_last_value_as_a_map_does() {
+        let (kept, others) =
+            first_write_fields(r#"{"b":1,"a":2,"b":3,"c":4}"#, &fields(&["a", "b"])).unwrap();
+        assert_eq!(kept, vec![("a".to_owned(), json!(2)), ("b".to_owned(), json!(3))]);
+        assert!(others);
+    }
+
+    #[test]
+    fn a_first_write_that_is_not_an_object_or_not_json_is_refused() {
+        let read = fields(&["stage"]);
+        for text in [
+            r#"["stage"]"#,
+            "12",
+            r#"{"stage": }"#,
+            r#"{"stage":"won"} trailing"#,
+        ] {
+            let mut some = Recorded::default();
+            assert!(
+                first_write(text).into_changes_of(&read, &mut some).is_err(),
+                "{text}"
+            );
+        }
+        // Read whole, the same texts fail too.
+        for text in [r#"["stage"]"#, r#"{"stage": }"#] {
+            assert!(first_write(text).into_changes(&mut Vec::new()).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_change_of_a_field_not_read_is_left_out_and_its_time_kept() {
+        let change = |field: &str, at: i64| ChangeRow {
+            opportunity_id: 7,
+            field: field.to_owned(),
+            value: Some("\"x\"".to_owned()),
+            previous: Some("\"y\"".to_owned()),
+            changed_at: at,
+            source: "api".to_owned(),
+        };
+        let read = fields(&["stage"]);
+        let mut some = Recorded::default();
+        for (field, at) in [("owner", 5_000), ("stage", 4_000), ("owner", 3_000)] {
+            change(field, at).into_changes_of(&read, &mut some).unwrap();
+        }
+        assert_eq!(some.history.len(), 1);
+        assert_eq!(some.history[0].field, "stage");
+        assert_eq!(some.unread_since, Some(from_epoch_ms(3_000)));
+    }
+}

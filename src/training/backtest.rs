@@ -10,7 +10,7 @@ use super::fit::{design_matrix, fit_large, LinearFit};
 use super::metrics::{brier, calibration_table, roc_auc};
 use super::split::time_split_rows;
 use super::{fit_rows, FitSettings, TrainError, WarmStart};
-use crate::domain::{Activity, FieldChange, Opportunity, Status};
+use crate::domain::{FieldChange, Opportunity, Status, Touching};
 use crate::features::as_of::{as_of, AsOfRules};
 use crate::features::{FeatureSpec, FittedFeatures};
 use crate::model::{AgeBand, Backtest};
@@ -75,12 +75,12 @@ impl OpenAtInstant {
     pub fn rebuild(
         deal: &Opportunity,
         history: &[FieldChange],
-        activities: &[Activity],
+        activities: &[impl Touching],
         at: DateTime<Utc>,
         rules: &AsOfRules,
     ) -> OpenAtInstant {
-        let with_history =
-            history.iter().any(|c| c.changed_at <= at) || activities.iter().any(|a| a.occurred_at <= at);
+        let with_history = history.iter().any(|c| c.changed_at <= at)
+            || activities.iter().any(|a| a.touch().occurred_at <= at);
         let then = as_of(&deal.deal, history, activities, at, rules);
         OpenAtInstant {
             deal: Opportunity {
@@ -250,6 +250,9 @@ mod tests {
     use crate::generate::{generate, GeneratorConfig};
     use crate::training::fixtures::generated;
 
+    /// No activities (the slice's type told).
+    const NO_ACTIVITIES: [crate::domain::Activity; 0] = [];
+
     fn any_deal() -> Opportunity {
         generate(&GeneratorConfig {
             deals: 1,
@@ -307,7 +310,15 @@ mod tests {
         use crate::training::snapshots::{snapshots, SnapshotPlan};
         let mut rows: Vec<Opportunity> = (history.opportunities.iter())
             .filter(|o| o.status.is_closed())
-            .flat_map(|o| snapshots(o, &[], &[], &SnapshotPlan::PerDeal(3), &AsOfRules::default()))
+            .flat_map(|o| {
+                snapshots(
+                    o,
+                    &[],
+                    &NO_ACTIVITIES,
+                    &SnapshotPlan::PerDeal(3),
+                    &AsOfRules::default(),
+                )
+            })
             .collect();
         rows.sort_by(|a, b| {
             (a.closed_at, a.external_id.as_str()).cmp(&(b.closed_at, b.external_id.as_str()))
@@ -339,7 +350,7 @@ mod tests {
         deals
             .into_iter()
             .filter(|d| d.status.is_closed() && OpenAtInstant::was_open(d, at))
-            .map(|d| OpenAtInstant::rebuild(d, &[], &[], at, &AsOfRules::default()))
+            .map(|d| OpenAtInstant::rebuild(d, &[], &NO_ACTIVITIES, at, &AsOfRules::default()))
             .collect()
     }
 

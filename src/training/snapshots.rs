@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 
 use crate::domain::history::{tracked_values, Previous};
-use crate::domain::{Activity, FieldChange, Opportunity};
+use crate::domain::{FieldChange, Opportunity, Touching};
 use crate::features::as_of::{as_of, AsOf, AsOfRules, Timeline};
 pub use crate::features::snapshot_plan::{instants, SnapshotPlan, MAX_AGES, MAX_PER_DEAL};
 
@@ -28,10 +28,10 @@ pub const DEFAULT_AGES: [u32; 16] = [
 /// side) and its age then as its cycle. A deal without both dates, or closed the instant it was
 /// created, cannot be placed in time: its final state stands for it (as many times as a
 /// per-deal count, so it weighs as much as the others; once with ages).
-pub fn snapshots(
+pub fn snapshots<A: Touching>(
     deal: &Opportunity,
     history: &[FieldChange],
-    activities: &[Activity],
+    activities: &[A],
     plan: &SnapshotPlan,
     rules: &AsOfRules,
 ) -> Vec<Opportunity> {
@@ -80,10 +80,10 @@ fn telling_before<'a>(
 }
 
 /// One snapshot: the deal as of `at` (the "as of" builder scoring uses), labelled.
-pub fn snapshot_at(
+pub fn snapshot_at<A: Touching>(
     deal: &Opportunity,
     history: &[FieldChange],
-    activities: &[Activity],
+    activities: &[A],
     at: DateTime<Utc>,
     rules: &AsOfRules,
 ) -> Opportunity {
@@ -106,8 +106,11 @@ fn labelled(deal: &Opportunity, then: AsOf) -> Opportunity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ActivityDirection, ActivityKind, Status};
+    use crate::domain::{Activity, ActivityDirection, ActivityKind, Status};
     use crate::generate::{generate, GeneratorConfig};
+
+    /// No activities (the slice's type told).
+    const NO_ACTIVITIES: [Activity; 0] = [];
 
     fn t(text: &str) -> DateTime<Utc> {
         crate::domain::parse_timestamp(text).unwrap()
@@ -264,13 +267,19 @@ mod tests {
     fn a_deal_without_dates_stands_for_itself_as_often_as_the_others() {
         let mut deal = closed_deal();
         deal.deal.created_at = None;
-        let shots = snapshots(&deal, &[], &[], &SnapshotPlan::PerDeal(4), &AsOfRules::default());
+        let shots = snapshots(
+            &deal,
+            &[],
+            &NO_ACTIVITIES,
+            &SnapshotPlan::PerDeal(4),
+            &AsOfRules::default(),
+        );
         assert_eq!(shots.len(), 4);
         assert!(shots.iter().all(|s| s == &deal));
         let once = snapshots(
             &deal,
             &[],
-            &[],
+            &NO_ACTIVITIES,
             &SnapshotPlan::Ages(vec![7, 30]),
             &AsOfRules::default(),
         );
@@ -295,7 +304,10 @@ mod tests {
             [t("2025-01-03T00:00:00Z")]
         );
         let deal = closed_deal();
-        assert_eq!(snapshots(&deal, &[], &[], &plan, &AsOfRules::default()).len(), 3);
+        assert_eq!(
+            snapshots(&deal, &[], &NO_ACTIVITIES, &plan, &AsOfRules::default()).len(),
+            3
+        );
     }
 
     #[test]
@@ -361,10 +373,10 @@ mod tests {
             let whole: Vec<Opportunity> = plan
                 .instants(deal.created_at.unwrap(), closed)
                 .into_iter()
-                .map(|at| snapshot_at(&deal, &history, &[], at, &rules))
+                .map(|at| snapshot_at(&deal, &history, &NO_ACTIVITIES, at, &rules))
                 .collect();
             assert!(!whole.is_empty());
-            assert_eq!(snapshots(&deal, &history, &[], &plan, &rules), whole);
+            assert_eq!(snapshots(&deal, &history, &NO_ACTIVITIES, &plan, &rules), whole);
         }
     }
 }

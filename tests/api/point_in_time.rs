@@ -440,7 +440,8 @@ async fn open_deals_scored_at_the_end_are_calibrated_and_ranked_against_how_they
 /// The snapshot expansion reads each deal's recorded changes and activities with one JSON value
 /// per statement (`history::recorded`): exactly what the row-by-row timelines give, in the same
 /// order (changes of one instant as recorded), on both backends — a first write of every field,
-/// imported stage changes, and activities.
+/// imported stage changes, and activities. Read for some fields only, it keeps exactly those
+/// fields' changes, and the earliest time of the others.
 #[tokio::test]
 async fn recorded_changes_and_activities_read_as_json_match_the_timelines() {
     use dealscore::store::history;
@@ -461,20 +462,33 @@ async fn recorded_changes_and_activities_read_as_json_match_the_timelines() {
         .map(|t| t.stored.id)
         .chain([i64::MAX])
         .collect();
-    let recorded = history::recorded(&store, &row_ids).await.expect("recorded");
+    let recorded = history::recorded(&store, &row_ids, None).await.expect("recorded");
+    let some_fields: std::collections::BTreeSet<String> =
+        ["stage", "amount", "sector"].map(String::from).into();
+    let of_some = history::recorded(&store, &row_ids, Some(&some_fields))
+        .await
+        .expect("recorded, some fields");
     assert_eq!(timelines.len(), 600);
     let (mut changes, mut activities, mut same_instant, mut with_crm_ids) = (0, 0, 0, 0);
+    let (mut some_kept, mut some_left) = (0, 0);
     for (id, timeline) in &timelines {
         let got = recorded.get(&timeline.stored.id).cloned().unwrap_or_default();
         assert_eq!(got.history, timeline.history, "{id}");
-        // The training read leaves the activities' CRM ids out: the as-of rebuild does not read them.
-        let without_ids: Vec<dealscore::domain::Activity> = (timeline.activities.iter())
-            .map(|a| dealscore::domain::Activity {
-                id: None,
-                ..a.clone()
-            })
+        assert_eq!(got.unread_since, None, "{id}");
+        let some = of_some.get(&timeline.stored.id).cloned().unwrap_or_default();
+        let (kept, left): (Vec<_>, Vec<_>) =
+            (timeline.history.iter().cloned()).partition(|c| some_fields.contains(&c.field));
+        assert_eq!(some.history, kept, "{id}");
+        assert_eq!(some.unread_since, left.iter().map(|c| c.changed_at).min(), "{id}");
+        assert_eq!(some.activities, got.activities, "{id}");
+        some_kept += some.history.len();
+        some_left += usize::from(some.unread_since.is_some());
+        // The training read keeps the activities' directions and times: all the as-of rebuild
+        // reads of them.
+        let touches: Vec<dealscore::domain::Touch> = (timeline.activities.iter())
+            .map(dealscore::domain::Touching::touch)
             .collect();
-        assert_eq!(got.activities, without_ids, "{id}");
+        assert_eq!(got.activities, touches, "{id}");
         with_crm_ids += timeline.activities.iter().filter(|a| a.id.is_some()).count();
         changes += got.history.len();
         activities += got.activities.len();
@@ -489,6 +503,8 @@ async fn recorded_changes_and_activities_read_as_json_match_the_timelines() {
         changes > 6_000 && activities > 3_000 && same_instant > 1_000 && with_crm_ids > 3_000,
         "{changes} {activities} {same_instant} {with_crm_ids}"
     );
+    // Both sides of the filter were exercised: stage changes and first writes kept in part.
+    assert!(some_kept > 2_000 && some_left > 500, "{some_kept} {some_left}");
 }
 
 /// A snapshot job whose spec reads a custom attribute gets it: the lean pages carry the
