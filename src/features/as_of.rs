@@ -262,6 +262,11 @@ mod tests {
     /// No activities (the slice's type told).
     const NO_ACTIVITIES: [Activity; 0] = [];
 
+    /// `d` as of `at`, from `history` alone, under the default rules.
+    fn as_of_by_default(d: &Deal, history: &[FieldChange], at: &str) -> AsOf {
+        as_of(d, history, &NO_ACTIVITIES, t(at), &AsOfRules::default())
+    }
+
     fn t(text: &str) -> DateTime<Utc> {
         parse_timestamp(text).unwrap()
     }
@@ -411,13 +416,7 @@ mod tests {
                 "2025-02-10",
             ),
         ];
-        let a = as_of(
-            &d,
-            &history,
-            &NO_ACTIVITIES,
-            t("2025-02-01"),
-            &AsOfRules::default(),
-        );
+        let a = as_of_by_default(&d, &history, "2025-02-01");
         assert_eq!(a.deal.amount, Some(700.0));
         assert_eq!(a.deal.stage.as_deref(), Some("Negotiation"));
         assert!(!a.deal.attributes.contains_key("tier"));
@@ -432,13 +431,7 @@ mod tests {
             .into_iter()
             .map(|(field, value)| change(&field, Some(value), Previous::Unknown, "2025-06-01"))
             .collect();
-        let a = as_of(
-            &d,
-            &history,
-            &NO_ACTIVITIES,
-            t("2025-02-01"),
-            &AsOfRules::default(),
-        );
+        let a = as_of_by_default(&d, &history, "2025-02-01");
         assert_eq!(a.deal.amount, Some(900.0));
         assert_eq!(a.deal.owner.as_deref(), Some("ann"));
         assert_eq!(a.deal.stage, None);
@@ -536,13 +529,7 @@ mod tests {
                 "2025-03-01",
             ),
         ];
-        let a = as_of(
-            &d,
-            &history,
-            &NO_ACTIVITIES,
-            t("2025-02-01"),
-            &AsOfRules::default(),
-        );
+        let a = as_of_by_default(&d, &history, "2025-02-01");
         assert_eq!(a.interaction_count, Some(3));
         assert!(a.hidden.contains(&"response_hours".to_owned()));
         assert_eq!(a.interactions_per_week, Some(3.0 * 7.0 / 31.0));
@@ -582,13 +569,7 @@ mod tests {
             Previous::Unknown,
             "2025-01-01",
         )];
-        let a = as_of(
-            &d,
-            &history,
-            &NO_ACTIVITIES,
-            t("2025-02-01"),
-            &AsOfRules::default(),
-        );
+        let a = as_of_by_default(&d, &history, "2025-02-01");
         assert_eq!(a.deal.last_activity_at, None);
         assert_eq!(a.days_since_last_activity, None);
     }
