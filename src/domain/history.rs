@@ -109,43 +109,43 @@ fn number(x: f64) -> Value {
 
 /// Every tracked field the deal holds a value for, in canonical form (empty fields are absent).
 pub fn tracked_values(deal: &Deal) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    let mut text = |field: &str, value: Option<&str>| {
-        if let Some(v) = value {
-            out.insert(field.to_owned(), Value::String(v.to_owned()));
-        }
+    let record =
+        (TRACKED_FIELDS.iter()).filter_map(|field| Some(((*field).to_owned(), tracked_value(deal, field)?)));
+    let attributes = deal.attributes.keys().filter_map(|name| {
+        let field = format!("{ATTRIBUTE_PREFIX}{name}");
+        let value = tracked_value(deal, &field)?;
+        Some((field, value))
+    });
+    record.chain(attributes).collect()
+}
+
+/// One tracked field of the deal in canonical form, as [`tracked_values`] holds it: `None` when
+/// the field is empty or not a tracked field. For a reader of a few fields of many deals
+/// (training snapshots), where building every field's value would be most of the work.
+pub fn tracked_value(deal: &Deal, field: &str) -> Option<Value> {
+    let text = |value: Option<&str>| value.map(|v| Value::String(v.to_owned()));
+    let value = match field {
+        "name" => text(deal.name.as_deref()),
+        "account" => text(deal.account.as_deref()),
+        "sector" => text(deal.sector.as_deref()),
+        "region" => text(deal.region.as_deref()),
+        "owner" => text(deal.owner.as_deref()),
+        "contact_role" => text(deal.contact_role.as_ref().map(ContactRole::as_str)),
+        "currency" => text(Some(deal.currency.as_str())),
+        "stage" => text(deal.stage.as_deref()),
+        "status" => text(Some(deal.status.as_str())),
+        "amount" => deal.amount.map(number),
+        "created_at" => deal.created_at.map(canonical_time),
+        "closed_at" => deal.closed_at.map(canonical_time),
+        "interaction_count" => deal.interaction_count.map(Value::from),
+        "response_hours" => deal.response_hours.map(number),
+        "last_activity_at" => deal.last_activity_at.map(canonical_time),
+        _ => match deal.attributes.get(field.strip_prefix(ATTRIBUTE_PREFIX)?)? {
+            AttributeValue::Number(n) => Some(number(*n)),
+            AttributeValue::Text(t) => Some(Value::String(t.clone())),
+        },
     };
-    text("name", deal.name.as_deref());
-    text("account", deal.account.as_deref());
-    text("sector", deal.sector.as_deref());
-    text("region", deal.region.as_deref());
-    text("owner", deal.owner.as_deref());
-    text(
-        "contact_role",
-        deal.contact_role.as_ref().map(ContactRole::as_str),
-    );
-    text("currency", Some(deal.currency.as_str()));
-    text("stage", deal.stage.as_deref());
-    text("status", Some(deal.status.as_str()));
-    let mut put = |field: &str, value: Option<Value>| {
-        if let Some(v) = value.filter(|v| !v.is_null()) {
-            out.insert(field.to_owned(), v);
-        }
-    };
-    put("amount", deal.amount.map(number));
-    put("created_at", deal.created_at.map(canonical_time));
-    put("closed_at", deal.closed_at.map(canonical_time));
-    put("interaction_count", deal.interaction_count.map(Value::from));
-    put("response_hours", deal.response_hours.map(number));
-    put("last_activity_at", deal.last_activity_at.map(canonical_time));
-    for (name, value) in &deal.attributes {
-        let value = match value {
-            AttributeValue::Number(n) => number(*n),
-            AttributeValue::Text(t) => Value::String(t.clone()),
-        };
-        put(&format!("{ATTRIBUTE_PREFIX}{name}"), Some(value));
-    }
-    out
+    value.filter(|v| !v.is_null())
 }
 
 /// One field's change between two versions of a deal.
@@ -313,6 +313,30 @@ mod tests {
         Opportunity::parse(Some("D-1"), &map, ParseOptions::default())
             .unwrap()
             .deal
+    }
+
+    #[test]
+    fn one_field_reads_as_every_field_holds_it() {
+        let full = deal(
+            json!({"name": "Big", "account": "Acme", "sector": "retail", "region": "EU",
+                               "owner": "ann", "contact_role": "cfo", "amount": 1250.5,
+                               "stage": "Closed Won", "status": "won", "created_at": "2025-01-02",
+                               "closed_at": "2025-03-04T05:06:07Z", "interaction_count": 12,
+                               "response_hours": 3.5, "last_activity_at": "2025-03-01",
+                               "attributes": {"tier": "gold", "seats": 4}}),
+        );
+        let sparse = deal(json!({"status": "open"}));
+        for d in [&full, &sparse] {
+            let all = tracked_values(d);
+            let asked = TRACKED_FIELDS.iter().map(|f| (*f).to_owned());
+            let attributes = ["attributes.tier", "attributes.seats", "attributes.none"];
+            for field in asked.chain(attributes.map(String::from)) {
+                assert_eq!(tracked_value(d, &field).as_ref(), all.get(&field), "{field}");
+            }
+        }
+        assert_eq!(tracked_values(&full).len(), TRACKED_FIELDS.len() + 2);
+        assert_eq!(tracked_value(&full, "external_id"), None);
+        assert_eq!(tracked_value(&full, "attributes."), None);
     }
 
     #[test]

@@ -122,14 +122,13 @@ pub struct Timeline<'a> {
     /// at the same instant.
     changes: Vec<&'a FieldChange>,
     /// Each field with a recorded change or a closing rule, in name order, with its run of
-    /// `changes` (empty for a closing field without any). Only these can differ from their
-    /// current value (any other keeps it), so these are the fields to visit.
-    fields: Vec<(&'a str, std::ops::Range<usize>)>,
+    /// `changes` (empty for a closing field without any) and whether it is a closing field
+    /// (looked up once here, not at every instant). Only these can differ from their current
+    /// value (any other keeps it), so these are the fields to visit.
+    fields: Vec<(&'a str, std::ops::Range<usize>, bool)>,
     /// The activities' directions and times, oldest first (a stable sort: activities of one
     /// instant in the order given).
     touches: Vec<(ActivityDirection, DateTime<Utc>)>,
-    /// The rules the fields were chosen by, which the rebuild applies.
-    rules: &'a AsOfRules,
 }
 
 impl<'a> Timeline<'a> {
@@ -151,7 +150,7 @@ impl<'a> Timeline<'a> {
             .map(|field| {
                 let start = changes.partition_point(|c| c.field.as_str() < field);
                 let len = changes[start..].partition_point(|c| c.field == field);
-                (field, start..start + len)
+                (field, start..start + len, rules.is_closing(field))
             })
             .collect();
         let mut touches: Vec<_> = (activities.iter().map(Touching::touch))
@@ -162,7 +161,6 @@ impl<'a> Timeline<'a> {
             changes,
             fields,
             touches,
-            rules,
         }
     }
 
@@ -172,12 +170,12 @@ impl<'a> Timeline<'a> {
         let mut deal = current.clone();
         deal.cycle_days = None;
         let mut hidden = Vec::new();
-        for (field, run) in &self.fields {
+        for (field, run, closing_field) in &self.fields {
             let field = *field;
             let mine = &self.changes[run.clone()];
             let last_known = mine.iter().take_while(|c| c.changed_at <= at).last();
             let first_after = mine.iter().find(|c| c.changed_at > at);
-            let closing = self.rules.is_closing(field) && !closed;
+            let closing = *closing_field && !closed;
             let value: Option<Option<&Value>> = match (last_known, first_after) {
                 (Some(change), _) => Some(change.value.as_ref()),
                 (None, Some(change)) => match &change.previous {

@@ -158,6 +158,8 @@ pub async fn run(
         TrainInput::Database { since, until } => Some((*since, *until)),
         TrainInput::Deals(_) => None,
     };
+    // The fingerprint counts the closed deals, which the snapshot load reserves its columns for.
+    let closed_deals = point_in_time::ClosedDealCount::default();
     let check = async {
         let started = Instant::now();
         let (Some((since, until)), Some(source)) = (window, source) else {
@@ -166,6 +168,7 @@ pub async fn run(
         let version = data_version(source, since, until)
             .await
             .map_err(TrainJobError::Load)?;
+        closed_deals.set(usize::try_from(version.deals).unwrap_or(0));
         let fingerprint = unchanged::fingerprint(&version, &spec, point_in_time.snapshots.as_ref(), &options);
         if !activate {
             if let Some(version) = unchanged::same_as(active.as_ref(), &fingerprint) {
@@ -199,6 +202,7 @@ pub async fn run(
                     (since, until),
                     (options.split, options.test_fraction),
                     (CompactDeals::new(&sources, now), low_priority),
+                    closed_deals.clone(),
                 )
                 .await?;
                 (data, Some(prepared), ("load", started.elapsed().as_secs_f64()))

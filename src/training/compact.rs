@@ -212,19 +212,46 @@ impl CompactDeals {
         }
         for column in &mut self.categorical {
             let source = column.core.map_or_else(|| Source::of(&column.name), Source::Core);
+            // The rows of one deal's snapshots come one after the other and mostly share their
+            // levels: the previous row's code is checked before the lookup's hash.
+            let previous = |level: &str| {
+                (column.codes.last().copied())
+                    .filter(|&code| code != NO_LEVEL && column.levels[code as usize] == level)
+            };
             let code = match category_value(&source, opp) {
                 None => NO_LEVEL,
-                Some(level) => match column.lookup.get(level.as_ref()) {
-                    Some(code) => *code,
-                    None => {
-                        let code = column.levels.len() as u32;
-                        column.levels.push(level.clone().into_owned());
-                        column.lookup.insert(level.into_owned(), code);
-                        code
+                Some(level) => {
+                    match previous(level.as_ref()).or_else(|| column.lookup.get(level.as_ref()).copied()) {
+                        Some(code) => code,
+                        None => {
+                            let code = column.levels.len() as u32;
+                            column.levels.push(level.clone().into_owned());
+                            column.lookup.insert(level.into_owned(), code);
+                            code
+                        }
                     }
-                },
+                }
             };
             column.codes.push(code);
+        }
+    }
+
+    /// Makes room for about `rows` more rows in every column, for a reader that can tell how
+    /// many are coming (a snapshot load, from the count of closed deals): columns grown by
+    /// doubling are copied at every step and fault in about twice their final memory, millions
+    /// of rows on snapshot data. A hint only: room that cannot be had is left to grow as rows
+    /// come.
+    pub fn reserve(&mut self, rows: usize) {
+        let id_bytes = self.ids.len().checked_div(self.id_ends.len()).unwrap_or(0);
+        let _ = self.ids.try_reserve(rows.saturating_mul(id_bytes));
+        let _ = self.id_ends.try_reserve(rows);
+        let _ = self.closed_at.try_reserve(rows);
+        let _ = self.won.try_reserve(rows);
+        for column in &mut self.numeric {
+            let _ = column.values.try_reserve(rows);
+        }
+        for column in &mut self.categorical {
+            let _ = column.codes.try_reserve(rows);
         }
     }
 

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::history::{tracked_values, Previous};
+use crate::domain::history::{tracked_value, Previous};
 use crate::domain::{FieldChange, Opportunity, Touching};
 use crate::features::as_of::{as_of, AsOf, AsOfRules, Timeline};
 pub use crate::features::snapshot_plan::{instants, SnapshotPlan, MAX_AGES, MAX_PER_DEAL};
@@ -69,12 +69,14 @@ fn telling_before<'a>(
     if !history.iter().any(late_and_unknown) {
         return Cow::Borrowed(history);
     }
-    let current = tracked_values(&deal.deal);
-    // A history is a few dozen changes: a scan per candidate costs less than hashing them all.
+    // A history is a few dozen changes: a scan per candidate costs less than hashing them all,
+    // and only a candidate's own field is rendered to compare (not every field of the deal).
     let only_change_of_its_field =
         |c: &FieldChange| history.iter().filter(|o| o.field == c.field).count() == 1;
     let idle = |c: &FieldChange| {
-        late_and_unknown(c) && current.get(&c.field) == c.value.as_ref() && only_change_of_its_field(c)
+        late_and_unknown(c)
+            && only_change_of_its_field(c)
+            && tracked_value(&deal.deal, &c.field).as_ref() == c.value.as_ref()
     };
     Cow::Owned(history.iter().filter(|c| !idle(c)).cloned().collect())
 }
@@ -339,7 +341,7 @@ mod tests {
             source: crate::domain::ChangeSource::Import,
         };
         // An import of the closed deal: every tracked field written once, after the close.
-        let mut history: Vec<FieldChange> = tracked_values(&deal.deal)
+        let mut history: Vec<FieldChange> = crate::domain::history::tracked_values(&deal.deal)
             .into_iter()
             .map(|(field, value)| change(&field, value, after_close))
             .collect();

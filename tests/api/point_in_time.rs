@@ -547,7 +547,7 @@ async fn a_snapshot_job_reads_the_custom_attributes_its_spec_names() {
 /// whole in closing order and expanded in memory, level codes included, on both backends.
 #[tokio::test]
 async fn snapshots_read_in_row_order_are_the_rows_of_the_deals_in_closing_order() {
-    use dealscore::lifecycle::point_in_time::{prepare, prepare_from_database, PointInTime};
+    use dealscore::lifecycle::point_in_time::{prepare, prepare_from_database, ClosedDealCount, PointInTime};
     use dealscore::training::compact::sources_for;
     use dealscore::training::snapshots::SnapshotPlan;
     use dealscore::training::{CompactDeals, SplitKind};
@@ -572,10 +572,14 @@ async fn snapshots_read_in_row_order_are_the_rows_of_the_deals_in_closing_order(
         all[all.len() / 5].deal.closed_at,
         all[all.len() * 4 / 5].deal.closed_at,
     );
-    for window in [(None, None), (since, until)] {
+    // The whole history with its count of closed deals told (the columns reserved after the
+    // first page), and a window with a count too small (columns growing as rows come).
+    for (window, told) in [((None, None), all.len()), ((since, until), 1)] {
         let deals = dealscore::store::opportunities::closed_deals(&store, window.0, window.1)
             .await
             .expect("closed deals");
+        let closed_deals = ClosedDealCount::default();
+        closed_deals.set(told);
         let (rows, expected) = prepare(&plan, deals, SplitKind::Time, 0.2)
             .await
             .expect("prepare");
@@ -586,6 +590,7 @@ async fn snapshots_read_in_row_order_are_the_rows_of_the_deals_in_closing_order(
             window,
             (SplitKind::Time, 0.2),
             (CompactDeals::new(&sources, now), false),
+            closed_deals,
         )
         .await
         .expect("prepare from the database");
