@@ -946,8 +946,10 @@ struct FoldOutcome {
 /// Stratified K-fold CV of every alpha over `rows` (ascending row indices), fitting each alpha
 /// times `alpha_scale`. Folds are dealt by deal (rows sharing an external id: the snapshots of
 /// one deal), so no deal is on both sides of a fold. Encoders are refit inside each fold on that fold's training rows, so
-/// validation rows never shape bins or vocabularies. Folds run on every core; within a fold each
-/// alpha, strongest first, warm-starts the next.
+/// validation rows never shape bins or vocabularies. Within a fold each alpha, strongest first,
+/// warm-starts the next. The first fold runs first, alone; the others then run on every core,
+/// each starting from the first fold's fit at the strongest alpha: a start near their own
+/// optimum, and the same whatever the number of cores, so the results are too.
 fn cross_validate_rows(
     spec: &FeatureSpec,
     data: &CompactDeals,
@@ -966,44 +968,56 @@ fn cross_validate_rows(
     let mut order: Vec<usize> = (0..options.alphas.len()).collect();
     order.sort_by(|&a, &b| options.alphas[b].total_cmp(&options.alphas[a]));
     let total = k * options.alphas.len();
+    let task = FoldTask {
+        spec,
+        data,
+        rows,
+        folds: &folds,
+        won: &won,
+        order: &order,
+        alpha_scale,
+        options,
+    };
+    let mut done = 0;
+    let mut report = |fold: usize, a: usize, auc: f64| {
+        done += 1;
+        progress(TrainProgress::CrossValidation {
+            done,
+            total,
+            alpha: options.alphas[a],
+            fold,
+            auc,
+        });
+    };
+    let first = task.run(0, None, &mut |a, auc| report(0, a, auc))?;
+    let start =
+        (first.kept.as_ref()).and_then(|(encoders, fits)| Some((encoders, fits.get(order[0])?.as_ref()?)));
     let workers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
-        .clamp(1, k);
+        .clamp(1, (k - 1).max(1));
     let (sender, receiver) = std::sync::mpsc::channel::<(usize, usize, f64)>();
     let outcomes: Vec<Result<Vec<FoldOutcome>, TrainError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|worker| {
                 let sender = sender.clone();
-                let (folds, won, order) = (&folds, &won, &order);
+                let task = &task;
                 scope.spawn(move || {
-                    (worker..k)
+                    (1 + worker..k)
                         .step_by(workers)
                         .map(|fold| {
-                            let task = FoldTask {
-                                spec,
-                                data,
-                                rows,
-                                folds,
-                                won,
-                                order,
-                                alpha_scale,
-                                options,
+                            // The receiver lives until every worker is done.
+                            let mut send = |a, auc| {
+                                let _ = sender.send((fold, a, auc));
                             };
-                            task.run(fold, &sender)
+                            task.run(fold, start, &mut send)
                         })
                         .collect::<Result<Vec<FoldOutcome>, TrainError>>()
                 })
             })
             .collect();
         drop(sender);
-        for (done, (fold, a, auc)) in receiver.into_iter().enumerate() {
-            progress(TrainProgress::CrossValidation {
-                done: done + 1,
-                total,
-                alpha: options.alphas[a],
-                fold,
-                auc,
-            });
+        for (fold, a, auc) in receiver {
+            report(fold, a, auc);
         }
         handles
             .into_iter()
@@ -1016,6 +1030,7 @@ fn cross_validate_rows(
             })
             .collect()
     });
+    let outcomes = std::iter::once(Ok(vec![first])).chain(outcomes);
     let mut fold_aucs = vec![vec![f64::NAN; k]; options.alphas.len()];
     let mut first_fold = None;
     for outcome in outcomes {
@@ -1075,11 +1090,13 @@ struct FoldTask<'a> {
 
 impl FoldTask<'_> {
     /// Fits every alpha on the fold's training rows and scores its validation rows; each
-    /// (fold, alpha, AUC) is sent as soon as it is known.
+    /// (alpha, AUC) is reported as soon as it is known. The first alpha's fit starts from
+    /// `start` (encoders and their fit) when given, laid out for this fold's encoders.
     fn run(
         &self,
         fold: usize,
-        sender: &std::sync::mpsc::Sender<(usize, usize, f64)>,
+        start: Option<(&FittedFeatures, &LinearFit)>,
+        report: &mut dyn FnMut(usize, f64),
     ) -> Result<FoldOutcome, TrainError> {
         let (mut fit_rows, mut val_rows) = (Vec::new(), Vec::new());
         let (mut fit_won, mut val_won) = (Vec::new(), Vec::new());
@@ -1097,7 +1114,7 @@ impl FoldTask<'_> {
         let n_alphas = self.options.alphas.len();
         let mut aucs = vec![f64::NAN; n_alphas];
         let mut fits: Vec<Option<LinearFit>> = vec![None; n_alphas];
-        let mut warm: Option<LinearFit> = None;
+        let mut warm: Option<LinearFit> = start.and_then(|(from, fit)| carry_over(from, fit, &encoders));
         for &a in self.order {
             let alpha = self.options.alphas[a] * self.alpha_scale;
             let fit = fit_from(
@@ -1110,8 +1127,7 @@ impl FoldTask<'_> {
             let probs = probabilities(&encoders, self.data, &val_rows, &fit);
             let auc = metrics::roc_auc(&probs, &val_won);
             aucs[a] = auc;
-            // The receiver lives until every worker is done.
-            let _ = sender.send((fold, a, auc));
+            report(a, auc);
             if fold == 0 {
                 fits[a] = Some(fit.clone());
             }
