@@ -124,6 +124,10 @@ impl Touching for Activity {
     }
 }
 
+/// No activities, as a slice whose type is told: for tests of what takes any [`Touching`].
+#[cfg(test)]
+pub(crate) const NO_ACTIVITIES: [Activity; 0] = [];
+
 /// Raw activity fields as received.
 pub type ActivityInput = serde_json::Map<String, Value>;
 

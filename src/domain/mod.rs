@@ -11,6 +11,8 @@ pub mod spreadsheet;
 mod time;
 mod validation;
 
+#[cfg(test)]
+pub(crate) use activity::NO_ACTIVITIES;
 pub use activity::{
     derive_interactions, Activity, ActivityDirection, ActivityInput, ActivityKind, DerivedInteractions,
     Touch, Touching,

@@ -257,8 +257,7 @@ mod tests {
     };
     use serde_json::json;
 
-    /// No activities (the slice's type told).
-    const NO_ACTIVITIES: [Activity; 0] = [];
+    use crate::domain::NO_ACTIVITIES;
 
     /// `d` as of `at`, from `history` alone, under the default rules.
     fn as_of_by_default(d: &Deal, history: &[FieldChange], at: &str) -> AsOf {

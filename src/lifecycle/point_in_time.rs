@@ -162,18 +162,16 @@ pub async fn prepare_from_database(
     // and at most three pages of deals held at once.
     let (send, mut receive) = tokio::sync::mpsc::channel::<snapshots::Timelines>(1);
     let data_reads_attributes = data.reads_attributes();
+    // The reader keeps the changes of the fields the columns read only, and never parses the
+    // others' values.
     let fields_read = data.fields_read();
-    // The reader keeps the same fields' changes only, and never parses the others' values.
-    let history_read = fields_read.clone();
     let expand_plan = snapshots.clone();
     let expansion = run_cpu("dealscore-snapshots", low_priority, move || {
         let (mut data, mut counts, rules) = (data, snapshots::ExpandCounts::default(), AsOfRules::default());
         let mut reserved = false;
         while let Some(timelines) = receive.blocking_recv() {
             let plan = (&expand_plan, &rules);
-            snapshots::expand_timelines(timelines, plan, Some(&fields_read), &mut counts, |row| {
-                data.push(&row)
-            });
+            snapshots::expand_timelines(timelines, plan, &mut counts, |row| data.push(&row));
             if !reserved {
                 let to_come =
                     (closed_deals.get()).and_then(|total| rows_to_come(data.len(), counts.deals, total));
@@ -211,7 +209,7 @@ pub async fn prepare_from_database(
             // The page's history and the next page come through two connections at once (on
             // SQLite, two threads).
             let (timelines, following) = tokio::join!(
-                snapshots::read_timelines(history, closed, Some(&history_read)),
+                snapshots::read_timelines(history, closed, Some(&fields_read)),
                 pages.next_page()
             );
             if send.send(timelines?).await.is_err() {

@@ -57,7 +57,7 @@ pub async fn expand(db: &Db, deals: &[Opportunity], plan: &SnapshotPlan) -> Resu
         .map(|d| (ids.get(d.external_id.as_str()).copied(), d.clone()))
         .collect();
     let timelines = read_timelines(db, keyed, None).await?;
-    expand_timelines(timelines, (plan, &rules), None, &mut counts, |row| rows.push(row));
+    expand_timelines(timelines, (plan, &rules), &mut counts, |row| rows.push(row));
     Ok(Expanded {
         rows,
         with_history: counts.with_history,
@@ -67,8 +67,8 @@ pub async fn expand(db: &Db, deals: &[Opportunity], plan: &SnapshotPlan) -> Resu
 
 /// Reads the recorded changes and activities of `deals` (closed deals, each with its row id;
 /// `None` for one not stored, which has neither), [`TIMELINES_PER_READ`] deals per round trip;
-/// with `fields_read`, the changes of those fields only (see [`history::recorded`]), for
-/// [`expand_timelines`] with the same set.
+/// with `fields_read`, the changes of those fields only (see [`history::recorded`]), for a reader
+/// of those fields of the snapshots.
 pub async fn read_timelines(
     db: &Db,
     deals: Vec<(Option<i64>, Opportunity)>,
@@ -102,21 +102,20 @@ async fn recorded_in_chunks(
 
 /// Expands each deal of `timelines` into the snapshots `plan` asks for, handing each to `each`,
 /// deal after deal, for a reader that keeps less than every snapshot whole (training reads them
-/// into compact columns); adds to `counts`. With `fields_read`, the recorded changes of other
-/// fields are left out: a reader that reads only those fields of the snapshots
-/// ([`crate::training::CompactDeals::fields_read`]) reads the same, and each snapshot visits
-/// fewer fields. CPU work only.
+/// into compact columns); adds to `counts`. Timelines read for some fields only
+/// ([`read_timelines`] with `fields_read`) give snapshots whose other fields keep their current
+/// values: a reader of those fields only ([`crate::training::CompactDeals::fields_read`]) reads
+/// the same, and each snapshot visits fewer fields. CPU work only.
 pub fn expand_timelines(
     timelines: Timelines,
     (plan, rules): (&SnapshotPlan, &AsOfRules),
-    fields_read: Option<&BTreeSet<String>>,
     counts: &mut ExpandCounts,
     mut each: impl FnMut(Opportunity),
 ) {
     let Timelines { deals, mut recorded } = timelines;
     for (id, deal) in deals.iter().filter(|(_, d)| d.status.is_closed()) {
         let history::Recorded {
-            history: mut changes,
+            history: changes,
             activities,
             unread_since,
         } = id.and_then(|id| recorded.remove(&id)).unwrap_or_default();
@@ -127,9 +126,6 @@ pub fn expand_timelines(
             || unread_since.is_some_and(before_close)
         {
             counts.with_history += 1;
-        }
-        if let Some(read) = fields_read {
-            changes.retain(|c| read.contains(c.field.as_str()));
         }
         snapshots(deal, &changes, &activities, plan, rules)
             .into_iter()
@@ -208,13 +204,19 @@ mod tests {
         Timelines { deals, recorded }
     }
 
+    /// The snapshots of [`timelines`], with the changes of the fields `fields_read` holds only
+    /// when given (what [`read_timelines`] reads for them).
     fn expanded(fields_read: Option<&BTreeSet<String>>) -> Vec<Opportunity> {
         let (plan, rules) = (SnapshotPlan::Ages(DEFAULT_AGES.to_vec()), AsOfRules::default());
+        let mut timelines = timelines();
+        if let Some(read) = fields_read {
+            for recorded in timelines.recorded.values_mut() {
+                recorded.history.retain(|c| read.contains(c.field.as_str()));
+            }
+        }
         let mut rows = Vec::new();
         let mut counts = ExpandCounts::default();
-        expand_timelines(timelines(), (&plan, &rules), fields_read, &mut counts, |row| {
-            rows.push(row)
-        });
+        expand_timelines(timelines, (&plan, &rules), &mut counts, |row| rows.push(row));
         rows
     }
 

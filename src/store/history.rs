@@ -185,18 +185,12 @@ impl ChangeRow {
             return Ok(());
         }
         let Some(Value::Object(fields)) = change.value else {
-            return Err(super::sql::bad_column(
-                "value",
-                "a first write that is not an object",
-            ));
+            return Err(not_an_object());
         };
-        out.extend(fields.into_iter().map(|(field, value)| FieldChange {
-            field,
-            value: Some(value).filter(|v| !v.is_null()),
-            previous: Previous::Unknown,
-            changed_at: change.changed_at,
-            source: change.source,
-        }));
+        out.extend(
+            (fields.into_iter())
+                .map(|(field, value)| first_write_change(field, value, change.changed_at, change.source)),
+        );
         Ok(())
     }
 
@@ -214,31 +208,21 @@ impl ChangeRow {
         let source = ChangeSource::parse(&self.source)
             .ok_or_else(|| super::sql::bad_column("source", format!("bad source {:?}", self.source)))?;
         let Some(text) = self.value.as_deref() else {
-            return Err(super::sql::bad_column(
-                "value",
-                "a first write that is not an object",
-            ));
+            return Err(not_an_object());
         };
         let (kept, others) = first_write_fields(text, fields).map_err(|e| {
-            let what = if e.classify() == serde_json::error::Category::Data {
-                "a first write that is not an object".to_owned()
+            if e.classify() == serde_json::error::Category::Data {
+                not_an_object()
             } else {
-                e.to_string()
-            };
-            super::sql::bad_column("value", what)
+                super::sql::bad_column("value", e.to_string())
+            }
         })?;
         if others {
             recorded.left_out(changed_at);
         }
-        recorded
-            .history
-            .extend(kept.into_iter().map(|(field, value)| FieldChange {
-                field,
-                value: Some(value).filter(|v| !v.is_null()),
-                previous: Previous::Unknown,
-                changed_at,
-                source,
-            }));
+        (recorded.history).extend(
+            (kept.into_iter()).map(|(field, value)| first_write_change(field, value, changed_at, source)),
+        );
         Ok(())
     }
 
@@ -451,6 +435,28 @@ async fn changes_by_id(
         }
     }
     Ok(out)
+}
+
+/// One field of a deal's first write as a change: its previous value unknown, a null value an
+/// empty field.
+fn first_write_change(
+    field: String,
+    value: Value,
+    changed_at: DateTime<Utc>,
+    source: ChangeSource,
+) -> FieldChange {
+    FieldChange {
+        field,
+        value: Some(value).filter(|v| !v.is_null()),
+        previous: Previous::Unknown,
+        changed_at,
+        source,
+    }
+}
+
+/// The error of a first write whose value is not a JSON object of fields.
+fn not_an_object() -> sqlx::Error {
+    super::sql::bad_column("value", "a first write that is not an object")
 }
 
 /// The fields of a first write (the JSON text of its object) that `fields` holds, with their

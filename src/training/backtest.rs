@@ -250,8 +250,7 @@ mod tests {
     use crate::generate::{generate, GeneratorConfig};
     use crate::training::fixtures::generated;
 
-    /// No activities (the slice's type told).
-    const NO_ACTIVITIES: [crate::domain::Activity; 0] = [];
+    use crate::domain::NO_ACTIVITIES;
 
     fn any_deal() -> Opportunity {
         generate(&GeneratorConfig {

@@ -111,8 +111,7 @@ mod tests {
     use crate::domain::{Activity, ActivityDirection, ActivityKind, Status};
     use crate::generate::{generate, GeneratorConfig};
 
-    /// No activities (the slice's type told).
-    const NO_ACTIVITIES: [Activity; 0] = [];
+    use crate::domain::NO_ACTIVITIES;
 
     fn t(text: &str) -> DateTime<Utc> {
         crate::domain::parse_timestamp(text).unwrap()
